@@ -1,0 +1,21 @@
+//! `console`: one readable line per event on standard output.
+
+use super::{Event, Notifier, NotifyError};
+use async_trait::async_trait;
+use std::io::Write;
+
+pub struct ConsoleNotifier;
+
+#[async_trait]
+impl Notifier for ConsoleNotifier {
+    fn name(&self) -> &'static str {
+        "console"
+    }
+
+    async fn send(&self, event: &Event) -> Result<(), NotifyError> {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{}", event.line())
+            .and_then(|_| stdout.flush())
+            .map_err(|error| NotifyError(format!("writing to stdout: {error}")))
+    }
+}

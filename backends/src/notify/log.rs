@@ -1,0 +1,30 @@
+//! `log`: a `tracing` event with structured fields, for log collectors.
+
+use super::{Event, Notifier, NotifyError};
+use async_trait::async_trait;
+
+pub struct LogNotifier;
+
+#[async_trait]
+impl Notifier for LogNotifier {
+    fn name(&self) -> &'static str {
+        "log"
+    }
+
+    async fn send(&self, event: &Event) -> Result<(), NotifyError> {
+        tracing::info!(
+            target: "autoscalebot::notification",
+            app = %event.app,
+            event = event.kind.as_str(),
+            from = event.from_quantity,
+            to = event.to_quantity,
+            min = event.min_dynos,
+            max = event.max_dynos,
+            response_time_ms = event.response_time_ms,
+            reason = %event.reason,
+            "{}",
+            event.message
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,29 @@
+//! Probes measure the app. Today there is one, the heartbeat (`heartbeat.rs`): a timed GET.
+//!
+//! A probe reports what it saw as a [`ProbeOutcome`] and nothing more: whether that is a fail
+//! or a pass is the decision engine's business, not the probe's.
+
+pub mod heartbeat;
+
+pub use heartbeat::Heartbeat;
+
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// What one heartbeat saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    /// The app answered; `elapsed` covers the whole response, body included.
+    Response { status: u16, elapsed: Duration },
+    /// No whole answer within the heartbeat timeout.
+    Timeout { elapsed: Duration },
+    /// The request could not be made or the connection broke (refused, reset, DNS, TLS).
+    ConnectError { message: String },
+}
+
+/// Something that can be asked "how is the app now?". A trait because the worker's loop tests
+/// drive the loop under paused time with a scripted probe.
+#[async_trait]
+pub trait Probe: Send + Sync {
+    async fn probe(&self) -> ProbeOutcome;
+}

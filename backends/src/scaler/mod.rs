@@ -1,0 +1,83 @@
+//! Scalers read and set the size of one process type. Today: the Heroku Platform API
+//! (`heroku.rs`), which also drives the local sandbox platform since it speaks the same API.
+//!
+//! A scaler sets absolute quantities only, so that repeating a call can never scale twice.
+//! It decides nothing: the target comes from the decision engine.
+
+pub mod heroku;
+
+pub use heroku::HerokuScaler;
+
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// Why a platform call did not give us a quantity. Messages name the likely cause and the
+/// setting to check, and never contain the API key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScaleError {
+    #[error("the platform refused the API key (401 {id}): check heroku_api_key or HEROKU_API_KEY")]
+    Unauthorized { id: String },
+    #[error("the API key has no access to this app (403 {id}): check the key's account and heroku_app_name")]
+    Forbidden { id: String },
+    #[error("the platform knows no such app or process type (404 {id}): check heroku_app_name and process_type")]
+    NotFound { id: String },
+    #[error("the platform's rate limit is spent (429 {id})")]
+    RateLimited {
+        id: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("the platform answered {status} {id}: {message}")]
+    Status {
+        status: u16,
+        id: String,
+        message: String,
+    },
+    #[error("no answer from the platform within {0:?}")]
+    Timeout(Duration),
+    #[error("could not reach the platform: {0}")]
+    Transport(String),
+    #[error("the platform's answer could not be read: {0}")]
+    BadAnswer(String),
+}
+
+impl ScaleError {
+    /// Worth trying again soon: rate limits, server errors, timeouts, broken connections.
+    /// Every other 4xx means a setting is wrong, and repeating the call will not fix it.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            ScaleError::RateLimited { .. }
+            | ScaleError::Timeout(_)
+            | ScaleError::Transport(_)
+            | ScaleError::BadAnswer(_) => true,
+            ScaleError::Status { status, .. } => *status >= 500,
+            ScaleError::Unauthorized { .. }
+            | ScaleError::Forbidden { .. }
+            | ScaleError::NotFound { .. } => false,
+        }
+    }
+
+    /// A short machine name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ScaleError::Unauthorized { .. } => "unauthorized",
+            ScaleError::Forbidden { .. } => "forbidden",
+            ScaleError::NotFound { .. } => "not_found",
+            ScaleError::RateLimited { .. } => "rate_limit",
+            ScaleError::Status { .. } => "status",
+            ScaleError::Timeout(_) => "timeout",
+            ScaleError::Transport(_) => "transport",
+            ScaleError::BadAnswer(_) => "bad_answer",
+        }
+    }
+}
+
+/// Reads and sets the quantity of one process type.
+#[async_trait]
+pub trait Scaler: Send + Sync {
+    /// What is being scaled, for logs: "heroku app my-app, process type web".
+    fn describe(&self) -> String;
+    /// The quantity running now, read fresh from the platform.
+    async fn current(&self) -> Result<u32, ScaleError>;
+    /// Sets the absolute quantity and returns the quantity the platform reports afterwards.
+    async fn set(&self, quantity: u32) -> Result<u32, ScaleError>;
+}

@@ -1,0 +1,252 @@
+//! The loop: probe → decide → scale → notify, once per heartbeat interval, until shutdown.
+//!
+//! This is the thin async shell around the decision engine: it sleeps, asks the probe, reads the
+//! quantity from the platform, hands both to [`AppState`] with the clock's `now`, and carries
+//! out the plan. It never decides anything itself. Shutdown is a [`CancellationToken`] checked
+//! while waiting and probing, never during a platform call, so a scale is never cut in half.
+
+use crate::decision::{classify, AppState, Heartbeat, Observation, Plan, ScaleTo};
+use crate::settings::AppSettings;
+use autoscalebot_backends::notify::{
+    ConsoleNotifier, Dispatcher, Event, LogNotifier, Notifier, TestNotifier,
+};
+use autoscalebot_backends::probe::{Heartbeat as HeartbeatProbe, Probe, ProbeOutcome};
+use autoscalebot_backends::scaler::{HerokuScaler, ScaleError, Scaler};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+/// Where `now` comes from. Production uses the system clock; loop tests use tokio's clock so
+/// that `tokio::time::pause` and `advance` move it too.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+/// A clock that starts at `start` and follows tokio's (pausable) time.
+pub fn tokio_clock(start: DateTime<Utc>) -> Clock {
+    let origin = tokio::time::Instant::now();
+    Arc::new(move || start + chrono::Duration::from_std(origin.elapsed()).unwrap_or_default())
+}
+
+/// What one heartbeat did, for logs, the demo's timeline and tests.
+#[derive(Debug, Clone)]
+pub struct Beat {
+    pub at: DateTime<Utc>,
+    pub heartbeat: Heartbeat,
+    /// The quantity read from the platform, when the read worked.
+    pub quantity: Option<u32>,
+    pub plan: Option<Plan>,
+    /// The quantity after this beat's scale, when one was made.
+    pub scaled_to: Option<u32>,
+    pub error: Option<String>,
+}
+
+/// One app's worker: its settings, its engine state and its edges.
+pub struct Worker {
+    pub settings: AppSettings,
+    pub state: AppState,
+    probe: Arc<dyn Probe>,
+    scaler: Arc<dyn Scaler>,
+    dispatcher: Dispatcher,
+    clock: Clock,
+    dry_run: bool,
+}
+
+impl Worker {
+    pub fn new(
+        settings: AppSettings,
+        probe: Arc<dyn Probe>,
+        scaler: Arc<dyn Scaler>,
+        notifiers: Vec<Arc<dyn Notifier>>,
+        clock: Clock,
+        dry_run: bool,
+    ) -> Self {
+        Worker {
+            settings,
+            state: AppState::new(),
+            probe,
+            scaler,
+            dispatcher: Dispatcher::start(notifiers),
+            clock,
+            dry_run,
+        }
+    }
+
+    /// Builds the worker the settings describe: heartbeat probe, Heroku scaler, and the named
+    /// notification backends. `test_notifier` receives events when "test" is named.
+    pub fn from_settings(
+        settings: AppSettings,
+        client: reqwest::Client,
+        dry_run: bool,
+        test_notifier: Option<TestNotifier>,
+    ) -> Self {
+        let probe = Arc::new(HeartbeatProbe::new(
+            client.clone(),
+            settings.heartbeat_url.clone(),
+            settings.heartbeat_timeout,
+        ));
+        let scaler = Arc::new(HerokuScaler::new(
+            client,
+            &settings.heroku_api_url,
+            &settings.heroku_app_name,
+            &settings.process_type,
+            settings.heroku_api_key.clone(),
+            settings.heroku_api_timeout,
+        ));
+        let notifiers = notifiers_for(&settings.notification_backends, test_notifier);
+        Worker::new(settings, probe, scaler, notifiers, system_clock(), dry_run)
+    }
+
+    /// Runs heartbeats every `heartbeat_interval_in_seconds` until `shutdown`, then delivers
+    /// what notifications it can within a few seconds.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        tracing::info!(
+            app = %self.settings.heroku_app_name,
+            target = %self.scaler.describe(),
+            heartbeat = %self.settings.heartbeat_url,
+            interval = ?self.settings.heartbeat_interval,
+            dry_run = self.dry_run,
+            "Worker started."
+        );
+        let mut ticker = tokio::time::interval(self.settings.heartbeat_interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            let outcome = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                outcome = self.probe.probe() => outcome,
+            };
+            // Not cancellable: a platform call in flight finishes (each has its own timeout).
+            self.act(outcome).await;
+        }
+        tracing::info!(app = %self.settings.heroku_app_name, "Worker stopping.");
+        self.dispatcher
+            .drain(std::time::Duration::from_secs(5))
+            .await;
+    }
+
+    /// One whole heartbeat: probe, then act on it.
+    pub async fn beat(&mut self) -> Beat {
+        let outcome = self.probe.probe().await;
+        self.act(outcome).await
+    }
+
+    /// Classifies the outcome, reads the size, decides, scales, notifies.
+    pub async fn act(&mut self, outcome: ProbeOutcome) -> Beat {
+        let settings = &self.settings;
+        let heartbeat = classify(
+            &outcome,
+            settings.max_response_time_ms,
+            settings.min_response_time_ms,
+        );
+        let app = settings.heroku_app_name.clone();
+        if let Observation::Misconfigured { status } = heartbeat.observation {
+            tracing::warn!(
+                %app, status, url = %settings.heartbeat_url,
+                "The heartbeat URL answered {status}: check heartbeat_url and app_url. A 4xx never adds dynos."
+            );
+        } else {
+            tracing::debug!(%app, heartbeat = %heartbeat.summary, observation = ?heartbeat.observation, "Heartbeat.");
+        }
+        let mut beat = Beat {
+            at: (self.clock)(),
+            heartbeat: heartbeat.clone(),
+            quantity: None,
+            plan: None,
+            scaled_to: None,
+            error: None,
+        };
+        let current = match self.scaler.current().await {
+            Ok(quantity) => quantity,
+            Err(error) => {
+                self.state.record(heartbeat.observation);
+                let now = (self.clock)();
+                let message = format!("reading the formation: {error}");
+                tracing::warn!(%app, kind = error.kind(), error = %message, "Could not read the formation; trying again next heartbeat.");
+                let events = self.state.scale_failed(&self.settings, now, None, &message);
+                self.send(&events);
+                beat.error = Some(message);
+                return beat;
+            }
+        };
+        beat.quantity = Some(current);
+        let now = (self.clock)();
+        let plan = self.state.observe(&self.settings, now, &heartbeat, current);
+        self.send(&plan.events);
+        if let Some(until) = plan.cooling_until {
+            tracing::info!(%app, %until, "A scale is due but the cool-off holds it.");
+        }
+        if let Some(scale) = plan.scale {
+            match self.apply(scale).await {
+                Ok(quantity) => {
+                    beat.scaled_to = Some(quantity);
+                    let events =
+                        self.state
+                            .scaled(&self.settings, (self.clock)(), scale, self.dry_run);
+                    self.send(&events);
+                }
+                Err(error) => {
+                    let message = format!("setting the quantity to {}: {error}", scale.to);
+                    tracing::warn!(%app, kind = error.kind(), error = %message, "Scale failed; trying again next heartbeat.");
+                    let events = self.state.scale_failed(
+                        &self.settings,
+                        (self.clock)(),
+                        Some(scale),
+                        &message,
+                    );
+                    self.send(&events);
+                    beat.error = Some(message);
+                }
+            }
+        }
+        beat.plan = Some(plan);
+        beat
+    }
+
+    async fn apply(&self, scale: ScaleTo) -> Result<u32, ScaleError> {
+        let app = &self.settings.heroku_app_name;
+        let reason = scale.reason.describe(&self.settings);
+        if self.dry_run {
+            tracing::info!(%app, from = scale.from, to = scale.to, %reason, "Would scale (dry run).");
+            return Ok(scale.to);
+        }
+        let quantity = self.scaler.set(scale.to).await?;
+        tracing::info!(%app, from = scale.from, to = quantity, %reason, "Scaled.");
+        Ok(quantity)
+    }
+
+    fn send(&self, events: &[Event]) {
+        for event in events {
+            self.dispatcher.dispatch(event);
+        }
+    }
+}
+
+/// The notifiers named in `notification_backends`, in order.
+pub fn notifiers_for(
+    names: &[String],
+    test_notifier: Option<TestNotifier>,
+) -> Vec<Arc<dyn Notifier>> {
+    names
+        .iter()
+        .filter_map(|name| -> Option<Arc<dyn Notifier>> {
+            match name.as_str() {
+                "console" => Some(Arc::new(ConsoleNotifier)),
+                "log" => Some(Arc::new(LogNotifier)),
+                "test" => Some(Arc::new(test_notifier.clone().unwrap_or_default())),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,510 @@
+//! The decision engine: from one heartbeat's outcome, the clock and the quantity read from the
+//! platform, decide whether to scale and what to tell people.
+//!
+//! Everything here is pure: no I/O, no wall clock (`now` is an argument), no async. The loop in
+//! `bot.rs` feeds it and acts on what it returns; the simulator drives the same code with a
+//! simulated clock. State that must outlive one heartbeat (streaks, the last scale, what was
+//! already told) lives in [`AppState`], one value per app.
+
+use crate::settings::AppSettings;
+use autoscalebot_backends::notify::{Event, EventKind};
+use autoscalebot_backends::probe::ProbeOutcome;
+use chrono::{DateTime, Utc};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// What one heartbeat means for scaling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observation {
+    /// Too slow, a timeout, a connection error or a 5xx: counts towards scaling up.
+    Fail,
+    /// Faster than `min_response_time_in_ms`: counts towards scaling down.
+    Pass,
+    /// Between the min and the max: breaks both streaks.
+    InBand,
+    /// A 4xx: the heartbeat URL or its auth is wrong. Breaks both streaks, never adds dynos.
+    Misconfigured { status: u16 },
+}
+
+/// A classified heartbeat, with the numbers for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub observation: Observation,
+    /// The measured time, when there was an answer or a timeout.
+    pub response_time_ms: Option<u64>,
+    /// A few words for logs and pings: "1203 ms", "timeout after 5000 ms", "503".
+    pub summary: String,
+}
+
+/// Classifies a probe outcome against the settings' min and max (both strict, as in 2.1).
+pub fn classify(
+    outcome: &ProbeOutcome,
+    max_response_time_ms: u64,
+    min_response_time_ms: u64,
+) -> Heartbeat {
+    match outcome {
+        ProbeOutcome::Response { status, elapsed } => {
+            let ms = elapsed.as_millis() as u64;
+            let observation = match *status {
+                400..=499 => Observation::Misconfigured { status: *status },
+                500..=599 => Observation::Fail,
+                _ if ms > max_response_time_ms => Observation::Fail,
+                _ if ms < min_response_time_ms => Observation::Pass,
+                _ => Observation::InBand,
+            };
+            let summary = if (200..300).contains(status) {
+                format!("{ms} ms")
+            } else {
+                format!("status {status} in {ms} ms")
+            };
+            Heartbeat {
+                observation,
+                response_time_ms: Some(ms),
+                summary,
+            }
+        }
+        ProbeOutcome::Timeout { elapsed } => Heartbeat {
+            observation: Observation::Fail,
+            response_time_ms: Some(elapsed.as_millis() as u64),
+            summary: format!("timeout after {} ms", elapsed.as_millis()),
+        },
+        ProbeOutcome::ConnectError { message } => Heartbeat {
+            observation: Observation::Fail,
+            response_time_ms: None,
+            summary: message.clone(),
+        },
+    }
+}
+
+/// The bounds in force at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub min: u32,
+    pub max: u32,
+}
+
+pub fn bounds_at(settings: &AppSettings, now: DateTime<Utc>) -> Bounds {
+    Bounds {
+        min: settings.min_dynos.at(now, settings.time_zone),
+        max: settings.max_dynos.at(now, settings.time_zone),
+    }
+}
+
+/// Why the engine wants a new size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScaleReason {
+    /// `number_of_fails_to_scale_up_after` consecutive fails.
+    TooSlow,
+    /// `number_of_passes_to_scale_down_after` consecutive passes.
+    FastEnough,
+    /// Above the max in force (a schedule change, or someone scaled by hand).
+    AboveMax,
+    /// Below the min in force.
+    BelowMin,
+}
+
+impl ScaleReason {
+    pub fn describe(&self, settings: &AppSettings) -> String {
+        match self {
+            ScaleReason::TooSlow => format!(
+                "{} consecutive heartbeats slower than {} ms or failing",
+                settings.number_of_fails_to_scale_up_after, settings.max_response_time_ms
+            ),
+            ScaleReason::FastEnough => format!(
+                "{} consecutive heartbeats faster than {} ms",
+                settings.number_of_passes_to_scale_down_after, settings.min_response_time_ms
+            ),
+            ScaleReason::AboveMax => "above max_dynos in force".to_string(),
+            ScaleReason::BelowMin => "below min_dynos in force".to_string(),
+        }
+    }
+}
+
+/// A requested change of size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScaleTo {
+    pub from: u32,
+    pub to: u32,
+    pub reason: ScaleReason,
+}
+
+/// What to do after one heartbeat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub bounds: Bounds,
+    /// `Some` when the size should change; the shell sets it and reports back with
+    /// [`AppState::scaled`] or [`AppState::scale_failed`].
+    pub scale: Option<ScaleTo>,
+    /// A streak asked for a scale but a cool-off holds it back until this moment.
+    pub cooling_until: Option<DateTime<Utc>>,
+    pub events: Vec<Event>,
+}
+
+/// A condition told once when it starts, again after `notify_repeat_after` while it lasts, and
+/// once when it ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Alert {
+    last_told: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AlertChange {
+    Started,
+    Repeated,
+    Ended,
+}
+
+impl Alert {
+    fn update(
+        &mut self,
+        active: bool,
+        now: DateTime<Utc>,
+        repeat_after: Duration,
+    ) -> Option<AlertChange> {
+        match (self.last_told, active) {
+            (None, true) => {
+                self.last_told = Some(now);
+                Some(AlertChange::Started)
+            }
+            (Some(told), true) if elapsed(told, now) >= repeat_after => {
+                self.last_told = Some(now);
+                Some(AlertChange::Repeated)
+            }
+            (Some(_), false) => {
+                self.last_told = None;
+                Some(AlertChange::Ended)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn elapsed(since: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (now - since).to_std().unwrap_or(Duration::ZERO)
+}
+
+/// Everything the engine remembers about one app between heartbeats.
+#[derive(Debug, Clone, Default)]
+pub struct AppState {
+    pub consecutive_fails: u32,
+    pub consecutive_passes: u32,
+    /// When the size last changed, for the cool-offs.
+    pub last_scale_at: Option<DateTime<Utc>>,
+    /// `(when, dynos moved)` within `notify_if_scale_diff_exceeds_period`.
+    scale_history: VecDeque<(DateTime<Utc>, u32)>,
+    needs_above_max: Alert,
+    needs_below_min: Alert,
+    scale_diff: Alert,
+}
+
+impl AppState {
+    pub fn new() -> Self {
+        AppState::default()
+    }
+
+    /// Counts one heartbeat into the streaks. A fail clears the passes, a pass clears the
+    /// fails, anything else clears both.
+    pub fn record(&mut self, observation: Observation) {
+        match observation {
+            Observation::Fail => {
+                self.consecutive_fails += 1;
+                self.consecutive_passes = 0;
+            }
+            Observation::Pass => {
+                self.consecutive_passes += 1;
+                self.consecutive_fails = 0;
+            }
+            Observation::InBand | Observation::Misconfigured { .. } => {
+                self.consecutive_fails = 0;
+                self.consecutive_passes = 0;
+            }
+        }
+    }
+
+    /// Records the heartbeat and decides, from the quantity just read from the platform.
+    pub fn observe(
+        &mut self,
+        settings: &AppSettings,
+        now: DateTime<Utc>,
+        heartbeat: &Heartbeat,
+        current: u32,
+    ) -> Plan {
+        self.record(heartbeat.observation);
+        let mut plan = self.decide(settings, now, current);
+        if settings.notify_on_every_ping {
+            let band = match heartbeat.observation {
+                Observation::Fail => "high",
+                Observation::Pass => "low",
+                Observation::InBand => "right",
+                Observation::Misconfigured { .. } => "misconfigured",
+            };
+            let mut ping = self.event(
+                settings,
+                now,
+                EventKind::Ping,
+                format!("Ping: {}, {band}", heartbeat.summary),
+            );
+            ping.response_time_ms = heartbeat.response_time_ms;
+            ping.min_dynos = Some(plan.bounds.min);
+            ping.max_dynos = Some(plan.bounds.max);
+            ping.from_quantity = Some(current);
+            plan.events.insert(0, ping);
+        }
+        for event in &mut plan.events {
+            if event.response_time_ms.is_none() {
+                event.response_time_ms = heartbeat.response_time_ms;
+            }
+        }
+        plan
+    }
+
+    /// Decides from the streaks so far, without a new heartbeat.
+    pub fn decide(&mut self, settings: &AppSettings, now: DateTime<Utc>, current: u32) -> Plan {
+        let bounds = bounds_at(settings, now);
+        let mut plan = Plan {
+            bounds,
+            scale: None,
+            cooling_until: None,
+            events: Vec::new(),
+        };
+        let wants_up = self.consecutive_fails >= settings.number_of_fails_to_scale_up_after;
+        let wants_down = self.consecutive_passes >= settings.number_of_passes_to_scale_down_after;
+        let mut needs_above_max = false;
+        let mut needs_below_min = false;
+
+        if current > bounds.max {
+            plan.scale = Some(ScaleTo {
+                from: current,
+                to: bounds.max,
+                reason: ScaleReason::AboveMax,
+            });
+        } else if current < bounds.min {
+            plan.scale = Some(ScaleTo {
+                from: current,
+                to: bounds.min,
+                reason: ScaleReason::BelowMin,
+            });
+        } else if wants_up {
+            if current < bounds.max {
+                let to = current.saturating_add(settings.increment).min(bounds.max);
+                match self.cooling_until(settings.scale_up_cooldown, now) {
+                    Some(until) => plan.cooling_until = Some(until),
+                    None => {
+                        plan.scale = Some(ScaleTo {
+                            from: current,
+                            to,
+                            reason: ScaleReason::TooSlow,
+                        })
+                    }
+                }
+            } else {
+                needs_above_max = true;
+            }
+        } else if wants_down {
+            if current > bounds.min {
+                let to = current.saturating_sub(settings.increment).max(bounds.min);
+                match self.cooling_until(settings.scale_down_cooldown, now) {
+                    Some(until) => plan.cooling_until = Some(until),
+                    None => {
+                        plan.scale = Some(ScaleTo {
+                            from: current,
+                            to,
+                            reason: ScaleReason::FastEnough,
+                        })
+                    }
+                }
+            } else if current > 1 {
+                // As in 2.1: at one dyno there is nothing below the min worth telling.
+                needs_below_min = true;
+            }
+        }
+
+        let repeat = settings.notify_repeat_after;
+        match self.needs_above_max.update(needs_above_max, now, repeat) {
+            Some(change) if settings.notify_if_needs_exceed_max => {
+                let (kind, message) = match change {
+                    AlertChange::Started | AlertChange::Repeated => (
+                        EventKind::NeedsAboveMax,
+                        format!("We are at the max ({current}) dynos, but the response is still too slow."),
+                    ),
+                    AlertChange::Ended => (
+                        EventKind::NeedsAboveMaxEnded,
+                        format!("No longer too slow at the max; now at {current} dynos."),
+                    ),
+                };
+                let mut event = self.event(settings, now, kind, message);
+                event.reason = if kind == EventKind::NeedsAboveMax {
+                    format!(
+                        "{} consecutive heartbeats slower than {} ms; consider raising max_dynos",
+                        self.consecutive_fails, settings.max_response_time_ms
+                    )
+                } else {
+                    String::new()
+                };
+                event.from_quantity = Some(current);
+                event.min_dynos = Some(bounds.min);
+                event.max_dynos = Some(bounds.max);
+                plan.events.push(event);
+            }
+            _ => {}
+        }
+        match self.needs_below_min.update(needs_below_min, now, repeat) {
+            Some(change) if settings.notify_if_needs_below_min => {
+                let (kind, message) = match change {
+                    AlertChange::Started | AlertChange::Repeated => (
+                        EventKind::NeedsBelowMin,
+                        format!(
+                            "We are at the minimum ({current}) dynos, but the response is still low enough we could scale down further."
+                        ),
+                    ),
+                    AlertChange::Ended => (
+                        EventKind::NeedsBelowMinEnded,
+                        format!("No longer fast enough to go below the minimum; now at {current} dynos."),
+                    ),
+                };
+                let mut event = self.event(settings, now, kind, message);
+                if kind == EventKind::NeedsBelowMin {
+                    event.reason = format!(
+                        "{} consecutive heartbeats faster than {} ms; consider lowering min_dynos",
+                        self.consecutive_passes, settings.min_response_time_ms
+                    );
+                }
+                event.from_quantity = Some(current);
+                event.min_dynos = Some(bounds.min);
+                event.max_dynos = Some(bounds.max);
+                plan.events.push(event);
+            }
+            _ => {}
+        }
+        plan.events.extend(self.check_scale_diff(settings, now));
+        plan
+    }
+
+    fn cooling_until(&self, cooldown: Duration, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let last = self.last_scale_at?;
+        if cooldown.is_zero() || elapsed(last, now) >= cooldown {
+            return None;
+        }
+        Some(last + chrono::Duration::from_std(cooldown).unwrap_or(chrono::Duration::MAX))
+    }
+
+    /// The platform now runs `to` (it answered the write). Clears the streaks and returns the
+    /// events to send.
+    pub fn scaled(
+        &mut self,
+        settings: &AppSettings,
+        now: DateTime<Utc>,
+        scale: ScaleTo,
+        dry_run: bool,
+    ) -> Vec<Event> {
+        self.consecutive_fails = 0;
+        self.consecutive_passes = 0;
+        self.last_scale_at = Some(now);
+        self.scale_history
+            .push_back((now, scale.from.abs_diff(scale.to)));
+        let mut events = Vec::new();
+        if settings.notify_on_every_scale {
+            let message = if dry_run {
+                format!("Would scale to ({}) dynos (dry run).", scale.to)
+            } else {
+                format!("Scaled to ({}) dynos.", scale.to)
+            };
+            let mut event = self.event(settings, now, EventKind::Scaled, message);
+            event.reason = format!(
+                "from {} to {}: {}",
+                scale.from,
+                scale.to,
+                scale.reason.describe(settings)
+            );
+            self.fill(&mut event, settings, now, scale);
+            events.push(event);
+        }
+        events.extend(self.check_scale_diff(settings, now));
+        events
+    }
+
+    /// A read or write of the formation failed. The streaks stay, so the next heartbeat tries
+    /// again from a fresh read.
+    pub fn scale_failed(
+        &mut self,
+        settings: &AppSettings,
+        now: DateTime<Utc>,
+        scale: Option<ScaleTo>,
+        error: &str,
+    ) -> Vec<Event> {
+        if !settings.notify_on_scale_fails {
+            return Vec::new();
+        }
+        let mut event = self.event(
+            settings,
+            now,
+            EventKind::ScaleFailed,
+            "Just tried to scale, and it failed.",
+        );
+        event.reason = error.to_string();
+        if let Some(scale) = scale {
+            self.fill(&mut event, settings, now, scale);
+        }
+        vec![event]
+    }
+
+    /// Tells when the dynos moved within the period exceed the threshold in force.
+    fn check_scale_diff(&mut self, settings: &AppSettings, now: DateTime<Utc>) -> Vec<Event> {
+        let (Some(threshold), Some(period)) = (
+            &settings.notify_if_scale_diff_exceeds_threshold,
+            settings.notify_if_scale_diff_exceeds_period,
+        ) else {
+            return Vec::new();
+        };
+        while let Some((at, _)) = self.scale_history.front() {
+            if elapsed(*at, now) > period {
+                self.scale_history.pop_front();
+            } else {
+                break;
+            }
+        }
+        let moved: u32 = self.scale_history.iter().map(|(_, diff)| diff).sum();
+        let limit = threshold.at(now, settings.time_zone);
+        let minutes = period.as_secs_f64() / 60.0;
+        let change = self
+            .scale_diff
+            .update(moved > limit, now, settings.notify_repeat_after);
+        let (kind, message, reason) = match change {
+            None => return Vec::new(),
+            Some(AlertChange::Started | AlertChange::Repeated) => (
+                EventKind::ScaleDiffExceeded,
+                "Too much scaling over too little time!".to_string(),
+                format!("{moved} dynos moved in the last {minutes} minutes, more than the threshold of {limit}"),
+            ),
+            Some(AlertChange::Ended) => (
+                EventKind::ScaleDiffEnded,
+                "Scaling has calmed down.".to_string(),
+                format!("{moved} dynos moved in the last {minutes} minutes, within the threshold of {limit}"),
+            ),
+        };
+        let mut event = self.event(settings, now, kind, message);
+        event.reason = reason;
+        vec![event]
+    }
+
+    fn event(
+        &self,
+        settings: &AppSettings,
+        now: DateTime<Utc>,
+        kind: EventKind,
+        message: impl Into<String>,
+    ) -> Event {
+        Event::new(now, &settings.heroku_app_name, kind, message)
+    }
+
+    fn fill(&self, event: &mut Event, settings: &AppSettings, now: DateTime<Utc>, scale: ScaleTo) {
+        let bounds = bounds_at(settings, now);
+        event.from_quantity = Some(scale.from);
+        event.to_quantity = Some(scale.to);
+        event.min_dynos = Some(bounds.min);
+        event.max_dynos = Some(bounds.max);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,125 @@
+//! The `autoscalebot` command: parse arguments, set up logging, load settings, run.
+//!
+//! Errors reach the user here and only here: settings problems exit 2, everything else 1.
+
+use anyhow::Result;
+use autoscalebot::settings::{self, Settings, SettingsError};
+use clap::{Parser, Subcommand};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Keeps a web app fast at busy times and cheap at quiet ones: times a heartbeat URL and scales
+/// the app through the Heroku Platform API.
+#[derive(Parser)]
+#[command(name = "autoscalebot", version, about)]
+struct Cli {
+    /// The settings file (TOML). Without it, settings come from AUTOSCALE_* variables only.
+    #[arg(long, global = true, value_name = "PATH")]
+    settings: Option<PathBuf>,
+
+    /// Decide and notify, but never change the formation.
+    #[arg(long, global = true)]
+    dry_run: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the worker until SIGTERM or SIGINT (the default).
+    Run,
+    /// Load and validate the settings, print the values in force (secrets as ***), and exit.
+    Check,
+}
+
+/// How long running heartbeats and notifications get to finish after SIGTERM; Heroku sends
+/// SIGKILL 30 s after SIGTERM.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("autoscalebot: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let settings = match load_settings(&cli) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("autoscalebot: {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Check => {
+            print_check(&settings);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(run_worker(settings, cli.dry_run))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load_settings(cli: &Cli) -> Result<Settings, SettingsError> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    settings::load(cli.settings.as_deref(), &env)
+}
+
+fn print_check(settings: &Settings) {
+    for app in &settings.apps {
+        println!("# app {} ({})", app.heroku_app_name, app.process_type);
+        for (key, value) in app.effective() {
+            println!("{key} = {value}");
+        }
+    }
+    println!("# settings are valid");
+}
+
+async fn run_worker(settings: Settings, dry_run: bool) -> Result<()> {
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(autoscalebot::run(settings, dry_run, shutdown.clone()));
+    wait_for_signal().await?;
+    tracing::info!("Shutdown signal received; finishing the heartbeat in progress.");
+    shutdown.cancel();
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, worker)
+        .await
+        .is_err()
+    {
+        tracing::warn!(deadline = ?SHUTDOWN_DEADLINE, "Workers did not stop in time; exiting anyway.");
+    }
+    Ok(())
+}
+
+/// Waits for SIGTERM (what Heroku sends) or SIGINT (Ctrl-C).
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    Ok(())
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

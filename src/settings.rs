@@ -1,0 +1,869 @@
+//! Settings: load a TOML file and `AUTOSCALE_*` environment variables (the `config` crate),
+//! then check every value and build [`AppSettings`], the validated settings of one app.
+//!
+//! Loading happens in two stages, as ripgrep does it: a raw table of values, then typed,
+//! cross-checked settings. Every problem is reported, not only the first, each naming the key,
+//! the bad value and what was expected. Secrets are never shown. This module does no network
+//! I/O and never reads the clock.
+
+use crate::schedule::Schedule;
+use autoscalebot_backends::Secret;
+use chrono_tz::Tz;
+use config::{Value, ValueKind};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+use url::Url;
+
+/// Everything the worker runs. Today one app; the list is the seam for many.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub apps: Vec<AppSettings>,
+}
+
+/// The validated settings of one app. Names follow seed 001 in snake_case.
+#[derive(Debug, Clone)]
+pub struct AppSettings {
+    pub heroku_app_name: String,
+    pub heroku_api_key: Secret,
+    pub heroku_api_url: Url,
+    pub heroku_api_timeout: Duration,
+    pub process_type: String,
+    pub app_url: Url,
+    /// Absolute: a relative `heartbeat_url` is resolved against `app_url`.
+    pub heartbeat_url: Url,
+    pub heartbeat_interval: Duration,
+    pub heartbeat_timeout: Duration,
+    pub max_response_time_ms: u64,
+    pub min_response_time_ms: u64,
+    pub number_of_fails_to_scale_up_after: u32,
+    pub number_of_passes_to_scale_down_after: u32,
+    pub max_dynos: Schedule,
+    pub min_dynos: Schedule,
+    pub increment: u32,
+    pub notification_backends: Vec<String>,
+    pub notify_if_scale_diff_exceeds_threshold: Option<Schedule>,
+    pub notify_if_scale_diff_exceeds_period: Option<Duration>,
+    pub notify_if_needs_exceed_max: bool,
+    pub notify_if_needs_below_min: bool,
+    pub notify_on_scale_fails: bool,
+    pub notify_on_every_scale: bool,
+    pub notify_on_every_ping: bool,
+    pub notify_repeat_after: Duration,
+    pub time_zone: Tz,
+    pub scale_up_cooldown: Duration,
+    pub scale_down_cooldown: Duration,
+}
+
+/// The notification backends this build knows.
+pub const NOTIFICATION_BACKENDS: &[&str] = &["console", "log", "test"];
+
+/// One thing wrong with the settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    /// The bad value as the user wrote it (`***` for secrets); `None` when it is missing.
+    pub value: Option<String>,
+    /// Where the value came from, when known: a file name or "the environment".
+    pub origin: Option<String>,
+    pub expected: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Some(value) => write!(f, "{} = {value}", self.key)?,
+            None => write!(f, "{} is not set", self.key)?,
+        }
+        if let Some(origin) = &self.origin {
+            write!(f, " (from {origin})")?;
+        }
+        write!(f, ": expected {}", self.expected)
+    }
+}
+
+/// Every problem found while loading the settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.problems.len();
+        write!(
+            f,
+            "{count} problem{} in the settings",
+            if count == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.problems {
+            write!(f, "\n  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+impl SettingsError {
+    fn one(key: &str, value: Option<String>, expected: impl Into<String>) -> Self {
+        SettingsError {
+            problems: vec![Problem {
+                key: key.to_string(),
+                value,
+                origin: None,
+                expected: expected.into(),
+            }],
+        }
+    }
+}
+
+/// Keys whose values are never shown.
+fn is_secret_key(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    last.contains("key") || last.contains("password") || last.contains("token")
+}
+
+/// Loads settings from an optional TOML file and the given environment (pass
+/// `std::env::vars().collect()` in production; tests pass their own map).
+pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Settings, SettingsError> {
+    let table = raw_table(path, env)?;
+    let mut reader = Reader::new(table, "");
+    let app = AppSettings::read(&mut reader);
+    reader.finish_unknown();
+    match app {
+        Some(app) if reader.problems.is_empty() => Ok(Settings { apps: vec![app] }),
+        _ => Err(SettingsError {
+            problems: reader.problems,
+        }),
+    }
+}
+
+/// Merges the file and the environment into one raw table of values.
+fn raw_table(
+    path: Option<&Path>,
+    env: &HashMap<String, String>,
+) -> Result<BTreeMap<String, Value>, SettingsError> {
+    let mut builder = config::Config::builder();
+    if let Some(path) = path {
+        if !path.is_file() {
+            return Err(SettingsError::one(
+                "--settings",
+                Some(format!("{:?}", path.display().to_string())),
+                "a readable TOML settings file (copy settings.example.toml to start)",
+            ));
+        }
+        builder = builder.add_source(
+            config::File::from(path)
+                .format(config::FileFormat::Toml)
+                .required(true),
+        );
+    }
+    let mut prefixed: config::Map<String, String> = env
+        .iter()
+        .filter(|(name, _)| name.starts_with("AUTOSCALE_"))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    // As the Heroku CLI does, HEROKU_API_KEY gives the key unless AUTOSCALE_ names one.
+    if let Some(key) = env.get("HEROKU_API_KEY") {
+        prefixed
+            .entry("AUTOSCALE_HEROKU_API_KEY".to_string())
+            .or_insert_with(|| key.clone());
+    }
+    builder = builder.add_source(
+        config::Environment::with_prefix("AUTOSCALE")
+            .prefix_separator("_")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("notification_backends")
+            .source(Some(prefixed)),
+    );
+    let built = builder.build().map_err(|error| {
+        SettingsError::one(
+            "--settings",
+            path.map(|p| format!("{:?}", p.display().to_string())),
+            format!("a valid TOML file ({})", scrub(&error.to_string())),
+        )
+    })?;
+    let table = built
+        .try_deserialize::<config::Map<String, Value>>()
+        .map_err(|error| {
+            SettingsError::one(
+                "--settings",
+                None,
+                format!("a table of settings ({})", scrub(&error.to_string())),
+            )
+        })?;
+    Ok(table.into_iter().collect())
+}
+
+/// Parser messages can quote a line of the file, which may hold a key: keep only the first
+/// line of the message and cut anything after "=".
+fn scrub(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    match first.find('=') {
+        Some(at) => format!("{}…", &first[..at]),
+        None => first.to_string(),
+    }
+}
+
+/// Takes typed values out of a raw table, collecting a [`Problem`] for each bad one. What is
+/// left at the end is unknown keys.
+pub struct Reader {
+    table: BTreeMap<String, Value>,
+    prefix: String,
+    known: Vec<String>,
+    pub problems: Vec<Problem>,
+}
+
+impl Reader {
+    pub fn new(table: BTreeMap<String, Value>, prefix: &str) -> Self {
+        Reader {
+            table,
+            prefix: prefix.to_string(),
+            known: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    fn full_key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Removes and returns a raw value.
+    pub fn take(&mut self, key: &str) -> Option<Value> {
+        self.known.push(key.to_string());
+        self.table.remove(key)
+    }
+
+    /// Records a problem with a present value.
+    pub fn bad(&mut self, key: &str, value: &Value, expected: impl Into<String>) {
+        let full = self.full_key(key);
+        let shown = if is_secret_key(&full) {
+            "\"***\"".to_string()
+        } else {
+            show(value)
+        };
+        self.problems.push(Problem {
+            key: full,
+            value: Some(shown),
+            origin: value.origin().map(str::to_string),
+            expected: expected.into(),
+        });
+    }
+
+    /// Records a problem with a missing value.
+    pub fn missing(&mut self, key: &str, expected: impl Into<String>) {
+        let full = self.full_key(key);
+        self.problems.push(Problem {
+            key: full,
+            value: None,
+            origin: None,
+            expected: expected.into(),
+        });
+    }
+
+    pub fn string(&mut self, key: &str) -> Option<String> {
+        let value = self.take(key)?;
+        match &value.kind {
+            ValueKind::String(text) => Some(text.clone()),
+            ValueKind::I64(_) | ValueKind::U64(_) | ValueKind::I128(_) | ValueKind::U128(_) => {
+                Some(value.kind.to_string())
+            }
+            _ => {
+                self.bad(key, &value, "a string");
+                None
+            }
+        }
+    }
+
+    pub fn string_or(&mut self, key: &str, default: &str) -> String {
+        self.string(key).unwrap_or_else(|| default.to_string())
+    }
+
+    pub fn bool_or(&mut self, key: &str, default: bool) -> bool {
+        let Some(value) = self.take(key) else {
+            return default;
+        };
+        match &value.kind {
+            ValueKind::Boolean(flag) => *flag,
+            ValueKind::String(text) if matches!(text.as_str(), "true" | "1" | "yes" | "on") => true,
+            ValueKind::String(text) if matches!(text.as_str(), "false" | "0" | "no" | "off") => {
+                false
+            }
+            ValueKind::I64(1) | ValueKind::U64(1) => true,
+            ValueKind::I64(0) | ValueKind::U64(0) => false,
+            _ => {
+                self.bad(key, &value, "true or false");
+                default
+            }
+        }
+    }
+
+    /// A whole number from `min` up, or `None` (with a problem recorded) when it is not one.
+    pub fn whole_value(
+        &mut self,
+        key: &str,
+        value: &Value,
+        min: i64,
+        expected: &str,
+    ) -> Option<u32> {
+        let number = match &value.kind {
+            ValueKind::I64(n) => Some(*n),
+            ValueKind::U64(n) => i64::try_from(*n).ok(),
+            ValueKind::Float(f) if f.fract() == 0.0 && f.is_finite() => Some(*f as i64),
+            ValueKind::String(text) => text.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        match number {
+            Some(n) if n >= min && n <= u32::MAX as i64 => Some(n as u32),
+            _ => {
+                self.bad(key, value, expected);
+                None
+            }
+        }
+    }
+
+    pub fn whole_or(&mut self, key: &str, default: u32, min: i64, expected: &str) -> Option<u32> {
+        match self.take(key) {
+            None => Some(default),
+            Some(value) => self.whole_value(key, &value, min, expected),
+        }
+    }
+
+    /// A number that may have a fraction, above zero.
+    pub fn positive_float_or(&mut self, key: &str, default: f64, expected: &str) -> Option<f64> {
+        let Some(value) = self.take(key) else {
+            return Some(default);
+        };
+        let number = match &value.kind {
+            ValueKind::I64(n) => Some(*n as f64),
+            ValueKind::U64(n) => Some(*n as f64),
+            ValueKind::Float(f) => Some(*f),
+            ValueKind::String(text) => text.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        match number {
+            Some(n) if n.is_finite() && n > 0.0 => Some(n),
+            _ => {
+                self.bad(key, &value, expected);
+                None
+            }
+        }
+    }
+
+    /// A duration: `"90s"`, `"5m"`, `"1h"`, `"1h 30m"`, or a number of seconds.
+    pub fn duration_or(&mut self, key: &str, default: Duration) -> Option<Duration> {
+        let Some(value) = self.take(key) else {
+            return Some(default);
+        };
+        let parsed = match &value.kind {
+            ValueKind::String(text) => parse_duration(text),
+            ValueKind::I64(n) if *n >= 0 => Some(Duration::from_secs(*n as u64)),
+            ValueKind::U64(n) => Some(Duration::from_secs(*n)),
+            ValueKind::Float(f) if f.is_finite() && *f >= 0.0 => Some(Duration::from_secs_f64(*f)),
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.bad(
+                key,
+                &value,
+                "a duration such as \"90s\", \"5m\" or \"1h\" (or a number of seconds)",
+            );
+        }
+        parsed
+    }
+
+    /// A whole number or a time-of-day table of whole numbers.
+    pub fn schedule(&mut self, key: &str, value: Value) -> Option<Schedule> {
+        let expected = "a whole number (0 or more) or a time-of-day table such as { \"0:00\" = 2, \"9:00\" = 5 }";
+        match value.kind.clone() {
+            ValueKind::Table(entries) => {
+                let mut parsed = Vec::new();
+                let mut ok = true;
+                for (time, entry) in entries {
+                    match self.whole_value(
+                        &format!("{key}.\"{time}\""),
+                        &entry,
+                        0,
+                        "a whole number (0 or more)",
+                    ) {
+                        Some(n) => parsed.push((time, n)),
+                        None => ok = false,
+                    }
+                }
+                if !ok {
+                    return None;
+                }
+                match Schedule::daily(parsed.iter().map(|(time, n)| (time.as_str(), *n))) {
+                    Ok(schedule) => Some(schedule),
+                    Err(why) => {
+                        self.bad(key, &value, format!("a time-of-day table: {why}"));
+                        None
+                    }
+                }
+            }
+            _ => self
+                .whole_value(key, &value, 0, expected)
+                .map(Schedule::Fixed),
+        }
+    }
+
+    pub fn string_list(&mut self, key: &str) -> Option<Vec<String>> {
+        let value = self.take(key)?;
+        let items = match value.kind.clone() {
+            ValueKind::Array(items) => items,
+            ValueKind::String(text) if text.trim().is_empty() => Vec::new(),
+            ValueKind::String(_) => vec![value.clone()],
+            _ => {
+                self.bad(
+                    key,
+                    &value,
+                    "a list of strings such as [\"console\", \"log\"]",
+                );
+                return None;
+            }
+        };
+        let mut list = Vec::new();
+        for item in items {
+            match item.kind {
+                ValueKind::String(text) => list.push(text.trim().to_string()),
+                _ => {
+                    self.bad(
+                        key,
+                        &value,
+                        "a list of strings such as [\"console\", \"log\"]",
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(list)
+    }
+
+    /// Reports every key nobody took, with the nearest known name when one is close.
+    pub fn finish_unknown(&mut self) {
+        let leftover = std::mem::take(&mut self.table);
+        for (key, value) in leftover {
+            let nearest = self
+                .known
+                .iter()
+                .map(|known| (strsim::jaro_winkler(&key, known), known))
+                .filter(|(score, _)| *score > 0.85)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, known)| known.clone());
+            let expected = match nearest {
+                Some(known) => format!("a known setting: did you mean {}{known}?", self.prefix),
+                None => "a known setting (see settings.example.toml for the list)".to_string(),
+            };
+            self.bad(&key, &value, expected);
+        }
+    }
+}
+
+/// How a raw value is shown in a message: strings quoted, the rest as written.
+fn show(value: &Value) -> String {
+    match &value.kind {
+        ValueKind::String(text) => format!("{text:?}"),
+        other => other.to_string(),
+    }
+}
+
+/// `"90s"`, `"5m"`, `"1h"`, `"1h 30m"`, `"0"` (humantime), or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    humantime::parse_duration(text).ok()
+}
+
+/// A duration as people write it in the settings: "90s", "1h 30m".
+pub fn format_duration(duration: Duration) -> String {
+    if duration.is_zero() {
+        return "0s".to_string();
+    }
+    humantime::format_duration(duration).to_string()
+}
+
+const DEFAULT_HEARTBEAT_URL: &str = "/autoscalebot/heartbeat/";
+const DEFAULT_HEROKU_API_URL: &str = "https://api.heroku.com";
+
+impl AppSettings {
+    /// Reads one app's settings, recording every problem in `reader`. `None` when any value
+    /// of this app is unusable.
+    pub fn read(reader: &mut Reader) -> Option<AppSettings> {
+        let problems_before = reader.problems.len();
+
+        let heroku_app_name = reader.string("heroku_app_name");
+        match &heroku_app_name {
+            None => reader.missing(
+                "heroku_app_name",
+                "the name of your Heroku app, such as \"dancing-forest-1234\" (or AUTOSCALE_HEROKU_APP_NAME)",
+            ),
+            Some(name) if name.is_empty() || name.contains(['/', ' ', '?', '#']) => {
+                let value = Value::new(None, name.clone());
+                reader.bad("heroku_app_name", &value, "an app name: letters, digits and dashes");
+            }
+            Some(_) => {}
+        }
+        let heroku_api_key = reader.string("heroku_api_key").map(Secret::new);
+        if heroku_api_key.as_ref().is_none_or(Secret::is_empty) {
+            reader.missing(
+                "heroku_api_key",
+                "your Heroku API key (`heroku auth:token`), in the file or in HEROKU_API_KEY",
+            );
+        }
+        let heroku_api_url = read_url(reader, "heroku_api_url", Some(DEFAULT_HEROKU_API_URL));
+        let heroku_api_timeout_ms = reader.whole_or(
+            "heroku_api_timeout_in_ms",
+            10_000,
+            1,
+            "a whole number of milliseconds above 0",
+        );
+        let process_type = reader.string_or("process_type", "web");
+        if process_type.is_empty() || process_type.contains(['/', ' ']) {
+            let value = Value::new(None, process_type.clone());
+            reader.bad(
+                "process_type",
+                &value,
+                "a process type from your Procfile, such as \"web\"",
+            );
+        }
+        let default_app_url = heroku_app_name
+            .as_deref()
+            .map(|name| format!("https://{name}.herokuapp.com"));
+        let app_url = read_url(reader, "app_url", default_app_url.as_deref());
+        let heartbeat_url_text = reader.string_or("heartbeat_url", DEFAULT_HEARTBEAT_URL);
+        let heartbeat_url =
+            app_url
+                .as_ref()
+                .and_then(|base| match base.join(&heartbeat_url_text) {
+                    Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+                    _ => {
+                        let value = Value::new(None, heartbeat_url_text.clone());
+                        reader.bad(
+                    "heartbeat_url",
+                    &value,
+                    "an http(s) URL, or a path such as \"/autoscalebot/heartbeat/\" on app_url",
+                );
+                        None
+                    }
+                });
+        let interval_seconds = reader.positive_float_or(
+            "heartbeat_interval_in_seconds",
+            30.0,
+            "a number of seconds above 0, such as 30 or 0.5",
+        );
+        let max_response_time_ms = reader.whole_or(
+            "max_response_time_in_ms",
+            1000,
+            1,
+            "a whole number of milliseconds above 0",
+        );
+        let min_response_time_ms = reader.whole_or(
+            "min_response_time_in_ms",
+            200,
+            0,
+            "a whole number of milliseconds (0 or more)",
+        );
+        let default_timeout = max_response_time_ms.map_or(5000, |max| (max * 2).max(5000));
+        let heartbeat_timeout_ms = reader.whole_or(
+            "heartbeat_timeout_in_ms",
+            default_timeout,
+            1,
+            "a whole number of milliseconds above 0",
+        );
+        let fails = reader.whole_or(
+            "number_of_fails_to_scale_up_after",
+            3,
+            1,
+            "a whole number of heartbeats, 1 or more",
+        );
+        let passes = reader.whole_or(
+            "number_of_passes_to_scale_down_after",
+            5,
+            1,
+            "a whole number of heartbeats, 1 or more",
+        );
+        let max_dynos = match reader.take("max_dynos") {
+            None => Some(Schedule::Fixed(3)),
+            Some(value) => reader.schedule("max_dynos", value),
+        };
+        let min_dynos = match reader.take("min_dynos") {
+            None => Some(Schedule::Fixed(1)),
+            Some(value) => reader.schedule("min_dynos", value),
+        };
+        let increment = reader.whole_or("increment", 1, 1, "a whole number of dynos, 1 or more");
+        let notification_backends = reader
+            .string_list("notification_backends")
+            .unwrap_or_default();
+        for name in &notification_backends {
+            if !NOTIFICATION_BACKENDS.contains(&name.as_str()) {
+                let value = Value::new(None, name.clone());
+                reader.bad(
+                    "notification_backends",
+                    &value,
+                    format!("one of {}", NOTIFICATION_BACKENDS.join(", ")),
+                );
+            }
+        }
+        let threshold = reader
+            .take("notify_if_scale_diff_exceeds_threshold")
+            .and_then(|value| reader.schedule("notify_if_scale_diff_exceeds_threshold", value));
+        let period_minutes = match reader.take("notify_if_scale_diff_exceeds_period_in_minutes") {
+            None => None,
+            Some(value) => {
+                let minutes = match &value.kind {
+                    ValueKind::I64(n) if *n > 0 => Some(*n as f64),
+                    ValueKind::U64(n) if *n > 0 => Some(*n as f64),
+                    ValueKind::Float(f) if f.is_finite() && *f > 0.0 => Some(*f),
+                    ValueKind::String(text) => text.trim().parse::<f64>().ok().filter(|m| *m > 0.0),
+                    _ => None,
+                };
+                if minutes.is_none() {
+                    reader.bad(
+                        "notify_if_scale_diff_exceeds_period_in_minutes",
+                        &value,
+                        "a number of minutes above 0",
+                    );
+                }
+                minutes.map(|m| Duration::from_secs_f64(m * 60.0))
+            }
+        };
+        let notify_if_needs_exceed_max = reader.bool_or("notify_if_needs_exceed_max", true);
+        let notify_if_needs_below_min = reader.bool_or("notify_if_needs_below_min", false);
+        let notify_on_scale_fails = reader.bool_or("notify_on_scale_fails", false);
+        let notify_on_every_scale = reader.bool_or("notify_on_every_scale", false);
+        let notify_on_every_ping = reader.bool_or("notify_on_every_ping", false);
+        let notify_repeat_after =
+            reader.duration_or("notify_repeat_after", Duration::from_secs(3600));
+        let time_zone_text = reader.string_or("time_zone", "UTC");
+        let time_zone = match time_zone_text.parse::<Tz>() {
+            Ok(zone) => Some(zone),
+            Err(_) => {
+                let value = Value::new(None, time_zone_text.clone());
+                reader.bad(
+                    "time_zone",
+                    &value,
+                    "an IANA time zone name such as \"UTC\", \"Europe/London\" or \"America/Vancouver\"",
+                );
+                None
+            }
+        };
+        let scale_up_cooldown = reader.duration_or("scale_up_cooldown", Duration::ZERO);
+        let scale_down_cooldown = reader.duration_or("scale_down_cooldown", Duration::ZERO);
+
+        // Cross-field checks, only where both sides were readable.
+        if let (Some(min), Some(max)) = (min_response_time_ms, max_response_time_ms) {
+            if min > max {
+                let value = Value::new(None, min as i64);
+                reader.bad(
+                    "min_response_time_in_ms",
+                    &value,
+                    format!("at most max_response_time_in_ms ({max})"),
+                );
+            }
+        }
+        if let (Some(min), Some(max)) = (&min_dynos, &max_dynos) {
+            if let Some(minute) = first_minute_min_above_max(min, max) {
+                let value = Value::new(None, min.to_string());
+                reader.bad(
+                    "min_dynos",
+                    &value,
+                    format!(
+                        "at most max_dynos at every time of day, but at {}:{:02} min_dynos is {} and max_dynos is {}",
+                        minute / 60,
+                        minute % 60,
+                        min.at_minute(minute),
+                        max.at_minute(minute)
+                    ),
+                );
+            }
+        }
+        match (&threshold, period_minutes) {
+            (Some(_), None) => reader.missing(
+                "notify_if_scale_diff_exceeds_period_in_minutes",
+                "a number of minutes, since notify_if_scale_diff_exceeds_threshold is set",
+            ),
+            (None, Some(_)) => reader.missing(
+                "notify_if_scale_diff_exceeds_threshold",
+                "a number of dynos, since notify_if_scale_diff_exceeds_period_in_minutes is set",
+            ),
+            _ => {}
+        }
+
+        if reader.problems.len() > problems_before {
+            return None;
+        }
+        Some(AppSettings {
+            heroku_app_name: heroku_app_name?,
+            heroku_api_key: heroku_api_key?,
+            heroku_api_url: heroku_api_url?,
+            heroku_api_timeout: Duration::from_millis(heroku_api_timeout_ms? as u64),
+            process_type,
+            app_url: app_url?,
+            heartbeat_url: heartbeat_url?,
+            heartbeat_interval: Duration::from_secs_f64(interval_seconds?),
+            heartbeat_timeout: Duration::from_millis(heartbeat_timeout_ms? as u64),
+            max_response_time_ms: max_response_time_ms? as u64,
+            min_response_time_ms: min_response_time_ms? as u64,
+            number_of_fails_to_scale_up_after: fails?,
+            number_of_passes_to_scale_down_after: passes?,
+            max_dynos: max_dynos?,
+            min_dynos: min_dynos?,
+            increment: increment?,
+            notification_backends,
+            notify_if_scale_diff_exceeds_threshold: threshold,
+            notify_if_scale_diff_exceeds_period: period_minutes,
+            notify_if_needs_exceed_max,
+            notify_if_needs_below_min,
+            notify_on_scale_fails,
+            notify_on_every_scale,
+            notify_on_every_ping,
+            notify_repeat_after: notify_repeat_after?,
+            time_zone: time_zone?,
+            scale_up_cooldown: scale_up_cooldown?,
+            scale_down_cooldown: scale_down_cooldown?,
+        })
+    }
+
+    /// The settings in force as `(key, value)` lines for `autoscalebot check`; secrets as `***`.
+    pub fn effective(&self) -> Vec<(&'static str, String)> {
+        let quoted = |text: &str| format!("{text:?}");
+        let optional = |value: Option<String>| value.unwrap_or_else(|| "(not set)".to_string());
+        vec![
+            ("heroku_app_name", quoted(&self.heroku_app_name)),
+            ("heroku_api_key", quoted(&self.heroku_api_key.to_string())),
+            ("heroku_api_url", quoted(self.heroku_api_url.as_str())),
+            (
+                "heroku_api_timeout_in_ms",
+                self.heroku_api_timeout.as_millis().to_string(),
+            ),
+            ("process_type", quoted(&self.process_type)),
+            ("app_url", quoted(self.app_url.as_str())),
+            ("heartbeat_url", quoted(self.heartbeat_url.as_str())),
+            (
+                "heartbeat_interval_in_seconds",
+                self.heartbeat_interval.as_secs_f64().to_string(),
+            ),
+            (
+                "heartbeat_timeout_in_ms",
+                self.heartbeat_timeout.as_millis().to_string(),
+            ),
+            (
+                "max_response_time_in_ms",
+                self.max_response_time_ms.to_string(),
+            ),
+            (
+                "min_response_time_in_ms",
+                self.min_response_time_ms.to_string(),
+            ),
+            (
+                "number_of_fails_to_scale_up_after",
+                self.number_of_fails_to_scale_up_after.to_string(),
+            ),
+            (
+                "number_of_passes_to_scale_down_after",
+                self.number_of_passes_to_scale_down_after.to_string(),
+            ),
+            ("max_dynos", self.max_dynos.to_string()),
+            ("min_dynos", self.min_dynos.to_string()),
+            ("increment", self.increment.to_string()),
+            (
+                "notification_backends",
+                format!(
+                    "[{}]",
+                    self.notification_backends
+                        .iter()
+                        .map(|name| quoted(name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            (
+                "notify_if_scale_diff_exceeds_threshold",
+                optional(
+                    self.notify_if_scale_diff_exceeds_threshold
+                        .as_ref()
+                        .map(Schedule::to_string),
+                ),
+            ),
+            (
+                "notify_if_scale_diff_exceeds_period_in_minutes",
+                optional(
+                    self.notify_if_scale_diff_exceeds_period
+                        .map(|p| (p.as_secs_f64() / 60.0).to_string()),
+                ),
+            ),
+            (
+                "notify_if_needs_exceed_max",
+                self.notify_if_needs_exceed_max.to_string(),
+            ),
+            (
+                "notify_if_needs_below_min",
+                self.notify_if_needs_below_min.to_string(),
+            ),
+            (
+                "notify_on_scale_fails",
+                self.notify_on_scale_fails.to_string(),
+            ),
+            (
+                "notify_on_every_scale",
+                self.notify_on_every_scale.to_string(),
+            ),
+            (
+                "notify_on_every_ping",
+                self.notify_on_every_ping.to_string(),
+            ),
+            (
+                "notify_repeat_after",
+                quoted(&format_duration(self.notify_repeat_after)),
+            ),
+            ("time_zone", quoted(self.time_zone.name())),
+            (
+                "scale_up_cooldown",
+                quoted(&format_duration(self.scale_up_cooldown)),
+            ),
+            (
+                "scale_down_cooldown",
+                quoted(&format_duration(self.scale_down_cooldown)),
+            ),
+        ]
+    }
+}
+
+fn read_url(reader: &mut Reader, key: &str, default: Option<&str>) -> Option<Url> {
+    let text = reader.string(key).or_else(|| default.map(str::to_string))?;
+    match Url::parse(&text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Some(url),
+        _ => {
+            let value = Value::new(None, text);
+            reader.bad(
+                key,
+                &value,
+                "an absolute http(s) URL such as \"https://example.com\"",
+            );
+            None
+        }
+    }
+}
+
+/// The first minute of the day at which `min` is above `max`, if any. Both are step functions,
+/// so checking midnight and every change point of either covers the whole day.
+fn first_minute_min_above_max(min: &Schedule, max: &Schedule) -> Option<u16> {
+    let mut minutes: Vec<u16> = std::iter::once(0)
+        .chain(min.change_minutes())
+        .chain(max.change_minutes())
+        .collect();
+    minutes.sort_unstable();
+    minutes.dedup();
+    minutes
+        .into_iter()
+        .find(|&minute| min.at_minute(minute) > max.at_minute(minute))
+}
+
+#[cfg(test)]
+mod tests;
