@@ -512,6 +512,17 @@ impl Reader {
 fn show(value: &Value) -> String {
     match &value.kind {
         ValueKind::String(text) => format!("{text:?}"),
+        ValueKind::Table(table) => {
+            let entries: Vec<String> = table
+                .iter()
+                .map(|(key, entry)| format!("{key:?} = {}", show(entry)))
+                .collect();
+            format!("{{ {} }}", entries.join(", "))
+        }
+        ValueKind::Array(items) => {
+            let items: Vec<String> = items.iter().map(show).collect();
+            format!("[{}]", items.join(", "))
+        }
         other => other.to_string(),
     }
 }

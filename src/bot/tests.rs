@@ -201,12 +201,12 @@ async fn a_failing_platform_is_told_and_the_loop_goes_on() {
     );
     shutdown.cancel();
     task.await.unwrap();
-    let failures = notifier
-        .events()
-        .iter()
-        .filter(|event| event.kind == EventKind::ScaleFailed)
-        .count();
-    assert_eq!(failures, 4);
+    let kinds: Vec<EventKind> = notifier.events().iter().map(|event| event.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![EventKind::ScaleFailed, EventKind::ScaleRecovered],
+        "an outage of four heartbeats is told once, and its end once"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -709,3 +709,18 @@ fn dry_run_scales_are_worded_as_such() {
     let events = state.scaled(&settings, noon(), scale, true);
     assert_eq!(events[0].message, "Would scale to (2) dynos (dry run).");
 }
+
+#[test]
+fn an_outage_is_told_once_then_its_end() {
+    let mut sim = Sim::new(settings_with("notify_on_scale_fails = true"), 1);
+    sim.platform_fails = true;
+    sim.fails(8);
+    assert_eq!(sim.kinds(), vec![EventKind::ScaleFailed]);
+    sim.platform_fails = false;
+    sim.fails(1);
+    assert_eq!(sim.dynos, 2);
+    assert_eq!(
+        sim.kinds(),
+        vec![EventKind::ScaleFailed, EventKind::ScaleRecovered]
+    );
+}

@@ -342,3 +342,25 @@ fn effective_lists_every_setting() {
         assert!(keys.contains(&key), "{key} missing from check output");
     }
 }
+
+#[test]
+fn settings_example_is_valid_and_names_every_setting() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("settings.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let app = load(Some(&path), &HashMap::new())
+        .unwrap_or_else(|error| panic!("settings.example.toml: {error}"))
+        .apps
+        .remove(0);
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for (key, _) in app.effective() {
+        assert!(
+            text.contains(&format!("{key} =")),
+            "settings.example.toml lacks {key}"
+        );
+        assert!(
+            readme.contains(&format!("`{key}`")),
+            "README.md lacks `{key}`"
+        );
+    }
+}
