@@ -48,7 +48,9 @@ pub fn classify(
     min_response_time_ms: u64,
 ) -> Heartbeat {
     match outcome {
-        ProbeOutcome::Response { status, elapsed } => {
+        ProbeOutcome::Response {
+            status, elapsed, ..
+        } => {
             let ms = elapsed.as_millis() as u64;
             let observation = match *status {
                 400..=499 => Observation::Misconfigured { status: *status },

@@ -25,6 +25,7 @@ impl ScriptedProbe {
                     .map(|ms| ProbeOutcome::Response {
                         status: 200,
                         elapsed: Duration::from_millis(*ms),
+                        downtime_header: None,
                     })
                     .collect(),
             ),

@@ -114,6 +114,7 @@ impl Sim {
         self.outcome(ProbeOutcome::Response {
             status: 200,
             elapsed: Duration::from_millis(ms),
+            downtime_header: None,
         })
     }
 
@@ -333,6 +334,7 @@ fn case_20_half_a_second_is_in_band() {
         &ProbeOutcome::Response {
             status: 200,
             elapsed: Duration::from_millis(500),
+            downtime_header: None,
         },
         1000,
         400,
@@ -358,6 +360,7 @@ fn case_22_two_seconds_is_a_fail() {
         &ProbeOutcome::Response {
             status: 200,
             elapsed: Duration::from_secs(2),
+            downtime_header: None,
         },
         1000,
         400,
@@ -371,6 +374,7 @@ fn case_23_an_instant_answer_is_a_pass() {
         &ProbeOutcome::Response {
             status: 200,
             elapsed: Duration::ZERO,
+            downtime_header: None,
         },
         1000,
         400,
@@ -519,6 +523,7 @@ fn a_4xx_breaks_streaks_and_never_adds_dynos() {
     sim.outcome(ProbeOutcome::Response {
         status: 404,
         elapsed: Duration::from_millis(5000),
+        downtime_header: None,
     });
     sim.fails(2);
     assert_eq!(sim.dynos, 1);
@@ -526,6 +531,7 @@ fn a_4xx_breaks_streaks_and_never_adds_dynos() {
         sim.outcome(ProbeOutcome::Response {
             status: 401,
             elapsed: Duration::from_millis(5000),
+            downtime_header: None,
         });
     }
     assert_eq!(sim.dynos, 1);
@@ -538,6 +544,7 @@ fn a_5xx_and_a_timeout_are_fails() {
     sim.outcome(ProbeOutcome::Response {
         status: 503,
         elapsed: Duration::from_millis(3),
+        downtime_header: None,
     });
     sim.outcome(ProbeOutcome::Timeout {
         elapsed: Duration::from_secs(5),
@@ -555,6 +562,7 @@ fn the_max_and_min_are_strict() {
             &ProbeOutcome::Response {
                 status: 200,
                 elapsed: Duration::from_millis(ms),
+                downtime_header: None,
             },
             1000,
             400,
