@@ -259,7 +259,7 @@ impl Worker {
             return;
         }
         for problem in &self.settings.downtime_warnings {
-            tracing::warn!(%app, source = %problem.source, entry = %problem.text, error = %problem.error, "Ignoring a bad downtime entry.");
+            tracing::warn!(%app, source = %problem.source, entry = ?problem.text, error = %problem.error, "Ignoring a bad downtime entry.");
         }
         for window in self.calendar.windows() {
             tracing::info!(%app, window = %window.local_span(self.settings.time_zone), source = %window.source, "Planned downtime window.");
@@ -307,7 +307,7 @@ impl Worker {
     fn log_learned(&self, learned: Learned) {
         let app = &self.settings.heroku_app_name;
         for problem in learned.new_problems {
-            tracing::warn!(%app, source = %problem.source, entry = %problem.text, error = %problem.error, "Ignoring a bad downtime entry.");
+            tracing::warn!(%app, source = %problem.source, entry = ?problem.text, error = %problem.error, "Ignoring a bad downtime entry.");
         }
         for window in learned.new_windows {
             tracing::info!(%app, window = %window.local_span(self.settings.time_zone), source = %window.source, "Planned downtime window found.");
