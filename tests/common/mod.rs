@@ -41,6 +41,8 @@ async fn serve(router: Router) -> String {
 
 /// A response header the heartbeat sends: `(name, value)`.
 type SentHeader = Arc<Mutex<Option<(String, String)>>>;
+/// What the heartbeat handler shares with the test: latency, status, hits, header.
+type HeartbeatState = (Arc<AtomicU64>, Arc<AtomicU16>, Arc<AtomicU64>, SentHeader);
 
 /// An app whose heartbeat answers after a latency the test sets, with a status and a response
 /// header the test can set too.
@@ -67,12 +69,7 @@ impl HeartbeatServer {
         );
         let router = Router::new()
             .fallback(
-                |State((latency, status, hits, header)): State<(
-                    Arc<AtomicU64>,
-                    Arc<AtomicU16>,
-                    Arc<AtomicU64>,
-                    SentHeader,
-                )>| async move {
+                |State((latency, status, hits, header)): State<HeartbeatState>| async move {
                     tokio::time::sleep(Duration::from_millis(latency.load(Ordering::SeqCst))).await;
                     hits.fetch_add(1, Ordering::SeqCst);
                     let code = StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap();
