@@ -3,10 +3,12 @@
 //! Layout: `probe/` measures the app (the heartbeat), `scaler/` reads and sets its size (the
 //! Heroku Platform API), `notify/` tells people what happened (console, log, test). One file per
 //! backend; each kind has a small trait in its `mod.rs` so the worker can hold any of them.
+//! `leader/` decides which copy of the worker may act (a PostgreSQL advisory lock).
 //!
 //! Nothing here decides anything: the rules live in the `autoscalebot` crate. Nothing here may
 //! print a secret: keys and passwords travel as [`Secret`], whose `Debug` and `Display` are `***`.
 
+pub mod leader;
 pub mod notify;
 pub mod probe;
 pub mod scaler;

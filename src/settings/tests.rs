@@ -540,3 +540,197 @@ fn downtime_header_and_dynos_are_checked() {
         .expected
         .contains("whole number"));
 }
+
+// ---- many apps ----
+
+const THREE_APPS: &str = r#"
+heroku_api_key = "shared-secret-key-123"
+max_dynos = 4
+heartbeat_interval_in_seconds = 10
+
+[[apps]]
+heroku_app_name = "alpha"
+
+[[apps]]
+heroku_app_name = "beta"
+max_dynos = 8
+min_dynos = 2
+
+[[apps]]
+heroku_app_name = "beta"
+process_type = "worker"
+heartbeat_url = "https://beta.example.com/worker-health"
+"#;
+
+fn load_all(text: &str, vars: &[(&str, &str)]) -> Settings {
+    from_toml_str(text, &env(vars)).unwrap_or_else(|error| panic!("{error}"))
+}
+
+#[test]
+fn each_apps_entry_is_one_app_with_the_top_level_as_defaults() {
+    let settings = load_all(THREE_APPS, &[]);
+    let names: Vec<(&str, &str)> = settings
+        .apps
+        .iter()
+        .map(|app| (app.heroku_app_name.as_str(), app.process_type.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("alpha", "web"), ("beta", "web"), ("beta", "worker")]
+    );
+    let [alpha, beta, worker] = &settings.apps[..] else {
+        unreachable!()
+    };
+    assert_eq!(alpha.max_dynos, Schedule::Fixed(4), "the top-level default");
+    assert_eq!(beta.max_dynos, Schedule::Fixed(8), "the entry's own value");
+    assert_eq!(beta.min_dynos, Schedule::Fixed(2));
+    assert_eq!(worker.min_dynos, Schedule::Fixed(1), "the built-in default");
+    assert_eq!(alpha.heartbeat_interval, Duration::from_secs(10));
+    assert_eq!(alpha.heroku_api_key.expose(), "shared-secret-key-123");
+    assert_eq!(
+        alpha.heartbeat_url.as_str(),
+        "https://alpha.herokuapp.com/autoscalebot/heartbeat/"
+    );
+    assert_eq!(
+        worker.heartbeat_url.as_str(),
+        "https://beta.example.com/worker-health"
+    );
+}
+
+#[test]
+fn a_file_without_apps_is_one_app_and_the_worker_settings_have_defaults() {
+    let settings = load_all(MINIMAL, &[]);
+    assert_eq!(settings.apps.len(), 1);
+    assert_eq!(settings.leader_lock_url, None);
+    assert_eq!(settings.heroku_api_calls_per_hour, 3600);
+}
+
+#[test]
+fn a_bad_value_in_an_entry_names_the_app_and_the_key() {
+    let text = THREE_APPS.replace("min_dynos = 2", "min_dynos = \"two\"");
+    let error = load_err(&text, &[]);
+    let problem = problem_for(&error, "apps[1] (beta/web).min_dynos");
+    assert_eq!(problem.value.as_deref(), Some("\"two\""));
+    assert_eq!(error.problems.len(), 1, "{error}");
+}
+
+#[test]
+fn a_key_missing_from_one_entry_names_that_entry() {
+    let text = format!("{THREE_APPS}\n[[apps]]\nprocess_type = \"clock\"\n");
+    let error = load_err(&text, &[]);
+    let problem = problem_for(&error, "apps[3].heroku_app_name");
+    assert_eq!(problem.value, None);
+    assert_eq!(error.problems.len(), 1, "{error}");
+}
+
+#[test]
+fn two_entries_for_one_formation_are_refused_naming_both() {
+    let text = format!("{THREE_APPS}\n[[apps]]\nheroku_app_name = \"beta\"\n");
+    let error = load_err(&text, &[]);
+    let problem = problem_for(&error, "apps[3] (beta/web).process_type");
+    assert!(
+        problem.expected.contains("apps[1] (beta/web) already scales beta/web"),
+        "{problem}"
+    );
+    assert_eq!(error.problems.len(), 1, "{error}");
+}
+
+#[test]
+fn a_bad_top_level_default_every_entry_inherits_is_told_once() {
+    let text = "heroku_api_key = \"k\"\nincrement = 0\n[[apps]]\nheroku_app_name = \"a\"\n[[apps]]\nheroku_app_name = \"b\"\n";
+    let error = load_err(text, &[]);
+    assert_eq!(error.problems.len(), 1, "{error}");
+    problem_for(&error, "increment");
+    // From the environment: the problem names the variable.
+    let text = "heroku_api_key = \"k\"\n[[apps]]\nheroku_app_name = \"a\"\n[[apps]]\nheroku_app_name = \"b\"\n";
+    let error = load_err(text, &[("AUTOSCALE_INCREMENT", "none")]);
+    assert_eq!(error.problems.len(), 1, "{error}");
+    assert_eq!(
+        problem_for(&error, "increment").origin.as_deref(),
+        Some("AUTOSCALE_INCREMENT")
+    );
+}
+
+#[test]
+fn a_top_level_default_that_breaks_only_one_entry_names_that_entry() {
+    // min_dynos = 5 is fine under b's max of 9 but above a's max of 3.
+    let text = "heroku_api_key = \"k\"\nmin_dynos = 5\n[[apps]]\nheroku_app_name = \"a\"\nmax_dynos = 3\n[[apps]]\nheroku_app_name = \"b\"\nmax_dynos = 9\n";
+    let error = load_err(text, &[]);
+    assert_eq!(error.problems.len(), 1, "{error}");
+    problem_for(&error, "apps[0] (a/web).min_dynos");
+}
+
+#[test]
+fn unknown_keys_are_named_where_they_are() {
+    let text = "heroku_api_key = \"k\"\nmax_dynoz = 3\nmin_dynos = 1\n[[apps]]\nheroku_app_name = \"a\"\nincremnet = 2\nmin_dynos = 1\n";
+    let error = load_err(text, &[]);
+    assert_eq!(error.problems.len(), 2, "{error}");
+    assert!(problem_for(&error, "max_dynoz").expected.contains("max_dynos"));
+    assert!(problem_for(&error, "apps[0] (a/web).incremnet")
+        .expected
+        .contains("apps[0] (a/web).increment"));
+}
+
+#[test]
+fn worker_wide_settings_are_refused_inside_an_entry() {
+    let text = "heroku_api_key = \"k\"\n[[apps]]\nheroku_app_name = \"a\"\nheroku_api_calls_per_hour = 100\n";
+    let error = load_err(text, &[]);
+    assert!(problem_for(&error, "apps[0] (a/web).heroku_api_calls_per_hour")
+        .expected
+        .contains("top level"));
+}
+
+#[test]
+fn apps_must_be_a_list_of_tables() {
+    for text in [
+        "heroku_api_key = \"k\"\napps = []\n",
+        "heroku_api_key = \"k\"\napps = \"alpha\"\n",
+    ] {
+        let error = load_err(text, &[]);
+        assert!(problem_for(&error, "apps").expected.contains("[[apps]]"));
+    }
+}
+
+#[test]
+fn the_leader_lock_url_comes_from_the_file_or_database_url_and_is_never_shown() {
+    let url = "postgres://bot:pg-password-77@db.internal:5432/locks?sslmode=disable";
+    let settings = load_all(&format!("{MINIMAL}leader_lock_url = \"{url}\"\n"), &[]);
+    assert_eq!(settings.leader_lock_url.as_ref().unwrap().expose(), url);
+    let shown: HashMap<_, _> = settings.effective().into_iter().collect();
+    assert_eq!(
+        shown["leader_lock_url"],
+        "\"***\" (bot@db.internal:5432/locks)"
+    );
+    let settings = load_all(
+        &format!("{MINIMAL}leader_lock_url = \"env\"\n"),
+        &[("DATABASE_URL", url)],
+    );
+    assert_eq!(settings.leader_lock_url.unwrap().expose(), url);
+
+    let error = load_err(&format!("{MINIMAL}leader_lock_url = \"env\"\n"), &[]);
+    assert!(problem_for(&error, "leader_lock_url")
+        .expected
+        .contains("DATABASE_URL"));
+    let error = load_err(
+        &format!("{MINIMAL}leader_lock_url = \"postgres://bot:pg-password-77@db:x/locks\"\n"),
+        &[],
+    );
+    let message = error.to_string();
+    assert!(message.contains("leader_lock_url"), "{message}");
+    assert!(!message.contains("pg-password-77"), "{message}");
+}
+
+#[test]
+fn the_worker_settings_are_in_the_example_and_the_readme() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("settings.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let settings = load(Some(&path), &HashMap::new()).unwrap();
+    for (key, _) in settings.effective() {
+        assert!(GLOBAL_KEYS.contains(&key));
+        assert!(text.contains(&format!("{key} =")), "settings.example.toml lacks {key}");
+        assert!(readme.contains(&format!("`{key}`")), "README.md lacks `{key}`");
+    }
+    assert!(text.contains("[[apps]]"), "the example shows [[apps]]");
+}
