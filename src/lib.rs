@@ -6,11 +6,13 @@
 //! - [`downtime`]: planned downtime windows: the ISO 8601 interval parser and the calendar.
 //! - [`decision`]: the pure engine (settings, now, size, heartbeat) → plan.
 //! - [`bot`]: the async loop that probes, decides, scales and notifies.
+//! - [`budget`]: the Platform API budget per key, the pace of formation reads, heartbeat spread.
 //!
 //! The edges to the outside world (HTTP probes, the Heroku API, notifiers) live in the
 //! `autoscalebot-backends` crate.
 
 pub mod bot;
+pub mod budget;
 pub mod decision;
 pub mod downtime;
 pub mod schedule;
