@@ -6,19 +6,28 @@
 //! while waiting and probing, never during a platform call, so a scale is never cut in half.
 //! Before each decision it also reads the downtime file and the heartbeat's downtime header
 //! into the [`Calendar`] and tells the engine which window, if any, is in force.
+//!
+//! With many apps on one API key ([`Worker::with_budget`]) the size is read only when a
+//! decision may change it (the engine, run on a copy of its state with the last size known,
+//! wants a scale), when the planned pace says it is stale, or while the key's budget has room;
+//! otherwise the last size known stands. A standby ([`Worker::with_leadership`]) keeps
+//! heartbeating and counting, but makes no API call and tells nobody.
 
+use crate::budget::{ApiBudget, Call};
 use crate::decision::{classify, AppState, Heartbeat, Observation, Plan, ScaleTo};
 use crate::downtime::{Calendar, Learned};
 use crate::settings::AppSettings;
 use autoscalebot_backends::notify::{
     ConsoleNotifier, Dispatcher, Event, LogNotifier, Notifier, TestNotifier,
 };
+use autoscalebot_backends::leader::Leadership;
 use autoscalebot_backends::probe::{Heartbeat as HeartbeatProbe, Probe, ProbeOutcome};
 use autoscalebot_backends::scaler::{HerokuScaler, ScaleError, Scaler};
 use chrono::{DateTime, Utc};
 use std::io::Read;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -62,6 +71,37 @@ pub struct Worker {
     calendar: Calendar,
     /// The last error reading the downtime file, so that it is logged once, not every beat.
     downtime_file_error: Option<String>,
+    /// Whether this copy of the worker may scale and notify now.
+    leadership: Leadership,
+    /// The API key's budget and the pace of re-reads; `None`: read on every heartbeat.
+    pace: Option<Pace>,
+    /// How long after the start the first heartbeat comes.
+    first_beat_after: Duration,
+}
+
+/// The budget an app spends from, shared with the other apps of its API key.
+#[derive(Clone)]
+pub struct Pace {
+    pub budget: Arc<Mutex<ApiBudget>>,
+    /// Re-read the size at least every this many heartbeats (`None`: only while the budget
+    /// has room); see [`crate::budget::plan`].
+    pub refresh_every_beats: Option<u32>,
+}
+
+/// Where this heartbeat's size came from.
+enum Size {
+    /// Read from the platform just now.
+    Read(u32),
+    /// The last size known: no decision needed a read. The engine already ran on a copy of
+    /// its state, which becomes the state.
+    Known(u32, Box<AppState>, Plan),
+}
+
+/// Why this heartbeat has no size.
+enum NoSize {
+    Failed(ScaleError),
+    /// The key's budget has no call left for this read.
+    NoBudget,
 }
 
 impl Worker {
@@ -85,7 +125,34 @@ impl Worker {
             dispatcher: Dispatcher::start(notifiers),
             clock,
             dry_run,
+            leadership: Leadership::always(),
+            pace: None,
+            first_beat_after: Duration::ZERO,
         }
+    }
+
+    /// Scales and notifies only while `leadership` says this copy leads.
+    pub fn with_leadership(mut self, leadership: Leadership) -> Self {
+        self.leadership = leadership;
+        self
+    }
+
+    /// Spends formation reads and writes from a budget shared by the apps of one API key.
+    pub fn with_budget(mut self, pace: Pace) -> Self {
+        self.pace = Some(pace);
+        self
+    }
+
+    /// Reads and writes through this scaler (one shared by the process types of one app).
+    pub fn with_scaler(mut self, scaler: Arc<dyn Scaler>) -> Self {
+        self.scaler = scaler;
+        self
+    }
+
+    /// Waits this long before the first heartbeat, to spread many apps over the interval.
+    pub fn with_first_beat_after(mut self, offset: Duration) -> Self {
+        self.first_beat_after = offset;
+        self
     }
 
     /// Builds the worker the settings describe: heartbeat probe, Heroku scaler, and the named
@@ -133,7 +200,10 @@ impl Worker {
             "Worker started."
         );
         self.log_downtime_sources();
-        let mut ticker = tokio::time::interval(self.settings.heartbeat_interval);
+        let mut ticker = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.first_beat_after,
+            self.settings.heartbeat_interval,
+        );
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -204,9 +274,31 @@ impl Worker {
             scaled_to: None,
             error: None,
         };
-        let current = match self.scaler.current().await {
-            Ok(quantity) => quantity,
-            Err(error) => {
+        if !self.leadership.is_leader() {
+            // A standby keeps its streaks warm for the moment it takes over, and spends no
+            // API call: the leader reads for both.
+            self.state.record(heartbeat.observation);
+            tracing::debug!(%app, "Standby: not reading, scaling or telling.");
+            return beat;
+        }
+        let (current, plan) = match self.size(&heartbeat).await {
+            Ok(Size::Read(quantity)) => {
+                let now = (self.clock)();
+                let plan = self.state.observe(&self.settings, now, &heartbeat, quantity);
+                (quantity, plan)
+            }
+            Ok(Size::Known(quantity, state, plan)) => {
+                self.state = *state;
+                (quantity, plan)
+            }
+            Err(NoSize::NoBudget) => {
+                self.state.record(heartbeat.observation);
+                let message = "the API budget of this key has no call left; trying again next heartbeat".to_string();
+                tracing::warn!(%app, "Not reading the formation: the API budget is spent.");
+                beat.error = Some(message);
+                return beat;
+            }
+            Err(NoSize::Failed(error)) => {
                 self.state.record(heartbeat.observation);
                 let now = (self.clock)();
                 let message = format!("reading the formation: {error}");
@@ -218,15 +310,14 @@ impl Worker {
             }
         };
         beat.quantity = Some(current);
-        let now = (self.clock)();
-        let plan = self.state.observe(&self.settings, now, &heartbeat, current);
         self.send(&plan.events);
         if let Some(until) = plan.cooling_until {
             tracing::info!(%app, %until, "A scale is due but the cool-off holds it.");
         }
         if let Some(scale) = plan.scale {
             match self.apply(scale).await {
-                Ok(quantity) => {
+                Ok(None) => {}
+                Ok(Some(quantity)) => {
                     beat.scaled_to = Some(quantity);
                     let events =
                         self.state
@@ -314,19 +405,97 @@ impl Worker {
         }
     }
 
-    async fn apply(&self, scale: ScaleTo) -> Result<u32, ScaleError> {
+    /// The size to decide from: the last one known when no decision needs a read and the
+    /// budget's pace does not ask for one, else a fresh read, spent from the budget.
+    async fn size(&mut self, heartbeat: &Heartbeat) -> Result<Size, NoSize> {
+        let Some(pace) = self.pace.clone() else {
+            return self.read().await.map(Size::Read);
+        };
+        let call = match self.scaler.recent() {
+            // Nothing known yet (or the last read failed): a read is needed to decide.
+            None => Call::Decision,
+            Some(known) => {
+                let now = (self.clock)();
+                let mut state = self.state.clone();
+                let plan = state.observe(&self.settings, now, heartbeat, known.quantity);
+                if plan.scale.is_some() {
+                    Call::Decision
+                } else {
+                    let age = tokio::time::Instant::now().saturating_duration_since(known.at);
+                    let due = pace.refresh_every_beats.is_some_and(|beats| {
+                        age >= self.settings.heartbeat_interval.saturating_mul(beats)
+                    });
+                    let call = Call::Refresh { due };
+                    if !self.take(&pace, call) {
+                        return Ok(Size::Known(known.quantity, Box::new(state), plan));
+                    }
+                    return self.read().await.map(Size::Read);
+                }
+            }
+        };
+        if !self.take(&pace, call) {
+            return Err(NoSize::NoBudget);
+        }
+        self.read().await.map(Size::Read)
+    }
+
+    fn take(&self, pace: &Pace, call: Call) -> bool {
+        let mut budget = pace.budget.lock().expect("not poisoned");
+        budget.try_take(tokio::time::Instant::now(), call)
+    }
+
+    async fn read(&self) -> Result<u32, NoSize> {
+        let result = self.scaler.current().await;
+        self.account(&result);
+        result.map_err(NoSize::Failed)
+    }
+
+    /// Tells the budget what the platform said about the account's calls.
+    fn account<T>(&self, result: &Result<T, ScaleError>) {
+        let Some(pace) = &self.pace else {
+            return;
+        };
+        let mut budget = pace.budget.lock().expect("not poisoned");
+        let now = tokio::time::Instant::now();
+        if let Some(remaining) = self.scaler.rate_limit_remaining() {
+            budget.heroku_remaining(now, remaining);
+        }
+        if matches!(result, Err(ScaleError::RateLimited { .. })) {
+            budget.rate_limited(now);
+        }
+    }
+
+    /// Sets the size. `Ok(None)` when this copy no longer leads or the budget has no call left:
+    /// nothing was written, and the streak stays for the next heartbeat.
+    async fn apply(&self, scale: ScaleTo) -> Result<Option<u32>, ScaleError> {
         let app = &self.settings.heroku_app_name;
         let reason = scale.reason.describe(&self.settings);
         if self.dry_run {
             tracing::info!(%app, from = scale.from, to = scale.to, %reason, "Would scale (dry run).");
-            return Ok(scale.to);
+            return Ok(Some(scale.to));
         }
-        let quantity = self.scaler.set(scale.to).await?;
+        if !self.leadership.confirm().await {
+            tracing::warn!(%app, from = scale.from, to = scale.to, "Not scaling: this worker no longer holds the leader lock.");
+            return Ok(None);
+        }
+        if let Some(pace) = &self.pace {
+            if !self.take(pace, Call::Decision) {
+                tracing::warn!(%app, from = scale.from, to = scale.to, "Not scaling yet: the API budget is spent; trying again next heartbeat.");
+                return Ok(None);
+            }
+        }
+        let result = self.scaler.set(scale.to).await;
+        self.account(&result);
+        let quantity = result?;
         tracing::info!(%app, from = scale.from, to = quantity, %reason, "Scaled.");
-        Ok(quantity)
+        Ok(Some(quantity))
     }
 
     fn send(&self, events: &[Event]) {
+        // Only the leader tells: a standby's news would be told twice.
+        if !self.leadership.is_leader() {
+            return;
+        }
         for event in events {
             self.dispatcher.dispatch(event);
         }

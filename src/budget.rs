@@ -116,16 +116,18 @@ pub struct KeyPlan {
 
 /// Groups the apps by API key (and API URL) and plans each key's calls.
 pub fn plan(settings: &Settings) -> Vec<KeyPlan> {
+    plan_by_key(settings).into_values().collect()
+}
+
+/// [`plan`], by [`budget_key`].
+pub fn plan_by_key(settings: &Settings) -> BTreeMap<(String, String), KeyPlan> {
     let mut by_key: BTreeMap<(String, String), Vec<&AppSettings>> = BTreeMap::new();
     for app in &settings.apps {
-        by_key
-            .entry(budget_key(app))
-            .or_default()
-            .push(app);
+        by_key.entry(budget_key(app)).or_default().push(app);
     }
     by_key
-        .into_values()
-        .map(|apps| plan_key(&apps, settings.heroku_api_calls_per_hour))
+        .into_iter()
+        .map(|(key, apps)| (key, plan_key(&apps, settings.heroku_api_calls_per_hour)))
         .collect()
 }
 

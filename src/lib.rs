@@ -22,17 +22,146 @@ pub use bot::Worker;
 pub use decision::{AppState, Observation, Plan};
 pub use settings::{AppSettings, Settings, SettingsError};
 
+use autoscalebot_backends::leader::{Leadership, PostgresLock};
+use autoscalebot_backends::scaler::{HerokuFormation, HerokuScaler};
+use bot::Pace;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 /// Runs every app's worker until `shutdown` is cancelled, then waits for them to finish.
+///
+/// The apps share one HTTP client, one API budget per key and, for the process types of one
+/// app, one formation read. Their first heartbeats are spread over the interval. Each app is
+/// its own task: a panic in one is logged and the others go on. With `leader_lock_url`, every
+/// app acts only while this worker holds the lock; the lock is let go after every app stopped.
 pub async fn run(settings: Settings, dry_run: bool, shutdown: CancellationToken) {
     let client = http_client();
+    let lock_released = CancellationToken::new();
+    let (leadership, elector) = leadership(&settings, lock_released.clone());
+    let plans = budget::plan_by_key(&settings);
+    let now = tokio::time::Instant::now();
+    let budgets: HashMap<(String, String), Pace> = plans
+        .iter()
+        .map(|(key, plan)| {
+            let pace = Pace {
+                budget: Arc::new(Mutex::new(budget::ApiBudget::new(
+                    plan.budget_per_hour,
+                    now,
+                ))),
+                refresh_every_beats: plan.refresh_every_beats,
+            };
+            (key.clone(), pace)
+        })
+        .collect();
+    let formations = shared_formations(&settings, &client);
+    let spread = settings.apps.len() > 1;
+    tracing::info!(
+        apps = settings.apps.len(),
+        api_keys = plans.len(),
+        "Starting the workers."
+    );
     let mut tasks = tokio::task::JoinSet::new();
+    let mut names = HashMap::new();
     for app in settings.apps {
-        let worker = Worker::from_settings(app, client.clone(), dry_run, None);
-        tasks.spawn(worker.run(shutdown.clone()));
+        let label = format!("{}/{}", app.heroku_app_name, app.process_type);
+        let key = budget::budget_key(&app);
+        let offset = if spread {
+            budget::first_beat_offset(
+                &app.heroku_app_name,
+                &app.process_type,
+                app.heartbeat_interval,
+            )
+        } else {
+            std::time::Duration::ZERO
+        };
+        let formation = formations.get(&(key.clone(), app.heroku_app_name.clone()));
+        let mut worker = Worker::from_settings(app, client.clone(), dry_run, None)
+            .with_budget(budgets[&key].clone())
+            .with_leadership(leadership.clone())
+            .with_first_beat_after(offset);
+        if let Some(formation) = formation {
+            let process_type = worker.settings.process_type.clone();
+            worker = worker.with_scaler(Arc::new(HerokuScaler::of(
+                formation.clone(),
+                &process_type,
+            )));
+        }
+        let handle = tasks.spawn(worker.run(shutdown.clone()));
+        names.insert(handle.id(), label);
     }
-    while tasks.join_next().await.is_some() {}
+    supervise(tasks, &names).await;
+    lock_released.cancel();
+    if let Some(elector) = elector {
+        let _ = elector.await;
+    }
+}
+
+/// Waits for every app's task; one that panicked is logged and the others go on.
+pub async fn supervise(
+    mut tasks: tokio::task::JoinSet<()>,
+    names: &HashMap<tokio::task::Id, String>,
+) {
+    while let Some(joined) = tasks.join_next_with_id().await {
+        if let Err(error) = joined {
+            let app = names.get(&error.id()).map_or("?", String::as_str);
+            if error.is_panic() {
+                tracing::error!(app, "The app's worker panicked and stopped; the other apps go on.");
+            }
+        }
+    }
+}
+
+/// The leader lock, when `leader_lock_url` is set; else this worker always leads.
+fn leadership(
+    settings: &Settings,
+    released: CancellationToken,
+) -> (Leadership, Option<tokio::task::JoinHandle<()>>) {
+    let Some(url) = &settings.leader_lock_url else {
+        return (Leadership::always(), None);
+    };
+    match PostgresLock::new(url) {
+        Ok(lock) => {
+            let (leadership, task) = lock.start(released.cancelled_owned());
+            (leadership, Some(task))
+        }
+        Err(error) => {
+            // Checked when the settings were read; if it happens anyway, nobody leads.
+            tracing::error!(%error, "The leader_lock_url cannot be used: this worker will not lead.");
+            let (_never, state) = tokio::sync::watch::channel(false);
+            let (confirm, _) = tokio::sync::mpsc::channel(1);
+            (Leadership::from_parts(state, confirm), None)
+        }
+    }
+}
+
+/// One formation per app with several process types scaled, so one read serves them all.
+fn shared_formations(
+    settings: &Settings,
+    client: &reqwest::Client,
+) -> HashMap<((String, String), String), Arc<HerokuFormation>> {
+    let mut counts: HashMap<((String, String), String), usize> = HashMap::new();
+    for app in &settings.apps {
+        *counts
+            .entry((budget::budget_key(app), app.heroku_app_name.clone()))
+            .or_default() += 1;
+    }
+    let mut shared = HashMap::new();
+    for app in &settings.apps {
+        let id = (budget::budget_key(app), app.heroku_app_name.clone());
+        if counts[&id] > 1 && !shared.contains_key(&id) {
+            let formation = HerokuFormation::new(
+                client.clone(),
+                &app.heroku_api_url,
+                &app.heroku_app_name,
+                app.heroku_api_key.clone(),
+                app.heroku_api_timeout,
+                true,
+            );
+            shared.insert(id, Arc::new(formation));
+        }
+    }
+    shared
 }
 
 /// The one HTTP client every backend shares, so connections are pooled.

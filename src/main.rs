@@ -82,6 +82,10 @@ fn print_check(settings: &Settings) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let mut write = || -> std::io::Result<()> {
+        writeln!(out, "# the worker")?;
+        for (key, value) in settings.effective() {
+            writeln!(out, "{key} = {value}")?;
+        }
         for app in &settings.apps {
             writeln!(out, "# app {} ({})", app.heroku_app_name, app.process_type)?;
             for (key, value) in app.effective() {
@@ -91,10 +95,50 @@ fn print_check(settings: &Settings) {
                 writeln!(out, "{line}")?;
             }
         }
+        for line in budget_lines(settings) {
+            writeln!(out, "{line}")?;
+        }
         writeln!(out, "# settings are valid")
     };
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = write();
+}
+
+/// The most Platform API calls an hour the settings can cost, per API key (keys are numbered,
+/// never shown), and how often each app's size is re-read.
+fn budget_lines(settings: &Settings) -> Vec<String> {
+    let plans = autoscalebot::budget::plan(settings);
+    let mut lines = vec![format!(
+        "# Platform API calls, per API key (heroku_api_calls_per_hour = {} each; Heroku allows 4500 per account):",
+        settings.heroku_api_calls_per_hour
+    )];
+    for (index, plan) in plans.iter().enumerate() {
+        let mut names = plan.formations.iter().take(5).cloned().collect::<Vec<_>>();
+        if plan.formations.len() > 5 {
+            names.push(format!("and {} more", plan.formations.len() - 5));
+        }
+        lines.push(format!(
+            "#   key {} ({} app{}: {}): at most {:.0} calls an hour (reading every heartbeat: {:.0}; scaling, one read and one write per streak: up to {:.0})",
+            index + 1,
+            plan.formations.len(),
+            if plan.formations.len() == 1 { "" } else { "s" },
+            names.join(", "),
+            plan.at_most_per_hour,
+            plan.reads_every_beat_per_hour,
+            plan.scaling_per_hour,
+        ));
+        lines.push(match plan.refresh_every_beats {
+            Some(1) => "#     every heartbeat reads the size".to_string(),
+            Some(beats) => format!(
+                "#     each size is re-read at least every {beats} heartbeats, and on every heartbeat while the budget has room; always just before a scale"
+            ),
+            None => format!(
+                "#     warning: scaling alone may need {:.0} calls an hour, more than the budget: sizes are re-read only while the budget has room, and some scales may wait",
+                plan.scaling_per_hour
+            ),
+        });
+    }
+    lines
 }
 
 /// The planned downtime windows `check` can see (settings, environment, file), each with its

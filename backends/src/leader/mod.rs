@@ -29,7 +29,9 @@ impl Leadership {
         }
     }
 
-    pub(crate) fn new(
+    /// A leadership driven by another elector: `state` says whether it leads, `confirm`
+    /// answers a check before a write.
+    pub fn from_parts(
         state: watch::Receiver<bool>,
         confirm: mpsc::Sender<oneshot::Sender<bool>>,
     ) -> Self {

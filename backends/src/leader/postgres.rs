@@ -99,7 +99,7 @@ impl PostgresLock {
         let (state, watch) = watch::channel(false);
         let (confirm, requests) = mpsc::channel(64);
         let task = tokio::spawn(self.elect(state, requests, shutdown));
-        (Leadership::new(watch, confirm), task)
+        (Leadership::from_parts(watch, confirm), task)
     }
 
     async fn elect(

@@ -6,7 +6,7 @@
 
 pub mod heroku;
 
-pub use heroku::HerokuScaler;
+pub use heroku::{HerokuFormation, HerokuScaler};
 
 use async_trait::async_trait;
 use std::time::Duration;
@@ -71,6 +71,13 @@ impl ScaleError {
     }
 }
 
+/// A quantity the platform told us, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Known {
+    pub quantity: u32,
+    pub at: tokio::time::Instant,
+}
+
 /// Reads and sets the quantity of one process type.
 #[async_trait]
 pub trait Scaler: Send + Sync {
@@ -80,4 +87,15 @@ pub trait Scaler: Send + Sync {
     async fn current(&self) -> Result<u32, ScaleError>;
     /// Sets the absolute quantity and returns the quantity the platform reports afterwards.
     async fn set(&self, quantity: u32) -> Result<u32, ScaleError>;
+    /// The last quantity the platform told (a read or a write, this scaler's or a sibling's
+    /// for the same app), so the worker can decide without a call when nothing may change.
+    /// `None`: always read.
+    fn recent(&self) -> Option<Known> {
+        None
+    }
+    /// The platform's count of calls left for the account, from the last answer if it sent
+    /// one; each count is handed out once.
+    fn rate_limit_remaining(&self) -> Option<u32> {
+        None
+    }
 }
