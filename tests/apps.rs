@@ -1,0 +1,239 @@
+//! Many apps in one worker: the built binary with `[[apps]]` against real heartbeat servers
+//! (one per app) and one Heroku-shaped formation API on loopback serving every app.
+
+mod common;
+
+use common::*;
+use std::process::Stdio;
+
+const KEY: &str = "fleet-key-0123456789";
+
+/// An `[[apps]]` entry pointed at a local heartbeat.
+fn entry(app: &str, process_type: &str, heartbeat: &HeartbeatServer, extra: &str) -> String {
+    format!(
+        "\n[[apps]]\nheroku_app_name = \"{app}\"\nprocess_type = \"{process_type}\"\nheartbeat_url = \"{}\"\n{extra}\n",
+        heartbeat.url
+    )
+}
+
+/// Top-level defaults for every app: the local API, short intervals, clear bands.
+fn defaults(api: &FormationApi, extra: &str) -> String {
+    format!(
+        "heroku_api_key = \"{KEY}\"\nheroku_api_url = \"{}\"\nheartbeat_interval_in_seconds = 0.2\n\
+         max_response_time_in_ms = 300\nmin_response_time_in_ms = 100\n\
+         number_of_fails_to_scale_up_after = 2\nnumber_of_passes_to_scale_down_after = 2\n{extra}\n",
+        api.url
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_apps_with_their_own_bounds_scale_independently_in_one_worker() {
+    let slow_alpha = HeartbeatServer::start(500).await;
+    let fast_beta = HeartbeatServer::start(0).await;
+    let in_band_gamma_web = HeartbeatServer::start(200).await;
+    let slow_gamma_worker = HeartbeatServer::start(500).await;
+    let api = FormationApi::start("alpha", "web", KEY, 1).await;
+    api.add("beta", "web", KEY, 5);
+    api.add("gamma", "web", KEY, 2);
+    api.add("gamma", "worker", KEY, 1);
+    let settings = format!(
+        "{}{}{}{}{}",
+        defaults(&api, "max_dynos = 3"),
+        entry("alpha", "web", &slow_alpha, ""),
+        entry("beta", "web", &fast_beta, "min_dynos = 2\nmax_dynos = 6"),
+        entry("gamma", "web", &in_band_gamma_web, "max_dynos = 5"),
+        entry("gamma", "worker", &slow_gamma_worker, "max_dynos = 4\nmin_dynos = 0"),
+    );
+    let mut bot = Bot::start(&settings, &[], &[]);
+    wait_until("alpha reaches its max of 3", || {
+        api.quantity_of("alpha", "web") == 3
+    })
+    .await;
+    wait_until("beta reaches its min of 2", || {
+        api.quantity_of("beta", "web") == 2
+    })
+    .await;
+    wait_until("gamma's worker reaches its max of 4", || {
+        api.quantity_of("gamma", "worker") == 4
+    })
+    .await;
+    // A few more heartbeats of each, to see that nothing moves past a bound.
+    for heartbeat in [&slow_alpha, &fast_beta, &in_band_gamma_web, &slow_gamma_worker] {
+        let hits = heartbeat.hits();
+        wait_until("four more heartbeats", || heartbeat.hits() >= hits + 4).await;
+    }
+    assert_eq!(api.patches_of("alpha", "web"), vec![2, 3]);
+    assert_eq!(api.patches_of("beta", "web"), vec![4, 3, 2]);
+    assert_eq!(api.patches_of("gamma", "worker"), vec![2, 3, 4]);
+    assert_eq!(
+        api.patches_of("gamma", "web"),
+        Vec::<u32>::new(),
+        "in band: never scaled"
+    );
+    assert_eq!(api.quantity_of("gamma", "web"), 2);
+
+    let requests = api.requests();
+    // Two process types of one app: one list read serves both, and writes go through the
+    // batch endpoint, whose answer tells both sizes.
+    assert!(requests
+        .iter()
+        .any(|r| r.method == "GET" && r.path == "/apps/gamma/formation"));
+    assert!(!requests
+        .iter()
+        .any(|r| r.path.starts_with("/apps/gamma/formation/")));
+    assert!(requests.iter().any(|r| r.method == "PATCH"
+        && r.path == "/apps/gamma/formation"
+        && r.body.contains("\"updates\"")));
+    // Apps with one process type keep the per-type endpoints.
+    assert!(requests
+        .iter()
+        .all(|r| !r.path.starts_with("/apps/alpha") || r.path == "/apps/alpha/formation/web"));
+    // Unchanged formations are read conditionally, and the answer is 304 with no body.
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "GET" && r.headers.contains_key("if-none-match") && r.status == 304),
+        "no conditional read was answered 304"
+    );
+    assert!(requests.iter().all(|r| r.status < 400), "no call failed");
+    assert!(bot.terminate().await.success());
+    let output = format!("{}{}", bot.stdout(), bot.stderr());
+    assert!(!output.contains(KEY), "the API key leaked:\n{output}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_apps_refused_key_leaves_the_others_scaling() {
+    let slow_refused = HeartbeatServer::start(500).await;
+    let slow_fine = HeartbeatServer::start(500).await;
+    let fast_fine = HeartbeatServer::start(0).await;
+    let api = FormationApi::start("fine-up", "web", KEY, 1).await;
+    api.add("fine-down", "web", KEY, 3);
+    api.add("refused", "web", "the-right-key-for-refused", 1);
+    let settings = format!(
+        "{}{}{}{}",
+        defaults(&api, "max_dynos = 3\nnotify_on_scale_fails = true\nnotification_backends = [\"console\"]"),
+        entry("refused", "web", &slow_refused, "heroku_api_key = \"a-wrong-key-for-refused\""),
+        entry("fine-up", "web", &slow_fine, ""),
+        entry("fine-down", "web", &fast_fine, ""),
+    );
+    let mut bot = Bot::start(&settings, &[], &[]);
+    wait_until("fine-up reaches 3", || api.quantity_of("fine-up", "web") == 3).await;
+    wait_until("fine-down reaches 1", || {
+        api.quantity_of("fine-down", "web") == 1
+    })
+    .await;
+    wait_until("the refusal is logged", || {
+        bot.stderr().contains("refused the API key")
+    })
+    .await;
+    wait_until("the refusal is told, naming the app", || {
+        bot.stdout()
+            .lines()
+            .any(|line| line.contains(" refused scale_failed"))
+    })
+    .await;
+    let hits = slow_refused.hits();
+    wait_until("the refused app's heartbeats go on", || {
+        slow_refused.hits() >= hits + 3
+    })
+    .await;
+    assert!(bot.is_running());
+    assert_eq!(api.quantity_of("refused", "web"), 1);
+    assert!(api.patches_of("refused", "web").is_empty());
+    let stderr = bot.stderr();
+    let refusal = stderr
+        .lines()
+        .find(|line| line.contains("refused the API key"))
+        .unwrap();
+    assert!(refusal.contains("app=refused"), "names the app: {refusal}");
+    assert!(bot.terminate().await.success());
+    let output = format!("{}{}", bot.stdout(), bot.stderr());
+    assert!(!output.contains("a-wrong-key-for-refused") && !output.contains(KEY));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_small_budget_stops_routine_reads_but_never_a_scale() {
+    // 100 calls an hour: a tenth of it on routine reads at the start, then none; the reads
+    // just before a scale and the writes still go through.
+    let in_band = HeartbeatServer::start(200).await;
+    let also_in_band = HeartbeatServer::start(200).await;
+    let slow = HeartbeatServer::start(500).await;
+    let api = FormationApi::start("quiet-1", "web", KEY, 2).await;
+    api.add("quiet-2", "web", KEY, 2);
+    api.add("busy", "web", KEY, 1);
+    let settings = format!(
+        "{}{}{}{}",
+        defaults(&api, "heroku_api_calls_per_hour = 100\nmax_dynos = 3"),
+        entry("quiet-1", "web", &in_band, ""),
+        entry("quiet-2", "web", &also_in_band, ""),
+        entry("busy", "web", &slow, ""),
+    );
+    let mut bot = Bot::start(&settings, &[], &[]);
+    wait_until("busy reaches 3", || api.quantity_of("busy", "web") == 3).await;
+    let hits = in_band.hits();
+    wait_until("25 more heartbeats of quiet-1", || in_band.hits() >= hits + 25).await;
+    let calls = api.requests().len();
+    let beats = in_band.hits() + also_in_band.hits() + slow.hits();
+    assert!(
+        calls <= 16,
+        "{calls} calls for {beats} heartbeats: routine reads should stop at a tenth of the budget"
+    );
+    assert!(beats > 60, "{beats} heartbeats");
+    assert_eq!(api.patches_of("busy", "web"), vec![2, 3]);
+    assert!(bot.terminate().await.success());
+}
+
+#[test]
+fn check_names_each_app_and_the_most_calls_an_hour_per_key() {
+    let (_dir, path) = settings_file(
+        "heroku_api_key = \"check-key-1\"\n\
+         [[apps]]\nheroku_app_name = \"alpha\"\n\
+         [[apps]]\nheroku_app_name = \"beta\"\nmax_dynos = 6\n\
+         [[apps]]\nheroku_app_name = \"beta\"\nprocess_type = \"worker\"\n\
+         [[apps]]\nheroku_app_name = \"other\"\nheroku_api_key = \"check-key-2\"\n",
+    );
+    let output = command()
+        .args(["check", "--settings"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    for header in [
+        "# app alpha (web)",
+        "# app beta (web)",
+        "# app beta (worker)",
+        "# app other (web)",
+    ] {
+        assert!(stdout.contains(header), "{header} missing:\n{stdout}");
+    }
+    assert!(stdout.contains("heroku_api_calls_per_hour = 3600"));
+    // alpha, beta/web and beta/worker share key 1: two reads every 30 s (beta's two types
+    // share one) = 240, and up to 3 x 80 for scaling.
+    assert!(
+        stdout.contains("key 1 (3 apps: alpha/web, beta/web, beta/worker): at most 480 calls an hour"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("key 2 (1 app: other/web): at most 200 calls an hour"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("check-key-1") && !stdout.contains("check-key-2"));
+}
+
+#[test]
+fn two_entries_for_one_formation_stop_the_worker_naming_both() {
+    let (_dir, path) = settings_file(
+        "heroku_api_key = \"k\"\n[[apps]]\nheroku_app_name = \"shop\"\n[[apps]]\nheroku_app_name = \"shop\"\nprocess_type = \"web\"\n",
+    );
+    let output = command()
+        .arg(format!("--settings={}", path.display()))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("apps[1] (shop/web).process_type"), "{stderr}");
+    assert!(stderr.contains("apps[0] (shop/web) already scales shop/web"), "{stderr}");
+}
