@@ -538,6 +538,12 @@ impl Bot {
         self.child.try_wait().unwrap().is_none()
     }
 
+    /// Kills the worker with SIGKILL (no shutdown, no goodbye) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Sends SIGTERM and waits for the exit, within the deadline.
     pub async fn terminate(&mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
@@ -579,4 +585,128 @@ heartbeat_interval_in_seconds = 0.2
         api = api.url,
         heartbeat = heartbeat.url
     )
+}
+
+/// A throwaway PostgreSQL server: `initdb` into a temporary folder and `pg_ctl start` on a free
+/// loopback port, trusting local connections; stopped and removed when dropped. As root (CI),
+/// it runs as the `postgres` user, since PostgreSQL refuses to run as root.
+pub struct Postgres {
+    pub port: u16,
+    bin: std::path::PathBuf,
+    data: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        let bin = postgres_bin().expect(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found: install the postgresql package, as .ci/run does",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let as_root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
+        if as_root {
+            let (uid, gid) = postgres_user();
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+        }
+        let data = dir.path().join("data");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let run = |program: &str, args: &[&str]| {
+            let mut command = if as_root {
+                let mut command = Command::new("runuser");
+                command.args(["-u", "postgres", "--"]).arg(bin.join(program));
+                command
+            } else {
+                Command::new(bin.join(program))
+            };
+            let output = command
+                .args(args)
+                .current_dir(dir.path())
+                .stdin(Stdio::null())
+                .output()
+                .unwrap_or_else(|error| panic!("{program} did not start: {error}"));
+            assert!(
+                output.status.success(),
+                "{program} failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let data_arg = data.display().to_string();
+        run(
+            "initdb",
+            &["-D", &data_arg, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+        );
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            dir.path().display()
+        );
+        let log = dir.path().join("postgres.log").display().to_string();
+        run(
+            "pg_ctl",
+            &["-D", &data_arg, "-l", &log, "-o", &options, "-w", "-t", "60", "start"],
+        );
+        Postgres {
+            port,
+            bin,
+            data,
+            _dir: dir,
+        }
+    }
+
+    /// A URL for the leader lock.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let as_root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
+        let mut command = if as_root {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(self.bin.join("pg_ctl"));
+            command
+        } else {
+            Command::new(self.bin.join("pg_ctl"))
+        };
+        let _ = command
+            .args(["-D", &self.data.display().to_string(), "-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The folder of `initdb` and `pg_ctl`: Debian's newest `/usr/lib/postgresql/N/bin`, else PATH.
+fn postgres_bin() -> Option<std::path::PathBuf> {
+    let mut versions: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Some(bin);
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path).find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
+    })
+}
+
+fn postgres_user() -> (u32, u32) {
+    let id = |flag: &str| {
+        let output = Command::new("id").args([flag, "postgres"]).output().unwrap();
+        assert!(output.status.success(), "there is no postgres user: install the postgresql package, as .ci/run does");
+        String::from_utf8_lossy(&output.stdout).trim().parse::<u32>().unwrap()
+    };
+    (id("-u"), id("-g"))
 }
