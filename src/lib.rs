@@ -171,3 +171,30 @@ pub fn http_client() -> reqwest::Client {
         .build()
         .expect("the TLS backend initialises")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn a_panic_in_one_apps_task_leaves_the_others_running() {
+        let finished = Arc::new(AtomicU32::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut names = HashMap::new();
+        for index in 0..3u32 {
+            let finished = finished.clone();
+            let handle = tasks.spawn(async move {
+                tokio::task::yield_now().await;
+                if index == 1 {
+                    panic!("a bug in one app's worker");
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                finished.fetch_add(1, Ordering::SeqCst);
+            });
+            names.insert(handle.id(), format!("app-{index}/web"));
+        }
+        supervise(tasks, &names).await;
+        assert_eq!(finished.load(Ordering::SeqCst), 2);
+    }
+}

@@ -64,6 +64,18 @@ struct MemoryScaler {
     failing: Mutex<Option<ScaleError>>,
     /// A write takes this long, to test that shutdown waits for it.
     write_delay: Duration,
+    /// Reads made, and the last size told, for the budget's tests.
+    reads: Mutex<u32>,
+    known: Mutex<Option<autoscalebot_backends::scaler::Known>>,
+}
+
+impl MemoryScaler {
+    fn remember(&self, quantity: u32) {
+        *self.known.lock().unwrap() = Some(autoscalebot_backends::scaler::Known {
+            quantity,
+            at: tokio::time::Instant::now(),
+        });
+    }
 }
 
 #[async_trait]
@@ -72,10 +84,16 @@ impl Scaler for MemoryScaler {
         "memory".into()
     }
     async fn current(&self) -> Result<u32, ScaleError> {
+        *self.reads.lock().unwrap() += 1;
         if let Some(error) = self.failing.lock().unwrap().clone() {
             return Err(error);
         }
-        Ok(*self.quantity.lock().unwrap())
+        let quantity = *self.quantity.lock().unwrap();
+        self.remember(quantity);
+        Ok(quantity)
+    }
+    fn recent(&self) -> Option<autoscalebot_backends::scaler::Known> {
+        *self.known.lock().unwrap()
     }
     async fn set(&self, quantity: u32) -> Result<u32, ScaleError> {
         tokio::time::sleep(self.write_delay).await;
@@ -84,6 +102,7 @@ impl Scaler for MemoryScaler {
         }
         *self.quantity.lock().unwrap() = quantity;
         self.writes.lock().unwrap().push(quantity);
+        self.remember(quantity);
         Ok(quantity)
     }
 }
@@ -440,4 +459,99 @@ fn the_downtime_file_reader_tells_absent_from_unreadable() {
         read_downtime_file(dir.path()).is_err(),
         "a folder is not a file"
     );
+}
+
+// ---- the API budget and the leader lock ----
+
+/// A budget with no room to spare: routine reads only at the planned pace.
+fn tight_pace(refresh_every_beats: Option<u32>) -> Pace {
+    let mut budget = crate::budget::ApiBudget::new(1000, tokio::time::Instant::now());
+    // Spend down to half, below the share at which every heartbeat may read.
+    let now = tokio::time::Instant::now();
+    for _ in 0..500 {
+        assert!(budget.try_take(now, crate::budget::Call::Decision));
+    }
+    Pace {
+        budget: Arc::new(Mutex::new(budget)),
+        refresh_every_beats,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_a_tight_budget_the_size_is_read_at_the_pace_and_just_before_a_scale() {
+    // In band for six heartbeats, then slow.
+    let probe = ScriptedProbe::new(&[500, 500, 500, 500, 500, 500, 2000]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(2),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let mut worker = worker(settings("max_dynos = 4"), probe, scaler.clone(), &notifier)
+        .with_budget(tight_pace(Some(3)));
+    let mut read_at = Vec::new();
+    for beat in 0..6 {
+        let before = *scaler.reads.lock().unwrap();
+        let result = worker.beat().await;
+        assert_eq!(result.quantity, Some(2), "the size is known on every beat");
+        if *scaler.reads.lock().unwrap() > before {
+            read_at.push(beat);
+        }
+        tokio::time::advance(Duration::from_secs(30)).await;
+    }
+    // The first beat must read; then every third heartbeat re-reads.
+    assert_eq!(read_at, vec![0, 3]);
+    // Three slow heartbeats: the third wants a scale, so it reads first, then writes.
+    let reads = *scaler.reads.lock().unwrap();
+    worker.beat().await;
+    tokio::time::advance(Duration::from_secs(30)).await;
+    worker.beat().await;
+    tokio::time::advance(Duration::from_secs(30)).await;
+    assert_eq!(*scaler.reads.lock().unwrap(), reads + 1, "one paced re-read");
+    *scaler.quantity.lock().unwrap() = 3; // someone scaled by hand meanwhile
+    let beat = worker.beat().await;
+    assert_eq!(beat.quantity, Some(3), "read fresh before the scale");
+    assert_eq!(beat.scaled_to, Some(4));
+    assert_eq!(*scaler.writes.lock().unwrap(), vec![4]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standby_counts_heartbeats_but_neither_reads_nor_scales_nor_tells_until_it_leads() {
+    let probe = ScriptedProbe::new(&[2000]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(1),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let (lead, state) = tokio::sync::watch::channel(false);
+    let (confirm, mut asked) = tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<bool>>(4);
+    tokio::spawn(async move {
+        while let Some(reply) = asked.recv().await {
+            let _ = reply.send(true);
+        }
+    });
+    let leadership = autoscalebot_backends::leader::Leadership::from_parts(state, confirm);
+    let mut worker = worker(
+        settings("notify_on_every_scale = true
+notify_on_every_ping = true"),
+        probe,
+        scaler.clone(),
+        &notifier,
+    )
+    .with_leadership(leadership);
+    for _ in 0..5 {
+        worker.beat().await;
+    }
+    assert_eq!(*scaler.reads.lock().unwrap(), 0);
+    assert!(scaler.writes.lock().unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(notifier.events().is_empty(), "a standby told");
+    assert_eq!(worker.state.consecutive_fails, 5, "heartbeats counted");
+    lead.send_replace(true);
+    let beat = worker.beat().await;
+    assert_eq!(beat.scaled_to, Some(2), "scales on its first beat as leader");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(notifier
+        .events()
+        .iter()
+        .any(|event| event.kind == EventKind::Scaled));
 }
