@@ -5,10 +5,12 @@
 //! - [`schedule`]: time-of-day tables for `min_dynos` and `max_dynos`.
 //! - [`decision`]: the pure engine (settings, now, size, heartbeat) → plan.
 //! - [`bot`]: the async loop that probes, decides, scales and notifies.
+//! - [`activator`]: wakes a stopped target on demand, forwards, stops it when idle.
 //!
 //! The edges to the outside world (HTTP probes, the Heroku API, notifiers) live in the
 //! `autoscalebot-backends` crate.
 
+pub mod activator;
 pub mod bot;
 pub mod decision;
 pub mod schedule;
