@@ -3,9 +3,14 @@
 //!
 //! - [`meter`]: connection counting and "last traffic", atomics only.
 //! - [`state`]: the pure state machine (Down → Starting → Up → Stopping) and its timers.
+//! - [`run`]: the async shell: accept, hold, wake, forward (proxy or fd-3 handoff), stop.
 //!
 //! The sockets, the forwarding and the local process live in the backends crate
 //! (`autoscalebot_backends::activator`); this module decides, and never blocks the forwarding
 //! path on a lock.
 
 pub mod meter;
+pub mod run;
+pub mod state;
+
+pub use run::{bind_listen, run};

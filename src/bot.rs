@@ -198,7 +198,9 @@ impl Worker {
             Err(error) => {
                 let message = format!("reading the formation: {error}");
                 tracing::warn!(%app, kind = error.kind(), error = %message, "Could not read the formation; trying again next heartbeat.");
-                let events = self.state.scale_failed(&self.settings, (self.clock)(), None, &message);
+                let events =
+                    self.state
+                        .scale_failed(&self.settings, (self.clock)(), None, &message);
                 self.send(&events);
                 beat.error = Some(message);
                 return Some(beat);

@@ -34,6 +34,9 @@ enum Command {
     Run,
     /// Load and validate the settings, print the values in force (secrets as ***), and exit.
     Check,
+    /// Listen in front of the app ([activator] table): start it on the first connection, hold
+    /// the connections until it accepts, forward them, and stop it after idle_after.
+    Activate,
 }
 
 /// How long running heartbeats and notifications get to finish after SIGTERM; Heroku sends
@@ -53,6 +56,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    if matches!(cli.command, Some(Command::Activate)) {
+        return activate(&cli);
+    }
     let settings = match load_settings(&cli) {
         Ok(settings) => settings,
         Err(error) => {
@@ -70,7 +76,53 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime.block_on(run_worker(settings, cli.dry_run))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Activate => unreachable!("handled above"),
     }
+}
+
+/// `autoscalebot activate`: settings and the listening socket are checked before anything
+/// runs; either being wrong is exit 2.
+fn activate(cli: &Cli) -> Result<ExitCode> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let settings =
+        match settings::load_for(cli.settings.as_deref(), &env, settings::Purpose::Activator) {
+            Ok(settings) => settings,
+            Err(error) => {
+                eprintln!("autoscalebot: {error}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+    let app = settings.apps.into_iter().next().expect("one app");
+    let bound = match autoscalebot::activator::bind_listen(&app) {
+        Ok(bound) => bound,
+        Err(error) => {
+            eprintln!("autoscalebot: activator.listen = {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let client = autoscalebot::http_client();
+        let task = tokio::spawn(autoscalebot::activator::run(
+            app,
+            bound,
+            client,
+            shutdown.clone(),
+        ));
+        wait_for_signal().await?;
+        tracing::info!("Shutdown signal received; stopping the activator.");
+        shutdown.cancel();
+        match tokio::time::timeout(SHUTDOWN_DEADLINE, task).await {
+            Ok(Ok(result)) => result.map_err(anyhow::Error::from),
+            Ok(Err(error)) => Err(anyhow::anyhow!("the activator task failed: {error}")),
+            Err(_) => {
+                tracing::warn!(deadline = ?SHUTDOWN_DEADLINE, "The activator did not stop in time; exiting anyway.");
+                Ok(())
+            }
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_settings(cli: &Cli) -> Result<Settings, SettingsError> {

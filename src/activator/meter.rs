@@ -112,7 +112,10 @@ mod tests {
         assert_eq!(meter.open_connections(), 0);
         tokio::time::advance(Duration::from_secs(3)).await;
         let since = meter.since_last().unwrap();
-        assert!(since >= Duration::from_secs(3) && since < Duration::from_secs(4), "{since:?}");
+        assert!(
+            since >= Duration::from_secs(3) && since < Duration::from_secs(4),
+            "{since:?}"
+        );
         assert_eq!(meter.total_connections(), 2);
         let now = Utc::now();
         let traffic = meter.snapshot(now);

@@ -278,18 +278,30 @@ async fn a_stopped_app_gets_no_heartbeat_only_reads() {
         ..Default::default()
     });
     let notifier = TestNotifier::new();
-    let mut worker = worker(settings("min_dynos = 0"), probe.clone(), scaler.clone(), &notifier);
+    let mut worker = worker(
+        settings("min_dynos = 0"),
+        probe.clone(),
+        scaler.clone(),
+        &notifier,
+    );
     // The first beat probes (nothing is known yet) and learns the app is stopped.
     let beat = worker.beat().await;
     assert_eq!(beat.quantity, Some(0));
-    assert_eq!(beat.scaled_to, None, "a heartbeat against a stopped app never wakes it");
+    assert_eq!(
+        beat.scaled_to, None,
+        "a heartbeat against a stopped app never wakes it"
+    );
     let probes = *probe.calls.lock().unwrap();
     for _ in 0..5 {
         let beat = worker.beat().await;
         assert!(beat.heartbeat.is_none());
         assert_eq!(beat.quantity, Some(0));
     }
-    assert_eq!(*probe.calls.lock().unwrap(), probes, "no heartbeat to a stopped app");
+    assert_eq!(
+        *probe.calls.lock().unwrap(),
+        probes,
+        "no heartbeat to a stopped app"
+    );
     // Someone (the activator) starts it: the next beat probes again.
     *scaler.quantity.lock().unwrap() = 1;
     let beat = worker.beat().await;
@@ -327,8 +339,16 @@ async fn idle_after_with_a_traffic_meter_stops_the_app_and_calls_no_more_heartbe
     assert_eq!(*scaler.writes.lock().unwrap(), vec![0]);
     let probes = *probe.calls.lock().unwrap();
     tokio::time::sleep(Duration::from_secs(600)).await;
-    assert_eq!(*probe.calls.lock().unwrap(), probes, "no heartbeat once stopped");
-    assert_eq!(*scaler.writes.lock().unwrap(), vec![0], "and it stays stopped");
+    assert_eq!(
+        *probe.calls.lock().unwrap(),
+        probes,
+        "no heartbeat once stopped"
+    );
+    assert_eq!(
+        *scaler.writes.lock().unwrap(),
+        vec![0],
+        "and it stays stopped"
+    );
     shutdown.cancel();
     task.await.unwrap();
 }
@@ -341,13 +361,22 @@ async fn max_age_stops_the_app_and_a_minimum_above_zero_starts_it_again() {
         ..Default::default()
     });
     let notifier = TestNotifier::new();
-    let mut worker = worker(settings("max_age = \"1m\""), probe, scaler.clone(), &notifier);
+    let mut worker = worker(
+        settings("max_age = \"1m\""),
+        probe,
+        scaler.clone(),
+        &notifier,
+    );
     worker.beat().await;
     tokio::time::advance(Duration::from_secs(61)).await;
     let beat = worker.beat().await;
     assert_eq!(beat.scaled_to, Some(0));
     let beat = worker.beat().await;
     assert!(beat.heartbeat.is_none());
-    assert_eq!(beat.scaled_to, Some(1), "min_dynos 1 brings it back: a restart");
+    assert_eq!(
+        beat.scaled_to,
+        Some(1),
+        "min_dynos 1 brings it back: a restart"
+    );
     assert_eq!(*scaler.writes.lock().unwrap(), vec![0, 1]);
 }

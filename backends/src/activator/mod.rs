@@ -123,6 +123,72 @@ impl BoundSocket {
     }
 }
 
+impl AsRawFd for BoundSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+}
+
+impl BoundSocket {
+    /// Whether a connection waits to be accepted, without waiting or accepting.
+    pub fn has_waiting_connection(&self) -> bool {
+        let mut poll = libc::pollfd {
+            fd: self.raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll(2) on one pollfd we own, with a zero timeout.
+        let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+        ready > 0 && poll.revents & libc::POLLIN != 0
+    }
+
+    /// Accepts every waiting connection and closes it cleanly (what it sent is read and
+    /// dropped, then a FIN, so the client sees an end rather than a reset). Returns how many.
+    pub fn close_waiting_connections(&self) -> usize {
+        let mut closed = 0;
+        while self.has_waiting_connection() {
+            match self.socket.accept() {
+                Ok((connection, _)) => {
+                    let _ = connection.set_nonblocking(true);
+                    discard_unread(&connection);
+                    let _ = connection.shutdown(std::net::Shutdown::Both);
+                    closed += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        closed
+    }
+}
+
+/// Reads and drops what a socket received (at most 1 MiB), so that closing it sends a FIN and
+/// not a reset.
+fn discard_unread(socket: &impl AsRawFd) {
+    let mut buffer = [0u8; 16 * 1024];
+    for _ in 0..64 {
+        // SAFETY: recv(2) into a buffer we own, non-blocking.
+        let read = unsafe {
+            libc::recv(
+                socket.as_raw_fd(),
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if read <= 0 {
+            break;
+        }
+    }
+}
+
+/// Ends a client's connection cleanly: drops what it sent, then closes our side with a FIN.
+pub async fn close_cleanly(mut stream: Stream) {
+    use tokio::io::AsyncWriteExt;
+    discard_unread(&stream);
+    let _ = stream.shutdown().await;
+    discard_unread(&stream);
+}
+
 impl Drop for BoundSocket {
     fn drop(&mut self) {
         if let Some(path) = &self.unix_path {

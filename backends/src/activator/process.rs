@@ -13,6 +13,9 @@ use std::time::Duration;
 /// The fd systemd's protocol starts at (`SD_LISTEN_FDS_START`).
 pub const LISTEN_FDS_START: RawFd = 3;
 
+/// For callers without `libc`: the signal that cannot be caught.
+pub const SIGKILL: i32 = libc::SIGKILL;
+
 /// A running target process.
 #[derive(Debug)]
 pub struct LocalProcess {
