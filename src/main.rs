@@ -104,13 +104,21 @@ fn activate(cli: &Cli) -> Result<ExitCode> {
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let client = autoscalebot::http_client();
-        let task = tokio::spawn(autoscalebot::activator::run(
+        let mut task = tokio::spawn(autoscalebot::activator::run(
             app,
             bound,
             client,
             shutdown.clone(),
         ));
-        wait_for_signal().await?;
+        tokio::select! {
+            ended = &mut task => {
+                return match ended {
+                    Ok(result) => result.map_err(anyhow::Error::from),
+                    Err(error) => Err(anyhow::anyhow!("the activator task failed: {error}")),
+                };
+            }
+            signal = wait_for_signal() => signal?,
+        }
         tracing::info!("Shutdown signal received; stopping the activator.");
         shutdown.cancel();
         match tokio::time::timeout(SHUTDOWN_DEADLINE, task).await {

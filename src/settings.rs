@@ -768,8 +768,8 @@ impl AppSettings {
             // No app name to make one from: an absolute heartbeat_url gives the base.
             None => match Url::parse(&heartbeat_url_text) {
                 Ok(url) => url.join("/").ok(),
-                Err(_) if !needs_platform => {
-                    // `activate` with a local command never sends a heartbeat.
+                Err(_) if purpose == Purpose::Activator => {
+                    // `activate` never sends a heartbeat.
                     Url::parse("http://localhost/").ok()
                 }
                 Err(_) => {
@@ -1288,7 +1288,7 @@ fn check_commands(
             if needs_platform && !(can_start && can_stop) {
                 reader.missing(
                     "scale_command",
-                    "a command run with the new quantity as $1 (or both start_command and stop_command), since scaler = \"command\"",
+                    "a command run with the new quantity as its last argument (or both start_command and stop_command), since scaler = \"command\"",
                 );
             }
             if commands.scale_command.is_none() {

@@ -49,8 +49,9 @@ pub struct HookOutput {
     pub stderr: String,
 }
 
-/// Runs `sh -c COMMAND NAME ARGS…` (so `$1` is the first of `args`) with `env` added, and
-/// waits at most `timeout`. `name` is the setting the command came from, for logs and errors.
+/// Runs `COMMAND ARGS…` through `sh -c` (so `scale_command = "./scale.sh"` runs
+/// `./scale.sh 4`) with `env` added, and waits at most `timeout`. `name` is the setting the
+/// command came from, for logs and errors.
 pub async fn run_hook(
     name: &str,
     command: &str,
@@ -60,7 +61,11 @@ pub async fn run_hook(
 ) -> Result<HookOutput, HookError> {
     let mut child = tokio::process::Command::new("sh")
         .arg("-c")
-        .arg(command)
+        .arg(if args.is_empty() {
+            command.to_string()
+        } else {
+            format!("{command} \"$@\"")
+        })
         .arg(name)
         .args(args)
         .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
@@ -183,14 +188,18 @@ mod tests {
     async fn passes_arguments_and_environment_and_returns_output() {
         let output = run_hook(
             "scale_command",
-            "echo \"to $1 via $AUTOSCALEBOT_QUANTITY\"; echo oops >&2",
+            "echo oops >&2; echo to via $AUTOSCALEBOT_QUANTITY",
             &["4".to_string()],
             &[("AUTOSCALEBOT_QUANTITY", "4".to_string())],
             Duration::from_secs(10),
         )
         .await
         .unwrap();
-        assert_eq!(output.stdout.trim(), "to 4 via 4");
+        assert_eq!(
+            output.stdout.trim(),
+            "to via 4 4",
+            "the quantity is the last argument"
+        );
         assert_eq!(output.stderr.trim(), "oops");
     }
 

@@ -178,8 +178,21 @@ mod tests {
 
     #[tokio::test]
     async fn a_process_that_ignores_the_signal_is_killed_after_the_grace() {
-        let process =
-            LocalProcess::spawn("sh -c \"trap '' TERM; sleep 60 & wait\"", None, "unused").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready");
+        let command = format!(
+            "sh -c \"trap '' TERM; touch {}; sleep 60 & wait\"",
+            ready.display()
+        );
+        let process = LocalProcess::spawn(&command, None, "unused").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !ready.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the trap was never set"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let status = process
             .stop(libc::SIGTERM, Duration::from_millis(300))
             .await

@@ -1,6 +1,7 @@
 //! The `command` scaler, for platforms other than Heroku: the user's own shell commands.
 //!
-//! - `scale_command` runs with the new quantity as `$1` and in `AUTOSCALEBOT_QUANTITY`;
+//! - `scale_command` runs with the new quantity as its last argument (`./scale.sh 4`) and in
+//!   `AUTOSCALEBOT_QUANTITY` (the quantity before, in `AUTOSCALEBOT_FROM_QUANTITY`);
 //! - `start_command` runs when the quantity goes from 0 to more (before `scale_command`);
 //! - `stop_command` runs when it goes to 0 (instead of `scale_command 0`);
 //! - `quantity_command`, if given, prints the quantity running now. Without it, the scaler
@@ -52,7 +53,13 @@ impl CommandScaler {
             ("AUTOSCALEBOT_QUANTITY", quantity.to_string()),
             ("AUTOSCALEBOT_FROM_QUANTITY", from.to_string()),
         ];
-        run_hook(name, command, &[quantity.to_string()], &env, self.timeout)
+        // quantity_command only reads: it gets no argument.
+        let args = if name == "quantity_command" {
+            Vec::new()
+        } else {
+            vec![quantity.to_string()]
+        };
+        run_hook(name, command, &args, &env, self.timeout)
             .await
             .map(|output| output.stdout)
             .map_err(hook_error)
@@ -145,11 +152,17 @@ mod tests {
         CommandScaler::new(commands, Duration::from_secs(10))
     }
 
+    /// `sh log.sh NAME`, which logs its name, the quantity it was given and the one before.
     fn log_command(dir: &std::path::Path, name: &str) -> Option<String> {
-        Some(format!(
-            "echo \"{name} $1 $AUTOSCALEBOT_FROM_QUANTITY\" >> {}",
-            dir.join("log").display()
-        ))
+        std::fs::write(
+            dir.join("log.sh"),
+            format!(
+                "echo \"$1 $2 $AUTOSCALEBOT_FROM_QUANTITY\" >> {}",
+                dir.join("log").display()
+            ),
+        )
+        .unwrap();
+        Some(format!("sh {} {name}", dir.join("log.sh").display()))
     }
 
     fn log(dir: &std::path::Path) -> Vec<String> {
