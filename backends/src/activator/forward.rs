@@ -38,8 +38,12 @@ mod splice {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
     use tokio::io::Interest;
 
-    /// Bytes asked of one `splice` call: a default pipe's whole capacity.
-    const CHUNK_BYTES: usize = 64 * 1024;
+    /// The pipe size asked for, and the bytes asked of one `splice` call. If the kernel keeps
+    /// the pipe smaller, `splice` simply moves less per call. 256 KiB, not more: pipes count
+    /// against a per-user quota (`fs.pipe-user-pages-soft`, 64 MiB by default), and past it the
+    /// kernel gives new pipes two pages, which would slow every later connection.
+    const PIPE_BYTES: usize = 256 * 1024;
+    const CHUNK_BYTES: usize = PIPE_BYTES;
 
     pub async fn forward(client: &Stream, target: &Stream) -> io::Result<(u64, u64)> {
         let upstream = Pipe::new()?;
@@ -66,12 +70,23 @@ mod splice {
                 return Err(io::Error::last_os_error());
             }
             // SAFETY: both fds were just returned by pipe2 and belong to nobody else.
-            Ok(unsafe {
+            let pipe = unsafe {
                 Pipe {
                     read: OwnedFd::from_raw_fd(fds[0]),
                     write: OwnedFd::from_raw_fd(fds[1]),
                 }
-            })
+            };
+            // A bigger pipe moves a bulk transfer in fewer calls. Best effort: past the
+            // user's pipe quota the kernel refuses and the default 64 KiB stays.
+            // SAFETY: fcntl(2) on a pipe fd we own.
+            unsafe {
+                libc::fcntl(
+                    pipe.write.as_raw_fd(),
+                    libc::F_SETPIPE_SZ,
+                    PIPE_BYTES as libc::c_int,
+                );
+            }
+            Ok(pipe)
         }
     }
 
