@@ -11,6 +11,7 @@
 
 pub mod bot;
 pub mod decision;
+pub mod router_log;
 pub mod schedule;
 pub mod settings;
 
