@@ -54,6 +54,75 @@ pub struct AppSettings {
     pub time_zone: Tz,
     pub scale_up_cooldown: Duration,
     pub scale_down_cooldown: Duration,
+    /// What the decision counts: heartbeats, router windows from the log drain, or both.
+    pub signal: Signal,
+    /// The span of router requests one decision looks at.
+    pub router_window: Duration,
+    /// The port of the HTTP server (drain, metrics, health, status page): `http_port`, else
+    /// `$PORT`; `None` runs no server. 0 picks a free port (it is logged).
+    pub http_port: Option<u16>,
+    /// The basic-auth password a log drain must send; `POST /logs` is off without it.
+    pub log_drain_password: Option<Secret>,
+    pub log_format: LogFormat,
+}
+
+/// Which measurements count as fails and passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// The heartbeat alone (2.1's behaviour).
+    Heartbeat,
+    /// The p95 of each router window from the log drain; no heartbeat is sent.
+    Router,
+    /// Both: a fail from either is a fail.
+    Both,
+}
+
+impl Signal {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Signal::Heartbeat => "heartbeat",
+            Signal::Router => "router",
+            Signal::Both => "both",
+        }
+    }
+
+    pub fn uses_heartbeat(&self) -> bool {
+        matches!(self, Signal::Heartbeat | Signal::Both)
+    }
+
+    pub fn uses_router(&self) -> bool {
+        matches!(self, Signal::Router | Signal::Both)
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// logfmt on Heroku (`DYNO` is set), text elsewhere.
+    Auto,
+    Logfmt,
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LogFormat::Auto => "auto",
+            LogFormat::Logfmt => "logfmt",
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+
+    /// The concrete format: `Auto` becomes logfmt when running on a dyno.
+    pub fn resolve(self, on_dyno: bool) -> LogFormat {
+        match self {
+            LogFormat::Auto if on_dyno => LogFormat::Logfmt,
+            LogFormat::Auto => LogFormat::Text,
+            other => other,
+        }
+    }
 }
 
 /// The notification backends this build knows.
@@ -159,6 +228,7 @@ where
     let table = raw_table(file, env)?;
     let mut reader = Reader::new(table, "");
     reader.origins = env_origins(env);
+    reader.env_port = env.get("PORT").cloned();
     let app = AppSettings::read(&mut reader);
     reader.finish_unknown();
     match app {
@@ -254,6 +324,8 @@ pub struct Reader {
     known: Vec<String>,
     /// Setting → the environment variable that set it.
     pub origins: HashMap<String, String>,
+    /// `$PORT`, Heroku's port for the web process: the default of `http_port`.
+    pub env_port: Option<String>,
     pub problems: Vec<Problem>,
 }
 
@@ -264,6 +336,7 @@ impl Reader {
             prefix: prefix.to_string(),
             known: Vec::new(),
             origins: HashMap::new(),
+            env_port: None,
             problems: Vec::new(),
         }
     }
@@ -711,6 +784,83 @@ impl AppSettings {
         };
         let scale_up_cooldown = reader.duration_or("scale_up_cooldown", Duration::ZERO);
         let scale_down_cooldown = reader.duration_or("scale_down_cooldown", Duration::ZERO);
+        let signal_text = reader.string_or("signal", "heartbeat");
+        let signal = match signal_text.as_str() {
+            "heartbeat" => Some(Signal::Heartbeat),
+            "router" => Some(Signal::Router),
+            "both" => Some(Signal::Both),
+            _ => {
+                let value = Value::new(None, signal_text.clone());
+                reader.bad("signal", &value, "one of \"heartbeat\", \"router\", \"both\"");
+                None
+            }
+        };
+        let default_window = Duration::from_secs_f64(interval_seconds.unwrap_or(30.0));
+        let router_window = reader.duration_or("router_window", default_window);
+        if router_window == Some(Duration::ZERO) {
+            let value = Value::new(None, "0s");
+            reader.bad("router_window", &value, "a duration above 0, such as \"30s\"");
+        }
+        let http_port = match reader.take("http_port") {
+            Some(value) => reader
+                .whole_value("http_port", &value, 0, "a TCP port from 0 to 65535")
+                .and_then(|port| {
+                    let port = u16::try_from(port).ok();
+                    if port.is_none() {
+                        reader.bad("http_port", &value, "a TCP port from 0 to 65535");
+                    }
+                    port
+                })
+                .map(Some),
+            // Heroku's convention: the web process listens on $PORT.
+            None => match reader.env_port.clone() {
+                None => Some(None),
+                Some(text) => match text.trim().parse::<u16>() {
+                    Ok(port) => Some(Some(port)),
+                    Err(_) => {
+                        let value = Value::new(Some(&"PORT".to_string()), text);
+                        reader.bad("http_port", &value, "a TCP port from 0 to 65535 in PORT");
+                        None
+                    }
+                },
+            },
+        };
+        let log_drain_password = reader
+            .string("log_drain_password")
+            .map(Secret::new)
+            .filter(|password| !password.is_empty());
+        let log_format_text = reader.string_or("log_format", "auto");
+        let log_format = match log_format_text.as_str() {
+            "auto" => Some(LogFormat::Auto),
+            "logfmt" => Some(LogFormat::Logfmt),
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => {
+                let value = Value::new(None, log_format_text.clone());
+                reader.bad(
+                    "log_format",
+                    &value,
+                    "one of \"auto\", \"logfmt\", \"text\", \"json\"",
+                );
+                None
+            }
+        };
+        if signal.is_some_and(|signal| signal.uses_router()) {
+            if log_drain_password.is_none() {
+                reader.missing(
+                    "log_drain_password",
+                    format!(
+                        "a password for the log drain's basic auth, since signal = \"{signal_text}\""
+                    ),
+                );
+            }
+            if http_port == Some(None) {
+                reader.missing(
+                    "http_port",
+                    format!("a port for the log drain (or PORT), since signal = \"{signal_text}\""),
+                );
+            }
+        }
 
         // Cross-field checks, only where both sides were readable.
         if let (Some(min), Some(max)) = (min_response_time_ms, max_response_time_ms) {
@@ -783,6 +933,11 @@ impl AppSettings {
             time_zone: time_zone?,
             scale_up_cooldown: scale_up_cooldown?,
             scale_down_cooldown: scale_down_cooldown?,
+            signal: signal?,
+            router_window: router_window?,
+            http_port: http_port?,
+            log_drain_password,
+            log_format: log_format?,
         })
     }
 
@@ -887,6 +1042,24 @@ impl AppSettings {
                 "scale_down_cooldown",
                 quoted(&format_duration(self.scale_down_cooldown)),
             ),
+            ("signal", quoted(self.signal.as_str())),
+            (
+                "router_window",
+                quoted(&format_duration(self.router_window)),
+            ),
+            (
+                "http_port",
+                optional(self.http_port.map(|port| port.to_string())),
+            ),
+            (
+                "log_drain_password",
+                optional(
+                    self.log_drain_password
+                        .as_ref()
+                        .map(|password| quoted(&password.to_string())),
+                ),
+            ),
+            ("log_format", quoted(self.log_format.as_str())),
         ]
     }
 }

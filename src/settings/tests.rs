@@ -338,6 +338,11 @@ fn effective_lists_every_setting() {
         "time_zone",
         "scale_up_cooldown",
         "scale_down_cooldown",
+        "signal",
+        "router_window",
+        "http_port",
+        "log_drain_password",
+        "log_format",
     ] {
         assert!(keys.contains(&key), "{key} missing from check output");
     }
@@ -363,4 +368,77 @@ fn settings_example_is_valid_and_names_every_setting() {
             "README.md lacks `{key}`"
         );
     }
+}
+
+#[test]
+fn observe_settings_default_to_the_heartbeat_alone_and_no_server() {
+    let app = load_ok(MINIMAL, &[]);
+    assert_eq!(app.signal, Signal::Heartbeat);
+    assert_eq!(app.router_window, app.heartbeat_interval);
+    assert_eq!(app.http_port, None);
+    assert!(app.log_drain_password.is_none());
+    assert_eq!(app.log_format, LogFormat::Auto);
+    let app = load_ok(&format!("{MINIMAL}heartbeat_interval_in_seconds = 10"), &[]);
+    assert_eq!(app.router_window, Duration::from_secs(10));
+}
+
+#[test]
+fn the_server_port_comes_from_http_port_else_from_port() {
+    assert_eq!(load_ok(MINIMAL, &[("PORT", "5000")]).http_port, Some(5000));
+    let app = load_ok(&format!("{MINIMAL}http_port = 8080"), &[("PORT", "5000")]);
+    assert_eq!(app.http_port, Some(8080));
+    let error = load_err(MINIMAL, &[("PORT", "fifty")]);
+    let problem = problem_for(&error, "http_port");
+    assert_eq!(problem.value.as_deref(), Some("\"fifty\""));
+    assert_eq!(problem.origin.as_deref(), Some("PORT"));
+    let error = load_err(&format!("{MINIMAL}http_port = 70000"), &[]);
+    assert!(problem_for(&error, "http_port").expected.contains("65535"));
+}
+
+#[test]
+fn the_router_signal_needs_a_drain_password_and_a_port() {
+    let error = load_err(&format!("{MINIMAL}signal = \"router\""), &[]);
+    assert!(problem_for(&error, "log_drain_password")
+        .expected
+        .contains("signal = \"router\""));
+    assert!(problem_for(&error, "http_port").expected.contains("PORT"));
+    let app = load_ok(
+        &format!(
+            "{MINIMAL}signal = \"both\"\nrouter_window = \"1m\"\nlog_drain_password = \"drain-pw-77\""
+        ),
+        &[("PORT", "0")],
+    );
+    assert_eq!(app.signal, Signal::Both);
+    assert_eq!(app.router_window, Duration::from_secs(60));
+    let shown: String = app
+        .effective()
+        .iter()
+        .map(|(key, value)| format!("{key} = {value}\n"))
+        .collect();
+    assert!(shown.contains("log_drain_password = \"***\""), "{shown}");
+    assert!(!shown.contains("drain-pw-77") && !format!("{app:?}").contains("drain-pw-77"));
+}
+
+#[test]
+fn bad_signal_window_and_log_format_are_named() {
+    let error = load_err(
+        &format!(
+            "{MINIMAL}signal = \"vibes\"\nrouter_window = \"0s\"\nlog_format = \"xml\"\nlog_drain_password = [1]"
+        ),
+        &[],
+    );
+    assert!(problem_for(&error, "signal").expected.contains("\"router\""));
+    assert!(problem_for(&error, "router_window").expected.contains("above 0"));
+    assert!(problem_for(&error, "log_format").expected.contains("logfmt"));
+    assert_eq!(
+        problem_for(&error, "log_drain_password").value.as_deref(),
+        Some("\"***\"")
+    );
+}
+
+#[test]
+fn auto_log_format_is_logfmt_on_a_dyno() {
+    assert_eq!(LogFormat::Auto.resolve(true), LogFormat::Logfmt);
+    assert_eq!(LogFormat::Auto.resolve(false), LogFormat::Text);
+    assert_eq!(LogFormat::Json.resolve(true), LogFormat::Json);
 }
