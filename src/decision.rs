@@ -6,6 +6,7 @@
 //! simulated clock. State that must outlive one heartbeat (streaks, the last scale, what was
 //! already told) lives in [`AppState`], one value per app.
 
+use crate::router_log::RouterStats;
 use crate::settings::AppSettings;
 use autoscalebot_backends::notify::{Event, EventKind};
 use autoscalebot_backends::probe::ProbeOutcome;
@@ -73,6 +74,64 @@ pub fn classify(
             response_time_ms: None,
             summary: message.clone(),
         },
+    }
+}
+
+/// Classifies a router window from the log drain by its p95 against the same min and max as
+/// a heartbeat (both strict). A window without requests is a pass: nobody waited, so the app
+/// has more dynos than its traffic needs (the bounds still hold the size at `min_dynos`).
+pub fn classify_router(
+    stats: &RouterStats,
+    max_response_time_ms: u64,
+    min_response_time_ms: u64,
+) -> Heartbeat {
+    let seconds = stats.window.as_secs_f64();
+    let Some(p95) = stats.latency_p95_ms else {
+        return Heartbeat {
+            observation: Observation::Pass,
+            response_time_ms: None,
+            summary: format!("router: no requests in {seconds} s"),
+        };
+    };
+    let observation = if p95 > max_response_time_ms {
+        Observation::Fail
+    } else if p95 < min_response_time_ms {
+        Observation::Pass
+    } else {
+        Observation::InBand
+    };
+    let p95_text = if p95 == u64::MAX {
+        "router errors".to_string()
+    } else {
+        format!("{p95} ms")
+    };
+    Heartbeat {
+        observation,
+        response_time_ms: (p95 != u64::MAX).then_some(p95),
+        summary: format!(
+            "router p95 {p95_text} over {} requests in {seconds} s ({} errors)",
+            stats.requests, stats.errors
+        ),
+    }
+}
+
+/// `signal = "both"`: a fail from either is a fail; a pass needs both; a misconfigured
+/// heartbeat is reported as such unless the router says fail.
+pub fn combine(heartbeat: &Heartbeat, router: &Heartbeat) -> Heartbeat {
+    use Observation::*;
+    let observation = match (heartbeat.observation, router.observation) {
+        (Fail, _) | (_, Fail) => Fail,
+        (Pass, Pass) => Pass,
+        (misconfigured @ Misconfigured { .. }, _) => misconfigured,
+        _ => InBand,
+    };
+    Heartbeat {
+        observation,
+        response_time_ms: match (heartbeat.response_time_ms, router.response_time_ms) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        },
+        summary: format!("{}; {}", heartbeat.summary, router.summary),
     }
 }
 

@@ -724,3 +724,83 @@ fn an_outage_is_told_once_then_its_end() {
         vec![EventKind::ScaleFailed, EventKind::ScaleRecovered]
     );
 }
+
+// ---- The router signal (issue 7) ----
+
+fn router_stats(latency_p95_ms: Option<u64>, requests: u64) -> RouterStats {
+    RouterStats {
+        window: Duration::from_secs(30),
+        requests,
+        requests_per_second: requests as f64 / 30.0,
+        latency_p95_ms,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_router_window_is_classified_by_its_p95_against_the_same_min_and_max() {
+    let classify = |p95| classify_router(&router_stats(p95, 90), 1000, 400).observation;
+    assert_eq!(classify(Some(1001)), Observation::Fail);
+    assert_eq!(classify(Some(1000)), Observation::InBand, "strict, as heartbeats");
+    assert_eq!(classify(Some(400)), Observation::InBand);
+    assert_eq!(classify(Some(399)), Observation::Pass);
+    assert_eq!(classify(Some(u64::MAX)), Observation::Fail, "router errors");
+    let idle = classify_router(&router_stats(None, 0), 1000, 400);
+    assert_eq!(idle.observation, Observation::Pass);
+    assert!(idle.summary.contains("no requests"), "{}", idle.summary);
+    let slow = classify_router(&router_stats(Some(1200), 90), 1000, 400);
+    assert_eq!(slow.response_time_ms, Some(1200));
+    assert!(slow.summary.contains("p95 1200 ms over 90 requests"));
+}
+
+#[test]
+fn router_windows_drive_the_same_streaks_and_scales() {
+    let mut sim = Sim::new(settings_with(""), 1);
+    let slow = classify_router(&router_stats(Some(1500), 300), 1000, 400);
+    for _ in 0..3 {
+        let plan = sim
+            .state
+            .observe(&sim.settings, sim.now, &slow, sim.dynos);
+        if let Some(scale) = plan.scale {
+            sim.dynos = scale.to;
+            sim.state.scaled(&sim.settings, sim.now, scale, false);
+        }
+    }
+    assert_eq!(sim.dynos, 2, "three slow windows add a dyno");
+}
+
+#[test]
+fn with_both_signals_a_fail_from_either_counts() {
+    use Observation::*;
+    let beat = |observation| Heartbeat {
+        observation,
+        response_time_ms: Some(10),
+        summary: "hb".into(),
+    };
+    let cases = [
+        (Fail, Pass, Fail),
+        (Pass, Fail, Fail),
+        (Pass, Pass, Pass),
+        (Pass, InBand, InBand),
+        (InBand, Pass, InBand),
+        (Misconfigured { status: 404 }, Pass, Misconfigured { status: 404 }),
+        (Misconfigured { status: 404 }, Fail, Fail),
+    ];
+    for (heartbeat, router, expected) in cases {
+        assert_eq!(
+            combine(&beat(heartbeat), &beat(router)).observation,
+            expected,
+            "{heartbeat:?} + {router:?}"
+        );
+    }
+    let combined = combine(
+        &Heartbeat {
+            observation: Pass,
+            response_time_ms: Some(30),
+            summary: "30 ms".into(),
+        },
+        &classify_router(&router_stats(Some(1500), 9), 1000, 400),
+    );
+    assert_eq!(combined.response_time_ms, Some(1500));
+    assert!(combined.summary.starts_with("30 ms; router p95 1500 ms"));
+}
