@@ -5,8 +5,12 @@
 //! out the plan. It never decides anything itself. Shutdown is a [`CancellationToken`] checked
 //! while waiting and probing, never during a platform call, so a scale is never cut in half.
 
-use crate::decision::{classify, AppState, Heartbeat, Observation, Plan, ScaleTo};
+use crate::decision::{
+    classify, classify_router, combine, AppState, Heartbeat, Observation, Plan, ScaleTo,
+};
+use crate::router_log::RouterStats;
 use crate::settings::AppSettings;
+use crate::telemetry::Telemetry;
 use autoscalebot_backends::notify::{
     ConsoleNotifier, Dispatcher, Event, LogNotifier, Notifier, TestNotifier,
 };
@@ -42,6 +46,8 @@ pub struct Beat {
     /// The quantity after this beat's scale, when one was made.
     pub scaled_to: Option<u32>,
     pub error: Option<String>,
+    /// The router window, when `signal` uses the log drain.
+    pub router: Option<RouterStats>,
 }
 
 /// One app's worker: its settings, its engine state and its edges.
@@ -53,6 +59,7 @@ pub struct Worker {
     dispatcher: Dispatcher,
     clock: Clock,
     dry_run: bool,
+    telemetry: Telemetry,
 }
 
 impl Worker {
@@ -64,15 +71,23 @@ impl Worker {
         clock: Clock,
         dry_run: bool,
     ) -> Self {
+        let dispatcher = Dispatcher::start(notifiers);
+        let telemetry = Telemetry::new(&settings, clock.clone(), dispatcher.counts());
         Worker {
             settings,
             state: AppState::new(),
             probe,
             scaler,
-            dispatcher: Dispatcher::start(notifiers),
+            dispatcher,
             clock,
             dry_run,
+            telemetry,
         }
+    }
+
+    /// What the HTTP server shows and fills: metrics, recent beats, the router window.
+    pub fn telemetry(&self) -> Telemetry {
+        self.telemetry.clone()
     }
 
     /// Builds the worker the settings describe: heartbeat probe, Heroku scaler, and the named
@@ -107,25 +122,31 @@ impl Worker {
             app = %self.settings.heroku_app_name,
             target = %self.scaler.describe(),
             heartbeat = %self.settings.heartbeat_url,
+            signal = self.settings.signal.as_str(),
             interval = ?self.settings.heartbeat_interval,
             dry_run = self.dry_run,
             "Worker started."
         );
         let mut ticker = tokio::time::interval(self.settings.heartbeat_interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        self.telemetry.stamp_alive();
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = ticker.tick() => {}
             }
-            let outcome = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                outcome = self.probe.probe() => outcome,
-            };
-            // Not cancellable: a platform call in flight finishes (each has its own timeout).
-            self.act(outcome).await;
+            if self.settings.signal.uses_heartbeat() {
+                let outcome = tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => break,
+                    outcome = self.probe.probe() => outcome,
+                };
+                // Not cancellable: a platform call in flight finishes (each has its own timeout).
+                self.act(outcome).await;
+            } else {
+                self.act_on_router().await;
+            }
         }
         tracing::info!(app = %self.settings.heroku_app_name, "Worker stopping.");
         self.dispatcher
@@ -139,7 +160,8 @@ impl Worker {
         self.act(outcome).await
     }
 
-    /// Classifies the outcome, reads the size, decides, scales, notifies.
+    /// Classifies the outcome (with the router window when `signal = "both"`), reads the
+    /// size, decides, scales, notifies.
     pub async fn act(&mut self, outcome: ProbeOutcome) -> Beat {
         let settings = &self.settings;
         let heartbeat = classify(
@@ -147,6 +169,48 @@ impl Worker {
             settings.max_response_time_ms,
             settings.min_response_time_ms,
         );
+        self.telemetry
+            .metrics
+            .heartbeat(&outcome, heartbeat.observation);
+        let router = settings
+            .signal
+            .uses_router()
+            .then(|| self.telemetry.router_stats());
+        let observed = match &router {
+            Some(stats) => combine(&heartbeat, &self.classify_router(stats)),
+            None => heartbeat,
+        };
+        self.decide_and_scale(observed, router).await
+    }
+
+    /// One beat of `signal = "router"`: the router window alone, no heartbeat sent.
+    pub async fn act_on_router(&mut self) -> Beat {
+        let stats = self.telemetry.router_stats();
+        let observed = self.classify_router(&stats);
+        self.decide_and_scale(observed, Some(stats)).await
+    }
+
+    fn classify_router(&self, stats: &RouterStats) -> Heartbeat {
+        classify_router(
+            stats,
+            self.settings.max_response_time_ms,
+            self.settings.min_response_time_ms,
+        )
+    }
+
+    async fn decide_and_scale(&mut self, heartbeat: Heartbeat, router: Option<RouterStats>) -> Beat {
+        let beat = self.decide_and_scale_inner(heartbeat, router).await;
+        self.telemetry.record_beat(&beat);
+        self.telemetry.stamp_alive();
+        beat
+    }
+
+    async fn decide_and_scale_inner(
+        &mut self,
+        heartbeat: Heartbeat,
+        router: Option<RouterStats>,
+    ) -> Beat {
+        let settings = &self.settings;
         let app = settings.heroku_app_name.clone();
         if let Observation::Misconfigured { status } = heartbeat.observation {
             tracing::warn!(
@@ -163,12 +227,14 @@ impl Worker {
             plan: None,
             scaled_to: None,
             error: None,
+            router,
         };
         let current = match self.scaler.current().await {
             Ok(quantity) => quantity,
             Err(error) => {
                 self.state.record(heartbeat.observation);
                 let now = (self.clock)();
+                self.telemetry.metrics.api_error(error.kind());
                 let message = format!("reading the formation: {error}");
                 tracing::warn!(%app, kind = error.kind(), error = %message, "Could not read the formation; trying again next heartbeat.");
                 let events = self.state.scale_failed(&self.settings, now, None, &message);
@@ -178,8 +244,12 @@ impl Worker {
             }
         };
         beat.quantity = Some(current);
+        self.telemetry.metrics.dynos(current);
         let now = (self.clock)();
         let plan = self.state.observe(&self.settings, now, &heartbeat, current);
+        self.telemetry
+            .metrics
+            .bounds(plan.bounds.min, plan.bounds.max);
         self.send(&plan.events);
         if let Some(until) = plan.cooling_until {
             tracing::info!(%app, %until, "A scale is due but the cool-off holds it.");
@@ -188,12 +258,16 @@ impl Worker {
             match self.apply(scale).await {
                 Ok(quantity) => {
                     beat.scaled_to = Some(quantity);
+                    if !self.dry_run {
+                        self.telemetry.metrics.scaled(scale.from, quantity);
+                    }
                     let events =
                         self.state
                             .scaled(&self.settings, (self.clock)(), scale, self.dry_run);
                     self.send(&events);
                 }
                 Err(error) => {
+                    self.telemetry.metrics.api_error(error.kind());
                     let message = format!("setting the quantity to {}: {error}", scale.to);
                     tracing::warn!(%app, kind = error.kind(), error = %message, "Scale failed; trying again next heartbeat.");
                     let events = self.state.scale_failed(
@@ -227,6 +301,7 @@ impl Worker {
         for event in events {
             self.dispatcher.dispatch(event);
         }
+        self.telemetry.record_notifications(events);
     }
 }
 

@@ -3,7 +3,7 @@
 //! Errors reach the user here and only here: settings problems exit 2, everything else 1.
 
 use anyhow::Result;
-use autoscalebot::settings::{self, Settings, SettingsError};
+use autoscalebot::settings::{self, LogFormat, Settings, SettingsError};
 use clap::{Parser, Subcommand};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -42,7 +42,6 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -60,6 +59,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    let log_format = settings
+        .apps
+        .first()
+        .map_or(LogFormat::Auto, |app| app.log_format);
+    init_logging(log_format.resolve(std::env::var_os("DYNO").is_some()));
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => {
             print_check(&settings);
@@ -96,8 +100,12 @@ fn print_check(settings: &Settings) {
 
 async fn run_worker(settings: Settings, dry_run: bool) -> Result<()> {
     let shutdown = CancellationToken::new();
-    let worker = tokio::spawn(autoscalebot::run(settings, dry_run, shutdown.clone()));
-    wait_for_signal().await?;
+    let mut worker = tokio::spawn(autoscalebot::run(settings, dry_run, shutdown.clone()));
+    tokio::select! {
+        signal = wait_for_signal() => signal?,
+        // The workers only end on their own when they cannot start (a port in use).
+        ended = &mut worker => return ended?,
+    }
     tracing::info!("Shutdown signal received; finishing the heartbeat in progress.");
     shutdown.cancel();
     if tokio::time::timeout(SHUTDOWN_DEADLINE, worker)
@@ -121,13 +129,27 @@ async fn wait_for_signal() -> Result<()> {
     Ok(())
 }
 
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Logs to stderr in the chosen format (already resolved from `auto`), filtered by `RUST_LOG`
+/// (default `info`).
+fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let layer = match format {
+        LogFormat::Logfmt => tracing_logfmt::builder()
+            .layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Text | LogFormat::Auto => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    tracing_subscriber::registry().with(filter).with(layer).init();
 }

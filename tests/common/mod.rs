@@ -351,3 +351,96 @@ heartbeat_interval_in_seconds = 0.2
         heartbeat = heartbeat.url
     )
 }
+
+// ---- The HTTP server and the log drain (issue 7) ----
+
+impl Bot {
+    /// The base URL of the worker's HTTP server (settings with `http_port = 0`), read from its
+    /// "HTTP server listening" log line.
+    pub async fn http_url(&self) -> String {
+        let mut url = None;
+        wait_until("the HTTP server is listening", || {
+            url = self.stderr().lines().find_map(|line| {
+                let at = line.find("address=")?;
+                let address = line[at + "address=".len()..].split_whitespace().next()?;
+                let port = address.rsplit(':').next()?.trim_matches('"');
+                Some(format!("http://127.0.0.1:{port}"))
+            });
+            url.is_some()
+        })
+        .await;
+        url.unwrap()
+    }
+}
+
+/// A router line as Heroku logs it, with the given service time and status.
+pub fn router_line(service_ms: u64, status: u16) -> String {
+    format!(
+        "<158>1 2026-11-24T09:00:00.000000+00:00 host heroku router - at=info method=GET path=\"/\" \
+         host=test-app.herokuapp.com request_id=59da6323-2bc4-4143-8677-cc66ccfb115f \
+         fwd=\"181.167.87.140\" dyno=web.1 connect=1ms service={service_ms}ms status={status} \
+         bytes=6979 protocol=https"
+    )
+}
+
+/// A logplex body: each message octet-counted, the count including the trailing newline.
+pub fn logplex_body(messages: &[String]) -> String {
+    messages
+        .iter()
+        .map(|message| format!("{} {message}\n", message.len() + 1))
+        .collect()
+}
+
+/// POSTs a batch to the drain as logplex does; `password` None sends no credentials.
+pub async fn post_drain(
+    base: &str,
+    password: Option<&str>,
+    frame_id: &str,
+    message_count: usize,
+    body: String,
+) -> u16 {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/logs"))
+        .header("content-type", "application/logplex-1")
+        .header("logplex-msg-count", message_count.to_string())
+        .header("logplex-frame-id", frame_id)
+        .header("logplex-drain-token", "d.01234567-89ab-cdef-0123-456789abcdef")
+        .header("user-agent", "Logplex/v123")
+        .body(body);
+    if let Some(password) = password {
+        request = request.basic_auth("token", Some(password));
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+/// GETs a path of the worker's server: status and body.
+pub async fn get_text(base: &str, path: &str) -> (u16, String) {
+    let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// Parses `/metrics` with a Prometheus text parser.
+pub fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
+    let lines = text.lines().map(|line| Ok(line.to_string()));
+    prometheus_parse::Scrape::parse(lines).expect("/metrics is Prometheus text")
+}
+
+/// The value of the sample named `metric` whose labels include `labels`, if any.
+pub fn metric_value(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .filter(|sample| sample.metric == metric)
+        .find(|sample| {
+            labels
+                .iter()
+                .all(|(name, value)| sample.labels.get(name) == Some(*value))
+        })
+        .and_then(|sample| match &sample.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some(*v),
+            _ => None,
+        })
+}
