@@ -266,3 +266,78 @@ async fn dry_run_decides_and_tells_but_never_writes() {
         "Would scale to (2) dynos (dry run)."
     );
 }
+
+/// A heartbeat that never answers: a loop stuck where no timeout rescues it.
+struct HangingProbe;
+
+#[async_trait]
+impl Probe for HangingProbe {
+    async fn probe(&self) -> ProbeOutcome {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn healthz_turns_503_when_the_loop_stalls_and_the_server_still_answers() {
+    use tower::ServiceExt;
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(1),
+        ..Default::default()
+    });
+    let start = Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).unwrap();
+    let worker = Worker::new(
+        settings("http_port = 0"),
+        Arc::new(HangingProbe),
+        scaler,
+        Vec::new(),
+        tokio_clock(start),
+        false,
+    );
+    let app = crate::server::router(worker.telemetry());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(worker.run(shutdown.clone()));
+    let health = || async {
+        let request = axum::http::Request::get("/healthz")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        app.clone().oneshot(request).await.unwrap().status().as_u16()
+    };
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(health().await, 200);
+    // The limit is 3 × 30 s + 5 s + 2 × 10 s = 115 s since the loop started.
+    tokio::time::sleep(Duration::from_secs(56)).await;
+    assert_eq!(health().await, 503);
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_router_signal_decides_from_the_drain_window_without_probing() {
+    use crate::router_log::{IngestCounts, Request};
+    let probe = ScriptedProbe::new(&[10]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(1),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let settings = settings(
+        "signal = \"router\"\nhttp_port = 0\nlog_drain_password = \"p\"\nrouter_window = \"30s\"",
+    );
+    let mut worker = worker(settings, probe.clone(), scaler.clone(), &notifier);
+    let telemetry = worker.telemetry();
+    let slow = Request {
+        connect_ms: Some(5),
+        service_ms: Some(1500),
+        status: 200,
+        code: None,
+    };
+    for _ in 0..3 {
+        telemetry.ingest(&IngestCounts::default(), vec![slow; 50]);
+        let beat = worker.act_on_router().await;
+        assert_eq!(beat.router.as_ref().unwrap().requests, 50);
+        tokio::time::advance(Duration::from_secs(31)).await;
+    }
+    assert_eq!(*scaler.writes.lock().unwrap(), vec![2]);
+    assert_eq!(*probe.calls.lock().unwrap(), 0);
+    assert!(telemetry.last_router_request_at().is_some());
+}
