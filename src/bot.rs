@@ -198,7 +198,11 @@ impl Worker {
         )
     }
 
-    async fn decide_and_scale(&mut self, heartbeat: Heartbeat, router: Option<RouterStats>) -> Beat {
+    async fn decide_and_scale(
+        &mut self,
+        heartbeat: Heartbeat,
+        router: Option<RouterStats>,
+    ) -> Beat {
         let beat = self.decide_and_scale_inner(heartbeat, router).await;
         self.telemetry.record_beat(&beat);
         self.telemetry.stamp_alive();

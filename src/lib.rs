@@ -29,7 +29,11 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs every app's worker, and the HTTP server when a port is set, until `shutdown` is
 /// cancelled, then waits for them to finish. Fails only when the server's port cannot be bound.
-pub async fn run(settings: Settings, dry_run: bool, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    settings: Settings,
+    dry_run: bool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let client = http_client();
     let mut tasks = tokio::task::JoinSet::new();
     let mut served = false;
@@ -42,7 +46,9 @@ pub async fn run(settings: Settings, dry_run: bool, shutdown: CancellationToken)
             served = true;
             let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
                 .await
-                .map_err(|error| anyhow::anyhow!("binding the HTTP server to port {port}: {error}"))?;
+                .map_err(|error| {
+                    anyhow::anyhow!("binding the HTTP server to port {port}: {error}")
+                })?;
             let address = listener.local_addr()?;
             tracing::info!(%address, "HTTP server listening: POST /logs, GET /metrics, /healthz, /.");
             let telemetry = worker.telemetry();

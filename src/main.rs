@@ -151,5 +151,8 @@ fn init_logging(format: LogFormat) {
             .with_writer(std::io::stderr)
             .boxed(),
     };
-    tracing_subscriber::registry().with(filter).with(layer).init();
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(layer)
+        .init();
 }

@@ -167,7 +167,9 @@ impl Metrics {
             Observation::InBand => "in_band",
             Observation::Misconfigured { .. } => "misconfigured",
         };
-        self.heartbeats.get_or_create(&labels("result", result)).inc();
+        self.heartbeats
+            .get_or_create(&labels("result", result))
+            .inc();
         match outcome {
             ProbeOutcome::Response { elapsed, .. } | ProbeOutcome::Timeout { elapsed } => {
                 self.heartbeat_latency.observe(elapsed.as_secs_f64())
@@ -186,7 +188,10 @@ impl Metrics {
                 p99_ms,
             } = quantiles.unwrap_or_default();
             for (quantile, ms) in [("0.5", p50_ms), ("0.95", p95_ms), ("0.99", p99_ms)] {
-                let labels = vec![("kind", kind.to_string()), ("quantile", quantile.to_string())];
+                let labels = vec![
+                    ("kind", kind.to_string()),
+                    ("quantile", quantile.to_string()),
+                ];
                 self.router_latency
                     .get_or_create(&labels)
                     .set(ms as f64 / 1000.0);
@@ -195,7 +200,9 @@ impl Metrics {
     }
 
     pub fn drain_batch(&self, result: &'static str) {
-        self.drain_batches.get_or_create(&labels("result", result)).inc();
+        self.drain_batches
+            .get_or_create(&labels("result", result))
+            .inc();
     }
 
     pub fn drain_ingested(&self, counts: &IngestCounts, requests: &[Request]) {
@@ -238,8 +245,12 @@ impl Metrics {
     }
 
     pub fn bounds(&self, min: u32, max: u32) {
-        self.bounds.get_or_create(&labels("bound", "min")).set(min as i64);
-        self.bounds.get_or_create(&labels("bound", "max")).set(max as i64);
+        self.bounds
+            .get_or_create(&labels("bound", "min"))
+            .set(min as i64);
+        self.bounds
+            .get_or_create(&labels("bound", "max"))
+            .set(max as i64);
     }
 
     pub fn scaled(&self, from: u32, to: u32) {

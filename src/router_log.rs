@@ -55,7 +55,10 @@ pub fn split_frames(body: &[u8]) -> impl Iterator<Item = Frame<'_>> {
 /// `<digits> <message of that many bytes>`, when the count is sane and the message looks like
 /// syslog (`<PRI>`).
 fn counted_frame(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-    let digits = bytes.iter().take_while(|byte| byte.is_ascii_digit()).count();
+    let digits = bytes
+        .iter()
+        .take_while(|byte| byte.is_ascii_digit())
+        .count();
     if digits == 0 || digits > 7 || bytes.get(digits) != Some(&b' ') {
         return None;
     }
@@ -295,7 +298,11 @@ pub struct IngestCounts {
 
 /// Parses a whole logplex body into requests (pushed onto `into`) and counts. The first few
 /// problems are kept in `problems` for the log, so an operator can see what was wrong.
-pub fn parse_batch(body: &[u8], into: &mut Vec<Request>, problems: &mut Vec<String>) -> IngestCounts {
+pub fn parse_batch(
+    body: &[u8],
+    into: &mut Vec<Request>,
+    problems: &mut Vec<String>,
+) -> IngestCounts {
     const KEEP_PROBLEMS: usize = 3;
     let mut counts = IngestCounts::default();
     for frame in split_frames(body) {

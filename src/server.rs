@@ -198,11 +198,7 @@ async fn drain(State(state): State<ServerState>, headers: HeaderMap, body: Bytes
 
 async fn metrics(State(state): State<ServerState>) -> Response {
     let body = state.telemetry.metrics.encode();
-    (
-        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
 }
 
 async fn healthz(State(state): State<ServerState>) -> Response {

@@ -791,7 +791,11 @@ impl AppSettings {
             "both" => Some(Signal::Both),
             _ => {
                 let value = Value::new(None, signal_text.clone());
-                reader.bad("signal", &value, "one of \"heartbeat\", \"router\", \"both\"");
+                reader.bad(
+                    "signal",
+                    &value,
+                    "one of \"heartbeat\", \"router\", \"both\"",
+                );
                 None
             }
         };
@@ -799,7 +803,11 @@ impl AppSettings {
         let router_window = reader.duration_or("router_window", default_window);
         if router_window == Some(Duration::ZERO) {
             let value = Value::new(None, "0s");
-            reader.bad("router_window", &value, "a duration above 0, such as \"30s\"");
+            reader.bad(
+                "router_window",
+                &value,
+                "a duration above 0, such as \"30s\"",
+            );
         }
         let http_port = match reader.take("http_port") {
             Some(value) => reader

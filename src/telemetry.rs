@@ -102,7 +102,9 @@ impl Telemetry {
     /// and a read and a write of the formation).
     pub fn stall_limit(&self) -> Duration {
         let settings = &self.settings;
-        settings.heartbeat_interval * 3 + settings.heartbeat_timeout + settings.heroku_api_timeout * 2
+        settings.heartbeat_interval * 3
+            + settings.heartbeat_timeout
+            + settings.heroku_api_timeout * 2
     }
 
     /// The loop is alive: called when it starts and after every beat.

@@ -33,7 +33,10 @@ async fn feed_until(
     let started = Instant::now();
     let mut batch = 0;
     while !done() {
-        assert!(started.elapsed() < DEADLINE, "timed out waiting until {what}");
+        assert!(
+            started.elapsed() < DEADLINE,
+            "timed out waiting until {what}"
+        );
         let lines: Vec<String> = (0..20).map(|_| router_line(service_ms, 200)).collect();
         let status = post_drain(
             base,
@@ -78,7 +81,10 @@ async fn router_lines_scale_the_app_up_and_down_without_a_heartbeat() {
     );
     assert!(bot.terminate().await.success());
     let output = format!("{}{}", bot.stdout(), bot.stderr());
-    assert!(!output.contains(PASSWORD) && !output.contains(KEY), "{output}");
+    assert!(
+        !output.contains(PASSWORD) && !output.contains(KEY),
+        "{output}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -102,11 +108,19 @@ async fn the_drain_refuses_a_missing_or_wrong_password_and_ignores_retries() {
         "{text}"
     );
     assert_eq!(
-        metric_value(&scrape, "autoscalebot_drain_batches_total", &[("result", "unauthorized")]),
+        metric_value(
+            &scrape,
+            "autoscalebot_drain_batches_total",
+            &[("result", "unauthorized")]
+        ),
         Some(2.0)
     );
     assert_eq!(
-        metric_value(&scrape, "autoscalebot_drain_batches_total", &[("result", "duplicate")]),
+        metric_value(
+            &scrape,
+            "autoscalebot_drain_batches_total",
+            &[("result", "duplicate")]
+        ),
         Some(1.0)
     );
     // A body over the cap is refused whole; the worker goes on.
@@ -137,22 +151,39 @@ async fn a_malformed_batch_is_partly_used_and_the_rest_counted() {
         logplex_body(&[garbage_line, h12]),
         logplex_body(&[router_line(130, 404)]),
     );
-    assert_eq!(post_drain(&base, Some(PASSWORD), "mixed", 6, body).await, 204);
+    assert_eq!(
+        post_drain(&base, Some(PASSWORD), "mixed", 6, body).await,
+        204
+    );
     wait_until("the skipped input is logged", || {
-        bot.stderr().contains("Skipped bad input in a log drain batch")
+        bot.stderr()
+            .contains("Skipped bad input in a log drain batch")
     })
     .await;
     let (_, text) = get_text(&base, "/metrics").await;
     let scrape = parse_metrics(&text);
     let value = |metric: &str, labels: &[(&str, &str)]| metric_value(&scrape, metric, labels);
-    assert_eq!(value("autoscalebot_router_requests_total", &[]), Some(3.0), "{text}");
+    assert_eq!(
+        value("autoscalebot_router_requests_total", &[]),
+        Some(3.0),
+        "{text}"
+    );
     let frames = "autoscalebot_drain_frames_total";
     assert_eq!(value(frames, &[("result", "router")]), Some(3.0));
     assert_eq!(value(frames, &[("result", "malformed")]), Some(2.0));
     assert_eq!(value(frames, &[("result", "bad_router_line")]), Some(1.0));
-    assert_eq!(value("autoscalebot_router_errors_total", &[("code", "H12")]), Some(1.0));
-    assert_eq!(value("autoscalebot_router_responses_total", &[("status", "404")]), Some(1.0));
-    assert_eq!(value("autoscalebot_router_responses_total", &[("status", "503")]), Some(1.0));
+    assert_eq!(
+        value("autoscalebot_router_errors_total", &[("code", "H12")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("autoscalebot_router_responses_total", &[("status", "404")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("autoscalebot_router_responses_total", &[("status", "503")]),
+        Some(1.0)
+    );
     assert!(bot.stderr().contains("service=\\\"soonms\\\"") || bot.stderr().contains("soonms"));
     assert!(bot.is_running());
     assert!(bot.terminate().await.success());
@@ -181,18 +212,39 @@ async fn metrics_health_and_the_status_page_show_what_the_worker_did() {
     let scrape = parse_metrics(&text);
     let value = |metric: &str, labels: &[(&str, &str)]| metric_value(&scrape, metric, labels);
     let fails = value("autoscalebot_heartbeats_total", &[("result", "fail")]).unwrap_or(0.0);
-    assert!(fails >= 4.0, "heartbeats counted by result: {fails}\n{text}");
-    assert_eq!(value("autoscalebot_dynos", &[]), Some(api.quantity() as f64));
-    assert_eq!(value("autoscalebot_dyno_bounds", &[("bound", "max")]), Some(2.0));
-    assert_eq!(value("autoscalebot_dyno_bounds", &[("bound", "min")]), Some(1.0));
-    assert_eq!(value("autoscalebot_scale_actions_total", &[("direction", "up")]), Some(1.0));
+    assert!(
+        fails >= 4.0,
+        "heartbeats counted by result: {fails}\n{text}"
+    );
     assert_eq!(
-        value("autoscalebot_notifications_sent_total", &[("backend", "console")]),
+        value("autoscalebot_dynos", &[]),
+        Some(api.quantity() as f64)
+    );
+    assert_eq!(
+        value("autoscalebot_dyno_bounds", &[("bound", "max")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        value("autoscalebot_dyno_bounds", &[("bound", "min")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("autoscalebot_scale_actions_total", &[("direction", "up")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            "autoscalebot_notifications_sent_total",
+            &[("backend", "console")]
+        ),
         Some(1.0),
         "one scale, one console notification"
     );
     assert_eq!(
-        value("autoscalebot_notifications_dropped_total", &[("backend", "console")]),
+        value(
+            "autoscalebot_notifications_dropped_total",
+            &[("backend", "console")]
+        ),
         Some(0.0)
     );
     let latency_count = scrape
@@ -216,8 +268,14 @@ async fn metrics_health_and_the_status_page_show_what_the_worker_did() {
     let (status, page) = get_text(&base, "/").await;
     assert_eq!(status, 200);
     assert!(page.contains("<svg id=\"chart\""), "{page}");
-    assert!(page.contains("class=\"scale-event\""), "the scale is marked");
-    assert!(page.contains("Scaled to (2) dynos."), "recent notifications");
+    assert!(
+        page.contains("class=\"scale-event\""),
+        "the scale is marked"
+    );
+    assert!(
+        page.contains("Scaled to (2) dynos."),
+        "recent notifications"
+    );
     assert!(page.contains("heroku_api_key"));
     assert!(!page.contains(KEY), "secrets are hidden");
     assert!(bot.terminate().await.success());
@@ -243,7 +301,8 @@ async fn logs_are_logfmt_on_a_dyno() {
         .unwrap()
         .to_string();
     assert!(
-        started.contains("level=info") && started.contains("message=\"Worker started.\"")
+        started.contains("level=info")
+            && started.contains("message=\"Worker started.\"")
             && started.contains("app=test-app"),
         "logfmt: {started}"
     );
@@ -283,7 +342,8 @@ async fn a_port_in_use_stops_the_worker_with_a_clear_error() {
     );
     wait_until("the worker exits", || !bot.is_running()).await;
     assert!(
-        bot.stderr().contains(&format!("binding the HTTP server to port {port}")),
+        bot.stderr()
+            .contains(&format!("binding the HTTP server to port {port}")),
         "{}",
         bot.stderr()
     );

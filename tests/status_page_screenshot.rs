@@ -106,10 +106,16 @@ async fn the_status_page_draws_the_chart_in_a_real_browser() {
     let path_start = dom
         .find("class=\"latency\"")
         .unwrap_or_else(|| panic!("no latency path in the DOM:\n{dom}"));
-    let path = &dom[path_start..dom[path_start..].find("/>").map_or(dom.len(), |end| path_start + end)];
+    let path = &dom[path_start
+        ..dom[path_start..]
+            .find("/>")
+            .map_or(dom.len(), |end| path_start + end)];
     let points = path.matches('L').count() + path.matches('M').count();
     assert!(points >= 8, "the latency path has {points} points: {path}");
-    assert!(dom.matches("class=\"scale-event\"").count() >= 4, "four scales marked");
+    assert!(
+        dom.matches("class=\"scale-event\"").count() >= 4,
+        "four scales marked"
+    );
 
     let shot = dir.path().join("status.png");
     let output = run_chromium(

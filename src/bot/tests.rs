@@ -300,7 +300,12 @@ async fn healthz_turns_503_when_the_loop_stalls_and_the_server_still_answers() {
         let request = axum::http::Request::get("/healthz")
             .body(axum::body::Body::empty())
             .unwrap();
-        app.clone().oneshot(request).await.unwrap().status().as_u16()
+        app.clone()
+            .oneshot(request)
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     };
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(health().await, 200);

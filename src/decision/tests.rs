@@ -741,7 +741,11 @@ fn router_stats(latency_p95_ms: Option<u64>, requests: u64) -> RouterStats {
 fn a_router_window_is_classified_by_its_p95_against_the_same_min_and_max() {
     let classify = |p95| classify_router(&router_stats(p95, 90), 1000, 400).observation;
     assert_eq!(classify(Some(1001)), Observation::Fail);
-    assert_eq!(classify(Some(1000)), Observation::InBand, "strict, as heartbeats");
+    assert_eq!(
+        classify(Some(1000)),
+        Observation::InBand,
+        "strict, as heartbeats"
+    );
     assert_eq!(classify(Some(400)), Observation::InBand);
     assert_eq!(classify(Some(399)), Observation::Pass);
     assert_eq!(classify(Some(u64::MAX)), Observation::Fail, "router errors");
@@ -758,9 +762,7 @@ fn router_windows_drive_the_same_streaks_and_scales() {
     let mut sim = Sim::new(settings_with(""), 1);
     let slow = classify_router(&router_stats(Some(1500), 300), 1000, 400);
     for _ in 0..3 {
-        let plan = sim
-            .state
-            .observe(&sim.settings, sim.now, &slow, sim.dynos);
+        let plan = sim.state.observe(&sim.settings, sim.now, &slow, sim.dynos);
         if let Some(scale) = plan.scale {
             sim.dynos = scale.to;
             sim.state.scaled(&sim.settings, sim.now, scale, false);
@@ -783,7 +785,11 @@ fn with_both_signals_a_fail_from_either_counts() {
         (Pass, Pass, Pass),
         (Pass, InBand, InBand),
         (InBand, Pass, InBand),
-        (Misconfigured { status: 404 }, Pass, Misconfigured { status: 404 }),
+        (
+            Misconfigured { status: 404 },
+            Pass,
+            Misconfigured { status: 404 },
+        ),
         (Misconfigured { status: 404 }, Fail, Fail),
     ];
     for (heartbeat, router, expected) in cases {

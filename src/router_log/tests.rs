@@ -7,7 +7,8 @@ use chrono::TimeZone;
 const INFO: &str = "<158>1 2022-06-13T14:52:23.622778+00:00 host heroku router - at=info method=GET path=\"/\" host=cryptic-cliffs-27764.herokuapp.com request_id=59da6323-2bc4-4143-8677-cc66ccfb115f fwd=\"181.167.87.140\" dyno=web.1 connect=0ms service=3ms status=200 bytes=6979 protocol=https";
 const H12: &str = "<158>1 2012-10-11T03:47:20+00:00 host heroku router - at=error code=H12 desc=\"Request timeout\" method=GET path=/ host=example-app-1234567890ab.herokuapp.com request_id=8601b555-6a83-4c12-8269-97c8e32cdb22 fwd=\"204.204.204.204\" dyno=web.1 connect= service=30000ms status=503 bytes=0 protocol=http";
 const H14: &str = "<158>1 2012-10-11T03:47:20+00:00 host heroku router - at=error code=H14 desc=\"No web processes running\" method=GET path=\"/\" host=myapp.herokuapp.com fwd=\"1.2.3.4\" dyno= connect= service= status=503 bytes=";
-const APP: &str = "<190>1 2022-06-13T14:52:23.622778+00:00 host app web.1 - Started GET \"/\" for 1.2.3.4";
+const APP: &str =
+    "<190>1 2022-06-13T14:52:23.622778+00:00 host app web.1 - Started GET \"/\" for 1.2.3.4";
 
 /// Frames a message the way logplex does: the count includes the trailing newline.
 fn frame(message: &str) -> String {
@@ -227,7 +228,10 @@ fn the_window_keeps_only_its_span_and_counts_the_rate() {
     let t0 = Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).unwrap();
     let mut window = RouterWindow::new(Duration::from_secs(30), 1000);
     window.push(t0, (0..30).map(|_| request(900)));
-    window.push(t0 + chrono::Duration::seconds(20), (0..60).map(|_| request(100)));
+    window.push(
+        t0 + chrono::Duration::seconds(20),
+        (0..60).map(|_| request(100)),
+    );
     let stats = window.stats(t0 + chrono::Duration::seconds(25));
     assert_eq!(stats.requests, 90);
     assert!((stats.requests_per_second - 3.0).abs() < 1e-9);
@@ -265,5 +269,9 @@ fn the_window_is_bounded_and_errors_push_the_p95_up() {
     let stats = window.stats(t0);
     assert_eq!(stats.errors, 10);
     assert_eq!(stats.latency_p95_ms, Some(u64::MAX));
-    assert_eq!(stats.service.unwrap().p95_ms, 5, "untimed errors have no service time");
+    assert_eq!(
+        stats.service.unwrap().p95_ms,
+        5,
+        "untimed errors have no service time"
+    );
 }

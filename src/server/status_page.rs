@@ -58,7 +58,8 @@ impl Chart {
             }
         };
         let span_ms = ((last - first).num_milliseconds() as f64).max(1000.0);
-        let x = |at: DateTime<Utc>| LEFT + plot_w * ((at - first).num_milliseconds() as f64 / span_ms);
+        let x =
+            |at: DateTime<Utc>| LEFT + plot_w * ((at - first).num_milliseconds() as f64 / span_ms);
 
         // The latency axis shows the max line with room above; far slower beats are clipped.
         let highest = beats
@@ -70,7 +71,11 @@ impl Chart {
         let top_ms = (max_ms as f64 * 1.25).max(highest as f64 * 1.05).max(1.0);
         let y_latency = |ms: u64| TOP + plot_h * (1.0 - (ms as f64).min(top_ms) / top_ms);
 
-        let max_dynos = beats.iter().filter_map(|beat| beat.dynos).max().unwrap_or(1);
+        let max_dynos = beats
+            .iter()
+            .filter_map(|beat| beat.dynos)
+            .max()
+            .unwrap_or(1);
         let top_dynos = (max_dynos + 1) as f64;
         let y_dynos = |dynos: u32| TOP + plot_h * (1.0 - dynos as f64 / top_dynos);
 
@@ -198,7 +203,11 @@ pub fn render(snapshot: &Snapshot) -> String {
         zone,
     );
     let last = snapshot.beats.last();
-    let local = |at: DateTime<Utc>| at.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S %Z").to_string();
+    let local = |at: DateTime<Utc>| {
+        at.with_timezone(&zone)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string()
+    };
     let alive = snapshot.since_last_beat <= snapshot.stall_limit;
     let page = html! {
         (DOCTYPE)

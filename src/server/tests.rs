@@ -19,7 +19,10 @@ fn telemetry(extra: &str) -> Telemetry {
     let text = format!(
         "heroku_app_name = \"page-app\"\nheroku_api_key = \"api-secret-77\"\nhttp_port = 0\n{extra}"
     );
-    let settings = from_toml_str(&text, &HashMap::new()).unwrap().apps.remove(0);
+    let settings = from_toml_str(&text, &HashMap::new())
+        .unwrap()
+        .apps
+        .remove(0);
     let start = Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).unwrap();
     Telemetry::new(&settings, crate::bot::tokio_clock(start), Vec::new())
 }
@@ -64,13 +67,29 @@ async fn post(
 async fn the_drain_takes_authorised_batches_once_per_frame_id() {
     let telemetry = telemetry(&format!("log_drain_password = \"{PASSWORD}\""));
     let app = router(telemetry.clone());
-    assert_eq!(post(&app, None, "f1", batch(3)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        post(&app, None, "f1", batch(3)).await,
+        StatusCode::UNAUTHORIZED
+    );
     let wrong = Some(basic("user", "not-it"));
-    assert_eq!(post(&app, wrong, "f1", batch(3)).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(telemetry.router_stats().requests, 0, "refused batches are not used");
+    assert_eq!(
+        post(&app, wrong, "f1", batch(3)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        telemetry.router_stats().requests,
+        0,
+        "refused batches are not used"
+    );
     let right = || Some(basic("anyone", PASSWORD));
-    assert_eq!(post(&app, right(), "f1", batch(3)).await, StatusCode::NO_CONTENT);
-    assert_eq!(post(&app, right(), "f1", batch(3)).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        post(&app, right(), "f1", batch(3)).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        post(&app, right(), "f1", batch(3)).await,
+        StatusCode::NO_CONTENT
+    );
     let stats = telemetry.router_stats();
     assert_eq!(stats.requests, 3, "the retried frame id was ignored");
     assert_eq!(stats.service.unwrap().p95_ms, 640);
@@ -141,12 +160,22 @@ fn the_chart_draws_latency_bounds_steps_and_scale_marks() {
     let chart = status_page::Chart::build(&beats(), 200, 1000, chrono_tz::UTC);
     assert_eq!(chart.latency_points, 4);
     // A beat without a time lifts the pen: two segments.
-    assert_eq!(chart.latency_path.matches('M').count(), 2, "{}", chart.latency_path);
+    assert_eq!(
+        chart.latency_path.matches('M').count(),
+        2,
+        "{}",
+        chart.latency_path
+    );
     assert_eq!(chart.latency_path.matches('L').count(), 2);
-    assert!(chart.max_y < chart.min_y, "the max line is above the min line");
+    assert!(
+        chart.max_y < chart.min_y,
+        "the max line is above the min line"
+    );
     assert!(chart.dynos_path.starts_with('M') && chart.dynos_path.contains('V'));
     assert_eq!(chart.scale_marks.len(), 1);
-    assert!(chart.scale_marks[0].2.ends_with("12:01:30: scaled from 1 to 2"));
+    assert!(chart.scale_marks[0]
+        .2
+        .ends_with("12:01:30: scaled from 1 to 2"));
     assert_eq!(chart.time_ticks.first().unwrap().1, "12:00:00");
     assert_eq!(chart.time_ticks.last().unwrap().1, "12:02:00");
 }

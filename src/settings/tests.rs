@@ -427,9 +427,15 @@ fn bad_signal_window_and_log_format_are_named() {
         ),
         &[],
     );
-    assert!(problem_for(&error, "signal").expected.contains("\"router\""));
-    assert!(problem_for(&error, "router_window").expected.contains("above 0"));
-    assert!(problem_for(&error, "log_format").expected.contains("logfmt"));
+    assert!(problem_for(&error, "signal")
+        .expected
+        .contains("\"router\""));
+    assert!(problem_for(&error, "router_window")
+        .expected
+        .contains("above 0"));
+    assert!(problem_for(&error, "log_format")
+        .expected
+        .contains("logfmt"));
     assert_eq!(
         problem_for(&error, "log_drain_password").value.as_deref(),
         Some("\"***\"")

@@ -404,7 +404,10 @@ pub async fn post_drain(
         .header("content-type", "application/logplex-1")
         .header("logplex-msg-count", message_count.to_string())
         .header("logplex-frame-id", frame_id)
-        .header("logplex-drain-token", "d.01234567-89ab-cdef-0123-456789abcdef")
+        .header(
+            "logplex-drain-token",
+            "d.01234567-89ab-cdef-0123-456789abcdef",
+        )
         .header("user-agent", "Logplex/v123")
         .body(body);
     if let Some(password) = password {
@@ -427,7 +430,11 @@ pub fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
 }
 
 /// The value of the sample named `metric` whose labels include `labels`, if any.
-pub fn metric_value(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub fn metric_value(
+    scrape: &prometheus_parse::Scrape,
+    metric: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
     scrape
         .samples
         .iter()
