@@ -172,13 +172,17 @@ impl Worker {
         self.telemetry
             .metrics
             .heartbeat(&outcome, heartbeat.observation);
+        // With the drain on, the window is read every beat (metrics, status page) even when
+        // only the heartbeat decides.
         let router = settings
-            .signal
-            .uses_router()
+            .log_drain_password
+            .is_some()
             .then(|| self.telemetry.router_stats());
         let observed = match &router {
-            Some(stats) => combine(&heartbeat, &self.classify_router(stats)),
-            None => heartbeat,
+            Some(stats) if settings.signal.uses_router() => {
+                combine(&heartbeat, &self.classify_router(stats))
+            }
+            _ => heartbeat,
         };
         self.decide_and_scale(observed, router).await
     }

@@ -54,6 +54,7 @@ pub struct Snapshot {
     pub beats: Vec<BeatPoint>,
     /// Newest first.
     pub notifications: Vec<Event>,
+    /// The router window, when the drain is on.
     pub router: Option<RouterStats>,
     pub last_router_request_at: Option<DateTime<Utc>>,
     pub since_last_beat: Duration,
@@ -176,8 +177,8 @@ impl Telemetry {
     pub fn snapshot(&self) -> Snapshot {
         let router = self
             .settings
-            .signal
-            .uses_router()
+            .log_drain_password
+            .is_some()
             .then(|| self.router_stats());
         let (beats, notifications) = {
             let history = self.history.lock().unwrap();

@@ -346,3 +346,42 @@ async fn the_router_signal_decides_from_the_drain_window_without_probing() {
     assert_eq!(*probe.calls.lock().unwrap(), 0);
     assert!(telemetry.last_router_request_at().is_some());
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_both_signals_slow_router_lines_scale_up_despite_fast_heartbeats() {
+    use crate::router_log::{IngestCounts, Request};
+    let probe = ScriptedProbe::new(&[10]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(1),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let settings = settings("signal = \"both\"\nhttp_port = 0\nlog_drain_password = \"p\"");
+    let mut worker = worker(settings, probe.clone(), scaler.clone(), &notifier);
+    let telemetry = worker.telemetry();
+    let slow = Request {
+        connect_ms: Some(900),
+        service_ms: Some(900),
+        status: 200,
+        code: None,
+    };
+    for round in 0..3 {
+        telemetry.ingest(&IngestCounts::default(), vec![slow; 20]);
+        let beat = worker.beat().await;
+        assert_eq!(
+            beat.heartbeat.observation,
+            Observation::Fail,
+            "round {round}"
+        );
+        assert!(beat
+            .heartbeat
+            .summary
+            .starts_with("10 ms; router p95 1800 ms"));
+    }
+    assert_eq!(*scaler.writes.lock().unwrap(), vec![2]);
+    assert_eq!(
+        *probe.calls.lock().unwrap(),
+        3,
+        "the heartbeat was sent too"
+    );
+}
