@@ -8,7 +8,8 @@
 use crate::decision::{classify, AppState, Heartbeat, Observation, Plan, ScaleTo};
 use crate::settings::AppSettings;
 use autoscalebot_backends::notify::{
-    ConsoleNotifier, Dispatcher, Event, LogNotifier, Notifier, TestNotifier,
+    ConsoleNotifier, Dispatcher, EmailNotifier, Event, EventKind, LogNotifier, Notifier,
+    NotifyError, TestNotifier, WebhookNotifier,
 };
 use autoscalebot_backends::probe::{Heartbeat as HeartbeatProbe, Probe, ProbeOutcome};
 use autoscalebot_backends::scaler::{HerokuScaler, ScaleError, Scaler};
@@ -96,7 +97,7 @@ impl Worker {
             settings.heroku_api_key.clone(),
             settings.heroku_api_timeout,
         ));
-        let notifiers = notifiers_for(&settings.notification_backends, test_notifier);
+        let notifiers = notifiers_for(&settings, test_notifier);
         Worker::new(settings, probe, scaler, notifiers, system_clock(), dry_run)
     }
 
@@ -230,22 +231,81 @@ impl Worker {
     }
 }
 
-/// The notifiers named in `notification_backends`, in order.
+/// The registry: the notifiers named in `notification_backends`, in order. A backend that
+/// cannot be built (settings validation makes that rare) is logged and left out, so the
+/// worker still scales and the other backends still tell.
 pub fn notifiers_for(
-    names: &[String],
+    settings: &AppSettings,
     test_notifier: Option<TestNotifier>,
 ) -> Vec<Arc<dyn Notifier>> {
-    names
+    settings
+        .notification_backends
         .iter()
-        .filter_map(|name| -> Option<Arc<dyn Notifier>> {
-            match name.as_str() {
-                "console" => Some(Arc::new(ConsoleNotifier)),
-                "log" => Some(Arc::new(LogNotifier)),
-                "test" => Some(Arc::new(test_notifier.clone().unwrap_or_default())),
-                _ => None,
+        .filter_map(|name| match notifier_for(settings, name, &test_notifier) {
+            Ok(notifier) => Some(notifier),
+            Err(error) => {
+                tracing::error!(backend = %name, %error, "Notification backend left out.");
+                None
             }
         })
         .collect()
+}
+
+fn notifier_for(
+    settings: &AppSettings,
+    name: &str,
+    test_notifier: &Option<TestNotifier>,
+) -> Result<Arc<dyn Notifier>, String> {
+    Ok(match name {
+        "console" => Arc::new(ConsoleNotifier),
+        "email" => {
+            let config = settings.email.as_ref().ok_or("no [email] table")?;
+            Arc::new(EmailNotifier::new(config)?)
+        }
+        "log" => Arc::new(LogNotifier),
+        "test" => Arc::new(test_notifier.clone().unwrap_or_default()),
+        "webhook" => {
+            let config = settings.webhook.as_ref().ok_or("no [webhook] table")?;
+            Arc::new(WebhookNotifier::new(config)?)
+        }
+        other => return Err(format!("unknown backend {other:?}")),
+    })
+}
+
+/// Sends one test event through every backend in `notification_backends`, once each, with the
+/// backend's timeout and no retries, and returns each backend's name with its outcome.
+/// `autoscalebot notify-test` prints them.
+pub async fn send_test_notifications(
+    settings: &AppSettings,
+    now: DateTime<Utc>,
+) -> Vec<(String, Result<(), NotifyError>)> {
+    let bounds = crate::decision::bounds_at(settings, now);
+    let mut event = Event::new(
+        now,
+        &settings.heroku_app_name,
+        EventKind::Test,
+        "This is a test notification from autoscalebot: if you read it, this backend works.",
+    );
+    event.reason = "sent by `autoscalebot notify-test`".to_string();
+    event.min_dynos = Some(bounds.min);
+    event.max_dynos = Some(bounds.max);
+    let mut outcomes = Vec::new();
+    for name in &settings.notification_backends {
+        let outcome = match notifier_for(settings, name, &None) {
+            Err(error) => Err(NotifyError::permanent(error)),
+            Ok(notifier) => {
+                let timeout = notifier.policy().timeout;
+                match tokio::time::timeout(timeout, notifier.send(&event)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(NotifyError::transient(format!(
+                        "no answer within {timeout:?}"
+                    ))),
+                }
+            }
+        };
+        outcomes.push((name.clone(), outcome));
+    }
+    outcomes
 }
 
 #[cfg(test)]

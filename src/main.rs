@@ -34,6 +34,9 @@ enum Command {
     Run,
     /// Load and validate the settings, print the values in force (secrets as ***), and exit.
     Check,
+    /// Send one test notification through every backend in notification_backends and report,
+    /// per backend, delivered or the error. Exits 1 when any failed.
+    NotifyTest,
 }
 
 /// How long running heartbeats and notifications get to finish after SIGTERM; Heroku sends
@@ -65,6 +68,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print_check(&settings);
             Ok(ExitCode::SUCCESS)
         }
+        Command::NotifyTest => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let all_delivered = runtime.block_on(notify_test(&settings));
+            Ok(if all_delivered {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Run => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(run_worker(settings, cli.dry_run))?;
@@ -92,6 +104,31 @@ fn print_check(settings: &Settings) {
     };
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = write();
+}
+
+/// Prints one line per backend; true when every backend delivered.
+async fn notify_test(settings: &Settings) -> bool {
+    let mut all_delivered = true;
+    for app in &settings.apps {
+        if app.notification_backends.is_empty() {
+            println!(
+                "{}: no notification backends: set notification_backends",
+                app.heroku_app_name
+            );
+            all_delivered = false;
+        }
+        let outcomes = autoscalebot::bot::send_test_notifications(app, chrono::Utc::now()).await;
+        for (backend, outcome) in outcomes {
+            match outcome {
+                Ok(()) => println!("{backend}: delivered"),
+                Err(error) => {
+                    all_delivered = false;
+                    println!("{backend}: failed: {error}");
+                }
+            }
+        }
+    }
+    all_delivered
 }
 
 async fn run_worker(settings: Settings, dry_run: bool) -> Result<()> {

@@ -7,6 +7,9 @@
 //! I/O and never reads the clock.
 
 use crate::schedule::Schedule;
+use autoscalebot_backends::notify::{
+    email, webhook, DeliveryPolicy, EmailConfig, Template, WebhookConfig,
+};
 use autoscalebot_backends::Secret;
 use chrono_tz::Tz;
 use config::{Value, ValueKind};
@@ -54,10 +57,14 @@ pub struct AppSettings {
     pub time_zone: Tz,
     pub scale_up_cooldown: Duration,
     pub scale_down_cooldown: Duration,
+    /// The `[email]` table, when given: what the `email` backend needs.
+    pub email: Option<EmailConfig>,
+    /// The `[webhook]` table, when given: what the `webhook` backend needs.
+    pub webhook: Option<WebhookConfig>,
 }
 
 /// The notification backends this build knows.
-pub const NOTIFICATION_BACKENDS: &[&str] = &["console", "log", "test"];
+pub const NOTIFICATION_BACKENDS: &[&str] = &["console", "email", "log", "test", "webhook"];
 
 /// One thing wrong with the settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,10 +126,15 @@ impl SettingsError {
     }
 }
 
-/// Keys whose values are never shown.
+/// Keys whose values are never shown: keys, passwords and tokens by name, the SMTP URL (it
+/// holds the password), the hook URL (Slack keeps its token in the path) and hook headers.
 fn is_secret_key(key: &str) -> bool {
     let last = key.rsplit('.').next().unwrap_or(key);
-    last.contains("key") || last.contains("password") || last.contains("token")
+    last.contains("key")
+        || last.contains("password")
+        || last.contains("token")
+        || matches!(key, "email.smtp_url" | "webhook" | "webhook.url")
+        || key.starts_with("webhook.headers")
 }
 
 /// Loads settings from an optional TOML file and the given environment (pass
@@ -215,6 +227,7 @@ where
             .try_parsing(true)
             .list_separator(",")
             .with_list_parse_key("notification_backends")
+            .with_list_parse_key("email.to")
             .source(Some(prefixed)),
     );
     let built = builder.build().map_err(|error| {
@@ -272,6 +285,70 @@ impl Reader {
         format!("{}{key}", self.prefix)
     }
 
+    /// Whether the key was given (without taking it).
+    pub fn has(&self, key: &str) -> bool {
+        self.table.contains_key(key)
+    }
+
+    /// A nested table as a reader of its own, whose problems are named `key.…`. `None` when
+    /// absent, or when not a table (a problem is recorded). Hand it back with [`Reader::absorb`].
+    pub fn table(&mut self, key: &str) -> Option<Reader> {
+        let value = self.take(key)?;
+        match value.kind.clone() {
+            ValueKind::Table(entries) => {
+                let mut child = Reader::new(entries.into_iter().collect(), &self.full_key(key));
+                child.prefix.push('.');
+                child.origins = self.origins.clone();
+                Some(child)
+            }
+            _ => {
+                self.bad(
+                    key,
+                    &value,
+                    format!("a table: a [{key}] section, or {key}.name = value lines"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Takes back a child from [`Reader::table`]: its unknown keys and all its problems.
+    pub fn absorb(&mut self, mut child: Reader) {
+        child.finish_unknown();
+        self.problems.append(&mut child.problems);
+    }
+
+    /// Every entry left, taken: for tables whose keys are the user's (web hook headers).
+    pub fn take_all(&mut self) -> Vec<(String, Value)> {
+        let entries = std::mem::take(&mut self.table);
+        self.known.extend(entries.keys().cloned());
+        entries.into_iter().collect()
+    }
+
+    /// A string checked by `parse`; a problem with the reason when it fails. `None` when
+    /// absent or bad.
+    pub fn parsed<T>(
+        &mut self,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let value = self.take(key)?;
+        let text = match &value.kind {
+            ValueKind::String(text) => text.clone(),
+            _ => {
+                self.bad(key, &value, "a string");
+                return None;
+            }
+        };
+        match parse(&text) {
+            Ok(parsed) => Some(parsed),
+            Err(why) => {
+                self.bad(key, &value, why);
+                None
+            }
+        }
+    }
+
     /// Removes and returns a raw value.
     pub fn take(&mut self, key: &str) -> Option<Value> {
         self.known.push(key.to_string());
@@ -297,6 +374,12 @@ impl Reader {
             origin,
             expected: expected.into(),
         });
+    }
+
+    /// Whether a problem was already recorded for this key.
+    pub fn has_problem(&self, key: &str) -> bool {
+        let full = self.full_key(key);
+        self.problems.iter().any(|problem| problem.key == full)
     }
 
     /// Records a problem with a missing value.
@@ -711,6 +794,8 @@ impl AppSettings {
         };
         let scale_up_cooldown = reader.duration_or("scale_up_cooldown", Duration::ZERO);
         let scale_down_cooldown = reader.duration_or("scale_down_cooldown", Duration::ZERO);
+        let email = read_email(reader, &notification_backends);
+        let webhook = read_webhook(reader, &notification_backends);
 
         // Cross-field checks, only where both sides were readable.
         if let (Some(min), Some(max)) = (min_response_time_ms, max_response_time_ms) {
@@ -783,6 +868,8 @@ impl AppSettings {
             time_zone: time_zone?,
             scale_up_cooldown: scale_up_cooldown?,
             scale_down_cooldown: scale_down_cooldown?,
+            email,
+            webhook,
         })
     }
 
@@ -790,7 +877,7 @@ impl AppSettings {
     pub fn effective(&self) -> Vec<(&'static str, String)> {
         let quoted = |text: &str| format!("{text:?}");
         let optional = |value: Option<String>| value.unwrap_or_else(|| "(not set)".to_string());
-        vec![
+        let mut rows = vec![
             ("heroku_app_name", quoted(&self.heroku_app_name)),
             ("heroku_api_key", quoted(&self.heroku_api_key.to_string())),
             ("heroku_api_url", quoted(self.heroku_api_url.as_str())),
@@ -887,8 +974,245 @@ impl AppSettings {
                 "scale_down_cooldown",
                 quoted(&format_duration(self.scale_down_cooldown)),
             ),
-        ]
+        ];
+        let email = self.email.as_ref();
+        let list = |items: Vec<String>| {
+            let items: Vec<String> = items.iter().map(|item| quoted(item)).collect();
+            format!("[{}]", items.join(", "))
+        };
+        rows.extend([
+            (
+                "email.smtp_url",
+                optional(email.map(|e| quoted(&email::redact_smtp_url(e.smtp_url.expose())))),
+            ),
+            (
+                "email.from",
+                optional(email.map(|e| quoted(&e.from.to_string()))),
+            ),
+            (
+                "email.to",
+                optional(email.map(|e| list(e.to.iter().map(|to| to.to_string()).collect()))),
+            ),
+            (
+                "email.timeout",
+                optional(email.map(|e| quoted(&format_duration(e.policy.timeout)))),
+            ),
+            (
+                "email.give_up_after",
+                optional(email.map(|e| quoted(&format_duration(e.policy.give_up_after)))),
+            ),
+        ]);
+        let hook = self.webhook.as_ref();
+        rows.extend([
+            (
+                "webhook.url",
+                optional(hook.map(|h| quoted(&webhook::redact_url(&h.url)))),
+            ),
+            (
+                "webhook.method",
+                optional(hook.map(|h| quoted(h.method.as_str()))),
+            ),
+            (
+                "webhook.headers",
+                optional(hook.map(|h| {
+                    let headers: Vec<String> = h
+                        .headers
+                        .iter()
+                        .map(|(name, value)| {
+                            format!("{} = {}", quoted(name.as_str()), quoted(&value.to_string()))
+                        })
+                        .collect();
+                    format!("{{ {} }}", headers.join(", "))
+                })),
+            ),
+            (
+                "webhook.body",
+                optional(hook.map(|h| match &h.body {
+                    Some(body) => quoted(body.source()),
+                    None => "(default: a JSON object with every field)".to_string(),
+                })),
+            ),
+            (
+                "webhook.timeout",
+                optional(hook.map(|h| quoted(&format_duration(h.policy.timeout)))),
+            ),
+            (
+                "webhook.give_up_after",
+                optional(hook.map(|h| quoted(&format_duration(h.policy.give_up_after)))),
+            ),
+        ]);
+        rows
     }
+}
+
+/// `[email]`: the SMTP server, the sender and the readers of the `email` backend.
+fn read_email(reader: &mut Reader, backends: &[String]) -> Option<EmailConfig> {
+    let named = backends.iter().any(|name| name == "email");
+    let Some(mut table) = reader.table("email") else {
+        if named && !reader.has_problem("email") {
+            reader.missing(
+                "email.smtp_url",
+                "an [email] table with smtp_url, from and to, since notification_backends names \"email\"",
+            );
+        }
+        return None;
+    };
+    let before = table.problems.len();
+    if !table.has("smtp_url") {
+        table.missing(
+            "smtp_url",
+            "an SMTP URL such as \"smtp://user:password@smtp.example.com:587?tls=required\" (or AUTOSCALE_EMAIL__SMTP_URL)",
+        );
+    }
+    let smtp_url = table.parsed("smtp_url", |text| {
+        email::check_smtp_url(text).map(|()| Secret::new(text.trim()))
+    });
+    if !table.has("from") {
+        table.missing(
+            "from",
+            "the sender's address, such as \"autoscalebot <ops@example.com>\"",
+        );
+    }
+    let from = table.parsed("from", email::parse_mailbox);
+    let mut to = Vec::new();
+    match table.string_list("to") {
+        None if !table.has_problem("to") => table.missing(
+            "to",
+            "a list of addresses such as [\"ops@example.com\"] (the people to tell)",
+        ),
+        None => {}
+        Some(list) if list.is_empty() => {
+            let value = Value::new(None, Vec::<String>::new());
+            table.bad(
+                "to",
+                &value,
+                "at least one address, such as [\"ops@example.com\"]",
+            );
+        }
+        Some(list) => {
+            for address in list {
+                match email::parse_mailbox(&address) {
+                    Ok(mailbox) => to.push(mailbox),
+                    Err(why) => {
+                        let value = Value::new(None, address);
+                        table.bad("to", &value, why);
+                    }
+                }
+            }
+        }
+    }
+    let policy = read_delivery(&mut table);
+    let ok = table.problems.len() == before;
+    reader.absorb(table);
+    if !ok {
+        return None;
+    }
+    Some(EmailConfig {
+        smtp_url: smtp_url?,
+        from: from?,
+        to,
+        policy: policy?,
+    })
+}
+
+/// `[webhook]`: the request the `webhook` backend makes for each event.
+fn read_webhook(reader: &mut Reader, backends: &[String]) -> Option<WebhookConfig> {
+    let named = backends.iter().any(|name| name == "webhook");
+    let Some(mut table) = reader.table("webhook") else {
+        if named && !reader.has_problem("webhook") {
+            reader.missing(
+                "webhook.url",
+                "a [webhook] table with at least url, since notification_backends names \"webhook\"",
+            );
+        }
+        return None;
+    };
+    let before = table.problems.len();
+    if !table.has("url") {
+        table.missing(
+            "url",
+            "the URL to call, such as \"https://hooks.example.com/…\" (or AUTOSCALE_WEBHOOK__URL)",
+        );
+    }
+    let url = table.parsed("url", webhook::parse_url);
+    let method = if table.has("method") {
+        table.parsed("method", webhook::parse_method)
+    } else {
+        Some(reqwest::Method::POST)
+    };
+    let mut headers: Vec<(reqwest::header::HeaderName, Secret)> = Vec::new();
+    if let Some(mut header_table) = table.table("headers") {
+        for (name, value) in header_table.take_all() {
+            // Environment variable names cannot hold a dash: AUTOSCALE_WEBHOOK__HEADERS__X_API_KEY
+            // means the header X-Api-Key.
+            let from_env = header_table
+                .origins
+                .contains_key(&format!("webhook.headers.{name}"));
+            let name = if from_env {
+                name.replace('_', "-")
+            } else {
+                name
+            };
+            let text = match &value.kind {
+                ValueKind::String(text) => text.clone(),
+                ValueKind::I64(_)
+                | ValueKind::U64(_)
+                | ValueKind::Float(_)
+                | ValueKind::Boolean(_) => value.kind.to_string(),
+                _ => {
+                    header_table.bad(&name, &value, "a header value (a string)");
+                    continue;
+                }
+            };
+            match webhook::parse_header(&name, &text) {
+                Ok(header) => {
+                    // Header names are case-insensitive: `Authorization` in the file and
+                    // AUTOSCALE_WEBHOOK__HEADERS__AUTHORIZATION are one header, and the
+                    // environment wins, as it does for every setting.
+                    match headers.iter().position(|(known, _)| *known == header.0) {
+                        Some(at) if from_env => headers[at] = header,
+                        Some(_) => {}
+                        None => headers.push(header),
+                    }
+                }
+                Err(why) => header_table.bad(&name, &value, why),
+            }
+        }
+        table.absorb(header_table);
+    }
+    let body = table.parsed("body", |text| {
+        Template::parse(text).map_err(|error| format!("a body template: {error}"))
+    });
+    let policy = read_delivery(&mut table);
+    let ok = table.problems.len() == before;
+    reader.absorb(table);
+    if !ok {
+        return None;
+    }
+    Some(WebhookConfig {
+        url: url?,
+        method: method?,
+        headers,
+        body,
+        policy: policy?,
+    })
+}
+
+/// `timeout` and `give_up_after` of a backend's table.
+fn read_delivery(table: &mut Reader) -> Option<DeliveryPolicy> {
+    let defaults = DeliveryPolicy::default();
+    let timeout = table.duration_or("timeout", defaults.timeout);
+    if timeout == Some(Duration::ZERO) {
+        let value = Value::new(None, "0s");
+        table.bad("timeout", &value, "a duration above zero, such as \"10s\"");
+        return None;
+    }
+    let give_up_after = table.duration_or("give_up_after", defaults.give_up_after);
+    Some(DeliveryPolicy {
+        timeout: timeout?,
+        give_up_after: give_up_after?,
+        ..defaults
+    })
 }
 
 fn read_url(reader: &mut Reader, key: &str, default: Option<&str>) -> Option<Url> {
