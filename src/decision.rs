@@ -155,6 +155,10 @@ enum AlertChange {
 }
 
 impl Alert {
+    fn is_on(&self) -> bool {
+        self.last_told.is_some()
+    }
+
     fn update(
         &mut self,
         active: bool,
@@ -188,6 +192,9 @@ fn elapsed(since: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
 pub struct AppState {
     pub consecutive_fails: u32,
     pub consecutive_passes: u32,
+    /// Heartbeats in a row that were not fails / not passes: how long a lull has lasted.
+    pub heartbeats_since_fail: u32,
+    pub heartbeats_since_pass: u32,
     /// When the size last changed, for the cool-offs.
     pub last_scale_at: Option<DateTime<Utc>>,
     /// `(when, dynos moved)` within `notify_if_scale_diff_exceeds_period`.
@@ -210,14 +217,20 @@ impl AppState {
             Observation::Fail => {
                 self.consecutive_fails += 1;
                 self.consecutive_passes = 0;
+                self.heartbeats_since_fail = 0;
+                self.heartbeats_since_pass = self.heartbeats_since_pass.saturating_add(1);
             }
             Observation::Pass => {
                 self.consecutive_passes += 1;
                 self.consecutive_fails = 0;
+                self.heartbeats_since_pass = 0;
+                self.heartbeats_since_fail = self.heartbeats_since_fail.saturating_add(1);
             }
             Observation::InBand | Observation::Misconfigured { .. } => {
                 self.consecutive_fails = 0;
                 self.consecutive_passes = 0;
+                self.heartbeats_since_fail = self.heartbeats_since_fail.saturating_add(1);
+                self.heartbeats_since_pass = self.heartbeats_since_pass.saturating_add(1);
             }
         }
     }
@@ -322,6 +335,28 @@ impl AppState {
                 // As in 2.1: at one dyno there is nothing below the min worth telling.
                 needs_below_min = true;
             }
+        }
+
+        // A state that is on lasts through a short lull: it ends after as many calm heartbeats
+        // in a row as it took to start it, or when the size leaves the bound. Otherwise answers
+        // hovering around the limit would start and end it every few heartbeats: spam.
+        let holding = plan.scale.is_none();
+        if !needs_above_max
+            && holding
+            && self.needs_above_max.is_on()
+            && current >= bounds.max
+            && self.heartbeats_since_fail < settings.number_of_fails_to_scale_up_after
+        {
+            needs_above_max = true;
+        }
+        if !needs_below_min
+            && holding
+            && self.needs_below_min.is_on()
+            && current <= bounds.min
+            && current > 1
+            && self.heartbeats_since_pass < settings.number_of_passes_to_scale_down_after
+        {
+            needs_below_min = true;
         }
 
         let repeat = settings.notify_repeat_after;

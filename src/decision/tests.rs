@@ -624,9 +624,45 @@ fn needs_above_max_is_repeated_after_the_period_and_its_end_is_told() {
         sim.kinds(),
         vec![EventKind::NeedsAboveMax, EventKind::NeedsAboveMax]
     );
+    // It ends after as many calm heartbeats in a row as it took fails to start it.
+    sim.beat_ms(700);
+    sim.beat_ms(700);
+    assert_eq!(sim.events.len(), 2, "a lull of two heartbeats is not an end");
     sim.beat_ms(700);
     assert_eq!(sim.kinds().last(), Some(&EventKind::NeedsAboveMaxEnded));
     assert_eq!(sim.events.len(), 3);
+}
+
+#[test]
+fn answers_hovering_around_the_max_are_one_state_not_many() {
+    let mut sim = Sim::new(settings_with(""), 3);
+    for _ in 0..20 {
+        sim.fails(3);
+        sim.beat_ms(700);
+        sim.beat_ms(700);
+    }
+    assert_eq!(sim.kinds(), vec![EventKind::NeedsAboveMax]);
+    sim.passes(3);
+    assert_eq!(
+        sim.kinds(),
+        vec![EventKind::NeedsAboveMax, EventKind::NeedsAboveMaxEnded]
+    );
+}
+
+#[test]
+fn needs_below_min_lasts_through_a_lull_and_ends_when_the_min_rises_past_it() {
+    let mut sim = Sim::new(settings_with("min_dynos = 2"), 2);
+    sim.passes(5);
+    sim.beat_ms(700);
+    sim.passes(5);
+    assert_eq!(sim.kinds(), vec![EventKind::NeedsBelowMin]);
+    for _ in 0..5 {
+        sim.beat_ms(700);
+    }
+    assert_eq!(
+        sim.kinds(),
+        vec![EventKind::NeedsBelowMin, EventKind::NeedsBelowMinEnded]
+    );
 }
 
 #[test]
