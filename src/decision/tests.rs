@@ -627,7 +627,11 @@ fn needs_above_max_is_repeated_after_the_period_and_its_end_is_told() {
     // It ends after as many calm heartbeats in a row as it took fails to start it.
     sim.beat_ms(700);
     sim.beat_ms(700);
-    assert_eq!(sim.events.len(), 2, "a lull of two heartbeats is not an end");
+    assert_eq!(
+        sim.events.len(),
+        2,
+        "a lull of two heartbeats is not an end"
+    );
     sim.beat_ms(700);
     assert_eq!(sim.kinds().last(), Some(&EventKind::NeedsAboveMaxEnded));
     assert_eq!(sim.events.len(), 3);
