@@ -173,7 +173,7 @@ impl Worker {
                 let message = format!("reading the formation: {error}");
                 tracing::warn!(%app, kind = error.kind(), error = %message, "Could not read the formation; trying again next heartbeat.");
                 let events = self.state.scale_failed(&self.settings, now, None, &message);
-                self.send(&events);
+                self.send_with(events, &heartbeat);
                 beat.error = Some(message);
                 return beat;
             }
@@ -192,7 +192,7 @@ impl Worker {
                     let events =
                         self.state
                             .scaled(&self.settings, (self.clock)(), scale, self.dry_run);
-                    self.send(&events);
+                    self.send_with(events, &heartbeat);
                 }
                 Err(error) => {
                     let message = format!("setting the quantity to {}: {error}", scale.to);
@@ -203,7 +203,7 @@ impl Worker {
                         Some(scale),
                         &message,
                     );
-                    self.send(&events);
+                    self.send_with(events, &heartbeat);
                     beat.error = Some(message);
                 }
             }
@@ -228,6 +228,15 @@ impl Worker {
         for event in events {
             self.dispatcher.dispatch(event);
         }
+    }
+
+    /// Events made after a scale or a failed call carry the heartbeat that led to them, so a
+    /// reader sees the response time behind a scale.
+    fn send_with(&self, mut events: Vec<Event>, heartbeat: &crate::decision::Heartbeat) {
+        for event in &mut events {
+            event.response_time_ms = event.response_time_ms.or(heartbeat.response_time_ms);
+        }
+        self.send(&events);
     }
 }
 

@@ -67,6 +67,7 @@ async fn email_reaches_a_real_smtp_server_with_the_numbers_and_what_to_change() 
         "min_dynos 1, max_dynos 2",
         "2 consecutive heartbeats slower than 100 ms",
         "notify_on_every_scale = false",
+        "Last heartbeat:",
     ] {
         assert!(
             scaled.body.contains(expected),
