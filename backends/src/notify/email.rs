@@ -214,6 +214,8 @@ pub fn subject(event: &Event) -> String {
         EventKind::NeedsBelowMinEnded => "no longer below what min_dynos allows".to_string(),
         EventKind::ScaleDiffExceeded => "scaling too much too fast".to_string(),
         EventKind::ScaleDiffEnded => "scaling has calmed down".to_string(),
+        EventKind::DowntimeStarted => "planned downtime started".to_string(),
+        EventKind::DowntimeEnded => "planned downtime ended".to_string(),
         EventKind::Test => "test notification".to_string(),
         EventKind::NotificationsDropped => "notifications were lost".to_string(),
     };
@@ -274,7 +276,9 @@ fn advice(kind: EventKind) -> &'static str {
         EventKind::Ping => "To stop a message on every heartbeat, set notify_on_every_ping = false.",
         EventKind::Test => "Nothing: this was sent by `autoscalebot notify-test` to check that email works.",
         EventKind::NotificationsDropped => "Check that the server behind this backend answers in time; the worker's log names\neach notification that was dropped and why.",
+        EventKind::DowntimeStarted => "Nothing, if this downtime was planned: the worker neither counts slow heartbeats\nnor scales up until it ends. To stop these messages, set notify_on_downtime = false.",
         EventKind::ScaleRecovered
+        | EventKind::DowntimeEnded
         | EventKind::NeedsAboveMaxEnded
         | EventKind::NeedsBelowMinEnded
         | EventKind::ScaleDiffEnded => "",

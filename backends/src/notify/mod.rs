@@ -53,6 +53,10 @@ pub enum EventKind {
     /// `notify_if_scale_diff_exceeds_threshold` within `…_period_in_minutes`.
     ScaleDiffExceeded,
     ScaleDiffEnded,
+    /// `notify_on_downtime`: a planned downtime window started; told once per window.
+    DowntimeStarted,
+    /// The planned downtime window ended; the streaks start afresh.
+    DowntimeEnded,
     /// Sent by hand to check that a backend delivers.
     Test,
     /// A backend delivers again after losing notifications; told through that backend only.
@@ -72,6 +76,8 @@ impl EventKind {
             EventKind::NeedsBelowMinEnded => "needs_below_min_ended",
             EventKind::ScaleDiffExceeded => "scale_diff_exceeded",
             EventKind::ScaleDiffEnded => "scale_diff_ended",
+            EventKind::DowntimeStarted => "downtime_started",
+            EventKind::DowntimeEnded => "downtime_ended",
             EventKind::Test => "test",
             EventKind::NotificationsDropped => "notifications_dropped",
         }
