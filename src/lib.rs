@@ -3,6 +3,7 @@
 //! Layout:
 //! - [`settings`]: load and validate the TOML file and `AUTOSCALE_*` variables.
 //! - [`schedule`]: time-of-day tables for `min_dynos` and `max_dynos`.
+//! - [`downtime`]: planned downtime windows: the ISO 8601 interval parser and the calendar.
 //! - [`decision`]: the pure engine (settings, now, size, heartbeat) → plan.
 //! - [`bot`]: the async loop that probes, decides, scales and notifies.
 //! - [`router_log`]: Heroku log drain parsing (logplex frames, router lines, windows).
@@ -14,6 +15,7 @@
 
 pub mod bot;
 pub mod decision;
+pub mod downtime;
 pub mod metrics;
 pub mod router_log;
 pub mod schedule;

@@ -34,6 +34,9 @@ enum Command {
     Run,
     /// Load and validate the settings, print the values in force (secrets as ***), and exit.
     Check,
+    /// Send one test notification through every backend in notification_backends and report,
+    /// per backend, delivered or the error. Exits 1 when any failed.
+    NotifyTest,
 }
 
 /// How long running heartbeats and notifications get to finish after SIGTERM; Heroku sends
@@ -69,6 +72,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print_check(&settings);
             Ok(ExitCode::SUCCESS)
         }
+        Command::NotifyTest => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let all_delivered = runtime.block_on(notify_test(&settings));
+            Ok(if all_delivered {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Run => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(run_worker(settings, cli.dry_run))?;
@@ -91,11 +103,104 @@ fn print_check(settings: &Settings) {
             for (key, value) in app.effective() {
                 writeln!(out, "{key} = {value}")?;
             }
+            for line in downtime_lines(app, chrono::Utc::now()) {
+                writeln!(out, "{line}")?;
+            }
         }
         writeln!(out, "# settings are valid")
     };
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = write();
+}
+
+/// Prints one line per backend; true when every backend delivered.
+async fn notify_test(settings: &Settings) -> bool {
+    let mut all_delivered = true;
+    for app in &settings.apps {
+        if app.notification_backends.is_empty() {
+            println!(
+                "{}: no notification backends: set notification_backends",
+                app.heroku_app_name
+            );
+            all_delivered = false;
+        }
+        let outcomes = autoscalebot::bot::send_test_notifications(app, chrono::Utc::now()).await;
+        for (backend, outcome) in outcomes {
+            match outcome {
+                Ok(()) => println!("{backend}: delivered"),
+                Err(error) => {
+                    all_delivered = false;
+                    println!("{backend}: failed: {error}");
+                }
+            }
+        }
+    }
+    all_delivered
+}
+
+/// The planned downtime windows `check` can see (settings, environment, file), each with its
+/// source and its times in `time_zone`, and the bad entries the worker will ignore.
+fn downtime_lines(
+    app: &autoscalebot::AppSettings,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<String> {
+    use autoscalebot::downtime::{parse_file, Window};
+    let zone = app.time_zone;
+    if app.downtime_disable {
+        return vec![
+            "# planned downtime: disabled (downtime_disable): every source is ignored".into(),
+        ];
+    }
+    let mut windows: Vec<Window> = app.downtime.clone();
+    let mut bad = app.downtime_warnings.clone();
+    let mut notes = Vec::new();
+    if let Some(path) = &app.downtime_file {
+        match autoscalebot::bot::read_downtime_file(path) {
+            Ok(Some(text)) => {
+                let (found, problems) = parse_file(&text, path, zone);
+                windows.extend(found);
+                bad.extend(problems);
+            }
+            Ok(None) => notes.push(format!(
+                "# downtime file {}: not there now; the worker reads it on every heartbeat",
+                path.display()
+            )),
+            Err(error) => notes.push(format!(
+                "# downtime file {}: cannot be read: {error}",
+                path.display()
+            )),
+        }
+    }
+    if let Some(name) = &app.downtime_header {
+        notes.push(format!(
+            "# downtime header {name}: read from each heartbeat response while the worker runs"
+        ));
+    }
+    windows.sort_by_key(|window| (window.start, window.end));
+    let mut lines = vec![format!(
+        "# planned downtime windows ({}, times in {}):",
+        windows.len(),
+        zone.name()
+    )];
+    for window in &windows {
+        let state = if window.contains(now) {
+            "in force now"
+        } else if window.end <= now {
+            "over"
+        } else {
+            "to come"
+        };
+        lines.push(format!(
+            "#   {} ({state}), from {}",
+            window.local_span(zone),
+            window.source
+        ));
+    }
+    for problem in &bad {
+        lines.push(format!("# ignored: {problem}"));
+    }
+    lines.extend(notes);
+    lines
 }
 
 async fn run_worker(settings: Settings, dry_run: bool) -> Result<()> {
