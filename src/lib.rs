@@ -13,6 +13,7 @@ pub mod bot;
 pub mod decision;
 pub mod schedule;
 pub mod settings;
+pub mod simulate;
 
 pub use bot::Worker;
 pub use decision::{AppState, Observation, Plan};
