@@ -195,6 +195,7 @@ pub struct AppState {
     needs_above_max: Alert,
     needs_below_min: Alert,
     scale_diff: Alert,
+    platform_failing: Alert,
 }
 
 impl AppState {
@@ -231,6 +232,10 @@ impl AppState {
     ) -> Plan {
         self.record(heartbeat.observation);
         let mut plan = self.decide(settings, now, current);
+        if plan.scale.is_none() {
+            // The read worked and nothing needs writing: the platform is fine again.
+            plan.events.extend(self.platform_answered(settings, now));
+        }
         if settings.notify_on_every_ping {
             let band = match heartbeat.observation {
                 Observation::Fail => "high",
@@ -402,7 +407,7 @@ impl AppState {
         self.last_scale_at = Some(now);
         self.scale_history
             .push_back((now, scale.from.abs_diff(scale.to)));
-        let mut events = Vec::new();
+        let mut events = self.platform_answered(settings, now);
         if settings.notify_on_every_scale {
             let message = if dry_run {
                 format!("Would scale to ({}) dynos (dry run).", scale.to)
@@ -432,7 +437,12 @@ impl AppState {
         scale: Option<ScaleTo>,
         error: &str,
     ) -> Vec<Event> {
-        if !settings.notify_on_scale_fails {
+        // Told once when failures start (and again after notify_repeat_after), not on every
+        // heartbeat of an outage.
+        let change = self
+            .platform_failing
+            .update(true, now, settings.notify_repeat_after);
+        if !settings.notify_on_scale_fails || change.is_none() {
             return Vec::new();
         }
         let mut event = self.event(
@@ -446,6 +456,22 @@ impl AppState {
             self.fill(&mut event, settings, now, scale);
         }
         vec![event]
+    }
+
+    /// The platform answered: ends a scale-failure alert, if one is on.
+    fn platform_answered(&mut self, settings: &AppSettings, now: DateTime<Utc>) -> Vec<Event> {
+        let change = self
+            .platform_failing
+            .update(false, now, settings.notify_repeat_after);
+        if change != Some(AlertChange::Ended) || !settings.notify_on_scale_fails {
+            return Vec::new();
+        }
+        vec![self.event(
+            settings,
+            now,
+            EventKind::ScaleRecovered,
+            "Scaling works again: the platform answered.",
+        )]
     }
 
     /// Tells when the dynos moved within the period exceed the threshold in force.

@@ -79,13 +79,19 @@ fn load_settings(cli: &Cli) -> Result<Settings, SettingsError> {
 }
 
 fn print_check(settings: &Settings) {
-    for app in &settings.apps {
-        println!("# app {} ({})", app.heroku_app_name, app.process_type);
-        for (key, value) in app.effective() {
-            println!("{key} = {value}");
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let mut write = || -> std::io::Result<()> {
+        for app in &settings.apps {
+            writeln!(out, "# app {} ({})", app.heroku_app_name, app.process_type)?;
+            for (key, value) in app.effective() {
+                writeln!(out, "{key} = {value}")?;
+            }
         }
-    }
-    println!("# settings are valid");
+        writeln!(out, "# settings are valid")
+    };
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = write();
 }
 
 async fn run_worker(settings: Settings, dry_run: bool) -> Result<()> {
@@ -118,8 +124,10 @@ async fn wait_for_signal() -> Result<()> {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }

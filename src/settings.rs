@@ -128,8 +128,37 @@ fn is_secret_key(key: &str) -> bool {
 /// Loads settings from an optional TOML file and the given environment (pass
 /// `std::env::vars().collect()` in production; tests pass their own map).
 pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Settings, SettingsError> {
-    let table = raw_table(path, env)?;
+    if let Some(path) = path {
+        if !path.is_file() {
+            return Err(SettingsError::one(
+                "--settings",
+                Some(format!("{:?}", path.display().to_string())),
+                "a readable TOML settings file (copy settings.example.toml to start)",
+            ));
+        }
+    }
+    let file = path.map(|path| config::File::from(path).format(config::FileFormat::Toml));
+    from_sources(file, env)
+}
+
+/// Loads settings from TOML text and the given environment (for tests and the demo).
+pub fn from_toml_str(text: &str, env: &HashMap<String, String>) -> Result<Settings, SettingsError> {
+    from_sources(
+        Some(config::File::from_str(text, config::FileFormat::Toml)),
+        env,
+    )
+}
+
+fn from_sources<S>(
+    file: Option<S>,
+    env: &HashMap<String, String>,
+) -> Result<Settings, SettingsError>
+where
+    S: config::Source + Send + Sync + 'static,
+{
+    let table = raw_table(file, env)?;
     let mut reader = Reader::new(table, "");
+    reader.origins = env_origins(env);
     let app = AppSettings::read(&mut reader);
     reader.finish_unknown();
     match app {
@@ -140,25 +169,33 @@ pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Settin
     }
 }
 
+/// Which setting each `AUTOSCALE_*` variable sets, so a problem can name the variable:
+/// `AUTOSCALE_EMAIL__SMTP_URL` sets `email.smtp_url`.
+fn env_origins(env: &HashMap<String, String>) -> HashMap<String, String> {
+    let mut origins: HashMap<String, String> = env
+        .keys()
+        .filter_map(|name| {
+            let key = name.strip_prefix("AUTOSCALE_")?;
+            Some((key.to_lowercase().replace("__", "."), name.clone()))
+        })
+        .collect();
+    if env.contains_key("HEROKU_API_KEY") && !origins.contains_key("heroku_api_key") {
+        origins.insert("heroku_api_key".into(), "HEROKU_API_KEY".into());
+    }
+    origins
+}
+
 /// Merges the file and the environment into one raw table of values.
-fn raw_table(
-    path: Option<&Path>,
+fn raw_table<S>(
+    file: Option<S>,
     env: &HashMap<String, String>,
-) -> Result<BTreeMap<String, Value>, SettingsError> {
+) -> Result<BTreeMap<String, Value>, SettingsError>
+where
+    S: config::Source + Send + Sync + 'static,
+{
     let mut builder = config::Config::builder();
-    if let Some(path) = path {
-        if !path.is_file() {
-            return Err(SettingsError::one(
-                "--settings",
-                Some(format!("{:?}", path.display().to_string())),
-                "a readable TOML settings file (copy settings.example.toml to start)",
-            ));
-        }
-        builder = builder.add_source(
-            config::File::from(path)
-                .format(config::FileFormat::Toml)
-                .required(true),
-        );
+    if let Some(file) = file {
+        builder = builder.add_source(file);
     }
     let mut prefixed: config::Map<String, String> = env
         .iter()
@@ -183,7 +220,7 @@ fn raw_table(
     let built = builder.build().map_err(|error| {
         SettingsError::one(
             "--settings",
-            path.map(|p| format!("{:?}", p.display().to_string())),
+            None,
             format!("a valid TOML file ({})", scrub(&error.to_string())),
         )
     })?;
@@ -215,6 +252,8 @@ pub struct Reader {
     table: BTreeMap<String, Value>,
     prefix: String,
     known: Vec<String>,
+    /// Setting → the environment variable that set it.
+    pub origins: HashMap<String, String>,
     pub problems: Vec<Problem>,
 }
 
@@ -224,6 +263,7 @@ impl Reader {
             table,
             prefix: prefix.to_string(),
             known: Vec::new(),
+            origins: HashMap::new(),
             problems: Vec::new(),
         }
     }
@@ -246,10 +286,15 @@ impl Reader {
         } else {
             show(value)
         };
+        let origin = self
+            .origins
+            .get(&full)
+            .cloned()
+            .or_else(|| value.origin().map(str::to_string));
         self.problems.push(Problem {
             key: full,
             value: Some(shown),
-            origin: value.origin().map(str::to_string),
+            origin,
             expected: expected.into(),
         });
     }
@@ -467,6 +512,17 @@ impl Reader {
 fn show(value: &Value) -> String {
     match &value.kind {
         ValueKind::String(text) => format!("{text:?}"),
+        ValueKind::Table(table) => {
+            let entries: Vec<String> = table
+                .iter()
+                .map(|(key, entry)| format!("{key:?} = {}", show(entry)))
+                .collect();
+            format!("{{ {} }}", entries.join(", "))
+        }
+        ValueKind::Array(items) => {
+            let items: Vec<String> = items.iter().map(show).collect();
+            format!("[{}]", items.join(", "))
+        }
         other => other.to_string(),
     }
 }

@@ -1,1 +1,726 @@
+//! The engine's rules, one test each, and the 33 cases of autoscalebot 2.1's own suite ported
+//! (`../shared/reference/autoscalebot-2.1.md`). The fixture is 2.1's: MIN 400 ms, MAX 1000 ms,
+//! FAILS 3, PASSES 5, MIN_DYNOS 1, MAX_DYNOS 3, INCREMENT 1, NOTIFY_IF_NEEDS_BELOW_MIN on.
 
+use super::*;
+use crate::settings::{from_toml_str, AppSettings};
+use chrono::TimeZone;
+use std::collections::HashMap;
+
+const FIXTURE: &str = r#"
+heroku_app_name = "test-app"
+heroku_api_key = "secret-key"
+min_response_time_in_ms = 400
+max_response_time_in_ms = 1000
+number_of_fails_to_scale_up_after = 3
+number_of_passes_to_scale_down_after = 5
+min_dynos = 1
+max_dynos = 3
+increment = 1
+notify_if_needs_below_min = true
+notification_backends = ["test"]
+"#;
+
+fn settings_with(extra: &str) -> AppSettings {
+    let text = format!("{FIXTURE}\n{extra}");
+    // Later keys win in our tests: strip fixture keys that `extra` redefines.
+    let redefined: Vec<&str> = extra
+        .lines()
+        .filter_map(|line| line.split_once('=').map(|(key, _)| key.trim()))
+        .collect();
+    let text: String = text
+        .lines()
+        .enumerate()
+        .filter(|(index, line)| {
+            let in_fixture = *index < FIXTURE.lines().count() + 1;
+            let key = line.split_once('=').map(|(key, _)| key.trim());
+            !(in_fixture && key.is_some_and(|key| redefined.contains(&key)))
+        })
+        .map(|(_, line)| format!("{line}\n"))
+        .collect();
+    from_toml_str(&text, &HashMap::new())
+        .unwrap_or_else(|error| panic!("fixture settings: {error}"))
+        .apps
+        .remove(0)
+}
+
+fn noon() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).unwrap()
+}
+
+/// Plays heartbeats against the engine as the loop would, with a platform that always obeys.
+struct Sim {
+    settings: AppSettings,
+    state: AppState,
+    dynos: u32,
+    now: DateTime<Utc>,
+    events: Vec<Event>,
+    scales: Vec<ScaleTo>,
+    platform_fails: bool,
+}
+
+impl Sim {
+    fn new(settings: AppSettings, dynos: u32) -> Self {
+        Sim {
+            settings,
+            state: AppState::new(),
+            dynos,
+            now: noon(),
+            events: Vec::new(),
+            scales: Vec::new(),
+            platform_fails: false,
+        }
+    }
+
+    fn outcome(&mut self, outcome: ProbeOutcome) -> Plan {
+        let heartbeat = classify(
+            &outcome,
+            self.settings.max_response_time_ms,
+            self.settings.min_response_time_ms,
+        );
+        let plan = self
+            .state
+            .observe(&self.settings, self.now, &heartbeat, self.dynos);
+        self.events.extend(plan.events.clone());
+        if let Some(scale) = plan.scale {
+            if self.platform_fails {
+                let events = self.state.scale_failed(
+                    &self.settings,
+                    self.now,
+                    Some(scale),
+                    "the platform answered 503",
+                );
+                self.events.extend(events);
+            } else {
+                self.dynos = scale.to;
+                self.scales.push(scale);
+                let events = self.state.scaled(&self.settings, self.now, scale, false);
+                self.events.extend(events);
+            }
+        }
+        self.now += chrono::Duration::seconds(30);
+        plan
+    }
+
+    fn beat_ms(&mut self, ms: u64) -> Plan {
+        self.outcome(ProbeOutcome::Response {
+            status: 200,
+            elapsed: Duration::from_millis(ms),
+        })
+    }
+
+    fn fails(&mut self, count: usize) {
+        for _ in 0..count {
+            self.beat_ms(2000);
+        }
+    }
+
+    fn passes(&mut self, count: usize) {
+        for _ in 0..count {
+            self.beat_ms(10);
+        }
+    }
+
+    fn kinds(&self) -> Vec<EventKind> {
+        self.events.iter().map(|event| event.kind).collect()
+    }
+}
+
+// ---- autoscalebot 2.1's suite, ported ----
+
+#[test]
+fn case_01_scale_requests_are_clamped_to_the_bounds() {
+    let mut sim = Sim::new(settings_with("increment = 5"), 1);
+    sim.fails(3);
+    assert_eq!(sim.dynos, 3, "a request for 6 clamps to the max of 3");
+    let mut sim = Sim {
+        settings: settings_with(""),
+        ..sim
+    };
+    sim.passes(5);
+    assert_eq!(sim.dynos, 2);
+}
+
+#[test]
+fn case_02_the_count_after_scaling_is_the_new_count() {
+    let mut sim = Sim::new(settings_with("increment = 2"), 1);
+    sim.fails(3);
+    assert_eq!(sim.dynos, 3);
+    assert_eq!(sim.scales.last().map(|scale| scale.to), Some(3));
+}
+
+#[test]
+fn case_03_the_latest_heartbeat_decides_the_streak() {
+    let mut sim = Sim::new(settings_with(""), 2);
+    sim.fails(2);
+    sim.passes(1);
+    assert_eq!(sim.state.consecutive_fails, 0);
+    assert_eq!(sim.state.consecutive_passes, 1);
+}
+
+#[test]
+fn case_04_seven_passes_scale_down_once_and_keep_counting() {
+    let mut sim = Sim::new(settings_with(""), 3);
+    sim.passes(7);
+    assert_eq!(sim.dynos, 2, "one scale-down after the 5th pass");
+    assert_eq!(
+        sim.state.consecutive_passes, 2,
+        "counting restarts after a scale"
+    );
+}
+
+#[test]
+fn case_05_needs_scale_up_only_after_the_fail_streak() {
+    let mut sim = Sim::new(settings_with(""), 1);
+    assert_eq!(sim.beat_ms(10).scale, None);
+    assert_eq!(sim.beat_ms(2000).scale, None);
+    assert_eq!(sim.beat_ms(2000).scale, None);
+    let plan = sim.beat_ms(2000);
+    assert_eq!(plan.scale.map(|scale| (scale.from, scale.to)), Some((1, 2)));
+}
+
+#[test]
+fn case_06_needs_scale_down_only_after_the_pass_streak() {
+    let mut sim = Sim::new(settings_with(""), 3);
+    assert_eq!(sim.beat_ms(2000).scale, None);
+    for _ in 0..4 {
+        assert_eq!(sim.beat_ms(10).scale, None);
+    }
+    let plan = sim.beat_ms(10);
+    assert_eq!(plan.scale.map(|scale| (scale.from, scale.to)), Some((3, 2)));
+}
+
+#[test]
+fn case_07_scale_up_one_step() {
+    let mut sim = Sim::new(settings_with(""), 1);
+    sim.fails(3);
+    assert_eq!(sim.dynos, 2);
+}
+
+#[test]
+fn case_08_scale_ups_stop_at_the_max() {
+    let mut sim = Sim::new(settings_with(""), 1);
+    sim.fails(3 * 4);
+    assert_eq!(sim.dynos, 3);
+    assert_eq!(sim.scales.len(), 2);
+}
+
+#[test]
+fn case_09_scale_down_one_step() {
+    let mut sim = Sim::new(settings_with(""), 3);
+    sim.passes(5);
+    assert_eq!(sim.dynos, 2);
+}
+
+#[test]
+fn case_10_scale_downs_stop_at_the_min() {
+    let mut sim = Sim::new(settings_with(""), 3);
+    sim.passes(5 * 4);
+    assert_eq!(sim.dynos, 1);
+    assert_eq!(sim.scales.len(), 2);
+}
+
+#[test]
+fn case_11_five_fails_per_round() {
+    let mut sim = Sim::new(settings_with(""), 1);
+    let mut sizes = Vec::new();
+    for _ in 0..3 {
+        sim.fails(5);
+        sizes.push(sim.dynos);
+    }
+    assert_eq!(sizes, vec![2, 3, 3]);
+}
+
+#[test]
+fn case_12_five_passes_per_round() {
+    let mut sim = Sim::new(settings_with(""), 3);
+    let mut sizes = Vec::new();
+    for _ in 0..3 {
+        sim.passes(5);
+        sizes.push(sim.dynos);
+    }
+    assert_eq!(sizes, vec![2, 1, 1]);
+}
+
+fn at(hour: u32, minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 10, hour, minute, 0).unwrap()
+}
+
+#[test]
+fn case_13_max_table() {
+    let settings = settings_with(r#"max_dynos = { "0:00" = 2, "9:00" = 5, "17:00" = 3 }"#);
+    let max = |h, m| bounds_at(&settings, at(h, m)).max;
+    assert_eq!(
+        [max(1, 0), max(12, 0), max(18, 0), max(9, 5), max(9, 0)],
+        [2, 5, 3, 5, 5]
+    );
+}
+
+#[test]
+fn case_14_min_table() {
+    let settings = settings_with(
+        r#"min_dynos = { "0:00" = 2, "9:00" = 5, "17:00" = 3 }
+max_dynos = 10"#,
+    );
+    let min = |h, m| bounds_at(&settings, at(h, m)).min;
+    assert_eq!(
+        [min(1, 0), min(12, 0), min(18, 0), min(9, 5), min(9, 0)],
+        [2, 5, 3, 5, 5]
+    );
+}
+
+#[test]
+fn case_15_increment_two() {
+    let mut sim = Sim::new(settings_with("increment = 2"), 1);
+    sim.fails(3);
+    assert_eq!(sim.dynos, 3);
+}
+
+#[test]
+fn case_16_a_raised_min_moves_the_size_up_on_the_next_heartbeat() {
+    let mut sim = Sim::new(settings_with("min_dynos = 2"), 1);
+    let plan = sim.beat_ms(700);
+    assert_eq!(
+        plan.scale.map(|scale| scale.reason),
+        Some(ScaleReason::BelowMin)
+    );
+    assert_eq!(sim.dynos, 2);
+}
+
+#[test]
+fn case_17_a_lowered_max_moves_the_size_down_on_the_next_heartbeat() {
+    let mut sim = Sim::new(settings_with("max_dynos = 2"), 4);
+    let plan = sim.beat_ms(2000);
+    assert_eq!(
+        plan.scale.map(|scale| scale.reason),
+        Some(ScaleReason::AboveMax)
+    );
+    assert_eq!(sim.dynos, 2);
+}
+
+#[test]
+fn case_18_scaling_clears_the_streaks() {
+    let mut sim = Sim::new(settings_with(""), 1);
+    sim.fails(3);
+    assert_eq!(sim.dynos, 2);
+    assert_eq!(
+        (sim.state.consecutive_fails, sim.state.consecutive_passes),
+        (0, 0)
+    );
+    sim.fails(2);
+    assert_eq!(sim.dynos, 2, "two more fails are not a new streak of three");
+}
+
+#[test]
+fn case_19_low_low_low_high_high_high_scales_up() {
+    let mut sim = Sim::new(settings_with(""), 1);
+    sim.passes(3);
+    sim.fails(3);
+    assert_eq!(sim.dynos, 2);
+}
+
+#[test]
+fn case_20_half_a_second_is_in_band() {
+    let heartbeat = classify(
+        &ProbeOutcome::Response {
+            status: 200,
+            elapsed: Duration::from_millis(500),
+        },
+        1000,
+        400,
+    );
+    assert_eq!(heartbeat.observation, Observation::InBand);
+}
+
+#[test]
+fn case_21_an_error_is_a_fail() {
+    let heartbeat = classify(
+        &ProbeOutcome::ConnectError {
+            message: "connection refused".into(),
+        },
+        1000,
+        400,
+    );
+    assert_eq!(heartbeat.observation, Observation::Fail);
+}
+
+#[test]
+fn case_22_two_seconds_is_a_fail() {
+    let heartbeat = classify(
+        &ProbeOutcome::Response {
+            status: 200,
+            elapsed: Duration::from_secs(2),
+        },
+        1000,
+        400,
+    );
+    assert_eq!(heartbeat.observation, Observation::Fail);
+}
+
+#[test]
+fn case_23_an_instant_answer_is_a_pass() {
+    let heartbeat = classify(
+        &ProbeOutcome::Response {
+            status: 200,
+            elapsed: Duration::ZERO,
+        },
+        1000,
+        400,
+    );
+    assert_eq!(heartbeat.observation, Observation::Pass);
+}
+
+#[test]
+fn case_24_scale_difference_over_the_threshold_within_the_period_is_told() {
+    let settings = settings_with(
+        "max_dynos = 10\nnotify_if_scale_diff_exceeds_threshold = 2\nnotify_if_scale_diff_exceeds_period_in_minutes = 30",
+    );
+    let mut sim = Sim::new(settings, 1);
+    sim.fails(3 * 3);
+    assert_eq!(sim.dynos, 4, "three scale-ups of one");
+    let told: Vec<&Event> = sim
+        .events
+        .iter()
+        .filter(|event| event.kind == EventKind::ScaleDiffExceeded)
+        .collect();
+    assert_eq!(told.len(), 1, "told once, on the third dyno moved");
+    assert!(told[0].message.contains("Too much scaling"));
+    assert!(
+        told[0].reason.contains("3 dynos moved"),
+        "{}",
+        told[0].reason
+    );
+}
+
+#[test]
+fn case_25_scale_difference_spread_over_more_than_the_period_is_not_told() {
+    let settings = settings_with(
+        "max_dynos = 10\nnotify_if_scale_diff_exceeds_threshold = 2\nnotify_if_scale_diff_exceeds_period_in_minutes = 30",
+    );
+    let mut sim = Sim::new(settings, 1);
+    for _ in 0..3 {
+        sim.fails(3);
+        // 20 minutes of in-band heartbeats between scale-ups.
+        for _ in 0..40 {
+            sim.beat_ms(700);
+        }
+    }
+    assert_eq!(sim.dynos, 4);
+    assert!(!sim.kinds().contains(&EventKind::ScaleDiffExceeded));
+}
+
+#[test]
+fn case_26_at_the_max_and_still_slow_is_told_once() {
+    let mut sim = Sim::new(settings_with(""), 3);
+    sim.fails(5);
+    let told: Vec<&Event> = sim
+        .events
+        .iter()
+        .filter(|event| event.kind == EventKind::NeedsAboveMax)
+        .collect();
+    assert_eq!(told.len(), 1);
+    assert!(told[0].message.contains("max (3)"), "{}", told[0].message);
+}
+
+#[test]
+fn case_27_needs_below_min_is_not_told_at_one_dyno() {
+    let mut sim = Sim::new(settings_with(""), 1);
+    sim.passes(10);
+    assert!(sim.events.is_empty(), "{:?}", sim.kinds());
+}
+
+#[test]
+fn case_28_needs_below_min_is_told_once_at_a_min_of_two() {
+    let mut sim = Sim::new(settings_with("min_dynos = 2"), 2);
+    sim.passes(5);
+    assert_eq!(sim.kinds(), vec![EventKind::NeedsBelowMin]);
+    assert!(sim.events[0].message.contains("minimum (2)"));
+}
+
+#[test]
+fn case_29_needs_above_max_disabled_tells_nothing() {
+    let mut sim = Sim::new(settings_with("notify_if_needs_exceed_max = false"), 3);
+    sim.fails(5);
+    assert!(sim.events.is_empty());
+}
+
+#[test]
+fn case_30_needs_below_min_disabled_tells_nothing() {
+    let mut sim = Sim::new(
+        settings_with("min_dynos = 2\nnotify_if_needs_below_min = false"),
+        2,
+    );
+    sim.passes(5);
+    assert!(sim.events.is_empty());
+}
+
+#[test]
+fn case_31_a_failing_scale_is_told_once() {
+    let mut sim = Sim::new(settings_with("notify_on_scale_fails = true"), 1);
+    sim.platform_fails = true;
+    sim.fails(3);
+    assert_eq!(sim.kinds(), vec![EventKind::ScaleFailed]);
+    assert!(sim.events[0].message.contains("failed"));
+    assert_eq!(sim.dynos, 1);
+}
+
+#[test]
+fn case_32_every_scale_is_told() {
+    let mut sim = Sim::new(settings_with("notify_on_every_scale = true"), 1);
+    sim.fails(6);
+    sim.passes(5);
+    let scaled: Vec<&Event> = sim
+        .events
+        .iter()
+        .filter(|event| event.kind == EventKind::Scaled)
+        .collect();
+    assert_eq!(scaled.len(), 3);
+    assert_eq!(scaled[0].message, "Scaled to (2) dynos.");
+    assert_eq!(
+        (scaled[2].from_quantity, scaled[2].to_quantity),
+        (Some(3), Some(2))
+    );
+}
+
+#[tokio::test]
+async fn case_33_every_backend_gets_the_message() {
+    use autoscalebot_backends::notify::{Dispatcher, Notifier, TestNotifier};
+    let first = TestNotifier::new();
+    let second = TestNotifier::new();
+    let notifiers: Vec<std::sync::Arc<dyn Notifier>> = vec![
+        std::sync::Arc::new(first.clone()),
+        std::sync::Arc::new(second.clone()),
+    ];
+    let dispatcher = Dispatcher::start(notifiers);
+    let mut sim = Sim::new(settings_with("notify_on_every_scale = true"), 1);
+    sim.fails(3);
+    for event in &sim.events {
+        dispatcher.dispatch(event);
+    }
+    dispatcher.drain(Duration::from_secs(5)).await;
+    assert_eq!(first.events().len(), 1);
+    assert_eq!(first.events(), second.events());
+}
+
+// ---- rules beyond 2.1 ----
+
+#[test]
+fn a_4xx_breaks_streaks_and_never_adds_dynos() {
+    let mut sim = Sim::new(settings_with(""), 1);
+    sim.fails(2);
+    sim.outcome(ProbeOutcome::Response {
+        status: 404,
+        elapsed: Duration::from_millis(5000),
+    });
+    sim.fails(2);
+    assert_eq!(sim.dynos, 1);
+    for _ in 0..10 {
+        sim.outcome(ProbeOutcome::Response {
+            status: 401,
+            elapsed: Duration::from_millis(5000),
+        });
+    }
+    assert_eq!(sim.dynos, 1);
+    assert_eq!(sim.state.consecutive_fails, 0);
+}
+
+#[test]
+fn a_5xx_and_a_timeout_are_fails() {
+    let mut sim = Sim::new(settings_with(""), 1);
+    sim.outcome(ProbeOutcome::Response {
+        status: 503,
+        elapsed: Duration::from_millis(3),
+    });
+    sim.outcome(ProbeOutcome::Timeout {
+        elapsed: Duration::from_secs(5),
+    });
+    sim.outcome(ProbeOutcome::ConnectError {
+        message: "reset".into(),
+    });
+    assert_eq!(sim.dynos, 2);
+}
+
+#[test]
+fn the_max_and_min_are_strict() {
+    let exactly = |ms| {
+        classify(
+            &ProbeOutcome::Response {
+                status: 200,
+                elapsed: Duration::from_millis(ms),
+            },
+            1000,
+            400,
+        )
+        .observation
+    };
+    assert_eq!(exactly(1000), Observation::InBand);
+    assert_eq!(exactly(1001), Observation::Fail);
+    assert_eq!(exactly(400), Observation::InBand);
+    assert_eq!(exactly(399), Observation::Pass);
+}
+
+#[test]
+fn scale_up_cooldown_holds_a_second_scale_up() {
+    let mut sim = Sim::new(settings_with("scale_up_cooldown = \"5m\""), 1);
+    sim.fails(3);
+    assert_eq!(sim.dynos, 2);
+    let started = sim.now;
+    sim.fails(3);
+    assert_eq!(
+        sim.dynos, 2,
+        "90 s after the last scale, within a 5 m cool-off"
+    );
+    let plan = sim.beat_ms(2000);
+    assert!(plan.cooling_until.is_some());
+    while sim.now < started + chrono::Duration::minutes(5) {
+        sim.beat_ms(2000);
+    }
+    assert_eq!(
+        sim.dynos, 3,
+        "the streak kept counting, so it scales once the cool-off ends"
+    );
+}
+
+#[test]
+fn scale_down_cooldown_does_not_slow_scale_ups() {
+    let mut sim = Sim::new(
+        settings_with("max_dynos = 5\nscale_down_cooldown = \"10m\""),
+        1,
+    );
+    sim.fails(6);
+    assert_eq!(sim.dynos, 3);
+    sim.passes(5);
+    assert_eq!(sim.dynos, 3, "the scale-down waits for the cool-off");
+    for _ in 0..20 {
+        sim.beat_ms(10);
+    }
+    assert_eq!(sim.dynos, 2);
+}
+
+#[test]
+fn bound_moves_ignore_the_cooldowns() {
+    let mut sim = Sim::new(settings_with("scale_down_cooldown = \"1h\""), 2);
+    sim.passes(5);
+    assert_eq!(sim.dynos, 1);
+    sim.settings = settings_with("scale_down_cooldown = \"1h\"\nmin_dynos = 2");
+    sim.beat_ms(700);
+    assert_eq!(sim.dynos, 2);
+    sim.settings = settings_with("scale_down_cooldown = \"1h\"\nmin_dynos = 1\nmax_dynos = 1");
+    sim.beat_ms(700);
+    assert_eq!(sim.dynos, 1);
+}
+
+#[test]
+fn needs_above_max_is_repeated_after_the_period_and_its_end_is_told() {
+    let mut sim = Sim::new(settings_with("notify_repeat_after = \"10m\""), 3);
+    sim.fails(3 + 19); // 10 minutes of fails at 30 s
+    assert_eq!(
+        sim.kinds(),
+        vec![EventKind::NeedsAboveMax],
+        "not told again within 10 minutes"
+    );
+    sim.fails(2);
+    assert_eq!(
+        sim.kinds(),
+        vec![EventKind::NeedsAboveMax, EventKind::NeedsAboveMax]
+    );
+    sim.beat_ms(700);
+    assert_eq!(sim.kinds().last(), Some(&EventKind::NeedsAboveMaxEnded));
+    assert_eq!(sim.events.len(), 3);
+}
+
+#[test]
+fn every_ping_is_told_with_its_band() {
+    let mut sim = Sim::new(settings_with("notify_on_every_ping = true"), 2);
+    sim.beat_ms(10);
+    sim.beat_ms(700);
+    sim.beat_ms(2000);
+    let messages: Vec<&str> = sim
+        .events
+        .iter()
+        .map(|event| event.message.as_str())
+        .collect();
+    assert_eq!(
+        messages,
+        vec![
+            "Ping: 10 ms, low",
+            "Ping: 700 ms, right",
+            "Ping: 2000 ms, high"
+        ]
+    );
+}
+
+#[test]
+fn schedule_across_midnight_in_a_non_utc_zone() {
+    // In Auckland (UTC+13 in March), 23:00 UTC is 12:00 the next day: the day entry applies.
+    let settings = settings_with(
+        r#"time_zone = "Pacific/Auckland"
+max_dynos = 6
+min_dynos = { "8:00" = 4, "20:00" = 1 }"#,
+    );
+    let utc_evening = Utc.with_ymd_and_hms(2026, 3, 10, 23, 0, 0).unwrap();
+    assert_eq!(bounds_at(&settings, utc_evening).min, 4);
+    // 10:00 UTC is 23:00 in Auckland: the evening entry applies, and it wraps past midnight.
+    let utc_morning = Utc.with_ymd_and_hms(2026, 3, 10, 10, 0, 0).unwrap();
+    assert_eq!(bounds_at(&settings, utc_morning).min, 1);
+    let after_midnight = Utc.with_ymd_and_hms(2026, 3, 10, 14, 0, 0).unwrap(); // 3:00 local
+    assert_eq!(bounds_at(&settings, after_midnight).min, 1);
+
+    let mut sim = Sim::new(settings, 1);
+    sim.now = utc_evening;
+    sim.beat_ms(700);
+    assert_eq!(
+        sim.dynos, 4,
+        "the day's min is applied on the next heartbeat"
+    );
+    sim.now = utc_morning;
+    sim.passes(5);
+    assert_eq!(
+        sim.dynos, 3,
+        "at night the min is 1, so fast answers scale down"
+    );
+}
+
+#[test]
+fn the_scale_difference_threshold_can_follow_the_time_of_day() {
+    let settings = settings_with(
+        r#"max_dynos = 10
+notify_if_scale_diff_exceeds_threshold = { "0:00" = 1, "9:00" = 5 }
+notify_if_scale_diff_exceeds_period_in_minutes = 60"#,
+    );
+    let mut sim = Sim::new(settings.clone(), 1);
+    sim.fails(3 * 3); // noon: threshold 5, three dynos moved
+    assert!(!sim.kinds().contains(&EventKind::ScaleDiffExceeded));
+    let mut sim = Sim::new(settings, 1);
+    sim.now = at(3, 0); // night: threshold 1
+    sim.fails(3 * 2);
+    assert!(sim.kinds().contains(&EventKind::ScaleDiffExceeded));
+}
+
+#[test]
+fn dry_run_scales_are_worded_as_such() {
+    let settings = settings_with("notify_on_every_scale = true");
+    let mut state = AppState::new();
+    let scale = ScaleTo {
+        from: 1,
+        to: 2,
+        reason: ScaleReason::TooSlow,
+    };
+    let events = state.scaled(&settings, noon(), scale, true);
+    assert_eq!(events[0].message, "Would scale to (2) dynos (dry run).");
+}
+
+#[test]
+fn an_outage_is_told_once_then_its_end() {
+    let mut sim = Sim::new(settings_with("notify_on_scale_fails = true"), 1);
+    sim.platform_fails = true;
+    sim.fails(8);
+    assert_eq!(sim.kinds(), vec![EventKind::ScaleFailed]);
+    sim.platform_fails = false;
+    sim.fails(1);
+    assert_eq!(sim.dynos, 2);
+    assert_eq!(
+        sim.kinds(),
+        vec![EventKind::ScaleFailed, EventKind::ScaleRecovered]
+    );
+}

@@ -1,1 +1,366 @@
+//! Loading and validation: defaults, env overrides, and a clear problem for each bad value.
 
+use super::*;
+
+const MINIMAL: &str = r#"
+heroku_app_name = "my-app"
+heroku_api_key = "super-secret-key-123"
+"#;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load_ok(text: &str, vars: &[(&str, &str)]) -> AppSettings {
+    from_toml_str(text, &env(vars))
+        .unwrap_or_else(|error| panic!("{error}"))
+        .apps
+        .remove(0)
+}
+
+fn load_err(text: &str, vars: &[(&str, &str)]) -> SettingsError {
+    match from_toml_str(text, &env(vars)) {
+        Ok(_) => panic!("settings should have been refused:\n{text}"),
+        Err(error) => error,
+    }
+}
+
+fn problem_for<'a>(error: &'a SettingsError, key: &str) -> &'a Problem {
+    error
+        .problems
+        .iter()
+        .find(|problem| problem.key == key)
+        .unwrap_or_else(|| panic!("no problem names {key}: {error}"))
+}
+
+#[test]
+fn every_default_of_seed_001() {
+    let app = load_ok(MINIMAL, &[]);
+    assert_eq!(app.heartbeat_interval, Duration::from_secs(30));
+    assert_eq!(
+        app.heartbeat_url.as_str(),
+        "https://my-app.herokuapp.com/autoscalebot/heartbeat/"
+    );
+    assert_eq!(app.max_response_time_ms, 1000);
+    assert_eq!(app.min_response_time_ms, 200);
+    assert_eq!(app.number_of_fails_to_scale_up_after, 3);
+    assert_eq!(app.number_of_passes_to_scale_down_after, 5);
+    assert_eq!(app.max_dynos, Schedule::Fixed(3));
+    assert_eq!(app.min_dynos, Schedule::Fixed(1));
+    assert_eq!(app.increment, 1);
+    assert!(app.notification_backends.is_empty());
+    assert_eq!(app.notify_if_scale_diff_exceeds_threshold, None);
+    assert_eq!(app.notify_if_scale_diff_exceeds_period, None);
+    assert!(app.notify_if_needs_exceed_max);
+    assert!(!app.notify_if_needs_below_min);
+    assert!(!app.notify_on_scale_fails);
+    assert!(!app.notify_on_every_scale);
+    assert!(!app.notify_on_every_ping);
+    assert_eq!(app.time_zone, chrono_tz::UTC);
+    assert_eq!(app.heroku_api_url.as_str(), "https://api.heroku.com/");
+    assert_eq!(app.process_type, "web");
+    assert_eq!(app.scale_up_cooldown, Duration::ZERO);
+    assert_eq!(app.scale_down_cooldown, Duration::ZERO);
+    assert_eq!(app.notify_repeat_after, Duration::from_secs(3600));
+    assert_eq!(app.heartbeat_timeout, Duration::from_secs(5));
+}
+
+#[test]
+fn fractional_intervals_and_absolute_heartbeat_urls() {
+    let app = load_ok(
+        &format!(
+            "{MINIMAL}\nheartbeat_interval_in_seconds = 0.5\nheartbeat_url = \"http://127.0.0.1:9/hb\""
+        ),
+        &[],
+    );
+    assert_eq!(app.heartbeat_interval, Duration::from_millis(500));
+    assert_eq!(app.heartbeat_url.as_str(), "http://127.0.0.1:9/hb");
+}
+
+#[test]
+fn a_relative_heartbeat_url_resolves_against_app_url() {
+    let app = load_ok(
+        &format!("{MINIMAL}\napp_url = \"http://127.0.0.1:8080\"\nheartbeat_url = \"/health\""),
+        &[],
+    );
+    assert_eq!(app.heartbeat_url.as_str(), "http://127.0.0.1:8080/health");
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let app = load_ok(
+        &format!("{MINIMAL}\nmax_dynos = 3\nnotify_on_every_scale = false"),
+        &[
+            ("AUTOSCALE_MAX_DYNOS", "5"),
+            ("AUTOSCALE_NOTIFY_ON_EVERY_SCALE", "true"),
+            ("AUTOSCALE_HEARTBEAT_INTERVAL_IN_SECONDS", "0.2"),
+            ("AUTOSCALE_NOTIFICATION_BACKENDS", "console,log"),
+            ("AUTOSCALE_TIME_ZONE", "Europe/London"),
+            ("UNRELATED", "x"),
+        ],
+    );
+    assert_eq!(app.max_dynos, Schedule::Fixed(5));
+    assert!(app.notify_on_every_scale);
+    assert_eq!(app.heartbeat_interval, Duration::from_millis(200));
+    assert_eq!(app.notification_backends, vec!["console", "log"]);
+    assert_eq!(app.time_zone, chrono_tz::Europe::London);
+}
+
+#[test]
+fn heroku_api_key_from_the_environment() {
+    let text = "heroku_app_name = \"my-app\"";
+    let app = load_ok(text, &[("HEROKU_API_KEY", "from-heroku-cli")]);
+    assert_eq!(app.heroku_api_key.expose(), "from-heroku-cli");
+    let app = load_ok(
+        text,
+        &[
+            ("HEROKU_API_KEY", "from-heroku-cli"),
+            ("AUTOSCALE_HEROKU_API_KEY", "from-autoscale"),
+        ],
+    );
+    assert_eq!(app.heroku_api_key.expose(), "from-autoscale");
+    // A numeric-looking key stays text.
+    let app = load_ok(text, &[("HEROKU_API_KEY", "1234567890")]);
+    assert_eq!(app.heroku_api_key.expose(), "1234567890");
+}
+
+#[test]
+fn schedules_in_toml() {
+    let app = load_ok(
+        &format!(
+            "{MINIMAL}\nmax_dynos = {{ \"0:00\" = 2, \"9:00\" = 5, \"17:00\" = 2 }}\nmin_dynos = {{ \"0:00\" = 0, \"9:30\" = 2 }}"
+        ),
+        &[],
+    );
+    assert_eq!(app.max_dynos.at_minute(9 * 60), 5);
+    assert_eq!(app.min_dynos.at_minute(9 * 60), 0);
+    assert_eq!(app.min_dynos.at_minute(9 * 60 + 30), 2);
+}
+
+#[test]
+fn an_unknown_key_is_named_with_a_suggestion() {
+    let error = load_err(&format!("{MINIMAL}\nmax_dynoz = 5"), &[]);
+    let problem = problem_for(&error, "max_dynoz");
+    assert_eq!(problem.value.as_deref(), Some("5"));
+    assert!(
+        problem.expected.contains("did you mean max_dynos"),
+        "{problem}"
+    );
+}
+
+#[test]
+fn an_unknown_environment_variable_is_named() {
+    let error = load_err(MINIMAL, &[("AUTOSCALE_MAX_DYNOZ", "5")]);
+    let problem = problem_for(&error, "max_dynoz");
+    assert_eq!(problem.origin.as_deref(), Some("AUTOSCALE_MAX_DYNOZ"));
+}
+
+#[test]
+fn wrong_types_name_key_value_and_expectation() {
+    let error = load_err(
+        &format!("{MINIMAL}\nmax_dynos = \"lots\"\nnotify_on_every_scale = \"sometimes\"\nincrement = 1.5"),
+        &[],
+    );
+    assert_eq!(error.problems.len(), 3, "{error}");
+    let problem = problem_for(&error, "max_dynos");
+    assert_eq!(problem.value.as_deref(), Some("\"lots\""));
+    assert!(problem.expected.contains("whole number"));
+    assert!(problem_for(&error, "notify_on_every_scale")
+        .expected
+        .contains("true or false"));
+    assert!(problem_for(&error, "increment")
+        .expected
+        .contains("whole number"));
+}
+
+#[test]
+fn min_above_max_at_any_time_of_day_is_refused() {
+    let error = load_err(
+        &format!(
+            "{MINIMAL}\nmax_dynos = {{ \"0:00\" = 2, \"9:00\" = 5, \"17:00\" = 2 }}\nmin_dynos = {{ \"0:00\" = 1, \"8:00\" = 3 }}"
+        ),
+        &[],
+    );
+    let problem = problem_for(&error, "min_dynos");
+    assert!(problem.expected.contains("at 8:00"), "{problem}");
+    let error = load_err(&format!("{MINIMAL}\nmax_dynos = 2\nmin_dynos = 4"), &[]);
+    assert!(problem_for(&error, "min_dynos")
+        .expected
+        .contains("max_dynos is 2"));
+}
+
+#[test]
+fn a_time_such_as_25_00_is_refused() {
+    let error = load_err(&format!("{MINIMAL}\nmax_dynos = {{ \"25:00\" = 3 }}"), &[]);
+    let problem = problem_for(&error, "max_dynos");
+    assert!(
+        problem.expected.contains("\"25:00\" is not a time of day"),
+        "{problem}"
+    );
+}
+
+#[test]
+fn an_unknown_time_zone_is_refused() {
+    let error = load_err(&format!("{MINIMAL}\ntime_zone = \"Mars/Olympus\""), &[]);
+    let problem = problem_for(&error, "time_zone");
+    assert_eq!(problem.value.as_deref(), Some("\"Mars/Olympus\""));
+    assert!(problem.expected.contains("IANA"));
+}
+
+#[test]
+fn zero_or_negative_intervals_and_increments_are_refused() {
+    for (line, key) in [
+        (
+            "heartbeat_interval_in_seconds = 0",
+            "heartbeat_interval_in_seconds",
+        ),
+        (
+            "heartbeat_interval_in_seconds = -1",
+            "heartbeat_interval_in_seconds",
+        ),
+        ("increment = 0", "increment"),
+        ("increment = -2", "increment"),
+        (
+            "number_of_fails_to_scale_up_after = 0",
+            "number_of_fails_to_scale_up_after",
+        ),
+        (
+            "number_of_passes_to_scale_down_after = -5",
+            "number_of_passes_to_scale_down_after",
+        ),
+        ("min_dynos = -1", "min_dynos"),
+        ("scale_up_cooldown = \"soon\"", "scale_up_cooldown"),
+    ] {
+        let error = load_err(&format!("{MINIMAL}\n{line}"), &[]);
+        problem_for(&error, key);
+    }
+}
+
+#[test]
+fn a_missing_app_name_or_key_is_refused() {
+    let error = load_err("max_dynos = 3", &[]);
+    assert!(problem_for(&error, "heroku_app_name").value.is_none());
+    assert!(problem_for(&error, "heroku_api_key").value.is_none());
+    assert!(error.to_string().contains("heroku_api_key is not set"));
+}
+
+#[test]
+fn every_problem_is_reported_not_only_the_first() {
+    let error = load_err(
+        "heroku_app_name = \"a\"\nheroku_api_key = \"k\"\nincrement = 0\ntime_zone = \"Nowhere\"\nmax_dynoz = 1\nheartbeat_url = \"ftp://x\"",
+        &[],
+    );
+    assert_eq!(error.problems.len(), 4, "{error}");
+}
+
+#[test]
+fn the_threshold_and_its_period_go_together() {
+    let error = load_err(
+        &format!("{MINIMAL}\nnotify_if_scale_diff_exceeds_threshold = 5"),
+        &[],
+    );
+    problem_for(&error, "notify_if_scale_diff_exceeds_period_in_minutes");
+}
+
+#[test]
+fn unknown_notification_backends_are_refused() {
+    let error = load_err(
+        &format!("{MINIMAL}\nnotification_backends = [\"pigeon\"]"),
+        &[],
+    );
+    assert!(problem_for(&error, "notification_backends")
+        .expected
+        .contains("console"));
+}
+
+#[test]
+fn the_api_key_never_appears_in_errors_or_effective_values() {
+    let secret = "super-secret-key-123";
+    let error = load_err(&format!("{MINIMAL}\nincrement = 0"), &[]);
+    assert!(!error.to_string().contains(secret));
+    // A key of the wrong type is shown as *** too.
+    let error = load_err(
+        "heroku_app_name = \"a\"\nheroku_api_key = [\"super-secret-key-123\"]",
+        &[],
+    );
+    assert!(!error.to_string().contains(secret), "{error}");
+    let app = load_ok(MINIMAL, &[]);
+    let shown: String = app
+        .effective()
+        .iter()
+        .map(|(key, value)| format!("{key} = {value}\n"))
+        .collect();
+    assert!(!shown.contains(secret));
+    assert!(shown.contains("heroku_api_key = \"***\""));
+    assert!(!format!("{app:?}").contains(secret));
+}
+
+#[test]
+fn a_toml_syntax_error_does_not_echo_the_line() {
+    let error = load_err(
+        "heroku_api_key = \"super-secret-key-123\nheroku_app_name = \"a\"",
+        &[],
+    );
+    assert!(
+        !error.to_string().contains("super-secret-key-123"),
+        "{error}"
+    );
+    problem_for(&error, "--settings");
+}
+
+#[test]
+fn effective_lists_every_setting() {
+    let app = load_ok(MINIMAL, &[]);
+    let keys: Vec<&str> = app.effective().iter().map(|(key, _)| *key).collect();
+    for key in [
+        "heroku_app_name",
+        "heroku_api_key",
+        "heartbeat_interval_in_seconds",
+        "heartbeat_url",
+        "max_response_time_in_ms",
+        "min_response_time_in_ms",
+        "number_of_fails_to_scale_up_after",
+        "number_of_passes_to_scale_down_after",
+        "max_dynos",
+        "min_dynos",
+        "increment",
+        "notification_backends",
+        "notify_if_scale_diff_exceeds_threshold",
+        "notify_if_scale_diff_exceeds_period_in_minutes",
+        "notify_if_needs_exceed_max",
+        "notify_if_needs_below_min",
+        "notify_on_scale_fails",
+        "notify_on_every_scale",
+        "notify_on_every_ping",
+        "time_zone",
+        "scale_up_cooldown",
+        "scale_down_cooldown",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from check output");
+    }
+}
+
+#[test]
+fn settings_example_is_valid_and_names_every_setting() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("settings.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let app = load(Some(&path), &HashMap::new())
+        .unwrap_or_else(|error| panic!("settings.example.toml: {error}"))
+        .apps
+        .remove(0);
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for (key, _) in app.effective() {
+        assert!(
+            text.contains(&format!("{key} =")),
+            "settings.example.toml lacks {key}"
+        );
+        assert!(
+            readme.contains(&format!("`{key}`")),
+            "README.md lacks `{key}`"
+        );
+    }
+}

@@ -32,6 +32,8 @@ pub enum EventKind {
     Scaled,
     /// `notify_on_scale_fails`: a read or a write of the formation failed.
     ScaleFailed,
+    /// The platform answers again after `ScaleFailed`.
+    ScaleRecovered,
     /// `notify_if_needs_exceed_max`: at the max and still too slow.
     NeedsAboveMax,
     NeedsAboveMaxEnded,
@@ -51,6 +53,7 @@ impl EventKind {
             EventKind::Ping => "ping",
             EventKind::Scaled => "scaled",
             EventKind::ScaleFailed => "scale_failed",
+            EventKind::ScaleRecovered => "scale_recovered",
             EventKind::NeedsAboveMax => "needs_above_max",
             EventKind::NeedsAboveMaxEnded => "needs_above_max_ended",
             EventKind::NeedsBelowMin => "needs_below_min",

@@ -1,0 +1,353 @@
+//! Shared helpers for the black-box tests: a real heartbeat server, a real Heroku-shaped
+//! formation API that records what it was sent, and the real `autoscalebot` binary run as a
+//! child process. Every wait has a generous deadline and polls for an outcome; no fixed sleeps.
+
+#![allow(dead_code)]
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use std::io::Read;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long any test waits for an outcome before failing. Generous: CI machines are slow.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Polls `condition` every 50 ms until it holds or `DEADLINE` passes; panics with `what`.
+pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        if started.elapsed() > DEADLINE {
+            panic!("timed out after {DEADLINE:?} waiting until {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    format!("http://{address}")
+}
+
+/// An app whose heartbeat answers after a latency the test sets.
+#[derive(Clone)]
+pub struct HeartbeatServer {
+    pub url: String,
+    latency_ms: Arc<AtomicU64>,
+    status: Arc<AtomicU16>,
+    hits: Arc<AtomicU64>,
+}
+
+impl HeartbeatServer {
+    pub async fn start(latency_ms: u64) -> Self {
+        let latency = Arc::new(AtomicU64::new(latency_ms));
+        let status = Arc::new(AtomicU16::new(200));
+        let hits = Arc::new(AtomicU64::new(0));
+        let state = (latency.clone(), status.clone(), hits.clone());
+        let router = Router::new()
+            .fallback(
+                |State((latency, status, hits)): State<(
+                    Arc<AtomicU64>,
+                    Arc<AtomicU16>,
+                    Arc<AtomicU64>,
+                )>| async move {
+                    tokio::time::sleep(Duration::from_millis(latency.load(Ordering::SeqCst))).await;
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    let code = StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap();
+                    (code, "ok")
+                },
+            )
+            .with_state(state);
+        let base = serve(router).await;
+        HeartbeatServer {
+            url: format!("{base}/autoscalebot/heartbeat/"),
+            latency_ms: latency,
+            status,
+            hits,
+        }
+    }
+
+    pub fn set_latency_ms(&self, latency_ms: u64) {
+        self.latency_ms.store(latency_ms, Ordering::SeqCst);
+    }
+
+    pub fn set_status(&self, status: u16) {
+        self.status.store(status, Ordering::SeqCst);
+    }
+
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// One request the formation API received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+#[derive(Default)]
+struct FormationState {
+    app: String,
+    process_type: String,
+    api_key: String,
+    quantity: Mutex<u32>,
+    requests: Mutex<Vec<Recorded>>,
+    /// The next N calls answer this status with a Heroku error body.
+    failures: Mutex<Option<(u16, u32)>>,
+}
+
+/// A local HTTP server that answers the formation endpoints as Heroku documents them and
+/// records every request.
+#[derive(Clone)]
+pub struct FormationApi {
+    pub url: String,
+    state: Arc<FormationState>,
+}
+
+impl FormationApi {
+    pub async fn start(app: &str, process_type: &str, api_key: &str, quantity: u32) -> Self {
+        let state = Arc::new(FormationState {
+            app: app.into(),
+            process_type: process_type.into(),
+            api_key: api_key.into(),
+            quantity: Mutex::new(quantity),
+            ..Default::default()
+        });
+        let router = Router::new()
+            .route(
+                "/apps/{app}/formation/{process_type}",
+                get(formation).patch(formation),
+            )
+            .with_state(state.clone());
+        let url = serve(router).await;
+        FormationApi { url, state }
+    }
+
+    pub fn quantity(&self) -> u32 {
+        *self.state.quantity.lock().unwrap()
+    }
+
+    pub fn set_quantity(&self, quantity: u32) {
+        *self.state.quantity.lock().unwrap() = quantity;
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    /// The quantities sent in PATCH bodies, in order.
+    pub fn patches(&self) -> Vec<u32> {
+        self.requests()
+            .iter()
+            .filter(|request| request.method == "PATCH")
+            .map(|request| {
+                let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
+                body["quantity"].as_u64().unwrap() as u32
+            })
+            .collect()
+    }
+
+    pub fn fail_next(&self, status: u16, count: u32) {
+        *self.state.failures.lock().unwrap() = Some((status, count));
+    }
+}
+
+fn heroku_error(status: u16, id: &str, message: &str) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap(),
+        Json(serde_json::json!({ "id": id, "message": message })),
+    )
+        .into_response()
+}
+
+async fn formation(
+    State(state): State<Arc<FormationState>>,
+    method: Method,
+    Path((app, process_type)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = String::from_utf8_lossy(&body).to_string();
+    state.requests.lock().unwrap().push(Recorded {
+        method: method.to_string(),
+        path: format!("/apps/{app}/formation/{process_type}"),
+        headers: headers.clone(),
+        body: body.clone(),
+    });
+    if headers.get("accept").and_then(|v| v.to_str().ok())
+        != Some("application/vnd.heroku+json; version=3")
+    {
+        return heroku_error(406, "not_acceptable", "Accept header must name version=3.");
+    }
+    let expected = format!("Bearer {}", state.api_key);
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+        return heroku_error(401, "unauthorized", "Invalid credentials provided.");
+    }
+    {
+        let mut failures = state.failures.lock().unwrap();
+        if let Some((status, remaining)) = *failures {
+            *failures = (remaining > 1).then(|| (status, remaining - 1));
+            return heroku_error(status, "unavailable", "Injected failure.");
+        }
+    }
+    if app != state.app || process_type != state.process_type {
+        return heroku_error(404, "not_found", "Couldn't find that formation.");
+    }
+    if method == Method::PATCH {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(&body);
+        match parsed.ok().and_then(|value| value["quantity"].as_u64()) {
+            Some(quantity) => *state.quantity.lock().unwrap() = quantity as u32,
+            None => return heroku_error(422, "invalid_params", "quantity must be an integer."),
+        }
+    }
+    let quantity = *state.quantity.lock().unwrap();
+    Json(serde_json::json!({
+        "app": { "id": "01234567-89ab-cdef-0123-456789abcdef", "name": app },
+        "command": "bin/web",
+        "created_at": "2026-01-01T00:00:00Z",
+        "dyno_size": { "id": "01234567-89ab-cdef-0123-456789abcde0", "name": "standard-1X" },
+        "id": "01234567-89ab-cdef-0123-456789abcde1",
+        "quantity": quantity,
+        "size": "standard-1X",
+        "type": process_type,
+        "updated_at": "2026-01-01T00:00:00Z"
+    }))
+    .into_response()
+}
+
+/// The `autoscalebot` binary running as a child process, its output captured.
+pub struct Bot {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+/// A command for the binary with a clean environment: no AUTOSCALE_* or HEROKU_API_KEY from
+/// the machine running the tests.
+pub fn command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_autoscalebot"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("AUTOSCALE_") || name == "HEROKU_API_KEY" || name == "RUST_LOG" {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// Writes `settings` to a temporary file and returns its directory and path.
+pub fn settings_file(settings: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("settings.toml");
+    std::fs::write(&path, settings).unwrap();
+    (dir, path)
+}
+
+fn capture(mut source: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let sink = Arc::new(Mutex::new(String::new()));
+    let writer = sink.clone();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(read) = source.read(&mut buffer) {
+            if read == 0 {
+                break;
+            }
+            writer
+                .lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..read]));
+        }
+    });
+    sink
+}
+
+impl Bot {
+    /// Starts `autoscalebot --settings FILE ARGS…` with `env` added.
+    pub fn start(settings: &str, args: &[&str], env: &[(&str, &str)]) -> Bot {
+        let (dir, path) = settings_file(settings);
+        let mut command = command();
+        command
+            .arg(format!("--settings={}", path.display()))
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("the autoscalebot binary starts");
+        let stdout = capture(child.stdout.take().unwrap());
+        let stderr = capture(child.stderr.take().unwrap());
+        Bot {
+            child,
+            stdout,
+            stderr,
+            _dir: dir,
+        }
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Sends SIGTERM and waits for the exit, within the deadline.
+    pub async fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the capture threads drain the pipes.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return status;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "the worker did not exit after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Settings for a worker pointed at local servers, with short intervals.
+pub fn local_settings(api: &FormationApi, heartbeat: &HeartbeatServer, extra: &str) -> String {
+    format!(
+        r#"heroku_app_name = "test-app"
+heroku_api_key = "test-key-0123456789"
+heroku_api_url = "{api}"
+heartbeat_url = "{heartbeat}"
+heartbeat_interval_in_seconds = 0.2
+{extra}
+"#,
+        api = api.url,
+        heartbeat = heartbeat.url
+    )
+}
