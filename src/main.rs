@@ -34,6 +34,9 @@ enum Command {
     Run,
     /// Load and validate the settings, print the values in force (secrets as ***), and exit.
     Check,
+    /// Replay a traffic trace through the decision engine and show what the settings would
+    /// have cost and how long the app would have been slow, beside three references.
+    Simulate(autoscalebot::simulate::SimulateArgs),
 }
 
 /// How long running heartbeats and notifications get to finish after SIGTERM; Heroku sends
@@ -53,6 +56,18 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    if let Some(Command::Simulate(args)) = &cli.command {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        return Ok(
+            match autoscalebot::simulate::run(cli.settings.as_deref(), &env, args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("autoscalebot simulate: {error}");
+                    ExitCode::from(error.exit_code())
+                }
+            },
+        );
+    }
     let settings = match load_settings(&cli) {
         Ok(settings) => settings,
         Err(error) => {
@@ -65,6 +80,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print_check(&settings);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Simulate(_) => unreachable!("handled before the settings are loaded"),
         Command::Run => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(run_worker(settings, cli.dry_run))?;
