@@ -19,10 +19,16 @@ pub const NAMES: &[&str] = &["diurnal-week", "flash-crowd", "quiet-weekend"];
 pub fn generate(name: &str, time_zone: Tz) -> Result<Trace, BadInput> {
     let trace = match name {
         // Monday 2024-01-01 to the next Monday: busy afternoons, quieter weekend.
-        "diurnal-week" => minutes(name, time_zone, (2024, 1, 1, 0), 7 * 24 * 60, |hour, day| {
-            let peak = if day >= 5 { 90.0 } else { 185.0 };
-            15.0 + peak * daytime(hour)
-        }),
+        "diurnal-week" => minutes(
+            name,
+            time_zone,
+            (2024, 1, 1, 0),
+            7 * 24 * 60,
+            |hour, day| {
+                let peak = if day >= 5 { 90.0 } else { 185.0 };
+                15.0 + peak * daytime(hour)
+            },
+        ),
         // A Monday from 06:00 to 12:00: 40 req/s, then at 09:00 a surge to 220 req/s within
         // five minutes that holds half an hour and fades over the next hours.
         "flash-crowd" => minutes(name, time_zone, (2024, 1, 1, 6), 6 * 60, |hour, _| {

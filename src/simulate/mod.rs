@@ -68,7 +68,7 @@ pub struct SimulateArgs {
 
     /// Mean time to serve one request, exponentially distributed [default: 50, or the mean
     /// `service=` of a router log].
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     pub service_time_ms: Option<f64>,
 
     /// How long a new dyno takes before it serves ("30s", "2m").
@@ -76,11 +76,21 @@ pub struct SimulateArgs {
     pub boot_time: Duration,
 
     /// The price of one dyno for one hour, for the cost column.
-    #[arg(long, default_value_t = 0.035, value_name = "DOLLARS")]
+    #[arg(
+        long,
+        default_value_t = 0.035,
+        value_name = "DOLLARS",
+        allow_negative_numbers = true
+    )]
     pub dyno_cost_per_hour: f64,
 
     /// Multiplies every rate of the trace (real traces are rarely your app's size).
-    #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
+    #[arg(
+        long,
+        default_value_t = 1.0,
+        value_name = "FACTOR",
+        allow_negative_numbers = true
+    )]
     pub rate_scale: f64,
 
     /// Seed of the heartbeat samples: the same seed gives the same run.
@@ -133,9 +143,10 @@ pub fn run(
     report::print_warnings(&trace);
     trace.scale_rates(args.rate_scale);
     let simulation = simulate(settings, trace, args)?;
-    let label = settings_path
-        .and_then(Path::file_name)
-        .map_or_else(|| "settings".to_string(), |n| n.to_string_lossy().into_owned());
+    let label = settings_path.and_then(Path::file_name).map_or_else(
+        || "settings".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     print!("{}", report::table(&simulation, args, &label));
     if let Some(path) = &args.csv {
         report::write_csv(path, &simulation)
@@ -243,8 +254,7 @@ pub fn simulate(
     args: &SimulateArgs,
 ) -> Result<Simulation, SimulateError> {
     let started = Instant::now();
-    let (service_time_ms, service_time_origin) = match (args.service_time_ms, trace.service_times)
-    {
+    let (service_time_ms, service_time_origin) = match (args.service_time_ms, trace.service_times) {
         (Some(ms), _) => (ms, "--service-time-ms".to_string()),
         (None, Some(times)) => (
             times.mean_ms,

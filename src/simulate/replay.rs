@@ -39,7 +39,10 @@ impl Fleet {
     }
 
     pub fn serving(&self, now_ms: i64) -> u32 {
-        self.ready_at_ms.iter().filter(|&&ready| ready <= now_ms).count() as u32
+        self.ready_at_ms
+            .iter()
+            .filter(|&&ready| ready <= now_ms)
+            .count() as u32
     }
 
     /// Sets the quantity. New dynos serve after `boot_ms`; removing stops the newest first, as
@@ -315,7 +318,8 @@ impl Bench<'_> {
         let mut run = Run::default();
         let end_ms = self.trace.end_ms();
         let mut previous: Option<u32> = None;
-        for (minute, (&dynos, &p95_ms)) in self.needs.dynos.iter().zip(&self.needs.p95_ms).enumerate()
+        for (minute, (&dynos, &p95_ms)) in
+            self.needs.dynos.iter().zip(&self.needs.p95_ms).enumerate()
         {
             let from_ms = self.needs.start_ms + minute as i64 * 60_000;
             let step_s = ((from_ms + 60_000).min(end_ms) - from_ms) as f64 / 1000.0;
@@ -385,7 +389,8 @@ pub fn fewest_dynos(model: &DynoModel, rate: f64, max_response_time_ms: f64) -> 
     let mut previous_p95 = f64::INFINITY;
     loop {
         let p95_ms = Moment::new(model, dynos, rate, Backlog::default()).p95_ms();
-        let stalled = p95_ms >= previous_p95 * 0.999 && p95_ms < ROUTER_TIMEOUT.as_secs_f64() * 1000.0;
+        let stalled =
+            p95_ms >= previous_p95 * 0.999 && p95_ms < ROUTER_TIMEOUT.as_secs_f64() * 1000.0;
         if p95_ms <= max_response_time_ms || stalled {
             return (dynos, p95_ms);
         }

@@ -6,7 +6,7 @@
 
 use super::replay::{Decision, Run};
 use super::trace::{utc, Trace};
-use super::{Simulation, SimulateArgs};
+use super::{SimulateArgs, Simulation};
 use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -84,9 +84,17 @@ pub fn table(sim: &Simulation, args: &SimulateArgs, settings_label: &str) -> Str
         "policy", "dyno-hours", "cost", "slow minutes", "scales"
     );
     let rows: [(String, &Run, Option<&str>); 4] = [
-        (format!("{} ({settings_label})", ROW_LABELS[0]), &sim.ours, None),
+        (
+            format!("{} ({settings_label})", ROW_LABELS[0]),
+            &sim.ours,
+            None,
+        ),
         (ROW_LABELS[1].to_string(), &sim.defaults_run, None),
-        (format!("{} ({})", ROW_LABELS[2], sim.settings.max_dynos), &sim.fixed, None),
+        (
+            format!("{} ({})", ROW_LABELS[2], sim.settings.max_dynos),
+            &sim.fixed,
+            None,
+        ),
         (
             format!("{} (per minute)", ROW_LABELS[3]),
             &sim.oracle,
@@ -158,7 +166,11 @@ pub fn write_csv(path: &Path, sim: &Simulation) -> std::io::Result<()> {
     )?;
     let mut defaults = Steps::new(sim.defaults_initial_dynos, &sim.defaults_run.decisions);
     let fixed_initial = sim.fixed.decisions.first().map_or_else(
-        || sim.settings.max_dynos.at(sim.trace.start(), sim.settings.time_zone),
+        || {
+            sim.settings
+                .max_dynos
+                .at(sim.trace.start(), sim.settings.time_zone)
+        },
         |d| d.from,
     );
     let mut fixed = Steps::new(fixed_initial, &sim.fixed.decisions);
@@ -174,7 +186,8 @@ pub fn write_csv(path: &Path, sim: &Simulation) -> std::io::Result<()> {
             "{},{:.4},{},{},{:.1},{},{},{},{},{},{}",
             utc(beat.at_ms).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             beat.requests_per_second,
-            beat.heartbeat_ms.map_or("timeout".to_string(), |ms| format!("{ms:.1}")),
+            beat.heartbeat_ms
+                .map_or("timeout".to_string(), |ms| format!("{ms:.1}")),
             observation,
             beat.p95_ms,
             beat.dynos,
@@ -230,7 +243,10 @@ pub fn write_svg(path: &Path, sim: &Simulation) -> Result<(), Box<dyn std::error
         .map(|chunk| {
             let heartbeat = chunk
                 .iter()
-                .map(|b| b.heartbeat_ms.unwrap_or(settings.heartbeat_timeout.as_millis() as f64))
+                .map(|b| {
+                    b.heartbeat_ms
+                        .unwrap_or(settings.heartbeat_timeout.as_millis() as f64)
+                })
                 .fold(0.0, f64::max);
             // The median, so that one bad minute does not paint a whole bucket slow.
             let mut p95s: Vec<f64> = chunk.iter().map(|b| b.p95_ms).collect();
@@ -256,8 +272,16 @@ pub fn write_svg(path: &Path, sim: &Simulation) -> Result<(), Box<dyn std::error
         .label("p95 (model, median per bucket)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
     for (ms, color, label) in [
-        (settings.max_response_time_ms as f64, RED, "max_response_time_in_ms"),
-        (settings.min_response_time_ms as f64, GREEN, "min_response_time_in_ms"),
+        (
+            settings.max_response_time_ms as f64,
+            RED,
+            "max_response_time_in_ms",
+        ),
+        (
+            settings.min_response_time_ms as f64,
+            GREEN,
+            "min_response_time_in_ms",
+        ),
     ] {
         chart
             .draw_series(LineSeries::new(
@@ -265,7 +289,9 @@ pub fn write_svg(path: &Path, sim: &Simulation) -> Result<(), Box<dyn std::error
                 color.stroke_width(2),
             ))?
             .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()
@@ -306,12 +332,18 @@ pub fn write_svg(path: &Path, sim: &Simulation) -> Result<(), Box<dyn std::error
                 color.stroke_width(2),
             ))?
             .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
     let up = RGBColor(0, 150, 0);
     chart.draw_series(sim.ours.decisions.iter().map(|d| {
         let (color, size) = if d.to > d.from { (up, 6) } else { (RED, 5) };
-        TriangleMarker::new((hours(d.at.timestamp_millis()), f64::from(d.to)), size, color.filled())
+        TriangleMarker::new(
+            (hours(d.at.timestamp_millis()), f64::from(d.to)),
+            size,
+            color.filled(),
+        )
     }))?;
     chart
         .configure_series_labels()
@@ -358,8 +390,18 @@ mod tests {
     fn steps_follow_the_decisions_in_time() {
         let at = |s: i64| utc(s * 1000);
         let decisions = [
-            Decision { at: at(10), from: 1, to: 2, reason: None },
-            Decision { at: at(20), from: 2, to: 4, reason: None },
+            Decision {
+                at: at(10),
+                from: 1,
+                to: 2,
+                reason: None,
+            },
+            Decision {
+                at: at(20),
+                from: 2,
+                to: 4,
+                reason: None,
+            },
         ];
         let mut steps = Steps::new(1, &decisions);
         assert_eq!(steps.at(5_000), 1);
@@ -369,7 +411,14 @@ mod tests {
         let points = step_points(1, &decisions, &|ms| ms as f64 / 1000.0, 30.0);
         assert_eq!(
             points,
-            vec![(0.0, 1.0), (10.0, 1.0), (10.0, 2.0), (20.0, 2.0), (20.0, 4.0), (30.0, 4.0)]
+            vec![
+                (0.0, 1.0),
+                (10.0, 1.0),
+                (10.0, 2.0),
+                (20.0, 2.0),
+                (20.0, 4.0),
+                (30.0, 4.0)
+            ]
         );
     }
 }

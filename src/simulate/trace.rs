@@ -51,7 +51,10 @@ impl Trace {
         if points.is_empty() {
             return Err(BadInput(format!("trace {name}: no point to simulate")));
         }
-        if let Some(pair) = points.windows(2).find(|pair| pair[1].at_ms <= pair[0].at_ms) {
+        if let Some(pair) = points
+            .windows(2)
+            .find(|pair| pair[1].at_ms <= pair[0].at_ms)
+        {
             return Err(BadInput(format!(
                 "trace {name}: timestamps must increase ({} then {})",
                 pair[0].at_ms, pair[1].at_ms
@@ -71,7 +74,9 @@ impl Trace {
         let mut total = 0.0;
         for (i, point) in points.iter().enumerate() {
             cumulative.push(total);
-            let until = points.get(i + 1).map_or(point.at_ms + step_ms, |next| next.at_ms);
+            let until = points
+                .get(i + 1)
+                .map_or(point.at_ms + step_ms, |next| next.at_ms);
             total += point.requests_per_second * (until - point.at_ms) as f64 / 1000.0;
         }
         Ok(Trace {
@@ -263,7 +268,8 @@ fn no_valid_line(name: &str, lines_read: usize, warnings: &[String]) -> BadInput
 /// Unix seconds (with a fraction or not), RFC 3339, or `YYYY-MM-DD HH:MM[:SS]` in UTC.
 pub fn parse_timestamp_ms(text: &str) -> Option<i64> {
     if let Ok(seconds) = text.parse::<f64>() {
-        return (seconds.is_finite() && seconds.abs() < 1e13).then(|| (seconds * 1000.0).round() as i64);
+        return (seconds.is_finite() && seconds.abs() < 1e13)
+            .then(|| (seconds * 1000.0).round() as i64);
     }
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Some(at.timestamp_millis());
@@ -325,7 +331,10 @@ fn split_frames(text: &str) -> Option<Vec<(usize, &str)>> {
         if at >= bytes.len() {
             break;
         }
-        let digits = bytes[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let digits = bytes[at..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
         if digits == 0 || bytes.get(at + digits) != Some(&b' ') {
             return None;
         }
@@ -344,7 +353,8 @@ fn split_frames(text: &str) -> Option<Vec<(usize, &str)>> {
 pub fn parse_router_log(name: &str, text: &str) -> Result<Trace, BadInput> {
     let first = text.trim_start().lines().next().unwrap_or_default();
     let messages: Vec<(usize, &str)> = if is_frame_start(first) {
-        split_frames(text).unwrap_or_else(|| text.lines().enumerate().map(|(i, l)| (i + 1, l)).collect())
+        split_frames(text)
+            .unwrap_or_else(|| text.lines().enumerate().map(|(i, l)| (i + 1, l)).collect())
     } else {
         text.lines().enumerate().map(|(i, l)| (i + 1, l)).collect()
     };
@@ -405,7 +415,11 @@ fn field_ms(message: &str, key: &str) -> Option<f64> {
     let value = message
         .split_whitespace()
         .find_map(|token| token.strip_prefix(key))?;
-    value.strip_suffix("ms")?.parse::<f64>().ok().filter(|ms| *ms >= 0.0)
+    value
+        .strip_suffix("ms")?
+        .parse::<f64>()
+        .ok()
+        .filter(|ms| *ms >= 0.0)
 }
 
 #[cfg(test)]

@@ -40,8 +40,10 @@ fn sampled_mm1_mean_wait_is_within_a_few_per_cent_of_the_formula() {
     let queue = Mmc::new(1, lambda, mu).unwrap();
     let mut rng = Pcg64Mcg::seed_from_u64(7);
     let samples = 400_000;
-    let mean_response: f64 =
-        (0..samples).map(|_| queue.sample_response_s(&mut rng)).sum::<f64>() / samples as f64;
+    let mean_response: f64 = (0..samples)
+        .map(|_| queue.sample_response_s(&mut rng))
+        .sum::<f64>()
+        / samples as f64;
     let mean_wait = mean_response - 1.0 / mu;
     let expected = (lambda / mu) / (mu - lambda);
     assert!(
