@@ -39,7 +39,9 @@ fn script() -> Vec<ProbeOutcome> {
     let mut state: u64 = 20_240_101;
     let mut outcomes = Vec::new();
     while outcomes.len() < BEATS {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
         let kind = (state >> 33) % 5;
         let run = 1 + (state >> 40) % 6;
         for _ in 0..run {
@@ -176,10 +178,7 @@ fn simulator_decisions(initial: u32) -> Vec<(DateTime<Utc>, u32, u32)> {
     };
     let run = bench.run_engine(&settings, initial, false, &mut probe, &mut || {});
     assert_eq!(beat, BEATS, "the simulator used every scripted heartbeat");
-    run.decisions
-        .iter()
-        .map(|d| (d.at, d.from, d.to))
-        .collect()
+    run.decisions.iter().map(|d| (d.at, d.from, d.to)).collect()
 }
 
 #[tokio::test(start_paused = true)]
