@@ -5,6 +5,7 @@
 //! - [`schedule`]: time-of-day tables for `min_dynos` and `max_dynos`.
 //! - [`decision`]: the pure engine (settings, now, size, heartbeat) → plan.
 //! - [`bot`]: the async loop that probes, decides, scales and notifies.
+//! - [`simulate`]: replays a traffic trace through the same engine on a simulated clock.
 //!
 //! The edges to the outside world (HTTP probes, the Heroku API, notifiers) live in the
 //! `autoscalebot-backends` crate.
