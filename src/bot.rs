@@ -4,8 +4,11 @@
 //! quantity from the platform, hands both to [`AppState`] with the clock's `now`, and carries
 //! out the plan. It never decides anything itself. Shutdown is a [`CancellationToken`] checked
 //! while waiting and probing, never during a platform call, so a scale is never cut in half.
+//! Before each decision it also reads the downtime file and the heartbeat's downtime header
+//! into the [`Calendar`] and tells the engine which window, if any, is in force.
 
 use crate::decision::{classify, AppState, Heartbeat, Observation, Plan, ScaleTo};
+use crate::downtime::{Calendar, Learned};
 use crate::settings::AppSettings;
 use autoscalebot_backends::notify::{
     ConsoleNotifier, Dispatcher, Event, LogNotifier, Notifier, TestNotifier,
@@ -13,6 +16,8 @@ use autoscalebot_backends::notify::{
 use autoscalebot_backends::probe::{Heartbeat as HeartbeatProbe, Probe, ProbeOutcome};
 use autoscalebot_backends::scaler::{HerokuScaler, ScaleError, Scaler};
 use chrono::{DateTime, Utc};
+use std::io::Read;
+use std::path::Path;
 use std::sync::Arc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -53,6 +58,10 @@ pub struct Worker {
     dispatcher: Dispatcher,
     clock: Clock,
     dry_run: bool,
+    /// Every planned downtime window known, from each source.
+    calendar: Calendar,
+    /// The last error reading the downtime file, so that it is logged once, not every beat.
+    downtime_file_error: Option<String>,
 }
 
 impl Worker {
@@ -64,7 +73,11 @@ impl Worker {
         clock: Clock,
         dry_run: bool,
     ) -> Self {
+        let mut calendar = Calendar::new(settings.time_zone, settings.downtime.clone());
+        calendar.already_reported(&settings.downtime_warnings);
         Worker {
+            calendar,
+            downtime_file_error: None,
             settings,
             state: AppState::new(),
             probe,
@@ -83,11 +96,19 @@ impl Worker {
         dry_run: bool,
         test_notifier: Option<TestNotifier>,
     ) -> Self {
-        let probe = Arc::new(HeartbeatProbe::new(
-            client.clone(),
-            settings.heartbeat_url.clone(),
-            settings.heartbeat_timeout,
-        ));
+        let downtime_header = settings
+            .downtime_header
+            .as_ref()
+            .filter(|_| !settings.downtime_disable)
+            .and_then(|name| reqwest::header::HeaderName::from_bytes(name.as_bytes()).ok());
+        let probe = Arc::new(
+            HeartbeatProbe::new(
+                client.clone(),
+                settings.heartbeat_url.clone(),
+                settings.heartbeat_timeout,
+            )
+            .with_downtime_header(downtime_header),
+        );
         let scaler = Arc::new(HerokuScaler::new(
             client,
             &settings.heroku_api_url,
@@ -111,6 +132,7 @@ impl Worker {
             dry_run = self.dry_run,
             "Worker started."
         );
+        self.log_downtime_sources();
         let mut ticker = tokio::time::interval(self.settings.heartbeat_interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -156,6 +178,24 @@ impl Worker {
         } else {
             tracing::debug!(%app, heartbeat = %heartbeat.summary, observation = ?heartbeat.observation, "Heartbeat.");
         }
+        self.refresh_downtime(&outcome);
+        let now = (self.clock)();
+        let was_down = self.state.downtime().is_some();
+        let window = self.calendar.active(now).cloned();
+        let events = self
+            .state
+            .set_downtime(&self.settings, now, window.as_ref());
+        match (&window, was_down) {
+            (Some(window), false) => tracing::info!(
+                %app, window = %window.local_span(self.settings.time_zone), source = %window.source,
+                "Planned downtime started: fails are not counted and the worker does not scale up."
+            ),
+            (None, true) => {
+                tracing::info!(%app, "Planned downtime ended: counting heartbeats afresh.")
+            }
+            _ => {}
+        }
+        self.send(&events);
         let mut beat = Beat {
             at: (self.clock)(),
             heartbeat: heartbeat.clone(),
@@ -211,6 +251,69 @@ impl Worker {
         beat
     }
 
+    /// Logs, once at start, where downtime can come from and what is already known.
+    fn log_downtime_sources(&self) {
+        let app = &self.settings.heroku_app_name;
+        if self.settings.downtime_disable {
+            tracing::info!(%app, "Planned downtime is disabled (downtime_disable).");
+            return;
+        }
+        for problem in &self.settings.downtime_warnings {
+            tracing::warn!(%app, source = %problem.source, entry = ?problem.text, error = %problem.error, "Ignoring a bad downtime entry.");
+        }
+        for window in self.calendar.windows() {
+            tracing::info!(%app, window = %window.local_span(self.settings.time_zone), source = %window.source, "Planned downtime window.");
+        }
+        if let Some(path) = &self.settings.downtime_file {
+            tracing::info!(%app, file = %path.display(), present = path.exists(), "Watching the downtime file.");
+        }
+    }
+
+    /// Reads the downtime header of this heartbeat and the downtime file into the calendar.
+    /// A bad entry or an unreadable file is logged once and ignored; the worker goes on.
+    fn refresh_downtime(&mut self, outcome: &ProbeOutcome) {
+        if self.settings.downtime_disable {
+            return;
+        }
+        if let (
+            Some(name),
+            ProbeOutcome::Response {
+                downtime_header, ..
+            },
+        ) = (&self.settings.downtime_header, outcome)
+        {
+            let learned = self.calendar.header_seen(name, downtime_header.as_deref());
+            self.log_learned(learned);
+        }
+        let Some(path) = self.settings.downtime_file.clone() else {
+            return;
+        };
+        match read_downtime_file(&path) {
+            Ok(text) => {
+                self.downtime_file_error = None;
+                let learned = self.calendar.file_read(&path, text.as_deref());
+                self.log_learned(learned);
+            }
+            Err(error) => {
+                // The windows read before stay in force.
+                if self.downtime_file_error.as_ref() != Some(&error) {
+                    tracing::warn!(app = %self.settings.heroku_app_name, file = %path.display(), %error, "Could not read the downtime file; keeping the windows read before.");
+                    self.downtime_file_error = Some(error);
+                }
+            }
+        }
+    }
+
+    fn log_learned(&self, learned: Learned) {
+        let app = &self.settings.heroku_app_name;
+        for problem in learned.new_problems {
+            tracing::warn!(%app, source = %problem.source, entry = ?problem.text, error = %problem.error, "Ignoring a bad downtime entry.");
+        }
+        for window in learned.new_windows {
+            tracing::info!(%app, window = %window.local_span(self.settings.time_zone), source = %window.source, "Planned downtime window found.");
+        }
+    }
+
     async fn apply(&self, scale: ScaleTo) -> Result<u32, ScaleError> {
         let app = &self.settings.heroku_app_name;
         let reason = scale.reason.describe(&self.settings);
@@ -228,6 +331,34 @@ impl Worker {
             self.dispatcher.dispatch(event);
         }
     }
+}
+
+/// The most of a downtime file that is read: a few lines are expected, so a huge file is a
+/// mistake (a log pointed at by accident) and is refused rather than parsed.
+const DOWNTIME_FILE_MAX_BYTES: u64 = 64 * 1024;
+
+/// The downtime file's text, `None` when it does not exist. Plain `std::fs` on purpose: one
+/// open and read of a small file per heartbeat takes microseconds, and keeps the loop's
+/// paused-time tests deterministic (tokio's file I/O goes through a thread pool).
+pub fn read_downtime_file(path: &Path) -> Result<Option<String>, String> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error.to_string()),
+    };
+    let mut bytes = Vec::new();
+    file.take(DOWNTIME_FILE_MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| error.to_string())?;
+    if bytes.len() as u64 > DOWNTIME_FILE_MAX_BYTES {
+        return Err(format!(
+            "larger than {} KiB; expected a few lines",
+            DOWNTIME_FILE_MAX_BYTES / 1024
+        ));
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| "not UTF-8 text".to_string())
 }
 
 /// The notifiers named in `notification_backends`, in order.

@@ -5,7 +5,12 @@
 //! `bot.rs` feeds it and acts on what it returns; the simulator drives the same code with a
 //! simulated clock. State that must outlive one heartbeat (streaks, the last scale, what was
 //! already told) lives in [`AppState`], one value per app.
+//!
+//! Planned downtime is an input like the clock: the shell tells the engine which window is in
+//! force with [`AppState::set_downtime`] before each heartbeat, and the engine decides what a
+//! window means (no fails counted, no scaling from streaks, `downtime_dynos` held).
 
+use crate::downtime::{local_time, Window};
 use crate::settings::AppSettings;
 use autoscalebot_backends::notify::{Event, EventKind};
 use autoscalebot_backends::probe::ProbeOutcome;
@@ -43,7 +48,9 @@ pub fn classify(
     min_response_time_ms: u64,
 ) -> Heartbeat {
     match outcome {
-        ProbeOutcome::Response { status, elapsed } => {
+        ProbeOutcome::Response {
+            status, elapsed, ..
+        } => {
             let ms = elapsed.as_millis() as u64;
             let observation = match *status {
                 400..=499 => Observation::Misconfigured { status: *status },
@@ -101,6 +108,10 @@ pub enum ScaleReason {
     AboveMax,
     /// Below the min in force.
     BelowMin,
+    /// A planned downtime window holds the size at `downtime_dynos`.
+    DowntimeHold,
+    /// A window held by `downtime_dynos` ended: back to the size before it.
+    DowntimeOver,
 }
 
 impl ScaleReason {
@@ -116,6 +127,10 @@ impl ScaleReason {
             ),
             ScaleReason::AboveMax => "above max_dynos in force".to_string(),
             ScaleReason::BelowMin => "below min_dynos in force".to_string(),
+            ScaleReason::DowntimeHold => {
+                "holding downtime_dynos during planned downtime".to_string()
+            }
+            ScaleReason::DowntimeOver => "back to the size before the planned downtime".to_string(),
         }
     }
 }
@@ -196,6 +211,12 @@ pub struct AppState {
     needs_below_min: Alert,
     scale_diff: Alert,
     platform_failing: Alert,
+    /// The planned downtime window in force, as last told by [`AppState::set_downtime`].
+    downtime: Option<Window>,
+    /// The size when `downtime_dynos` first held the formation, to go back to afterwards.
+    size_before_downtime: Option<u32>,
+    /// After a window held by `downtime_dynos`: the size to go back to, until reached.
+    restore_after_downtime: Option<u32>,
 }
 
 impl AppState {
@@ -203,9 +224,76 @@ impl AppState {
         AppState::default()
     }
 
+    /// The planned downtime window in force, if any.
+    pub fn downtime(&self) -> Option<&Window> {
+        self.downtime.as_ref()
+    }
+
+    /// Tells the engine which planned downtime window is in force at `now` (`None`: none).
+    /// Returns the events of a downtime that starts or ends: overlapping and back-to-back
+    /// windows are one downtime, told once. Both edges clear the streaks, so heartbeats from
+    /// before a window never add to those after it.
+    pub fn set_downtime(
+        &mut self,
+        settings: &AppSettings,
+        now: DateTime<Utc>,
+        window: Option<&Window>,
+    ) -> Vec<Event> {
+        let previous = std::mem::replace(&mut self.downtime, window.cloned());
+        let zone = settings.time_zone;
+        let (kind, message, reason) = match (previous, window) {
+            (None, Some(window)) => {
+                self.consecutive_fails = 0;
+                self.consecutive_passes = 0;
+                // The slowness is planned: what was told about being too slow no longer holds,
+                // and is told afresh if it is still true after the window.
+                self.needs_above_max = Alert::default();
+                self.needs_below_min = Alert::default();
+                // A window that starts before the last one's size was restored keeps that size.
+                self.size_before_downtime = self.restore_after_downtime.take();
+                let hold = settings
+                    .downtime_dynos
+                    .map(|dynos| format!(" Holding {dynos} dynos."))
+                    .unwrap_or_default();
+                (
+                    EventKind::DowntimeStarted,
+                    format!(
+                        "Planned downtime until {}: fails are not counted and the worker does not scale up.{hold}",
+                        local_time(window.end, zone)
+                    ),
+                    format!("{}, from {}", window.local_span(zone), window.source),
+                )
+            }
+            (Some(ended), None) => {
+                self.consecutive_fails = 0;
+                self.consecutive_passes = 0;
+                self.restore_after_downtime = self.size_before_downtime.take();
+                let back = self
+                    .restore_after_downtime
+                    .map(|dynos| format!(" Going back to {dynos} dynos."))
+                    .unwrap_or_default();
+                (
+                    EventKind::DowntimeEnded,
+                    format!("Planned downtime is over: counting heartbeats afresh.{back}"),
+                    format!("{}, from {}", ended.local_span(zone), ended.source),
+                )
+            }
+            _ => return Vec::new(),
+        };
+        if !settings.notify_on_downtime {
+            return Vec::new();
+        }
+        let mut event = self.event(settings, now, kind, message);
+        event.reason = reason;
+        vec![event]
+    }
+
     /// Counts one heartbeat into the streaks. A fail clears the passes, a pass clears the
-    /// fails, anything else clears both.
+    /// fails, anything else clears both. During planned downtime nothing is counted.
     pub fn record(&mut self, observation: Observation) {
+        if self.downtime.is_some() {
+            return;
+        }
         match observation {
             Observation::Fail => {
                 self.consecutive_fails += 1;
@@ -243,11 +331,16 @@ impl AppState {
                 Observation::InBand => "right",
                 Observation::Misconfigured { .. } => "misconfigured",
             };
+            let during = if self.downtime.is_some() {
+                " (planned downtime)"
+            } else {
+                ""
+            };
             let mut ping = self.event(
                 settings,
                 now,
                 EventKind::Ping,
-                format!("Ping: {}, {band}", heartbeat.summary),
+                format!("Ping: {}, {band}{during}", heartbeat.summary),
             );
             ping.response_time_ms = heartbeat.response_time_ms;
             ping.min_dynos = Some(plan.bounds.min);
@@ -272,6 +365,24 @@ impl AppState {
             cooling_until: None,
             events: Vec::new(),
         };
+        if self.downtime.is_some() {
+            plan.scale = self.hold_in_downtime(settings, bounds, current);
+            plan.events.extend(self.check_scale_diff(settings, now));
+            return plan;
+        }
+        if let Some(before) = self.restore_after_downtime {
+            let to = before.max(bounds.min).min(bounds.max);
+            if to != current {
+                plan.scale = Some(ScaleTo {
+                    from: current,
+                    to,
+                    reason: ScaleReason::DowntimeOver,
+                });
+                plan.events.extend(self.check_scale_diff(settings, now));
+                return plan;
+            }
+            self.restore_after_downtime = None;
+        }
         let wants_up = self.consecutive_fails >= settings.number_of_fails_to_scale_up_after;
         let wants_down = self.consecutive_passes >= settings.number_of_passes_to_scale_down_after;
         let mut needs_above_max = false;
@@ -385,6 +496,32 @@ impl AppState {
         plan
     }
 
+    /// During planned downtime no streak moves the size: fails are expected, and passes from
+    /// a maintenance page say nothing about the load that comes back after it. With
+    /// `downtime_dynos` the size is held there (over the bounds: it is what the team asked
+    /// for the window); without it, only the bounds in force still move it.
+    fn hold_in_downtime(
+        &mut self,
+        settings: &AppSettings,
+        bounds: Bounds,
+        current: u32,
+    ) -> Option<ScaleTo> {
+        let (to, reason) = match settings.downtime_dynos {
+            Some(hold) => {
+                self.size_before_downtime.get_or_insert(current);
+                (hold, ScaleReason::DowntimeHold)
+            }
+            None if current > bounds.max => (bounds.max, ScaleReason::AboveMax),
+            None if current < bounds.min => (bounds.min, ScaleReason::BelowMin),
+            None => return None,
+        };
+        (to != current).then_some(ScaleTo {
+            from: current,
+            to,
+            reason,
+        })
+    }
+
     fn cooling_until(&self, cooldown: Duration, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let last = self.last_scale_at?;
         if cooldown.is_zero() || elapsed(last, now) >= cooldown {
@@ -405,6 +542,9 @@ impl AppState {
         self.consecutive_fails = 0;
         self.consecutive_passes = 0;
         self.last_scale_at = Some(now);
+        if scale.reason == ScaleReason::DowntimeOver {
+            self.restore_after_downtime = None;
+        }
         self.scale_history
             .push_back((now, scale.from.abs_diff(scale.to)));
         let mut events = self.platform_answered(settings, now);

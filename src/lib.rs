@@ -3,6 +3,7 @@
 //! Layout:
 //! - [`settings`]: load and validate the TOML file and `AUTOSCALE_*` variables.
 //! - [`schedule`]: time-of-day tables for `min_dynos` and `max_dynos`.
+//! - [`downtime`]: planned downtime windows: the ISO 8601 interval parser and the calendar.
 //! - [`decision`]: the pure engine (settings, now, size, heartbeat) → plan.
 //! - [`bot`]: the async loop that probes, decides, scales and notifies.
 //! - [`simulate`]: replays a traffic trace through the same engine on a simulated clock.
@@ -12,6 +13,7 @@
 
 pub mod bot;
 pub mod decision;
+pub mod downtime;
 pub mod schedule;
 pub mod settings;
 pub mod simulate;

@@ -103,11 +103,79 @@ fn print_check(settings: &Settings) {
             for (key, value) in app.effective() {
                 writeln!(out, "{key} = {value}")?;
             }
+            for line in downtime_lines(app, chrono::Utc::now()) {
+                writeln!(out, "{line}")?;
+            }
         }
         writeln!(out, "# settings are valid")
     };
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = write();
+}
+
+/// The planned downtime windows `check` can see (settings, environment, file), each with its
+/// source and its times in `time_zone`, and the bad entries the worker will ignore.
+fn downtime_lines(
+    app: &autoscalebot::AppSettings,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<String> {
+    use autoscalebot::downtime::{parse_file, Window};
+    let zone = app.time_zone;
+    if app.downtime_disable {
+        return vec![
+            "# planned downtime: disabled (downtime_disable): every source is ignored".into(),
+        ];
+    }
+    let mut windows: Vec<Window> = app.downtime.clone();
+    let mut bad = app.downtime_warnings.clone();
+    let mut notes = Vec::new();
+    if let Some(path) = &app.downtime_file {
+        match autoscalebot::bot::read_downtime_file(path) {
+            Ok(Some(text)) => {
+                let (found, problems) = parse_file(&text, path, zone);
+                windows.extend(found);
+                bad.extend(problems);
+            }
+            Ok(None) => notes.push(format!(
+                "# downtime file {}: not there now; the worker reads it on every heartbeat",
+                path.display()
+            )),
+            Err(error) => notes.push(format!(
+                "# downtime file {}: cannot be read: {error}",
+                path.display()
+            )),
+        }
+    }
+    if let Some(name) = &app.downtime_header {
+        notes.push(format!(
+            "# downtime header {name}: read from each heartbeat response while the worker runs"
+        ));
+    }
+    windows.sort_by_key(|window| (window.start, window.end));
+    let mut lines = vec![format!(
+        "# planned downtime windows ({}, times in {}):",
+        windows.len(),
+        zone.name()
+    )];
+    for window in &windows {
+        let state = if window.contains(now) {
+            "in force now"
+        } else if window.end <= now {
+            "over"
+        } else {
+            "to come"
+        };
+        lines.push(format!(
+            "#   {} ({state}), from {}",
+            window.local_span(zone),
+            window.source
+        ));
+    }
+    for problem in &bad {
+        lines.push(format!("# ignored: {problem}"));
+    }
+    lines.extend(notes);
+    lines
 }
 
 async fn run_worker(settings: Settings, dry_run: bool) -> Result<()> {

@@ -6,13 +6,14 @@
 //! the bad value and what was expected. Secrets are never shown. This module does no network
 //! I/O and never reads the clock.
 
+use crate::downtime::{self, BadEntry, Source, Window};
 use crate::schedule::Schedule;
 use autoscalebot_backends::Secret;
 use chrono_tz::Tz;
 use config::{Value, ValueKind};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
 
@@ -54,6 +55,29 @@ pub struct AppSettings {
     pub time_zone: Tz,
     pub scale_up_cooldown: Duration,
     pub scale_down_cooldown: Duration,
+    /// Planned downtime windows from `downtime` in the settings and `AUTOSCALE_DOWNTIME`.
+    /// Empty when `downtime_disable` is on.
+    pub downtime: Vec<Window>,
+    /// Bad entries of `AUTOSCALE_DOWNTIME`: reported and ignored, never fatal.
+    pub downtime_warnings: Vec<BadEntry>,
+    /// The file of downtime windows, re-read on every heartbeat; `None` when set to "".
+    pub downtime_file: Option<PathBuf>,
+    /// The heartbeat response header that announces downtime; `None` when set to "".
+    pub downtime_header: Option<String>,
+    /// During a window, hold the formation at this size.
+    pub downtime_dynos: Option<u32>,
+    /// `AUTOSCALE_DOWNTIME_DISABLE=1`: ignore every downtime source.
+    pub downtime_disable: bool,
+    pub notify_on_downtime: bool,
+}
+
+/// What loading needs beyond the raw values: where the settings file is (a relative
+/// `downtime_file` is beside it) and the `AUTOSCALE_DOWNTIME` list, which adds to the file's
+/// `downtime` rather than replacing it as other variables do.
+#[derive(Debug, Clone, Default)]
+pub struct LoadContext {
+    pub settings_dir: Option<PathBuf>,
+    pub env_downtime: Option<String>,
 }
 
 /// The notification backends this build knows.
@@ -138,7 +162,8 @@ pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Settin
         }
     }
     let file = path.map(|path| config::File::from(path).format(config::FileFormat::Toml));
-    from_sources(file, env)
+    let settings_dir = path.map(|path| path.parent().unwrap_or(Path::new("")).to_path_buf());
+    from_sources(file, env, settings_dir)
 }
 
 /// Loads settings from TOML text and the given environment (for tests and the demo).
@@ -146,12 +171,14 @@ pub fn from_toml_str(text: &str, env: &HashMap<String, String>) -> Result<Settin
     from_sources(
         Some(config::File::from_str(text, config::FileFormat::Toml)),
         env,
+        None,
     )
 }
 
 fn from_sources<S>(
     file: Option<S>,
     env: &HashMap<String, String>,
+    settings_dir: Option<PathBuf>,
 ) -> Result<Settings, SettingsError>
 where
     S: config::Source + Send + Sync + 'static,
@@ -159,7 +186,11 @@ where
     let table = raw_table(file, env)?;
     let mut reader = Reader::new(table, "");
     reader.origins = env_origins(env);
-    let app = AppSettings::read(&mut reader);
+    let context = LoadContext {
+        settings_dir,
+        env_downtime: env.get(ENV_DOWNTIME).cloned(),
+    };
+    let app = AppSettings::read_in(&mut reader, &context);
     reader.finish_unknown();
     match app {
         Some(app) if reader.problems.is_empty() => Ok(Settings { apps: vec![app] }),
@@ -199,7 +230,8 @@ where
     }
     let mut prefixed: config::Map<String, String> = env
         .iter()
-        .filter(|(name, _)| name.starts_with("AUTOSCALE_"))
+        // AUTOSCALE_DOWNTIME adds windows to the file's list, so it is read on its own.
+        .filter(|(name, _)| name.starts_with("AUTOSCALE_") && *name != ENV_DOWNTIME)
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
     // As the Heroku CLI does, HEROKU_API_KEY gives the key unless AUTOSCALE_ names one.
@@ -545,12 +577,21 @@ pub fn format_duration(duration: Duration) -> String {
 }
 
 const DEFAULT_HEARTBEAT_URL: &str = "/autoscalebot/heartbeat/";
+/// The variable whose comma-separated intervals add to `downtime`.
+pub const ENV_DOWNTIME: &str = "AUTOSCALE_DOWNTIME";
+const DEFAULT_DOWNTIME_FILE: &str = "downtime.txt";
+const DEFAULT_DOWNTIME_HEADER: &str = "X-Downtime";
 const DEFAULT_HEROKU_API_URL: &str = "https://api.heroku.com";
 
 impl AppSettings {
     /// Reads one app's settings, recording every problem in `reader`. `None` when any value
     /// of this app is unusable.
     pub fn read(reader: &mut Reader) -> Option<AppSettings> {
+        AppSettings::read_in(reader, &LoadContext::default())
+    }
+
+    /// [`AppSettings::read`], knowing where the settings file is and `AUTOSCALE_DOWNTIME`.
+    pub fn read_in(reader: &mut Reader, context: &LoadContext) -> Option<AppSettings> {
         let problems_before = reader.problems.len();
 
         let heroku_app_name = reader.string("heroku_app_name");
@@ -711,6 +752,42 @@ impl AppSettings {
         };
         let scale_up_cooldown = reader.duration_or("scale_up_cooldown", Duration::ZERO);
         let scale_down_cooldown = reader.duration_or("scale_down_cooldown", Duration::ZERO);
+        let notify_on_downtime = reader.bool_or("notify_on_downtime", true);
+        let downtime_disable = reader.bool_or("downtime_disable", false);
+        let downtime_entries = reader.take("downtime");
+        let (downtime, downtime_warnings) = match (downtime_disable, time_zone) {
+            (false, Some(zone)) => read_downtime(reader, downtime_entries, context, zone),
+            _ => (Vec::new(), Vec::new()),
+        };
+        let downtime_file = match reader.string("downtime_file") {
+            Some(path) if path.trim().is_empty() => None,
+            Some(path) => Some(beside_settings(context, &path)),
+            None => Some(beside_settings(context, DEFAULT_DOWNTIME_FILE)),
+        };
+        let downtime_header_text = reader.string_or("downtime_header", DEFAULT_DOWNTIME_HEADER);
+        let downtime_header = match downtime_header_text.trim() {
+            "" => None,
+            name if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok() => {
+                Some(name.to_string())
+            }
+            _ => {
+                let value = Value::new(None, downtime_header_text.clone());
+                reader.bad(
+                    "downtime_header",
+                    &value,
+                    "an HTTP header name such as \"X-Downtime\", or \"\" for none",
+                );
+                None
+            }
+        };
+        let downtime_dynos = reader.take("downtime_dynos").and_then(|value| {
+            reader.whole_value(
+                "downtime_dynos",
+                &value,
+                0,
+                "a whole number of dynos (0 or more)",
+            )
+        });
 
         // Cross-field checks, only where both sides were readable.
         if let (Some(min), Some(max)) = (min_response_time_ms, max_response_time_ms) {
@@ -783,6 +860,13 @@ impl AppSettings {
             time_zone: time_zone?,
             scale_up_cooldown: scale_up_cooldown?,
             scale_down_cooldown: scale_down_cooldown?,
+            downtime,
+            downtime_warnings,
+            downtime_file,
+            downtime_header,
+            downtime_dynos,
+            downtime_disable,
+            notify_on_downtime,
         })
     }
 
@@ -887,7 +971,94 @@ impl AppSettings {
                 "scale_down_cooldown",
                 quoted(&format_duration(self.scale_down_cooldown)),
             ),
+            (
+                "downtime",
+                format!(
+                    "[{}]",
+                    self.downtime
+                        .iter()
+                        .filter(|window| matches!(window.source, Source::Settings { .. }))
+                        .map(|window| quoted(&window.to_iso(self.time_zone)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            (
+                "downtime_file",
+                optional(
+                    self.downtime_file
+                        .as_ref()
+                        .map(|path| quoted(&path.display().to_string())),
+                ),
+            ),
+            (
+                "downtime_header",
+                optional(self.downtime_header.as_deref().map(quoted)),
+            ),
+            (
+                "downtime_dynos",
+                optional(self.downtime_dynos.map(|dynos| dynos.to_string())),
+            ),
+            ("downtime_disable", self.downtime_disable.to_string()),
+            ("notify_on_downtime", self.notify_on_downtime.to_string()),
         ]
+    }
+}
+
+/// `downtime` from the settings (a bad entry is a bad setting: exit 2, as for any other) and
+/// `AUTOSCALE_DOWNTIME` (a bad item is reported and ignored, as for the file and the header).
+fn read_downtime(
+    reader: &mut Reader,
+    entries: Option<Value>,
+    context: &LoadContext,
+    zone: chrono_tz::Tz,
+) -> (Vec<Window>, Vec<BadEntry>) {
+    let expected = "a list of ISO 8601 intervals such as [\"2026-11-25T01:00/2026-11-25T04:00\", \"2026-11-26T01:00/PT3H\"]";
+    let mut windows = Vec::new();
+    let items = match entries.map(|value| (value.kind.clone(), value)) {
+        None => Vec::new(),
+        Some((ValueKind::Array(items), _)) => items,
+        Some((ValueKind::String(_), value)) => vec![value],
+        Some((_, value)) => {
+            reader.bad("downtime", &value, expected);
+            Vec::new()
+        }
+    };
+    for (index, item) in items.into_iter().enumerate() {
+        let ValueKind::String(text) = &item.kind else {
+            reader.bad("downtime", &item, expected);
+            continue;
+        };
+        match downtime::parse_interval(text, zone) {
+            Ok((start, end)) => windows.push(Window {
+                start,
+                end,
+                source: Source::Settings { index },
+            }),
+            Err(error) => reader.bad(
+                "downtime",
+                &item,
+                format!("an ISO 8601 interval such as \"2026-11-25T01:00/2026-11-25T04:00\" or \"2026-11-25T01:00/PT3H\", but {error}"),
+            ),
+        }
+    }
+    let mut warnings = Vec::new();
+    if let Some(text) = &context.env_downtime {
+        let source = Source::Env {
+            variable: ENV_DOWNTIME.to_string(),
+        };
+        let (env_windows, bad) = downtime::parse_list(text, zone, &source);
+        windows.extend(env_windows);
+        warnings = bad;
+    }
+    (windows, warnings)
+}
+
+/// A path as written in the settings, relative to the settings file's folder.
+fn beside_settings(context: &LoadContext, path: &str) -> PathBuf {
+    match &context.settings_dir {
+        Some(dir) => dir.join(path),
+        None => PathBuf::from(path),
     }
 }
 

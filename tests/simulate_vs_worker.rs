@@ -1,12 +1,12 @@
 //! The simulator and the worker make the same decisions from the same heartbeats: the worker's
 //! real loop (`Worker::run`, paused tokio time, a scripted probe, an in-memory platform) and the
 //! simulator's replay, on one script of heartbeat outcomes with schedules, a time zone,
-//! cool-offs and an increment above one.
+//! cool-offs, an increment above one and a planned downtime window that holds a size.
 
 use async_trait::async_trait;
 use autoscalebot::bot::{tokio_clock, Clock, Worker};
 use autoscalebot::simulate::queue::{DynoModel, Moment};
-use autoscalebot::simulate::replay::{Bench, Needs};
+use autoscalebot::simulate::replay::{calendar_for, Bench, Needs};
 use autoscalebot::simulate::trace::{Point, Trace};
 use autoscalebot_backends::probe::{Probe, ProbeOutcome};
 use autoscalebot_backends::scaler::{ScaleError, Scaler};
@@ -28,6 +28,8 @@ max_dynos = { "0:00" = 2, "8:00" = 7, "8:40" = 3 }
 min_dynos = { "0:00" = 1, "8:20" = 2 }
 scale_up_cooldown = "1m"
 scale_down_cooldown = "3m"
+downtime = ["2024-03-01T08:50/PT8M"]
+downtime_dynos = 4
 "#;
 
 /// 90 minutes of 30 s heartbeats.
@@ -64,10 +66,12 @@ fn response(status: u16, ms: u64) -> ProbeOutcome {
     ProbeOutcome::Response {
         status,
         elapsed: Duration::from_millis(ms),
+        downtime_header: None,
     }
 }
 
-/// 07:50 in Vancouver: the schedules change at 08:00, 08:20 and 08:40 during the run.
+/// 07:50 in Vancouver: the schedules change at 08:00, 08:20 and 08:40 during the run, and the
+/// downtime window holds 4 dynos from 08:50 to 08:58.
 fn start() -> DateTime<Utc> {
     chrono_tz::America::Vancouver
         .with_ymd_and_hms(2024, 3, 1, 7, 50, 0)
@@ -176,7 +180,14 @@ fn simulator_decisions(initial: u32) -> Vec<(DateTime<Utc>, u32, u32)> {
         beat += 1;
         outcome
     };
-    let run = bench.run_engine(&settings, initial, false, &mut probe, &mut || {});
+    let run = bench.run_engine(
+        &settings,
+        &calendar_for(&settings),
+        initial,
+        false,
+        &mut probe,
+        &mut || {},
+    );
     assert_eq!(beat, BEATS, "the simulator used every scripted heartbeat");
     run.decisions.iter().map(|d| (d.at, d.from, d.to)).collect()
 }
@@ -191,5 +202,12 @@ async fn the_simulator_decides_as_the_worker_does() {
         assert!(worker.len() >= 6, "{worker:?}");
         assert!(worker.iter().any(|(_, from, to)| to > from));
         assert!(worker.iter().any(|(_, from, to)| to < from));
+        let window_start = start() + chrono::Duration::minutes(60);
+        assert!(
+            worker
+                .iter()
+                .any(|(at, _, to)| *at == window_start && *to == 4),
+            "the downtime window holds 4 dynos: {worker:?}"
+        );
     }
 }

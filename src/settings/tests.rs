@@ -338,6 +338,12 @@ fn effective_lists_every_setting() {
         "time_zone",
         "scale_up_cooldown",
         "scale_down_cooldown",
+        "downtime",
+        "downtime_file",
+        "downtime_header",
+        "downtime_dynos",
+        "downtime_disable",
+        "notify_on_downtime",
     ] {
         assert!(keys.contains(&key), "{key} missing from check output");
     }
@@ -363,4 +369,174 @@ fn settings_example_is_valid_and_names_every_setting() {
             "README.md lacks `{key}`"
         );
     }
+}
+
+// ---- planned downtime ----
+
+fn utc(text: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+#[test]
+fn downtime_defaults() {
+    let app = load_ok(MINIMAL, &[]);
+    assert!(app.downtime.is_empty());
+    assert!(app.downtime_warnings.is_empty());
+    assert_eq!(app.downtime_file, Some(PathBuf::from("downtime.txt")));
+    assert_eq!(app.downtime_header.as_deref(), Some("X-Downtime"));
+    assert_eq!(app.downtime_dynos, None);
+    assert!(!app.downtime_disable);
+    assert!(app.notify_on_downtime);
+}
+
+#[test]
+fn downtime_in_the_settings_is_read_in_the_time_zone() {
+    let app = load_ok(
+        &format!(
+            "{MINIMAL}\ntime_zone = \"Europe/Paris\"\ndowntime = [\"2026-11-25T01:00/2026-11-25T04:00\", \"2026-11-26T01:00Z/PT90M\"]\ndowntime_dynos = 2"
+        ),
+        &[],
+    );
+    assert_eq!(app.downtime.len(), 2);
+    assert_eq!(app.downtime[0].start, utc("2026-11-25T00:00:00Z"));
+    assert_eq!(app.downtime[0].end, utc("2026-11-25T03:00:00Z"));
+    assert_eq!(app.downtime[1].source, Source::Settings { index: 1 });
+    assert_eq!(app.downtime[1].end, utc("2026-11-26T02:30:00Z"));
+    assert_eq!(app.downtime_dynos, Some(2));
+    let effective: HashMap<_, _> = app.effective().into_iter().collect();
+    assert_eq!(
+        effective["downtime"],
+        "[\"2026-11-25T01:00:00+01:00/2026-11-25T04:00:00+01:00\", \"2026-11-26T02:00:00+01:00/2026-11-26T03:30:00+01:00\"]"
+    );
+}
+
+#[test]
+fn a_bad_downtime_entry_in_the_settings_is_a_bad_setting() {
+    let error = load_err(
+        &format!("{MINIMAL}\ndowntime = [\"2026-11-25T01:00/PT1H\", \"2026-11-25T04:00/2026-11-25T01:00\", 7]"),
+        &[],
+    );
+    let problems: Vec<&Problem> = error
+        .problems
+        .iter()
+        .filter(|problem| problem.key == "downtime")
+        .collect();
+    assert_eq!(problems.len(), 2, "{error}");
+    assert_eq!(
+        problems[0].value.as_deref(),
+        Some("\"2026-11-25T04:00/2026-11-25T01:00\"")
+    );
+    assert!(
+        problems[0]
+            .expected
+            .contains("the end (2026-11-25T01:00) is not after the start"),
+        "{error}"
+    );
+    assert_eq!(problems[1].value.as_deref(), Some("7"));
+}
+
+#[test]
+fn the_environment_adds_windows_and_its_bad_items_are_warnings_not_problems() {
+    let app = load_ok(
+        &format!("{MINIMAL}\ndowntime = [\"2026-11-25T01:00/PT1H\"]"),
+        &[(
+            "AUTOSCALE_DOWNTIME",
+            "2026-11-26T01:00/PT1H,garbage, 2026-11-27T01:00/PT1H",
+        )],
+    );
+    let sources: Vec<String> = app
+        .downtime
+        .iter()
+        .map(|window| window.source.to_string())
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            "settings downtime[0]",
+            "environment variable AUTOSCALE_DOWNTIME",
+            "environment variable AUTOSCALE_DOWNTIME"
+        ]
+    );
+    assert_eq!(app.downtime_warnings.len(), 1);
+    assert_eq!(app.downtime_warnings[0].text, "garbage");
+    // The file's list stays the setting shown by `check`.
+    let effective: HashMap<_, _> = app.effective().into_iter().collect();
+    assert_eq!(
+        effective["downtime"],
+        "[\"2026-11-25T01:00:00+00:00/2026-11-25T02:00:00+00:00\"]"
+    );
+}
+
+#[test]
+fn downtime_disable_from_the_environment_ignores_every_source() {
+    for flag in ["1", "true"] {
+        let app = load_ok(
+            &format!(
+                "{MINIMAL}\ndowntime = [\"2026-11-25T01:00/PT1H\", \"not checked when disabled\"]"
+            ),
+            &[
+                ("AUTOSCALE_DOWNTIME_DISABLE", flag),
+                ("AUTOSCALE_DOWNTIME", "2026-11-26T01:00/PT1H,garbage"),
+            ],
+        );
+        assert!(app.downtime_disable, "{flag}");
+        assert!(app.downtime.is_empty());
+        assert!(app.downtime_warnings.is_empty());
+    }
+    let error = load_err(MINIMAL, &[("AUTOSCALE_DOWNTIME_DISABLE", "maybe")]);
+    assert_eq!(
+        problem_for(&error, "downtime_disable").origin.as_deref(),
+        Some("AUTOSCALE_DOWNTIME_DISABLE")
+    );
+}
+
+#[test]
+fn the_downtime_file_is_beside_the_settings_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("settings.toml");
+    std::fs::write(&path, MINIMAL).unwrap();
+    let app = load(Some(&path), &HashMap::new()).unwrap().apps.remove(0);
+    assert_eq!(app.downtime_file, Some(dir.path().join("downtime.txt")));
+
+    std::fs::write(
+        &path,
+        format!("{MINIMAL}\ndowntime_file = \"ops/planned.txt\""),
+    )
+    .unwrap();
+    let app = load(Some(&path), &HashMap::new()).unwrap().apps.remove(0);
+    assert_eq!(app.downtime_file, Some(dir.path().join("ops/planned.txt")));
+
+    std::fs::write(
+        &path,
+        format!("{MINIMAL}\ndowntime_file = \"/srv/planned.txt\""),
+    )
+    .unwrap();
+    let app = load(Some(&path), &HashMap::new()).unwrap().apps.remove(0);
+    assert_eq!(app.downtime_file, Some(PathBuf::from("/srv/planned.txt")));
+
+    let app = load_ok(&format!("{MINIMAL}\ndowntime_file = \"\""), &[]);
+    assert_eq!(app.downtime_file, None, "\"\" turns the file off");
+}
+
+#[test]
+fn downtime_header_and_dynos_are_checked() {
+    let app = load_ok(&format!("{MINIMAL}\ndowntime_header = \"\""), &[]);
+    assert_eq!(app.downtime_header, None);
+    let app = load_ok(MINIMAL, &[("AUTOSCALE_DOWNTIME_HEADER", "X-Maintenance")]);
+    assert_eq!(app.downtime_header.as_deref(), Some("X-Maintenance"));
+    let app = load_ok(MINIMAL, &[("AUTOSCALE_DOWNTIME_DYNOS", "0")]);
+    assert_eq!(app.downtime_dynos, Some(0));
+
+    let error = load_err(
+        &format!("{MINIMAL}\ndowntime_header = \"X Down: time\"\ndowntime_dynos = -1"),
+        &[],
+    );
+    assert!(problem_for(&error, "downtime_header")
+        .expected
+        .contains("header name"));
+    assert!(problem_for(&error, "downtime_dynos")
+        .expected
+        .contains("whole number"));
 }

@@ -19,7 +19,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use queue::DynoModel;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
-use replay::{heartbeat_outcome, Bench, Needs, Run};
+use replay::{calendar_for, heartbeat_outcome, Bench, Needs, Run};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -282,10 +282,12 @@ pub fn simulate(
     let mut progress = Progress::new(beats_of(&settings) + beats_of(&defaults));
 
     let ours_initial_dynos = bounds_at(&settings, start).min;
+    let calendar = downtime_calendar(&settings);
     let mut rng = Pcg64Mcg::seed_from_u64(args.seed);
     let timeout = settings.heartbeat_timeout;
     let ours = bench.run_engine(
         &settings,
+        &calendar,
         ours_initial_dynos,
         true,
         &mut |_, moment| heartbeat_outcome(moment.sample_ms(&mut rng), timeout),
@@ -298,6 +300,7 @@ pub fn simulate(
     let timeout = defaults.heartbeat_timeout;
     let defaults_run = bench.run_engine(
         &defaults,
+        &calendar_for(&defaults),
         defaults_initial_dynos,
         false,
         &mut |_, moment| heartbeat_outcome(moment.sample_ms(&mut rng), timeout),
@@ -321,6 +324,30 @@ pub fn simulate(
         elapsed: started.elapsed(),
         trace,
     })
+}
+
+/// The worker's planned downtime windows: those of the settings and, when it can be read, the
+/// downtime file as it is now. A heartbeat's downtime header cannot be replayed.
+fn downtime_calendar(settings: &AppSettings) -> crate::downtime::Calendar {
+    let mut calendar = calendar_for(settings);
+    if settings.downtime_disable {
+        return calendar;
+    }
+    if let Some(path) = &settings.downtime_file {
+        match crate::bot::read_downtime_file(path) {
+            Ok(text) => {
+                let learned = calendar.file_read(path, text.as_deref());
+                for problem in learned.new_problems {
+                    eprintln!("autoscalebot: warning: ignoring a bad downtime entry: {problem}");
+                }
+            }
+            Err(error) => eprintln!(
+                "autoscalebot: warning: downtime file {}: {error}; simulating without it",
+                path.display()
+            ),
+        }
+    }
+    calendar
 }
 
 /// A progress bar that shows itself only once a run has taken more than a second, so short

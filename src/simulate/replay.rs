@@ -2,14 +2,16 @@
 //! was: the settings through the real engine, a fixed size at `max_dynos`, or the oracle.
 //!
 //! For the engine this is the worker's loop with a simulated clock: at each heartbeat time it
-//! classifies an outcome with [`classify`], hands it to [`AppState::observe`] with the quantity
-//! the platform would report, and reports a scale back with [`AppState::scaled`]. It holds no
-//! rule of its own; the only things it adds are physics: dynos that take `boot_time` to serve,
+//! classifies an outcome with [`classify`], tells the engine the planned downtime window in
+//! force ([`AppState::set_downtime`]), hands the heartbeat to [`AppState::observe`] with the
+//! quantity the platform would report, and reports a scale back with [`AppState::scaled`]. It
+//! holds no rule of its own; the only things it adds are physics: dynos that take `boot_time` to serve,
 //! and the queue between heartbeats.
 
 use super::queue::{Backlog, DynoModel, Moment, ROUTER_TIMEOUT};
 use super::trace::{utc, Trace};
 use crate::decision::{bounds_at, classify, AppState, Observation, ScaleReason};
+use crate::downtime::Calendar;
 use crate::settings::AppSettings;
 use autoscalebot_backends::probe::ProbeOutcome;
 use chrono::{DateTime, Utc};
@@ -194,6 +196,7 @@ impl Bench<'_> {
     pub fn run_engine(
         &self,
         settings: &AppSettings,
+        calendar: &Calendar,
         initial_dynos: u32,
         record_beats: bool,
         probe: &mut dyn FnMut(i64, &Moment) -> ProbeOutcome,
@@ -223,6 +226,8 @@ impl Bench<'_> {
                 settings.max_response_time_ms,
                 settings.min_response_time_ms,
             );
+            // As the worker does before each decision (notifications are not simulated).
+            state.set_downtime(settings, now, calendar.active(now));
             let plan = state.observe(settings, now, &heartbeat, fleet.quantity());
             let mut scaled = None;
             if let Some(scale) = plan.scale {
@@ -399,6 +404,12 @@ pub fn fewest_dynos(model: &DynoModel, rate: f64, max_response_time_ms: f64) -> 
     }
 }
 
+/// The planned downtime windows of the settings (file and environment), as the worker's
+/// calendar starts. `downtime_disable` leaves it empty, as the settings do.
+pub fn calendar_for(settings: &AppSettings) -> Calendar {
+    Calendar::new(settings.time_zone, settings.downtime.clone())
+}
+
 /// What a heartbeat sees when the request takes `response_ms`: an answer, a 503 from the
 /// router at its 30 s timeout, or our own timeout.
 pub fn heartbeat_outcome(response_ms: f64, heartbeat_timeout: Duration) -> ProbeOutcome {
@@ -412,11 +423,13 @@ pub fn heartbeat_outcome(response_ms: f64, heartbeat_timeout: Duration) -> Probe
         ProbeOutcome::Response {
             status: 503,
             elapsed: ROUTER_TIMEOUT,
+            downtime_header: None,
         }
     } else {
         ProbeOutcome::Response {
             status: 200,
             elapsed: Duration::from_secs_f64(response_ms / 1000.0),
+            downtime_header: None,
         }
     }
 }

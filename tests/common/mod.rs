@@ -39,13 +39,20 @@ async fn serve(router: Router) -> String {
     format!("http://{address}")
 }
 
-/// An app whose heartbeat answers after a latency the test sets.
+/// A response header the heartbeat sends: `(name, value)`.
+type SentHeader = Arc<Mutex<Option<(String, String)>>>;
+/// What the heartbeat handler shares with the test: latency, status, hits, header.
+type HeartbeatState = (Arc<AtomicU64>, Arc<AtomicU16>, Arc<AtomicU64>, SentHeader);
+
+/// An app whose heartbeat answers after a latency the test sets, with a status and a response
+/// header the test can set too.
 #[derive(Clone)]
 pub struct HeartbeatServer {
     pub url: String,
     latency_ms: Arc<AtomicU64>,
     status: Arc<AtomicU16>,
     hits: Arc<AtomicU64>,
+    header: SentHeader,
 }
 
 impl HeartbeatServer {
@@ -53,18 +60,27 @@ impl HeartbeatServer {
         let latency = Arc::new(AtomicU64::new(latency_ms));
         let status = Arc::new(AtomicU16::new(200));
         let hits = Arc::new(AtomicU64::new(0));
-        let state = (latency.clone(), status.clone(), hits.clone());
+        let header: SentHeader = Arc::new(Mutex::new(None));
+        let state = (
+            latency.clone(),
+            status.clone(),
+            hits.clone(),
+            header.clone(),
+        );
         let router = Router::new()
             .fallback(
-                |State((latency, status, hits)): State<(
-                    Arc<AtomicU64>,
-                    Arc<AtomicU16>,
-                    Arc<AtomicU64>,
-                )>| async move {
+                |State((latency, status, hits, header)): State<HeartbeatState>| async move {
                     tokio::time::sleep(Duration::from_millis(latency.load(Ordering::SeqCst))).await;
                     hits.fetch_add(1, Ordering::SeqCst);
                     let code = StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap();
-                    (code, "ok")
+                    let mut headers = HeaderMap::new();
+                    if let Some((name, value)) = header.lock().unwrap().clone() {
+                        headers.insert(
+                            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                            value.parse().unwrap(),
+                        );
+                    }
+                    (code, headers, "ok")
                 },
             )
             .with_state(state);
@@ -74,7 +90,18 @@ impl HeartbeatServer {
             latency_ms: latency,
             status,
             hits,
+            header,
         }
+    }
+
+    /// Sends `name: value` with every answer from now on.
+    pub fn set_header(&self, name: &str, value: &str) {
+        *self.header.lock().unwrap() = Some((name.to_string(), value.to_string()));
+    }
+
+    /// Stops sending the header.
+    pub fn clear_header(&self) {
+        *self.header.lock().unwrap() = None;
     }
 
     pub fn set_latency_ms(&self, latency_ms: u64) {
@@ -295,6 +322,11 @@ impl Bot {
             stderr,
             _dir: dir,
         }
+    }
+
+    /// The folder holding the settings file (where a `downtime.txt` beside it goes).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     pub fn stdout(&self) -> String {

@@ -43,6 +43,10 @@ pub enum EventKind {
     /// `notify_if_scale_diff_exceeds_threshold` within `…_period_in_minutes`.
     ScaleDiffExceeded,
     ScaleDiffEnded,
+    /// `notify_on_downtime`: a planned downtime window started; told once per window.
+    DowntimeStarted,
+    /// The planned downtime window ended; the streaks start afresh.
+    DowntimeEnded,
     /// Sent by hand to check that a backend delivers.
     Test,
 }
@@ -60,6 +64,8 @@ impl EventKind {
             EventKind::NeedsBelowMinEnded => "needs_below_min_ended",
             EventKind::ScaleDiffExceeded => "scale_diff_exceeded",
             EventKind::ScaleDiffEnded => "scale_diff_ended",
+            EventKind::DowntimeStarted => "downtime_started",
+            EventKind::DowntimeEnded => "downtime_ended",
             EventKind::Test => "test",
         }
     }

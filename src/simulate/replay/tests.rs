@@ -51,6 +51,7 @@ fn p95_probe(_: i64, moment: &Moment) -> ProbeOutcome {
     ProbeOutcome::Response {
         status: 200,
         elapsed: Duration::from_millis(elapsed),
+        downtime_header: None,
     }
 }
 
@@ -73,7 +74,8 @@ fn heartbeat_outcomes_follow_the_timeouts() {
         heartbeat_outcome(120.4, timeout),
         ProbeOutcome::Response {
             status: 200,
-            elapsed: Duration::from_secs_f64(0.1204)
+            elapsed: Duration::from_secs_f64(0.1204),
+            downtime_header: None,
         }
     );
     assert_eq!(
@@ -85,7 +87,8 @@ fn heartbeat_outcomes_follow_the_timeouts() {
         heartbeat_outcome(30_000.0, long),
         ProbeOutcome::Response {
             status: 503,
-            elapsed: ROUTER_TIMEOUT
+            elapsed: ROUTER_TIMEOUT,
+            downtime_header: None,
         }
     );
 }
@@ -132,7 +135,14 @@ fn an_app_held_at_one_dyno_under_overload_is_slow_all_the_time() {
     let needs = Needs::compute(&trace, &MODEL, 1000.0);
     let bench = bench(&trace, &needs);
     let settings = settings(&[("max_dynos", "1")]);
-    let run = bench.run_engine(&settings, 1, true, &mut p95_probe, &mut || {});
+    let run = bench.run_engine(
+        &settings,
+        &calendar_for(&settings),
+        1,
+        true,
+        &mut p95_probe,
+        &mut || {},
+    );
     assert!(run.decisions.is_empty());
     // The first minute builds the backlog from nothing, so it may start fast.
     assert!(
@@ -153,7 +163,14 @@ fn a_surge_is_answered_after_the_fail_streak_and_the_first_scale_up_is_timed() {
         ("max_dynos", "5"),
         ("number_of_fails_to_scale_up_after", "3"),
     ]);
-    let run = bench.run_engine(&settings, 1, false, &mut p95_probe, &mut || {});
+    let run = bench.run_engine(
+        &settings,
+        &calendar_for(&settings),
+        1,
+        false,
+        &mut p95_probe,
+        &mut || {},
+    );
     let first_up = run.decisions.iter().find(|d| d.to > d.from).unwrap();
     // Fails at 10:00, 10:30 and 11:00: the third one scales.
     assert_eq!(first_up.at.timestamp_millis(), 11 * 60_000);
@@ -172,7 +189,14 @@ fn a_booting_dyno_is_billed_before_it_serves() {
     let mut always_fail = |_: i64, _: &Moment| ProbeOutcome::Timeout {
         elapsed: Duration::from_secs(5),
     };
-    let run = bench.run_engine(&settings, 1, true, &mut always_fail, &mut || {});
+    let run = bench.run_engine(
+        &settings,
+        &calendar_for(&settings),
+        1,
+        true,
+        &mut always_fail,
+        &mut || {},
+    );
     assert_eq!(run.decisions.len(), 1);
     assert_eq!(run.decisions[0].at.timestamp_millis(), 60_000);
     // 1 dyno for 10 minutes plus 1 more from 60 s on.
