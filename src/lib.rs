@@ -6,6 +6,7 @@
 //! - [`downtime`]: planned downtime windows: the ISO 8601 interval parser and the calendar.
 //! - [`decision`]: the pure engine (settings, now, size, heartbeat) → plan.
 //! - [`bot`]: the async loop that probes, decides, scales and notifies.
+//! - [`simulate`]: replays a traffic trace through the same engine on a simulated clock.
 //!
 //! The edges to the outside world (HTTP probes, the Heroku API, notifiers) live in the
 //! `autoscalebot-backends` crate.
@@ -15,6 +16,7 @@ pub mod decision;
 pub mod downtime;
 pub mod schedule;
 pub mod settings;
+pub mod simulate;
 
 pub use bot::Worker;
 pub use decision::{AppState, Observation, Plan};

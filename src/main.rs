@@ -37,6 +37,9 @@ enum Command {
     /// Send one test notification through every backend in notification_backends and report,
     /// per backend, delivered or the error. Exits 1 when any failed.
     NotifyTest,
+    /// Replay a traffic trace through the decision engine and show what the settings would
+    /// have cost and how long the app would have been slow, beside three references.
+    Simulate(autoscalebot::simulate::SimulateArgs),
 }
 
 /// How long running heartbeats and notifications get to finish after SIGTERM; Heroku sends
@@ -56,6 +59,18 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    if let Some(Command::Simulate(args)) = &cli.command {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        return Ok(
+            match autoscalebot::simulate::run(cli.settings.as_deref(), &env, args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("autoscalebot simulate: {error}");
+                    ExitCode::from(error.exit_code())
+                }
+            },
+        );
+    }
     let settings = match load_settings(&cli) {
         Ok(settings) => settings,
         Err(error) => {
@@ -77,6 +92,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Simulate(_) => unreachable!("handled before the settings are loaded"),
         Command::Run => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(run_worker(settings, cli.dry_run))?;
