@@ -9,6 +9,7 @@
 //! - [`router_log`]: Heroku log drain parsing (logplex frames, router lines, windows).
 //! - [`telemetry`], [`metrics`]: what the loop shares with the HTTP server.
 //! - [`server`]: the HTTP server: the log drain, `/metrics`, `/healthz`, the status page.
+//! - [`simulate`]: replays a traffic trace through the same engine on a simulated clock.
 //!
 //! The edges to the outside world (HTTP probes, the Heroku API, notifiers) live in the
 //! `autoscalebot-backends` crate.
@@ -21,6 +22,7 @@ pub mod router_log;
 pub mod schedule;
 pub mod server;
 pub mod settings;
+pub mod simulate;
 pub mod telemetry;
 
 pub use bot::Worker;

@@ -37,6 +37,9 @@ enum Command {
     /// Send one test notification through every backend in notification_backends and report,
     /// per backend, delivered or the error. Exits 1 when any failed.
     NotifyTest,
+    /// Replay a traffic trace through the decision engine and show what the settings would
+    /// have cost and how long the app would have been slow, beside three references.
+    Simulate(autoscalebot::simulate::SimulateArgs),
 }
 
 /// How long running heartbeats and notifications get to finish after SIGTERM; Heroku sends
@@ -55,6 +58,20 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let on_dyno = std::env::var_os("DYNO").is_some();
+    if let Some(Command::Simulate(args)) = &cli.command {
+        init_logging(LogFormat::Auto.resolve(on_dyno));
+        let env: HashMap<String, String> = std::env::vars().collect();
+        return Ok(
+            match autoscalebot::simulate::run(cli.settings.as_deref(), &env, args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("autoscalebot simulate: {error}");
+                    ExitCode::from(error.exit_code())
+                }
+            },
+        );
+    }
     let settings = match load_settings(&cli) {
         Ok(settings) => settings,
         Err(error) => {
@@ -66,7 +83,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .apps
         .first()
         .map_or(LogFormat::Auto, |app| app.log_format);
-    init_logging(log_format.resolve(std::env::var_os("DYNO").is_some()));
+    // After loading, so that log_format applies; settings problems go to stderr as text.
+    init_logging(log_format.resolve(on_dyno));
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => {
             print_check(&settings);
@@ -81,6 +99,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Simulate(_) => unreachable!("handled before the settings are loaded"),
         Command::Run => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(run_worker(settings, cli.dry_run))?;

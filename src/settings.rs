@@ -328,10 +328,10 @@ where
         config::Environment::with_prefix("AUTOSCALE")
             .prefix_separator("_")
             .separator("__")
-            .try_parsing(true)
-            .list_separator(",")
-            .with_list_parse_key("notification_backends")
-            .with_list_parse_key("email.to")
+            // Values stay text: the Reader parses each as its setting expects, so an API key
+            // or a header value such as "00123" keeps its leading zeros, and lists are split
+            // on commas by `Reader::string_list`.
+            .try_parsing(false)
             .source(Some(prefixed)),
     );
     let built = builder.build().map_err(|error| {
@@ -648,7 +648,11 @@ impl Reader {
         let items = match value.kind.clone() {
             ValueKind::Array(items) => items,
             ValueKind::String(text) if text.trim().is_empty() => Vec::new(),
-            ValueKind::String(_) => vec![value.clone()],
+            // From the environment a list arrives as one string: "console,log".
+            ValueKind::String(text) => text
+                .split(',')
+                .map(|item| Value::new(None, item.trim().to_string()))
+                .collect(),
             _ => {
                 self.bad(
                     key,

@@ -122,9 +122,11 @@ fn heroku_api_key_from_the_environment() {
         ],
     );
     assert_eq!(app.heroku_api_key.expose(), "from-autoscale");
-    // A numeric-looking key stays text.
-    let app = load_ok(text, &[("HEROKU_API_KEY", "1234567890")]);
-    assert_eq!(app.heroku_api_key.expose(), "1234567890");
+    // A numeric-looking key stays text, leading zeros and all.
+    let app = load_ok(text, &[("HEROKU_API_KEY", "0012345")]);
+    assert_eq!(app.heroku_api_key.expose(), "0012345");
+    let app = load_ok(text, &[("AUTOSCALE_HEROKU_API_KEY", "true")]);
+    assert_eq!(app.heroku_api_key.expose(), "true");
 }
 
 #[test]
