@@ -142,7 +142,7 @@ impl Worker {
     pub async fn run(mut self, shutdown: CancellationToken) {
         tracing::info!(
             app = %self.settings.heroku_app_name,
-            target = %self.scaler.describe(),
+            scales = %self.scaler.describe(),
             heartbeat = %self.settings.heartbeat_url,
             signal = self.settings.signal.as_str(),
             interval = ?self.settings.heartbeat_interval,
