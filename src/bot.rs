@@ -8,17 +8,28 @@
 //! A stopped app (quantity 0) gets no heartbeat: its beat only reads the quantity, so that a
 //! wake by the activator or a `min_dynos` schedule above 0 is seen. The shutdown hook is called
 //! before every scale to 0.
+//!
+//! Before each decision it also reads the downtime file and the heartbeat's downtime header
+//! into the [`Calendar`] and tells the engine which window, if any, is in force.
 
 use crate::activator::meter::TrafficMeter;
-use crate::decision::{classify, AppState, Heartbeat, Observation, Plan, ScaleTo};
+use crate::decision::{
+    classify, classify_router, combine, AppState, Heartbeat, Observation, Plan, ScaleTo,
+};
+use crate::downtime::{Calendar, Learned};
+use crate::router_log::RouterStats;
 use crate::settings::{AppSettings, ScalerKind};
+use crate::telemetry::Telemetry;
 use autoscalebot_backends::notify::{
-    ConsoleNotifier, Dispatcher, Event, LogNotifier, Notifier, TestNotifier,
+    ConsoleNotifier, Dispatcher, EmailNotifier, Event, EventKind, LogNotifier, Notifier,
+    NotifyError, TestNotifier, WebhookNotifier,
 };
 use autoscalebot_backends::probe::{Heartbeat as HeartbeatProbe, Probe, ProbeOutcome};
 use autoscalebot_backends::scaler::{CommandScaler, HerokuScaler, ScaleError, Scaler};
 use autoscalebot_backends::shutdown_hook::ShutdownHook;
 use chrono::{DateTime, Utc};
+use std::io::Read;
+use std::path::Path;
 use std::sync::Arc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -41,14 +52,18 @@ pub fn tokio_clock(start: DateTime<Utc>) -> Clock {
 #[derive(Debug, Clone)]
 pub struct Beat {
     pub at: DateTime<Utc>,
-    /// `None` when the app was stopped, so no heartbeat was sent.
-    pub heartbeat: Option<Heartbeat>,
+    /// For a stopped app (`stopped`), a placeholder: no heartbeat was sent.
+    pub heartbeat: Heartbeat,
+    /// The app was read at quantity 0, so it was not probed.
+    pub stopped: bool,
     /// The quantity read from the platform, when the read worked.
     pub quantity: Option<u32>,
     pub plan: Option<Plan>,
     /// The quantity after this beat's scale, when one was made.
     pub scaled_to: Option<u32>,
     pub error: Option<String>,
+    /// The router window, when `signal` uses the log drain.
+    pub router: Option<RouterStats>,
 }
 
 /// One app's worker: its settings, its engine state and its edges.
@@ -65,6 +80,11 @@ pub struct Worker {
     shutdown_hook: Option<ShutdownHook>,
     /// The last quantity read or set was 0: the next beat reads instead of probing.
     stopped: bool,
+    telemetry: Telemetry,
+    /// Every planned downtime window known, from each source.
+    calendar: Calendar,
+    /// The last error reading the downtime file, so that it is logged once, not every beat.
+    downtime_file_error: Option<String>,
 }
 
 impl Worker {
@@ -76,17 +96,24 @@ impl Worker {
         clock: Clock,
         dry_run: bool,
     ) -> Self {
+        let dispatcher = Dispatcher::start(notifiers);
+        let telemetry = Telemetry::new(&settings, clock.clone(), dispatcher.counts());
+        let mut calendar = Calendar::new(settings.time_zone, settings.downtime.clone());
+        calendar.already_reported(&settings.downtime_warnings);
         Worker {
+            calendar,
+            downtime_file_error: None,
             settings,
             state: AppState::new(),
             probe,
             scaler,
-            dispatcher: Dispatcher::start(notifiers),
+            dispatcher,
             clock,
             dry_run,
             traffic: None,
             shutdown_hook: None,
             stopped: false,
+            telemetry,
         }
     }
 
@@ -103,6 +130,11 @@ impl Worker {
         self
     }
 
+    /// What the HTTP server shows and fills: metrics, recent beats, the router window.
+    pub fn telemetry(&self) -> Telemetry {
+        self.telemetry.clone()
+    }
+
     /// Builds the worker the settings describe: heartbeat probe, Heroku scaler, and the named
     /// notification backends. `test_notifier` receives events when "test" is named.
     pub fn from_settings(
@@ -111,14 +143,22 @@ impl Worker {
         dry_run: bool,
         test_notifier: Option<TestNotifier>,
     ) -> Self {
-        let probe = Arc::new(HeartbeatProbe::new(
-            client.clone(),
-            settings.heartbeat_url.clone(),
-            settings.heartbeat_timeout,
-        ));
+        let downtime_header = settings
+            .downtime_header
+            .as_ref()
+            .filter(|_| !settings.downtime_disable)
+            .and_then(|name| reqwest::header::HeaderName::from_bytes(name.as_bytes()).ok());
+        let probe = Arc::new(
+            HeartbeatProbe::new(
+                client.clone(),
+                settings.heartbeat_url.clone(),
+                settings.heartbeat_timeout,
+            )
+            .with_downtime_header(downtime_header),
+        );
         let scaler = scaler_for(&settings, client.clone());
         let hook = shutdown_hook_for(&settings, client);
-        let notifiers = notifiers_for(&settings.notification_backends, test_notifier);
+        let notifiers = notifiers_for(&settings, test_notifier);
         Worker::new(settings, probe, scaler, notifiers, system_clock(), dry_run)
             .with_shutdown_hook(hook)
     }
@@ -128,8 +168,9 @@ impl Worker {
     pub async fn run(mut self, shutdown: CancellationToken) {
         tracing::info!(
             app = %self.settings.heroku_app_name,
-            target = %self.scaler.describe(),
+            scales = %self.scaler.describe(),
             heartbeat = %self.settings.heartbeat_url,
+            signal = self.settings.signal.as_str(),
             interval = ?self.settings.heartbeat_interval,
             dry_run = self.dry_run,
             "Worker started."
@@ -140,8 +181,10 @@ impl Worker {
                 "idle_after is set but this worker measures no traffic, so it will not stop the app for idleness; `autoscalebot activate` does, in front of the app."
             );
         }
+        self.log_downtime_sources();
         let mut ticker = tokio::time::interval(self.settings.heartbeat_interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        self.telemetry.stamp_alive();
         loop {
             tokio::select! {
                 biased;
@@ -152,12 +195,17 @@ impl Worker {
             if self.stopped && self.stopped_beat().await.is_some() {
                 continue;
             }
-            let outcome = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                outcome = self.probe.probe() => outcome,
-            };
-            self.act(outcome).await;
+            if self.settings.signal.uses_heartbeat() {
+                let outcome = tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => break,
+                    outcome = self.probe.probe() => outcome,
+                };
+                // Not cancellable: a platform call in flight finishes (each has its own timeout).
+                self.act(outcome).await;
+            } else {
+                self.act_on_router().await;
+            }
         }
         tracing::info!(app = %self.settings.heroku_app_name, "Worker stopping.");
         self.dispatcher
@@ -180,13 +228,20 @@ impl Worker {
     /// app runs again (someone woke it), so the caller probes it at once.
     async fn stopped_beat(&mut self) -> Option<Beat> {
         let app = self.settings.heroku_app_name.clone();
+        let none = Heartbeat {
+            observation: Observation::InBand,
+            response_time_ms: None,
+            summary: "stopped: no heartbeat".to_string(),
+        };
         let mut beat = Beat {
             at: (self.clock)(),
-            heartbeat: None,
+            heartbeat: none.clone(),
+            stopped: true,
             quantity: None,
             plan: None,
             scaled_to: None,
             error: None,
+            router: None,
         };
         match self.scaler.current().await {
             Ok(0) => {}
@@ -208,11 +263,14 @@ impl Worker {
         }
         beat.quantity = Some(0);
         let plan = self.state.observe_stopped(&self.settings, (self.clock)());
-        self.carry_out(plan, &mut beat).await;
+        self.carry_out(plan, &mut beat, &none).await;
+        self.telemetry.record_beat(&beat);
+        self.telemetry.stamp_alive();
         Some(beat)
     }
 
-    /// Classifies the outcome, reads the size, decides, scales, notifies.
+    /// Classifies the outcome (with the router window when `signal = "both"`), reads the
+    /// size, decides, scales, notifies.
     pub async fn act(&mut self, outcome: ProbeOutcome) -> Beat {
         let settings = &self.settings;
         let heartbeat = classify(
@@ -220,6 +278,62 @@ impl Worker {
             settings.max_response_time_ms,
             settings.min_response_time_ms,
         );
+        self.telemetry
+            .metrics
+            .heartbeat(&outcome, heartbeat.observation);
+        // With the drain on, the window is read every beat (metrics, status page) even when
+        // only the heartbeat decides.
+        let router = settings
+            .log_drain_password
+            .is_some()
+            .then(|| self.telemetry.router_stats());
+        let observed = match &router {
+            Some(stats) if settings.signal.uses_router() => {
+                combine(&heartbeat, &self.classify_router(stats))
+            }
+            _ => heartbeat,
+        };
+        self.decide_and_scale(Some(&outcome), observed, router)
+            .await
+    }
+
+    /// One beat of `signal = "router"`: the router window alone, no heartbeat sent.
+    pub async fn act_on_router(&mut self) -> Beat {
+        let stats = self.telemetry.router_stats();
+        let observed = self.classify_router(&stats);
+        self.decide_and_scale(None, observed, Some(stats)).await
+    }
+
+    fn classify_router(&self, stats: &RouterStats) -> Heartbeat {
+        classify_router(
+            stats,
+            self.settings.max_response_time_ms,
+            self.settings.min_response_time_ms,
+        )
+    }
+
+    /// `outcome` is the heartbeat's, when one was sent (its downtime header is read).
+    async fn decide_and_scale(
+        &mut self,
+        outcome: Option<&ProbeOutcome>,
+        heartbeat: Heartbeat,
+        router: Option<RouterStats>,
+    ) -> Beat {
+        let beat = self
+            .decide_and_scale_inner(outcome, heartbeat, router)
+            .await;
+        self.telemetry.record_beat(&beat);
+        self.telemetry.stamp_alive();
+        beat
+    }
+
+    async fn decide_and_scale_inner(
+        &mut self,
+        outcome: Option<&ProbeOutcome>,
+        heartbeat: Heartbeat,
+        router: Option<RouterStats>,
+    ) -> Beat {
+        let settings = &self.settings;
         let app = settings.heroku_app_name.clone();
         if let Observation::Misconfigured { status } = heartbeat.observation {
             tracing::warn!(
@@ -229,28 +343,50 @@ impl Worker {
         } else {
             tracing::debug!(%app, heartbeat = %heartbeat.summary, observation = ?heartbeat.observation, "Heartbeat.");
         }
+        self.refresh_downtime(outcome);
+        let now = (self.clock)();
+        let was_down = self.state.downtime().is_some();
+        let window = self.calendar.active(now).cloned();
+        let events = self
+            .state
+            .set_downtime(&self.settings, now, window.as_ref());
+        match (&window, was_down) {
+            (Some(window), false) => tracing::info!(
+                %app, window = %window.local_span(self.settings.time_zone), source = %window.source,
+                "Planned downtime started: fails are not counted and the worker does not scale up."
+            ),
+            (None, true) => {
+                tracing::info!(%app, "Planned downtime ended: counting heartbeats afresh.")
+            }
+            _ => {}
+        }
+        self.send(&events);
         let mut beat = Beat {
             at: (self.clock)(),
-            heartbeat: Some(heartbeat.clone()),
+            heartbeat: heartbeat.clone(),
+            stopped: false,
             quantity: None,
             plan: None,
             scaled_to: None,
             error: None,
+            router,
         };
         let current = match self.scaler.current().await {
             Ok(quantity) => quantity,
             Err(error) => {
                 self.state.record(heartbeat.observation);
                 let now = (self.clock)();
+                self.telemetry.metrics.api_error(error.kind());
                 let message = format!("reading the formation: {error}");
                 tracing::warn!(%app, kind = error.kind(), error = %message, "Could not read the formation; trying again next heartbeat.");
                 let events = self.state.scale_failed(&self.settings, now, None, &message);
-                self.send(&events);
+                self.send_with(events, &heartbeat);
                 beat.error = Some(message);
                 return beat;
             }
         };
         beat.quantity = Some(current);
+        self.telemetry.metrics.dynos(current);
         let now = (self.clock)();
         if let Some(meter) = &self.traffic {
             self.state.traffic = Some(meter.snapshot(now));
@@ -262,12 +398,15 @@ impl Worker {
         } else {
             self.state.observe(&self.settings, now, &heartbeat, current)
         };
-        self.carry_out(plan, &mut beat).await;
+        self.telemetry
+            .metrics
+            .bounds(plan.bounds.min, plan.bounds.max);
+        self.carry_out(plan, &mut beat, &heartbeat).await;
         beat
     }
 
     /// Sends the plan's events, then makes its scale, if any, and reports back to the engine.
-    async fn carry_out(&mut self, plan: Plan, beat: &mut Beat) {
+    async fn carry_out(&mut self, plan: Plan, beat: &mut Beat, heartbeat: &Heartbeat) {
         let app = self.settings.heroku_app_name.clone();
         self.send(&plan.events);
         if let Some(until) = plan.cooling_until {
@@ -279,12 +418,16 @@ impl Worker {
                     beat.scaled_to = Some(quantity);
                     // A dry run changes nothing: the app still runs and is still probed.
                     self.stopped = quantity == 0 && !self.dry_run;
+                    if !self.dry_run {
+                        self.telemetry.metrics.scaled(scale.from, quantity);
+                    }
                     let events =
                         self.state
                             .scaled(&self.settings, (self.clock)(), scale, self.dry_run);
-                    self.send(&events);
+                    self.send_with(events, &heartbeat);
                 }
                 Err(error) => {
+                    self.telemetry.metrics.api_error(error.kind());
                     let message = format!("setting the quantity to {}: {error}", scale.to);
                     tracing::warn!(%app, kind = error.kind(), error = %message, "Scale failed; trying again next heartbeat.");
                     let events = self.state.scale_failed(
@@ -293,12 +436,76 @@ impl Worker {
                         Some(scale),
                         &message,
                     );
-                    self.send(&events);
+                    self.send_with(events, &heartbeat);
                     beat.error = Some(message);
                 }
             }
         }
         beat.plan = Some(plan);
+    }
+
+    /// Logs, once at start, where downtime can come from and what is already known.
+    fn log_downtime_sources(&self) {
+        let app = &self.settings.heroku_app_name;
+        if self.settings.downtime_disable {
+            tracing::info!(%app, "Planned downtime is disabled (downtime_disable).");
+            return;
+        }
+        for problem in &self.settings.downtime_warnings {
+            tracing::warn!(%app, source = %problem.source, entry = ?problem.text, error = %problem.error, "Ignoring a bad downtime entry.");
+        }
+        for window in self.calendar.windows() {
+            tracing::info!(%app, window = %window.local_span(self.settings.time_zone), source = %window.source, "Planned downtime window.");
+        }
+        if let Some(path) = &self.settings.downtime_file {
+            tracing::info!(%app, file = %path.display(), present = path.exists(), "Watching the downtime file.");
+        }
+    }
+
+    /// Reads the downtime header of this heartbeat (when one was sent) and the downtime file
+    /// into the calendar. A bad entry or an unreadable file is logged once and ignored; the
+    /// worker goes on.
+    fn refresh_downtime(&mut self, outcome: Option<&ProbeOutcome>) {
+        if self.settings.downtime_disable {
+            return;
+        }
+        if let (
+            Some(name),
+            Some(ProbeOutcome::Response {
+                downtime_header, ..
+            }),
+        ) = (&self.settings.downtime_header, outcome)
+        {
+            let learned = self.calendar.header_seen(name, downtime_header.as_deref());
+            self.log_learned(learned);
+        }
+        let Some(path) = self.settings.downtime_file.clone() else {
+            return;
+        };
+        match read_downtime_file(&path) {
+            Ok(text) => {
+                self.downtime_file_error = None;
+                let learned = self.calendar.file_read(&path, text.as_deref());
+                self.log_learned(learned);
+            }
+            Err(error) => {
+                // The windows read before stay in force.
+                if self.downtime_file_error.as_ref() != Some(&error) {
+                    tracing::warn!(app = %self.settings.heroku_app_name, file = %path.display(), %error, "Could not read the downtime file; keeping the windows read before.");
+                    self.downtime_file_error = Some(error);
+                }
+            }
+        }
+    }
+
+    fn log_learned(&self, learned: Learned) {
+        let app = &self.settings.heroku_app_name;
+        for problem in learned.new_problems {
+            tracing::warn!(%app, source = %problem.source, entry = ?problem.text, error = %problem.error, "Ignoring a bad downtime entry.");
+        }
+        for window in learned.new_windows {
+            tracing::info!(%app, window = %window.local_span(self.settings.time_zone), source = %window.source, "Planned downtime window found.");
+        }
     }
 
     async fn apply(&self, scale: ScaleTo) -> Result<u32, ScaleError> {
@@ -322,6 +529,16 @@ impl Worker {
         for event in events {
             self.dispatcher.dispatch(event);
         }
+        self.telemetry.record_notifications(events);
+    }
+
+    /// Events made after a scale or a failed call carry the heartbeat that led to them, so a
+    /// reader sees the response time behind a scale.
+    fn send_with(&self, mut events: Vec<Event>, heartbeat: &crate::decision::Heartbeat) {
+        for event in &mut events {
+            event.response_time_ms = event.response_time_ms.or(heartbeat.response_time_ms);
+        }
+        self.send(&events);
     }
 }
 
@@ -357,22 +574,109 @@ pub fn shutdown_hook_for(settings: &AppSettings, client: reqwest::Client) -> Opt
     })
 }
 
-/// The notifiers named in `notification_backends`, in order.
+/// The most of a downtime file that is read: a few lines are expected, so a huge file is a
+/// mistake (a log pointed at by accident) and is refused rather than parsed.
+const DOWNTIME_FILE_MAX_BYTES: u64 = 64 * 1024;
+
+/// The downtime file's text, `None` when it does not exist. Plain `std::fs` on purpose: one
+/// open and read of a small file per heartbeat takes microseconds, and keeps the loop's
+/// paused-time tests deterministic (tokio's file I/O goes through a thread pool).
+pub fn read_downtime_file(path: &Path) -> Result<Option<String>, String> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error.to_string()),
+    };
+    let mut bytes = Vec::new();
+    file.take(DOWNTIME_FILE_MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| error.to_string())?;
+    if bytes.len() as u64 > DOWNTIME_FILE_MAX_BYTES {
+        return Err(format!(
+            "larger than {} KiB; expected a few lines",
+            DOWNTIME_FILE_MAX_BYTES / 1024
+        ));
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| "not UTF-8 text".to_string())
+}
+
+/// The registry: the notifiers named in `notification_backends`, in order. A backend that
+/// cannot be built (settings validation makes that rare) is logged and left out, so the
+/// worker still scales and the other backends still tell.
 pub fn notifiers_for(
-    names: &[String],
+    settings: &AppSettings,
     test_notifier: Option<TestNotifier>,
 ) -> Vec<Arc<dyn Notifier>> {
-    names
+    settings
+        .notification_backends
         .iter()
-        .filter_map(|name| -> Option<Arc<dyn Notifier>> {
-            match name.as_str() {
-                "console" => Some(Arc::new(ConsoleNotifier)),
-                "log" => Some(Arc::new(LogNotifier)),
-                "test" => Some(Arc::new(test_notifier.clone().unwrap_or_default())),
-                _ => None,
+        .filter_map(|name| match notifier_for(settings, name, &test_notifier) {
+            Ok(notifier) => Some(notifier),
+            Err(error) => {
+                tracing::error!(backend = %name, %error, "Notification backend left out.");
+                None
             }
         })
         .collect()
+}
+
+fn notifier_for(
+    settings: &AppSettings,
+    name: &str,
+    test_notifier: &Option<TestNotifier>,
+) -> Result<Arc<dyn Notifier>, String> {
+    Ok(match name {
+        "console" => Arc::new(ConsoleNotifier),
+        "email" => {
+            let config = settings.email.as_ref().ok_or("no [email] table")?;
+            Arc::new(EmailNotifier::new(config)?)
+        }
+        "log" => Arc::new(LogNotifier),
+        "test" => Arc::new(test_notifier.clone().unwrap_or_default()),
+        "webhook" => {
+            let config = settings.webhook.as_ref().ok_or("no [webhook] table")?;
+            Arc::new(WebhookNotifier::new(config)?)
+        }
+        other => return Err(format!("unknown backend {other:?}")),
+    })
+}
+
+/// Sends one test event through every backend in `notification_backends`, once each, with the
+/// backend's timeout and no retries, and returns each backend's name with its outcome.
+/// `autoscalebot notify-test` prints them.
+pub async fn send_test_notifications(
+    settings: &AppSettings,
+    now: DateTime<Utc>,
+) -> Vec<(String, Result<(), NotifyError>)> {
+    let bounds = crate::decision::bounds_at(settings, now);
+    let mut event = Event::new(
+        now,
+        &settings.heroku_app_name,
+        EventKind::Test,
+        "This is a test notification from autoscalebot: if you read it, this backend works.",
+    );
+    event.reason = "sent by `autoscalebot notify-test`".to_string();
+    event.min_dynos = Some(bounds.min);
+    event.max_dynos = Some(bounds.max);
+    let mut outcomes = Vec::new();
+    for name in &settings.notification_backends {
+        let outcome = match notifier_for(settings, name, &None) {
+            Err(error) => Err(NotifyError::permanent(error)),
+            Ok(notifier) => {
+                let timeout = notifier.policy().timeout;
+                match tokio::time::timeout(timeout, notifier.send(&event)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(NotifyError::transient(format!(
+                        "no answer within {timeout:?}"
+                    ))),
+                }
+            }
+        };
+        outcomes.push((name.clone(), outcome));
+    }
+    outcomes
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use axum::Router;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BODY: &str = "hello from the target\n";
