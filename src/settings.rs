@@ -942,6 +942,8 @@ impl AppSettings {
             // No app name to make one from: an absolute heartbeat_url gives the base.
             None => match Url::parse(&heartbeat_url_text) {
                 Ok(url) => url.join("/").ok(),
+                // The missing app name is the problem: app_url follows from it once given.
+                Err(_) if needs_heroku && heroku_app_name.is_none() => None,
                 Err(_) if purpose == Purpose::Activator => {
                     // `activate` never sends a heartbeat.
                     Url::parse("http://localhost/").ok()
