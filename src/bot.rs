@@ -424,7 +424,7 @@ impl Worker {
                     let events =
                         self.state
                             .scaled(&self.settings, (self.clock)(), scale, self.dry_run);
-                    self.send_with(events, &heartbeat);
+                    self.send_with(events, heartbeat);
                 }
                 Err(error) => {
                     self.telemetry.metrics.api_error(error.kind());
@@ -436,7 +436,7 @@ impl Worker {
                         Some(scale),
                         &message,
                     );
-                    self.send_with(events, &heartbeat);
+                    self.send_with(events, heartbeat);
                     beat.error = Some(message);
                 }
             }
