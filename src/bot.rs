@@ -159,8 +159,16 @@ impl Worker {
         let scaler = scaler_for(&settings, client.clone());
         let hook = shutdown_hook_for(&settings, client);
         let notifiers = notifiers_for(&settings, test_notifier);
-        Worker::new(settings, probe, scaler, notifiers, system_clock(), dry_run)
-            .with_shutdown_hook(hook)
+        let drain_on = settings.log_drain_password.is_some();
+        let worker = Worker::new(settings, probe, scaler, notifiers, system_clock(), dry_run)
+            .with_shutdown_hook(hook);
+        // With a log drain, router requests are the app's traffic, so `idle_after` works.
+        if drain_on {
+            let meter = worker.telemetry.traffic();
+            worker.with_traffic(meter)
+        } else {
+            worker
+        }
     }
 
     /// Runs heartbeats every `heartbeat_interval_in_seconds` until `shutdown`, then delivers

@@ -183,7 +183,7 @@ fn a_batch_uses_what_it_can_and_counts_the_rest() {
     );
     let mut requests = Vec::new();
     let mut problems = Vec::new();
-    let counts = parse_batch(body.as_bytes(), &mut requests, &mut problems);
+    let counts = parse_batch(body.as_bytes(), None, &mut requests, &mut problems);
     assert_eq!(
         counts,
         IngestCounts {
