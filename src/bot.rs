@@ -4,6 +4,11 @@
 //! quantity from the platform, hands both to [`AppState`] with the clock's `now`, and carries
 //! out the plan. It never decides anything itself. Shutdown is a [`CancellationToken`] checked
 //! while waiting and probing, never during a platform call, so a scale is never cut in half.
+//!
+//! A stopped app (quantity 0) gets no heartbeat: its beat only reads the quantity, so that a
+//! wake by the activator or a `min_dynos` schedule above 0 is seen. The shutdown hook is called
+//! before every scale to 0.
+//!
 //! Before each decision it also reads the downtime file and the heartbeat's downtime header
 //! into the [`Calendar`] and tells the engine which window, if any, is in force.
 //!
@@ -13,16 +18,23 @@
 //! otherwise the last size known stands. A standby ([`Worker::with_leadership`]) keeps
 //! heartbeating and counting, but makes no API call and tells nobody.
 
+use crate::activator::meter::TrafficMeter;
 use crate::budget::{ApiBudget, Call};
-use crate::decision::{classify, AppState, Heartbeat, Observation, Plan, ScaleTo};
-use crate::downtime::{Calendar, Learned};
-use crate::settings::AppSettings;
-use autoscalebot_backends::notify::{
-    ConsoleNotifier, Dispatcher, Event, LogNotifier, Notifier, TestNotifier,
+use crate::decision::{
+    classify, classify_router, combine, AppState, Heartbeat, Observation, Plan, ScaleTo,
 };
+use crate::downtime::{Calendar, Learned};
+use crate::router_log::RouterStats;
+use crate::settings::{AppSettings, ScalerKind};
+use crate::telemetry::Telemetry;
 use autoscalebot_backends::leader::Leadership;
+use autoscalebot_backends::notify::{
+    ConsoleNotifier, Dispatcher, EmailNotifier, Event, EventKind, LogNotifier, Notifier,
+    NotifyError, TestNotifier, WebhookNotifier,
+};
 use autoscalebot_backends::probe::{Heartbeat as HeartbeatProbe, Probe, ProbeOutcome};
-use autoscalebot_backends::scaler::{HerokuScaler, ScaleError, Scaler};
+use autoscalebot_backends::scaler::{CommandScaler, HerokuScaler, ScaleError, Scaler};
+use autoscalebot_backends::shutdown_hook::ShutdownHook;
 use chrono::{DateTime, Utc};
 use std::io::Read;
 use std::path::Path;
@@ -49,13 +61,18 @@ pub fn tokio_clock(start: DateTime<Utc>) -> Clock {
 #[derive(Debug, Clone)]
 pub struct Beat {
     pub at: DateTime<Utc>,
+    /// For a stopped app (`stopped`), a placeholder: no heartbeat was sent.
     pub heartbeat: Heartbeat,
+    /// The app was read at quantity 0, so it was not probed.
+    pub stopped: bool,
     /// The quantity read from the platform, when the read worked.
     pub quantity: Option<u32>,
     pub plan: Option<Plan>,
     /// The quantity after this beat's scale, when one was made.
     pub scaled_to: Option<u32>,
     pub error: Option<String>,
+    /// The router window, when `signal` uses the log drain.
+    pub router: Option<RouterStats>,
 }
 
 /// One app's worker: its settings, its engine state and its edges.
@@ -67,6 +84,12 @@ pub struct Worker {
     dispatcher: Dispatcher,
     clock: Clock,
     dry_run: bool,
+    /// Real traffic, when something measures it (see [`Worker::with_traffic`]).
+    traffic: Option<Arc<TrafficMeter>>,
+    shutdown_hook: Option<ShutdownHook>,
+    /// The last quantity read or set was 0: the next beat reads instead of probing.
+    stopped: bool,
+    telemetry: Telemetry,
     /// Every planned downtime window known, from each source.
     calendar: Calendar,
     /// The last error reading the downtime file, so that it is logged once, not every beat.
@@ -113,6 +136,8 @@ impl Worker {
         clock: Clock,
         dry_run: bool,
     ) -> Self {
+        let dispatcher = Dispatcher::start(notifiers);
+        let telemetry = Telemetry::new(&settings, clock.clone(), dispatcher.counts());
         let mut calendar = Calendar::new(settings.time_zone, settings.downtime.clone());
         calendar.already_reported(&settings.downtime_warnings);
         Worker {
@@ -122,9 +147,13 @@ impl Worker {
             state: AppState::new(),
             probe,
             scaler,
-            dispatcher: Dispatcher::start(notifiers),
+            dispatcher,
             clock,
             dry_run,
+            traffic: None,
+            shutdown_hook: None,
+            stopped: false,
+            telemetry,
             leadership: Leadership::always(),
             pace: None,
             first_beat_after: Duration::ZERO,
@@ -155,6 +184,24 @@ impl Worker {
         self
     }
 
+    /// Feeds the engine real traffic from `meter` (an in-process activator, a log drain), so
+    /// that `idle_after` can stop the app. Without it, `idle_after` never fires in the loop.
+    pub fn with_traffic(mut self, meter: Arc<TrafficMeter>) -> Self {
+        self.traffic = Some(meter);
+        self
+    }
+
+    /// Calls `hook` before every scale to 0.
+    pub fn with_shutdown_hook(mut self, hook: Option<ShutdownHook>) -> Self {
+        self.shutdown_hook = hook;
+        self
+    }
+
+    /// What the HTTP server shows and fills: metrics, recent beats, the router window.
+    pub fn telemetry(&self) -> Telemetry {
+        self.telemetry.clone()
+    }
+
     /// Builds the worker the settings describe: heartbeat probe, Heroku scaler, and the named
     /// notification backends. `test_notifier` receives events when "test" is named.
     pub fn from_settings(
@@ -176,16 +223,19 @@ impl Worker {
             )
             .with_downtime_header(downtime_header),
         );
-        let scaler = Arc::new(HerokuScaler::new(
-            client,
-            &settings.heroku_api_url,
-            &settings.heroku_app_name,
-            &settings.process_type,
-            settings.heroku_api_key.clone(),
-            settings.heroku_api_timeout,
-        ));
-        let notifiers = notifiers_for(&settings.notification_backends, test_notifier);
-        Worker::new(settings, probe, scaler, notifiers, system_clock(), dry_run)
+        let scaler = scaler_for(&settings, client.clone());
+        let hook = shutdown_hook_for(&settings, client);
+        let notifiers = notifiers_for(&settings, test_notifier);
+        let drain_on = settings.log_drain_password.is_some();
+        let worker = Worker::new(settings, probe, scaler, notifiers, system_clock(), dry_run)
+            .with_shutdown_hook(hook);
+        // With a log drain, router requests are the app's traffic, so `idle_after` works.
+        if drain_on {
+            let meter = worker.telemetry.traffic();
+            worker.with_traffic(meter)
+        } else {
+            worker
+        }
     }
 
     /// Runs heartbeats every `heartbeat_interval_in_seconds` until `shutdown`, then delivers
@@ -193,31 +243,47 @@ impl Worker {
     pub async fn run(mut self, shutdown: CancellationToken) {
         tracing::info!(
             app = %self.settings.heroku_app_name,
-            target = %self.scaler.describe(),
+            scales = %self.scaler.describe(),
             heartbeat = %self.settings.heartbeat_url,
+            signal = self.settings.signal.as_str(),
             interval = ?self.settings.heartbeat_interval,
             dry_run = self.dry_run,
             "Worker started."
         );
+        if self.settings.idle_after.is_some() && self.traffic.is_none() {
+            tracing::warn!(
+                app = %self.settings.heroku_app_name,
+                "idle_after is set but this worker measures no traffic, so it will not stop the app for idleness; `autoscalebot activate` does, in front of the app."
+            );
+        }
         self.log_downtime_sources();
         let mut ticker = tokio::time::interval_at(
             tokio::time::Instant::now() + self.first_beat_after,
             self.settings.heartbeat_interval,
         );
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        self.telemetry.stamp_alive();
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = ticker.tick() => {}
             }
-            let outcome = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                outcome = self.probe.probe() => outcome,
-            };
             // Not cancellable: a platform call in flight finishes (each has its own timeout).
-            self.act(outcome).await;
+            if self.stopped && self.stopped_beat().await.is_some() {
+                continue;
+            }
+            if self.settings.signal.uses_heartbeat() {
+                let outcome = tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => break,
+                    outcome = self.probe.probe() => outcome,
+                };
+                // Not cancellable: a platform call in flight finishes (each has its own timeout).
+                self.act(outcome).await;
+            } else {
+                self.act_on_router().await;
+            }
         }
         tracing::info!(app = %self.settings.heroku_app_name, "Worker stopping.");
         self.dispatcher
@@ -225,13 +291,96 @@ impl Worker {
             .await;
     }
 
-    /// One whole heartbeat: probe, then act on it.
+    /// One whole heartbeat: probe, then act on it; for a stopped app, only a read.
     pub async fn beat(&mut self) -> Beat {
+        if self.stopped {
+            if let Some(beat) = self.stopped_beat().await {
+                return beat;
+            }
+        }
         let outcome = self.probe.probe().await;
         self.act(outcome).await
     }
 
-    /// Classifies the outcome, reads the size, decides, scales, notifies.
+    /// The beat of an app believed stopped: read the quantity, no heartbeat. `None` when the
+    /// app runs again (someone woke it), so the caller probes it at once.
+    async fn stopped_beat(&mut self) -> Option<Beat> {
+        let app = self.settings.heroku_app_name.clone();
+        let none = Heartbeat {
+            observation: Observation::InBand,
+            response_time_ms: None,
+            summary: "stopped: no heartbeat".to_string(),
+        };
+        let mut beat = Beat {
+            at: (self.clock)(),
+            heartbeat: none.clone(),
+            stopped: true,
+            quantity: None,
+            plan: None,
+            scaled_to: None,
+            error: None,
+            router: None,
+        };
+        if !self.leadership.is_leader() {
+            return Some(beat);
+        }
+        let read = match (self.pace.clone(), self.scaler.recent()) {
+            (Some(pace), Some(known)) => {
+                let mut state = self.state.clone();
+                let wants = state
+                    .observe_stopped(&self.settings, (self.clock)())
+                    .scale
+                    .is_some();
+                let call = if wants {
+                    Call::Decision
+                } else {
+                    Call::Refresh {
+                        due: self.refresh_due(&pace, known.at),
+                    }
+                };
+                if self.take(&pace, call) {
+                    self.read_raw().await
+                } else if wants {
+                    beat.error = Some("the API budget of this key has no call left".into());
+                    return Some(beat);
+                } else {
+                    Ok(known.quantity)
+                }
+            }
+            (Some(pace), None) if !self.take(&pace, Call::Decision) => {
+                beat.error = Some("the API budget of this key has no call left".into());
+                return Some(beat);
+            }
+            _ => self.read_raw().await,
+        };
+        match read {
+            Ok(0) => {}
+            Ok(quantity) => {
+                tracing::info!(%app, quantity, "The app runs again; heartbeats resume.");
+                self.stopped = false;
+                return None;
+            }
+            Err(error) => {
+                let message = format!("reading the formation: {error}");
+                tracing::warn!(%app, kind = error.kind(), error = %message, "Could not read the formation; trying again next heartbeat.");
+                let events =
+                    self.state
+                        .scale_failed(&self.settings, (self.clock)(), None, &message);
+                self.send(&events);
+                beat.error = Some(message);
+                return Some(beat);
+            }
+        }
+        beat.quantity = Some(0);
+        let plan = self.state.observe_stopped(&self.settings, (self.clock)());
+        self.carry_out(plan, &mut beat, &none).await;
+        self.telemetry.record_beat(&beat);
+        self.telemetry.stamp_alive();
+        Some(beat)
+    }
+
+    /// Classifies the outcome (with the router window when `signal = "both"`), reads the
+    /// size, decides, scales, notifies.
     pub async fn act(&mut self, outcome: ProbeOutcome) -> Beat {
         let settings = &self.settings;
         let heartbeat = classify(
@@ -239,6 +388,62 @@ impl Worker {
             settings.max_response_time_ms,
             settings.min_response_time_ms,
         );
+        self.telemetry
+            .metrics
+            .heartbeat(&outcome, heartbeat.observation);
+        // With the drain on, the window is read every beat (metrics, status page) even when
+        // only the heartbeat decides.
+        let router = settings
+            .log_drain_password
+            .is_some()
+            .then(|| self.telemetry.router_stats());
+        let observed = match &router {
+            Some(stats) if settings.signal.uses_router() => {
+                combine(&heartbeat, &self.classify_router(stats))
+            }
+            _ => heartbeat,
+        };
+        self.decide_and_scale(Some(&outcome), observed, router)
+            .await
+    }
+
+    /// One beat of `signal = "router"`: the router window alone, no heartbeat sent.
+    pub async fn act_on_router(&mut self) -> Beat {
+        let stats = self.telemetry.router_stats();
+        let observed = self.classify_router(&stats);
+        self.decide_and_scale(None, observed, Some(stats)).await
+    }
+
+    fn classify_router(&self, stats: &RouterStats) -> Heartbeat {
+        classify_router(
+            stats,
+            self.settings.max_response_time_ms,
+            self.settings.min_response_time_ms,
+        )
+    }
+
+    /// `outcome` is the heartbeat's, when one was sent (its downtime header is read).
+    async fn decide_and_scale(
+        &mut self,
+        outcome: Option<&ProbeOutcome>,
+        heartbeat: Heartbeat,
+        router: Option<RouterStats>,
+    ) -> Beat {
+        let beat = self
+            .decide_and_scale_inner(outcome, heartbeat, router)
+            .await;
+        self.telemetry.record_beat(&beat);
+        self.telemetry.stamp_alive();
+        beat
+    }
+
+    async fn decide_and_scale_inner(
+        &mut self,
+        outcome: Option<&ProbeOutcome>,
+        heartbeat: Heartbeat,
+        router: Option<RouterStats>,
+    ) -> Beat {
+        let settings = &self.settings;
         let app = settings.heroku_app_name.clone();
         if let Observation::Misconfigured { status } = heartbeat.observation {
             tracing::warn!(
@@ -248,7 +453,7 @@ impl Worker {
         } else {
             tracing::debug!(%app, heartbeat = %heartbeat.summary, observation = ?heartbeat.observation, "Heartbeat.");
         }
-        self.refresh_downtime(&outcome);
+        self.refresh_downtime(outcome);
         let now = (self.clock)();
         let was_down = self.state.downtime().is_some();
         let window = self.calendar.active(now).cloned();
@@ -269,10 +474,12 @@ impl Worker {
         let mut beat = Beat {
             at: (self.clock)(),
             heartbeat: heartbeat.clone(),
+            stopped: false,
             quantity: None,
             plan: None,
             scaled_to: None,
             error: None,
+            router,
         };
         if !self.leadership.is_leader() {
             // A standby keeps its streaks warm for the moment it takes over, and spends no
@@ -284,7 +491,7 @@ impl Worker {
         let (current, plan) = match self.size(&heartbeat).await {
             Ok(Size::Read(quantity)) => {
                 let now = (self.clock)();
-                let plan = self.state.observe(&self.settings, now, &heartbeat, quantity);
+                let plan = self.plan_from(quantity, now, &heartbeat);
                 (quantity, plan)
             }
             Ok(Size::Known(quantity, state, plan)) => {
@@ -293,7 +500,9 @@ impl Worker {
             }
             Err(NoSize::NoBudget) => {
                 self.state.record(heartbeat.observation);
-                let message = "the API budget of this key has no call left; trying again next heartbeat".to_string();
+                let message =
+                    "the API budget of this key has no call left; trying again next heartbeat"
+                        .to_string();
                 tracing::warn!(%app, "Not reading the formation: the API budget is spent.");
                 beat.error = Some(message);
                 return beat;
@@ -301,15 +510,126 @@ impl Worker {
             Err(NoSize::Failed(error)) => {
                 self.state.record(heartbeat.observation);
                 let now = (self.clock)();
+                self.telemetry.metrics.api_error(error.kind());
                 let message = format!("reading the formation: {error}");
                 tracing::warn!(%app, kind = error.kind(), error = %message, "Could not read the formation; trying again next heartbeat.");
                 let events = self.state.scale_failed(&self.settings, now, None, &message);
-                self.send(&events);
+                self.send_with(events, &heartbeat);
                 beat.error = Some(message);
                 return beat;
             }
         };
         beat.quantity = Some(current);
+        self.telemetry.metrics.dynos(current);
+        if current == 0 {
+            // Stopped since the last beat: this heartbeat measured nothing worth counting.
+            self.stopped = true;
+        }
+        self.telemetry
+            .metrics
+            .bounds(plan.bounds.min, plan.bounds.max);
+        self.carry_out(plan, &mut beat, &heartbeat).await;
+        beat
+    }
+
+    /// The engine's plan for this heartbeat at `current` dynos, on the worker's state.
+    fn plan_from(&mut self, current: u32, now: DateTime<Utc>, heartbeat: &Heartbeat) -> Plan {
+        let mut state = std::mem::take(&mut self.state);
+        let plan = self.plan_on(&mut state, current, now, heartbeat);
+        self.state = state;
+        plan
+    }
+
+    /// The engine's plan at `current` dynos on `state` (the worker's, or a copy of it).
+    fn plan_on(
+        &self,
+        state: &mut AppState,
+        current: u32,
+        now: DateTime<Utc>,
+        heartbeat: &Heartbeat,
+    ) -> Plan {
+        if let Some(meter) = &self.traffic {
+            state.traffic = Some(meter.snapshot(now));
+        }
+        if current == 0 {
+            state.observe_stopped(&self.settings, now)
+        } else {
+            state.observe(&self.settings, now, heartbeat, current)
+        }
+    }
+
+    /// The size to decide from: the last one known when no decision needs a read and the
+    /// budget's pace does not ask for one, else a fresh read, spent from the budget.
+    async fn size(&mut self, heartbeat: &Heartbeat) -> Result<Size, NoSize> {
+        let Some(pace) = self.pace.clone() else {
+            return self.read().await.map(Size::Read);
+        };
+        let call = match self.scaler.recent() {
+            // Nothing known yet (or the last read failed): a read is needed to decide.
+            None => Call::Decision,
+            Some(known) => {
+                let now = (self.clock)();
+                let mut state = self.state.clone();
+                let plan = self.plan_on(&mut state, known.quantity, now, heartbeat);
+                if plan.scale.is_some() {
+                    Call::Decision
+                } else {
+                    let call = Call::Refresh {
+                        due: self.refresh_due(&pace, known.at),
+                    };
+                    if !self.take(&pace, call) {
+                        return Ok(Size::Known(known.quantity, Box::new(state), plan));
+                    }
+                    return self.read().await.map(Size::Read);
+                }
+            }
+        };
+        if !self.take(&pace, call) {
+            return Err(NoSize::NoBudget);
+        }
+        self.read().await.map(Size::Read)
+    }
+
+    /// The planned pace says the size read at `read_at` is stale.
+    fn refresh_due(&self, pace: &Pace, read_at: tokio::time::Instant) -> bool {
+        let age = tokio::time::Instant::now().saturating_duration_since(read_at);
+        pace.refresh_every_beats
+            .is_some_and(|beats| age >= self.settings.heartbeat_interval.saturating_mul(beats))
+    }
+
+    fn take(&self, pace: &Pace, call: Call) -> bool {
+        let mut budget = pace.budget.lock().expect("not poisoned");
+        budget.try_take(tokio::time::Instant::now(), call)
+    }
+
+    async fn read(&self) -> Result<u32, NoSize> {
+        self.read_raw().await.map_err(NoSize::Failed)
+    }
+
+    async fn read_raw(&self) -> Result<u32, ScaleError> {
+        let result = self.scaler.current().await;
+        self.account(&result);
+        result
+    }
+
+    /// Tells the budget what the platform said about the account's calls.
+    fn account<T>(&self, result: &Result<T, ScaleError>) {
+        let Some(pace) = &self.pace else {
+            return;
+        };
+        let mut budget = pace.budget.lock().expect("not poisoned");
+        let now = tokio::time::Instant::now();
+        if let Some(remaining) = self.scaler.rate_limit_remaining() {
+            budget.heroku_remaining(now, remaining);
+        }
+        if matches!(result, Err(ScaleError::RateLimited { .. })) {
+            budget.rate_limited(now);
+        }
+    }
+
+    /// Sends the plan's events, then makes its scale, if any, and reports back to the engine.
+    async fn carry_out(&mut self, plan: Plan, beat: &mut Beat, heartbeat: &Heartbeat) {
+        let app = self.settings.heroku_app_name.clone();
         self.send(&plan.events);
         if let Some(until) = plan.cooling_until {
             tracing::info!(%app, %until, "A scale is due but the cool-off holds it.");
@@ -319,12 +639,18 @@ impl Worker {
                 Ok(None) => {}
                 Ok(Some(quantity)) => {
                     beat.scaled_to = Some(quantity);
+                    // A dry run changes nothing: the app still runs and is still probed.
+                    self.stopped = quantity == 0 && !self.dry_run;
+                    if !self.dry_run {
+                        self.telemetry.metrics.scaled(scale.from, quantity);
+                    }
                     let events =
                         self.state
                             .scaled(&self.settings, (self.clock)(), scale, self.dry_run);
-                    self.send(&events);
+                    self.send_with(events, heartbeat);
                 }
                 Err(error) => {
+                    self.telemetry.metrics.api_error(error.kind());
                     let message = format!("setting the quantity to {}: {error}", scale.to);
                     tracing::warn!(%app, kind = error.kind(), error = %message, "Scale failed; trying again next heartbeat.");
                     let events = self.state.scale_failed(
@@ -333,13 +659,12 @@ impl Worker {
                         Some(scale),
                         &message,
                     );
-                    self.send(&events);
+                    self.send_with(events, heartbeat);
                     beat.error = Some(message);
                 }
             }
         }
         beat.plan = Some(plan);
-        beat
     }
 
     /// Logs, once at start, where downtime can come from and what is already known.
@@ -360,17 +685,18 @@ impl Worker {
         }
     }
 
-    /// Reads the downtime header of this heartbeat and the downtime file into the calendar.
-    /// A bad entry or an unreadable file is logged once and ignored; the worker goes on.
-    fn refresh_downtime(&mut self, outcome: &ProbeOutcome) {
+    /// Reads the downtime header of this heartbeat (when one was sent) and the downtime file
+    /// into the calendar. A bad entry or an unreadable file is logged once and ignored; the
+    /// worker goes on.
+    fn refresh_downtime(&mut self, outcome: Option<&ProbeOutcome>) {
         if self.settings.downtime_disable {
             return;
         }
         if let (
             Some(name),
-            ProbeOutcome::Response {
+            Some(ProbeOutcome::Response {
                 downtime_header, ..
-            },
+            }),
         ) = (&self.settings.downtime_header, outcome)
         {
             let learned = self.calendar.header_seen(name, downtime_header.as_deref());
@@ -405,66 +731,6 @@ impl Worker {
         }
     }
 
-    /// The size to decide from: the last one known when no decision needs a read and the
-    /// budget's pace does not ask for one, else a fresh read, spent from the budget.
-    async fn size(&mut self, heartbeat: &Heartbeat) -> Result<Size, NoSize> {
-        let Some(pace) = self.pace.clone() else {
-            return self.read().await.map(Size::Read);
-        };
-        let call = match self.scaler.recent() {
-            // Nothing known yet (or the last read failed): a read is needed to decide.
-            None => Call::Decision,
-            Some(known) => {
-                let now = (self.clock)();
-                let mut state = self.state.clone();
-                let plan = state.observe(&self.settings, now, heartbeat, known.quantity);
-                if plan.scale.is_some() {
-                    Call::Decision
-                } else {
-                    let age = tokio::time::Instant::now().saturating_duration_since(known.at);
-                    let due = pace.refresh_every_beats.is_some_and(|beats| {
-                        age >= self.settings.heartbeat_interval.saturating_mul(beats)
-                    });
-                    let call = Call::Refresh { due };
-                    if !self.take(&pace, call) {
-                        return Ok(Size::Known(known.quantity, Box::new(state), plan));
-                    }
-                    return self.read().await.map(Size::Read);
-                }
-            }
-        };
-        if !self.take(&pace, call) {
-            return Err(NoSize::NoBudget);
-        }
-        self.read().await.map(Size::Read)
-    }
-
-    fn take(&self, pace: &Pace, call: Call) -> bool {
-        let mut budget = pace.budget.lock().expect("not poisoned");
-        budget.try_take(tokio::time::Instant::now(), call)
-    }
-
-    async fn read(&self) -> Result<u32, NoSize> {
-        let result = self.scaler.current().await;
-        self.account(&result);
-        result.map_err(NoSize::Failed)
-    }
-
-    /// Tells the budget what the platform said about the account's calls.
-    fn account<T>(&self, result: &Result<T, ScaleError>) {
-        let Some(pace) = &self.pace else {
-            return;
-        };
-        let mut budget = pace.budget.lock().expect("not poisoned");
-        let now = tokio::time::Instant::now();
-        if let Some(remaining) = self.scaler.rate_limit_remaining() {
-            budget.heroku_remaining(now, remaining);
-        }
-        if matches!(result, Err(ScaleError::RateLimited { .. })) {
-            budget.rate_limited(now);
-        }
-    }
-
     /// Sets the size. `Ok(None)` when this copy no longer leads or the budget has no call left:
     /// nothing was written, and the streak stays for the next heartbeat.
     async fn apply(&self, scale: ScaleTo) -> Result<Option<u32>, ScaleError> {
@@ -484,6 +750,11 @@ impl Worker {
                 return Ok(None);
             }
         }
+        if scale.to == 0 && scale.from > 0 {
+            if let Some(hook) = &self.shutdown_hook {
+                hook.call_and_log(&reason).await;
+            }
+        }
         let result = self.scaler.set(scale.to).await;
         self.account(&result);
         let quantity = result?;
@@ -499,7 +770,49 @@ impl Worker {
         for event in events {
             self.dispatcher.dispatch(event);
         }
+        self.telemetry.record_notifications(events);
     }
+
+    /// Events made after a scale or a failed call carry the heartbeat that led to them, so a
+    /// reader sees the response time behind a scale.
+    fn send_with(&self, mut events: Vec<Event>, heartbeat: &crate::decision::Heartbeat) {
+        for event in &mut events {
+            event.response_time_ms = event.response_time_ms.or(heartbeat.response_time_ms);
+        }
+        self.send(&events);
+    }
+}
+
+/// The scaler the settings name: the Heroku Platform API or the user's commands.
+pub fn scaler_for(settings: &AppSettings, client: reqwest::Client) -> Arc<dyn Scaler> {
+    match settings.scaler {
+        ScalerKind::Heroku => Arc::new(HerokuScaler::new(
+            client,
+            &settings.heroku_api_url,
+            &settings.heroku_app_name,
+            &settings.process_type,
+            settings.heroku_api_key.clone(),
+            settings.heroku_api_timeout,
+        )),
+        ScalerKind::Command => Arc::new(CommandScaler::new(
+            settings.commands.clone(),
+            settings.command_timeout,
+        )),
+    }
+}
+
+/// The `[shutdown_hook]`, when one is set.
+pub fn shutdown_hook_for(settings: &AppSettings, client: reqwest::Client) -> Option<ShutdownHook> {
+    settings.shutdown_hook.as_ref().map(|hook| {
+        ShutdownHook::new(
+            client,
+            hook.url.clone(),
+            hook.method.clone(),
+            hook.headers.clone(),
+            hook.body.clone(),
+            hook.timeout,
+        )
+    })
 }
 
 /// The most of a downtime file that is read: a few lines are expected, so a huge file is a
@@ -530,22 +843,81 @@ pub fn read_downtime_file(path: &Path) -> Result<Option<String>, String> {
         .map_err(|_| "not UTF-8 text".to_string())
 }
 
-/// The notifiers named in `notification_backends`, in order.
+/// The registry: the notifiers named in `notification_backends`, in order. A backend that
+/// cannot be built (settings validation makes that rare) is logged and left out, so the
+/// worker still scales and the other backends still tell.
 pub fn notifiers_for(
-    names: &[String],
+    settings: &AppSettings,
     test_notifier: Option<TestNotifier>,
 ) -> Vec<Arc<dyn Notifier>> {
-    names
+    settings
+        .notification_backends
         .iter()
-        .filter_map(|name| -> Option<Arc<dyn Notifier>> {
-            match name.as_str() {
-                "console" => Some(Arc::new(ConsoleNotifier)),
-                "log" => Some(Arc::new(LogNotifier)),
-                "test" => Some(Arc::new(test_notifier.clone().unwrap_or_default())),
-                _ => None,
+        .filter_map(|name| match notifier_for(settings, name, &test_notifier) {
+            Ok(notifier) => Some(notifier),
+            Err(error) => {
+                tracing::error!(backend = %name, %error, "Notification backend left out.");
+                None
             }
         })
         .collect()
+}
+
+fn notifier_for(
+    settings: &AppSettings,
+    name: &str,
+    test_notifier: &Option<TestNotifier>,
+) -> Result<Arc<dyn Notifier>, String> {
+    Ok(match name {
+        "console" => Arc::new(ConsoleNotifier),
+        "email" => {
+            let config = settings.email.as_ref().ok_or("no [email] table")?;
+            Arc::new(EmailNotifier::new(config)?)
+        }
+        "log" => Arc::new(LogNotifier),
+        "test" => Arc::new(test_notifier.clone().unwrap_or_default()),
+        "webhook" => {
+            let config = settings.webhook.as_ref().ok_or("no [webhook] table")?;
+            Arc::new(WebhookNotifier::new(config)?)
+        }
+        other => return Err(format!("unknown backend {other:?}")),
+    })
+}
+
+/// Sends one test event through every backend in `notification_backends`, once each, with the
+/// backend's timeout and no retries, and returns each backend's name with its outcome.
+/// `autoscalebot notify-test` prints them.
+pub async fn send_test_notifications(
+    settings: &AppSettings,
+    now: DateTime<Utc>,
+) -> Vec<(String, Result<(), NotifyError>)> {
+    let bounds = crate::decision::bounds_at(settings, now);
+    let mut event = Event::new(
+        now,
+        &settings.heroku_app_name,
+        EventKind::Test,
+        "This is a test notification from autoscalebot: if you read it, this backend works.",
+    );
+    event.reason = "sent by `autoscalebot notify-test`".to_string();
+    event.min_dynos = Some(bounds.min);
+    event.max_dynos = Some(bounds.max);
+    let mut outcomes = Vec::new();
+    for name in &settings.notification_backends {
+        let outcome = match notifier_for(settings, name, &None) {
+            Err(error) => Err(NotifyError::permanent(error)),
+            Ok(notifier) => {
+                let timeout = notifier.policy().timeout;
+                match tokio::time::timeout(timeout, notifier.send(&event)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(NotifyError::transient(format!(
+                        "no answer within {timeout:?}"
+                    ))),
+                }
+            }
+        };
+        outcomes.push((name.clone(), outcome));
+    }
+    outcomes
 }
 
 #[cfg(test)]

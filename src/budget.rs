@@ -122,7 +122,12 @@ pub fn plan(settings: &Settings) -> Vec<KeyPlan> {
 /// [`plan`], by [`budget_key`].
 pub fn plan_by_key(settings: &Settings) -> BTreeMap<(String, String), KeyPlan> {
     let mut by_key: BTreeMap<(String, String), Vec<&AppSettings>> = BTreeMap::new();
-    for app in &settings.apps {
+    // Apps scaled by commands spend nothing from Heroku.
+    for app in settings
+        .apps
+        .iter()
+        .filter(|app| app.scaler == crate::settings::ScalerKind::Heroku)
+    {
         by_key.entry(budget_key(app)).or_default().push(app);
     }
     by_key

@@ -7,16 +7,27 @@
 //! - [`decision`]: the pure engine (settings, now, size, heartbeat) → plan.
 //! - [`bot`]: the async loop that probes, decides, scales and notifies.
 //! - [`budget`]: the Platform API budget per key, the pace of formation reads, heartbeat spread.
+//! - [`activator`]: wakes a stopped target on demand, forwards, stops it when idle.
+//! - [`router_log`]: Heroku log drain parsing (logplex frames, router lines, windows).
+//! - [`telemetry`], [`metrics`]: what the loop shares with the HTTP server.
+//! - [`server`]: the HTTP server: the log drain, `/metrics`, `/healthz`, the status page.
+//! - [`simulate`]: replays a traffic trace through the same engine on a simulated clock.
 //!
 //! The edges to the outside world (HTTP probes, the Heroku API, notifiers) live in the
 //! `autoscalebot-backends` crate.
 
+pub mod activator;
 pub mod bot;
 pub mod budget;
 pub mod decision;
 pub mod downtime;
+pub mod metrics;
+pub mod router_log;
 pub mod schedule;
+pub mod server;
 pub mod settings;
+pub mod simulate;
+pub mod telemetry;
 
 pub use bot::Worker;
 pub use decision::{AppState, Observation, Plan};
@@ -29,13 +40,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
-/// Runs every app's worker until `shutdown` is cancelled, then waits for them to finish.
+/// Runs every app's worker, and the HTTP server when a port is set, until `shutdown` is
+/// cancelled, then waits for them to finish. Fails only when the server's port cannot be bound.
 ///
 /// The apps share one HTTP client, one API budget per key and, for the process types of one
 /// app, one formation read. Their first heartbeats are spread over the interval. Each app is
 /// its own task: a panic in one is logged and the others go on. With `leader_lock_url`, every
 /// app acts only while this worker holds the lock; the lock is let go after every app stopped.
-pub async fn run(settings: Settings, dry_run: bool, shutdown: CancellationToken) {
+pub async fn run(
+    settings: Settings,
+    dry_run: bool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let client = http_client();
     let lock_released = CancellationToken::new();
     let (leadership, elector) = leadership(&settings, lock_released.clone());
@@ -63,9 +79,12 @@ pub async fn run(settings: Settings, dry_run: bool, shutdown: CancellationToken)
     );
     let mut tasks = tokio::task::JoinSet::new();
     let mut names = HashMap::new();
+    let mut served = false;
     for app in settings.apps {
         let label = format!("{}/{}", app.heroku_app_name, app.process_type);
         let key = budget::budget_key(&app);
+        let port = app.http_port;
+        let heroku = app.scaler == settings::ScalerKind::Heroku;
         let offset = if spread {
             budget::first_beat_offset(
                 &app.heroku_app_name,
@@ -77,15 +96,35 @@ pub async fn run(settings: Settings, dry_run: bool, shutdown: CancellationToken)
         };
         let formation = formations.get(&(key.clone(), app.heroku_app_name.clone()));
         let mut worker = Worker::from_settings(app, client.clone(), dry_run, None)
-            .with_budget(budgets[&key].clone())
             .with_leadership(leadership.clone())
             .with_first_beat_after(offset);
-        if let Some(formation) = formation {
+        // The budget is Heroku's: a command scaler spends none of it.
+        if heroku {
+            worker = worker.with_budget(budgets[&key].clone());
+        }
+        if let (Some(formation), true) = (formation, heroku) {
             let process_type = worker.settings.process_type.clone();
-            worker = worker.with_scaler(Arc::new(HerokuScaler::of(
-                formation.clone(),
-                &process_type,
-            )));
+            worker =
+                worker.with_scaler(Arc::new(HerokuScaler::of(formation.clone(), &process_type)));
+        }
+        // One server per process: it shows the first app that names a port.
+        if let (Some(port), false) = (port, served) {
+            served = true;
+            let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+                .await
+                .map_err(|error| {
+                    anyhow::anyhow!("binding the HTTP server to port {port}: {error}")
+                })?;
+            let address = listener.local_addr()?;
+            tracing::info!(%address, "HTTP server listening: POST /logs, GET /metrics, /healthz, /.");
+            let telemetry = worker.telemetry();
+            let shutdown = shutdown.clone();
+            let handle = tasks.spawn(async move {
+                if let Err(error) = server::serve(listener, telemetry, shutdown).await {
+                    tracing::error!(%error, "The HTTP server stopped.");
+                }
+            });
+            names.insert(handle.id(), "the HTTP server".to_string());
         }
         let handle = tasks.spawn(worker.run(shutdown.clone()));
         names.insert(handle.id(), label);
@@ -95,6 +134,7 @@ pub async fn run(settings: Settings, dry_run: bool, shutdown: CancellationToken)
     if let Some(elector) = elector {
         let _ = elector.await;
     }
+    Ok(())
 }
 
 /// Waits for every app's task; one that panicked is logged and the others go on.
@@ -106,7 +146,10 @@ pub async fn supervise(
         if let Err(error) = joined {
             let app = names.get(&error.id()).map_or("?", String::as_str);
             if error.is_panic() {
-                tracing::error!(app, "The app's worker panicked and stopped; the other apps go on.");
+                tracing::error!(
+                    app,
+                    "The app's worker panicked and stopped; the other apps go on."
+                );
             }
         }
     }

@@ -3,7 +3,7 @@
 //! Errors reach the user here and only here: settings problems exit 2, everything else 1.
 
 use anyhow::Result;
-use autoscalebot::settings::{self, Settings, SettingsError};
+use autoscalebot::settings::{self, LogFormat, Settings, SettingsError};
 use clap::{Parser, Subcommand};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,6 +34,15 @@ enum Command {
     Run,
     /// Load and validate the settings, print the values in force (secrets as ***), and exit.
     Check,
+    /// Listen in front of the app ([activator] table): start it on the first connection, hold
+    /// the connections until it accepts, forward them, and stop it after idle_after.
+    Activate,
+    /// Send one test notification through every backend in notification_backends and report,
+    /// per backend, delivered or the error. Exits 1 when any failed.
+    NotifyTest,
+    /// Replay a traffic trace through the decision engine and show what the settings would
+    /// have cost and how long the app would have been slow, beside three references.
+    Simulate(autoscalebot::simulate::SimulateArgs),
 }
 
 /// How long running heartbeats and notifications get to finish after SIGTERM; Heroku sends
@@ -42,7 +51,6 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -53,6 +61,23 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let on_dyno = std::env::var_os("DYNO").is_some();
+    if let Some(Command::Simulate(args)) = &cli.command {
+        init_logging(LogFormat::Auto.resolve(on_dyno));
+        let env: HashMap<String, String> = std::env::vars().collect();
+        return Ok(
+            match autoscalebot::simulate::run(cli.settings.as_deref(), &env, args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("autoscalebot simulate: {error}");
+                    ExitCode::from(error.exit_code())
+                }
+            },
+        );
+    }
+    if matches!(cli.command, Some(Command::Activate)) {
+        return activate(&cli, on_dyno);
+    }
     let settings = match load_settings(&cli) {
         Ok(settings) => settings,
         Err(error) => {
@@ -60,17 +85,88 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    let log_format = settings
+        .apps
+        .first()
+        .map_or(LogFormat::Auto, |app| app.log_format);
+    // After loading, so that log_format applies; settings problems go to stderr as text.
+    init_logging(log_format.resolve(on_dyno));
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => {
             print_check(&settings);
             Ok(ExitCode::SUCCESS)
         }
+        Command::NotifyTest => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let all_delivered = runtime.block_on(notify_test(&settings));
+            Ok(if all_delivered {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Simulate(_) => unreachable!("handled before the settings are loaded"),
         Command::Run => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(run_worker(settings, cli.dry_run))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Activate => unreachable!("handled above"),
     }
+}
+
+/// `autoscalebot activate`: settings and the listening socket are checked before anything
+/// runs; either being wrong is exit 2.
+fn activate(cli: &Cli, on_dyno: bool) -> Result<ExitCode> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let settings =
+        match settings::load_for(cli.settings.as_deref(), &env, settings::Purpose::Activator) {
+            Ok(settings) => settings,
+            Err(error) => {
+                eprintln!("autoscalebot: {error}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+    let app = settings.apps.into_iter().next().expect("one app");
+    init_logging(app.log_format.resolve(on_dyno));
+    let bound = match autoscalebot::activator::bind_listen(&app) {
+        Ok(bound) => bound,
+        Err(error) => {
+            eprintln!("autoscalebot: activator.listen = {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let client = autoscalebot::http_client();
+        let mut task = tokio::spawn(autoscalebot::activator::run(
+            app,
+            bound,
+            client,
+            shutdown.clone(),
+        ));
+        tokio::select! {
+            ended = &mut task => {
+                return match ended {
+                    Ok(result) => result.map_err(anyhow::Error::from),
+                    Err(error) => Err(anyhow::anyhow!("the activator task failed: {error}")),
+                };
+            }
+            signal = wait_for_signal() => signal?,
+        }
+        tracing::info!("Shutdown signal received; stopping the activator.");
+        shutdown.cancel();
+        match tokio::time::timeout(SHUTDOWN_DEADLINE, task).await {
+            Ok(Ok(result)) => result.map_err(anyhow::Error::from),
+            Ok(Err(error)) => Err(anyhow::anyhow!("the activator task failed: {error}")),
+            Err(_) => {
+                tracing::warn!(deadline = ?SHUTDOWN_DEADLINE, "The activator did not stop in time; exiting anyway.");
+                Ok(())
+            }
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_settings(cli: &Cli) -> Result<Settings, SettingsError> {
@@ -141,6 +237,31 @@ fn budget_lines(settings: &Settings) -> Vec<String> {
     lines
 }
 
+/// Prints one line per backend; true when every backend delivered.
+async fn notify_test(settings: &Settings) -> bool {
+    let mut all_delivered = true;
+    for app in &settings.apps {
+        if app.notification_backends.is_empty() {
+            println!(
+                "{}: no notification backends: set notification_backends",
+                app.heroku_app_name
+            );
+            all_delivered = false;
+        }
+        let outcomes = autoscalebot::bot::send_test_notifications(app, chrono::Utc::now()).await;
+        for (backend, outcome) in outcomes {
+            match outcome {
+                Ok(()) => println!("{backend}: delivered"),
+                Err(error) => {
+                    all_delivered = false;
+                    println!("{backend}: failed: {error}");
+                }
+            }
+        }
+    }
+    all_delivered
+}
+
 /// The planned downtime windows `check` can see (settings, environment, file), each with its
 /// source and its times in `time_zone`, and the bad entries the worker will ignore.
 fn downtime_lines(
@@ -208,8 +329,12 @@ fn downtime_lines(
 
 async fn run_worker(settings: Settings, dry_run: bool) -> Result<()> {
     let shutdown = CancellationToken::new();
-    let worker = tokio::spawn(autoscalebot::run(settings, dry_run, shutdown.clone()));
-    wait_for_signal().await?;
+    let mut worker = tokio::spawn(autoscalebot::run(settings, dry_run, shutdown.clone()));
+    tokio::select! {
+        signal = wait_for_signal() => signal?,
+        // The workers only end on their own when they cannot start (a port in use).
+        ended = &mut worker => return ended?,
+    }
     tracing::info!("Shutdown signal received; finishing the heartbeat in progress.");
     shutdown.cancel();
     if tokio::time::timeout(SHUTDOWN_DEADLINE, worker)
@@ -233,13 +358,30 @@ async fn wait_for_signal() -> Result<()> {
     Ok(())
 }
 
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Logs to stderr in the chosen format (already resolved from `auto`), filtered by `RUST_LOG`
+/// (default `info`).
+fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let layer = match format {
+        LogFormat::Logfmt => tracing_logfmt::builder()
+            .layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Text | LogFormat::Auto => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(layer)
         .init();
 }

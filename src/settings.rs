@@ -8,6 +8,12 @@
 
 use crate::downtime::{self, BadEntry, Source, Window};
 use crate::schedule::Schedule;
+use autoscalebot_backends::activator::process::parse_signal;
+use autoscalebot_backends::activator::Endpoint;
+use autoscalebot_backends::notify::{
+    email, webhook, DeliveryPolicy, EmailConfig, Template, WebhookConfig,
+};
+use autoscalebot_backends::scaler::Commands;
 use autoscalebot_backends::Secret;
 use chrono_tz::Tz;
 use config::{Value, ValueKind};
@@ -94,6 +100,21 @@ pub struct AppSettings {
     pub time_zone: Tz,
     pub scale_up_cooldown: Duration,
     pub scale_down_cooldown: Duration,
+    /// Which platform the size is set on.
+    pub scaler: ScalerKind,
+    /// The `command` scaler's hooks (all `None` with `scaler = "heroku"`).
+    pub commands: Commands,
+    pub command_timeout: Duration,
+    /// Scale to zero after this long with no traffic (only while `min_dynos` in force is 0).
+    pub idle_after: Option<Duration>,
+    /// Stop after running this long, whatever the traffic.
+    pub max_age: Option<Duration>,
+    pub shutdown_hook: Option<ShutdownHookSettings>,
+    pub activator: Option<ActivatorSettings>,
+    /// The `[email]` table, when given: what the `email` backend needs.
+    pub email: Option<EmailConfig>,
+    /// The `[webhook]` table, when given: what the `webhook` backend needs.
+    pub webhook: Option<WebhookConfig>,
     /// Planned downtime windows from `downtime` in the settings and `AUTOSCALE_DOWNTIME`.
     /// Empty when `downtime_disable` is on.
     pub downtime: Vec<Window>,
@@ -108,6 +129,127 @@ pub struct AppSettings {
     /// `AUTOSCALE_DOWNTIME_DISABLE=1`: ignore every downtime source.
     pub downtime_disable: bool,
     pub notify_on_downtime: bool,
+    /// What the decision counts: heartbeats, router windows from the log drain, or both.
+    pub signal: Signal,
+    /// The span of router requests one decision looks at.
+    pub router_window: Duration,
+    /// The port of the HTTP server (drain, metrics, health, status page): `http_port`, else
+    /// `$PORT`; `None` runs no server. 0 picks a free port (it is logged).
+    pub http_port: Option<u16>,
+    /// The basic-auth password a log drain must send; `POST /logs` is off without it.
+    pub log_drain_password: Option<Secret>,
+    pub log_format: LogFormat,
+}
+
+/// Where the size is set: the Heroku Platform API or the user's commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScalerKind {
+    Heroku,
+    Command,
+}
+
+impl ScalerKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ScalerKind::Heroku => "heroku",
+            ScalerKind::Command => "command",
+        }
+    }
+}
+
+/// Which measurements count as fails and passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// The heartbeat alone (2.1's behaviour).
+    Heartbeat,
+    /// The p95 of each router window from the log drain; no heartbeat is sent.
+    Router,
+    /// Both: a fail from either is a fail.
+    Both,
+}
+
+impl Signal {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Signal::Heartbeat => "heartbeat",
+            Signal::Router => "router",
+            Signal::Both => "both",
+        }
+    }
+
+    pub fn uses_heartbeat(&self) -> bool {
+        matches!(self, Signal::Heartbeat | Signal::Both)
+    }
+
+    pub fn uses_router(&self) -> bool {
+        matches!(self, Signal::Router | Signal::Both)
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// logfmt on Heroku (`DYNO` is set), text elsewhere.
+    Auto,
+    Logfmt,
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LogFormat::Auto => "auto",
+            LogFormat::Logfmt => "logfmt",
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+
+    /// The concrete format: `Auto` becomes logfmt when running on a dyno.
+    pub fn resolve(self, on_dyno: bool) -> LogFormat {
+        match self {
+            LogFormat::Auto if on_dyno => LogFormat::Logfmt,
+            LogFormat::Auto => LogFormat::Text,
+            other => other,
+        }
+    }
+}
+
+/// The `[shutdown_hook]` table: the request made right before every stop (seed 000).
+#[derive(Debug, Clone)]
+pub struct ShutdownHookSettings {
+    pub url: Url,
+    pub method: reqwest::Method,
+    /// Values are secrets: they often carry an `Authorization`.
+    pub headers: Vec<(String, Secret)>,
+    pub body: String,
+    pub timeout: Duration,
+}
+
+/// The `[activator]` table: listen, wake the target on demand, forward, stop it when idle.
+#[derive(Debug, Clone)]
+pub struct ActivatorSettings {
+    pub listen: Endpoint,
+    /// Where to forward to. `None` with a local `command`: the command is handed the
+    /// listening socket as fd 3 and accepts on it itself.
+    pub target: Option<Endpoint>,
+    pub wake_timeout: Duration,
+    /// From `activator.idle_after`, else the top-level `idle_after`; `None`: never stop.
+    pub idle_after: Option<Duration>,
+    pub command: Option<String>,
+    pub stop_signal: i32,
+    pub stop_signal_name: String,
+    pub stop_timeout: Duration,
+}
+
+/// What the settings are loaded for: what `run` needs (a platform, a heartbeat) differs from
+/// what `activate` with a local `command` needs (neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Purpose {
+    #[default]
+    Worker,
+    Activator,
 }
 
 /// What loading needs beyond the raw values: where the settings file is (a relative
@@ -117,10 +259,14 @@ pub struct AppSettings {
 pub struct LoadContext {
     pub settings_dir: Option<PathBuf>,
     pub env_downtime: Option<String>,
+    /// `$PORT`, Heroku's port for the web process: the default of `http_port`.
+    pub env_port: Option<String>,
+    /// What the settings are for: `activate` with a local command needs no platform.
+    pub purpose: Purpose,
 }
 
 /// The notification backends this build knows.
-pub const NOTIFICATION_BACKENDS: &[&str] = &["console", "log", "test"];
+pub const NOTIFICATION_BACKENDS: &[&str] = &["console", "email", "log", "test", "webhook"];
 
 /// One thing wrong with the settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,15 +328,29 @@ impl SettingsError {
     }
 }
 
-/// Keys whose values are never shown.
+/// Keys whose values are never shown: keys, passwords and tokens by name, the SMTP URL (it
+/// holds the password), the hook URL (Slack keeps its token in the path) and hook headers.
 fn is_secret_key(key: &str) -> bool {
     let last = key.rsplit('.').next().unwrap_or(key);
-    last.contains("key") || last.contains("password") || last.contains("token")
+    last.contains("key")
+        || last.contains("password")
+        || last.contains("token")
+        || matches!(key, "email.smtp_url" | "webhook" | "webhook.url")
+        || key.starts_with("webhook.headers")
 }
 
 /// Loads settings from an optional TOML file and the given environment (pass
 /// `std::env::vars().collect()` in production; tests pass their own map).
 pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Settings, SettingsError> {
+    load_for(path, env, Purpose::Worker)
+}
+
+/// Loads settings for `purpose`; see [`Purpose`].
+pub fn load_for(
+    path: Option<&Path>,
+    env: &HashMap<String, String>,
+    purpose: Purpose,
+) -> Result<Settings, SettingsError> {
     if let Some(path) = path {
         if !path.is_file() {
             return Err(SettingsError::one(
@@ -202,15 +362,25 @@ pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Settin
     }
     let file = path.map(|path| config::File::from(path).format(config::FileFormat::Toml));
     let settings_dir = path.map(|path| path.parent().unwrap_or(Path::new("")).to_path_buf());
-    from_sources(file, env, settings_dir)
+    from_sources(file, env, settings_dir, purpose)
 }
 
 /// Loads settings from TOML text and the given environment (for tests and the demo).
 pub fn from_toml_str(text: &str, env: &HashMap<String, String>) -> Result<Settings, SettingsError> {
+    from_toml_str_for(text, env, Purpose::Worker)
+}
+
+/// Loads settings for `purpose` from TOML text and the given environment.
+pub fn from_toml_str_for(
+    text: &str,
+    env: &HashMap<String, String>,
+    purpose: Purpose,
+) -> Result<Settings, SettingsError> {
     from_sources(
         Some(config::File::from_str(text, config::FileFormat::Toml)),
         env,
         None,
+        purpose,
     )
 }
 
@@ -218,6 +388,7 @@ fn from_sources<S>(
     file: Option<S>,
     env: &HashMap<String, String>,
     settings_dir: Option<PathBuf>,
+    purpose: Purpose,
 ) -> Result<Settings, SettingsError>
 where
     S: config::Source + Send + Sync + 'static,
@@ -228,6 +399,8 @@ where
     let context = LoadContext {
         settings_dir,
         env_downtime: env.get(ENV_DOWNTIME).cloned(),
+        env_port: env.get("PORT").cloned(),
+        purpose,
     };
     let (leader_lock_url, heroku_api_calls_per_hour) = read_globals(&mut reader, env);
     let apps = match reader.take("apps") {
@@ -243,8 +416,7 @@ where
         Some(apps) if reader.problems.is_empty() => Ok(Settings {
             apps,
             leader_lock_url,
-            heroku_api_calls_per_hour: heroku_api_calls_per_hour
-                .unwrap_or(DEFAULT_CALLS_PER_HOUR),
+            heroku_api_calls_per_hour: heroku_api_calls_per_hour.unwrap_or(DEFAULT_CALLS_PER_HOUR),
         }),
         _ => Err(SettingsError {
             problems: reader.problems,
@@ -294,11 +466,7 @@ fn read_globals(
 /// `[[apps]]`: each entry is one app, with the top-level values as defaults under it. Every
 /// problem names the entry (`apps[1] (my-app/web).max_dynos`); a problem that every entry has
 /// with the same top-level value is told once, under the top-level key.
-fn read_apps(
-    top: &mut Reader,
-    entries: Value,
-    context: &LoadContext,
-) -> Option<Vec<AppSettings>> {
+fn read_apps(top: &mut Reader, entries: Value, context: &LoadContext) -> Option<Vec<AppSettings>> {
     let expected = "a list of [[apps]] tables, each with at least heroku_app_name";
     let items = match entries.kind.clone() {
         ValueKind::Array(items) if !items.is_empty() => items,
@@ -413,7 +581,10 @@ fn read_apps(
     // A bad top-level value that every entry inherits is told once, under its own key.
     let mut told: Vec<Problem> = Vec::new();
     for (bare, named) in &from_defaults {
-        let count = from_defaults.iter().filter(|(other, _)| other == bare).count();
+        let count = from_defaults
+            .iter()
+            .filter(|(other, _)| other == bare)
+            .count();
         if count >= entries_read {
             if !told.contains(bare) {
                 told.push(bare.clone());
@@ -476,9 +647,10 @@ where
         config::Environment::with_prefix("AUTOSCALE")
             .prefix_separator("_")
             .separator("__")
-            .try_parsing(true)
-            .list_separator(",")
-            .with_list_parse_key("notification_backends")
+            // Values stay text: the Reader parses each as its setting expects, so an API key
+            // or a header value such as "00123" keeps its leading zeros, and lists are split
+            // on commas by `Reader::string_list`.
+            .try_parsing(false)
             .source(Some(prefixed)),
     );
     let built = builder.build().map_err(|error| {
@@ -536,6 +708,70 @@ impl Reader {
         format!("{}{key}", self.prefix)
     }
 
+    /// Whether the key was given (without taking it).
+    pub fn has(&self, key: &str) -> bool {
+        self.table.contains_key(key)
+    }
+
+    /// A nested table as a reader of its own, whose problems are named `key.…`. `None` when
+    /// absent, or when not a table (a problem is recorded). Hand it back with [`Reader::absorb`].
+    pub fn table(&mut self, key: &str) -> Option<Reader> {
+        let value = self.take(key)?;
+        match value.kind.clone() {
+            ValueKind::Table(entries) => {
+                let mut child = Reader::new(entries.into_iter().collect(), &self.full_key(key));
+                child.prefix.push('.');
+                child.origins = self.origins.clone();
+                Some(child)
+            }
+            _ => {
+                self.bad(
+                    key,
+                    &value,
+                    format!("a table: a [{key}] section, or {key}.name = value lines"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Takes back a child from [`Reader::table`]: its unknown keys and all its problems.
+    pub fn absorb(&mut self, mut child: Reader) {
+        child.finish_unknown();
+        self.problems.append(&mut child.problems);
+    }
+
+    /// Every entry left, taken: for tables whose keys are the user's (web hook headers).
+    pub fn take_all(&mut self) -> Vec<(String, Value)> {
+        let entries = std::mem::take(&mut self.table);
+        self.known.extend(entries.keys().cloned());
+        entries.into_iter().collect()
+    }
+
+    /// A string checked by `parse`; a problem with the reason when it fails. `None` when
+    /// absent or bad.
+    pub fn parsed<T>(
+        &mut self,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let value = self.take(key)?;
+        let text = match &value.kind {
+            ValueKind::String(text) => text.clone(),
+            _ => {
+                self.bad(key, &value, "a string");
+                return None;
+            }
+        };
+        match parse(&text) {
+            Ok(parsed) => Some(parsed),
+            Err(why) => {
+                self.bad(key, &value, why);
+                None
+            }
+        }
+    }
+
     /// Removes and returns a raw value.
     pub fn take(&mut self, key: &str) -> Option<Value> {
         self.known.push(key.to_string());
@@ -561,6 +797,12 @@ impl Reader {
             origin,
             expected: expected.into(),
         });
+    }
+
+    /// Whether a problem was already recorded for this key.
+    pub fn has_problem(&self, key: &str) -> bool {
+        let full = self.full_key(key);
+        self.problems.iter().any(|problem| problem.key == full)
     }
 
     /// Records a problem with a missing value.
@@ -685,6 +927,21 @@ impl Reader {
         parsed
     }
 
+    /// An optional duration above zero: `None` when absent or bad (a problem is recorded).
+    pub fn positive_duration(&mut self, key: &str) -> Option<Duration> {
+        let value = self.table.get(key).cloned()?;
+        let duration = self.duration_or(key, Duration::ZERO)?;
+        if duration.is_zero() {
+            self.bad(
+                key,
+                &value,
+                "a duration above zero such as \"10m\" (leave it out to turn this off)",
+            );
+            return None;
+        }
+        Some(duration)
+    }
+
     /// A whole number or a time-of-day table of whole numbers.
     pub fn schedule(&mut self, key: &str, value: Value) -> Option<Schedule> {
         let expected = "a whole number (0 or more) or a time-of-day table such as { \"0:00\" = 2, \"9:00\" = 5 }";
@@ -725,7 +982,11 @@ impl Reader {
         let items = match value.kind.clone() {
             ValueKind::Array(items) => items,
             ValueKind::String(text) if text.trim().is_empty() => Vec::new(),
-            ValueKind::String(_) => vec![value.clone()],
+            // From the environment a list arrives as one string: "console,log".
+            ValueKind::String(text) => text
+                .split(',')
+                .map(|item| Value::new(None, item.trim().to_string()))
+                .collect(),
             _ => {
                 self.bad(
                     key,
@@ -809,6 +1070,8 @@ pub fn format_duration(duration: Duration) -> String {
 }
 
 const DEFAULT_HEARTBEAT_URL: &str = "/autoscalebot/heartbeat/";
+/// What logs and notifications call the app when no `heroku_app_name` is needed or given.
+const DEFAULT_APP_LABEL: &str = "app";
 /// The variable whose comma-separated intervals add to `downtime`.
 pub const ENV_DOWNTIME: &str = "AUTOSCALE_DOWNTIME";
 const DEFAULT_DOWNTIME_FILE: &str = "downtime.txt";
@@ -816,22 +1079,54 @@ const DEFAULT_DOWNTIME_HEADER: &str = "X-Downtime";
 const DEFAULT_HEROKU_API_URL: &str = "https://api.heroku.com";
 
 impl AppSettings {
-    /// Reads one app's settings, recording every problem in `reader`. `None` when any value
-    /// of this app is unusable.
+    /// Reads one app's settings for the worker, recording every problem in `reader`. `None`
+    /// when any value of this app is unusable.
     pub fn read(reader: &mut Reader) -> Option<AppSettings> {
         AppSettings::read_in(reader, &LoadContext::default())
     }
 
+    /// Reads one app's settings for `purpose` (see [`Purpose`]).
+    pub fn read_for(reader: &mut Reader, purpose: Purpose) -> Option<AppSettings> {
+        let context = LoadContext {
+            purpose,
+            ..LoadContext::default()
+        };
+        AppSettings::read_in(reader, &context)
+    }
+
     /// [`AppSettings::read`], knowing where the settings file is and `AUTOSCALE_DOWNTIME`.
     pub fn read_in(reader: &mut Reader, context: &LoadContext) -> Option<AppSettings> {
+        let purpose = context.purpose;
         let problems_before = reader.problems.len();
+
+        let scaler_text = reader.string_or("scaler", "heroku");
+        let scaler = match scaler_text.as_str() {
+            "heroku" => Some(ScalerKind::Heroku),
+            "command" => Some(ScalerKind::Command),
+            _ => {
+                let value = Value::new(None, scaler_text.clone());
+                reader.bad(
+                    "scaler",
+                    &value,
+                    "\"heroku\" (the Platform API) or \"command\" (your scale_command, start_command and stop_command)",
+                );
+                None
+            }
+        };
+        let top_idle_after = reader.positive_duration("idle_after");
+        let activator = read_activator(reader, purpose, top_idle_after);
+        // `activate` with a local command needs no platform and no heartbeat.
+        let needs_platform = !(purpose == Purpose::Activator
+            && activator.as_ref().is_some_and(|a| a.command.is_some()));
+        let needs_heroku = needs_platform && scaler == Some(ScalerKind::Heroku);
 
         let heroku_app_name = reader.string("heroku_app_name");
         match &heroku_app_name {
-            None => reader.missing(
+            None if needs_heroku => reader.missing(
                 "heroku_app_name",
                 "the name of your Heroku app, such as \"dancing-forest-1234\" (or AUTOSCALE_HEROKU_APP_NAME)",
             ),
+            None => {}
             Some(name) if name.is_empty() || name.contains(['/', ' ', '?', '#']) => {
                 let value = Value::new(None, name.clone());
                 reader.bad("heroku_app_name", &value, "an app name: letters, digits and dashes");
@@ -839,7 +1134,7 @@ impl AppSettings {
             Some(_) => {}
         }
         let heroku_api_key = reader.string("heroku_api_key").map(Secret::new);
-        if heroku_api_key.as_ref().is_none_or(Secret::is_empty) {
+        if needs_heroku && heroku_api_key.as_ref().is_none_or(Secret::is_empty) {
             reader.missing(
                 "heroku_api_key",
                 "your Heroku API key (`heroku auth:token`), in the file or in HEROKU_API_KEY",
@@ -864,8 +1159,34 @@ impl AppSettings {
         let default_app_url = heroku_app_name
             .as_deref()
             .map(|name| format!("https://{name}.herokuapp.com"));
-        let app_url = read_url(reader, "app_url", default_app_url.as_deref());
         let heartbeat_url_text = reader.string_or("heartbeat_url", DEFAULT_HEARTBEAT_URL);
+        let app_url = match read_url(reader, "app_url", default_app_url.as_deref()) {
+            Some(url) => Some(url),
+            None if reader
+                .problems
+                .iter()
+                .any(|problem| problem.key.ends_with("app_url")) =>
+            {
+                None
+            }
+            // No app name to make one from: an absolute heartbeat_url gives the base.
+            None => match Url::parse(&heartbeat_url_text) {
+                Ok(url) => url.join("/").ok(),
+                // The missing app name is the problem: app_url follows from it once given.
+                Err(_) if needs_heroku && heroku_app_name.is_none() => None,
+                Err(_) if purpose == Purpose::Activator => {
+                    // `activate` never sends a heartbeat.
+                    Url::parse("http://localhost/").ok()
+                }
+                Err(_) => {
+                    reader.missing(
+                        "app_url",
+                        "your app's base URL such as \"https://app.example.com\", for the heartbeat (or an absolute heartbeat_url)",
+                    );
+                    None
+                }
+            },
+        };
         let heartbeat_url =
             app_url
                 .as_ref()
@@ -984,6 +1305,8 @@ impl AppSettings {
         };
         let scale_up_cooldown = reader.duration_or("scale_up_cooldown", Duration::ZERO);
         let scale_down_cooldown = reader.duration_or("scale_down_cooldown", Duration::ZERO);
+        let email = read_email(reader, &notification_backends);
+        let webhook = read_webhook(reader, &notification_backends);
         let notify_on_downtime = reader.bool_or("notify_on_downtime", true);
         let downtime_disable = reader.bool_or("downtime_disable", false);
         let downtime_entries = reader.take("downtime");
@@ -1020,8 +1343,136 @@ impl AppSettings {
                 "a whole number of dynos (0 or more)",
             )
         });
+        let signal_text = reader.string_or("signal", "heartbeat");
+        let signal = match signal_text.as_str() {
+            "heartbeat" => Some(Signal::Heartbeat),
+            "router" => Some(Signal::Router),
+            "both" => Some(Signal::Both),
+            _ => {
+                let value = Value::new(None, signal_text.clone());
+                reader.bad(
+                    "signal",
+                    &value,
+                    "one of \"heartbeat\", \"router\", \"both\"",
+                );
+                None
+            }
+        };
+        let default_window = Duration::from_secs_f64(interval_seconds.unwrap_or(30.0));
+        let router_window = reader.duration_or("router_window", default_window);
+        if router_window == Some(Duration::ZERO) {
+            let value = Value::new(None, "0s");
+            reader.bad(
+                "router_window",
+                &value,
+                "a duration above 0, such as \"30s\"",
+            );
+        }
+        let http_port = match reader.take("http_port") {
+            Some(value) => reader
+                .whole_value("http_port", &value, 0, "a TCP port from 0 to 65535")
+                .and_then(|port| {
+                    let port = u16::try_from(port).ok();
+                    if port.is_none() {
+                        reader.bad("http_port", &value, "a TCP port from 0 to 65535");
+                    }
+                    port
+                })
+                .map(Some),
+            // Heroku's convention: the web process listens on $PORT.
+            None => match context.env_port.clone() {
+                None => Some(None),
+                Some(text) => match text.trim().parse::<u16>() {
+                    Ok(port) => Some(Some(port)),
+                    Err(_) => {
+                        let value = Value::new(Some(&"PORT".to_string()), text);
+                        reader.bad("http_port", &value, "a TCP port from 0 to 65535 in PORT");
+                        None
+                    }
+                },
+            },
+        };
+        let log_drain_password = reader
+            .string("log_drain_password")
+            .map(Secret::new)
+            .filter(|password| !password.is_empty());
+        let log_format_text = reader.string_or("log_format", "auto");
+        let log_format = match log_format_text.as_str() {
+            "auto" => Some(LogFormat::Auto),
+            "logfmt" => Some(LogFormat::Logfmt),
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => {
+                let value = Value::new(None, log_format_text.clone());
+                reader.bad(
+                    "log_format",
+                    &value,
+                    "one of \"auto\", \"logfmt\", \"text\", \"json\"",
+                );
+                None
+            }
+        };
+        if signal.is_some_and(|signal| signal.uses_router()) {
+            if log_drain_password.is_none() {
+                reader.missing(
+                    "log_drain_password",
+                    format!(
+                        "a password for the log drain's basic auth, since signal = \"{signal_text}\""
+                    ),
+                );
+            }
+            if http_port == Some(None) {
+                reader.missing(
+                    "http_port",
+                    format!("a port for the log drain (or PORT), since signal = \"{signal_text}\""),
+                );
+            }
+        }
+
+        let commands = Commands {
+            scale_command: reader.string("scale_command"),
+            start_command: reader.string("start_command"),
+            stop_command: reader.string("stop_command"),
+            quantity_command: reader.string("quantity_command"),
+        };
+        let command_timeout = reader.duration_or("command_timeout", Duration::from_secs(60));
+        if command_timeout == Some(Duration::ZERO) {
+            let value = Value::new(None, "0s");
+            reader.bad(
+                "command_timeout",
+                &value,
+                "a duration above zero such as \"60s\"",
+            );
+        }
+        let max_age = reader.positive_duration("max_age");
+        let shutdown_hook = read_shutdown_hook(reader);
 
         // Cross-field checks, only where both sides were readable.
+        check_commands(
+            reader,
+            scaler,
+            &commands,
+            max_dynos.as_ref(),
+            needs_platform,
+        );
+        let scaler_target = activator.as_ref().is_none_or(|a| a.command.is_none());
+        let idle_in_force = top_idle_after.or(activator.as_ref().and_then(|a| a.idle_after));
+        if let (Some(_), Some(min), true) = (idle_in_force, &min_dynos, scaler_target) {
+            if !min
+                .change_minutes()
+                .into_iter()
+                .chain(std::iter::once(0))
+                .any(|minute| min.at_minute(minute) == 0)
+            {
+                let value = Value::new(None, min.to_string());
+                reader.bad(
+                    "min_dynos",
+                    &value,
+                    "0 at some time of day, since idle_after is set: idle_after scales to zero only while min_dynos in force is 0",
+                );
+            }
+        }
+
         if let (Some(min), Some(max)) = (min_response_time_ms, max_response_time_ms) {
             if min > max {
                 let value = Value::new(None, min as i64);
@@ -1064,8 +1515,8 @@ impl AppSettings {
             return None;
         }
         Some(AppSettings {
-            heroku_app_name: heroku_app_name?,
-            heroku_api_key: heroku_api_key?,
+            heroku_app_name: heroku_app_name.unwrap_or_else(|| DEFAULT_APP_LABEL.to_string()),
+            heroku_api_key: heroku_api_key.unwrap_or_default(),
             heroku_api_url: heroku_api_url?,
             heroku_api_timeout: Duration::from_millis(heroku_api_timeout_ms? as u64),
             process_type,
@@ -1092,6 +1543,15 @@ impl AppSettings {
             time_zone: time_zone?,
             scale_up_cooldown: scale_up_cooldown?,
             scale_down_cooldown: scale_down_cooldown?,
+            scaler: scaler?,
+            commands,
+            command_timeout: command_timeout?,
+            idle_after: top_idle_after,
+            max_age,
+            shutdown_hook,
+            activator,
+            email,
+            webhook,
             downtime,
             downtime_warnings,
             downtime_file,
@@ -1099,6 +1559,11 @@ impl AppSettings {
             downtime_dynos,
             downtime_disable,
             notify_on_downtime,
+            signal: signal?,
+            router_window: router_window?,
+            http_port: http_port?,
+            log_drain_password,
+            log_format: log_format?,
         })
     }
 
@@ -1106,7 +1571,7 @@ impl AppSettings {
     pub fn effective(&self) -> Vec<(&'static str, String)> {
         let quoted = |text: &str| format!("{text:?}");
         let optional = |value: Option<String>| value.unwrap_or_else(|| "(not set)".to_string());
-        vec![
+        let mut rows = vec![
             ("heroku_app_name", quoted(&self.heroku_app_name)),
             ("heroku_api_key", quoted(&self.heroku_api_key.to_string())),
             ("heroku_api_url", quoted(self.heroku_api_url.as_str())),
@@ -1233,8 +1698,365 @@ impl AppSettings {
             ),
             ("downtime_disable", self.downtime_disable.to_string()),
             ("notify_on_downtime", self.notify_on_downtime.to_string()),
-        ]
+            ("signal", quoted(self.signal.as_str())),
+            (
+                "router_window",
+                quoted(&format_duration(self.router_window)),
+            ),
+            (
+                "http_port",
+                optional(self.http_port.map(|port| port.to_string())),
+            ),
+            (
+                "log_drain_password",
+                optional(
+                    self.log_drain_password
+                        .as_ref()
+                        .map(|password| quoted(&password.to_string())),
+                ),
+            ),
+            ("log_format", quoted(self.log_format.as_str())),
+        ];
+        let email = self.email.as_ref();
+        let list = |items: Vec<String>| {
+            let items: Vec<String> = items.iter().map(|item| quoted(item)).collect();
+            format!("[{}]", items.join(", "))
+        };
+        rows.extend([
+            (
+                "email.smtp_url",
+                optional(email.map(|e| quoted(&email::redact_smtp_url(e.smtp_url.expose())))),
+            ),
+            (
+                "email.from",
+                optional(email.map(|e| quoted(&e.from.to_string()))),
+            ),
+            (
+                "email.to",
+                optional(email.map(|e| list(e.to.iter().map(|to| to.to_string()).collect()))),
+            ),
+            (
+                "email.timeout",
+                optional(email.map(|e| quoted(&format_duration(e.policy.timeout)))),
+            ),
+            (
+                "email.give_up_after",
+                optional(email.map(|e| quoted(&format_duration(e.policy.give_up_after)))),
+            ),
+        ]);
+        let hook = self.webhook.as_ref();
+        rows.extend([
+            (
+                "webhook.url",
+                optional(hook.map(|h| quoted(&webhook::redact_url(&h.url)))),
+            ),
+            (
+                "webhook.method",
+                optional(hook.map(|h| quoted(h.method.as_str()))),
+            ),
+            (
+                "webhook.headers",
+                optional(hook.map(|h| {
+                    let headers: Vec<String> = h
+                        .headers
+                        .iter()
+                        .map(|(name, value)| {
+                            format!("{} = {}", quoted(name.as_str()), quoted(&value.to_string()))
+                        })
+                        .collect();
+                    format!("{{ {} }}", headers.join(", "))
+                })),
+            ),
+            (
+                "webhook.body",
+                optional(hook.map(|h| match &h.body {
+                    Some(body) => quoted(body.source()),
+                    None => "(default: a JSON object with every field)".to_string(),
+                })),
+            ),
+            (
+                "webhook.timeout",
+                optional(hook.map(|h| quoted(&format_duration(h.policy.timeout)))),
+            ),
+            (
+                "webhook.give_up_after",
+                optional(hook.map(|h| quoted(&format_duration(h.policy.give_up_after)))),
+            ),
+        ]);
+        rows.extend([
+            ("scaler", quoted(self.scaler.as_str())),
+            (
+                "scale_command",
+                optional(self.commands.scale_command.as_deref().map(quoted)),
+            ),
+            (
+                "start_command",
+                optional(self.commands.start_command.as_deref().map(quoted)),
+            ),
+            (
+                "stop_command",
+                optional(self.commands.stop_command.as_deref().map(quoted)),
+            ),
+            (
+                "quantity_command",
+                optional(self.commands.quantity_command.as_deref().map(quoted)),
+            ),
+            (
+                "command_timeout",
+                quoted(&format_duration(self.command_timeout)),
+            ),
+            (
+                "idle_after",
+                optional(self.idle_after.map(|d| quoted(&format_duration(d)))),
+            ),
+            (
+                "max_age",
+                optional(self.max_age.map(|d| quoted(&format_duration(d)))),
+            ),
+        ]);
+        let hook = self.shutdown_hook.as_ref();
+        rows.extend([
+            (
+                "shutdown_hook.url",
+                optional(hook.map(|h| quoted(h.url.as_str()))),
+            ),
+            (
+                "shutdown_hook.method",
+                optional(hook.map(|h| quoted(h.method.as_str()))),
+            ),
+            (
+                "shutdown_hook.headers",
+                optional(hook.map(|h| {
+                    let names: Vec<String> = h
+                        .headers
+                        .iter()
+                        .map(|(name, value)| {
+                            format!("{} = {}", quoted(name), quoted(&value.to_string()))
+                        })
+                        .collect();
+                    format!("{{ {} }}", names.join(", "))
+                })),
+            ),
+            (
+                "shutdown_hook.body",
+                optional(hook.map(|h| quoted(&h.body))),
+            ),
+            (
+                "shutdown_hook.timeout",
+                optional(hook.map(|h| quoted(&format_duration(h.timeout)))),
+            ),
+        ]);
+        let activator = self.activator.as_ref();
+        rows.extend([
+            (
+                "activator.listen",
+                optional(activator.map(|a| quoted(&a.listen.to_string()))),
+            ),
+            (
+                "activator.target",
+                optional(
+                    activator
+                        .and_then(|a| a.target.as_ref())
+                        .map(|t| quoted(&t.to_string())),
+                ),
+            ),
+            (
+                "activator.wake_timeout",
+                optional(activator.map(|a| quoted(&format_duration(a.wake_timeout)))),
+            ),
+            (
+                "activator.idle_after",
+                optional(
+                    activator
+                        .and_then(|a| a.idle_after)
+                        .map(|d| quoted(&format_duration(d))),
+                ),
+            ),
+            (
+                "activator.command",
+                optional(activator.and_then(|a| a.command.as_deref()).map(quoted)),
+            ),
+            (
+                "activator.stop_signal",
+                optional(activator.map(|a| quoted(&a.stop_signal_name))),
+            ),
+            (
+                "activator.stop_timeout",
+                optional(activator.map(|a| quoted(&format_duration(a.stop_timeout)))),
+            ),
+        ]);
+        rows
     }
+}
+
+/// `[email]`: the SMTP server, the sender and the readers of the `email` backend.
+fn read_email(reader: &mut Reader, backends: &[String]) -> Option<EmailConfig> {
+    let named = backends.iter().any(|name| name == "email");
+    let Some(mut table) = reader.table("email") else {
+        if named && !reader.has_problem("email") {
+            reader.missing(
+                "email.smtp_url",
+                "an [email] table with smtp_url, from and to, since notification_backends names \"email\"",
+            );
+        }
+        return None;
+    };
+    let before = table.problems.len();
+    if !table.has("smtp_url") {
+        table.missing(
+            "smtp_url",
+            "an SMTP URL such as \"smtp://user:password@smtp.example.com:587?tls=required\" (or AUTOSCALE_EMAIL__SMTP_URL)",
+        );
+    }
+    let smtp_url = table.parsed("smtp_url", |text| {
+        email::check_smtp_url(text).map(|()| Secret::new(text.trim()))
+    });
+    if !table.has("from") {
+        table.missing(
+            "from",
+            "the sender's address, such as \"autoscalebot <ops@example.com>\"",
+        );
+    }
+    let from = table.parsed("from", email::parse_mailbox);
+    let mut to = Vec::new();
+    match table.string_list("to") {
+        None if !table.has_problem("to") => table.missing(
+            "to",
+            "a list of addresses such as [\"ops@example.com\"] (the people to tell)",
+        ),
+        None => {}
+        Some(list) if list.is_empty() => {
+            let value = Value::new(None, Vec::<String>::new());
+            table.bad(
+                "to",
+                &value,
+                "at least one address, such as [\"ops@example.com\"]",
+            );
+        }
+        Some(list) => {
+            for address in list {
+                match email::parse_mailbox(&address) {
+                    Ok(mailbox) => to.push(mailbox),
+                    Err(why) => {
+                        let value = Value::new(None, address);
+                        table.bad("to", &value, why);
+                    }
+                }
+            }
+        }
+    }
+    let policy = read_delivery(&mut table);
+    let ok = table.problems.len() == before;
+    reader.absorb(table);
+    if !ok {
+        return None;
+    }
+    Some(EmailConfig {
+        smtp_url: smtp_url?,
+        from: from?,
+        to,
+        policy: policy?,
+    })
+}
+
+/// `[webhook]`: the request the `webhook` backend makes for each event.
+fn read_webhook(reader: &mut Reader, backends: &[String]) -> Option<WebhookConfig> {
+    let named = backends.iter().any(|name| name == "webhook");
+    let Some(mut table) = reader.table("webhook") else {
+        if named && !reader.has_problem("webhook") {
+            reader.missing(
+                "webhook.url",
+                "a [webhook] table with at least url, since notification_backends names \"webhook\"",
+            );
+        }
+        return None;
+    };
+    let before = table.problems.len();
+    if !table.has("url") {
+        table.missing(
+            "url",
+            "the URL to call, such as \"https://hooks.example.com/…\" (or AUTOSCALE_WEBHOOK__URL)",
+        );
+    }
+    let url = table.parsed("url", webhook::parse_url);
+    let method = if table.has("method") {
+        table.parsed("method", webhook::parse_method)
+    } else {
+        Some(reqwest::Method::POST)
+    };
+    let mut headers: Vec<(reqwest::header::HeaderName, Secret)> = Vec::new();
+    if let Some(mut header_table) = table.table("headers") {
+        for (name, value) in header_table.take_all() {
+            // Environment variable names cannot hold a dash: AUTOSCALE_WEBHOOK__HEADERS__X_API_KEY
+            // means the header X-Api-Key.
+            let from_env = header_table
+                .origins
+                .contains_key(&format!("webhook.headers.{name}"));
+            let name = if from_env {
+                name.replace('_', "-")
+            } else {
+                name
+            };
+            let text = match &value.kind {
+                ValueKind::String(text) => text.clone(),
+                ValueKind::I64(_)
+                | ValueKind::U64(_)
+                | ValueKind::Float(_)
+                | ValueKind::Boolean(_) => value.kind.to_string(),
+                _ => {
+                    header_table.bad(&name, &value, "a header value (a string)");
+                    continue;
+                }
+            };
+            match webhook::parse_header(&name, &text) {
+                Ok(header) => {
+                    // Header names are case-insensitive: `Authorization` in the file and
+                    // AUTOSCALE_WEBHOOK__HEADERS__AUTHORIZATION are one header, and the
+                    // environment wins, as it does for every setting.
+                    match headers.iter().position(|(known, _)| *known == header.0) {
+                        Some(at) if from_env => headers[at] = header,
+                        Some(_) => {}
+                        None => headers.push(header),
+                    }
+                }
+                Err(why) => header_table.bad(&name, &value, why),
+            }
+        }
+        table.absorb(header_table);
+    }
+    let body = table.parsed("body", |text| {
+        Template::parse(text).map_err(|error| format!("a body template: {error}"))
+    });
+    let policy = read_delivery(&mut table);
+    let ok = table.problems.len() == before;
+    reader.absorb(table);
+    if !ok {
+        return None;
+    }
+    Some(WebhookConfig {
+        url: url?,
+        method: method?,
+        headers,
+        body,
+        policy: policy?,
+    })
+}
+
+/// `timeout` and `give_up_after` of a backend's table.
+fn read_delivery(table: &mut Reader) -> Option<DeliveryPolicy> {
+    let defaults = DeliveryPolicy::default();
+    let timeout = table.duration_or("timeout", defaults.timeout);
+    if timeout == Some(Duration::ZERO) {
+        let value = Value::new(None, "0s");
+        table.bad("timeout", &value, "a duration above zero, such as \"10s\"");
+        return None;
+    }
+    let give_up_after = table.duration_or("give_up_after", defaults.give_up_after);
+    Some(DeliveryPolicy {
+        timeout: timeout?,
+        give_up_after: give_up_after?,
+        ..defaults
+    })
 }
 
 /// `downtime` from the settings (a bad entry is a bad setting: exit 2, as for any other) and
@@ -1308,6 +2130,265 @@ fn read_url(reader: &mut Reader, key: &str, default: Option<&str>) -> Option<Url
             None
         }
     }
+}
+
+/// The `command` scaler needs something to run, and commands mean nothing to Heroku.
+fn check_commands(
+    reader: &mut Reader,
+    scaler: Option<ScalerKind>,
+    commands: &Commands,
+    max_dynos: Option<&Schedule>,
+    needs_platform: bool,
+) {
+    let named = [
+        ("scale_command", &commands.scale_command),
+        ("start_command", &commands.start_command),
+        ("stop_command", &commands.stop_command),
+        ("quantity_command", &commands.quantity_command),
+    ];
+    match scaler {
+        Some(ScalerKind::Heroku) => {
+            for (key, command) in named {
+                if let Some(command) = command {
+                    let value = Value::new(None, command.clone());
+                    reader.bad(
+                        key,
+                        &value,
+                        "no command while scaler = \"heroku\": set scaler = \"command\" to use your commands",
+                    );
+                }
+            }
+        }
+        Some(ScalerKind::Command) => {
+            for (key, command) in named {
+                if command
+                    .as_deref()
+                    .is_some_and(|text| text.trim().is_empty())
+                {
+                    let value = Value::new(None, "");
+                    reader.bad(key, &value, "a shell command, or leave the key out");
+                }
+            }
+            let can_start = commands.scale_command.is_some() || commands.start_command.is_some();
+            let can_stop = commands.scale_command.is_some() || commands.stop_command.is_some();
+            if needs_platform && !(can_start && can_stop) {
+                reader.missing(
+                    "scale_command",
+                    "a command run with the new quantity as its last argument (or both start_command and stop_command), since scaler = \"command\"",
+                );
+            }
+            if commands.scale_command.is_none() {
+                if let Some(max) = max_dynos {
+                    let above_one = max
+                        .change_minutes()
+                        .into_iter()
+                        .chain(std::iter::once(0))
+                        .any(|minute| max.at_minute(minute) > 1);
+                    if above_one {
+                        let value = Value::new(None, max.to_string());
+                        reader.bad(
+                            "max_dynos",
+                            &value,
+                            "at most 1 without a scale_command: start_command and stop_command can only start or stop",
+                        );
+                    }
+                }
+            }
+        }
+        None => {}
+    }
+}
+
+fn read_shutdown_hook(reader: &mut Reader) -> Option<ShutdownHookSettings> {
+    let mut table = reader.table("shutdown_hook")?;
+    let url = match table.string("url") {
+        None => {
+            table.missing(
+                "url",
+                "the URL to call right before a stop, such as \"https://example.com/shutdown\"",
+            );
+            None
+        }
+        Some(text) => match Url::parse(&text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Some(url),
+            _ => {
+                let value = Value::new(None, text);
+                table.bad(
+                    "url",
+                    &value,
+                    "an absolute http(s) URL such as \"https://example.com/shutdown\"",
+                );
+                None
+            }
+        },
+    };
+    let method_text = table.string_or("method", "GET").to_ascii_uppercase();
+    let method = match reqwest::Method::from_bytes(method_text.as_bytes()) {
+        Ok(method) => Some(method),
+        Err(_) => {
+            let value = Value::new(None, method_text.clone());
+            table.bad(
+                "method",
+                &value,
+                "an HTTP method such as \"GET\" or \"POST\"",
+            );
+            None
+        }
+    };
+    let mut headers = Vec::new();
+    if let Some(value) = table.take("headers") {
+        match &value.kind {
+            ValueKind::Table(entries) => {
+                for (name, entry) in entries {
+                    let text = match &entry.kind {
+                        ValueKind::String(text) => Some(text.clone()),
+                        _ => None,
+                    };
+                    let name_ok = reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok();
+                    let value_ok = text
+                        .as_deref()
+                        .is_some_and(|text| reqwest::header::HeaderValue::from_str(text).is_ok());
+                    if name_ok && value_ok {
+                        headers.push((name.clone(), Secret::new(text.unwrap_or_default())));
+                    } else {
+                        // Header values are secrets: never shown, even when wrong.
+                        let shown = Value::new(None, "***");
+                        table.bad(
+                            &format!("headers.{name}"),
+                            &shown,
+                            "a header name and a string value, such as Authorization = \"Bearer …\"",
+                        );
+                    }
+                }
+            }
+            _ => table.bad(
+                "headers",
+                &Value::new(None, "***"),
+                "a table of header names and values, such as { Authorization = \"Bearer …\" }",
+            ),
+        }
+    }
+    let body = table.string_or("body", "");
+    let timeout = table.duration_or("timeout", Duration::from_secs(10));
+    if timeout == Some(Duration::ZERO) {
+        table.bad(
+            "timeout",
+            &Value::new(None, "0s"),
+            "a duration above zero such as \"10s\"",
+        );
+    }
+    let ok = table.problems.is_empty();
+    reader.absorb(table);
+    if !ok {
+        return None;
+    }
+    Some(ShutdownHookSettings {
+        url: url?,
+        method: method?,
+        headers,
+        body,
+        timeout: timeout?,
+    })
+}
+
+fn read_endpoint(reader: &mut Reader, key: &str) -> Option<Endpoint> {
+    let text = reader.string(key)?;
+    match Endpoint::parse(&text) {
+        Ok(endpoint) => Some(endpoint),
+        Err(expected) => {
+            let value = Value::new(None, text);
+            reader.bad(key, &value, expected);
+            None
+        }
+    }
+}
+
+fn read_activator(
+    reader: &mut Reader,
+    purpose: Purpose,
+    top_idle_after: Option<Duration>,
+) -> Option<ActivatorSettings> {
+    let Some(mut table) = reader.table("activator") else {
+        if purpose == Purpose::Activator && !reader.problems.iter().any(|p| p.key == "activator") {
+            reader.missing(
+                "activator",
+                "an [activator] table with listen and target (or command), for `autoscalebot activate`",
+            );
+        }
+        return None;
+    };
+    let listen = read_endpoint(&mut table, "listen");
+    if listen.is_none() && !table.problems.iter().any(|p| p.key.ends_with("listen")) {
+        table.missing(
+            "listen",
+            "where to listen: host:port (such as 0.0.0.0:8080) or unix:/path/to.sock",
+        );
+    }
+    let target = read_endpoint(&mut table, "target");
+    let command = table.string("command");
+    if command
+        .as_deref()
+        .is_some_and(|text| text.trim().is_empty())
+    {
+        table.bad(
+            "command",
+            &Value::new(None, ""),
+            "a command line that starts your app, or leave the key out",
+        );
+    }
+    if target.is_none()
+        && command.is_none()
+        && !table.problems.iter().any(|p| p.key.ends_with("target"))
+    {
+        table.missing(
+            "target",
+            "where the app listens: host:port or unix:/path (or a command, to hand it the listening socket)",
+        );
+    }
+    if let (Some(listen), Some(target)) = (&listen, &target) {
+        if listen == target {
+            table.bad(
+                "target",
+                &Value::new(None, target.to_string()),
+                "another address than listen, or it would forward to itself",
+            );
+        }
+    }
+    let wake_timeout = table.duration_or("wake_timeout", Duration::from_secs(30));
+    if wake_timeout == Some(Duration::ZERO) {
+        table.bad(
+            "wake_timeout",
+            &Value::new(None, "0s"),
+            "a duration above zero such as \"30s\"",
+        );
+    }
+    let idle_after = table.positive_duration("idle_after").or(top_idle_after);
+    let signal_text = table.string_or("stop_signal", "SIGTERM");
+    let stop_signal = parse_signal(&signal_text);
+    if stop_signal.is_none() {
+        table.bad(
+            "stop_signal",
+            &Value::new(None, signal_text),
+            "a signal name or number such as \"SIGTERM\", \"SIGINT\" or 15",
+        );
+    }
+    let stop_timeout = table.duration_or("stop_timeout", Duration::from_secs(10));
+    let ok = table.problems.is_empty();
+    reader.absorb(table);
+    if !ok {
+        return None;
+    }
+    let (stop_signal, stop_signal_name) = stop_signal?;
+    Some(ActivatorSettings {
+        listen: listen?,
+        target,
+        wake_timeout: wake_timeout?,
+        idle_after,
+        command,
+        stop_signal,
+        stop_signal_name,
+        stop_timeout: stop_timeout?,
+    })
 }
 
 /// The first minute of the day at which `min` is above `max`, if any. Both are step functions,

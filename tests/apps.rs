@@ -42,7 +42,12 @@ async fn three_apps_with_their_own_bounds_scale_independently_in_one_worker() {
         entry("alpha", "web", &slow_alpha, ""),
         entry("beta", "web", &fast_beta, "min_dynos = 2\nmax_dynos = 6"),
         entry("gamma", "web", &in_band_gamma_web, "max_dynos = 5"),
-        entry("gamma", "worker", &slow_gamma_worker, "max_dynos = 4\nmin_dynos = 0"),
+        entry(
+            "gamma",
+            "worker",
+            &slow_gamma_worker,
+            "max_dynos = 4\nmin_dynos = 0"
+        ),
     );
     let mut bot = Bot::start(&settings, &[], &[]);
     wait_until("alpha reaches its max of 3", || {
@@ -58,7 +63,12 @@ async fn three_apps_with_their_own_bounds_scale_independently_in_one_worker() {
     })
     .await;
     // A few more heartbeats of each, to see that nothing moves past a bound.
-    for heartbeat in [&slow_alpha, &fast_beta, &in_band_gamma_web, &slow_gamma_worker] {
+    for heartbeat in [
+        &slow_alpha,
+        &fast_beta,
+        &in_band_gamma_web,
+        &slow_gamma_worker,
+    ] {
         let hits = heartbeat.hits();
         wait_until("four more heartbeats", || heartbeat.hits() >= hits + 4).await;
     }
@@ -90,9 +100,9 @@ async fn three_apps_with_their_own_bounds_scale_independently_in_one_worker() {
         .all(|r| !r.path.starts_with("/apps/alpha") || r.path == "/apps/alpha/formation/web"));
     // Unchanged formations are read conditionally, and the answer is 304 with no body.
     assert!(
-        requests
-            .iter()
-            .any(|r| r.method == "GET" && r.headers.contains_key("if-none-match") && r.status == 304),
+        requests.iter().any(|r| r.method == "GET"
+            && r.headers.contains_key("if-none-match")
+            && r.status == 304),
         "no conditional read was answered 304"
     );
     assert!(requests.iter().all(|r| r.status < 400), "no call failed");
@@ -111,13 +121,24 @@ async fn one_apps_refused_key_leaves_the_others_scaling() {
     api.add("refused", "web", "the-right-key-for-refused", 1);
     let settings = format!(
         "{}{}{}{}",
-        defaults(&api, "max_dynos = 3\nnotify_on_scale_fails = true\nnotification_backends = [\"console\"]"),
-        entry("refused", "web", &slow_refused, "heroku_api_key = \"a-wrong-key-for-refused\""),
+        defaults(
+            &api,
+            "max_dynos = 3\nnotify_on_scale_fails = true\nnotification_backends = [\"console\"]"
+        ),
+        entry(
+            "refused",
+            "web",
+            &slow_refused,
+            "heroku_api_key = \"a-wrong-key-for-refused\""
+        ),
         entry("fine-up", "web", &slow_fine, ""),
         entry("fine-down", "web", &fast_fine, ""),
     );
     let mut bot = Bot::start(&settings, &[], &[]);
-    wait_until("fine-up reaches 3", || api.quantity_of("fine-up", "web") == 3).await;
+    wait_until("fine-up reaches 3", || {
+        api.quantity_of("fine-up", "web") == 3
+    })
+    .await;
     wait_until("fine-down reaches 1", || {
         api.quantity_of("fine-down", "web") == 1
     })
@@ -171,7 +192,10 @@ async fn a_small_budget_stops_routine_reads_but_never_a_scale() {
     let mut bot = Bot::start(&settings, &[], &[]);
     wait_until("busy reaches 3", || api.quantity_of("busy", "web") == 3).await;
     let hits = in_band.hits();
-    wait_until("25 more heartbeats of quiet-1", || in_band.hits() >= hits + 25).await;
+    wait_until("25 more heartbeats of quiet-1", || {
+        in_band.hits() >= hits + 25
+    })
+    .await;
     let calls = api.requests().len();
     let beats = in_band.hits() + also_in_band.hits() + slow.hits();
     assert!(
@@ -212,7 +236,9 @@ fn check_names_each_app_and_the_most_calls_an_hour_per_key() {
     // alpha, beta/web and beta/worker share key 1: two reads every 30 s (beta's two types
     // share one) = 240, and up to 3 x 80 for scaling.
     assert!(
-        stdout.contains("key 1 (3 apps: alpha/web, beta/web, beta/worker): at most 480 calls an hour"),
+        stdout.contains(
+            "key 1 (3 apps: alpha/web, beta/web, beta/worker): at most 480 calls an hour"
+        ),
         "{stdout}"
     );
     assert!(
@@ -234,6 +260,12 @@ fn two_entries_for_one_formation_stop_the_worker_naming_both() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("apps[1] (shop/web).process_type"), "{stderr}");
-    assert!(stderr.contains("apps[0] (shop/web) already scales shop/web"), "{stderr}");
+    assert!(
+        stderr.contains("apps[1] (shop/web).process_type"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("apps[0] (shop/web) already scales shop/web"),
+        "{stderr}"
+    );
 }

@@ -57,7 +57,9 @@ async fn only_the_lock_holder_scales_and_the_standby_takes_over_when_it_is_kille
         "two copies wrote while both were up"
     );
     assert!(
-        !api.requests().iter().any(|request| request.api_key() == standby_key),
+        !api.requests()
+            .iter()
+            .any(|request| request.api_key() == standby_key),
         "the standby spent API calls"
     );
     assert!(leader.stderr().contains("Took the leader lock"));
@@ -78,7 +80,11 @@ async fn only_the_lock_holder_scales_and_the_standby_takes_over_when_it_is_kille
     .await;
     let took_over_after = killed_at.elapsed();
     wait_until("five writes by the new leader", || {
-        writers(&api).iter().filter(|(key, _)| key == standby_key).count() >= 5
+        writers(&api)
+            .iter()
+            .filter(|(key, _)| key == standby_key)
+            .count()
+            >= 5
     })
     .await;
 
@@ -113,15 +119,22 @@ async fn with_the_lock_database_unreachable_nobody_scales_and_the_log_says_why()
     let api = FormationApi::start("test-app", "web", KEY_A, 1).await;
     let mut bot = Bot::start(&settings(&api, &heartbeat, &url), &[], &[]);
     wait_until("the unreachable database is logged", || {
-        bot.stderr().contains("Cannot reach the leader-lock database")
+        bot.stderr()
+            .contains("Cannot reach the leader-lock database")
     })
     .await;
     let hits = heartbeat.hits();
     wait_until("ten slow heartbeats", || heartbeat.hits() >= hits + 10).await;
-    assert!(api.requests().is_empty(), "a worker without the lock called the API");
+    assert!(
+        api.requests().is_empty(),
+        "a worker without the lock called the API"
+    );
     assert!(bot.is_running());
     let stderr = bot.stderr();
-    assert!(stderr.contains(&format!("bot@127.0.0.1:{port}/locks")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("bot@127.0.0.1:{port}/locks")),
+        "{stderr}"
+    );
     assert!(!stderr.contains("lock-password-9"), "{stderr}");
     assert!(bot.terminate().await.success());
 }

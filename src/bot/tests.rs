@@ -2,6 +2,7 @@
 //! minutes of heartbeats in milliseconds and can check what the loop did at each step.
 
 use super::*;
+use crate::activator::meter::TrafficMeter;
 use crate::settings::from_toml_str;
 use async_trait::async_trait;
 use autoscalebot_backends::notify::EventKind;
@@ -461,6 +462,238 @@ fn the_downtime_file_reader_tells_absent_from_unreadable() {
     );
 }
 
+/// A heartbeat that never answers: a loop stuck where no timeout rescues it.
+struct HangingProbe;
+
+#[async_trait]
+impl Probe for HangingProbe {
+    async fn probe(&self) -> ProbeOutcome {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn healthz_turns_503_when_the_loop_stalls_and_the_server_still_answers() {
+    use tower::ServiceExt;
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(1),
+        ..Default::default()
+    });
+    let start = Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).unwrap();
+    let worker = Worker::new(
+        settings("http_port = 0"),
+        Arc::new(HangingProbe),
+        scaler,
+        Vec::new(),
+        tokio_clock(start),
+        false,
+    );
+    let app = crate::server::router(worker.telemetry());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(worker.run(shutdown.clone()));
+    let health = || async {
+        let request = axum::http::Request::get("/healthz")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        app.clone()
+            .oneshot(request)
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(health().await, 200);
+    // The limit is 3 × 30 s + 5 s + 2 × 10 s = 115 s since the loop started.
+    tokio::time::sleep(Duration::from_secs(56)).await;
+    assert_eq!(health().await, 503);
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_router_signal_decides_from_the_drain_window_without_probing() {
+    use crate::router_log::{IngestCounts, Request};
+    let probe = ScriptedProbe::new(&[10]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(1),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let settings = settings(
+        "signal = \"router\"\nhttp_port = 0\nlog_drain_password = \"p\"\nrouter_window = \"30s\"",
+    );
+    let mut worker = worker(settings, probe.clone(), scaler.clone(), &notifier);
+    let telemetry = worker.telemetry();
+    let slow = Request {
+        connect_ms: Some(5),
+        service_ms: Some(1500),
+        status: 200,
+        code: None,
+    };
+    for _ in 0..3 {
+        telemetry.ingest(&IngestCounts::default(), vec![slow; 50]);
+        let beat = worker.act_on_router().await;
+        assert_eq!(beat.router.as_ref().unwrap().requests, 50);
+        tokio::time::advance(Duration::from_secs(31)).await;
+    }
+    assert_eq!(*scaler.writes.lock().unwrap(), vec![2]);
+    assert_eq!(*probe.calls.lock().unwrap(), 0);
+    assert!(telemetry.last_router_request_at().is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_both_signals_slow_router_lines_scale_up_despite_fast_heartbeats() {
+    use crate::router_log::{IngestCounts, Request};
+    let probe = ScriptedProbe::new(&[10]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(1),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let settings = settings("signal = \"both\"\nhttp_port = 0\nlog_drain_password = \"p\"");
+    let mut worker = worker(settings, probe.clone(), scaler.clone(), &notifier);
+    let telemetry = worker.telemetry();
+    let slow = Request {
+        connect_ms: Some(900),
+        service_ms: Some(900),
+        status: 200,
+        code: None,
+    };
+    for round in 0..3 {
+        telemetry.ingest(&IngestCounts::default(), vec![slow; 20]);
+        let beat = worker.beat().await;
+        assert_eq!(
+            beat.heartbeat.observation,
+            Observation::Fail,
+            "round {round}"
+        );
+        assert!(beat
+            .heartbeat
+            .summary
+            .starts_with("10 ms; router p95 1800 ms"));
+    }
+    assert_eq!(*scaler.writes.lock().unwrap(), vec![2]);
+    assert_eq!(
+        *probe.calls.lock().unwrap(),
+        3,
+        "the heartbeat was sent too"
+    );
+}
+
+// ---- Scale to zero in the loop ----
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_app_gets_no_heartbeat_only_reads() {
+    let probe = ScriptedProbe::new(&[100]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(0),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let mut worker = worker(
+        settings("min_dynos = 0"),
+        probe.clone(),
+        scaler.clone(),
+        &notifier,
+    );
+    // The first beat probes (nothing is known yet) and learns the app is stopped.
+    let beat = worker.beat().await;
+    assert_eq!(beat.quantity, Some(0));
+    assert_eq!(
+        beat.scaled_to, None,
+        "a heartbeat against a stopped app never wakes it"
+    );
+    let probes = *probe.calls.lock().unwrap();
+    for _ in 0..5 {
+        let beat = worker.beat().await;
+        assert!(beat.stopped);
+        assert_eq!(beat.quantity, Some(0));
+    }
+    assert_eq!(
+        *probe.calls.lock().unwrap(),
+        probes,
+        "no heartbeat to a stopped app"
+    );
+    // Someone (the activator) starts it: the next beat probes again.
+    *scaler.quantity.lock().unwrap() = 1;
+    let beat = worker.beat().await;
+    assert!(!beat.stopped);
+    assert_eq!(*probe.calls.lock().unwrap(), probes + 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_after_with_a_traffic_meter_stops_the_app_and_calls_no_more_heartbeats() {
+    let probe = ScriptedProbe::new(&[500]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(1),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let meter = TrafficMeter::new();
+    let worker = worker(
+        settings("min_dynos = 0\nidle_after = \"5m\""),
+        probe.clone(),
+        scaler.clone(),
+        &notifier,
+    )
+    .with_traffic(meter.clone());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(worker.run(shutdown.clone()));
+    // Traffic every minute for ten minutes keeps it up.
+    for _ in 0..10 {
+        let connection = meter.opened();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(connection);
+    }
+    assert!(scaler.writes.lock().unwrap().is_empty());
+    // Then silence: stopped within five minutes and a beat.
+    tokio::time::sleep(Duration::from_secs(5 * 60 + 31)).await;
+    assert_eq!(*scaler.writes.lock().unwrap(), vec![0]);
+    let probes = *probe.calls.lock().unwrap();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(
+        *probe.calls.lock().unwrap(),
+        probes,
+        "no heartbeat once stopped"
+    );
+    assert_eq!(
+        *scaler.writes.lock().unwrap(),
+        vec![0],
+        "and it stays stopped"
+    );
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_age_stops_the_app_and_a_minimum_above_zero_starts_it_again() {
+    let probe = ScriptedProbe::new(&[500]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(2),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let mut worker = worker(
+        settings("max_age = \"1m\""),
+        probe,
+        scaler.clone(),
+        &notifier,
+    );
+    worker.beat().await;
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let beat = worker.beat().await;
+    assert_eq!(beat.scaled_to, Some(0));
+    let beat = worker.beat().await;
+    assert!(beat.stopped);
+    assert_eq!(
+        beat.scaled_to,
+        Some(1),
+        "min_dynos 1 brings it back: a restart"
+    );
+    assert_eq!(*scaler.writes.lock().unwrap(), vec![0, 1]);
+}
+
 // ---- the API budget and the leader lock ----
 
 /// A budget with no room to spare: routine reads only at the planned pace.
@@ -506,7 +739,11 @@ async fn with_a_tight_budget_the_size_is_read_at_the_pace_and_just_before_a_scal
     tokio::time::advance(Duration::from_secs(30)).await;
     worker.beat().await;
     tokio::time::advance(Duration::from_secs(30)).await;
-    assert_eq!(*scaler.reads.lock().unwrap(), reads + 1, "one paced re-read");
+    assert_eq!(
+        *scaler.reads.lock().unwrap(),
+        reads + 1,
+        "one paced re-read"
+    );
     *scaler.quantity.lock().unwrap() = 3; // someone scaled by hand meanwhile
     let beat = worker.beat().await;
     assert_eq!(beat.quantity, Some(3), "read fresh before the scale");
@@ -531,8 +768,10 @@ async fn a_standby_counts_heartbeats_but_neither_reads_nor_scales_nor_tells_unti
     });
     let leadership = autoscalebot_backends::leader::Leadership::from_parts(state, confirm);
     let mut worker = worker(
-        settings("notify_on_every_scale = true
-notify_on_every_ping = true"),
+        settings(
+            "notify_on_every_scale = true
+notify_on_every_ping = true",
+        ),
         probe,
         scaler.clone(),
         &notifier,
@@ -548,7 +787,11 @@ notify_on_every_ping = true"),
     assert_eq!(worker.state.consecutive_fails, 5, "heartbeats counted");
     lead.send_replace(true);
     let beat = worker.beat().await;
-    assert_eq!(beat.scaled_to, Some(2), "scales on its first beat as leader");
+    assert_eq!(
+        beat.scaled_to,
+        Some(2),
+        "scales on its first beat as leader"
+    );
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert!(notifier
         .events()

@@ -18,7 +18,10 @@ fn a_full_budget_lets_every_refresh_through_until_it_has_less_room() {
     }
     // Free refreshes stop at 90 % of 100.
     assert_eq!(taken, 10);
-    assert!(budget.try_take(start, Call::Refresh { due: true }), "a due refresh still goes");
+    assert!(
+        budget.try_take(start, Call::Refresh { due: true }),
+        "a due refresh still goes"
+    );
     assert!(budget.try_take(start, Call::Decision));
 }
 
@@ -30,7 +33,10 @@ fn due_refreshes_stop_at_a_tenth_and_decisions_take_the_last_call() {
     while budget.try_take(start, Call::Refresh { due: true }) {
         due += 1;
     }
-    assert_eq!(due, 90, "a tenth is kept for reads before a scale and writes");
+    assert_eq!(
+        due, 90,
+        "a tenth is kept for reads before a scale and writes"
+    );
     let mut decisions = 0;
     while budget.try_take(start, Call::Decision) {
         decisions += 1;
@@ -61,8 +67,14 @@ fn herokus_remaining_lowers_ours_to_leave_the_others_their_headroom() {
     budget.heroku_remaining(start, 4500);
     assert_eq!(budget.tokens(start), 1100.0);
     budget.rate_limited(start);
-    assert!(!budget.try_take(start, Call::Decision), "after a 429, nothing");
-    assert!(budget.try_take(later(start, 2.0), Call::Decision), "until it refills");
+    assert!(
+        !budget.try_take(start, Call::Decision),
+        "after a 429, nothing"
+    );
+    assert!(
+        budget.try_take(later(start, 2.0), Call::Decision),
+        "until it refills"
+    );
 }
 
 fn settings(text: &str) -> Settings {
@@ -103,7 +115,10 @@ fn many_apps_on_one_key_are_paced_to_the_budget_and_keys_are_planned_apart() {
     // 7200 reads an hour into 3600 - 1464 = 2136: every 4th heartbeat.
     assert_eq!(shared.refresh_every_beats, Some(4));
     assert_eq!(shared.at_most_per_hour, 3600.0);
-    let other = plans.iter().find(|plan| plan.formations.len() == 1).unwrap();
+    let other = plans
+        .iter()
+        .find(|plan| plan.formations.len() == 1)
+        .unwrap();
     assert_eq!(other.formations, vec!["other/web".to_string()]);
 }
 
@@ -138,7 +153,9 @@ fn first_beats_are_stable_and_spread_over_the_interval() {
     }
     let share = 10_000 / 30;
     assert!(
-        slots.iter().all(|count| *count > share / 2 && *count < share * 2),
+        slots
+            .iter()
+            .all(|count| *count > share / 2 && *count < share * 2),
         "{slots:?}"
     );
 }

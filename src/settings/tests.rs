@@ -122,9 +122,11 @@ fn heroku_api_key_from_the_environment() {
         ],
     );
     assert_eq!(app.heroku_api_key.expose(), "from-autoscale");
-    // A numeric-looking key stays text.
-    let app = load_ok(text, &[("HEROKU_API_KEY", "1234567890")]);
-    assert_eq!(app.heroku_api_key.expose(), "1234567890");
+    // A numeric-looking key stays text, leading zeros and all.
+    let app = load_ok(text, &[("HEROKU_API_KEY", "0012345")]);
+    assert_eq!(app.heroku_api_key.expose(), "0012345");
+    let app = load_ok(text, &[("AUTOSCALE_HEROKU_API_KEY", "true")]);
+    assert_eq!(app.heroku_api_key.expose(), "true");
 }
 
 #[test]
@@ -344,6 +346,11 @@ fn effective_lists_every_setting() {
         "downtime_dynos",
         "downtime_disable",
         "notify_on_downtime",
+        "signal",
+        "router_window",
+        "http_port",
+        "log_drain_password",
+        "log_format",
     ] {
         assert!(keys.contains(&key), "{key} missing from check output");
     }
@@ -369,6 +376,235 @@ fn settings_example_is_valid_and_names_every_setting() {
             "README.md lacks `{key}`"
         );
     }
+}
+
+// ---- the [email] and [webhook] tables ----
+
+const EMAIL: &str = r#"
+notification_backends = ["email", "webhook"]
+
+[email]
+smtp_url = "smtp://ops:smtp-pass-456@mail.example.com:587?tls=required"
+from = "autoscalebot <bot@example.com>"
+to = ["ops@example.com", "Lead <lead@example.com>"]
+
+[webhook]
+url = "https://hooks.example.com/services/T0/B0/hook-path-token"
+headers = { Authorization = "Bearer hook-header-789", X-Team = "ops" }
+body = '{"text": "{app}: {message}"}'
+timeout = "3s"
+"#;
+
+#[test]
+fn email_and_webhook_tables_are_read() {
+    let app = load_ok(&format!("{MINIMAL}{EMAIL}"), &[]);
+    let email = app.email.as_ref().unwrap();
+    assert_eq!(
+        email.smtp_url.expose(),
+        "smtp://ops:smtp-pass-456@mail.example.com:587?tls=required"
+    );
+    assert_eq!(email.from.email.to_string(), "bot@example.com");
+    assert_eq!(email.to.len(), 2);
+    assert_eq!(email.policy.timeout, Duration::from_secs(10));
+    assert_eq!(email.policy.give_up_after, Duration::from_secs(600));
+    let hook = app.webhook.as_ref().unwrap();
+    assert_eq!(hook.method, reqwest::Method::POST);
+    let names: Vec<&str> = hook.headers.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["authorization", "x-team"],
+        "header names are case-insensitive"
+    );
+    assert_eq!(
+        hook.body.as_ref().unwrap().source(),
+        r#"{"text": "{app}: {message}"}"#
+    );
+    assert_eq!(hook.policy.timeout, Duration::from_secs(3));
+}
+
+#[test]
+fn the_environment_reaches_the_tables() {
+    let app = load_ok(
+        &format!("{MINIMAL}{EMAIL}"),
+        &[
+            (
+                "AUTOSCALE_EMAIL__SMTP_URL",
+                "smtps://u:env-pass@smtp.example.org",
+            ),
+            (
+                "AUTOSCALE_EMAIL__TO",
+                "a@example.com,b@example.com,c@example.com",
+            ),
+            ("AUTOSCALE_WEBHOOK__URL", "http://127.0.0.1:9/hook"),
+            ("AUTOSCALE_WEBHOOK__METHOD", "put"),
+            ("AUTOSCALE_WEBHOOK__HEADERS__X_API_KEY", "env-header-secret"),
+            (
+                "AUTOSCALE_WEBHOOK__HEADERS__AUTHORIZATION",
+                "Bearer from-env",
+            ),
+        ],
+    );
+    let email = app.email.as_ref().unwrap();
+    assert_eq!(
+        email.smtp_url.expose(),
+        "smtps://u:env-pass@smtp.example.org"
+    );
+    assert_eq!(email.to.len(), 3);
+    let hook = app.webhook.as_ref().unwrap();
+    assert_eq!(hook.url.as_str(), "http://127.0.0.1:9/hook");
+    assert_eq!(hook.method, reqwest::Method::PUT);
+    let header = |wanted: &str| {
+        hook.headers
+            .iter()
+            .filter(|(name, _)| name.as_str() == wanted)
+            .map(|(_, value)| value.expose().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(header("x-api-key"), vec!["env-header-secret"]);
+    // The file's Authorization and the environment's AUTHORIZATION are one header.
+    assert_eq!(header("authorization"), vec!["Bearer from-env"]);
+
+    // The tables can come from the environment alone.
+    let app = load_ok(
+        MINIMAL,
+        &[
+            ("AUTOSCALE_NOTIFICATION_BACKENDS", "email"),
+            ("AUTOSCALE_EMAIL__SMTP_URL", "smtp://127.0.0.1:2525"),
+            ("AUTOSCALE_EMAIL__FROM", "bot@example.com"),
+            ("AUTOSCALE_EMAIL__TO", "ops@example.com"),
+        ],
+    );
+    assert_eq!(app.email.unwrap().to.len(), 1);
+}
+
+#[test]
+fn a_malformed_placeholder_is_named() {
+    let text = format!("{MINIMAL}{EMAIL}").replace("{message}", "{mesage}");
+    let error = load_err(&text, &[]);
+    let problem = problem_for(&error, "webhook.body");
+    assert!(
+        problem.expected.contains("unknown placeholder {mesage}"),
+        "{error}"
+    );
+    let text = format!("{MINIMAL}{EMAIL}").replace("{message}\"", "{message\"");
+    let error = load_err(&text, &[]);
+    assert!(
+        problem_for(&error, "webhook.body")
+            .expected
+            .contains("{message has no closing }"),
+        "{error}"
+    );
+}
+
+#[test]
+fn bad_email_settings_are_named() {
+    let text = format!("{MINIMAL}{EMAIL}").replace("\"ops@example.com\"", "\"ops at example\"");
+    let error = load_err(&text, &[]);
+    let problem = problem_for(&error, "email.to");
+    assert_eq!(problem.value.as_deref(), Some("\"ops at example\""));
+    assert!(problem.expected.contains("an email address"), "{error}");
+
+    let text = format!("{MINIMAL}{EMAIL}").replace("from = ", "form = ");
+    let error = load_err(&text, &[]);
+    assert!(problem_for(&error, "email.form")
+        .expected
+        .contains("did you mean email.from?"));
+    problem_for(&error, "email.from");
+
+    let text = format!("{MINIMAL}{EMAIL}").replace(
+        "to = [\"ops@example.com\", \"Lead <lead@example.com>\"]",
+        "to = []",
+    );
+    problem_for(&load_err(&text, &[]), "email.to");
+}
+
+#[test]
+fn a_named_backend_needs_its_table() {
+    let error = load_err(
+        &format!("{MINIMAL}\nnotification_backends = [\"email\", \"webhook\"]"),
+        &[],
+    );
+    assert!(problem_for(&error, "email.smtp_url")
+        .expected
+        .contains("[email] table"));
+    assert!(problem_for(&error, "webhook.url")
+        .expected
+        .contains("[webhook] table"));
+}
+
+#[test]
+fn notification_secrets_never_appear_in_errors_check_or_debug() {
+    let secrets = [
+        "smtp-pass-456",
+        "hook-header-789",
+        "hook-path-token",
+        "super-secret-key-123",
+    ];
+    let app = load_ok(&format!("{MINIMAL}{EMAIL}"), &[]);
+    let shown: String = app
+        .effective()
+        .iter()
+        .map(|(key, value)| format!("{key} = {value}\n"))
+        .collect();
+    let debug = format!("{app:?}");
+    for secret in secrets {
+        assert!(
+            !shown.contains(secret),
+            "{secret} in check output:\n{shown}"
+        );
+        assert!(!debug.contains(secret), "{secret} in Debug");
+    }
+    assert!(
+        shown.contains("email.smtp_url = \"smtp://***@mail.example.com:587?tls=required\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("webhook.url = \"https://hooks.example.com/***\""),
+        "{shown}"
+    );
+    assert!(shown.contains("\"authorization\" = \"***\""), "{shown}");
+
+    // Bad values are not echoed either.
+    let bad = format!("{MINIMAL}{EMAIL}")
+        .replace("smtp://ops", "http://ops")
+        .replace("https://hooks", "htps:/hooks")
+        .replace("Bearer hook-header-789", "Bearer hook-header-789\\n");
+    let error = load_err(&bad, &[]).to_string();
+    for secret in secrets {
+        assert!(!error.contains(secret), "{secret} in:\n{error}");
+    }
+    for key in [
+        "email.smtp_url",
+        "webhook.url",
+        "webhook.headers.Authorization",
+    ] {
+        assert!(
+            error.contains(&format!("{key} = \"***\"")),
+            "{key} not hidden in:\n{error}"
+        );
+    }
+}
+
+#[test]
+fn the_example_notification_lines_load_when_uncommented() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("settings.example.toml");
+    let text: String = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(rest) if rest.starts_with("email.") || rest.starts_with("webhook.") => rest,
+            _ => line,
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let app = from_toml_str(&text, &HashMap::new())
+        .unwrap_or_else(|error| panic!("{error}"))
+        .apps
+        .remove(0);
+    assert_eq!(app.email.unwrap().to.len(), 2);
+    let hook = app.webhook.unwrap();
+    assert_eq!(hook.headers.len(), 1);
+    assert!(hook.body.is_some());
 }
 
 // ---- planned downtime ----
@@ -629,7 +865,9 @@ fn two_entries_for_one_formation_are_refused_naming_both() {
     let error = load_err(&text, &[]);
     let problem = problem_for(&error, "apps[3] (beta/web).process_type");
     assert!(
-        problem.expected.contains("apps[1] (beta/web) already scales beta/web"),
+        problem
+            .expected
+            .contains("apps[1] (beta/web) already scales beta/web"),
         "{problem}"
     );
     assert_eq!(error.problems.len(), 1, "{error}");
@@ -665,7 +903,9 @@ fn unknown_keys_are_named_where_they_are() {
     let text = "heroku_api_key = \"k\"\nmax_dynoz = 3\nmin_dynos = 1\n[[apps]]\nheroku_app_name = \"a\"\nincremnet = 2\nmin_dynos = 1\n";
     let error = load_err(text, &[]);
     assert_eq!(error.problems.len(), 2, "{error}");
-    assert!(problem_for(&error, "max_dynoz").expected.contains("max_dynos"));
+    assert!(problem_for(&error, "max_dynoz")
+        .expected
+        .contains("max_dynos"));
     assert!(problem_for(&error, "apps[0] (a/web).incremnet")
         .expected
         .contains("apps[0] (a/web).increment"));
@@ -675,9 +915,11 @@ fn unknown_keys_are_named_where_they_are() {
 fn worker_wide_settings_are_refused_inside_an_entry() {
     let text = "heroku_api_key = \"k\"\n[[apps]]\nheroku_app_name = \"a\"\nheroku_api_calls_per_hour = 100\n";
     let error = load_err(text, &[]);
-    assert!(problem_for(&error, "apps[0] (a/web).heroku_api_calls_per_hour")
-        .expected
-        .contains("top level"));
+    assert!(
+        problem_for(&error, "apps[0] (a/web).heroku_api_calls_per_hour")
+            .expected
+            .contains("top level")
+    );
 }
 
 #[test]
@@ -729,8 +971,311 @@ fn the_worker_settings_are_in_the_example_and_the_readme() {
     let settings = load(Some(&path), &HashMap::new()).unwrap();
     for (key, _) in settings.effective() {
         assert!(GLOBAL_KEYS.contains(&key));
-        assert!(text.contains(&format!("{key} =")), "settings.example.toml lacks {key}");
-        assert!(readme.contains(&format!("`{key}`")), "README.md lacks `{key}`");
+        assert!(
+            text.contains(&format!("{key} =")),
+            "settings.example.toml lacks {key}"
+        );
+        assert!(
+            readme.contains(&format!("`{key}`")),
+            "README.md lacks `{key}`"
+        );
     }
     assert!(text.contains("[[apps]]"), "the example shows [[apps]]");
+}
+
+#[test]
+fn observe_settings_default_to_the_heartbeat_alone_and_no_server() {
+    let app = load_ok(MINIMAL, &[]);
+    assert_eq!(app.signal, Signal::Heartbeat);
+    assert_eq!(app.router_window, app.heartbeat_interval);
+    assert_eq!(app.http_port, None);
+    assert!(app.log_drain_password.is_none());
+    assert_eq!(app.log_format, LogFormat::Auto);
+    let app = load_ok(&format!("{MINIMAL}heartbeat_interval_in_seconds = 10"), &[]);
+    assert_eq!(app.router_window, Duration::from_secs(10));
+}
+
+#[test]
+fn the_server_port_comes_from_http_port_else_from_port() {
+    assert_eq!(load_ok(MINIMAL, &[("PORT", "5000")]).http_port, Some(5000));
+    let app = load_ok(&format!("{MINIMAL}http_port = 8080"), &[("PORT", "5000")]);
+    assert_eq!(app.http_port, Some(8080));
+    let error = load_err(MINIMAL, &[("PORT", "fifty")]);
+    let problem = problem_for(&error, "http_port");
+    assert_eq!(problem.value.as_deref(), Some("\"fifty\""));
+    assert_eq!(problem.origin.as_deref(), Some("PORT"));
+    let error = load_err(&format!("{MINIMAL}http_port = 70000"), &[]);
+    assert!(problem_for(&error, "http_port").expected.contains("65535"));
+}
+
+#[test]
+fn the_router_signal_needs_a_drain_password_and_a_port() {
+    let error = load_err(&format!("{MINIMAL}signal = \"router\""), &[]);
+    assert!(problem_for(&error, "log_drain_password")
+        .expected
+        .contains("signal = \"router\""));
+    assert!(problem_for(&error, "http_port").expected.contains("PORT"));
+    let app = load_ok(
+        &format!(
+            "{MINIMAL}signal = \"both\"\nrouter_window = \"1m\"\nlog_drain_password = \"drain-pw-77\""
+        ),
+        &[("PORT", "0")],
+    );
+    assert_eq!(app.signal, Signal::Both);
+    assert_eq!(app.router_window, Duration::from_secs(60));
+    let shown: String = app
+        .effective()
+        .iter()
+        .map(|(key, value)| format!("{key} = {value}\n"))
+        .collect();
+    assert!(shown.contains("log_drain_password = \"***\""), "{shown}");
+    assert!(!shown.contains("drain-pw-77") && !format!("{app:?}").contains("drain-pw-77"));
+}
+
+#[test]
+fn bad_signal_window_and_log_format_are_named() {
+    let error = load_err(
+        &format!(
+            "{MINIMAL}signal = \"vibes\"\nrouter_window = \"0s\"\nlog_format = \"xml\"\nlog_drain_password = [1]"
+        ),
+        &[],
+    );
+    assert!(problem_for(&error, "signal")
+        .expected
+        .contains("\"router\""));
+    assert!(problem_for(&error, "router_window")
+        .expected
+        .contains("above 0"));
+    assert!(problem_for(&error, "log_format")
+        .expected
+        .contains("logfmt"));
+    assert_eq!(
+        problem_for(&error, "log_drain_password").value.as_deref(),
+        Some("\"***\"")
+    );
+}
+
+#[test]
+fn auto_log_format_is_logfmt_on_a_dyno() {
+    assert_eq!(LogFormat::Auto.resolve(true), LogFormat::Logfmt);
+    assert_eq!(LogFormat::Auto.resolve(false), LogFormat::Text);
+    assert_eq!(LogFormat::Json.resolve(true), LogFormat::Json);
+}
+
+// --- Scale to zero, the command scaler, the shutdown hook and the activator ---
+
+fn load_for_ok(text: &str, purpose: Purpose) -> AppSettings {
+    from_toml_str_for(text, &HashMap::new(), purpose)
+        .unwrap_or_else(|error| panic!("{error}"))
+        .apps
+        .remove(0)
+}
+
+fn load_for_err(text: &str, purpose: Purpose) -> SettingsError {
+    match from_toml_str_for(text, &HashMap::new(), purpose) {
+        Ok(_) => panic!("settings should have been refused:\n{text}"),
+        Err(error) => error,
+    }
+}
+
+#[test]
+fn the_command_scaler_needs_no_heroku_keys_but_a_command() {
+    let app = load_ok(
+        "scaler = \"command\"\nscale_command = \"./scale.sh\"\nheartbeat_url = \"http://127.0.0.1:9/hb\"",
+        &[],
+    );
+    assert_eq!(app.scaler, ScalerKind::Command);
+    assert_eq!(app.commands.scale_command.as_deref(), Some("./scale.sh"));
+    assert_eq!(app.command_timeout, Duration::from_secs(60));
+    assert_eq!(app.heroku_app_name, "app");
+    assert_eq!(app.app_url.as_str(), "http://127.0.0.1:9/");
+
+    let error = load_err(
+        "scaler = \"command\"\nheartbeat_url = \"http://127.0.0.1:9/hb\"",
+        &[],
+    );
+    assert!(problem_for(&error, "scale_command")
+        .expected
+        .contains("start_command and stop_command"));
+    assert!(
+        !error.problems.iter().any(|p| p.key.starts_with("heroku")),
+        "{error}"
+    );
+
+    // A relative heartbeat with no app name to build a URL from: app_url is asked for.
+    let error = load_err("scaler = \"command\"\nscale_command = \"./scale.sh\"", &[]);
+    problem_for(&error, "app_url");
+}
+
+#[test]
+fn commands_are_refused_with_the_heroku_scaler_and_a_bad_scaler_is_named() {
+    let error = load_err(&format!("{MINIMAL}\nstart_command = \"./start.sh\""), &[]);
+    assert!(problem_for(&error, "start_command")
+        .expected
+        .contains("scaler = \"command\""));
+    let error = load_err(&format!("{MINIMAL}\nscaler = \"aws\""), &[]);
+    assert_eq!(
+        problem_for(&error, "scaler").value.as_deref(),
+        Some("\"aws\"")
+    );
+}
+
+#[test]
+fn start_and_stop_alone_can_only_run_one() {
+    let text = "scaler = \"command\"\nstart_command = \"./start.sh\"\nstop_command = \"./stop.sh\"\nheartbeat_url = \"http://127.0.0.1:9/hb\"";
+    let error = load_err(&format!("{text}\nmax_dynos = 3"), &[]);
+    assert!(problem_for(&error, "max_dynos")
+        .expected
+        .contains("at most 1"));
+    let app = load_ok(&format!("{text}\nmax_dynos = 1\nmin_dynos = 0"), &[]);
+    assert_eq!(app.commands.stop_command.as_deref(), Some("./stop.sh"));
+}
+
+#[test]
+fn idle_after_and_max_age_read_durations_and_need_a_zero_minimum() {
+    let app = load_ok(
+        &format!("{MINIMAL}\nidle_after = \"10m\"\nmax_age = \"10h\"\nmin_dynos = {{ \"0:00\" = 0, \"9:00\" = 2 }}"),
+        &[],
+    );
+    assert_eq!(app.idle_after, Some(Duration::from_secs(600)));
+    assert_eq!(app.max_age, Some(Duration::from_secs(36_000)));
+    let defaults = load_ok(MINIMAL, &[]);
+    assert_eq!((defaults.idle_after, defaults.max_age), (None, None));
+
+    let error = load_err(&format!("{MINIMAL}\nidle_after = \"10m\""), &[]);
+    assert!(problem_for(&error, "min_dynos")
+        .expected
+        .contains("idle_after"));
+    let error = load_err(
+        &format!("{MINIMAL}\nidle_after = \"0s\"\nmax_age = \"soon\"\nmin_dynos = 0"),
+        &[],
+    );
+    problem_for(&error, "idle_after");
+    problem_for(&error, "max_age");
+}
+
+#[test]
+fn the_shutdown_hook_reads_every_key_and_never_shows_header_values() {
+    let app = load_ok(
+        &format!(
+            "{MINIMAL}\n[shutdown_hook]\nurl = \"https://example.com/shutdown\"\nmethod = \"post\"\nbody = '{{\"message\": \"bye\"}}'\nheaders = {{ Authorization = \"Bearer hook-secret-42\" }}"
+        ),
+        &[],
+    );
+    let hook = app.shutdown_hook.as_ref().unwrap();
+    assert_eq!(hook.method, reqwest::Method::POST);
+    assert_eq!(hook.body, "{\"message\": \"bye\"}");
+    assert_eq!(hook.headers[0].0, "Authorization");
+    assert_eq!(hook.headers[0].1.expose(), "Bearer hook-secret-42");
+    assert_eq!(hook.timeout, Duration::from_secs(10));
+    let shown = format!("{:?}", app.effective());
+    assert!(shown.contains("Authorization"), "{shown}");
+    assert!(!shown.contains("hook-secret-42"), "{shown}");
+
+    let minimal = load_ok(
+        &format!("{MINIMAL}\n[shutdown_hook]\nurl = \"http://127.0.0.1:9/bye\""),
+        &[],
+    );
+    assert_eq!(minimal.shutdown_hook.unwrap().method, reqwest::Method::GET);
+
+    let error = load_err(
+        &format!("{MINIMAL}\n[shutdown_hook]\nmethod = \"GE T\"\nheaders = {{ \"Bad Name\" = \"hook-secret-42\" }}\nsurprise = 1"),
+        &[],
+    );
+    problem_for(&error, "shutdown_hook.url");
+    problem_for(&error, "shutdown_hook.method");
+    problem_for(&error, "shutdown_hook.headers.Bad Name");
+    problem_for(&error, "shutdown_hook.surprise");
+    assert!(!error.to_string().contains("hook-secret-42"), "{error}");
+}
+
+#[test]
+fn the_activator_table_is_read_and_checked() {
+    let app = load_ok(
+        &format!("{MINIMAL}\nidle_after = \"2m\"\nmin_dynos = 0\n[activator]\nlisten = \"127.0.0.1:8080\"\ntarget = \"unix:/tmp/app.sock\""),
+        &[],
+    );
+    let activator = app.activator.unwrap();
+    assert_eq!(activator.listen, Endpoint::Tcp("127.0.0.1:8080".into()));
+    assert_eq!(
+        activator.target,
+        Some(Endpoint::Unix("/tmp/app.sock".into()))
+    );
+    assert_eq!(activator.wake_timeout, Duration::from_secs(30));
+    assert_eq!(
+        activator.idle_after,
+        Some(Duration::from_secs(120)),
+        "the top-level idle_after"
+    );
+    assert_eq!(
+        (activator.stop_signal, activator.stop_signal_name.as_str()),
+        (libc_sigterm(), "SIGTERM")
+    );
+
+    let error = load_err(
+        &format!("{MINIMAL}\n[activator]\ntarget = \"8080\"\nstop_signal = \"SIGNOPE\"\nwake_timeout = \"0s\""),
+        &[],
+    );
+    problem_for(&error, "activator.listen");
+    assert!(problem_for(&error, "activator.target")
+        .expected
+        .contains("host:port"));
+    problem_for(&error, "activator.stop_signal");
+    problem_for(&error, "activator.wake_timeout");
+
+    let error = load_err(
+        &format!(
+            "{MINIMAL}\n[activator]\nlisten = \"127.0.0.1:8080\"\ntarget = \"127.0.0.1:8080\""
+        ),
+        &[],
+    );
+    assert!(problem_for(&error, "activator.target")
+        .expected
+        .contains("itself"));
+}
+
+fn libc_sigterm() -> i32 {
+    15
+}
+
+#[test]
+fn activate_with_a_local_command_needs_no_platform_and_activate_needs_the_table() {
+    let app = load_for_ok(
+        "[activator]\nlisten = \"unix:/tmp/x.sock\"\ncommand = \"python3 app.py\"\nidle_after = \"30s\"\nstop_signal = \"SIGINT\"",
+        Purpose::Activator,
+    );
+    let activator = app.activator.unwrap();
+    assert_eq!(activator.target, None);
+    assert_eq!(activator.stop_signal_name, "SIGINT");
+    assert_eq!(activator.idle_after, Some(Duration::from_secs(30)));
+
+    // The same file is not enough for the worker, which needs a platform.
+    let error = load_err(
+        "[activator]\nlisten = \"unix:/tmp/x.sock\"\ncommand = \"python3 app.py\"",
+        &[],
+    );
+    problem_for(&error, "heroku_app_name");
+
+    let error = load_for_err(MINIMAL, Purpose::Activator);
+    problem_for(&error, "activator");
+}
+
+#[test]
+fn activator_keys_come_from_the_environment_too() {
+    let app = load_ok(
+        &format!("{MINIMAL}\nmin_dynos = 0\n[activator]\ntarget = \"127.0.0.1:9000\""),
+        &[("AUTOSCALE_ACTIVATOR__LISTEN", "127.0.0.1:9001")],
+    );
+    assert_eq!(
+        app.activator.unwrap().listen,
+        Endpoint::Tcp("127.0.0.1:9001".into())
+    );
+    let error = load_err(
+        &format!("{MINIMAL}\n[activator]\ntarget = \"127.0.0.1:9000\""),
+        &[("AUTOSCALE_ACTIVATOR__LISTEN", "nowhere")],
+    );
+    assert_eq!(
+        problem_for(&error, "activator.listen").origin.as_deref(),
+        Some("AUTOSCALE_ACTIVATOR__LISTEN")
+    );
 }

@@ -341,7 +341,14 @@ fn answer(
         Some(process_type) => format!("/apps/{app}/formation/{process_type}"),
         None => format!("/apps/{app}/formation"),
     };
-    let response = respond(&state, &method, &app, process_type.as_deref(), &headers, &body);
+    let response = respond(
+        &state,
+        &method,
+        &app,
+        process_type.as_deref(),
+        &headers,
+        &body,
+    );
     state.requests.lock().unwrap().push(Recorded {
         method: method.to_string(),
         path,
@@ -400,7 +407,10 @@ fn respond(
         .filter(|(name, _)| name == app)
         .map(|(_, kind)| kind.clone())
         .collect();
-    if !accepted || types.is_empty() || process_type.is_some_and(|kind| !types.iter().any(|t| t == kind)) {
+    if !accepted
+        || types.is_empty()
+        || process_type.is_some_and(|kind| !types.iter().any(|t| t == kind))
+    {
         return heroku_error(404, "not_found", "Couldn't find that formation.");
     }
     if *method == Method::PATCH {
@@ -432,9 +442,20 @@ fn respond(
         for (kind, quantity) in updates {
             quantities.insert((app.to_string(), kind), quantity.unwrap() as u32);
         }
-        *state.versions.lock().unwrap().entry(app.to_string()).or_default() += 1;
+        *state
+            .versions
+            .lock()
+            .unwrap()
+            .entry(app.to_string())
+            .or_default() += 1;
     }
-    let version = state.versions.lock().unwrap().get(app).copied().unwrap_or(0);
+    let version = state
+        .versions
+        .lock()
+        .unwrap()
+        .get(app)
+        .copied()
+        .unwrap_or(0);
     let etag = format!("\"{app}-{}-{version}\"", process_type.unwrap_or("all"));
     if *method == Method::GET
         && headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str())
@@ -587,6 +608,317 @@ heartbeat_interval_in_seconds = 0.2
     )
 }
 
+// ---- notification receivers: a real SMTP server, a web hook server, a silent server ----
+
+/// A free loopback port: bound, then released for a server that starts later.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One message the SMTP server accepted.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Mail {
+    pub mail_from: String,
+    pub rcpt_tos: Vec<String>,
+    pub subject: String,
+    pub from: String,
+    pub to: String,
+    pub body: String,
+    pub raw: String,
+    pub login: Option<String>,
+}
+
+/// A real SMTP server (aiosmtpd, `tests/support/smtp_server.py`) as a child process.
+pub struct SmtpServer {
+    pub port: u16,
+    child: Child,
+    out: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    /// Starts on `port`; with `login`, AUTH with that user and password is required. Each of
+    /// `reject` is refused at RCPT with a 550.
+    pub fn start(port: u16, login: Option<(&str, &str)>, reject: &[&str]) -> SmtpServer {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("mail.jsonl");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_server.py");
+        let mut command = Command::new("python3");
+        command
+            .arg(script)
+            .arg(format!("--port={port}"))
+            .arg(format!("--out={}", out.display()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some((user, password)) = login {
+            command
+                .arg(format!("--user={user}"))
+                .arg(format!("--password={password}"));
+        }
+        for address in reject {
+            command.arg(format!("--reject={address}"));
+        }
+        let mut child = command
+            .spawn()
+            .expect("python3 runs (aiosmtpd is installed by .ci/run)");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert_eq!(
+            line.trim(),
+            "READY",
+            "the SMTP server did not start (is aiosmtpd installed? `pip install aiosmtpd`)"
+        );
+        SmtpServer {
+            port,
+            child,
+            out,
+            _dir: dir,
+        }
+    }
+
+    /// Every message received so far, oldest first.
+    pub fn mails(&self) -> Vec<Mail> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    pub fn subjects(&self) -> Vec<String> {
+        self.mails().into_iter().map(|mail| mail.subject).collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How the hook server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookMode {
+    Status(u16),
+    /// Accepts the request and never answers.
+    Hang,
+}
+
+struct HookState {
+    mode: Mutex<HookMode>,
+    requests: Mutex<Vec<Recorded>>,
+}
+
+/// A local HTTP server that records every request (method, path, headers, body) and answers
+/// as the test says.
+#[derive(Clone)]
+pub struct HookServer {
+    /// The base URL; hooks go to any path on it.
+    pub url: String,
+    state: Arc<HookState>,
+}
+
+impl HookServer {
+    pub async fn start(mode: HookMode) -> Self {
+        let state = Arc::new(HookState {
+            mode: Mutex::new(mode),
+            requests: Mutex::new(Vec::new()),
+        });
+        let router = Router::new()
+            .fallback(
+                |State(state): State<Arc<HookState>>,
+                 method: Method,
+                 uri: axum::http::Uri,
+                 headers: HeaderMap,
+                 body: Bytes| async move {
+                    let mode = *state.mode.lock().unwrap();
+                    state.requests.lock().unwrap().push(Recorded {
+                        method: method.to_string(),
+                        path: uri.to_string(),
+                        headers,
+                        body: String::from_utf8_lossy(&body).to_string(),
+                        status: match mode {
+                            HookMode::Status(code) => code,
+                            HookMode::Hang => 0,
+                        },
+                        at: Instant::now(),
+                    });
+                    match mode {
+                        HookMode::Status(code) => {
+                            (StatusCode::from_u16(code).unwrap(), "hook says hi").into_response()
+                        }
+                        HookMode::Hang => std::future::pending().await,
+                    }
+                },
+            )
+            .with_state(state.clone());
+        let url = serve(router).await;
+        HookServer { url, state }
+    }
+
+    pub fn set_mode(&self, mode: HookMode) {
+        *self.state.mode.lock().unwrap() = mode;
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    /// The bodies received, parsed as JSON (the default body is a JSON object).
+    pub fn json_bodies(&self) -> Vec<serde_json::Value> {
+        self.requests()
+            .iter()
+            .filter_map(|request| serde_json::from_str(&request.body).ok())
+            .collect()
+    }
+
+    /// The `event` field of every JSON body received.
+    pub fn events(&self) -> Vec<String> {
+        self.json_bodies()
+            .iter()
+            .filter_map(|body| body["event"].as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+/// A server that accepts connections and never says a word: a mail server that hangs.
+pub struct SilentServer {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentServer {
+    pub async fn start(port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        SilentServer { task }
+    }
+
+    /// Closes the port and every connection it held.
+    pub async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+// ---- The HTTP server and the log drain (issue 7) ----
+
+impl Bot {
+    /// The base URL of the worker's HTTP server (settings with `http_port = 0`), read from its
+    /// "HTTP server listening" log line.
+    pub async fn http_url(&self) -> String {
+        let mut url = None;
+        wait_until("the HTTP server is listening", || {
+            url = self.stderr().lines().find_map(|line| {
+                let at = line.find("address=")?;
+                let address = line[at + "address=".len()..].split_whitespace().next()?;
+                let port = address.rsplit(':').next()?.trim_matches('"');
+                Some(format!("http://127.0.0.1:{port}"))
+            });
+            url.is_some()
+        })
+        .await;
+        url.unwrap()
+    }
+}
+
+/// A router line as Heroku logs it, with the given service time and status.
+pub fn router_line(service_ms: u64, status: u16) -> String {
+    router_line_for("/", service_ms, status)
+}
+
+/// A router line for a request to `path`.
+pub fn router_line_for(path: &str, service_ms: u64, status: u16) -> String {
+    format!(
+        "<158>1 2026-11-24T09:00:00.000000+00:00 host heroku router - at=info method=GET path=\"{path}\" \
+         host=test-app.herokuapp.com request_id=59da6323-2bc4-4143-8677-cc66ccfb115f \
+         fwd=\"181.167.87.140\" dyno=web.1 connect=1ms service={service_ms}ms status={status} \
+         bytes=6979 protocol=https"
+    )
+}
+
+/// A logplex body: each message octet-counted, the count including the trailing newline.
+pub fn logplex_body(messages: &[String]) -> String {
+    messages
+        .iter()
+        .map(|message| format!("{} {message}\n", message.len() + 1))
+        .collect()
+}
+
+/// POSTs a batch to the drain as logplex does; `password` None sends no credentials.
+pub async fn post_drain(
+    base: &str,
+    password: Option<&str>,
+    frame_id: &str,
+    message_count: usize,
+    body: String,
+) -> u16 {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/logs"))
+        .header("content-type", "application/logplex-1")
+        .header("logplex-msg-count", message_count.to_string())
+        .header("logplex-frame-id", frame_id)
+        .header(
+            "logplex-drain-token",
+            "d.01234567-89ab-cdef-0123-456789abcdef",
+        )
+        .header("user-agent", "Logplex/v123")
+        .body(body);
+    if let Some(password) = password {
+        request = request.basic_auth("token", Some(password));
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+/// GETs a path of the worker's server: status and body.
+pub async fn get_text(base: &str, path: &str) -> (u16, String) {
+    let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// Parses `/metrics` with a Prometheus text parser.
+pub fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
+    let lines = text.lines().map(|line| Ok(line.to_string()));
+    prometheus_parse::Scrape::parse(lines).expect("/metrics is Prometheus text")
+}
+
+/// The value of the sample named `metric` whose labels include `labels`, if any.
+pub fn metric_value(
+    scrape: &prometheus_parse::Scrape,
+    metric: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .filter(|sample| sample.metric == metric)
+        .find(|sample| {
+            labels
+                .iter()
+                .all(|(name, value)| sample.labels.get(name) == Some(*value))
+        })
+        .and_then(|sample| match &sample.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some(*v),
+            _ => None,
+        })
+}
+
 /// A throwaway PostgreSQL server: `initdb` into a temporary folder and `pg_ctl start` on a free
 /// loopback port, trusting local connections; stopped and removed when dropped. As root (CI),
 /// it runs as the `postgres` user, since PostgreSQL refuses to run as root.
@@ -603,7 +935,8 @@ impl Postgres {
             "PostgreSQL server binaries (initdb, pg_ctl) not found: install the postgresql package, as .ci/run does",
         );
         let dir = tempfile::tempdir().unwrap();
-        let as_root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
+        let as_root =
+            std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
         if as_root {
             let (uid, gid) = postgres_user();
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
@@ -617,7 +950,9 @@ impl Postgres {
         let run = |program: &str, args: &[&str]| {
             let mut command = if as_root {
                 let mut command = Command::new("runuser");
-                command.args(["-u", "postgres", "--"]).arg(bin.join(program));
+                command
+                    .args(["-u", "postgres", "--"])
+                    .arg(bin.join(program));
                 command
             } else {
                 Command::new(bin.join(program))
@@ -638,7 +973,16 @@ impl Postgres {
         let data_arg = data.display().to_string();
         run(
             "initdb",
-            &["-D", &data_arg, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+            &[
+                "-D",
+                &data_arg,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
         );
         let options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
@@ -647,7 +991,9 @@ impl Postgres {
         let log = dir.path().join("postgres.log").display().to_string();
         run(
             "pg_ctl",
-            &["-D", &data_arg, "-l", &log, "-o", &options, "-w", "-t", "60", "start"],
+            &[
+                "-D", &data_arg, "-l", &log, "-o", &options, "-w", "-t", "60", "start",
+            ],
         );
         Postgres {
             port,
@@ -659,22 +1005,34 @@ impl Postgres {
 
     /// A URL for the leader lock.
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable", self.port)
+        format!(
+            "postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable",
+            self.port
+        )
     }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let as_root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
+        let as_root =
+            std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
         let mut command = if as_root {
             let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(self.bin.join("pg_ctl"));
+            command
+                .args(["-u", "postgres", "--"])
+                .arg(self.bin.join("pg_ctl"));
             command
         } else {
             Command::new(self.bin.join("pg_ctl"))
         };
         let _ = command
-            .args(["-D", &self.data.display().to_string(), "-m", "immediate", "stop"])
+            .args([
+                "-D",
+                &self.data.display().to_string(),
+                "-m",
+                "immediate",
+                "stop",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
@@ -698,15 +1056,25 @@ fn postgres_bin() -> Option<std::path::PathBuf> {
         return Some(bin);
     }
     std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path).find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
+        std::env::split_paths(&path)
+            .find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
     })
 }
 
 fn postgres_user() -> (u32, u32) {
     let id = |flag: &str| {
-        let output = Command::new("id").args([flag, "postgres"]).output().unwrap();
-        assert!(output.status.success(), "there is no postgres user: install the postgresql package, as .ci/run does");
-        String::from_utf8_lossy(&output.stdout).trim().parse::<u32>().unwrap()
+        let output = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "there is no postgres user: install the postgresql package, as .ci/run does"
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse::<u32>()
+            .unwrap()
     };
     (id("-u"), id("-g"))
 }

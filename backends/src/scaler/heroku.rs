@@ -188,9 +188,12 @@ impl HerokuFormation {
 
     async fn write(&self, process_type: &str, quantity: u32) -> Result<u32, ScaleError> {
         if self.batch {
-            let request = self.client.patch(self.list_url.clone()).json(&serde_json::json!({
-                "updates": [{ "type": process_type, "quantity": quantity }]
-            }));
+            let request = self
+                .client
+                .patch(self.list_url.clone())
+                .json(&serde_json::json!({
+                    "updates": [{ "type": process_type, "quantity": quantity }]
+                }));
             let (status, headers, body) = self.send(request).await?;
             let body = answer(status, body, &headers)?;
             let formations = parse::<Vec<Formation>>(&body, status)?;
