@@ -4,6 +4,8 @@
 //! quantity from the platform, hands both to [`AppState`] with the clock's `now`, and carries
 //! out the plan. It never decides anything itself. Shutdown is a [`CancellationToken`] checked
 //! while waiting and probing, never during a platform call, so a scale is never cut in half.
+//! When the platform refuses a call (401, 403, 404: a setting is wrong), the loop pauses its
+//! platform calls for a growing time while heartbeats go on, instead of knocking every beat.
 
 use crate::decision::{classify, AppState, Heartbeat, Observation, Plan, ScaleTo};
 use crate::settings::AppSettings;
@@ -14,7 +16,9 @@ use autoscalebot_backends::probe::{Heartbeat as HeartbeatProbe, Probe, ProbeOutc
 use autoscalebot_backends::scaler::{HerokuScaler, ScaleError, Scaler};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
-use tokio::time::MissedTickBehavior;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 /// Where `now` comes from. Production uses the system clock; loop tests use tokio's clock so
@@ -44,6 +48,28 @@ pub struct Beat {
     pub error: Option<String>,
 }
 
+/// The longest pause of platform calls after repeated refusals: a key or an app that gets
+/// fixed on the platform's side is noticed within this long.
+pub const MAX_REFUSAL_PAUSE: Duration = Duration::from_secs(600);
+
+/// Platform calls are paused after the platform refused one (a 4xx other than 429).
+#[derive(Debug, Clone)]
+struct Refusal {
+    /// Refusals in a row.
+    count: u32,
+    kind: &'static str,
+    until: Instant,
+}
+
+/// The pause after `count` refusals in a row: one heartbeat interval (at least a second),
+/// doubling with each refusal, at most [`MAX_REFUSAL_PAUSE`].
+pub fn refusal_pause(heartbeat_interval: Duration, count: u32) -> Duration {
+    let base = heartbeat_interval.max(Duration::from_secs(1));
+    let doublings = count.saturating_sub(1).min(16);
+    base.saturating_mul(1 << doublings)
+        .min(MAX_REFUSAL_PAUSE.max(base))
+}
+
 /// One app's worker: its settings, its engine state and its edges.
 pub struct Worker {
     pub settings: AppSettings,
@@ -53,6 +79,8 @@ pub struct Worker {
     dispatcher: Dispatcher,
     clock: Clock,
     dry_run: bool,
+    refusal: Option<Refusal>,
+    beats: Option<mpsc::UnboundedSender<Beat>>,
 }
 
 impl Worker {
@@ -72,7 +100,15 @@ impl Worker {
             dispatcher: Dispatcher::start(notifiers),
             clock,
             dry_run,
+            refusal: None,
+            beats: None,
         }
+    }
+
+    /// Sends every [`Beat`] of [`Worker::run`] to `beats` (the demo's live timeline uses it).
+    pub fn with_beats(mut self, beats: mpsc::UnboundedSender<Beat>) -> Self {
+        self.beats = Some(beats);
+        self
     }
 
     /// Builds the worker the settings describe: heartbeat probe, Heroku scaler, and the named
@@ -125,7 +161,10 @@ impl Worker {
                 outcome = self.probe.probe() => outcome,
             };
             // Not cancellable: a platform call in flight finishes (each has its own timeout).
-            self.act(outcome).await;
+            let beat = self.act(outcome).await;
+            if let Some(beats) = &self.beats {
+                let _ = beats.send(beat);
+            }
         }
         tracing::info!(app = %self.settings.heroku_app_name, "Worker stopping.");
         self.dispatcher
@@ -164,19 +203,38 @@ impl Worker {
             scaled_to: None,
             error: None,
         };
+        if let Some(refusal) = &self.refusal {
+            if Instant::now() < refusal.until {
+                // Heartbeats go on and count; the platform is left alone until the pause ends.
+                self.state.record(heartbeat.observation);
+                tracing::debug!(%app, kind = refusal.kind, "Platform calls paused after a refusal.");
+                beat.error = Some(format!(
+                    "platform calls paused after {} refusal{} ({})",
+                    refusal.count,
+                    if refusal.count == 1 { "" } else { "s" },
+                    refusal.kind
+                ));
+                return beat;
+            }
+        }
         let current = match self.scaler.current().await {
             Ok(quantity) => quantity,
             Err(error) => {
                 self.state.record(heartbeat.observation);
                 let now = (self.clock)();
                 let message = format!("reading the formation: {error}");
-                tracing::warn!(%app, kind = error.kind(), error = %message, "Could not read the formation; trying again next heartbeat.");
+                if !self.refused(&error, &message) {
+                    tracing::warn!(%app, kind = error.kind(), error = %message, "Could not read the formation; trying again next heartbeat.");
+                }
                 let events = self.state.scale_failed(&self.settings, now, None, &message);
                 self.send(&events);
                 beat.error = Some(message);
                 return beat;
             }
         };
+        if let Some(refusal) = self.refusal.take() {
+            tracing::info!(%app, kind = refusal.kind, "The platform accepts the worker's calls again.");
+        }
         beat.quantity = Some(current);
         let now = (self.clock)();
         let plan = self.state.observe(&self.settings, now, &heartbeat, current);
@@ -195,7 +253,9 @@ impl Worker {
                 }
                 Err(error) => {
                     let message = format!("setting the quantity to {}: {error}", scale.to);
-                    tracing::warn!(%app, kind = error.kind(), error = %message, "Scale failed; trying again next heartbeat.");
+                    if !self.refused(&error, &message) {
+                        tracing::warn!(%app, kind = error.kind(), error = %message, "Scale failed; trying again next heartbeat.");
+                    }
                     let events = self.state.scale_failed(
                         &self.settings,
                         (self.clock)(),
@@ -209,6 +269,36 @@ impl Worker {
         }
         beat.plan = Some(plan);
         beat
+    }
+
+    /// When the platform refused the call (a 4xx other than 429: a wrong key, app or process
+    /// type, which trying again will not fix), pauses platform calls for a growing time and
+    /// says so: one warning when the refusals start or change cause, quieter after.
+    fn refused(&mut self, error: &ScaleError, message: &str) -> bool {
+        if error.is_retriable() {
+            return false;
+        }
+        let app = &self.settings.heroku_app_name;
+        let kind = error.kind();
+        let count = match &self.refusal {
+            Some(refusal) if refusal.kind == kind => refusal.count + 1,
+            _ => 1,
+        };
+        let pause = refusal_pause(self.settings.heartbeat_interval, count);
+        if count == 1 {
+            tracing::warn!(
+                %app, kind, error = %message, pause = ?pause,
+                "The platform refused the call; pausing platform calls while heartbeats go on."
+            );
+        } else {
+            tracing::debug!(%app, kind, count, pause = ?pause, "Refused again; pausing longer.");
+        }
+        self.refusal = Some(Refusal {
+            count,
+            kind,
+            until: Instant::now() + pause,
+        });
+        true
     }
 
     async fn apply(&self, scale: ScaleTo) -> Result<u32, ScaleError> {

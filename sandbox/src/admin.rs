@@ -19,7 +19,10 @@ pub fn routes(platform: Arc<Platform>) -> axum::Router {
     axum::Router::new()
         .route("/__sandbox/state", get(state))
         .route("/__sandbox/calls", get(calls))
-        .route("/__sandbox/faults", get(faults).post(add_fault).delete(clear_faults))
+        .route(
+            "/__sandbox/faults",
+            get(faults).post(add_fault).delete(clear_faults),
+        )
         .route("/__sandbox/rate-limit", put(set_rate_limit))
         .with_state(platform)
 }
@@ -96,7 +99,10 @@ struct RateLimit {
     remaining: u32,
 }
 
-async fn set_rate_limit(State(platform): State<Arc<Platform>>, body: axum::body::Bytes) -> Response {
+async fn set_rate_limit(
+    State(platform): State<Arc<Platform>>,
+    body: axum::body::Bytes,
+) -> Response {
     match serde_json::from_slice::<RateLimit>(&body) {
         Ok(limit) => {
             platform

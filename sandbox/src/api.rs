@@ -42,8 +42,16 @@ const DYNO_SIZES: &[(&str, &str, Option<u32>)] = &[
     ("Basic", "a3b4c5d6-0000-4000-8000-000000000002", Some(1)),
     ("Standard-1X", "a3b4c5d6-0000-4000-8000-000000000003", None),
     ("Standard-2X", "a3b4c5d6-0000-4000-8000-000000000004", None),
-    ("Performance-M", "a3b4c5d6-0000-4000-8000-000000000005", None),
-    ("Performance-L", "a3b4c5d6-0000-4000-8000-000000000006", None),
+    (
+        "Performance-M",
+        "a3b4c5d6-0000-4000-8000-000000000005",
+        None,
+    ),
+    (
+        "Performance-L",
+        "a3b4c5d6-0000-4000-8000-000000000006",
+        None,
+    ),
 ];
 
 /// One call the API received and what it answered. The token is never kept: only whether it
@@ -201,7 +209,10 @@ impl Platform {
     }
 
     /// Checks one update (`quantity`, `dyno_size`) and returns what to set.
-    fn check_update(&self, update: &Value) -> Result<(Option<u32>, Option<&'static str>), Response> {
+    fn check_update(
+        &self,
+        update: &Value,
+    ) -> Result<(Option<u32>, Option<&'static str>), Response> {
         let invalid = |message: String| {
             heroku_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_params", &message)
         };
@@ -219,7 +230,9 @@ impl Platform {
                 });
                 match found {
                     Some((size_name, _, _)) => Some(*size_name),
-                    None => return Err(invalid(format!("Couldn't find that dyno size ({wanted}).")))
+                    None => {
+                        return Err(invalid(format!("Couldn't find that dyno size ({wanted}).")))
+                    }
                 }
             }
         };
@@ -237,7 +250,9 @@ impl Platform {
         let size_after = size.unwrap_or(self.formation.lock().unwrap().size);
         let quantity_after = quantity.unwrap_or(self.quantity());
         let size_limit = size_by_name(size_after).and_then(|size| size.2);
-        let limit = size_limit.unwrap_or(self.max_quantity).min(self.max_quantity);
+        let limit = size_limit
+            .unwrap_or(self.max_quantity)
+            .min(self.max_quantity);
         if quantity_after > limit {
             return Err(invalid(format!(
                 "Cannot update to more than {limit} {size_after} size dynos per process type."
@@ -291,14 +306,8 @@ fn fault_message(status: u16) -> &'static str {
 /// The formation API's axum app, gate included, with the admin endpoints beside it.
 pub fn app(platform: Arc<Platform>) -> axum::Router {
     let formation = axum::Router::new()
-        .route(
-            "/apps/{app}/formation",
-            get(list).patch(batch_update),
-        )
-        .route(
-            "/apps/{app}/formation/{formation}",
-            get(info).patch(update),
-        )
+        .route("/apps/{app}/formation", get(list).patch(batch_update))
+        .route("/apps/{app}/formation/{formation}", get(info).patch(update))
         .route("/account/rate-limits", get(rate_limits))
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(no_such_endpoint)
@@ -471,10 +480,9 @@ async fn gate(State(platform): State<Arc<Platform>>, request: Request, next: Nex
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             let mut response = heroku_error(code, &id, fault_message(status));
             if let Some(after) = retry_after {
-                response.headers_mut().insert(
-                    "retry-after",
-                    HeaderValue::from(after.as_secs()),
-                );
+                response
+                    .headers_mut()
+                    .insert("retry-after", HeaderValue::from(after.as_secs()));
             }
             response
         }
@@ -500,9 +508,23 @@ async fn gate(State(platform): State<Arc<Platform>>, request: Request, next: Nex
                 _ = platform.shutdown.cancelled() => {}
                 _ = tokio::time::sleep(delay) => {}
             }
-            answer(&platform, &mut call, Request::from_parts(parts, Body::from(body)), next).await
+            answer(
+                &platform,
+                &mut call,
+                Request::from_parts(parts, Body::from(body)),
+                next,
+            )
+            .await
         }
-        None => answer(&platform, &mut call, Request::from_parts(parts, Body::from(body)), next).await,
+        None => {
+            answer(
+                &platform,
+                &mut call,
+                Request::from_parts(parts, Body::from(body)),
+                next,
+            )
+            .await
+        }
     };
 
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -540,10 +562,9 @@ async fn drop_connection(extensions: &axum::http::Extensions) -> Response {
 
 /// Version header, token, token pool, then the endpoint.
 async fn answer(platform: &Platform, call: &mut ApiCall, request: Request, next: Next) -> Response {
-    let accepted = call
-        .accept
-        .as_deref()
-        .is_some_and(|accept| accept.contains("application/vnd.heroku+json") && accept.contains("version=3"));
+    let accepted = call.accept.as_deref().is_some_and(|accept| {
+        accept.contains("application/vnd.heroku+json") && accept.contains("version=3")
+    });
     if !accepted {
         return heroku_error(
             StatusCode::NOT_ACCEPTABLE,

@@ -48,7 +48,8 @@ impl Dyno {
         let app = axum::Router::new().fallback(serve).with_state(state);
         let stopped = stop.clone();
         tokio::spawn(async move {
-            let server = axum::serve(listener, app).with_graceful_shutdown(stopped.cancelled_owned());
+            let server =
+                axum::serve(listener, app).with_graceful_shutdown(stopped.cancelled_owned());
             if let Err(error) = server.await {
                 tracing::warn!(%error, "A dyno's server failed.");
             }

@@ -109,8 +109,7 @@ impl FaultSpec {
                 }
             }
             "slow" => Action::Slow(Duration::from_millis(
-                self.delay_ms
-                    .ok_or("a \"slow\" fault needs \"delay_ms\"")?,
+                self.delay_ms.ok_or("a \"slow\" fault needs \"delay_ms\"")?,
             )),
             "hang" => Action::Hang,
             "drop" => Action::Drop,
@@ -122,7 +121,9 @@ impl FaultSpec {
         };
         let share = self.share.unwrap_or(1.0);
         if !(share > 0.0 && share <= 1.0) {
-            return Err(format!("share {share}: expected a number above 0, at most 1"));
+            return Err(format!(
+                "share {share}: expected a number above 0, at most 1"
+            ));
         }
         if self.count == Some(0) {
             return Err("count 0: expected 1 or more (or leave it out)".into());

@@ -33,7 +33,8 @@ impl TokenPool {
 
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.updated);
-        self.tokens = (self.tokens + elapsed.as_secs_f64() * self.refill_per_second).min(self.capacity);
+        self.tokens =
+            (self.tokens + elapsed.as_secs_f64() * self.refill_per_second).min(self.capacity);
         self.updated = now;
     }
 

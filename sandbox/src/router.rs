@@ -52,10 +52,9 @@ pub fn app(pool: Arc<DynoPool>, shutdown: CancellationToken) -> axum::Router {
         .no_proxy()
         .build()
         .expect("the HTTP client initialises");
-    axum::Router::new().fallback(route).with_state(RouterState {
-        queue,
-        client,
-    })
+    axum::Router::new()
+        .fallback(route)
+        .with_state(RouterState { queue, client })
 }
 
 /// Hands free slots to waiting requests in arrival order.
@@ -124,7 +123,9 @@ async fn forward(client: &reqwest::Client, slot: Slot, request: Request) -> Resp
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, 1 << 20).await {
         Ok(body) => body,
-        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response(),
+        Err(_) => {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response()
+        }
     };
     let path = parts
         .uri

@@ -1,18 +1,31 @@
 //! The Heroku Platform API v3 formation endpoints: `GET` and `PATCH
 //! /apps/{app}/formation/{type}`, as `../shared/heroku/platform-api-schema.json` describes them.
 //!
-//! One call per method, no retry here: the worker's next heartbeat is the retry, and it
-//! always starts from a fresh read.
+//! The client rides out a bad day: a [`RetryPolicy`] retries rate limits (429), server errors
+//! (5xx), timeouts, dropped connections and unreadable answers with capped exponential backoff
+//! and jitter, waits at least as long as a `Retry-After` says when one is sent (Heroku documents
+//! none for v3, so backoff alone must be enough), spaces its calls when `RateLimit-Remaining`
+//! runs low, and never retries another 4xx: a wrong key, app or process type stays wrong.
+//! A whole read or write, retries included, stays within the policy's time budget, so a
+//! heartbeat can never stall for long.
 
 use super::{ScaleError, Scaler};
 use crate::Secret;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
 use std::time::Duration;
+use tokio::time::Instant;
 use url::Url;
 
 /// The Accept header Heroku requires; without it the API answers 406.
 pub const ACCEPT_V3: &str = "application/vnd.heroku+json; version=3";
+
+/// Below this many `RateLimit-Remaining` tokens the client spaces its calls by
+/// [`TOKEN_REFILL_INTERVAL`], so it never spends faster than Heroku refills the pool.
+pub const LOW_RATE_LIMIT_REMAINING: u64 = 100;
+/// Heroku refills about 75 tokens a minute: one every 0.8 s.
+pub const TOKEN_REFILL_INTERVAL: Duration = Duration::from_millis(800);
 
 /// The fields of Heroku's formation object that we use (the schema has more).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -30,6 +43,91 @@ struct ErrorBody {
     message: String,
 }
 
+/// Which failed calls are tried again, how long to wait between tries, and how long one whole
+/// read or write may take. (Hand-written: the rule is a few lines, and the retry crates do not
+/// know Heroku's Retry-After and rate-limit headers.)
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// The wait after the first failed try; it doubles after each further one.
+    pub first_backoff: Duration,
+    /// The longest wait between two tries.
+    pub max_backoff: Duration,
+    /// Tries in all, the first included.
+    pub max_attempts: u32,
+    /// The time one whole read or write may take, waits and tries included.
+    pub budget: Duration,
+}
+
+impl RetryPolicy {
+    /// The policy for calls of at most `timeout` each: up to 5 tries, waits from about 250 ms
+    /// doubling up to 8 s, all within three timeouts (at least 3 s).
+    pub fn for_timeout(timeout: Duration) -> Self {
+        RetryPolicy {
+            first_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(8),
+            max_attempts: 5,
+            budget: (timeout * 3).max(Duration::from_secs(3)),
+        }
+    }
+
+    /// The wait before the next try, after `attempt` tries (1 or more) ended with `error`,
+    /// `elapsed` after the first began; `None` means give up. `jitter` is uniform in [0, 1):
+    /// half of each backoff is fixed and half random ("equal jitter"), so many workers spread
+    /// out but none comes back sooner than half the backoff. A `Retry-After` is a floor.
+    pub fn next_delay(
+        &self,
+        error: &ScaleError,
+        retry_after: Option<Duration>,
+        attempt: u32,
+        elapsed: Duration,
+        jitter: f64,
+    ) -> Option<Duration> {
+        if !error.is_retriable() || attempt >= self.max_attempts {
+            return None;
+        }
+        let doublings = attempt.saturating_sub(1).min(20);
+        let backoff = self
+            .first_backoff
+            .saturating_mul(1u32 << doublings)
+            .min(self.max_backoff);
+        let jitter = jitter.clamp(0.0, 1.0);
+        let mut delay = backoff / 2 + backoff.mul_f64(jitter / 2.0);
+        if let Some(after) = retry_after {
+            delay = delay.max(after);
+        }
+        (elapsed + delay < self.budget).then_some(delay)
+    }
+}
+
+/// One failed try: the error, and the `Retry-After` the answer carried, if any.
+struct Failure {
+    error: ScaleError,
+    retry_after: Option<Duration>,
+}
+
+/// What the last answers said about when the next call may go out.
+#[derive(Debug, Default)]
+struct Gate {
+    /// A `Retry-After` said: not before this.
+    not_before: Option<Instant>,
+    /// The last `RateLimit-Remaining` seen.
+    remaining: Option<u64>,
+    last_call: Option<Instant>,
+}
+
+impl Gate {
+    /// The earliest moment the next call should go out.
+    fn ready_at(&self) -> Option<Instant> {
+        let paced = match (self.remaining, self.last_call) {
+            (Some(remaining), Some(last)) if remaining < LOW_RATE_LIMIT_REMAINING => {
+                Some(last + TOKEN_REFILL_INTERVAL)
+            }
+            _ => None,
+        };
+        paced.max(self.not_before)
+    }
+}
+
 pub struct HerokuScaler {
     client: reqwest::Client,
     formation_url: Url,
@@ -37,6 +135,8 @@ pub struct HerokuScaler {
     process_type: String,
     api_key: Secret,
     timeout: Duration,
+    retry: RetryPolicy,
+    gate: Mutex<Gate>,
 }
 
 impl HerokuScaler {
@@ -61,39 +161,131 @@ impl HerokuScaler {
             process_type: process_type.to_string(),
             api_key,
             timeout,
+            retry: RetryPolicy::for_timeout(timeout),
+            gate: Mutex::new(Gate::default()),
         }
     }
 
-    async fn call(&self, request: reqwest::RequestBuilder) -> Result<Formation, ScaleError> {
+    /// Replaces the default [`RetryPolicy::for_timeout`].
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// One whole read (`body` = `None`) or write, with retries by the policy.
+    async fn call(&self, body: Option<serde_json::Value>) -> Result<Formation, ScaleError> {
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.wait_for_gate(started).await?;
+            let left = self.retry.budget.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(ScaleError::Timeout(self.retry.budget));
+            }
+            let failure = match self.attempt(body.as_ref(), self.timeout.min(left)).await {
+                Ok(formation) => return Ok(formation),
+                Err(failure) => failure,
+            };
+            if let Some(after) = failure.retry_after {
+                self.gate.lock().unwrap().not_before = Some(Instant::now() + after);
+            }
+            let delay = self.retry.next_delay(
+                &failure.error,
+                failure.retry_after,
+                attempt,
+                started.elapsed(),
+                fastrand::f64(),
+            );
+            match delay {
+                Some(delay) => {
+                    tracing::info!(
+                        app = %self.app,
+                        kind = failure.error.kind(),
+                        error = %failure.error,
+                        attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        "Platform call failed; trying again after a pause."
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                None => return Err(failure.error),
+            }
+        }
+    }
+
+    /// Waits until a `Retry-After` has passed and, when tokens run low, until one token
+    /// interval after the last call; fails at once when that would overrun the budget.
+    async fn wait_for_gate(&self, started: Instant) -> Result<(), ScaleError> {
+        let ready_at = self.gate.lock().unwrap().ready_at();
+        let Some(ready_at) = ready_at else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if ready_at <= now {
+            return Ok(());
+        }
+        if ready_at.duration_since(started) >= self.retry.budget {
+            return Err(ScaleError::RateLimited {
+                id: "rate_limit".into(),
+                retry_after: Some(ready_at - now),
+            });
+        }
+        tracing::debug!(app = %self.app, wait_ms = (ready_at - now).as_millis() as u64, "Pacing Platform API calls.");
+        tokio::time::sleep_until(ready_at).await;
+        Ok(())
+    }
+
+    /// One HTTP request and its answer.
+    async fn attempt(
+        &self,
+        body: Option<&serde_json::Value>,
+        timeout: Duration,
+    ) -> Result<Formation, Failure> {
+        let request = match body {
+            None => self.client.get(self.formation_url.clone()),
+            Some(body) => self.client.patch(self.formation_url.clone()).json(body),
+        };
         let request = request
             .header(reqwest::header::ACCEPT, ACCEPT_V3)
             .header(reqwest::header::USER_AGENT, crate::USER_AGENT)
             .bearer_auth(self.api_key.expose())
-            .timeout(self.timeout);
-        let response = request.send().await.map_err(|error| {
-            if error.is_timeout() {
-                ScaleError::Timeout(self.timeout)
+            .timeout(timeout);
+        self.gate.lock().unwrap().last_call = Some(Instant::now());
+        let broken = |error: reqwest::Error| Failure {
+            error: if error.is_timeout() {
+                ScaleError::Timeout(timeout)
             } else {
                 ScaleError::Transport(crate::probe::heartbeat::describe_error(&error))
-            }
-        })?;
+            },
+            retry_after: None,
+        };
+        let response = request.send().await.map_err(broken)?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
+        let headers = response.headers();
+        // Retry-After in seconds; Heroku documents none, and we don't parse the HTTP-date form.
+        let retry_after = headers
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = response.bytes().await.map_err(|error| {
-            if error.is_timeout() {
-                ScaleError::Timeout(self.timeout)
-            } else {
-                ScaleError::Transport(crate::probe::heartbeat::describe_error(&error))
-            }
-        })?;
+        let remaining = headers
+            .get("ratelimit-remaining")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok());
+        if remaining.is_some() {
+            self.gate.lock().unwrap().remaining = remaining;
+        }
+        let body = response.bytes().await.map_err(broken)?;
         if (200..300).contains(&status) {
-            return serde_json::from_slice::<Formation>(&body)
-                .map_err(|error| ScaleError::BadAnswer(format!("{error} in a {status} answer")));
+            return serde_json::from_slice::<Formation>(&body).map_err(|error| Failure {
+                error: ScaleError::BadAnswer(format!("{error} in a {status} answer")),
+                retry_after: None,
+            });
         }
         let (id, message) = match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(parsed) => (parsed.id, parsed.message),
@@ -102,7 +294,7 @@ impl HerokuScaler {
                 String::from_utf8_lossy(&body).chars().take(200).collect(),
             ),
         };
-        Err(match status {
+        let error = match status {
             401 => ScaleError::Unauthorized { id },
             403 => ScaleError::Forbidden { id },
             404 => ScaleError::NotFound { id },
@@ -112,7 +304,8 @@ impl HerokuScaler {
                 id,
                 message,
             },
-        })
+        };
+        Err(Failure { error, retry_after })
     }
 }
 
@@ -126,20 +319,147 @@ impl Scaler for HerokuScaler {
     }
 
     async fn current(&self) -> Result<u32, ScaleError> {
-        let formation = self
-            .call(self.client.get(self.formation_url.clone()))
-            .await?;
-        Ok(formation.quantity)
+        Ok(self.call(None).await?.quantity)
     }
 
+    /// A retry of this write sends the same PATCH again. That is safe because the body is an
+    /// absolute quantity, which the worker computed from a fresh read in this heartbeat: PATCH
+    /// `{"quantity": N}` twice leaves N dynos, exactly as once does (idempotent), whereas a
+    /// relative change ("one more") retried after a lost answer could scale twice.
     async fn set(&self, quantity: u32) -> Result<u32, ScaleError> {
-        let formation = self
-            .call(
-                self.client
-                    .patch(self.formation_url.clone())
-                    .json(&serde_json::json!({ "quantity": quantity })),
-            )
-            .await?;
-        Ok(formation.quantity)
+        let body = serde_json::json!({ "quantity": quantity });
+        Ok(self.call(Some(body)).await?.quantity)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy::for_timeout(Duration::from_secs(10))
+    }
+
+    fn rate_limited() -> ScaleError {
+        ScaleError::RateLimited {
+            id: "rate_limit".into(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn refusals_other_than_429_are_never_retried() {
+        let refusals = [
+            ScaleError::Unauthorized {
+                id: "unauthorized".into(),
+            },
+            ScaleError::Forbidden {
+                id: "forbidden".into(),
+            },
+            ScaleError::NotFound {
+                id: "not_found".into(),
+            },
+            ScaleError::Status {
+                status: 422,
+                id: "invalid_params".into(),
+                message: String::new(),
+            },
+        ];
+        for error in refusals {
+            assert_eq!(
+                policy().next_delay(&error, None, 1, Duration::ZERO, 0.5),
+                None,
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn faults_back_off_exponentially_with_jitter_up_to_the_cap() {
+        let retriable = [
+            rate_limited(),
+            ScaleError::Status {
+                status: 503,
+                id: "service_unavailable".into(),
+                message: String::new(),
+            },
+            ScaleError::Timeout(Duration::from_secs(10)),
+            ScaleError::Transport("connection reset".into()),
+        ];
+        let policy = RetryPolicy {
+            max_attempts: 20,
+            budget: Duration::from_secs(3600),
+            ..policy()
+        };
+        for error in retriable {
+            let delay = |attempt, jitter| {
+                policy
+                    .next_delay(&error, None, attempt, Duration::ZERO, jitter)
+                    .unwrap()
+            };
+            assert_eq!(delay(1, 0.0), Duration::from_millis(125), "{error}");
+            assert_eq!(delay(1, 0.999_999).as_millis(), 249);
+            assert_eq!(delay(2, 0.0), Duration::from_millis(250));
+            assert_eq!(delay(3, 0.0), Duration::from_millis(500));
+            assert_eq!(delay(10, 0.0), Duration::from_secs(4), "capped at 8 s");
+            assert!(delay(10, 0.99) < Duration::from_secs(8));
+        }
+    }
+
+    #[test]
+    fn a_retry_after_is_a_floor() {
+        let delay = policy().next_delay(
+            &rate_limited(),
+            Some(Duration::from_secs(2)),
+            1,
+            Duration::ZERO,
+            0.5,
+        );
+        assert_eq!(delay, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn the_budget_and_the_attempt_count_end_the_retries() {
+        let policy = policy();
+        assert_eq!(policy.budget, Duration::from_secs(30));
+        assert_eq!(
+            policy.next_delay(&rate_limited(), None, 1, Duration::from_millis(29_900), 0.0),
+            None,
+            "the wait would overrun the budget"
+        );
+        assert_eq!(
+            policy.next_delay(
+                &rate_limited(),
+                Some(Duration::from_secs(60)),
+                1,
+                Duration::ZERO,
+                0.0
+            ),
+            None,
+            "a Retry-After beyond the budget ends this call"
+        );
+        assert_eq!(
+            policy.next_delay(&rate_limited(), None, 5, Duration::ZERO, 0.0),
+            None,
+            "five tries in all"
+        );
+        assert!(policy
+            .next_delay(&rate_limited(), None, 4, Duration::ZERO, 0.0)
+            .is_some());
+    }
+
+    #[test]
+    fn low_remaining_tokens_space_the_calls_by_the_refill_interval() {
+        let now = Instant::now();
+        let mut gate = Gate {
+            remaining: Some(LOW_RATE_LIMIT_REMAINING),
+            last_call: Some(now),
+            ..Gate::default()
+        };
+        assert_eq!(gate.ready_at(), None, "plenty of tokens: no pacing");
+        gate.remaining = Some(LOW_RATE_LIMIT_REMAINING - 1);
+        assert_eq!(gate.ready_at(), Some(now + TOKEN_REFILL_INTERVAL));
+        gate.not_before = Some(now + Duration::from_secs(5));
+        assert_eq!(gate.ready_at(), Some(now + Duration::from_secs(5)));
     }
 }
