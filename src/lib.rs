@@ -5,12 +5,14 @@
 //! - [`schedule`]: time-of-day tables for `min_dynos` and `max_dynos`.
 //! - [`decision`]: the pure engine (settings, now, size, heartbeat) → plan.
 //! - [`bot`]: the async loop that probes, decides, scales and notifies.
+//! - [`demo`]: `autoscalebot demo`, the sandbox, a traffic surge and the worker in one process.
 //!
 //! The edges to the outside world (HTTP probes, the Heroku API, notifiers) live in the
-//! `autoscalebot-backends` crate.
+//! `autoscalebot-backends` crate; the local stand-in platform in `autoscalebot-sandbox`.
 
 pub mod bot;
 pub mod decision;
+pub mod demo;
 pub mod schedule;
 pub mod settings;
 
