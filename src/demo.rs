@@ -227,7 +227,8 @@ pub async fn run(
 
     let started = Instant::now();
     let end = started + options.duration;
-    let mut ticker = tokio::time::interval_at(started + Duration::from_secs(1), Duration::from_secs(1));
+    let mut ticker =
+        tokio::time::interval_at(started + Duration::from_secs(1), Duration::from_secs(1));
     let mut summary = Summary {
         dynos_at_start: sandbox.running_dynos(),
         dynos_at_most: sandbox.running_dynos(),
@@ -253,7 +254,8 @@ pub async fn run(
         if finished && now.duration_since(window_start) < Duration::from_millis(200) {
             break;
         }
-        let phase = phase_at(&phases, window_start - started).map_or(phases.len() - 1, |(index, _)| index);
+        let phase =
+            phase_at(&phases, window_start - started).map_or(phases.len() - 1, |(index, _)| index);
         let tally_now = *tally.lock().unwrap();
         let line = timeline_line(
             &mut summary,
@@ -274,7 +276,10 @@ pub async fn run(
     }
 
     stop.cancel();
-    if tokio::time::timeout(Duration::from_secs(10), worker_task).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), worker_task)
+        .await
+        .is_err()
+    {
         tracing::warn!("The demo's worker did not stop in time.");
     }
     let _ = load_task.await;
@@ -371,7 +376,10 @@ fn timeline_line(
     summary.dyno_seconds += dynos as u64;
     let mut decisions = Vec::new();
     for beat in &beats {
-        if let (Some(to), Some(scale)) = (beat.scaled_to, beat.plan.as_ref().and_then(|plan| plan.scale)) {
+        if let (Some(to), Some(scale)) = (
+            beat.scaled_to,
+            beat.plan.as_ref().and_then(|plan| plan.scale),
+        ) {
             let direction = if to > scale.from { "up" } else { "down" };
             decisions.push(format!(
                 "scaled {direction} {} -> {to} ({})",
@@ -410,7 +418,11 @@ fn timeline_line(
 }
 
 fn write_summary(out: &mut dyn Write, summary: &Summary, elapsed: Duration) -> std::io::Result<()> {
-    let ups = summary.scales.iter().filter(|scale| scale.to > scale.from).count();
+    let ups = summary
+        .scales
+        .iter()
+        .filter(|scale| scale.to > scale.from)
+        .count();
     let downs = summary.scales.len() - ups;
     writeln!(out)?;
     writeln!(out, "Summary after {} s:", elapsed.as_secs())?;
@@ -445,7 +457,10 @@ fn write_summary(out: &mut dyn Write, summary: &Summary, elapsed: Duration) -> s
     writeln!(
         out,
         "  requests: {} served, {} failed, {} not sent (too many in flight); platform errors: {}",
-        summary.requests.served, summary.requests.failed, summary.requests.skipped, summary.api_errors
+        summary.requests.served,
+        summary.requests.failed,
+        summary.requests.skipped,
+        summary.api_errors
     )?;
     if summary.scale_ups_during_surge() > 0 && summary.scale_downs_after_surge() > 0 {
         writeln!(

@@ -55,7 +55,12 @@ struct SandboxArgs {
     #[arg(long, default_value = "sandbox-app")]
     app: String,
     /// The one key the API accepts as `Authorization: Bearer KEY` (never printed).
-    #[arg(long, env = "HEROKU_API_KEY", hide_env_values = true, default_value = "sandbox-api-key")]
+    #[arg(
+        long,
+        env = "HEROKU_API_KEY",
+        hide_env_values = true,
+        default_value = "sandbox-api-key"
+    )]
     api_key: String,
     /// Dynos running at the start.
     #[arg(long, default_value_t = 1)]

@@ -122,8 +122,14 @@ mod tests {
             },
         ];
         assert_eq!(phase_at(&phases, Duration::ZERO).unwrap().1.name, "quiet");
-        assert_eq!(phase_at(&phases, Duration::from_millis(9_999)).unwrap().0, 0);
-        assert_eq!(phase_at(&phases, Duration::from_secs(10)).unwrap().1.name, "surge");
+        assert_eq!(
+            phase_at(&phases, Duration::from_millis(9_999)).unwrap().0,
+            0
+        );
+        assert_eq!(
+            phase_at(&phases, Duration::from_secs(10)).unwrap().1.name,
+            "surge"
+        );
         assert!(phase_at(&phases, Duration::from_secs(15)).is_none());
     }
 }
