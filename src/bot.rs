@@ -6,15 +6,25 @@
 //! while waiting and probing, never during a platform call, so a scale is never cut in half.
 //! When the platform refuses a call (401, 403, 404: a setting is wrong), the loop pauses its
 //! platform calls for a growing time while heartbeats go on, instead of knocking every beat.
+//! Before each decision it also reads the downtime file and the heartbeat's downtime header
+//! into the [`Calendar`] and tells the engine which window, if any, is in force.
 
-use crate::decision::{classify, AppState, Heartbeat, Observation, Plan, ScaleTo};
+use crate::decision::{
+    classify, classify_router, combine, AppState, Heartbeat, Observation, Plan, ScaleTo,
+};
+use crate::downtime::{Calendar, Learned};
+use crate::router_log::RouterStats;
 use crate::settings::AppSettings;
+use crate::telemetry::Telemetry;
 use autoscalebot_backends::notify::{
-    ConsoleNotifier, Dispatcher, Event, LogNotifier, Notifier, TestNotifier,
+    ConsoleNotifier, Dispatcher, EmailNotifier, Event, EventKind, LogNotifier, Notifier,
+    NotifyError, TestNotifier, WebhookNotifier,
 };
 use autoscalebot_backends::probe::{Heartbeat as HeartbeatProbe, Probe, ProbeOutcome};
 use autoscalebot_backends::scaler::{HerokuScaler, ScaleError, Scaler};
 use chrono::{DateTime, Utc};
+use std::io::Read;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -46,6 +56,8 @@ pub struct Beat {
     /// The quantity after this beat's scale, when one was made.
     pub scaled_to: Option<u32>,
     pub error: Option<String>,
+    /// The router window, when `signal` uses the log drain.
+    pub router: Option<RouterStats>,
 }
 
 /// The longest pause of platform calls after repeated refusals: a key or an app that gets
@@ -79,6 +91,11 @@ pub struct Worker {
     dispatcher: Dispatcher,
     clock: Clock,
     dry_run: bool,
+    telemetry: Telemetry,
+    /// Every planned downtime window known, from each source.
+    calendar: Calendar,
+    /// The last error reading the downtime file, so that it is logged once, not every beat.
+    downtime_file_error: Option<String>,
     refusal: Option<Refusal>,
     beats: Option<mpsc::UnboundedSender<Beat>>,
 }
@@ -92,23 +109,35 @@ impl Worker {
         clock: Clock,
         dry_run: bool,
     ) -> Self {
+        let dispatcher = Dispatcher::start(notifiers);
+        let telemetry = Telemetry::new(&settings, clock.clone(), dispatcher.counts());
+        let mut calendar = Calendar::new(settings.time_zone, settings.downtime.clone());
+        calendar.already_reported(&settings.downtime_warnings);
         Worker {
+            calendar,
+            downtime_file_error: None,
             settings,
             state: AppState::new(),
             probe,
             scaler,
-            dispatcher: Dispatcher::start(notifiers),
+            dispatcher,
             clock,
             dry_run,
+            telemetry,
             refusal: None,
             beats: None,
         }
     }
 
-    /// Sends every [`Beat`] of [`Worker::run`] to `beats` (the demo's live timeline uses it).
+    /// Sends every [`Beat`] to `beats` from now on (the demo's live timeline uses it).
     pub fn with_beats(mut self, beats: mpsc::UnboundedSender<Beat>) -> Self {
         self.beats = Some(beats);
         self
+    }
+
+    /// What the HTTP server shows and fills: metrics, recent beats, the router window.
+    pub fn telemetry(&self) -> Telemetry {
+        self.telemetry.clone()
     }
 
     /// Builds the worker the settings describe: heartbeat probe, Heroku scaler, and the named
@@ -119,11 +148,19 @@ impl Worker {
         dry_run: bool,
         test_notifier: Option<TestNotifier>,
     ) -> Self {
-        let probe = Arc::new(HeartbeatProbe::new(
-            client.clone(),
-            settings.heartbeat_url.clone(),
-            settings.heartbeat_timeout,
-        ));
+        let downtime_header = settings
+            .downtime_header
+            .as_ref()
+            .filter(|_| !settings.downtime_disable)
+            .and_then(|name| reqwest::header::HeaderName::from_bytes(name.as_bytes()).ok());
+        let probe = Arc::new(
+            HeartbeatProbe::new(
+                client.clone(),
+                settings.heartbeat_url.clone(),
+                settings.heartbeat_timeout,
+            )
+            .with_downtime_header(downtime_header),
+        );
         let scaler = Arc::new(HerokuScaler::new(
             client,
             &settings.heroku_api_url,
@@ -132,7 +169,7 @@ impl Worker {
             settings.heroku_api_key.clone(),
             settings.heroku_api_timeout,
         ));
-        let notifiers = notifiers_for(&settings.notification_backends, test_notifier);
+        let notifiers = notifiers_for(&settings, test_notifier);
         Worker::new(settings, probe, scaler, notifiers, system_clock(), dry_run)
     }
 
@@ -141,29 +178,33 @@ impl Worker {
     pub async fn run(mut self, shutdown: CancellationToken) {
         tracing::info!(
             app = %self.settings.heroku_app_name,
-            target = %self.scaler.describe(),
+            scales = %self.scaler.describe(),
             heartbeat = %self.settings.heartbeat_url,
+            signal = self.settings.signal.as_str(),
             interval = ?self.settings.heartbeat_interval,
             dry_run = self.dry_run,
             "Worker started."
         );
+        self.log_downtime_sources();
         let mut ticker = tokio::time::interval(self.settings.heartbeat_interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        self.telemetry.stamp_alive();
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = ticker.tick() => {}
             }
-            let outcome = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                outcome = self.probe.probe() => outcome,
-            };
-            // Not cancellable: a platform call in flight finishes (each has its own timeout).
-            let beat = self.act(outcome).await;
-            if let Some(beats) = &self.beats {
-                let _ = beats.send(beat);
+            if self.settings.signal.uses_heartbeat() {
+                let outcome = tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => break,
+                    outcome = self.probe.probe() => outcome,
+                };
+                // Not cancellable: a platform call in flight finishes (each has its own timeout).
+                self.act(outcome).await;
+            } else {
+                self.act_on_router().await;
             }
         }
         tracing::info!(app = %self.settings.heroku_app_name, "Worker stopping.");
@@ -178,7 +219,8 @@ impl Worker {
         self.act(outcome).await
     }
 
-    /// Classifies the outcome, reads the size, decides, scales, notifies.
+    /// Classifies the outcome (with the router window when `signal = "both"`), reads the
+    /// size, decides, scales, notifies.
     pub async fn act(&mut self, outcome: ProbeOutcome) -> Beat {
         let settings = &self.settings;
         let heartbeat = classify(
@@ -186,6 +228,65 @@ impl Worker {
             settings.max_response_time_ms,
             settings.min_response_time_ms,
         );
+        self.telemetry
+            .metrics
+            .heartbeat(&outcome, heartbeat.observation);
+        // With the drain on, the window is read every beat (metrics, status page) even when
+        // only the heartbeat decides.
+        let router = settings
+            .log_drain_password
+            .is_some()
+            .then(|| self.telemetry.router_stats());
+        let observed = match &router {
+            Some(stats) if settings.signal.uses_router() => {
+                combine(&heartbeat, &self.classify_router(stats))
+            }
+            _ => heartbeat,
+        };
+        self.decide_and_scale(Some(&outcome), observed, router)
+            .await
+    }
+
+    /// One beat of `signal = "router"`: the router window alone, no heartbeat sent.
+    pub async fn act_on_router(&mut self) -> Beat {
+        let stats = self.telemetry.router_stats();
+        let observed = self.classify_router(&stats);
+        self.decide_and_scale(None, observed, Some(stats)).await
+    }
+
+    fn classify_router(&self, stats: &RouterStats) -> Heartbeat {
+        classify_router(
+            stats,
+            self.settings.max_response_time_ms,
+            self.settings.min_response_time_ms,
+        )
+    }
+
+    /// `outcome` is the heartbeat's, when one was sent (its downtime header is read).
+    async fn decide_and_scale(
+        &mut self,
+        outcome: Option<&ProbeOutcome>,
+        heartbeat: Heartbeat,
+        router: Option<RouterStats>,
+    ) -> Beat {
+        let beat = self
+            .decide_and_scale_inner(outcome, heartbeat, router)
+            .await;
+        self.telemetry.record_beat(&beat);
+        self.telemetry.stamp_alive();
+        if let Some(beats) = &self.beats {
+            let _ = beats.send(beat.clone());
+        }
+        beat
+    }
+
+    async fn decide_and_scale_inner(
+        &mut self,
+        outcome: Option<&ProbeOutcome>,
+        heartbeat: Heartbeat,
+        router: Option<RouterStats>,
+    ) -> Beat {
+        let settings = &self.settings;
         let app = settings.heroku_app_name.clone();
         if let Observation::Misconfigured { status } = heartbeat.observation {
             tracing::warn!(
@@ -195,6 +296,24 @@ impl Worker {
         } else {
             tracing::debug!(%app, heartbeat = %heartbeat.summary, observation = ?heartbeat.observation, "Heartbeat.");
         }
+        self.refresh_downtime(outcome);
+        let now = (self.clock)();
+        let was_down = self.state.downtime().is_some();
+        let window = self.calendar.active(now).cloned();
+        let events = self
+            .state
+            .set_downtime(&self.settings, now, window.as_ref());
+        match (&window, was_down) {
+            (Some(window), false) => tracing::info!(
+                %app, window = %window.local_span(self.settings.time_zone), source = %window.source,
+                "Planned downtime started: fails are not counted and the worker does not scale up."
+            ),
+            (None, true) => {
+                tracing::info!(%app, "Planned downtime ended: counting heartbeats afresh.")
+            }
+            _ => {}
+        }
+        self.send(&events);
         let mut beat = Beat {
             at: (self.clock)(),
             heartbeat: heartbeat.clone(),
@@ -202,6 +321,7 @@ impl Worker {
             plan: None,
             scaled_to: None,
             error: None,
+            router,
         };
         if let Some(refusal) = &self.refusal {
             if Instant::now() < refusal.until {
@@ -222,12 +342,13 @@ impl Worker {
             Err(error) => {
                 self.state.record(heartbeat.observation);
                 let now = (self.clock)();
+                self.telemetry.metrics.api_error(error.kind());
                 let message = format!("reading the formation: {error}");
                 if !self.refused(&error, &message) {
                     tracing::warn!(%app, kind = error.kind(), error = %message, "Could not read the formation; trying again next heartbeat.");
                 }
                 let events = self.state.scale_failed(&self.settings, now, None, &message);
-                self.send(&events);
+                self.send_with(events, &heartbeat);
                 beat.error = Some(message);
                 return beat;
             }
@@ -236,8 +357,12 @@ impl Worker {
             tracing::info!(%app, kind = refusal.kind, "The platform accepts the worker's calls again.");
         }
         beat.quantity = Some(current);
+        self.telemetry.metrics.dynos(current);
         let now = (self.clock)();
         let plan = self.state.observe(&self.settings, now, &heartbeat, current);
+        self.telemetry
+            .metrics
+            .bounds(plan.bounds.min, plan.bounds.max);
         self.send(&plan.events);
         if let Some(until) = plan.cooling_until {
             tracing::info!(%app, %until, "A scale is due but the cool-off holds it.");
@@ -246,12 +371,16 @@ impl Worker {
             match self.apply(scale).await {
                 Ok(quantity) => {
                     beat.scaled_to = Some(quantity);
+                    if !self.dry_run {
+                        self.telemetry.metrics.scaled(scale.from, quantity);
+                    }
                     let events =
                         self.state
                             .scaled(&self.settings, (self.clock)(), scale, self.dry_run);
-                    self.send(&events);
+                    self.send_with(events, &heartbeat);
                 }
                 Err(error) => {
+                    self.telemetry.metrics.api_error(error.kind());
                     let message = format!("setting the quantity to {}: {error}", scale.to);
                     if !self.refused(&error, &message) {
                         tracing::warn!(%app, kind = error.kind(), error = %message, "Scale failed; trying again next heartbeat.");
@@ -262,7 +391,7 @@ impl Worker {
                         Some(scale),
                         &message,
                     );
-                    self.send(&events);
+                    self.send_with(events, &heartbeat);
                     beat.error = Some(message);
                 }
             }
@@ -301,6 +430,70 @@ impl Worker {
         true
     }
 
+    /// Logs, once at start, where downtime can come from and what is already known.
+    fn log_downtime_sources(&self) {
+        let app = &self.settings.heroku_app_name;
+        if self.settings.downtime_disable {
+            tracing::info!(%app, "Planned downtime is disabled (downtime_disable).");
+            return;
+        }
+        for problem in &self.settings.downtime_warnings {
+            tracing::warn!(%app, source = %problem.source, entry = ?problem.text, error = %problem.error, "Ignoring a bad downtime entry.");
+        }
+        for window in self.calendar.windows() {
+            tracing::info!(%app, window = %window.local_span(self.settings.time_zone), source = %window.source, "Planned downtime window.");
+        }
+        if let Some(path) = &self.settings.downtime_file {
+            tracing::info!(%app, file = %path.display(), present = path.exists(), "Watching the downtime file.");
+        }
+    }
+
+    /// Reads the downtime header of this heartbeat (when one was sent) and the downtime file
+    /// into the calendar. A bad entry or an unreadable file is logged once and ignored; the
+    /// worker goes on.
+    fn refresh_downtime(&mut self, outcome: Option<&ProbeOutcome>) {
+        if self.settings.downtime_disable {
+            return;
+        }
+        if let (
+            Some(name),
+            Some(ProbeOutcome::Response {
+                downtime_header, ..
+            }),
+        ) = (&self.settings.downtime_header, outcome)
+        {
+            let learned = self.calendar.header_seen(name, downtime_header.as_deref());
+            self.log_learned(learned);
+        }
+        let Some(path) = self.settings.downtime_file.clone() else {
+            return;
+        };
+        match read_downtime_file(&path) {
+            Ok(text) => {
+                self.downtime_file_error = None;
+                let learned = self.calendar.file_read(&path, text.as_deref());
+                self.log_learned(learned);
+            }
+            Err(error) => {
+                // The windows read before stay in force.
+                if self.downtime_file_error.as_ref() != Some(&error) {
+                    tracing::warn!(app = %self.settings.heroku_app_name, file = %path.display(), %error, "Could not read the downtime file; keeping the windows read before.");
+                    self.downtime_file_error = Some(error);
+                }
+            }
+        }
+    }
+
+    fn log_learned(&self, learned: Learned) {
+        let app = &self.settings.heroku_app_name;
+        for problem in learned.new_problems {
+            tracing::warn!(%app, source = %problem.source, entry = ?problem.text, error = %problem.error, "Ignoring a bad downtime entry.");
+        }
+        for window in learned.new_windows {
+            tracing::info!(%app, window = %window.local_span(self.settings.time_zone), source = %window.source, "Planned downtime window found.");
+        }
+    }
+
     async fn apply(&self, scale: ScaleTo) -> Result<u32, ScaleError> {
         let app = &self.settings.heroku_app_name;
         let reason = scale.reason.describe(&self.settings);
@@ -317,25 +510,122 @@ impl Worker {
         for event in events {
             self.dispatcher.dispatch(event);
         }
+        self.telemetry.record_notifications(events);
+    }
+
+    /// Events made after a scale or a failed call carry the heartbeat that led to them, so a
+    /// reader sees the response time behind a scale.
+    fn send_with(&self, mut events: Vec<Event>, heartbeat: &crate::decision::Heartbeat) {
+        for event in &mut events {
+            event.response_time_ms = event.response_time_ms.or(heartbeat.response_time_ms);
+        }
+        self.send(&events);
     }
 }
 
-/// The notifiers named in `notification_backends`, in order.
+/// The most of a downtime file that is read: a few lines are expected, so a huge file is a
+/// mistake (a log pointed at by accident) and is refused rather than parsed.
+const DOWNTIME_FILE_MAX_BYTES: u64 = 64 * 1024;
+
+/// The downtime file's text, `None` when it does not exist. Plain `std::fs` on purpose: one
+/// open and read of a small file per heartbeat takes microseconds, and keeps the loop's
+/// paused-time tests deterministic (tokio's file I/O goes through a thread pool).
+pub fn read_downtime_file(path: &Path) -> Result<Option<String>, String> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error.to_string()),
+    };
+    let mut bytes = Vec::new();
+    file.take(DOWNTIME_FILE_MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| error.to_string())?;
+    if bytes.len() as u64 > DOWNTIME_FILE_MAX_BYTES {
+        return Err(format!(
+            "larger than {} KiB; expected a few lines",
+            DOWNTIME_FILE_MAX_BYTES / 1024
+        ));
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| "not UTF-8 text".to_string())
+}
+
+/// The registry: the notifiers named in `notification_backends`, in order. A backend that
+/// cannot be built (settings validation makes that rare) is logged and left out, so the
+/// worker still scales and the other backends still tell.
 pub fn notifiers_for(
-    names: &[String],
+    settings: &AppSettings,
     test_notifier: Option<TestNotifier>,
 ) -> Vec<Arc<dyn Notifier>> {
-    names
+    settings
+        .notification_backends
         .iter()
-        .filter_map(|name| -> Option<Arc<dyn Notifier>> {
-            match name.as_str() {
-                "console" => Some(Arc::new(ConsoleNotifier)),
-                "log" => Some(Arc::new(LogNotifier)),
-                "test" => Some(Arc::new(test_notifier.clone().unwrap_or_default())),
-                _ => None,
+        .filter_map(|name| match notifier_for(settings, name, &test_notifier) {
+            Ok(notifier) => Some(notifier),
+            Err(error) => {
+                tracing::error!(backend = %name, %error, "Notification backend left out.");
+                None
             }
         })
         .collect()
+}
+
+fn notifier_for(
+    settings: &AppSettings,
+    name: &str,
+    test_notifier: &Option<TestNotifier>,
+) -> Result<Arc<dyn Notifier>, String> {
+    Ok(match name {
+        "console" => Arc::new(ConsoleNotifier),
+        "email" => {
+            let config = settings.email.as_ref().ok_or("no [email] table")?;
+            Arc::new(EmailNotifier::new(config)?)
+        }
+        "log" => Arc::new(LogNotifier),
+        "test" => Arc::new(test_notifier.clone().unwrap_or_default()),
+        "webhook" => {
+            let config = settings.webhook.as_ref().ok_or("no [webhook] table")?;
+            Arc::new(WebhookNotifier::new(config)?)
+        }
+        other => return Err(format!("unknown backend {other:?}")),
+    })
+}
+
+/// Sends one test event through every backend in `notification_backends`, once each, with the
+/// backend's timeout and no retries, and returns each backend's name with its outcome.
+/// `autoscalebot notify-test` prints them.
+pub async fn send_test_notifications(
+    settings: &AppSettings,
+    now: DateTime<Utc>,
+) -> Vec<(String, Result<(), NotifyError>)> {
+    let bounds = crate::decision::bounds_at(settings, now);
+    let mut event = Event::new(
+        now,
+        &settings.heroku_app_name,
+        EventKind::Test,
+        "This is a test notification from autoscalebot: if you read it, this backend works.",
+    );
+    event.reason = "sent by `autoscalebot notify-test`".to_string();
+    event.min_dynos = Some(bounds.min);
+    event.max_dynos = Some(bounds.max);
+    let mut outcomes = Vec::new();
+    for name in &settings.notification_backends {
+        let outcome = match notifier_for(settings, name, &None) {
+            Err(error) => Err(NotifyError::permanent(error)),
+            Ok(notifier) => {
+                let timeout = notifier.policy().timeout;
+                match tokio::time::timeout(timeout, notifier.send(&event)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(NotifyError::transient(format!(
+                        "no answer within {timeout:?}"
+                    ))),
+                }
+            }
+        };
+        outcomes.push((name.clone(), outcome));
+    }
+    outcomes
 }
 
 #[cfg(test)]

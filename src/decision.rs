@@ -5,7 +5,13 @@
 //! `bot.rs` feeds it and acts on what it returns; the simulator drives the same code with a
 //! simulated clock. State that must outlive one heartbeat (streaks, the last scale, what was
 //! already told) lives in [`AppState`], one value per app.
+//!
+//! Planned downtime is an input like the clock: the shell tells the engine which window is in
+//! force with [`AppState::set_downtime`] before each heartbeat, and the engine decides what a
+//! window means (no fails counted, no scaling from streaks, `downtime_dynos` held).
 
+use crate::downtime::{local_time, Window};
+use crate::router_log::RouterStats;
 use crate::settings::AppSettings;
 use autoscalebot_backends::notify::{Event, EventKind};
 use autoscalebot_backends::probe::ProbeOutcome;
@@ -43,7 +49,9 @@ pub fn classify(
     min_response_time_ms: u64,
 ) -> Heartbeat {
     match outcome {
-        ProbeOutcome::Response { status, elapsed } => {
+        ProbeOutcome::Response {
+            status, elapsed, ..
+        } => {
             let ms = elapsed.as_millis() as u64;
             let observation = match *status {
                 400..=499 => Observation::Misconfigured { status: *status },
@@ -76,6 +84,64 @@ pub fn classify(
     }
 }
 
+/// Classifies a router window from the log drain by its p95 against the same min and max as
+/// a heartbeat (both strict). A window without requests is a pass: nobody waited, so the app
+/// has more dynos than its traffic needs (the bounds still hold the size at `min_dynos`).
+pub fn classify_router(
+    stats: &RouterStats,
+    max_response_time_ms: u64,
+    min_response_time_ms: u64,
+) -> Heartbeat {
+    let seconds = stats.window.as_secs_f64();
+    let Some(p95) = stats.latency_p95_ms else {
+        return Heartbeat {
+            observation: Observation::Pass,
+            response_time_ms: None,
+            summary: format!("router: no requests in {seconds} s"),
+        };
+    };
+    let observation = if p95 > max_response_time_ms {
+        Observation::Fail
+    } else if p95 < min_response_time_ms {
+        Observation::Pass
+    } else {
+        Observation::InBand
+    };
+    let p95_text = if p95 == u64::MAX {
+        "router errors".to_string()
+    } else {
+        format!("{p95} ms")
+    };
+    Heartbeat {
+        observation,
+        response_time_ms: (p95 != u64::MAX).then_some(p95),
+        summary: format!(
+            "router p95 {p95_text} over {} requests in {seconds} s ({} errors)",
+            stats.requests, stats.errors
+        ),
+    }
+}
+
+/// `signal = "both"`: a fail from either is a fail; a pass needs both; a misconfigured
+/// heartbeat is reported as such unless the router says fail.
+pub fn combine(heartbeat: &Heartbeat, router: &Heartbeat) -> Heartbeat {
+    use Observation::*;
+    let observation = match (heartbeat.observation, router.observation) {
+        (Fail, _) | (_, Fail) => Fail,
+        (Pass, Pass) => Pass,
+        (misconfigured @ Misconfigured { .. }, _) => misconfigured,
+        _ => InBand,
+    };
+    Heartbeat {
+        observation,
+        response_time_ms: match (heartbeat.response_time_ms, router.response_time_ms) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        },
+        summary: format!("{}; {}", heartbeat.summary, router.summary),
+    }
+}
+
 /// The bounds in force at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounds {
@@ -101,6 +167,10 @@ pub enum ScaleReason {
     AboveMax,
     /// Below the min in force.
     BelowMin,
+    /// A planned downtime window holds the size at `downtime_dynos`.
+    DowntimeHold,
+    /// A window held by `downtime_dynos` ended: back to the size before it.
+    DowntimeOver,
 }
 
 impl ScaleReason {
@@ -116,6 +186,10 @@ impl ScaleReason {
             ),
             ScaleReason::AboveMax => "above max_dynos in force".to_string(),
             ScaleReason::BelowMin => "below min_dynos in force".to_string(),
+            ScaleReason::DowntimeHold => {
+                "holding downtime_dynos during planned downtime".to_string()
+            }
+            ScaleReason::DowntimeOver => "back to the size before the planned downtime".to_string(),
         }
     }
 }
@@ -155,6 +229,10 @@ enum AlertChange {
 }
 
 impl Alert {
+    fn is_on(&self) -> bool {
+        self.last_told.is_some()
+    }
+
     fn update(
         &mut self,
         active: bool,
@@ -188,6 +266,9 @@ fn elapsed(since: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
 pub struct AppState {
     pub consecutive_fails: u32,
     pub consecutive_passes: u32,
+    /// Heartbeats in a row that were not fails / not passes: how long a lull has lasted.
+    pub heartbeats_since_fail: u32,
+    pub heartbeats_since_pass: u32,
     /// When the size last changed, for the cool-offs.
     pub last_scale_at: Option<DateTime<Utc>>,
     /// `(when, dynos moved)` within `notify_if_scale_diff_exceeds_period`.
@@ -196,6 +277,12 @@ pub struct AppState {
     needs_below_min: Alert,
     scale_diff: Alert,
     platform_failing: Alert,
+    /// The planned downtime window in force, as last told by [`AppState::set_downtime`].
+    downtime: Option<Window>,
+    /// The size when `downtime_dynos` first held the formation, to go back to afterwards.
+    size_before_downtime: Option<u32>,
+    /// After a window held by `downtime_dynos`: the size to go back to, until reached.
+    restore_after_downtime: Option<u32>,
 }
 
 impl AppState {
@@ -203,21 +290,94 @@ impl AppState {
         AppState::default()
     }
 
+    /// The planned downtime window in force, if any.
+    pub fn downtime(&self) -> Option<&Window> {
+        self.downtime.as_ref()
+    }
+
+    /// Tells the engine which planned downtime window is in force at `now` (`None`: none).
+    /// Returns the events of a downtime that starts or ends: overlapping and back-to-back
+    /// windows are one downtime, told once. Both edges clear the streaks, so heartbeats from
+    /// before a window never add to those after it.
+    pub fn set_downtime(
+        &mut self,
+        settings: &AppSettings,
+        now: DateTime<Utc>,
+        window: Option<&Window>,
+    ) -> Vec<Event> {
+        let previous = std::mem::replace(&mut self.downtime, window.cloned());
+        let zone = settings.time_zone;
+        let (kind, message, reason) = match (previous, window) {
+            (None, Some(window)) => {
+                self.consecutive_fails = 0;
+                self.consecutive_passes = 0;
+                // The slowness is planned: what was told about being too slow no longer holds,
+                // and is told afresh if it is still true after the window.
+                self.needs_above_max = Alert::default();
+                self.needs_below_min = Alert::default();
+                // A window that starts before the last one's size was restored keeps that size.
+                self.size_before_downtime = self.restore_after_downtime.take();
+                let hold = settings
+                    .downtime_dynos
+                    .map(|dynos| format!(" Holding {dynos} dynos."))
+                    .unwrap_or_default();
+                (
+                    EventKind::DowntimeStarted,
+                    format!(
+                        "Planned downtime until {}: fails are not counted and the worker does not scale up.{hold}",
+                        local_time(window.end, zone)
+                    ),
+                    format!("{}, from {}", window.local_span(zone), window.source),
+                )
+            }
+            (Some(ended), None) => {
+                self.consecutive_fails = 0;
+                self.consecutive_passes = 0;
+                self.restore_after_downtime = self.size_before_downtime.take();
+                let back = self
+                    .restore_after_downtime
+                    .map(|dynos| format!(" Going back to {dynos} dynos."))
+                    .unwrap_or_default();
+                (
+                    EventKind::DowntimeEnded,
+                    format!("Planned downtime is over: counting heartbeats afresh.{back}"),
+                    format!("{}, from {}", ended.local_span(zone), ended.source),
+                )
+            }
+            _ => return Vec::new(),
+        };
+        if !settings.notify_on_downtime {
+            return Vec::new();
+        }
+        let mut event = self.event(settings, now, kind, message);
+        event.reason = reason;
+        vec![event]
+    }
+
     /// Counts one heartbeat into the streaks. A fail clears the passes, a pass clears the
-    /// fails, anything else clears both.
+    /// fails, anything else clears both. During planned downtime nothing is counted.
     pub fn record(&mut self, observation: Observation) {
+        if self.downtime.is_some() {
+            return;
+        }
         match observation {
             Observation::Fail => {
                 self.consecutive_fails += 1;
                 self.consecutive_passes = 0;
+                self.heartbeats_since_fail = 0;
+                self.heartbeats_since_pass = self.heartbeats_since_pass.saturating_add(1);
             }
             Observation::Pass => {
                 self.consecutive_passes += 1;
                 self.consecutive_fails = 0;
+                self.heartbeats_since_pass = 0;
+                self.heartbeats_since_fail = self.heartbeats_since_fail.saturating_add(1);
             }
             Observation::InBand | Observation::Misconfigured { .. } => {
                 self.consecutive_fails = 0;
                 self.consecutive_passes = 0;
+                self.heartbeats_since_fail = self.heartbeats_since_fail.saturating_add(1);
+                self.heartbeats_since_pass = self.heartbeats_since_pass.saturating_add(1);
             }
         }
     }
@@ -243,11 +403,16 @@ impl AppState {
                 Observation::InBand => "right",
                 Observation::Misconfigured { .. } => "misconfigured",
             };
+            let during = if self.downtime.is_some() {
+                " (planned downtime)"
+            } else {
+                ""
+            };
             let mut ping = self.event(
                 settings,
                 now,
                 EventKind::Ping,
-                format!("Ping: {}, {band}", heartbeat.summary),
+                format!("Ping: {}, {band}{during}", heartbeat.summary),
             );
             ping.response_time_ms = heartbeat.response_time_ms;
             ping.min_dynos = Some(plan.bounds.min);
@@ -272,6 +437,24 @@ impl AppState {
             cooling_until: None,
             events: Vec::new(),
         };
+        if self.downtime.is_some() {
+            plan.scale = self.hold_in_downtime(settings, bounds, current);
+            plan.events.extend(self.check_scale_diff(settings, now));
+            return plan;
+        }
+        if let Some(before) = self.restore_after_downtime {
+            let to = before.max(bounds.min).min(bounds.max);
+            if to != current {
+                plan.scale = Some(ScaleTo {
+                    from: current,
+                    to,
+                    reason: ScaleReason::DowntimeOver,
+                });
+                plan.events.extend(self.check_scale_diff(settings, now));
+                return plan;
+            }
+            self.restore_after_downtime = None;
+        }
         let wants_up = self.consecutive_fails >= settings.number_of_fails_to_scale_up_after;
         let wants_down = self.consecutive_passes >= settings.number_of_passes_to_scale_down_after;
         let mut needs_above_max = false;
@@ -322,6 +505,29 @@ impl AppState {
                 // As in 2.1: at one dyno there is nothing below the min worth telling.
                 needs_below_min = true;
             }
+        }
+
+        // A state that is on lasts through a short lull: it ends after as many calm heartbeats
+        // in a row as it took to start it, or when the size leaves the bound. Otherwise answers
+        // hovering around the limit would start and end it every few heartbeats: spam.
+        // Planned downtime observes nothing, so it holds no state on either.
+        let holding = plan.scale.is_none() && self.downtime.is_none();
+        if !needs_above_max
+            && holding
+            && self.needs_above_max.is_on()
+            && current >= bounds.max
+            && self.heartbeats_since_fail < settings.number_of_fails_to_scale_up_after
+        {
+            needs_above_max = true;
+        }
+        if !needs_below_min
+            && holding
+            && self.needs_below_min.is_on()
+            && current <= bounds.min
+            && current > 1
+            && self.heartbeats_since_pass < settings.number_of_passes_to_scale_down_after
+        {
+            needs_below_min = true;
         }
 
         let repeat = settings.notify_repeat_after;
@@ -385,6 +591,32 @@ impl AppState {
         plan
     }
 
+    /// During planned downtime no streak moves the size: fails are expected, and passes from
+    /// a maintenance page say nothing about the load that comes back after it. With
+    /// `downtime_dynos` the size is held there (over the bounds: it is what the team asked
+    /// for the window); without it, only the bounds in force still move it.
+    fn hold_in_downtime(
+        &mut self,
+        settings: &AppSettings,
+        bounds: Bounds,
+        current: u32,
+    ) -> Option<ScaleTo> {
+        let (to, reason) = match settings.downtime_dynos {
+            Some(hold) => {
+                self.size_before_downtime.get_or_insert(current);
+                (hold, ScaleReason::DowntimeHold)
+            }
+            None if current > bounds.max => (bounds.max, ScaleReason::AboveMax),
+            None if current < bounds.min => (bounds.min, ScaleReason::BelowMin),
+            None => return None,
+        };
+        (to != current).then_some(ScaleTo {
+            from: current,
+            to,
+            reason,
+        })
+    }
+
     fn cooling_until(&self, cooldown: Duration, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let last = self.last_scale_at?;
         if cooldown.is_zero() || elapsed(last, now) >= cooldown {
@@ -405,6 +637,9 @@ impl AppState {
         self.consecutive_fails = 0;
         self.consecutive_passes = 0;
         self.last_scale_at = Some(now);
+        if scale.reason == ScaleReason::DowntimeOver {
+            self.restore_after_downtime = None;
+        }
         self.scale_history
             .push_back((now, scale.from.abs_diff(scale.to)));
         let mut events = self.platform_answered(settings, now);

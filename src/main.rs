@@ -4,7 +4,7 @@
 //! `sandbox` and `demo` need no worker settings: they run the local stand-in platform.
 
 use anyhow::Result;
-use autoscalebot::settings::{self, Settings, SettingsError};
+use autoscalebot::settings::{self, LogFormat, Settings, SettingsError};
 use clap::{Parser, Subcommand};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -35,6 +35,12 @@ enum Command {
     Run,
     /// Load and validate the settings, print the values in force (secrets as ***), and exit.
     Check,
+    /// Send one test notification through every backend in notification_backends and report,
+    /// per backend, delivered or the error. Exits 1 when any failed.
+    NotifyTest,
+    /// Replay a traffic trace through the decision engine and show what the settings would
+    /// have cost and how long the app would have been slow, beside three references.
+    Simulate(autoscalebot::simulate::SimulateArgs),
     /// Run a local stand-in for Heroku on loopback: the Platform API's formation endpoints and
     /// an app of real local dynos behind one router port. Runs until SIGTERM or SIGINT.
     Sandbox(SandboxArgs),
@@ -97,12 +103,6 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The demo's story is its timeline on stdout; its logs show warnings only, unless RUST_LOG.
-    let default_level = match &cli.command {
-        Some(Command::Demo(_)) => "warn",
-        _ => "info",
-    };
-    init_logging(default_level);
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -112,11 +112,32 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(mut cli: Cli) -> Result<ExitCode> {
-    match cli.command.take() {
-        Some(Command::Sandbox(args)) => return run_sandbox(args),
-        Some(Command::Demo(args)) => return run_demo(args, cli.settings.as_deref()),
-        command => cli.command = command,
+fn run(cli: Cli) -> Result<ExitCode> {
+    let on_dyno = std::env::var_os("DYNO").is_some();
+    match &cli.command {
+        Some(Command::Sandbox(args)) => {
+            init_logging(LogFormat::Auto.resolve(on_dyno), "info");
+            return run_sandbox(args);
+        }
+        Some(Command::Demo(args)) => {
+            // The demo's story is its timeline on stdout; its logs show warnings only.
+            init_logging(LogFormat::Auto.resolve(on_dyno), "warn");
+            return run_demo(args, cli.settings.as_deref());
+        }
+        _ => {}
+    }
+    if let Some(Command::Simulate(args)) = &cli.command {
+        init_logging(LogFormat::Auto.resolve(on_dyno), "info");
+        let env: HashMap<String, String> = std::env::vars().collect();
+        return Ok(
+            match autoscalebot::simulate::run(cli.settings.as_deref(), &env, args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("autoscalebot simulate: {error}");
+                    ExitCode::from(error.exit_code())
+                }
+            },
+        );
     }
     let settings = match load_settings(&cli) {
         Ok(settings) => settings,
@@ -125,12 +146,29 @@ fn run(mut cli: Cli) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    let log_format = settings
+        .apps
+        .first()
+        .map_or(LogFormat::Auto, |app| app.log_format);
+    // After loading, so that log_format applies; settings problems go to stderr as text.
+    init_logging(log_format.resolve(on_dyno), "info");
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => {
             print_check(&settings);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Sandbox(_) | Command::Demo(_) => unreachable!("handled above"),
+        Command::NotifyTest => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let all_delivered = runtime.block_on(notify_test(&settings));
+            Ok(if all_delivered {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Simulate(_) | Command::Sandbox(_) | Command::Demo(_) => {
+            unreachable!("handled before the settings are loaded")
+        }
         Command::Run => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(run_worker(settings, cli.dry_run))?;
@@ -153,6 +191,9 @@ fn print_check(settings: &Settings) {
             for (key, value) in app.effective() {
                 writeln!(out, "{key} = {value}")?;
             }
+            for line in downtime_lines(app, chrono::Utc::now()) {
+                writeln!(out, "{line}")?;
+            }
         }
         writeln!(out, "# settings are valid")
     };
@@ -160,10 +201,104 @@ fn print_check(settings: &Settings) {
     let _ = write();
 }
 
+/// Prints one line per backend; true when every backend delivered.
+async fn notify_test(settings: &Settings) -> bool {
+    let mut all_delivered = true;
+    for app in &settings.apps {
+        if app.notification_backends.is_empty() {
+            println!(
+                "{}: no notification backends: set notification_backends",
+                app.heroku_app_name
+            );
+            all_delivered = false;
+        }
+        let outcomes = autoscalebot::bot::send_test_notifications(app, chrono::Utc::now()).await;
+        for (backend, outcome) in outcomes {
+            match outcome {
+                Ok(()) => println!("{backend}: delivered"),
+                Err(error) => {
+                    all_delivered = false;
+                    println!("{backend}: failed: {error}");
+                }
+            }
+        }
+    }
+    all_delivered
+}
+
+/// The planned downtime windows `check` can see (settings, environment, file), each with its
+/// source and its times in `time_zone`, and the bad entries the worker will ignore.
+fn downtime_lines(
+    app: &autoscalebot::AppSettings,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<String> {
+    use autoscalebot::downtime::{parse_file, Window};
+    let zone = app.time_zone;
+    if app.downtime_disable {
+        return vec![
+            "# planned downtime: disabled (downtime_disable): every source is ignored".into(),
+        ];
+    }
+    let mut windows: Vec<Window> = app.downtime.clone();
+    let mut bad = app.downtime_warnings.clone();
+    let mut notes = Vec::new();
+    if let Some(path) = &app.downtime_file {
+        match autoscalebot::bot::read_downtime_file(path) {
+            Ok(Some(text)) => {
+                let (found, problems) = parse_file(&text, path, zone);
+                windows.extend(found);
+                bad.extend(problems);
+            }
+            Ok(None) => notes.push(format!(
+                "# downtime file {}: not there now; the worker reads it on every heartbeat",
+                path.display()
+            )),
+            Err(error) => notes.push(format!(
+                "# downtime file {}: cannot be read: {error}",
+                path.display()
+            )),
+        }
+    }
+    if let Some(name) = &app.downtime_header {
+        notes.push(format!(
+            "# downtime header {name}: read from each heartbeat response while the worker runs"
+        ));
+    }
+    windows.sort_by_key(|window| (window.start, window.end));
+    let mut lines = vec![format!(
+        "# planned downtime windows ({}, times in {}):",
+        windows.len(),
+        zone.name()
+    )];
+    for window in &windows {
+        let state = if window.contains(now) {
+            "in force now"
+        } else if window.end <= now {
+            "over"
+        } else {
+            "to come"
+        };
+        lines.push(format!(
+            "#   {} ({state}), from {}",
+            window.local_span(zone),
+            window.source
+        ));
+    }
+    for problem in &bad {
+        lines.push(format!("# ignored: {problem}"));
+    }
+    lines.extend(notes);
+    lines
+}
+
 async fn run_worker(settings: Settings, dry_run: bool) -> Result<()> {
     let shutdown = CancellationToken::new();
-    let worker = tokio::spawn(autoscalebot::run(settings, dry_run, shutdown.clone()));
-    wait_for_signal().await?;
+    let mut worker = tokio::spawn(autoscalebot::run(settings, dry_run, shutdown.clone()));
+    tokio::select! {
+        signal = wait_for_signal() => signal?,
+        // The workers only end on their own when they cannot start (a port in use).
+        ended = &mut worker => return ended?,
+    }
     tracing::info!("Shutdown signal received; finishing the heartbeat in progress.");
     shutdown.cancel();
     if tokio::time::timeout(SHUTDOWN_DEADLINE, worker)
@@ -187,7 +322,7 @@ async fn wait_for_signal() -> Result<()> {
     Ok(())
 }
 
-fn run_sandbox(args: SandboxArgs) -> Result<ExitCode> {
+fn run_sandbox(args: &SandboxArgs) -> Result<ExitCode> {
     use anyhow::Context;
     use autoscalebot_sandbox::{Sandbox, SandboxConfig};
     if args.dynos > args.max_quantity {
@@ -200,8 +335,8 @@ fn run_sandbox(args: SandboxArgs) -> Result<ExitCode> {
     let config = SandboxConfig {
         api_port: args.port,
         app_port: args.app_port,
-        app: args.app,
-        api_key: autoscalebot_backends::Secret::new(args.api_key),
+        app: args.app.clone(),
+        api_key: autoscalebot_backends::Secret::new(args.api_key.clone()),
         dynos: args.dynos,
         max_quantity: args.max_quantity,
         dyno_concurrency: args.dyno_concurrency,
@@ -243,7 +378,7 @@ fn run_sandbox(args: SandboxArgs) -> Result<ExitCode> {
     })
 }
 
-fn run_demo(args: DemoArgs, settings_path: Option<&std::path::Path>) -> Result<ExitCode> {
+fn run_demo(args: &DemoArgs, settings_path: Option<&std::path::Path>) -> Result<ExitCode> {
     use autoscalebot::demo;
     // Bad settings stop the demo before anything starts, as they stop the worker.
     if let Err(error) = demo::load_settings(settings_path, &demo::Wiring::placeholder()) {
@@ -269,14 +404,31 @@ fn run_demo(args: DemoArgs, settings_path: Option<&std::path::Path>) -> Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_logging(default_level: &str) {
-    use tracing_subscriber::EnvFilter;
+/// Logs to stderr in the chosen format (already resolved from `auto`), filtered by `RUST_LOG`
+/// (default `default_level`).
+fn init_logging(format: LogFormat, default_level: &str) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+    let layer = match format {
+        LogFormat::Logfmt => tracing_logfmt::builder()
+            .layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Text | LogFormat::Auto => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(layer)
         .init();
 }

@@ -6,13 +6,17 @@
 //! the bad value and what was expected. Secrets are never shown. This module does no network
 //! I/O and never reads the clock.
 
+use crate::downtime::{self, BadEntry, Source, Window};
 use crate::schedule::Schedule;
+use autoscalebot_backends::notify::{
+    email, webhook, DeliveryPolicy, EmailConfig, Template, WebhookConfig,
+};
 use autoscalebot_backends::Secret;
 use chrono_tz::Tz;
 use config::{Value, ValueKind};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
 
@@ -54,10 +58,108 @@ pub struct AppSettings {
     pub time_zone: Tz,
     pub scale_up_cooldown: Duration,
     pub scale_down_cooldown: Duration,
+    /// The `[email]` table, when given: what the `email` backend needs.
+    pub email: Option<EmailConfig>,
+    /// The `[webhook]` table, when given: what the `webhook` backend needs.
+    pub webhook: Option<WebhookConfig>,
+    /// Planned downtime windows from `downtime` in the settings and `AUTOSCALE_DOWNTIME`.
+    /// Empty when `downtime_disable` is on.
+    pub downtime: Vec<Window>,
+    /// Bad entries of `AUTOSCALE_DOWNTIME`: reported and ignored, never fatal.
+    pub downtime_warnings: Vec<BadEntry>,
+    /// The file of downtime windows, re-read on every heartbeat; `None` when set to "".
+    pub downtime_file: Option<PathBuf>,
+    /// The heartbeat response header that announces downtime; `None` when set to "".
+    pub downtime_header: Option<String>,
+    /// During a window, hold the formation at this size.
+    pub downtime_dynos: Option<u32>,
+    /// `AUTOSCALE_DOWNTIME_DISABLE=1`: ignore every downtime source.
+    pub downtime_disable: bool,
+    pub notify_on_downtime: bool,
+    /// What the decision counts: heartbeats, router windows from the log drain, or both.
+    pub signal: Signal,
+    /// The span of router requests one decision looks at.
+    pub router_window: Duration,
+    /// The port of the HTTP server (drain, metrics, health, status page): `http_port`, else
+    /// `$PORT`; `None` runs no server. 0 picks a free port (it is logged).
+    pub http_port: Option<u16>,
+    /// The basic-auth password a log drain must send; `POST /logs` is off without it.
+    pub log_drain_password: Option<Secret>,
+    pub log_format: LogFormat,
+}
+
+/// Which measurements count as fails and passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// The heartbeat alone (2.1's behaviour).
+    Heartbeat,
+    /// The p95 of each router window from the log drain; no heartbeat is sent.
+    Router,
+    /// Both: a fail from either is a fail.
+    Both,
+}
+
+impl Signal {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Signal::Heartbeat => "heartbeat",
+            Signal::Router => "router",
+            Signal::Both => "both",
+        }
+    }
+
+    pub fn uses_heartbeat(&self) -> bool {
+        matches!(self, Signal::Heartbeat | Signal::Both)
+    }
+
+    pub fn uses_router(&self) -> bool {
+        matches!(self, Signal::Router | Signal::Both)
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// logfmt on Heroku (`DYNO` is set), text elsewhere.
+    Auto,
+    Logfmt,
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LogFormat::Auto => "auto",
+            LogFormat::Logfmt => "logfmt",
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+
+    /// The concrete format: `Auto` becomes logfmt when running on a dyno.
+    pub fn resolve(self, on_dyno: bool) -> LogFormat {
+        match self {
+            LogFormat::Auto if on_dyno => LogFormat::Logfmt,
+            LogFormat::Auto => LogFormat::Text,
+            other => other,
+        }
+    }
+}
+
+/// What loading needs beyond the raw values: where the settings file is (a relative
+/// `downtime_file` is beside it) and the `AUTOSCALE_DOWNTIME` list, which adds to the file's
+/// `downtime` rather than replacing it as other variables do.
+#[derive(Debug, Clone, Default)]
+pub struct LoadContext {
+    pub settings_dir: Option<PathBuf>,
+    pub env_downtime: Option<String>,
+    /// `$PORT`, Heroku's port for the web process: the default of `http_port`.
+    pub env_port: Option<String>,
 }
 
 /// The notification backends this build knows.
-pub const NOTIFICATION_BACKENDS: &[&str] = &["console", "log", "test"];
+pub const NOTIFICATION_BACKENDS: &[&str] = &["console", "email", "log", "test", "webhook"];
 
 /// One thing wrong with the settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,10 +221,15 @@ impl SettingsError {
     }
 }
 
-/// Keys whose values are never shown.
+/// Keys whose values are never shown: keys, passwords and tokens by name, the SMTP URL (it
+/// holds the password), the hook URL (Slack keeps its token in the path) and hook headers.
 fn is_secret_key(key: &str) -> bool {
     let last = key.rsplit('.').next().unwrap_or(key);
-    last.contains("key") || last.contains("password") || last.contains("token")
+    last.contains("key")
+        || last.contains("password")
+        || last.contains("token")
+        || matches!(key, "email.smtp_url" | "webhook" | "webhook.url")
+        || key.starts_with("webhook.headers")
 }
 
 /// Loads settings from an optional TOML file and the given environment (pass
@@ -138,7 +245,8 @@ pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Settin
         }
     }
     let file = path.map(|path| config::File::from(path).format(config::FileFormat::Toml));
-    from_sources(file, env)
+    let settings_dir = path.map(|path| path.parent().unwrap_or(Path::new("")).to_path_buf());
+    from_sources(file, env, settings_dir)
 }
 
 /// Loads settings from TOML text and the given environment (for tests and the demo).
@@ -146,12 +254,14 @@ pub fn from_toml_str(text: &str, env: &HashMap<String, String>) -> Result<Settin
     from_sources(
         Some(config::File::from_str(text, config::FileFormat::Toml)),
         env,
+        None,
     )
 }
 
 fn from_sources<S>(
     file: Option<S>,
     env: &HashMap<String, String>,
+    settings_dir: Option<PathBuf>,
 ) -> Result<Settings, SettingsError>
 where
     S: config::Source + Send + Sync + 'static,
@@ -159,7 +269,12 @@ where
     let table = raw_table(file, env)?;
     let mut reader = Reader::new(table, "");
     reader.origins = env_origins(env);
-    let app = AppSettings::read(&mut reader);
+    let context = LoadContext {
+        settings_dir,
+        env_downtime: env.get(ENV_DOWNTIME).cloned(),
+        env_port: env.get("PORT").cloned(),
+    };
+    let app = AppSettings::read_in(&mut reader, &context);
     reader.finish_unknown();
     match app {
         Some(app) if reader.problems.is_empty() => Ok(Settings { apps: vec![app] }),
@@ -199,7 +314,8 @@ where
     }
     let mut prefixed: config::Map<String, String> = env
         .iter()
-        .filter(|(name, _)| name.starts_with("AUTOSCALE_"))
+        // AUTOSCALE_DOWNTIME adds windows to the file's list, so it is read on its own.
+        .filter(|(name, _)| name.starts_with("AUTOSCALE_") && *name != ENV_DOWNTIME)
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
     // As the Heroku CLI does, HEROKU_API_KEY gives the key unless AUTOSCALE_ names one.
@@ -212,9 +328,10 @@ where
         config::Environment::with_prefix("AUTOSCALE")
             .prefix_separator("_")
             .separator("__")
-            .try_parsing(true)
-            .list_separator(",")
-            .with_list_parse_key("notification_backends")
+            // Values stay text: the Reader parses each as its setting expects, so an API key
+            // or a header value such as "00123" keeps its leading zeros, and lists are split
+            // on commas by `Reader::string_list`.
+            .try_parsing(false)
             .source(Some(prefixed)),
     );
     let built = builder.build().map_err(|error| {
@@ -272,6 +389,70 @@ impl Reader {
         format!("{}{key}", self.prefix)
     }
 
+    /// Whether the key was given (without taking it).
+    pub fn has(&self, key: &str) -> bool {
+        self.table.contains_key(key)
+    }
+
+    /// A nested table as a reader of its own, whose problems are named `key.…`. `None` when
+    /// absent, or when not a table (a problem is recorded). Hand it back with [`Reader::absorb`].
+    pub fn table(&mut self, key: &str) -> Option<Reader> {
+        let value = self.take(key)?;
+        match value.kind.clone() {
+            ValueKind::Table(entries) => {
+                let mut child = Reader::new(entries.into_iter().collect(), &self.full_key(key));
+                child.prefix.push('.');
+                child.origins = self.origins.clone();
+                Some(child)
+            }
+            _ => {
+                self.bad(
+                    key,
+                    &value,
+                    format!("a table: a [{key}] section, or {key}.name = value lines"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Takes back a child from [`Reader::table`]: its unknown keys and all its problems.
+    pub fn absorb(&mut self, mut child: Reader) {
+        child.finish_unknown();
+        self.problems.append(&mut child.problems);
+    }
+
+    /// Every entry left, taken: for tables whose keys are the user's (web hook headers).
+    pub fn take_all(&mut self) -> Vec<(String, Value)> {
+        let entries = std::mem::take(&mut self.table);
+        self.known.extend(entries.keys().cloned());
+        entries.into_iter().collect()
+    }
+
+    /// A string checked by `parse`; a problem with the reason when it fails. `None` when
+    /// absent or bad.
+    pub fn parsed<T>(
+        &mut self,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let value = self.take(key)?;
+        let text = match &value.kind {
+            ValueKind::String(text) => text.clone(),
+            _ => {
+                self.bad(key, &value, "a string");
+                return None;
+            }
+        };
+        match parse(&text) {
+            Ok(parsed) => Some(parsed),
+            Err(why) => {
+                self.bad(key, &value, why);
+                None
+            }
+        }
+    }
+
     /// Removes and returns a raw value.
     pub fn take(&mut self, key: &str) -> Option<Value> {
         self.known.push(key.to_string());
@@ -297,6 +478,12 @@ impl Reader {
             origin,
             expected: expected.into(),
         });
+    }
+
+    /// Whether a problem was already recorded for this key.
+    pub fn has_problem(&self, key: &str) -> bool {
+        let full = self.full_key(key);
+        self.problems.iter().any(|problem| problem.key == full)
     }
 
     /// Records a problem with a missing value.
@@ -461,7 +648,11 @@ impl Reader {
         let items = match value.kind.clone() {
             ValueKind::Array(items) => items,
             ValueKind::String(text) if text.trim().is_empty() => Vec::new(),
-            ValueKind::String(_) => vec![value.clone()],
+            // From the environment a list arrives as one string: "console,log".
+            ValueKind::String(text) => text
+                .split(',')
+                .map(|item| Value::new(None, item.trim().to_string()))
+                .collect(),
             _ => {
                 self.bad(
                     key,
@@ -545,12 +736,21 @@ pub fn format_duration(duration: Duration) -> String {
 }
 
 const DEFAULT_HEARTBEAT_URL: &str = "/autoscalebot/heartbeat/";
+/// The variable whose comma-separated intervals add to `downtime`.
+pub const ENV_DOWNTIME: &str = "AUTOSCALE_DOWNTIME";
+const DEFAULT_DOWNTIME_FILE: &str = "downtime.txt";
+const DEFAULT_DOWNTIME_HEADER: &str = "X-Downtime";
 const DEFAULT_HEROKU_API_URL: &str = "https://api.heroku.com";
 
 impl AppSettings {
     /// Reads one app's settings, recording every problem in `reader`. `None` when any value
     /// of this app is unusable.
     pub fn read(reader: &mut Reader) -> Option<AppSettings> {
+        AppSettings::read_in(reader, &LoadContext::default())
+    }
+
+    /// [`AppSettings::read`], knowing where the settings file is and `AUTOSCALE_DOWNTIME`.
+    pub fn read_in(reader: &mut Reader, context: &LoadContext) -> Option<AppSettings> {
         let problems_before = reader.problems.len();
 
         let heroku_app_name = reader.string("heroku_app_name");
@@ -711,6 +911,129 @@ impl AppSettings {
         };
         let scale_up_cooldown = reader.duration_or("scale_up_cooldown", Duration::ZERO);
         let scale_down_cooldown = reader.duration_or("scale_down_cooldown", Duration::ZERO);
+        let email = read_email(reader, &notification_backends);
+        let webhook = read_webhook(reader, &notification_backends);
+        let notify_on_downtime = reader.bool_or("notify_on_downtime", true);
+        let downtime_disable = reader.bool_or("downtime_disable", false);
+        let downtime_entries = reader.take("downtime");
+        let (downtime, downtime_warnings) = match (downtime_disable, time_zone) {
+            (false, Some(zone)) => read_downtime(reader, downtime_entries, context, zone),
+            _ => (Vec::new(), Vec::new()),
+        };
+        let downtime_file = match reader.string("downtime_file") {
+            Some(path) if path.trim().is_empty() => None,
+            Some(path) => Some(beside_settings(context, &path)),
+            None => Some(beside_settings(context, DEFAULT_DOWNTIME_FILE)),
+        };
+        let downtime_header_text = reader.string_or("downtime_header", DEFAULT_DOWNTIME_HEADER);
+        let downtime_header = match downtime_header_text.trim() {
+            "" => None,
+            name if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok() => {
+                Some(name.to_string())
+            }
+            _ => {
+                let value = Value::new(None, downtime_header_text.clone());
+                reader.bad(
+                    "downtime_header",
+                    &value,
+                    "an HTTP header name such as \"X-Downtime\", or \"\" for none",
+                );
+                None
+            }
+        };
+        let downtime_dynos = reader.take("downtime_dynos").and_then(|value| {
+            reader.whole_value(
+                "downtime_dynos",
+                &value,
+                0,
+                "a whole number of dynos (0 or more)",
+            )
+        });
+        let signal_text = reader.string_or("signal", "heartbeat");
+        let signal = match signal_text.as_str() {
+            "heartbeat" => Some(Signal::Heartbeat),
+            "router" => Some(Signal::Router),
+            "both" => Some(Signal::Both),
+            _ => {
+                let value = Value::new(None, signal_text.clone());
+                reader.bad(
+                    "signal",
+                    &value,
+                    "one of \"heartbeat\", \"router\", \"both\"",
+                );
+                None
+            }
+        };
+        let default_window = Duration::from_secs_f64(interval_seconds.unwrap_or(30.0));
+        let router_window = reader.duration_or("router_window", default_window);
+        if router_window == Some(Duration::ZERO) {
+            let value = Value::new(None, "0s");
+            reader.bad(
+                "router_window",
+                &value,
+                "a duration above 0, such as \"30s\"",
+            );
+        }
+        let http_port = match reader.take("http_port") {
+            Some(value) => reader
+                .whole_value("http_port", &value, 0, "a TCP port from 0 to 65535")
+                .and_then(|port| {
+                    let port = u16::try_from(port).ok();
+                    if port.is_none() {
+                        reader.bad("http_port", &value, "a TCP port from 0 to 65535");
+                    }
+                    port
+                })
+                .map(Some),
+            // Heroku's convention: the web process listens on $PORT.
+            None => match context.env_port.clone() {
+                None => Some(None),
+                Some(text) => match text.trim().parse::<u16>() {
+                    Ok(port) => Some(Some(port)),
+                    Err(_) => {
+                        let value = Value::new(Some(&"PORT".to_string()), text);
+                        reader.bad("http_port", &value, "a TCP port from 0 to 65535 in PORT");
+                        None
+                    }
+                },
+            },
+        };
+        let log_drain_password = reader
+            .string("log_drain_password")
+            .map(Secret::new)
+            .filter(|password| !password.is_empty());
+        let log_format_text = reader.string_or("log_format", "auto");
+        let log_format = match log_format_text.as_str() {
+            "auto" => Some(LogFormat::Auto),
+            "logfmt" => Some(LogFormat::Logfmt),
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => {
+                let value = Value::new(None, log_format_text.clone());
+                reader.bad(
+                    "log_format",
+                    &value,
+                    "one of \"auto\", \"logfmt\", \"text\", \"json\"",
+                );
+                None
+            }
+        };
+        if signal.is_some_and(|signal| signal.uses_router()) {
+            if log_drain_password.is_none() {
+                reader.missing(
+                    "log_drain_password",
+                    format!(
+                        "a password for the log drain's basic auth, since signal = \"{signal_text}\""
+                    ),
+                );
+            }
+            if http_port == Some(None) {
+                reader.missing(
+                    "http_port",
+                    format!("a port for the log drain (or PORT), since signal = \"{signal_text}\""),
+                );
+            }
+        }
 
         // Cross-field checks, only where both sides were readable.
         if let (Some(min), Some(max)) = (min_response_time_ms, max_response_time_ms) {
@@ -783,6 +1106,20 @@ impl AppSettings {
             time_zone: time_zone?,
             scale_up_cooldown: scale_up_cooldown?,
             scale_down_cooldown: scale_down_cooldown?,
+            email,
+            webhook,
+            downtime,
+            downtime_warnings,
+            downtime_file,
+            downtime_header,
+            downtime_dynos,
+            downtime_disable,
+            notify_on_downtime,
+            signal: signal?,
+            router_window: router_window?,
+            http_port: http_port?,
+            log_drain_password,
+            log_format: log_format?,
         })
     }
 
@@ -790,7 +1127,7 @@ impl AppSettings {
     pub fn effective(&self) -> Vec<(&'static str, String)> {
         let quoted = |text: &str| format!("{text:?}");
         let optional = |value: Option<String>| value.unwrap_or_else(|| "(not set)".to_string());
-        vec![
+        let mut rows = vec![
             ("heroku_app_name", quoted(&self.heroku_app_name)),
             ("heroku_api_key", quoted(&self.heroku_api_key.to_string())),
             ("heroku_api_url", quoted(self.heroku_api_url.as_str())),
@@ -887,7 +1224,349 @@ impl AppSettings {
                 "scale_down_cooldown",
                 quoted(&format_duration(self.scale_down_cooldown)),
             ),
-        ]
+            (
+                "downtime",
+                format!(
+                    "[{}]",
+                    self.downtime
+                        .iter()
+                        .filter(|window| matches!(window.source, Source::Settings { .. }))
+                        .map(|window| quoted(&window.to_iso(self.time_zone)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            (
+                "downtime_file",
+                optional(
+                    self.downtime_file
+                        .as_ref()
+                        .map(|path| quoted(&path.display().to_string())),
+                ),
+            ),
+            (
+                "downtime_header",
+                optional(self.downtime_header.as_deref().map(quoted)),
+            ),
+            (
+                "downtime_dynos",
+                optional(self.downtime_dynos.map(|dynos| dynos.to_string())),
+            ),
+            ("downtime_disable", self.downtime_disable.to_string()),
+            ("notify_on_downtime", self.notify_on_downtime.to_string()),
+            ("signal", quoted(self.signal.as_str())),
+            (
+                "router_window",
+                quoted(&format_duration(self.router_window)),
+            ),
+            (
+                "http_port",
+                optional(self.http_port.map(|port| port.to_string())),
+            ),
+            (
+                "log_drain_password",
+                optional(
+                    self.log_drain_password
+                        .as_ref()
+                        .map(|password| quoted(&password.to_string())),
+                ),
+            ),
+            ("log_format", quoted(self.log_format.as_str())),
+        ];
+        let email = self.email.as_ref();
+        let list = |items: Vec<String>| {
+            let items: Vec<String> = items.iter().map(|item| quoted(item)).collect();
+            format!("[{}]", items.join(", "))
+        };
+        rows.extend([
+            (
+                "email.smtp_url",
+                optional(email.map(|e| quoted(&email::redact_smtp_url(e.smtp_url.expose())))),
+            ),
+            (
+                "email.from",
+                optional(email.map(|e| quoted(&e.from.to_string()))),
+            ),
+            (
+                "email.to",
+                optional(email.map(|e| list(e.to.iter().map(|to| to.to_string()).collect()))),
+            ),
+            (
+                "email.timeout",
+                optional(email.map(|e| quoted(&format_duration(e.policy.timeout)))),
+            ),
+            (
+                "email.give_up_after",
+                optional(email.map(|e| quoted(&format_duration(e.policy.give_up_after)))),
+            ),
+        ]);
+        let hook = self.webhook.as_ref();
+        rows.extend([
+            (
+                "webhook.url",
+                optional(hook.map(|h| quoted(&webhook::redact_url(&h.url)))),
+            ),
+            (
+                "webhook.method",
+                optional(hook.map(|h| quoted(h.method.as_str()))),
+            ),
+            (
+                "webhook.headers",
+                optional(hook.map(|h| {
+                    let headers: Vec<String> = h
+                        .headers
+                        .iter()
+                        .map(|(name, value)| {
+                            format!("{} = {}", quoted(name.as_str()), quoted(&value.to_string()))
+                        })
+                        .collect();
+                    format!("{{ {} }}", headers.join(", "))
+                })),
+            ),
+            (
+                "webhook.body",
+                optional(hook.map(|h| match &h.body {
+                    Some(body) => quoted(body.source()),
+                    None => "(default: a JSON object with every field)".to_string(),
+                })),
+            ),
+            (
+                "webhook.timeout",
+                optional(hook.map(|h| quoted(&format_duration(h.policy.timeout)))),
+            ),
+            (
+                "webhook.give_up_after",
+                optional(hook.map(|h| quoted(&format_duration(h.policy.give_up_after)))),
+            ),
+        ]);
+        rows
+    }
+}
+
+/// `[email]`: the SMTP server, the sender and the readers of the `email` backend.
+fn read_email(reader: &mut Reader, backends: &[String]) -> Option<EmailConfig> {
+    let named = backends.iter().any(|name| name == "email");
+    let Some(mut table) = reader.table("email") else {
+        if named && !reader.has_problem("email") {
+            reader.missing(
+                "email.smtp_url",
+                "an [email] table with smtp_url, from and to, since notification_backends names \"email\"",
+            );
+        }
+        return None;
+    };
+    let before = table.problems.len();
+    if !table.has("smtp_url") {
+        table.missing(
+            "smtp_url",
+            "an SMTP URL such as \"smtp://user:password@smtp.example.com:587?tls=required\" (or AUTOSCALE_EMAIL__SMTP_URL)",
+        );
+    }
+    let smtp_url = table.parsed("smtp_url", |text| {
+        email::check_smtp_url(text).map(|()| Secret::new(text.trim()))
+    });
+    if !table.has("from") {
+        table.missing(
+            "from",
+            "the sender's address, such as \"autoscalebot <ops@example.com>\"",
+        );
+    }
+    let from = table.parsed("from", email::parse_mailbox);
+    let mut to = Vec::new();
+    match table.string_list("to") {
+        None if !table.has_problem("to") => table.missing(
+            "to",
+            "a list of addresses such as [\"ops@example.com\"] (the people to tell)",
+        ),
+        None => {}
+        Some(list) if list.is_empty() => {
+            let value = Value::new(None, Vec::<String>::new());
+            table.bad(
+                "to",
+                &value,
+                "at least one address, such as [\"ops@example.com\"]",
+            );
+        }
+        Some(list) => {
+            for address in list {
+                match email::parse_mailbox(&address) {
+                    Ok(mailbox) => to.push(mailbox),
+                    Err(why) => {
+                        let value = Value::new(None, address);
+                        table.bad("to", &value, why);
+                    }
+                }
+            }
+        }
+    }
+    let policy = read_delivery(&mut table);
+    let ok = table.problems.len() == before;
+    reader.absorb(table);
+    if !ok {
+        return None;
+    }
+    Some(EmailConfig {
+        smtp_url: smtp_url?,
+        from: from?,
+        to,
+        policy: policy?,
+    })
+}
+
+/// `[webhook]`: the request the `webhook` backend makes for each event.
+fn read_webhook(reader: &mut Reader, backends: &[String]) -> Option<WebhookConfig> {
+    let named = backends.iter().any(|name| name == "webhook");
+    let Some(mut table) = reader.table("webhook") else {
+        if named && !reader.has_problem("webhook") {
+            reader.missing(
+                "webhook.url",
+                "a [webhook] table with at least url, since notification_backends names \"webhook\"",
+            );
+        }
+        return None;
+    };
+    let before = table.problems.len();
+    if !table.has("url") {
+        table.missing(
+            "url",
+            "the URL to call, such as \"https://hooks.example.com/…\" (or AUTOSCALE_WEBHOOK__URL)",
+        );
+    }
+    let url = table.parsed("url", webhook::parse_url);
+    let method = if table.has("method") {
+        table.parsed("method", webhook::parse_method)
+    } else {
+        Some(reqwest::Method::POST)
+    };
+    let mut headers: Vec<(reqwest::header::HeaderName, Secret)> = Vec::new();
+    if let Some(mut header_table) = table.table("headers") {
+        for (name, value) in header_table.take_all() {
+            // Environment variable names cannot hold a dash: AUTOSCALE_WEBHOOK__HEADERS__X_API_KEY
+            // means the header X-Api-Key.
+            let from_env = header_table
+                .origins
+                .contains_key(&format!("webhook.headers.{name}"));
+            let name = if from_env {
+                name.replace('_', "-")
+            } else {
+                name
+            };
+            let text = match &value.kind {
+                ValueKind::String(text) => text.clone(),
+                ValueKind::I64(_)
+                | ValueKind::U64(_)
+                | ValueKind::Float(_)
+                | ValueKind::Boolean(_) => value.kind.to_string(),
+                _ => {
+                    header_table.bad(&name, &value, "a header value (a string)");
+                    continue;
+                }
+            };
+            match webhook::parse_header(&name, &text) {
+                Ok(header) => {
+                    // Header names are case-insensitive: `Authorization` in the file and
+                    // AUTOSCALE_WEBHOOK__HEADERS__AUTHORIZATION are one header, and the
+                    // environment wins, as it does for every setting.
+                    match headers.iter().position(|(known, _)| *known == header.0) {
+                        Some(at) if from_env => headers[at] = header,
+                        Some(_) => {}
+                        None => headers.push(header),
+                    }
+                }
+                Err(why) => header_table.bad(&name, &value, why),
+            }
+        }
+        table.absorb(header_table);
+    }
+    let body = table.parsed("body", |text| {
+        Template::parse(text).map_err(|error| format!("a body template: {error}"))
+    });
+    let policy = read_delivery(&mut table);
+    let ok = table.problems.len() == before;
+    reader.absorb(table);
+    if !ok {
+        return None;
+    }
+    Some(WebhookConfig {
+        url: url?,
+        method: method?,
+        headers,
+        body,
+        policy: policy?,
+    })
+}
+
+/// `timeout` and `give_up_after` of a backend's table.
+fn read_delivery(table: &mut Reader) -> Option<DeliveryPolicy> {
+    let defaults = DeliveryPolicy::default();
+    let timeout = table.duration_or("timeout", defaults.timeout);
+    if timeout == Some(Duration::ZERO) {
+        let value = Value::new(None, "0s");
+        table.bad("timeout", &value, "a duration above zero, such as \"10s\"");
+        return None;
+    }
+    let give_up_after = table.duration_or("give_up_after", defaults.give_up_after);
+    Some(DeliveryPolicy {
+        timeout: timeout?,
+        give_up_after: give_up_after?,
+        ..defaults
+    })
+}
+
+/// `downtime` from the settings (a bad entry is a bad setting: exit 2, as for any other) and
+/// `AUTOSCALE_DOWNTIME` (a bad item is reported and ignored, as for the file and the header).
+fn read_downtime(
+    reader: &mut Reader,
+    entries: Option<Value>,
+    context: &LoadContext,
+    zone: chrono_tz::Tz,
+) -> (Vec<Window>, Vec<BadEntry>) {
+    let expected = "a list of ISO 8601 intervals such as [\"2026-11-25T01:00/2026-11-25T04:00\", \"2026-11-26T01:00/PT3H\"]";
+    let mut windows = Vec::new();
+    let items = match entries.map(|value| (value.kind.clone(), value)) {
+        None => Vec::new(),
+        Some((ValueKind::Array(items), _)) => items,
+        Some((ValueKind::String(_), value)) => vec![value],
+        Some((_, value)) => {
+            reader.bad("downtime", &value, expected);
+            Vec::new()
+        }
+    };
+    for (index, item) in items.into_iter().enumerate() {
+        let ValueKind::String(text) = &item.kind else {
+            reader.bad("downtime", &item, expected);
+            continue;
+        };
+        match downtime::parse_interval(text, zone) {
+            Ok((start, end)) => windows.push(Window {
+                start,
+                end,
+                source: Source::Settings { index },
+            }),
+            Err(error) => reader.bad(
+                "downtime",
+                &item,
+                format!("an ISO 8601 interval such as \"2026-11-25T01:00/2026-11-25T04:00\" or \"2026-11-25T01:00/PT3H\", but {error}"),
+            ),
+        }
+    }
+    let mut warnings = Vec::new();
+    if let Some(text) = &context.env_downtime {
+        let source = Source::Env {
+            variable: ENV_DOWNTIME.to_string(),
+        };
+        let (env_windows, bad) = downtime::parse_list(text, zone, &source);
+        windows.extend(env_windows);
+        warnings = bad;
+    }
+    (windows, warnings)
+}
+
+/// A path as written in the settings, relative to the settings file's folder.
+fn beside_settings(context: &LoadContext, path: &str) -> PathBuf {
+    match &context.settings_dir {
+        Some(dir) => dir.join(path),
+        None => PathBuf::from(path),
     }
 }
 

@@ -184,27 +184,21 @@ impl Platform {
         })
     }
 
-    fn find_app(&self, app: &str) -> Result<(), Response> {
+    fn find_app(&self, app: &str) -> Result<(), ApiError> {
         if app == self.app || app == self.app_id {
             Ok(())
         } else {
-            Err(heroku_error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "Couldn't find that app.",
-            ))
+            Err(ApiError::not_found("Couldn't find that app."))
         }
     }
 
-    fn find_formation(&self, identity: &str) -> Result<(), Response> {
+    fn find_formation(&self, identity: &str) -> Result<(), ApiError> {
         if identity == self.process_type || identity == self.formation_id {
             Ok(())
         } else {
-            Err(heroku_error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                &format!("Couldn't find that process type ({identity})."),
-            ))
+            Err(ApiError::not_found(format!(
+                "Couldn't find that process type ({identity})."
+            )))
         }
     }
 
@@ -212,10 +206,8 @@ impl Platform {
     fn check_update(
         &self,
         update: &Value,
-    ) -> Result<(Option<u32>, Option<&'static str>), Response> {
-        let invalid = |message: String| {
-            heroku_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_params", &message)
-        };
+    ) -> Result<(Option<u32>, Option<&'static str>), ApiError> {
+        let invalid = ApiError::invalid;
         let Some(fields) = update.as_object() else {
             return Err(invalid("The update must be a JSON object.".into()));
         };
@@ -290,6 +282,38 @@ pub fn heroku_error(status: StatusCode, id: &str, message: &str) -> Response {
     (status, Json(json!({ "id": id, "message": message }))).into_response()
 }
 
+/// An error the endpoints answer, as Heroku shapes it.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    id: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn not_found(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            id: "not_found",
+            message: message.into(),
+        }
+    }
+
+    fn invalid(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            id: "invalid_params",
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        heroku_error(self.status, self.id, &self.message)
+    }
+}
+
 /// Heroku's messages for the errors a fault can inject.
 fn fault_message(status: u16) -> &'static str {
     match status {
@@ -324,33 +348,28 @@ async fn no_such_endpoint() -> Response {
     )
 }
 
-async fn list(State(platform): State<Arc<Platform>>, Path(app): Path<String>) -> Response {
-    if let Err(response) = platform.find_app(&app) {
-        return response;
-    }
-    Json(json!([platform.formation_json()])).into_response()
+async fn list(
+    State(platform): State<Arc<Platform>>,
+    Path(app): Path<String>,
+) -> Result<Response, ApiError> {
+    platform.find_app(&app)?;
+    Ok(Json(json!([platform.formation_json()])).into_response())
 }
 
 async fn info(
     State(platform): State<Arc<Platform>>,
     Path((app, formation)): Path<(String, String)>,
-) -> Response {
-    if let Err(response) = platform
-        .find_app(&app)
-        .and_then(|()| platform.find_formation(&formation))
-    {
-        return response;
-    }
-    Json(platform.formation_json()).into_response()
+) -> Result<Response, ApiError> {
+    platform.find_app(&app)?;
+    platform.find_formation(&formation)?;
+    Ok(Json(platform.formation_json()).into_response())
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, Response> {
-    serde_json::from_slice(body).map_err(|_| {
-        heroku_error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "Invalid JSON in the request body.",
-        )
+fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|_| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        id: "bad_request",
+        message: "Invalid JSON in the request body.".into(),
     })
 }
 
@@ -358,57 +377,36 @@ async fn update(
     State(platform): State<Arc<Platform>>,
     Path((app, formation)): Path<(String, String)>,
     body: Bytes,
-) -> Response {
-    let checked = platform
-        .find_app(&app)
-        .and_then(|()| platform.find_formation(&formation))
-        .and_then(|()| parse_body(&body))
-        .and_then(|update| platform.check_update(&update));
-    match checked {
-        Ok((quantity, size)) => {
-            platform.apply(quantity, size);
-            Json(platform.formation_json()).into_response()
-        }
-        Err(response) => response,
-    }
+) -> Result<Response, ApiError> {
+    platform.find_app(&app)?;
+    platform.find_formation(&formation)?;
+    let (quantity, size) = platform.check_update(&parse_body(&body)?)?;
+    platform.apply(quantity, size);
+    Ok(Json(platform.formation_json()).into_response())
 }
 
 async fn batch_update(
     State(platform): State<Arc<Platform>>,
     Path(app): Path<String>,
     body: Bytes,
-) -> Response {
-    if let Err(response) = platform.find_app(&app) {
-        return response;
-    }
-    let request = match parse_body(&body) {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    let Some(updates) = request.get("updates").and_then(Value::as_array) else {
-        return heroku_error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_params",
-            "Expected {\"updates\": [{\"type\": …, \"quantity\": …}]}.",
-        );
-    };
+) -> Result<Response, ApiError> {
+    platform.find_app(&app)?;
+    let request = parse_body(&body)?;
+    let updates = request
+        .get("updates")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            ApiError::invalid("Expected {\"updates\": [{\"type\": …, \"quantity\": …}]}.")
+        })?;
     // Check every update before applying any, so a bad batch changes nothing.
     let mut checked = Vec::new();
     for update in updates {
-        let Some(identity) = update.get("type").and_then(Value::as_str) else {
-            return heroku_error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_params",
-                "Each update needs a \"type\".",
-            );
-        };
-        if let Err(response) = platform.find_formation(identity) {
-            return response;
-        }
-        match platform.check_update(update) {
-            Ok(change) => checked.push(change),
-            Err(response) => return response,
-        }
+        let identity = update
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::invalid("Each update needs a \"type\"."))?;
+        platform.find_formation(identity)?;
+        checked.push(platform.check_update(update)?);
     }
     for (quantity, size) in &checked {
         platform.apply(*quantity, *size);
@@ -418,7 +416,7 @@ async fn batch_update(
     } else {
         vec![platform.formation_json()]
     };
-    Json(Value::Array(formations)).into_response()
+    Ok(Json(Value::Array(formations)).into_response())
 }
 
 async fn rate_limits(State(platform): State<Arc<Platform>>) -> Response {
@@ -584,14 +582,14 @@ async fn answer(platform: &Platform, call: &mut ApiCall, request: Request, next:
         let now = Instant::now();
         let mut tokens = platform.tokens.lock().unwrap();
         if free {
-            Ok(tokens.remaining(now))
+            Some(tokens.remaining(now))
         } else {
             tokens.spend(now)
         }
     };
     match spent {
-        Ok(remaining) => call.rate_limit_remaining = Some(remaining),
-        Err(()) => {
+        Some(remaining) => call.rate_limit_remaining = Some(remaining),
+        None => {
             call.rate_limit_remaining = Some(0);
             return heroku_error(
                 StatusCode::TOO_MANY_REQUESTS,

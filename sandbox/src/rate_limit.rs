@@ -44,15 +44,15 @@ impl TokenPool {
         self.tokens.floor() as u32
     }
 
-    /// Spends one token: `Ok(remaining)` after spending, or `Err(())` when the pool is empty
+    /// Spends one token and returns the whole tokens left, or `None` when the pool is empty
     /// (the call is refused and spends nothing).
-    pub fn spend(&mut self, now: Instant) -> Result<u32, ()> {
+    pub fn spend(&mut self, now: Instant) -> Option<u32> {
         self.refill(now);
         if self.tokens < 1.0 {
-            return Err(());
+            return None;
         }
         self.tokens -= 1.0;
-        Ok(self.tokens.floor() as u32)
+        Some(self.tokens.floor() as u32)
     }
 
     /// Sets the tokens left (for tests and the sandbox's admin API), within the capacity.
@@ -77,10 +77,10 @@ mod tests {
     fn each_call_spends_one_token_and_an_empty_pool_refuses() {
         let start = Instant::now();
         let mut pool = TokenPool::new(3, start);
-        assert_eq!(pool.spend(start), Ok(2));
-        assert_eq!(pool.spend(start), Ok(1));
-        assert_eq!(pool.spend(start), Ok(0));
-        assert_eq!(pool.spend(start), Err(()));
+        assert_eq!(pool.spend(start), Some(2));
+        assert_eq!(pool.spend(start), Some(1));
+        assert_eq!(pool.spend(start), Some(0));
+        assert_eq!(pool.spend(start), None);
         assert_eq!(pool.remaining(start), 0);
     }
 
@@ -105,6 +105,6 @@ mod tests {
         pool.set_remaining(0, start);
         let wait = pool.time_to_next_token(start);
         assert!((wait.as_secs_f64() - 0.8).abs() < 0.001, "{wait:?}");
-        assert_eq!(pool.spend(start + wait + Duration::from_millis(1)), Ok(0));
+        assert_eq!(pool.spend(start + wait + Duration::from_millis(1)), Some(0));
     }
 }

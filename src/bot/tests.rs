@@ -25,9 +25,19 @@ impl ScriptedProbe {
                     .map(|ms| ProbeOutcome::Response {
                         status: 200,
                         elapsed: Duration::from_millis(*ms),
+                        downtime_header: None,
                     })
                     .collect(),
             ),
+            calls: Mutex::new(0),
+        })
+    }
+}
+
+impl ScriptedProbe {
+    fn with_outcomes(outcomes: Vec<ProbeOutcome>) -> Arc<Self> {
+        Arc::new(ScriptedProbe {
+            outcomes: Mutex::new(outcomes.into()),
             calls: Mutex::new(0),
         })
     }
@@ -266,6 +276,290 @@ async fn dry_run_decides_and_tells_but_never_writes() {
     assert_eq!(
         notifier.events()[0].message,
         "Would scale to (2) dynos (dry run)."
+    );
+}
+
+// ---- planned downtime ----
+
+fn kinds(notifier: &TestNotifier) -> Vec<EventKind> {
+    notifier.events().iter().map(|event| event.kind).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_downtime_file_written_while_running_holds_scale_up_until_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("downtime.txt");
+    let probe = ScriptedProbe::new(&[2000]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(1),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let worker = worker(
+        settings(&format!(
+            "notify_on_every_scale = true\ndowntime_file = \"{}\"",
+            path.display()
+        )),
+        probe,
+        scaler.clone(),
+        &notifier,
+    );
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(worker.run(shutdown.clone()));
+    // Fails at 12:00:00 and 12:00:30, then the file declares 12:01 to 12:11.
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    std::fs::write(&path, "garbage\n2026-03-10T12:01/PT10M\n").unwrap();
+    tokio::time::sleep(Duration::from_secs(629)).await; // 12:10:59
+    assert!(
+        scaler.writes.lock().unwrap().is_empty(),
+        "no scale up during the window"
+    );
+    assert_eq!(kinds(&notifier), vec![EventKind::DowntimeStarted]);
+    // Fresh fails at 12:11:00, 12:11:30 and 12:12:00.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(scaler.writes.lock().unwrap().is_empty(), "two fresh fails");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(*scaler.writes.lock().unwrap(), vec![2]);
+    shutdown.cancel();
+    task.await.unwrap();
+    assert_eq!(
+        kinds(&notifier),
+        vec![
+            EventKind::DowntimeStarted,
+            EventKind::DowntimeEnded,
+            EventKind::Scaled
+        ]
+    );
+    let started = &notifier.events()[0];
+    assert!(
+        started.reason.ends_with("downtime.txt line 2"),
+        "{}",
+        started.reason
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_header_announced_window_holds_while_the_app_stops_answering() {
+    let slow = |header: Option<&str>| ProbeOutcome::Response {
+        status: 200,
+        elapsed: Duration::from_millis(2000),
+        downtime_header: header.map(str::to_string),
+    };
+    let probe = ScriptedProbe::with_outcomes(vec![
+        slow(Some("2026-03-10T12:00/PT5M")),
+        ProbeOutcome::Response {
+            status: 503,
+            elapsed: Duration::from_millis(5),
+            downtime_header: None,
+        },
+        ProbeOutcome::ConnectError {
+            message: "connection refused".into(),
+        },
+        slow(None),
+    ]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(1),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let mut worker = worker(
+        settings("downtime_file = \"\"\ndowntime_dynos = 2"),
+        probe,
+        scaler.clone(),
+        &notifier,
+    );
+    for _ in 0..10 {
+        worker.beat().await;
+        tokio::time::advance(Duration::from_secs(30)).await;
+    }
+    assert_eq!(
+        *scaler.writes.lock().unwrap(),
+        vec![2],
+        "held at downtime_dynos, no scale up"
+    );
+    for _ in 0..3 {
+        worker.beat().await; // 12:05 ends the window: back to 1, then fresh fails
+        tokio::time::advance(Duration::from_secs(30)).await;
+    }
+    assert_eq!(*scaler.writes.lock().unwrap(), vec![2, 1]);
+    worker.beat().await;
+    assert_eq!(*scaler.writes.lock().unwrap(), vec![2, 1, 2]);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        kinds(&notifier),
+        vec![EventKind::DowntimeStarted, EventKind::DowntimeEnded]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn downtime_disable_ignores_the_file_and_the_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("downtime.txt");
+    std::fs::write(&path, "2026-03-10T11:00/PT5H\n").unwrap();
+    let probe = ScriptedProbe::with_outcomes(vec![ProbeOutcome::Response {
+        status: 200,
+        elapsed: Duration::from_millis(2000),
+        downtime_header: Some("2026-03-10T11:00/PT5H".into()),
+    }]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(1),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let mut worker = worker(
+        settings(&format!(
+            "downtime_disable = true\ndowntime_file = \"{}\"\ndowntime = [\"2026-03-10T11:00/PT5H\"]",
+            path.display()
+        )),
+        probe,
+        scaler.clone(),
+        &notifier,
+    );
+    for _ in 0..3 {
+        worker.beat().await;
+    }
+    assert_eq!(*scaler.writes.lock().unwrap(), vec![2]);
+    assert!(worker.state.downtime().is_none());
+}
+
+#[test]
+fn the_downtime_file_reader_tells_absent_from_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("downtime.txt");
+    assert_eq!(read_downtime_file(&path), Ok(None));
+    std::fs::write(&path, "2026-03-10T11:00/PT5H\n").unwrap();
+    assert_eq!(
+        read_downtime_file(&path),
+        Ok(Some("2026-03-10T11:00/PT5H\n".to_string()))
+    );
+    std::fs::write(&path, [0xff, 0xfe, b'\n']).unwrap();
+    assert_eq!(read_downtime_file(&path), Err("not UTF-8 text".to_string()));
+    std::fs::write(&path, "#".repeat(70_000)).unwrap();
+    assert!(read_downtime_file(&path)
+        .unwrap_err()
+        .contains("larger than 64 KiB"));
+    assert!(
+        read_downtime_file(dir.path()).is_err(),
+        "a folder is not a file"
+    );
+}
+
+/// A heartbeat that never answers: a loop stuck where no timeout rescues it.
+struct HangingProbe;
+
+#[async_trait]
+impl Probe for HangingProbe {
+    async fn probe(&self) -> ProbeOutcome {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn healthz_turns_503_when_the_loop_stalls_and_the_server_still_answers() {
+    use tower::ServiceExt;
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(1),
+        ..Default::default()
+    });
+    let start = Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).unwrap();
+    let worker = Worker::new(
+        settings("http_port = 0"),
+        Arc::new(HangingProbe),
+        scaler,
+        Vec::new(),
+        tokio_clock(start),
+        false,
+    );
+    let app = crate::server::router(worker.telemetry());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(worker.run(shutdown.clone()));
+    let health = || async {
+        let request = axum::http::Request::get("/healthz")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        app.clone()
+            .oneshot(request)
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(health().await, 200);
+    // The limit is 3 × 30 s + 5 s + 2 × 10 s = 115 s since the loop started.
+    tokio::time::sleep(Duration::from_secs(56)).await;
+    assert_eq!(health().await, 503);
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_router_signal_decides_from_the_drain_window_without_probing() {
+    use crate::router_log::{IngestCounts, Request};
+    let probe = ScriptedProbe::new(&[10]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(1),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let settings = settings(
+        "signal = \"router\"\nhttp_port = 0\nlog_drain_password = \"p\"\nrouter_window = \"30s\"",
+    );
+    let mut worker = worker(settings, probe.clone(), scaler.clone(), &notifier);
+    let telemetry = worker.telemetry();
+    let slow = Request {
+        connect_ms: Some(5),
+        service_ms: Some(1500),
+        status: 200,
+        code: None,
+    };
+    for _ in 0..3 {
+        telemetry.ingest(&IngestCounts::default(), vec![slow; 50]);
+        let beat = worker.act_on_router().await;
+        assert_eq!(beat.router.as_ref().unwrap().requests, 50);
+        tokio::time::advance(Duration::from_secs(31)).await;
+    }
+    assert_eq!(*scaler.writes.lock().unwrap(), vec![2]);
+    assert_eq!(*probe.calls.lock().unwrap(), 0);
+    assert!(telemetry.last_router_request_at().is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_both_signals_slow_router_lines_scale_up_despite_fast_heartbeats() {
+    use crate::router_log::{IngestCounts, Request};
+    let probe = ScriptedProbe::new(&[10]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(1),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let settings = settings("signal = \"both\"\nhttp_port = 0\nlog_drain_password = \"p\"");
+    let mut worker = worker(settings, probe.clone(), scaler.clone(), &notifier);
+    let telemetry = worker.telemetry();
+    let slow = Request {
+        connect_ms: Some(900),
+        service_ms: Some(900),
+        status: 200,
+        code: None,
+    };
+    for round in 0..3 {
+        telemetry.ingest(&IngestCounts::default(), vec![slow; 20]);
+        let beat = worker.beat().await;
+        assert_eq!(
+            beat.heartbeat.observation,
+            Observation::Fail,
+            "round {round}"
+        );
+        assert!(beat
+            .heartbeat
+            .summary
+            .starts_with("10 ms; router p95 1800 ms"));
+    }
+    assert_eq!(*scaler.writes.lock().unwrap(), vec![2]);
+    assert_eq!(
+        *probe.calls.lock().unwrap(),
+        3,
+        "the heartbeat was sent too"
     );
 }
 

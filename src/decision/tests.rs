@@ -57,6 +57,8 @@ struct Sim {
     events: Vec<Event>,
     scales: Vec<ScaleTo>,
     platform_fails: bool,
+    /// Planned downtime windows, told to the engine before each heartbeat as the loop does.
+    windows: Vec<Window>,
 }
 
 impl Sim {
@@ -69,10 +71,16 @@ impl Sim {
             events: Vec::new(),
             scales: Vec::new(),
             platform_fails: false,
+            windows: Vec::new(),
         }
     }
 
     fn outcome(&mut self, outcome: ProbeOutcome) -> Plan {
+        let active = crate::downtime::active_window(&self.windows, self.now).cloned();
+        let events = self
+            .state
+            .set_downtime(&self.settings, self.now, active.as_ref());
+        self.events.extend(events);
         let heartbeat = classify(
             &outcome,
             self.settings.max_response_time_ms,
@@ -106,6 +114,7 @@ impl Sim {
         self.outcome(ProbeOutcome::Response {
             status: 200,
             elapsed: Duration::from_millis(ms),
+            downtime_header: None,
         })
     }
 
@@ -325,6 +334,7 @@ fn case_20_half_a_second_is_in_band() {
         &ProbeOutcome::Response {
             status: 200,
             elapsed: Duration::from_millis(500),
+            downtime_header: None,
         },
         1000,
         400,
@@ -350,6 +360,7 @@ fn case_22_two_seconds_is_a_fail() {
         &ProbeOutcome::Response {
             status: 200,
             elapsed: Duration::from_secs(2),
+            downtime_header: None,
         },
         1000,
         400,
@@ -363,6 +374,7 @@ fn case_23_an_instant_answer_is_a_pass() {
         &ProbeOutcome::Response {
             status: 200,
             elapsed: Duration::ZERO,
+            downtime_header: None,
         },
         1000,
         400,
@@ -511,6 +523,7 @@ fn a_4xx_breaks_streaks_and_never_adds_dynos() {
     sim.outcome(ProbeOutcome::Response {
         status: 404,
         elapsed: Duration::from_millis(5000),
+        downtime_header: None,
     });
     sim.fails(2);
     assert_eq!(sim.dynos, 1);
@@ -518,6 +531,7 @@ fn a_4xx_breaks_streaks_and_never_adds_dynos() {
         sim.outcome(ProbeOutcome::Response {
             status: 401,
             elapsed: Duration::from_millis(5000),
+            downtime_header: None,
         });
     }
     assert_eq!(sim.dynos, 1);
@@ -530,6 +544,7 @@ fn a_5xx_and_a_timeout_are_fails() {
     sim.outcome(ProbeOutcome::Response {
         status: 503,
         elapsed: Duration::from_millis(3),
+        downtime_header: None,
     });
     sim.outcome(ProbeOutcome::Timeout {
         elapsed: Duration::from_secs(5),
@@ -547,6 +562,7 @@ fn the_max_and_min_are_strict() {
             &ProbeOutcome::Response {
                 status: 200,
                 elapsed: Duration::from_millis(ms),
+                downtime_header: None,
             },
             1000,
             400,
@@ -624,9 +640,49 @@ fn needs_above_max_is_repeated_after_the_period_and_its_end_is_told() {
         sim.kinds(),
         vec![EventKind::NeedsAboveMax, EventKind::NeedsAboveMax]
     );
+    // It ends after as many calm heartbeats in a row as it took fails to start it.
+    sim.beat_ms(700);
+    sim.beat_ms(700);
+    assert_eq!(
+        sim.events.len(),
+        2,
+        "a lull of two heartbeats is not an end"
+    );
     sim.beat_ms(700);
     assert_eq!(sim.kinds().last(), Some(&EventKind::NeedsAboveMaxEnded));
     assert_eq!(sim.events.len(), 3);
+}
+
+#[test]
+fn answers_hovering_around_the_max_are_one_state_not_many() {
+    let mut sim = Sim::new(settings_with(""), 3);
+    for _ in 0..20 {
+        sim.fails(3);
+        sim.beat_ms(700);
+        sim.beat_ms(700);
+    }
+    assert_eq!(sim.kinds(), vec![EventKind::NeedsAboveMax]);
+    sim.passes(3);
+    assert_eq!(
+        sim.kinds(),
+        vec![EventKind::NeedsAboveMax, EventKind::NeedsAboveMaxEnded]
+    );
+}
+
+#[test]
+fn needs_below_min_lasts_through_a_lull_and_ends_when_the_min_rises_past_it() {
+    let mut sim = Sim::new(settings_with("min_dynos = 2"), 2);
+    sim.passes(5);
+    sim.beat_ms(700);
+    sim.passes(5);
+    assert_eq!(sim.kinds(), vec![EventKind::NeedsBelowMin]);
+    for _ in 0..5 {
+        sim.beat_ms(700);
+    }
+    assert_eq!(
+        sim.kinds(),
+        vec![EventKind::NeedsBelowMin, EventKind::NeedsBelowMinEnded]
+    );
 }
 
 #[test]
@@ -723,4 +779,359 @@ fn an_outage_is_told_once_then_its_end() {
         sim.kinds(),
         vec![EventKind::ScaleFailed, EventKind::ScaleRecovered]
     );
+}
+
+// ---- planned downtime ----
+
+use crate::downtime::Source;
+
+/// A window from `from` to `to` minutes after noon (the simulation's start).
+fn window_minutes(from: i64, to: i64) -> Window {
+    Window {
+        start: noon() + chrono::Duration::minutes(from),
+        end: noon() + chrono::Duration::minutes(to),
+        source: Source::File {
+            path: "downtime.txt".into(),
+            line: 1,
+        },
+    }
+}
+
+fn count(sim: &Sim, kind: EventKind) -> usize {
+    sim.kinds().iter().filter(|told| **told == kind).count()
+}
+
+#[test]
+fn during_downtime_fails_are_not_counted_and_nothing_scales_up() {
+    let mut sim = Sim::new(settings_with(""), 1);
+    sim.windows = vec![window_minutes(0, 10)];
+    sim.fails(20); // the whole window at 30 s
+    assert_eq!(sim.dynos, 1);
+    assert!(sim.scales.is_empty());
+    assert_eq!(sim.state.consecutive_fails, 0);
+    assert!(
+        !sim.kinds().contains(&EventKind::NeedsAboveMax),
+        "{:?}",
+        sim.kinds()
+    );
+}
+
+#[test]
+fn scale_up_resumes_after_the_window_from_fresh_counts() {
+    let mut sim = Sim::new(settings_with(""), 1);
+    sim.windows = vec![window_minutes(1, 5)];
+    sim.fails(2); // before the window: two of the three fails
+    sim.fails(8); // 12:01 to 12:04:30, in the window
+    assert_eq!(sim.dynos, 1);
+    sim.fails(2); // 12:05 (the end is not in the window) and 12:05:30
+    assert_eq!(sim.dynos, 1, "the two fails before the window do not count");
+    sim.fails(1);
+    assert_eq!(sim.dynos, 2, "three fresh fails after the window scale up");
+    assert_eq!(sim.scales[0].reason, ScaleReason::TooSlow);
+}
+
+#[test]
+fn the_start_and_the_end_are_told_once_each_in_local_time_with_the_source() {
+    let mut sim = Sim::new(settings_with("time_zone = \"America/Vancouver\""), 1);
+    sim.windows = vec![window_minutes(0, 5)];
+    sim.fails(30);
+    assert_eq!(
+        sim.kinds(),
+        vec![
+            EventKind::DowntimeStarted,
+            EventKind::DowntimeEnded,
+            EventKind::NeedsAboveMax
+        ],
+        "after the window, 1 -> 2 -> 3 dynos, then too slow at the max"
+    );
+    assert_eq!(count(&sim, EventKind::DowntimeStarted), 1);
+    assert_eq!(count(&sim, EventKind::DowntimeEnded), 1);
+    let started = &sim.events[0];
+    assert_eq!(started.kind, EventKind::DowntimeStarted);
+    // Noon UTC is 05:00 in Vancouver in March (PDT).
+    assert_eq!(
+        started.message,
+        "Planned downtime until 2026-03-10 05:05 PDT: fails are not counted and the worker does not scale up."
+    );
+    assert_eq!(
+        started.reason,
+        "2026-03-10 05:00 PDT to 2026-03-10 05:05 PDT, from downtime.txt line 1"
+    );
+    assert_eq!(started.at, noon());
+    let ended = &sim.events[1];
+    assert_eq!(ended.kind, EventKind::DowntimeEnded);
+    assert_eq!(ended.at, noon() + chrono::Duration::minutes(5));
+    assert_eq!(
+        ended.message,
+        "Planned downtime is over: counting heartbeats afresh."
+    );
+}
+
+#[test]
+fn overlapping_and_back_to_back_windows_are_one_downtime() {
+    let mut sim = Sim::new(settings_with(""), 1);
+    sim.windows = vec![
+        window_minutes(0, 4),
+        window_minutes(3, 6),
+        window_minutes(6, 8),
+    ];
+    sim.fails(16 + 2);
+    assert_eq!(count(&sim, EventKind::DowntimeStarted), 1);
+    assert_eq!(count(&sim, EventKind::DowntimeEnded), 1);
+    let ended = sim
+        .events
+        .iter()
+        .find(|event| event.kind == EventKind::DowntimeEnded)
+        .unwrap();
+    assert_eq!(ended.at, noon() + chrono::Duration::minutes(8));
+    assert!(sim.scales.is_empty(), "two fails after the window");
+}
+
+#[test]
+fn downtime_dynos_holds_the_size_and_the_size_before_comes_back_after() {
+    let mut sim = Sim::new(
+        settings_with("downtime_dynos = 1\nnotify_on_every_scale = true"),
+        3,
+    );
+    sim.windows = vec![window_minutes(0, 5)];
+    sim.beat_ms(700);
+    assert_eq!(
+        sim.dynos, 1,
+        "held at downtime_dynos from the first heartbeat"
+    );
+    assert_eq!(sim.scales[0].reason, ScaleReason::DowntimeHold);
+    sim.dynos = 2; // someone scales by hand during the window
+    sim.beat_ms(700);
+    assert_eq!(sim.dynos, 1, "held again");
+    sim.fails(8);
+    assert_eq!(sim.dynos, 1);
+    assert_eq!(sim.now, noon() + chrono::Duration::minutes(5));
+    sim.beat_ms(700);
+    assert_eq!(sim.dynos, 3, "back to the size before the window");
+    assert_eq!(sim.scales.last().unwrap().reason, ScaleReason::DowntimeOver);
+    sim.beat_ms(700);
+    sim.beat_ms(700);
+    assert_eq!(sim.scales.len(), 3, "no more scales");
+    let started = sim
+        .events
+        .iter()
+        .find(|event| event.kind == EventKind::DowntimeStarted)
+        .unwrap();
+    assert!(
+        started.message.ends_with("Holding 1 dynos."),
+        "{}",
+        started.message
+    );
+    let ended = sim
+        .events
+        .iter()
+        .find(|event| event.kind == EventKind::DowntimeEnded)
+        .unwrap();
+    assert!(
+        ended.message.ends_with("Going back to 3 dynos."),
+        "{}",
+        ended.message
+    );
+    let scaled: Vec<&str> = sim
+        .events
+        .iter()
+        .filter(|event| event.kind == EventKind::Scaled)
+        .map(|event| event.reason.as_str())
+        .collect();
+    assert_eq!(
+        scaled,
+        [
+            "from 3 to 1: holding downtime_dynos during planned downtime",
+            "from 2 to 1: holding downtime_dynos during planned downtime",
+            "from 1 to 3: back to the size before the planned downtime"
+        ]
+    );
+}
+
+#[test]
+fn downtime_dynos_may_leave_the_bounds_and_the_way_back_is_within_them() {
+    let mut sim = Sim::new(
+        settings_with("downtime_dynos = 0\nmin_dynos = 2\nmax_dynos = 5"),
+        5,
+    );
+    sim.windows = vec![window_minutes(0, 1)];
+    sim.beat_ms(700);
+    assert_eq!(
+        sim.dynos, 0,
+        "downtime_dynos = 0 stops the app for the window"
+    );
+    sim.settings = settings_with("downtime_dynos = 0\nmin_dynos = 2\nmax_dynos = 4");
+    sim.beat_ms(700);
+    sim.beat_ms(700);
+    assert_eq!(sim.dynos, 4, "back to 5, within the max now in force");
+}
+
+#[test]
+fn a_scale_back_that_fails_is_tried_again() {
+    let mut sim = Sim::new(settings_with("downtime_dynos = 1"), 3);
+    sim.windows = vec![window_minutes(0, 1)];
+    sim.beat_ms(700);
+    sim.beat_ms(700);
+    sim.platform_fails = true;
+    sim.beat_ms(700);
+    assert_eq!(sim.dynos, 1);
+    sim.platform_fails = false;
+    sim.beat_ms(700);
+    assert_eq!(sim.dynos, 3);
+}
+
+#[test]
+fn during_downtime_passes_do_not_scale_down() {
+    let mut sim = Sim::new(settings_with(""), 3);
+    sim.windows = vec![window_minutes(0, 10)];
+    sim.passes(20);
+    assert_eq!(sim.dynos, 3);
+    assert_eq!(sim.state.consecutive_passes, 0);
+}
+
+#[test]
+fn during_downtime_without_downtime_dynos_the_bounds_still_apply() {
+    let mut sim = Sim::new(settings_with(""), 5);
+    sim.windows = vec![window_minutes(0, 10)];
+    sim.beat_ms(2000);
+    assert_eq!(sim.dynos, 3);
+    assert_eq!(sim.scales[0].reason, ScaleReason::AboveMax);
+}
+
+#[test]
+fn notify_on_downtime_off_tells_nothing_but_still_holds() {
+    let mut sim = Sim::new(settings_with("notify_on_downtime = false"), 1);
+    sim.windows = vec![window_minutes(0, 5)];
+    sim.fails(12);
+    assert!(sim.events.is_empty(), "{:?}", sim.kinds());
+    assert_eq!(sim.dynos, 1);
+}
+
+#[test]
+fn a_failed_formation_read_during_downtime_counts_nothing() {
+    let settings = settings_with("");
+    let mut state = AppState::new();
+    state.set_downtime(&settings, noon(), Some(&window_minutes(0, 5)));
+    state.record(Observation::Fail);
+    state.record(Observation::Fail);
+    assert_eq!(state.consecutive_fails, 0);
+    assert!(state.downtime().is_some());
+    state.set_downtime(&settings, noon() + chrono::Duration::minutes(5), None);
+    state.record(Observation::Fail);
+    assert_eq!(state.consecutive_fails, 1);
+}
+
+#[test]
+fn too_slow_at_the_max_is_dropped_silently_by_a_window_and_told_afresh_after() {
+    let mut sim = Sim::new(settings_with(""), 3);
+    sim.fails(3);
+    assert_eq!(sim.kinds(), vec![EventKind::NeedsAboveMax]);
+    sim.windows = vec![window_minutes(2, 4)];
+    sim.fails(1 + 4 + 3); // to 12:02, the window, three fails after it
+    assert_eq!(
+        sim.kinds(),
+        vec![
+            EventKind::NeedsAboveMax,
+            EventKind::DowntimeStarted,
+            EventKind::DowntimeEnded,
+            EventKind::NeedsAboveMax
+        ]
+    );
+}
+
+#[test]
+fn pings_during_downtime_say_so() {
+    let mut sim = Sim::new(settings_with("notify_on_every_ping = true"), 2);
+    sim.windows = vec![window_minutes(0, 1)];
+    sim.beat_ms(2000);
+    assert_eq!(
+        sim.events[1].message,
+        "Ping: 2000 ms, high (planned downtime)"
+    );
+}
+
+// ---- The router signal (issue 7) ----
+
+fn router_stats(latency_p95_ms: Option<u64>, requests: u64) -> RouterStats {
+    RouterStats {
+        window: Duration::from_secs(30),
+        requests,
+        requests_per_second: requests as f64 / 30.0,
+        latency_p95_ms,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_router_window_is_classified_by_its_p95_against_the_same_min_and_max() {
+    let classify = |p95| classify_router(&router_stats(p95, 90), 1000, 400).observation;
+    assert_eq!(classify(Some(1001)), Observation::Fail);
+    assert_eq!(
+        classify(Some(1000)),
+        Observation::InBand,
+        "strict, as heartbeats"
+    );
+    assert_eq!(classify(Some(400)), Observation::InBand);
+    assert_eq!(classify(Some(399)), Observation::Pass);
+    assert_eq!(classify(Some(u64::MAX)), Observation::Fail, "router errors");
+    let idle = classify_router(&router_stats(None, 0), 1000, 400);
+    assert_eq!(idle.observation, Observation::Pass);
+    assert!(idle.summary.contains("no requests"), "{}", idle.summary);
+    let slow = classify_router(&router_stats(Some(1200), 90), 1000, 400);
+    assert_eq!(slow.response_time_ms, Some(1200));
+    assert!(slow.summary.contains("p95 1200 ms over 90 requests"));
+}
+
+#[test]
+fn router_windows_drive_the_same_streaks_and_scales() {
+    let mut sim = Sim::new(settings_with(""), 1);
+    let slow = classify_router(&router_stats(Some(1500), 300), 1000, 400);
+    for _ in 0..3 {
+        let plan = sim.state.observe(&sim.settings, sim.now, &slow, sim.dynos);
+        if let Some(scale) = plan.scale {
+            sim.dynos = scale.to;
+            sim.state.scaled(&sim.settings, sim.now, scale, false);
+        }
+    }
+    assert_eq!(sim.dynos, 2, "three slow windows add a dyno");
+}
+
+#[test]
+fn with_both_signals_a_fail_from_either_counts() {
+    use Observation::*;
+    let beat = |observation| Heartbeat {
+        observation,
+        response_time_ms: Some(10),
+        summary: "hb".into(),
+    };
+    let cases = [
+        (Fail, Pass, Fail),
+        (Pass, Fail, Fail),
+        (Pass, Pass, Pass),
+        (Pass, InBand, InBand),
+        (InBand, Pass, InBand),
+        (
+            Misconfigured { status: 404 },
+            Pass,
+            Misconfigured { status: 404 },
+        ),
+        (Misconfigured { status: 404 }, Fail, Fail),
+    ];
+    for (heartbeat, router, expected) in cases {
+        assert_eq!(
+            combine(&beat(heartbeat), &beat(router)).observation,
+            expected,
+            "{heartbeat:?} + {router:?}"
+        );
+    }
+    let combined = combine(
+        &Heartbeat {
+            observation: Pass,
+            response_time_ms: Some(30),
+            summary: "30 ms".into(),
+        },
+        &classify_router(&router_stats(Some(1500), 9), 1000, 400),
+    );
+    assert_eq!(combined.response_time_ms, Some(1500));
+    assert!(combined.summary.starts_with("30 ms; router p95 1500 ms"));
 }

@@ -59,10 +59,7 @@ pub async fn generate(
     let started = Instant::now();
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut next = started;
-    loop {
-        let Some((_, phase)) = phase_at(&phases, next - started) else {
-            break;
-        };
+    while let Some((_, phase)) = phase_at(&phases, next - started) {
         if phase.requests_per_second <= 0.0 {
             next += Duration::from_millis(100);
         } else {

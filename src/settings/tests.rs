@@ -122,9 +122,11 @@ fn heroku_api_key_from_the_environment() {
         ],
     );
     assert_eq!(app.heroku_api_key.expose(), "from-autoscale");
-    // A numeric-looking key stays text.
-    let app = load_ok(text, &[("HEROKU_API_KEY", "1234567890")]);
-    assert_eq!(app.heroku_api_key.expose(), "1234567890");
+    // A numeric-looking key stays text, leading zeros and all.
+    let app = load_ok(text, &[("HEROKU_API_KEY", "0012345")]);
+    assert_eq!(app.heroku_api_key.expose(), "0012345");
+    let app = load_ok(text, &[("AUTOSCALE_HEROKU_API_KEY", "true")]);
+    assert_eq!(app.heroku_api_key.expose(), "true");
 }
 
 #[test]
@@ -338,6 +340,17 @@ fn effective_lists_every_setting() {
         "time_zone",
         "scale_up_cooldown",
         "scale_down_cooldown",
+        "downtime",
+        "downtime_file",
+        "downtime_header",
+        "downtime_dynos",
+        "downtime_disable",
+        "notify_on_downtime",
+        "signal",
+        "router_window",
+        "http_port",
+        "log_drain_password",
+        "log_format",
     ] {
         assert!(keys.contains(&key), "{key} missing from check output");
     }
@@ -363,4 +376,482 @@ fn settings_example_is_valid_and_names_every_setting() {
             "README.md lacks `{key}`"
         );
     }
+}
+
+// ---- the [email] and [webhook] tables ----
+
+const EMAIL: &str = r#"
+notification_backends = ["email", "webhook"]
+
+[email]
+smtp_url = "smtp://ops:smtp-pass-456@mail.example.com:587?tls=required"
+from = "autoscalebot <bot@example.com>"
+to = ["ops@example.com", "Lead <lead@example.com>"]
+
+[webhook]
+url = "https://hooks.example.com/services/T0/B0/hook-path-token"
+headers = { Authorization = "Bearer hook-header-789", X-Team = "ops" }
+body = '{"text": "{app}: {message}"}'
+timeout = "3s"
+"#;
+
+#[test]
+fn email_and_webhook_tables_are_read() {
+    let app = load_ok(&format!("{MINIMAL}{EMAIL}"), &[]);
+    let email = app.email.as_ref().unwrap();
+    assert_eq!(
+        email.smtp_url.expose(),
+        "smtp://ops:smtp-pass-456@mail.example.com:587?tls=required"
+    );
+    assert_eq!(email.from.email.to_string(), "bot@example.com");
+    assert_eq!(email.to.len(), 2);
+    assert_eq!(email.policy.timeout, Duration::from_secs(10));
+    assert_eq!(email.policy.give_up_after, Duration::from_secs(600));
+    let hook = app.webhook.as_ref().unwrap();
+    assert_eq!(hook.method, reqwest::Method::POST);
+    let names: Vec<&str> = hook.headers.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["authorization", "x-team"],
+        "header names are case-insensitive"
+    );
+    assert_eq!(
+        hook.body.as_ref().unwrap().source(),
+        r#"{"text": "{app}: {message}"}"#
+    );
+    assert_eq!(hook.policy.timeout, Duration::from_secs(3));
+}
+
+#[test]
+fn the_environment_reaches_the_tables() {
+    let app = load_ok(
+        &format!("{MINIMAL}{EMAIL}"),
+        &[
+            (
+                "AUTOSCALE_EMAIL__SMTP_URL",
+                "smtps://u:env-pass@smtp.example.org",
+            ),
+            (
+                "AUTOSCALE_EMAIL__TO",
+                "a@example.com,b@example.com,c@example.com",
+            ),
+            ("AUTOSCALE_WEBHOOK__URL", "http://127.0.0.1:9/hook"),
+            ("AUTOSCALE_WEBHOOK__METHOD", "put"),
+            ("AUTOSCALE_WEBHOOK__HEADERS__X_API_KEY", "env-header-secret"),
+            (
+                "AUTOSCALE_WEBHOOK__HEADERS__AUTHORIZATION",
+                "Bearer from-env",
+            ),
+        ],
+    );
+    let email = app.email.as_ref().unwrap();
+    assert_eq!(
+        email.smtp_url.expose(),
+        "smtps://u:env-pass@smtp.example.org"
+    );
+    assert_eq!(email.to.len(), 3);
+    let hook = app.webhook.as_ref().unwrap();
+    assert_eq!(hook.url.as_str(), "http://127.0.0.1:9/hook");
+    assert_eq!(hook.method, reqwest::Method::PUT);
+    let header = |wanted: &str| {
+        hook.headers
+            .iter()
+            .filter(|(name, _)| name.as_str() == wanted)
+            .map(|(_, value)| value.expose().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(header("x-api-key"), vec!["env-header-secret"]);
+    // The file's Authorization and the environment's AUTHORIZATION are one header.
+    assert_eq!(header("authorization"), vec!["Bearer from-env"]);
+
+    // The tables can come from the environment alone.
+    let app = load_ok(
+        MINIMAL,
+        &[
+            ("AUTOSCALE_NOTIFICATION_BACKENDS", "email"),
+            ("AUTOSCALE_EMAIL__SMTP_URL", "smtp://127.0.0.1:2525"),
+            ("AUTOSCALE_EMAIL__FROM", "bot@example.com"),
+            ("AUTOSCALE_EMAIL__TO", "ops@example.com"),
+        ],
+    );
+    assert_eq!(app.email.unwrap().to.len(), 1);
+}
+
+#[test]
+fn a_malformed_placeholder_is_named() {
+    let text = format!("{MINIMAL}{EMAIL}").replace("{message}", "{mesage}");
+    let error = load_err(&text, &[]);
+    let problem = problem_for(&error, "webhook.body");
+    assert!(
+        problem.expected.contains("unknown placeholder {mesage}"),
+        "{error}"
+    );
+    let text = format!("{MINIMAL}{EMAIL}").replace("{message}\"", "{message\"");
+    let error = load_err(&text, &[]);
+    assert!(
+        problem_for(&error, "webhook.body")
+            .expected
+            .contains("{message has no closing }"),
+        "{error}"
+    );
+}
+
+#[test]
+fn bad_email_settings_are_named() {
+    let text = format!("{MINIMAL}{EMAIL}").replace("\"ops@example.com\"", "\"ops at example\"");
+    let error = load_err(&text, &[]);
+    let problem = problem_for(&error, "email.to");
+    assert_eq!(problem.value.as_deref(), Some("\"ops at example\""));
+    assert!(problem.expected.contains("an email address"), "{error}");
+
+    let text = format!("{MINIMAL}{EMAIL}").replace("from = ", "form = ");
+    let error = load_err(&text, &[]);
+    assert!(problem_for(&error, "email.form")
+        .expected
+        .contains("did you mean email.from?"));
+    problem_for(&error, "email.from");
+
+    let text = format!("{MINIMAL}{EMAIL}").replace(
+        "to = [\"ops@example.com\", \"Lead <lead@example.com>\"]",
+        "to = []",
+    );
+    problem_for(&load_err(&text, &[]), "email.to");
+}
+
+#[test]
+fn a_named_backend_needs_its_table() {
+    let error = load_err(
+        &format!("{MINIMAL}\nnotification_backends = [\"email\", \"webhook\"]"),
+        &[],
+    );
+    assert!(problem_for(&error, "email.smtp_url")
+        .expected
+        .contains("[email] table"));
+    assert!(problem_for(&error, "webhook.url")
+        .expected
+        .contains("[webhook] table"));
+}
+
+#[test]
+fn notification_secrets_never_appear_in_errors_check_or_debug() {
+    let secrets = [
+        "smtp-pass-456",
+        "hook-header-789",
+        "hook-path-token",
+        "super-secret-key-123",
+    ];
+    let app = load_ok(&format!("{MINIMAL}{EMAIL}"), &[]);
+    let shown: String = app
+        .effective()
+        .iter()
+        .map(|(key, value)| format!("{key} = {value}\n"))
+        .collect();
+    let debug = format!("{app:?}");
+    for secret in secrets {
+        assert!(
+            !shown.contains(secret),
+            "{secret} in check output:\n{shown}"
+        );
+        assert!(!debug.contains(secret), "{secret} in Debug");
+    }
+    assert!(
+        shown.contains("email.smtp_url = \"smtp://***@mail.example.com:587?tls=required\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("webhook.url = \"https://hooks.example.com/***\""),
+        "{shown}"
+    );
+    assert!(shown.contains("\"authorization\" = \"***\""), "{shown}");
+
+    // Bad values are not echoed either.
+    let bad = format!("{MINIMAL}{EMAIL}")
+        .replace("smtp://ops", "http://ops")
+        .replace("https://hooks", "htps:/hooks")
+        .replace("Bearer hook-header-789", "Bearer hook-header-789\\n");
+    let error = load_err(&bad, &[]).to_string();
+    for secret in secrets {
+        assert!(!error.contains(secret), "{secret} in:\n{error}");
+    }
+    for key in [
+        "email.smtp_url",
+        "webhook.url",
+        "webhook.headers.Authorization",
+    ] {
+        assert!(
+            error.contains(&format!("{key} = \"***\"")),
+            "{key} not hidden in:\n{error}"
+        );
+    }
+}
+
+#[test]
+fn the_example_notification_lines_load_when_uncommented() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("settings.example.toml");
+    let text: String = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(rest) if rest.starts_with("email.") || rest.starts_with("webhook.") => rest,
+            _ => line,
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let app = from_toml_str(&text, &HashMap::new())
+        .unwrap_or_else(|error| panic!("{error}"))
+        .apps
+        .remove(0);
+    assert_eq!(app.email.unwrap().to.len(), 2);
+    let hook = app.webhook.unwrap();
+    assert_eq!(hook.headers.len(), 1);
+    assert!(hook.body.is_some());
+}
+
+// ---- planned downtime ----
+
+fn utc(text: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+#[test]
+fn downtime_defaults() {
+    let app = load_ok(MINIMAL, &[]);
+    assert!(app.downtime.is_empty());
+    assert!(app.downtime_warnings.is_empty());
+    assert_eq!(app.downtime_file, Some(PathBuf::from("downtime.txt")));
+    assert_eq!(app.downtime_header.as_deref(), Some("X-Downtime"));
+    assert_eq!(app.downtime_dynos, None);
+    assert!(!app.downtime_disable);
+    assert!(app.notify_on_downtime);
+}
+
+#[test]
+fn downtime_in_the_settings_is_read_in_the_time_zone() {
+    let app = load_ok(
+        &format!(
+            "{MINIMAL}\ntime_zone = \"Europe/Paris\"\ndowntime = [\"2026-11-25T01:00/2026-11-25T04:00\", \"2026-11-26T01:00Z/PT90M\"]\ndowntime_dynos = 2"
+        ),
+        &[],
+    );
+    assert_eq!(app.downtime.len(), 2);
+    assert_eq!(app.downtime[0].start, utc("2026-11-25T00:00:00Z"));
+    assert_eq!(app.downtime[0].end, utc("2026-11-25T03:00:00Z"));
+    assert_eq!(app.downtime[1].source, Source::Settings { index: 1 });
+    assert_eq!(app.downtime[1].end, utc("2026-11-26T02:30:00Z"));
+    assert_eq!(app.downtime_dynos, Some(2));
+    let effective: HashMap<_, _> = app.effective().into_iter().collect();
+    assert_eq!(
+        effective["downtime"],
+        "[\"2026-11-25T01:00:00+01:00/2026-11-25T04:00:00+01:00\", \"2026-11-26T02:00:00+01:00/2026-11-26T03:30:00+01:00\"]"
+    );
+}
+
+#[test]
+fn a_bad_downtime_entry_in_the_settings_is_a_bad_setting() {
+    let error = load_err(
+        &format!("{MINIMAL}\ndowntime = [\"2026-11-25T01:00/PT1H\", \"2026-11-25T04:00/2026-11-25T01:00\", 7]"),
+        &[],
+    );
+    let problems: Vec<&Problem> = error
+        .problems
+        .iter()
+        .filter(|problem| problem.key == "downtime")
+        .collect();
+    assert_eq!(problems.len(), 2, "{error}");
+    assert_eq!(
+        problems[0].value.as_deref(),
+        Some("\"2026-11-25T04:00/2026-11-25T01:00\"")
+    );
+    assert!(
+        problems[0]
+            .expected
+            .contains("the end (2026-11-25T01:00) is not after the start"),
+        "{error}"
+    );
+    assert_eq!(problems[1].value.as_deref(), Some("7"));
+}
+
+#[test]
+fn the_environment_adds_windows_and_its_bad_items_are_warnings_not_problems() {
+    let app = load_ok(
+        &format!("{MINIMAL}\ndowntime = [\"2026-11-25T01:00/PT1H\"]"),
+        &[(
+            "AUTOSCALE_DOWNTIME",
+            "2026-11-26T01:00/PT1H,garbage, 2026-11-27T01:00/PT1H",
+        )],
+    );
+    let sources: Vec<String> = app
+        .downtime
+        .iter()
+        .map(|window| window.source.to_string())
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            "settings downtime[0]",
+            "environment variable AUTOSCALE_DOWNTIME",
+            "environment variable AUTOSCALE_DOWNTIME"
+        ]
+    );
+    assert_eq!(app.downtime_warnings.len(), 1);
+    assert_eq!(app.downtime_warnings[0].text, "garbage");
+    // The file's list stays the setting shown by `check`.
+    let effective: HashMap<_, _> = app.effective().into_iter().collect();
+    assert_eq!(
+        effective["downtime"],
+        "[\"2026-11-25T01:00:00+00:00/2026-11-25T02:00:00+00:00\"]"
+    );
+}
+
+#[test]
+fn downtime_disable_from_the_environment_ignores_every_source() {
+    for flag in ["1", "true"] {
+        let app = load_ok(
+            &format!(
+                "{MINIMAL}\ndowntime = [\"2026-11-25T01:00/PT1H\", \"not checked when disabled\"]"
+            ),
+            &[
+                ("AUTOSCALE_DOWNTIME_DISABLE", flag),
+                ("AUTOSCALE_DOWNTIME", "2026-11-26T01:00/PT1H,garbage"),
+            ],
+        );
+        assert!(app.downtime_disable, "{flag}");
+        assert!(app.downtime.is_empty());
+        assert!(app.downtime_warnings.is_empty());
+    }
+    let error = load_err(MINIMAL, &[("AUTOSCALE_DOWNTIME_DISABLE", "maybe")]);
+    assert_eq!(
+        problem_for(&error, "downtime_disable").origin.as_deref(),
+        Some("AUTOSCALE_DOWNTIME_DISABLE")
+    );
+}
+
+#[test]
+fn the_downtime_file_is_beside_the_settings_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("settings.toml");
+    std::fs::write(&path, MINIMAL).unwrap();
+    let app = load(Some(&path), &HashMap::new()).unwrap().apps.remove(0);
+    assert_eq!(app.downtime_file, Some(dir.path().join("downtime.txt")));
+
+    std::fs::write(
+        &path,
+        format!("{MINIMAL}\ndowntime_file = \"ops/planned.txt\""),
+    )
+    .unwrap();
+    let app = load(Some(&path), &HashMap::new()).unwrap().apps.remove(0);
+    assert_eq!(app.downtime_file, Some(dir.path().join("ops/planned.txt")));
+
+    std::fs::write(
+        &path,
+        format!("{MINIMAL}\ndowntime_file = \"/srv/planned.txt\""),
+    )
+    .unwrap();
+    let app = load(Some(&path), &HashMap::new()).unwrap().apps.remove(0);
+    assert_eq!(app.downtime_file, Some(PathBuf::from("/srv/planned.txt")));
+
+    let app = load_ok(&format!("{MINIMAL}\ndowntime_file = \"\""), &[]);
+    assert_eq!(app.downtime_file, None, "\"\" turns the file off");
+}
+
+#[test]
+fn downtime_header_and_dynos_are_checked() {
+    let app = load_ok(&format!("{MINIMAL}\ndowntime_header = \"\""), &[]);
+    assert_eq!(app.downtime_header, None);
+    let app = load_ok(MINIMAL, &[("AUTOSCALE_DOWNTIME_HEADER", "X-Maintenance")]);
+    assert_eq!(app.downtime_header.as_deref(), Some("X-Maintenance"));
+    let app = load_ok(MINIMAL, &[("AUTOSCALE_DOWNTIME_DYNOS", "0")]);
+    assert_eq!(app.downtime_dynos, Some(0));
+
+    let error = load_err(
+        &format!("{MINIMAL}\ndowntime_header = \"X Down: time\"\ndowntime_dynos = -1"),
+        &[],
+    );
+    assert!(problem_for(&error, "downtime_header")
+        .expected
+        .contains("header name"));
+    assert!(problem_for(&error, "downtime_dynos")
+        .expected
+        .contains("whole number"));
+}
+
+#[test]
+fn observe_settings_default_to_the_heartbeat_alone_and_no_server() {
+    let app = load_ok(MINIMAL, &[]);
+    assert_eq!(app.signal, Signal::Heartbeat);
+    assert_eq!(app.router_window, app.heartbeat_interval);
+    assert_eq!(app.http_port, None);
+    assert!(app.log_drain_password.is_none());
+    assert_eq!(app.log_format, LogFormat::Auto);
+    let app = load_ok(&format!("{MINIMAL}heartbeat_interval_in_seconds = 10"), &[]);
+    assert_eq!(app.router_window, Duration::from_secs(10));
+}
+
+#[test]
+fn the_server_port_comes_from_http_port_else_from_port() {
+    assert_eq!(load_ok(MINIMAL, &[("PORT", "5000")]).http_port, Some(5000));
+    let app = load_ok(&format!("{MINIMAL}http_port = 8080"), &[("PORT", "5000")]);
+    assert_eq!(app.http_port, Some(8080));
+    let error = load_err(MINIMAL, &[("PORT", "fifty")]);
+    let problem = problem_for(&error, "http_port");
+    assert_eq!(problem.value.as_deref(), Some("\"fifty\""));
+    assert_eq!(problem.origin.as_deref(), Some("PORT"));
+    let error = load_err(&format!("{MINIMAL}http_port = 70000"), &[]);
+    assert!(problem_for(&error, "http_port").expected.contains("65535"));
+}
+
+#[test]
+fn the_router_signal_needs_a_drain_password_and_a_port() {
+    let error = load_err(&format!("{MINIMAL}signal = \"router\""), &[]);
+    assert!(problem_for(&error, "log_drain_password")
+        .expected
+        .contains("signal = \"router\""));
+    assert!(problem_for(&error, "http_port").expected.contains("PORT"));
+    let app = load_ok(
+        &format!(
+            "{MINIMAL}signal = \"both\"\nrouter_window = \"1m\"\nlog_drain_password = \"drain-pw-77\""
+        ),
+        &[("PORT", "0")],
+    );
+    assert_eq!(app.signal, Signal::Both);
+    assert_eq!(app.router_window, Duration::from_secs(60));
+    let shown: String = app
+        .effective()
+        .iter()
+        .map(|(key, value)| format!("{key} = {value}\n"))
+        .collect();
+    assert!(shown.contains("log_drain_password = \"***\""), "{shown}");
+    assert!(!shown.contains("drain-pw-77") && !format!("{app:?}").contains("drain-pw-77"));
+}
+
+#[test]
+fn bad_signal_window_and_log_format_are_named() {
+    let error = load_err(
+        &format!(
+            "{MINIMAL}signal = \"vibes\"\nrouter_window = \"0s\"\nlog_format = \"xml\"\nlog_drain_password = [1]"
+        ),
+        &[],
+    );
+    assert!(problem_for(&error, "signal")
+        .expected
+        .contains("\"router\""));
+    assert!(problem_for(&error, "router_window")
+        .expected
+        .contains("above 0"));
+    assert!(problem_for(&error, "log_format")
+        .expected
+        .contains("logfmt"));
+    assert_eq!(
+        problem_for(&error, "log_drain_password").value.as_deref(),
+        Some("\"***\"")
+    );
+}
+
+#[test]
+fn auto_log_format_is_logfmt_on_a_dyno() {
+    assert_eq!(LogFormat::Auto.resolve(true), LogFormat::Logfmt);
+    assert_eq!(LogFormat::Auto.resolve(false), LogFormat::Text);
+    assert_eq!(LogFormat::Json.resolve(true), LogFormat::Json);
 }

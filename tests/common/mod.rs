@@ -56,13 +56,20 @@ async fn serve(router: Router) -> String {
     format!("http://{address}")
 }
 
-/// An app whose heartbeat answers after a latency the test sets.
+/// A response header the heartbeat sends: `(name, value)`.
+type SentHeader = Arc<Mutex<Option<(String, String)>>>;
+/// What the heartbeat handler shares with the test: latency, status, hits, header.
+type HeartbeatState = (Arc<AtomicU64>, Arc<AtomicU16>, Arc<AtomicU64>, SentHeader);
+
+/// An app whose heartbeat answers after a latency the test sets, with a status and a response
+/// header the test can set too.
 #[derive(Clone)]
 pub struct HeartbeatServer {
     pub url: String,
     latency_ms: Arc<AtomicU64>,
     status: Arc<AtomicU16>,
     hits: Arc<AtomicU64>,
+    header: SentHeader,
 }
 
 impl HeartbeatServer {
@@ -70,18 +77,27 @@ impl HeartbeatServer {
         let latency = Arc::new(AtomicU64::new(latency_ms));
         let status = Arc::new(AtomicU16::new(200));
         let hits = Arc::new(AtomicU64::new(0));
-        let state = (latency.clone(), status.clone(), hits.clone());
+        let header: SentHeader = Arc::new(Mutex::new(None));
+        let state = (
+            latency.clone(),
+            status.clone(),
+            hits.clone(),
+            header.clone(),
+        );
         let router = Router::new()
             .fallback(
-                |State((latency, status, hits)): State<(
-                    Arc<AtomicU64>,
-                    Arc<AtomicU16>,
-                    Arc<AtomicU64>,
-                )>| async move {
+                |State((latency, status, hits, header)): State<HeartbeatState>| async move {
                     tokio::time::sleep(Duration::from_millis(latency.load(Ordering::SeqCst))).await;
                     hits.fetch_add(1, Ordering::SeqCst);
                     let code = StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap();
-                    (code, "ok")
+                    let mut headers = HeaderMap::new();
+                    if let Some((name, value)) = header.lock().unwrap().clone() {
+                        headers.insert(
+                            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                            value.parse().unwrap(),
+                        );
+                    }
+                    (code, headers, "ok")
                 },
             )
             .with_state(state);
@@ -91,7 +107,18 @@ impl HeartbeatServer {
             latency_ms: latency,
             status,
             hits,
+            header,
         }
+    }
+
+    /// Sends `name: value` with every answer from now on.
+    pub fn set_header(&self, name: &str, value: &str) {
+        *self.header.lock().unwrap() = Some((name.to_string(), value.to_string()));
+    }
+
+    /// Stops sending the header.
+    pub fn clear_header(&self) {
+        *self.header.lock().unwrap() = None;
     }
 
     pub fn set_latency_ms(&self, latency_ms: u64) {
@@ -314,6 +341,11 @@ impl Bot {
         }
     }
 
+    /// The folder holding the settings file (where a `downtime.txt` beside it goes).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub fn stdout(&self) -> String {
         self.stdout.lock().unwrap().clone()
     }
@@ -373,6 +405,309 @@ heartbeat_interval_in_seconds = 0.2
         heartbeat = heartbeat.url
     )
 }
+
+// ---- notification receivers: a real SMTP server, a web hook server, a silent server ----
+
+/// A free loopback port: bound, then released for a server that starts later.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One message the SMTP server accepted.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Mail {
+    pub mail_from: String,
+    pub rcpt_tos: Vec<String>,
+    pub subject: String,
+    pub from: String,
+    pub to: String,
+    pub body: String,
+    pub raw: String,
+    pub login: Option<String>,
+}
+
+/// A real SMTP server (aiosmtpd, `tests/support/smtp_server.py`) as a child process.
+pub struct SmtpServer {
+    pub port: u16,
+    child: Child,
+    out: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    /// Starts on `port`; with `login`, AUTH with that user and password is required. Each of
+    /// `reject` is refused at RCPT with a 550.
+    pub fn start(port: u16, login: Option<(&str, &str)>, reject: &[&str]) -> SmtpServer {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("mail.jsonl");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_server.py");
+        let mut command = Command::new("python3");
+        command
+            .arg(script)
+            .arg(format!("--port={port}"))
+            .arg(format!("--out={}", out.display()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some((user, password)) = login {
+            command
+                .arg(format!("--user={user}"))
+                .arg(format!("--password={password}"));
+        }
+        for address in reject {
+            command.arg(format!("--reject={address}"));
+        }
+        let mut child = command
+            .spawn()
+            .expect("python3 runs (aiosmtpd is installed by .ci/run)");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert_eq!(
+            line.trim(),
+            "READY",
+            "the SMTP server did not start (is aiosmtpd installed? `pip install aiosmtpd`)"
+        );
+        SmtpServer {
+            port,
+            child,
+            out,
+            _dir: dir,
+        }
+    }
+
+    /// Every message received so far, oldest first.
+    pub fn mails(&self) -> Vec<Mail> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    pub fn subjects(&self) -> Vec<String> {
+        self.mails().into_iter().map(|mail| mail.subject).collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How the hook server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookMode {
+    Status(u16),
+    /// Accepts the request and never answers.
+    Hang,
+}
+
+struct HookState {
+    mode: Mutex<HookMode>,
+    requests: Mutex<Vec<Recorded>>,
+}
+
+/// A local HTTP server that records every request (method, path, headers, body) and answers
+/// as the test says.
+#[derive(Clone)]
+pub struct HookServer {
+    /// The base URL; hooks go to any path on it.
+    pub url: String,
+    state: Arc<HookState>,
+}
+
+impl HookServer {
+    pub async fn start(mode: HookMode) -> Self {
+        let state = Arc::new(HookState {
+            mode: Mutex::new(mode),
+            requests: Mutex::new(Vec::new()),
+        });
+        let router = Router::new()
+            .fallback(
+                |State(state): State<Arc<HookState>>,
+                 method: Method,
+                 uri: axum::http::Uri,
+                 headers: HeaderMap,
+                 body: Bytes| async move {
+                    state.requests.lock().unwrap().push(Recorded {
+                        method: method.to_string(),
+                        path: uri.to_string(),
+                        headers,
+                        body: String::from_utf8_lossy(&body).to_string(),
+                    });
+                    let mode = *state.mode.lock().unwrap();
+                    match mode {
+                        HookMode::Status(code) => {
+                            (StatusCode::from_u16(code).unwrap(), "hook says hi").into_response()
+                        }
+                        HookMode::Hang => std::future::pending().await,
+                    }
+                },
+            )
+            .with_state(state.clone());
+        let url = serve(router).await;
+        HookServer { url, state }
+    }
+
+    pub fn set_mode(&self, mode: HookMode) {
+        *self.state.mode.lock().unwrap() = mode;
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    /// The bodies received, parsed as JSON (the default body is a JSON object).
+    pub fn json_bodies(&self) -> Vec<serde_json::Value> {
+        self.requests()
+            .iter()
+            .filter_map(|request| serde_json::from_str(&request.body).ok())
+            .collect()
+    }
+
+    /// The `event` field of every JSON body received.
+    pub fn events(&self) -> Vec<String> {
+        self.json_bodies()
+            .iter()
+            .filter_map(|body| body["event"].as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+/// A server that accepts connections and never says a word: a mail server that hangs.
+pub struct SilentServer {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentServer {
+    pub async fn start(port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        SilentServer { task }
+    }
+
+    /// Closes the port and every connection it held.
+    pub async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+// ---- The HTTP server and the log drain (issue 7) ----
+
+impl Bot {
+    /// The base URL of the worker's HTTP server (settings with `http_port = 0`), read from its
+    /// "HTTP server listening" log line.
+    pub async fn http_url(&self) -> String {
+        let mut url = None;
+        wait_until("the HTTP server is listening", || {
+            url = self.stderr().lines().find_map(|line| {
+                let at = line.find("address=")?;
+                let address = line[at + "address=".len()..].split_whitespace().next()?;
+                let port = address.rsplit(':').next()?.trim_matches('"');
+                Some(format!("http://127.0.0.1:{port}"))
+            });
+            url.is_some()
+        })
+        .await;
+        url.unwrap()
+    }
+}
+
+/// A router line as Heroku logs it, with the given service time and status.
+pub fn router_line(service_ms: u64, status: u16) -> String {
+    format!(
+        "<158>1 2026-11-24T09:00:00.000000+00:00 host heroku router - at=info method=GET path=\"/\" \
+         host=test-app.herokuapp.com request_id=59da6323-2bc4-4143-8677-cc66ccfb115f \
+         fwd=\"181.167.87.140\" dyno=web.1 connect=1ms service={service_ms}ms status={status} \
+         bytes=6979 protocol=https"
+    )
+}
+
+/// A logplex body: each message octet-counted, the count including the trailing newline.
+pub fn logplex_body(messages: &[String]) -> String {
+    messages
+        .iter()
+        .map(|message| format!("{} {message}\n", message.len() + 1))
+        .collect()
+}
+
+/// POSTs a batch to the drain as logplex does; `password` None sends no credentials.
+pub async fn post_drain(
+    base: &str,
+    password: Option<&str>,
+    frame_id: &str,
+    message_count: usize,
+    body: String,
+) -> u16 {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/logs"))
+        .header("content-type", "application/logplex-1")
+        .header("logplex-msg-count", message_count.to_string())
+        .header("logplex-frame-id", frame_id)
+        .header(
+            "logplex-drain-token",
+            "d.01234567-89ab-cdef-0123-456789abcdef",
+        )
+        .header("user-agent", "Logplex/v123")
+        .body(body);
+    if let Some(password) = password {
+        request = request.basic_auth("token", Some(password));
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+/// GETs a path of the worker's server: status and body.
+pub async fn get_text(base: &str, path: &str) -> (u16, String) {
+    let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// Parses `/metrics` with a Prometheus text parser.
+pub fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
+    let lines = text.lines().map(|line| Ok(line.to_string()));
+    prometheus_parse::Scrape::parse(lines).expect("/metrics is Prometheus text")
+}
+
+/// The value of the sample named `metric` whose labels include `labels`, if any.
+pub fn metric_value(
+    scrape: &prometheus_parse::Scrape,
+    metric: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .filter(|sample| sample.metric == metric)
+        .find(|sample| {
+            labels
+                .iter()
+                .all(|(name, value)| sample.labels.get(name) == Some(*value))
+        })
+        .and_then(|sample| match &sample.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some(*v),
+            _ => None,
+        })
+}
+
+// ---- the sandbox platform ----
 
 /// The key the sandbox accepts in the sandbox tests.
 pub const SANDBOX_KEY: &str = "sandbox-test-key-5f3a9c";

@@ -16,6 +16,6 @@ impl Notifier for ConsoleNotifier {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "{}", event.line())
             .and_then(|_| stdout.flush())
-            .map_err(|error| NotifyError(format!("writing to stdout: {error}")))
+            .map_err(|error| NotifyError::permanent(format!("writing to stdout: {error}")))
     }
 }

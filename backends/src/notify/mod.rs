@@ -1,17 +1,26 @@
-//! Notifiers tell people what the worker did: `console` (a line on stdout), `log` (a tracing
-//! event), `test` (kept in memory for the project's tests). One file per backend.
+//! Notifiers tell people what the worker did: `console` (a line on stdout), `email` (SMTP),
+//! `log` (a tracing event), `test` (kept in memory for the project's tests), `webhook` (an
+//! HTTP request). One file per backend; `template.rs` fills web hook bodies.
 //!
 //! Which events exist and when they fire is decided by the engine; this module only carries an
 //! [`Event`] to each backend. [`Dispatcher`] gives every backend its own bounded queue and task,
-//! so a slow or failing backend never holds up the heartbeat loop or the other backends.
+//! with a timeout per send and retries with capped backoff ([`DeliveryPolicy`]), so a slow or
+//! failing backend never holds up the heartbeat loop or the other backends, and what it lost
+//! is counted and told through it when it delivers again.
 
 pub mod console;
+pub mod email;
 pub mod log;
+pub mod template;
 pub mod test;
+pub mod webhook;
 
 pub use console::ConsoleNotifier;
+pub use email::{EmailConfig, EmailNotifier};
 pub use log::LogNotifier;
+pub use template::Template;
 pub use test::TestNotifier;
+pub use webhook::{WebhookConfig, WebhookNotifier};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -21,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// What happened. The names are stable: they appear in web hooks and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,8 +53,14 @@ pub enum EventKind {
     /// `notify_if_scale_diff_exceeds_threshold` within `…_period_in_minutes`.
     ScaleDiffExceeded,
     ScaleDiffEnded,
+    /// `notify_on_downtime`: a planned downtime window started; told once per window.
+    DowntimeStarted,
+    /// The planned downtime window ended; the streaks start afresh.
+    DowntimeEnded,
     /// Sent by hand to check that a backend delivers.
     Test,
+    /// A backend delivers again after losing notifications; told through that backend only.
+    NotificationsDropped,
 }
 
 impl EventKind {
@@ -60,7 +76,10 @@ impl EventKind {
             EventKind::NeedsBelowMinEnded => "needs_below_min_ended",
             EventKind::ScaleDiffExceeded => "scale_diff_exceeded",
             EventKind::ScaleDiffEnded => "scale_diff_ended",
+            EventKind::DowntimeStarted => "downtime_started",
+            EventKind::DowntimeEnded => "downtime_ended",
             EventKind::Test => "test",
+            EventKind::NotificationsDropped => "notifications_dropped",
         }
     }
 }
@@ -114,9 +133,67 @@ impl Event {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct NotifyError(pub String);
+/// Why a delivery failed. `retriable` says whether trying again may help (a timeout, a refused
+/// connection, a 5xx) or not (a 4xx, a rejected recipient). Messages never hold a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct NotifyError {
+    pub message: String,
+    pub retriable: bool,
+}
+
+impl NotifyError {
+    /// A failure that may pass: the dispatcher retries it.
+    pub fn transient(message: impl Into<String>) -> Self {
+        NotifyError {
+            message: message.into(),
+            retriable: true,
+        }
+    }
+
+    /// A failure that repeating will not fix: the dispatcher gives up at once.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        NotifyError {
+            message: message.into(),
+            retriable: false,
+        }
+    }
+}
+
+/// How one backend's deliveries are paced: a small retry policy, as vector's sinks have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryPolicy {
+    /// How long one attempt may take before it is abandoned (and retried).
+    pub timeout: Duration,
+    /// Retriable failures are retried until the event has waited this long since it was
+    /// queued; then it is dropped and counted. A stale notification helps nobody.
+    pub give_up_after: Duration,
+    /// The pause before the first retry; it doubles after each failed retry…
+    pub first_backoff: Duration,
+    /// …up to this.
+    pub max_backoff: Duration,
+}
+
+impl Default for DeliveryPolicy {
+    fn default() -> Self {
+        DeliveryPolicy {
+            timeout: Duration::from_secs(10),
+            give_up_after: Duration::from_secs(10 * 60),
+            first_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+impl DeliveryPolicy {
+    /// The pause after failed attempt number `attempt` (1 for the first): capped exponential.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(31));
+        self.first_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
 
 /// A notification backend.
 #[async_trait]
@@ -124,25 +201,40 @@ pub trait Notifier: Send + Sync {
     /// The name used in `notification_backends`.
     fn name(&self) -> &'static str;
     async fn send(&self, event: &Event) -> Result<(), NotifyError>;
+    /// Timeout and retries for this backend; local backends keep the default.
+    fn policy(&self) -> DeliveryPolicy {
+        DeliveryPolicy::default()
+    }
 }
 
 /// How many events each backend may have waiting before new ones are dropped (and counted).
 const QUEUE_CAPACITY: usize = 256;
-/// How long one delivery may take before it is abandoned.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Counts per backend, readable while the worker runs.
 #[derive(Debug, Default)]
 pub struct DeliveryCounts {
     pub delivered: AtomicU64,
+    /// Given up: a permanent error, or retriable ones for longer than `give_up_after`.
     pub failed: AtomicU64,
+    /// Never tried: the backend's queue was full.
     pub dropped: AtomicU64,
+}
+
+impl DeliveryCounts {
+    fn lost(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed) + self.dropped.load(Ordering::Relaxed)
+    }
 }
 
 struct Lane {
     name: &'static str,
-    queue: mpsc::Sender<Event>,
+    queue: mpsc::Sender<Queued>,
     counts: Arc<DeliveryCounts>,
+}
+
+struct Queued {
+    event: Event,
+    at: Instant,
 }
 
 /// Hands each event to every backend's own queue without waiting for delivery.
@@ -157,27 +249,10 @@ impl Dispatcher {
         let mut lanes = Vec::new();
         let mut tasks = Vec::new();
         for notifier in notifiers {
-            let (queue, mut receiver) = mpsc::channel::<Event>(QUEUE_CAPACITY);
+            let (queue, receiver) = mpsc::channel::<Queued>(QUEUE_CAPACITY);
             let counts = Arc::new(DeliveryCounts::default());
-            let task_counts = counts.clone();
             let name = notifier.name();
-            tasks.push(tokio::spawn(async move {
-                while let Some(event) = receiver.recv().await {
-                    match tokio::time::timeout(SEND_TIMEOUT, notifier.send(&event)).await {
-                        Ok(Ok(())) => {
-                            task_counts.delivered.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(Err(error)) => {
-                            task_counts.failed.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(backend = name, %error, event = event.kind.as_str(), "Notification failed.");
-                        }
-                        Err(_) => {
-                            task_counts.failed.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(backend = name, timeout = ?SEND_TIMEOUT, event = event.kind.as_str(), "Notification timed out.");
-                        }
-                    }
-                }
-            }));
+            tasks.push(tokio::spawn(run_lane(notifier, receiver, counts.clone())));
             lanes.push(Lane {
                 name,
                 queue,
@@ -190,7 +265,11 @@ impl Dispatcher {
     /// Queues the event for every backend; never waits.
     pub fn dispatch(&self, event: &Event) {
         for lane in &self.lanes {
-            if lane.queue.try_send(event.clone()).is_err() {
+            let queued = Queued {
+                event: event.clone(),
+                at: Instant::now(),
+            };
+            if lane.queue.try_send(queued).is_err() {
                 lane.counts.dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     backend = lane.name,
@@ -221,8 +300,143 @@ impl Dispatcher {
     }
 }
 
+/// One backend's delivery task: takes events in order, delivers each with retries, and after
+/// a delivery that follows losses, tells how many were lost.
+async fn run_lane(
+    notifier: Arc<dyn Notifier>,
+    mut receiver: mpsc::Receiver<Queued>,
+    counts: Arc<DeliveryCounts>,
+) {
+    let name = notifier.name();
+    let policy = notifier.policy();
+    // Losses already told, and when the first untold one happened.
+    let mut lost_told = 0u64;
+    let mut first_loss: Option<DateTime<Utc>> = None;
+    while let Some(queued) = receiver.recv().await {
+        let kind = queued.event.kind.as_str();
+        match deliver(notifier.as_ref(), &policy, &queued).await {
+            Ok(attempts) => {
+                counts.delivered.fetch_add(1, Ordering::Relaxed);
+                if attempts > 1 {
+                    tracing::info!(
+                        backend = name,
+                        event = kind,
+                        attempts,
+                        "Notification delivered after retrying."
+                    );
+                }
+                let lost = counts.lost().saturating_sub(lost_told);
+                if lost == 0 {
+                    continue;
+                }
+                let notice = lost_notice(&queued.event, name, lost, first_loss);
+                match attempt(notifier.as_ref(), policy.timeout, &notice).await {
+                    Ok(()) => {
+                        tracing::info!(
+                            backend = name,
+                            lost,
+                            "Told how many notifications were dropped."
+                        );
+                        lost_told += lost;
+                        first_loss = None;
+                    }
+                    Err(error) => {
+                        tracing::warn!(backend = name, %error, "Could not tell how many notifications were dropped; will try after the next delivery.");
+                    }
+                }
+            }
+            Err(error) => {
+                counts.failed.fetch_add(1, Ordering::Relaxed);
+                first_loss.get_or_insert(queued.event.at);
+                tracing::warn!(backend = name, %error, event = kind, "Notification dropped.");
+            }
+        }
+        // Queue-full drops happen outside this task; date them no later than now.
+        if counts.lost() > lost_told && first_loss.is_none() {
+            first_loss = Some(Utc::now());
+        }
+    }
+}
+
+/// Delivers one event, retrying retriable failures with capped exponential backoff until
+/// `give_up_after` since it was queued. Returns how many attempts it took.
+async fn deliver(
+    notifier: &dyn Notifier,
+    policy: &DeliveryPolicy,
+    queued: &Queued,
+) -> Result<u32, NotifyError> {
+    let give_up_at = queued.at + policy.give_up_after;
+    let mut attempts = 1;
+    loop {
+        let error = match attempt(notifier, policy.timeout, &queued.event).await {
+            Ok(()) => return Ok(attempts),
+            Err(error) => error,
+        };
+        if !error.retriable {
+            return Err(error);
+        }
+        let pause = policy.backoff(attempts);
+        if Instant::now() + pause > give_up_at {
+            let plural = if attempts == 1 { "" } else { "s" };
+            return Err(NotifyError::transient(format!(
+                "{error} (gave up after {attempts} attempt{plural})"
+            )));
+        }
+        tracing::info!(
+            backend = notifier.name(),
+            %error,
+            event = queued.event.kind.as_str(),
+            attempt = attempts,
+            retry_in = ?pause,
+            "Notification failed; retrying."
+        );
+        tokio::time::sleep(pause).await;
+        attempts += 1;
+    }
+}
+
+/// One send, abandoned after `timeout`.
+async fn attempt(
+    notifier: &dyn Notifier,
+    timeout: Duration,
+    event: &Event,
+) -> Result<(), NotifyError> {
+    match tokio::time::timeout(timeout, notifier.send(event)).await {
+        Ok(result) => result,
+        Err(_) => Err(NotifyError::transient(format!(
+            "no answer within {timeout:?}"
+        ))),
+    }
+}
+
+/// "3 notifications were dropped while email was down", for the app of `delivered`.
+fn lost_notice(delivered: &Event, backend: &str, lost: u64, since: Option<DateTime<Utc>>) -> Event {
+    let (noun, verb) = if lost == 1 {
+        ("notification was", "it")
+    } else {
+        ("notifications were", "they")
+    };
+    let mut notice = Event::new(
+        Utc::now(),
+        &delivered.app,
+        EventKind::NotificationsDropped,
+        format!("{lost} {noun} dropped while {backend} was down or slow; {verb} will not be sent."),
+    );
+    notice.reason = match since {
+        Some(since) => format!(
+            "{backend} failed or fell behind from {} until it delivered again; the worker's log names each one",
+            since.format("%Y-%m-%dT%H:%M:%SZ")
+        ),
+        None => format!("{backend} failed or fell behind; the worker's log names each one"),
+    };
+    notice
+}
+
 async fn futures_join_all(tasks: Vec<JoinHandle<()>>) {
     for task in tasks {
         let _ = task.await;
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,13 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeOutcome {
     /// The app answered; `elapsed` covers the whole response, body included.
-    Response { status: u16, elapsed: Duration },
+    /// `downtime_header` is the value of the header the probe was asked to capture
+    /// (`downtime_header`, `X-Downtime` by default), when the app sent it.
+    Response {
+        status: u16,
+        elapsed: Duration,
+        downtime_header: Option<String>,
+    },
     /// No whole answer within the heartbeat timeout.
     Timeout { elapsed: Duration },
     /// The request could not be made or the connection broke (refused, reset, DNS, TLS).

@@ -1,0 +1,374 @@
+//! `email`: one plain-text message per event over real SMTP (lettre on tokio, rustls), from
+//! `from` to every address in `to` (the seed's ADMINS).
+//!
+//! `smtp_url` holds the password, so it travels as a [`Secret`] and is shown as
+//! `smtp://***@host:port`. STARTTLS when the URL asks for it (`?tls=required`, or
+//! `?tls=opportunistic`), implicit TLS for `smtps://`. Each message names the app and the event
+//! in its subject and gives what happened, the numbers behind it and what the reader may want
+//! to change. Each send opens its own connection: notifications are rare, and a pooled
+//! connection gone stale would only fail later.
+
+use super::{DeliveryPolicy, Event, EventKind, Notifier, NotifyError};
+use crate::Secret;
+use async_trait::async_trait;
+use lettre::message::header::ContentType;
+use lettre::message::Mailbox;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::fmt::Write as _;
+use url::Url;
+
+/// The validated `[email]` table.
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    pub smtp_url: Secret,
+    pub from: Mailbox,
+    pub to: Vec<Mailbox>,
+    pub policy: DeliveryPolicy,
+}
+
+const SMTP_URL_EXAMPLE: &str = "an SMTP URL such as \"smtp://user:password@smtp.example.com:587?tls=required\" (STARTTLS) or \"smtps://user:password@smtp.example.com:465\"";
+
+/// Checks an `smtp_url` without connecting. The error never repeats the URL.
+pub fn check_smtp_url(text: &str) -> Result<(), String> {
+    let url = Url::parse(text.trim())
+        .map_err(|error| format!("{SMTP_URL_EXAMPLE}; it does not parse ({error})"))?;
+    if !matches!(url.scheme(), "smtp" | "smtps") {
+        return Err(format!(
+            "{SMTP_URL_EXAMPLE}; the scheme is {:?}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{SMTP_URL_EXAMPLE}; it names no host"));
+    }
+    let tls = url
+        .query_pairs()
+        .find(|(key, _)| key == "tls")
+        .map(|(_, value)| value.to_string());
+    if url.scheme() == "smtp"
+        && !matches!(tls.as_deref(), None | Some("required" | "opportunistic"))
+    {
+        return Err(format!(
+            "{SMTP_URL_EXAMPLE}; tls may be \"required\" or \"opportunistic\", not {:?}",
+            tls.unwrap_or_default()
+        ));
+    }
+    AsyncSmtpTransport::<Tokio1Executor>::from_url(text.trim())
+        .map(|_| ())
+        .map_err(|error| format!("{SMTP_URL_EXAMPLE}; {error}"))
+}
+
+/// `smtp://***@smtp.example.com:587?tls=required`: where mail goes, without the credentials.
+pub fn redact_smtp_url(text: &str) -> String {
+    let Ok(url) = Url::parse(text.trim()) else {
+        return "***".to_string();
+    };
+    let mut shown = format!("{}://", url.scheme());
+    if !url.username().is_empty() || url.password().is_some() {
+        shown.push_str("***@");
+    }
+    shown.push_str(url.host_str().unwrap_or_default());
+    if let Some(port) = url.port() {
+        let _ = write!(shown, ":{port}");
+    }
+    if let Some((_, tls)) = url.query_pairs().find(|(key, _)| key == "tls") {
+        let _ = write!(shown, "?tls={tls}");
+    }
+    shown
+}
+
+/// A mailbox: `ops@example.com` or `Ops Team <ops@example.com>`.
+pub fn parse_mailbox(text: &str) -> Result<Mailbox, String> {
+    text.trim().parse::<Mailbox>().map_err(|error| {
+        format!(
+            "an email address such as \"ops@example.com\" or \"Ops <ops@example.com>\" ({error})"
+        )
+    })
+}
+
+pub struct EmailNotifier {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    /// `smtp://***@host:port`, for messages.
+    server: String,
+    smtp_url: Secret,
+    policy: DeliveryPolicy,
+}
+
+impl EmailNotifier {
+    pub fn new(config: &EmailConfig) -> Result<Self, String> {
+        check_smtp_url(config.smtp_url.expose())?;
+        let transport =
+            AsyncSmtpTransport::<Tokio1Executor>::from_url(config.smtp_url.expose().trim())
+                .map_err(|error| error.to_string())?
+                .timeout(Some(config.policy.timeout))
+                .build();
+        Ok(EmailNotifier {
+            transport,
+            from: config.from.clone(),
+            to: config.to.clone(),
+            server: redact_smtp_url(config.smtp_url.expose()),
+            smtp_url: config.smtp_url.clone(),
+            policy: config.policy,
+        })
+    }
+
+    /// The message for one event, ready to send.
+    pub fn message(&self, event: &Event) -> Result<Message, NotifyError> {
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .subject(subject(event))
+            .header(ContentType::TEXT_PLAIN);
+        for to in &self.to {
+            builder = builder.to(to.clone());
+        }
+        builder
+            .body(body(event))
+            .map_err(|error| NotifyError::permanent(format!("building the message: {error}")))
+    }
+
+    /// The URL's password must not reach a log even if a server quotes it back.
+    fn scrub(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        if let Ok(url) = Url::parse(self.smtp_url.expose().trim()) {
+            if let Some(password) = url.password().filter(|p| p.len() >= 3) {
+                text = text.replace(password, "***");
+                if let Ok(decoded) = percent_decode(password) {
+                    text = text.replace(&decoded, "***");
+                }
+            }
+        }
+        text
+    }
+}
+
+fn percent_decode(text: &str) -> Result<String, ()> {
+    let decoded: Vec<u8> = url::form_urlencoded::parse(format!("x={text}").as_bytes())
+        .next()
+        .map(|(_, value)| value.into_owned().into_bytes())
+        .ok_or(())?;
+    String::from_utf8(decoded).map_err(|_| ())
+}
+
+#[async_trait]
+impl Notifier for EmailNotifier {
+    fn name(&self) -> &'static str {
+        "email"
+    }
+
+    fn policy(&self) -> DeliveryPolicy {
+        self.policy
+    }
+
+    async fn send(&self, event: &Event) -> Result<(), NotifyError> {
+        let message = self.message(event)?;
+        match self.transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let text = format!(
+                    "SMTP server {}: {}",
+                    self.server,
+                    self.scrub(&error.to_string())
+                );
+                // 5xx answers (a refused recipient, bad credentials), TLS and client errors
+                // will not pass by themselves; 4xx answers and broken connections may.
+                if error.is_permanent() || error.is_tls() || error.is_client() {
+                    Err(NotifyError::permanent(text))
+                } else {
+                    Err(NotifyError::transient(text))
+                }
+            }
+        }
+    }
+}
+
+/// "[autoscalebot] my-app: scaled from 2 to 3 dynos".
+pub fn subject(event: &Event) -> String {
+    let dynos = |n: Option<u32>| n.map_or("?".to_string(), |n| n.to_string());
+    let what = match event.kind {
+        EventKind::Ping => match event.response_time_ms {
+            Some(ms) => format!("heartbeat in {ms} ms"),
+            None => "heartbeat".to_string(),
+        },
+        EventKind::Scaled if event.message.starts_with("Would") => format!(
+            "would scale from {} to {} dynos (dry run)",
+            dynos(event.from_quantity),
+            dynos(event.to_quantity)
+        ),
+        EventKind::Scaled => format!(
+            "scaled from {} to {} dynos",
+            dynos(event.from_quantity),
+            dynos(event.to_quantity)
+        ),
+        EventKind::ScaleFailed => "scaling failed".to_string(),
+        EventKind::ScaleRecovered => "scaling works again".to_string(),
+        EventKind::NeedsAboveMax => {
+            format!("needs more than max_dynos ({})", dynos(event.max_dynos))
+        }
+        EventKind::NeedsAboveMaxEnded => "no longer needs more than max_dynos".to_string(),
+        EventKind::NeedsBelowMin => format!(
+            "could run fewer than min_dynos ({})",
+            dynos(event.min_dynos)
+        ),
+        EventKind::NeedsBelowMinEnded => "no longer below what min_dynos allows".to_string(),
+        EventKind::ScaleDiffExceeded => "scaling too much too fast".to_string(),
+        EventKind::ScaleDiffEnded => "scaling has calmed down".to_string(),
+        EventKind::DowntimeStarted => "planned downtime started".to_string(),
+        EventKind::DowntimeEnded => "planned downtime ended".to_string(),
+        EventKind::Test => "test notification".to_string(),
+        EventKind::NotificationsDropped => "notifications were lost".to_string(),
+    };
+    format!("[autoscalebot] {}: {what}", event.app)
+}
+
+/// The plain-text body: what happened, the numbers, and what to change.
+pub fn body(event: &Event) -> String {
+    let mut text = String::new();
+    let _ = writeln!(text, "{}\n", event.message);
+    let mut row = |label: &str, value: String| {
+        let _ = writeln!(text, "{label:<17}{value}");
+    };
+    row("App:", event.app.clone());
+    row("Event:", event.kind.as_str().to_string());
+    row(
+        "When:",
+        event.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    );
+    if !event.reason.is_empty() {
+        row("Why:", event.reason.clone());
+    }
+    match (event.from_quantity, event.to_quantity) {
+        (Some(from), Some(to)) => row("Dynos:", format!("{from} -> {to}")),
+        (Some(now), None) => row("Dynos:", now.to_string()),
+        _ => {}
+    }
+    if let (Some(min), Some(max)) = (event.min_dynos, event.max_dynos) {
+        row(
+            "Bounds in force:",
+            format!("min_dynos {min}, max_dynos {max}"),
+        );
+    }
+    if let Some(ms) = event.response_time_ms {
+        row("Last heartbeat:", format!("{ms} ms"));
+    }
+    let advice = advice(event.kind);
+    if !advice.is_empty() {
+        let _ = writeln!(text, "\nWhat you may want to change:\n{advice}");
+    }
+    let _ = write!(
+        text,
+        "\n-- \nSent by {} for {}.\n",
+        crate::USER_AGENT,
+        event.app
+    );
+    text
+}
+
+/// What a reader may do about an event, naming the settings that matter.
+fn advice(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::NeedsAboveMax => "The app is at max_dynos and its heartbeat is still slower than max_response_time_in_ms.\nRaise max_dynos (or the hours of its time-of-day table that are too tight), or find\nout why responses are slow: more dynos do not help a slow database.",
+        EventKind::NeedsBelowMin => "The app is at min_dynos and fast enough to run on fewer. Lower min_dynos (or its\ntime-of-day table at this hour) to spend less.",
+        EventKind::ScaleFailed => "The Heroku Platform API refused or did not answer. Check heroku_api_key (or\nHEROKU_API_KEY), heroku_app_name and process_type; if they are right, the platform\nmay be down. The worker keeps trying on every heartbeat and will say when it works again.",
+        EventKind::ScaleDiffExceeded => "The app scales up and down a lot. Widen the band between min_response_time_in_ms and\nmax_response_time_in_ms, raise number_of_passes_to_scale_down_after, or set\nscale_down_cooldown so that it holds its dynos longer.",
+        EventKind::Scaled => "Nothing, if this was expected. To stop these messages, set notify_on_every_scale = false.",
+        EventKind::Ping => "To stop a message on every heartbeat, set notify_on_every_ping = false.",
+        EventKind::Test => "Nothing: this was sent by `autoscalebot notify-test` to check that email works.",
+        EventKind::NotificationsDropped => "Check that the server behind this backend answers in time; the worker's log names\neach notification that was dropped and why.",
+        EventKind::DowntimeStarted => "Nothing, if this downtime was planned: the worker neither counts slow heartbeats\nnor scales up until it ends. To stop these messages, set notify_on_downtime = false.",
+        EventKind::ScaleRecovered
+        | EventKind::DowntimeEnded
+        | EventKind::NeedsAboveMaxEnded
+        | EventKind::NeedsBelowMinEnded
+        | EventKind::ScaleDiffEnded => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn smtp_urls_are_checked_without_echoing_them() {
+        assert!(check_smtp_url("smtp://user:pw@127.0.0.1:2525").is_ok());
+        assert!(check_smtp_url("smtp://user:pw@mail.example.com:587?tls=required").is_ok());
+        assert!(check_smtp_url("smtps://user:pw@mail.example.com").is_ok());
+        let error = check_smtp_url("http://user:hunter2@mail.example.com").unwrap_err();
+        assert!(
+            error.contains("\"http\"") && !error.contains("hunter2"),
+            "{error}"
+        );
+        let error = check_smtp_url("smtp://user:hunter2@mail.example.com?tls=yes").unwrap_err();
+        assert!(
+            error.contains("\"yes\"") && !error.contains("hunter2"),
+            "{error}"
+        );
+        assert!(check_smtp_url("not a url hunter2")
+            .unwrap_err()
+            .contains("does not parse"));
+    }
+
+    #[test]
+    fn the_shown_url_hides_the_credentials() {
+        assert_eq!(
+            redact_smtp_url("smtp://apikey:hunter2@smtp.example.com:587?tls=required"),
+            "smtp://***@smtp.example.com:587?tls=required"
+        );
+        assert_eq!(
+            redact_smtp_url("smtps://mail.example.com"),
+            "smtps://mail.example.com"
+        );
+        assert_eq!(redact_smtp_url("::"), "***");
+    }
+
+    #[test]
+    fn subject_names_app_and_event_and_body_gives_the_numbers_and_advice() {
+        let at = chrono::Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap();
+        let mut event = Event::new(
+            at,
+            "my-app",
+            EventKind::NeedsAboveMax,
+            "We are at the max (5) dynos, but the response is still too slow.",
+        );
+        event.reason =
+            "3 consecutive heartbeats slower than 1000 ms; consider raising max_dynos".into();
+        event.from_quantity = Some(5);
+        event.min_dynos = Some(1);
+        event.max_dynos = Some(5);
+        event.response_time_ms = Some(1840);
+        assert_eq!(
+            subject(&event),
+            "[autoscalebot] my-app: needs more than max_dynos (5)"
+        );
+        let text = body(&event);
+        for expected in [
+            "We are at the max (5) dynos",
+            "Dynos:           5",
+            "min_dynos 1, max_dynos 5",
+            "1840 ms",
+            "Raise max_dynos",
+            "2026-11-24 09:00:00 UTC",
+        ] {
+            assert!(
+                text.contains(expected),
+                "{expected:?} missing from:\n{text}"
+            );
+        }
+        event.kind = EventKind::Scaled;
+        event.to_quantity = Some(6);
+        assert_eq!(
+            subject(&event),
+            "[autoscalebot] my-app: scaled from 5 to 6 dynos"
+        );
+        assert!(body(&event).contains("5 -> 6"));
+    }
+
+    #[test]
+    fn addresses_are_checked() {
+        assert!(parse_mailbox("Ops <ops@example.com>").is_ok());
+        assert!(parse_mailbox("ops@example.com").is_ok());
+        assert!(parse_mailbox("not an address").is_err());
+    }
+}

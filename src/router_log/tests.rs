@@ -1,0 +1,277 @@
+//! The logplex splitter, the router line parser and the window, on the verbatim examples of
+//! `../shared/heroku/README.md` and on broken input.
+
+use super::*;
+use chrono::TimeZone;
+
+const INFO: &str = "<158>1 2022-06-13T14:52:23.622778+00:00 host heroku router - at=info method=GET path=\"/\" host=cryptic-cliffs-27764.herokuapp.com request_id=59da6323-2bc4-4143-8677-cc66ccfb115f fwd=\"181.167.87.140\" dyno=web.1 connect=0ms service=3ms status=200 bytes=6979 protocol=https";
+const H12: &str = "<158>1 2012-10-11T03:47:20+00:00 host heroku router - at=error code=H12 desc=\"Request timeout\" method=GET path=/ host=example-app-1234567890ab.herokuapp.com request_id=8601b555-6a83-4c12-8269-97c8e32cdb22 fwd=\"204.204.204.204\" dyno=web.1 connect= service=30000ms status=503 bytes=0 protocol=http";
+const H14: &str = "<158>1 2012-10-11T03:47:20+00:00 host heroku router - at=error code=H14 desc=\"No web processes running\" method=GET path=\"/\" host=myapp.herokuapp.com fwd=\"1.2.3.4\" dyno= connect= service= status=503 bytes=";
+const APP: &str =
+    "<190>1 2022-06-13T14:52:23.622778+00:00 host app web.1 - Started GET \"/\" for 1.2.3.4";
+
+/// Frames a message the way logplex does: the count includes the trailing newline.
+fn frame(message: &str) -> String {
+    format!("{} {message}\n", message.len() + 1)
+}
+
+#[test]
+fn the_verbatim_example_frame_is_270_bytes_and_splits_whole() {
+    // The README's first example carries its own count: 270 bytes with the newline.
+    assert_eq!(frame(INFO), format!("270 {INFO}\n"));
+    let body = format!("{}{}", frame(INFO), frame(H12));
+    let frames: Vec<Frame> = split_frames(body.as_bytes()).collect();
+    assert_eq!(
+        frames,
+        vec![
+            Frame::Message(INFO.as_bytes()),
+            Frame::Message(H12.as_bytes())
+        ]
+    );
+}
+
+#[test]
+fn frames_are_split_by_count_not_by_line() {
+    // A message with a newline inside: a line splitter would cut it in two.
+    let message = "<158>1 2022-06-13T14:52:23Z host app web.1 - two\nlines";
+    let body = format!("{}{}", frame(message), frame(INFO));
+    let frames: Vec<Frame> = split_frames(body.as_bytes()).collect();
+    assert_eq!(frames.len(), 2);
+    assert_eq!(frames[0], Frame::Message(message.as_bytes()));
+    // And without a trailing newline the count is the message alone.
+    let bare = format!("{} {INFO}", INFO.len());
+    assert_eq!(
+        split_frames(bare.as_bytes()).collect::<Vec<_>>(),
+        vec![Frame::Message(INFO.as_bytes())]
+    );
+}
+
+#[test]
+fn a_bad_count_costs_one_frame_and_the_splitter_resynchronises() {
+    let body = format!(
+        "{}garbage without a count\n9999 <158>1 too short\n{}{}",
+        frame(INFO),
+        frame(H12),
+        "12 <1"
+    );
+    let frames: Vec<Frame> = split_frames(body.as_bytes()).collect();
+    assert_eq!(frames[0], Frame::Message(INFO.as_bytes()));
+    assert_eq!(frames[1], Frame::Malformed(b"garbage without a count"));
+    assert_eq!(frames[2], Frame::Malformed(b"9999 <158>1 too short"));
+    assert_eq!(frames[3], Frame::Message(H12.as_bytes()));
+    assert_eq!(frames[4], Frame::Malformed(b"12 <1"));
+    assert_eq!(frames.len(), 5);
+    assert_eq!(split_frames(b"").count(), 0);
+    assert_eq!(split_frames(b"\n\n").count(), 0);
+}
+
+#[test]
+fn the_syslog_header_names_the_router() {
+    let syslog = parse_syslog(INFO.as_bytes()).unwrap();
+    assert_eq!(syslog.timestamp, "2022-06-13T14:52:23.622778+00:00");
+    assert_eq!((syslog.app_name, syslog.proc_id), ("heroku", "router"));
+    assert!(syslog.message.starts_with("at=info method=GET"));
+    let app = parse_syslog(APP.as_bytes()).unwrap();
+    assert_eq!((app.app_name, app.proc_id), ("app", "web.1"));
+    assert_eq!(parse_syslog(b"no pri here"), None);
+    assert_eq!(parse_syslog(b"<abc>1 x y z w v m"), None);
+    assert_eq!(parse_syslog(b"<158>1 too few"), None);
+}
+
+fn router_message(line: &str) -> &str {
+    parse_syslog(line.as_bytes()).unwrap().message
+}
+
+#[test]
+fn an_info_line_gives_times_and_status() {
+    let line = parse_router_line(router_message(INFO)).unwrap();
+    assert_eq!(
+        line,
+        RouterLine {
+            is_error: false,
+            code: None,
+            dyno: "web.1",
+            connect_ms: Some(0),
+            service_ms: Some(3),
+            status: 200,
+        }
+    );
+}
+
+#[test]
+fn error_lines_have_codes_and_may_have_empty_times() {
+    let h12 = parse_router_line(router_message(H12)).unwrap();
+    assert!(h12.is_error);
+    assert_eq!(h12.code, Some(12));
+    assert_eq!((h12.connect_ms, h12.service_ms), (None, Some(30000)));
+    assert_eq!(h12.status, 503);
+    let h14 = parse_router_line(router_message(H14)).unwrap();
+    assert_eq!(h14.code, Some(14));
+    assert_eq!((h14.connect_ms, h14.service_ms, h14.dyno), (None, None, ""));
+    assert_eq!(Request::from(&h14).latency_ms(), u64::MAX);
+    assert_eq!(Request::from(&h12).latency_ms(), 30000);
+}
+
+#[test]
+fn quoted_values_keep_their_spaces_and_equals_signs() {
+    let pairs: Vec<(&str, &str)> =
+        key_values("desc=\"Request timeout\" path=\"/a b?c=d\" bare status=200")
+            .collect::<Result<_, _>>()
+            .unwrap();
+    assert_eq!(
+        pairs,
+        vec![
+            ("desc", "Request timeout"),
+            ("path", "/a b?c=d"),
+            ("status", "200")
+        ]
+    );
+}
+
+#[test]
+fn garbage_in_a_router_line_is_named() {
+    let cases: &[(&str, LineError)] = &[
+        (
+            "at=info connect=0ms service=fastms status=200",
+            LineError::BadTime {
+                key: "service",
+                value: "fastms".into(),
+            },
+        ),
+        (
+            "at=info connect=-3ms service=3ms status=200",
+            LineError::BadTime {
+                key: "connect",
+                value: "-3ms".into(),
+            },
+        ),
+        (
+            "at=info connect=0ms service=3ms status=abc",
+            LineError::BadStatus("abc".into()),
+        ),
+        (
+            "at=info connect=0ms service=3ms status=999",
+            LineError::BadStatus("999".into()),
+        ),
+        (
+            "at=info connect=0ms service=3ms",
+            LineError::BadStatus(String::new()),
+        ),
+        (
+            "at=error code=X1 status=503",
+            LineError::BadCode("X1".into()),
+        ),
+        (
+            "at=info desc=\"never closed status=200",
+            LineError::UnterminatedQuote,
+        ),
+    ];
+    for (line, expected) in cases {
+        assert_eq!(parse_router_line(line).as_ref(), Err(expected), "{line}");
+    }
+}
+
+#[test]
+fn a_batch_uses_what_it_can_and_counts_the_rest() {
+    let body = format!(
+        "{}{}garbage\n{}{}{}",
+        frame(INFO),
+        frame(APP),
+        frame("<158>1 2022-06-13T14:52:23Z host heroku router - at=info service=soonms status=200"),
+        frame(H12),
+        frame("<158>1 not-enough-fields"),
+    );
+    let mut requests = Vec::new();
+    let mut problems = Vec::new();
+    let counts = parse_batch(body.as_bytes(), &mut requests, &mut problems);
+    assert_eq!(
+        counts,
+        IngestCounts {
+            frames: 6,
+            malformed_frames: 2,
+            router_lines: 2,
+            bad_router_lines: 1,
+            other_lines: 1,
+        }
+    );
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1].code, Some(12));
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert!(problems[1].contains("service=\"soonms\""), "{problems:?}");
+}
+
+#[test]
+fn nearest_rank_percentiles() {
+    let mut values: Vec<u64> = (1..=100).collect();
+    let q = Quantiles::of(&mut values).unwrap();
+    assert_eq!((q.p50_ms, q.p95_ms, q.p99_ms), (50, 95, 99));
+    let mut one = vec![7];
+    let q = Quantiles::of(&mut one).unwrap();
+    assert_eq!((q.p50_ms, q.p95_ms, q.p99_ms), (7, 7, 7));
+    // 20 values: p95 is the 19th.
+    let mut twenty: Vec<u64> = (1..=20).rev().map(|v| v * 10).collect();
+    assert_eq!(Quantiles::of(&mut twenty).unwrap().p95_ms, 190);
+    assert_eq!(Quantiles::of(&mut []), None);
+}
+
+fn request(service_ms: u32) -> Request {
+    Request {
+        connect_ms: Some(1),
+        service_ms: Some(service_ms),
+        status: 200,
+        code: None,
+    }
+}
+
+#[test]
+fn the_window_keeps_only_its_span_and_counts_the_rate() {
+    let t0 = Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).unwrap();
+    let mut window = RouterWindow::new(Duration::from_secs(30), 1000);
+    window.push(t0, (0..30).map(|_| request(900)));
+    window.push(
+        t0 + chrono::Duration::seconds(20),
+        (0..60).map(|_| request(100)),
+    );
+    let stats = window.stats(t0 + chrono::Duration::seconds(25));
+    assert_eq!(stats.requests, 90);
+    assert!((stats.requests_per_second - 3.0).abs() < 1e-9);
+    assert_eq!(stats.service.unwrap().p95_ms, 900);
+    assert_eq!(stats.latency_p95_ms, Some(901));
+    // Past 30 s the first batch has left the window.
+    let stats = window.stats(t0 + chrono::Duration::seconds(45));
+    assert_eq!(stats.requests, 60);
+    assert_eq!(stats.service.unwrap().p99_ms, 100);
+    assert_eq!(stats.connect.unwrap().p50_ms, 1);
+    assert_eq!(
+        window.last_request_at(),
+        Some(t0 + chrono::Duration::seconds(20))
+    );
+    let stats = window.stats(t0 + chrono::Duration::seconds(60));
+    assert_eq!(stats.requests, 0);
+    assert_eq!(stats.latency_p95_ms, None);
+    assert_eq!(stats.service, None);
+}
+
+#[test]
+fn the_window_is_bounded_and_errors_push_the_p95_up() {
+    let t0 = Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).unwrap();
+    let mut window = RouterWindow::new(Duration::from_secs(30), 100);
+    window.push(t0, (0..250).map(|_| request(5)));
+    assert_eq!(window.stats(t0).requests, 100);
+    let h14 = Request {
+        connect_ms: None,
+        service_ms: None,
+        status: 503,
+        code: Some(14),
+    };
+    // 10 of 100 are H14: more than 5%, so the p95 is a router error.
+    window.push(t0, std::iter::repeat_n(h14, 10));
+    let stats = window.stats(t0);
+    assert_eq!(stats.errors, 10);
+    assert_eq!(stats.latency_p95_ms, Some(u64::MAX));
+    assert_eq!(
+        stats.service.unwrap().p95_ms,
+        5,
+        "untimed errors have no service time"
+    );
+}

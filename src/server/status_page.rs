@@ -1,0 +1,292 @@
+//! The status page: server-rendered HTML with an inline SVG chart of the last hours (latency
+//! against the min and max lines, dynos as steps, scale events marked), the settings in force
+//! (secrets as `***`, from `AppSettings::effective`) and the recent notifications.
+//!
+//! Pure: a [`Snapshot`] in, a page out. maud escapes every interpolated value, so nothing a
+//! drain, a platform or a notification carries can inject markup. No JavaScript.
+
+use crate::decision::Observation;
+use crate::telemetry::{BeatPoint, Snapshot};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use maud::{html, Markup, DOCTYPE};
+
+/// The chart's colours; the screenshot test looks for `LATENCY_COLOUR`'s pixels.
+pub const LATENCY_COLOUR: &str = "#1f6fd1";
+pub const DYNOS_COLOUR: &str = "#ef6c00";
+pub const MAX_COLOUR: &str = "#c62828";
+pub const MIN_COLOUR: &str = "#2e7d32";
+pub const SCALE_COLOUR: &str = "#8e24aa";
+
+const WIDTH: f64 = 1000.0;
+const HEIGHT: f64 = 320.0;
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 56.0;
+const TOP: f64 = 16.0;
+const BOTTOM: f64 = 32.0;
+
+/// The chart's geometry, computed apart from the markup so it can be tested.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chart {
+    /// `M x y L x y …`; a beat without a time (a connection error) starts a new segment.
+    pub latency_path: String,
+    pub latency_points: usize,
+    /// The y of the max and min response time lines.
+    pub max_y: f64,
+    pub min_y: f64,
+    /// Dynos as steps: `M x y H x V y …`.
+    pub dynos_path: String,
+    /// One marker per scale: x, y and a caption.
+    pub scale_marks: Vec<(f64, f64, String)>,
+    /// Latency axis ticks: y and label.
+    pub latency_ticks: Vec<(f64, String)>,
+    /// Dyno axis ticks.
+    pub dyno_ticks: Vec<(f64, String)>,
+    /// Time axis ticks: x and label.
+    pub time_ticks: Vec<(f64, String)>,
+}
+
+impl Chart {
+    pub fn build(beats: &[BeatPoint], min_ms: u64, max_ms: u64, zone: Tz) -> Chart {
+        let plot_w = WIDTH - LEFT - RIGHT;
+        let plot_h = HEIGHT - TOP - BOTTOM;
+        let (first, last) = match (beats.first(), beats.last()) {
+            (Some(first), Some(last)) => (first.at, last.at),
+            _ => {
+                let now = Utc::now();
+                (now, now)
+            }
+        };
+        let span_ms = ((last - first).num_milliseconds() as f64).max(1000.0);
+        let x =
+            |at: DateTime<Utc>| LEFT + plot_w * ((at - first).num_milliseconds() as f64 / span_ms);
+
+        // The latency axis shows the max line with room above; far slower beats are clipped.
+        let highest = beats
+            .iter()
+            .filter_map(|beat| beat.response_time_ms)
+            .max()
+            .unwrap_or(0)
+            .min(max_ms.saturating_mul(3));
+        let top_ms = (max_ms as f64 * 1.25).max(highest as f64 * 1.05).max(1.0);
+        let y_latency = |ms: u64| TOP + plot_h * (1.0 - (ms as f64).min(top_ms) / top_ms);
+
+        let max_dynos = beats
+            .iter()
+            .filter_map(|beat| beat.dynos)
+            .max()
+            .unwrap_or(1);
+        let top_dynos = (max_dynos + 1) as f64;
+        let y_dynos = |dynos: u32| TOP + plot_h * (1.0 - dynos as f64 / top_dynos);
+
+        let mut latency_path = String::new();
+        let mut latency_points = 0;
+        let mut pen_down = false;
+        for beat in beats {
+            match beat.response_time_ms {
+                Some(ms) => {
+                    let command = if pen_down { 'L' } else { 'M' };
+                    latency_path.push_str(&format!(
+                        "{command}{:.1} {:.1} ",
+                        x(beat.at),
+                        y_latency(ms)
+                    ));
+                    latency_points += 1;
+                    pen_down = true;
+                }
+                None => pen_down = false,
+            }
+        }
+
+        let mut dynos_path = String::new();
+        let mut scale_marks = Vec::new();
+        for beat in beats {
+            let Some(dynos) = beat.dynos else { continue };
+            let (bx, by) = (x(beat.at), y_dynos(dynos));
+            if dynos_path.is_empty() {
+                dynos_path.push_str(&format!("M{bx:.1} {by:.1} "));
+            } else {
+                dynos_path.push_str(&format!("H{bx:.1} V{by:.1} "));
+            }
+            if let Some((from, to)) = beat.scale {
+                let when = beat.at.with_timezone(&zone).format("%H:%M:%S");
+                scale_marks.push((bx, by, format!("{when}: scaled from {from} to {to}")));
+            }
+        }
+
+        let latency_ticks = (0..=4)
+            .map(|i| {
+                let ms = top_ms * i as f64 / 4.0;
+                (y_latency(ms as u64), format!("{} ms", ms.round()))
+            })
+            .collect();
+        let step = (max_dynos / 4).max(1);
+        let dyno_ticks = (0..=max_dynos + 1)
+            .step_by(step as usize)
+            .map(|d| (y_dynos(d), d.to_string()))
+            .collect();
+        let time_ticks = (0..=4)
+            .map(|i| {
+                let at = first + chrono::Duration::milliseconds((span_ms * i as f64 / 4.0) as i64);
+                (
+                    x(at),
+                    at.with_timezone(&zone).format("%H:%M:%S").to_string(),
+                )
+            })
+            .collect();
+        Chart {
+            latency_path: latency_path.trim_end().to_string(),
+            latency_points,
+            max_y: y_latency(max_ms),
+            min_y: y_latency(min_ms),
+            dynos_path: dynos_path.trim_end().to_string(),
+            scale_marks,
+            latency_ticks,
+            dyno_ticks,
+            time_ticks,
+        }
+    }
+
+    fn svg(&self) -> Markup {
+        let x_end = WIDTH - RIGHT;
+        let y_end = HEIGHT - BOTTOM;
+        html! {
+            svg id="chart" xmlns="http://www.w3.org/2000/svg" width=(WIDTH) height=(HEIGHT)
+                viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img"
+                aria-label="Response time, dynos and scale events over the last hours" {
+                rect x=(LEFT) y=(TOP) width=(x_end - LEFT) height=(y_end - TOP) fill="#fafafa" stroke="#ccc" {}
+                @for (y, label) in &self.latency_ticks {
+                    line x1=(LEFT) x2=(x_end) y1=(y) y2=(y) stroke="#e6e6e6" {}
+                    text x=(LEFT - 6.0) y=(y + 4.0) text-anchor="end" font-size="11" fill="#555" { (label) }
+                }
+                @for (y, label) in &self.dyno_ticks {
+                    text x=(x_end + 6.0) y=(y + 4.0) font-size="11" fill=(DYNOS_COLOUR) { (label) }
+                }
+                @for (x, label) in &self.time_ticks {
+                    text x=(x) y=(y_end + 18.0) text-anchor="middle" font-size="11" fill="#555" { (label) }
+                }
+                line class="max-line" x1=(LEFT) x2=(x_end) y1=(self.max_y) y2=(self.max_y)
+                    stroke=(MAX_COLOUR) stroke-width="1.5" stroke-dasharray="6 4" {}
+                text x=(LEFT + 4.0) y=(self.max_y - 4.0) font-size="11" fill=(MAX_COLOUR) { "max" }
+                line class="min-line" x1=(LEFT) x2=(x_end) y1=(self.min_y) y2=(self.min_y)
+                    stroke=(MIN_COLOUR) stroke-width="1.5" stroke-dasharray="6 4" {}
+                text x=(LEFT + 4.0) y=(self.min_y - 4.0) font-size="11" fill=(MIN_COLOUR) { "min" }
+                path class="dynos" d=(self.dynos_path) fill="none" stroke=(DYNOS_COLOUR) stroke-width="2" {}
+                path class="latency" d=(self.latency_path) fill="none" stroke=(LATENCY_COLOUR)
+                    stroke-width="3" stroke-linejoin="round" {}
+                @for (x, y, caption) in &self.scale_marks {
+                    circle class="scale-event" cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="6"
+                        fill=(SCALE_COLOUR) { title { (caption) } }
+                }
+            }
+        }
+    }
+}
+
+fn observation_word(observation: Observation) -> &'static str {
+    match observation {
+        Observation::Fail => "fail",
+        Observation::Pass => "pass",
+        Observation::InBand => "in band",
+        Observation::Misconfigured { .. } => "misconfigured",
+    }
+}
+
+/// The whole page.
+pub fn render(snapshot: &Snapshot) -> String {
+    let settings = &snapshot.settings;
+    let zone = settings.time_zone;
+    let chart = Chart::build(
+        &snapshot.beats,
+        settings.min_response_time_ms,
+        settings.max_response_time_ms,
+        zone,
+    );
+    let last = snapshot.beats.last();
+    let local = |at: DateTime<Utc>| {
+        at.with_timezone(&zone)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string()
+    };
+    let alive = snapshot.since_last_beat <= snapshot.stall_limit;
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "autoscalebot: " (settings.heroku_app_name) }
+                style { (STYLE) }
+            }
+            body {
+                h1 { "autoscalebot: " (settings.heroku_app_name) " (" (settings.process_type) ")" }
+                p.summary {
+                    @if alive { span.ok { "running" } } @else { span.bad { "stalled" } }
+                    " · signal " b { (settings.signal.as_str()) }
+                    @if let Some(beat) = last {
+                        " · dynos " b { (beat.dynos.map_or("?".to_string(), |d| d.to_string())) }
+                        " · last beat " (local(beat.at)) ": " (beat.summary) " (" (observation_word(beat.observation)) ")"
+                    } @else {
+                        " · no beat yet"
+                    }
+                }
+                @if let Some(router) = &snapshot.router {
+                    p.router {
+                        "Router, last " (crate::settings::format_duration(router.window)) ": "
+                        (format!("{:.1}", router.requests_per_second)) " requests/s"
+                        @if let Some(q) = router.service {
+                            " · service p50/p95/p99 " (q.p50_ms) "/" (q.p95_ms) "/" (q.p99_ms) " ms"
+                        }
+                        @if let Some(q) = router.connect {
+                            " · connect p50/p95/p99 " (q.p50_ms) "/" (q.p95_ms) "/" (q.p99_ms) " ms"
+                        }
+                        " · errors " (router.errors)
+                        @if let Some(at) = snapshot.last_router_request_at {
+                            " · last request " (local(at))
+                        }
+                    }
+                }
+                h2 { "The last hours" }
+                p.legend {
+                    span style=(format!("color:{LATENCY_COLOUR}")) { "━ response time" } " "
+                    span style=(format!("color:{MAX_COLOUR}")) { "┅ max " (settings.max_response_time_ms) " ms" } " "
+                    span style=(format!("color:{MIN_COLOUR}")) { "┅ min " (settings.min_response_time_ms) " ms" } " "
+                    span style=(format!("color:{DYNOS_COLOUR}")) { "━ dynos (right axis)" } " "
+                    span style=(format!("color:{SCALE_COLOUR}")) { "● scale" }
+                }
+                (chart.svg())
+                p.note { (snapshot.beats.len()) " beats shown, times in " (zone.name()) "." }
+                h2 { "Recent notifications" }
+                @if snapshot.notifications.is_empty() {
+                    p { "None yet." }
+                } @else {
+                    table {
+                        tr { th { "when" } th { "event" } th { "message" } th { "reason" } }
+                        @for event in &snapshot.notifications {
+                            tr {
+                                td { (local(event.at)) }
+                                td { (event.kind.as_str()) }
+                                td { (event.message) }
+                                td { (event.reason) }
+                            }
+                        }
+                    }
+                }
+                h2 { "Settings in force" }
+                table.settings {
+                    @for (key, value) in settings.effective() {
+                        tr { td { code { (key) } } td { code { (value) } } }
+                    }
+                }
+                p.note { "Generated " (local(snapshot.now)) ". " a href="/metrics" { "Metrics" } " · " a href="/healthz" { "Health" } }
+            }
+        }
+    };
+    page.into_string()
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}\
+h1{font-size:22px}h2{font-size:17px;margin-top:28px}table{border-collapse:collapse;font-size:13px}\
+td,th{border-bottom:1px solid #eee;padding:3px 10px;text-align:left;vertical-align:top}\
+.ok{color:#2e7d32;font-weight:bold}.bad{color:#c62828;font-weight:bold}.note{color:#777;font-size:12px}\
+.legend span{margin-right:12px;font-size:13px}";

@@ -1,0 +1,237 @@
+//! The queueing model: how many requests per second and how many serving dynos turn into a
+//! response-time distribution.
+//!
+//! Each dyno is `dyno_concurrency` servers with exponential service times (mean
+//! `service_time_ms`), fed by Poisson arrivals: an M/M/c queue, solved exactly with Erlang C.
+//! An M/M/c has no steady state in overload, so a fluid backlog carries the excess from one
+//! step to the next and drains at the spare capacity, capped by the router's 30 s timeout.
+//! This module owns the arithmetic only: it knows nothing of settings, clocks or the engine.
+
+use rand::RngExt;
+use std::time::Duration;
+
+/// Heroku's router gives up on a request after 30 s (H12), so no queue is longer than that.
+pub const ROUTER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The M/M/c utilisation used while a backlog is draining or arrivals exceed capacity: close
+/// enough to 1 that the queue is long, far enough that the formulas stay finite.
+const SATURATED_UTILISATION: f64 = 0.98;
+
+/// What one dyno can do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DynoModel {
+    /// Requests one dyno serves at once (web workers or threads).
+    pub dyno_concurrency: u32,
+    /// Mean time to serve one request once a worker picks it up.
+    pub service_time_ms: f64,
+}
+
+impl DynoModel {
+    /// Requests per second one worker completes.
+    pub fn service_rate_per_s(&self) -> f64 {
+        1000.0 / self.service_time_ms
+    }
+
+    /// Requests per second `dynos` dynos complete when every worker is busy.
+    pub fn capacity_per_s(&self, dynos: u32) -> f64 {
+        f64::from(dynos) * f64::from(self.dyno_concurrency) * self.service_rate_per_s()
+    }
+}
+
+/// Erlang C: the probability that an arrival waits, for `servers` servers and an offered load
+/// of `offered_erlangs` (arrival rate / service rate per server). 1 when the queue is unstable.
+pub fn erlang_c(servers: u32, offered_erlangs: f64) -> f64 {
+    if servers == 0 || offered_erlangs >= f64::from(servers) {
+        return 1.0;
+    }
+    if offered_erlangs <= 0.0 {
+        return 0.0;
+    }
+    // Erlang B by its recurrence, which stays finite for thousands of servers (the closed
+    // form overflows factorials long before that).
+    let mut erlang_b = 1.0;
+    for k in 1..=servers {
+        erlang_b = offered_erlangs * erlang_b / (f64::from(k) + offered_erlangs * erlang_b);
+    }
+    let c = f64::from(servers);
+    c * erlang_b / (c - offered_erlangs * (1.0 - erlang_b))
+}
+
+/// A stable M/M/c queue.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mmc {
+    pub servers: u32,
+    pub arrival_per_s: f64,
+    pub service_per_s: f64,
+    /// Erlang C, computed once.
+    wait_probability: f64,
+}
+
+impl Mmc {
+    /// `None` when there is no server or the arrivals reach the capacity.
+    pub fn new(servers: u32, arrival_per_s: f64, service_per_s: f64) -> Option<Mmc> {
+        let capacity = f64::from(servers) * service_per_s;
+        if servers == 0 || arrival_per_s >= capacity || service_per_s <= 0.0 {
+            return None;
+        }
+        let arrival_per_s = arrival_per_s.max(0.0);
+        Some(Mmc {
+            servers,
+            arrival_per_s,
+            service_per_s,
+            wait_probability: erlang_c(servers, arrival_per_s / service_per_s),
+        })
+    }
+
+    pub fn wait_probability(&self) -> f64 {
+        self.wait_probability
+    }
+
+    /// The rate at which a waiting request's wait ends: the spare capacity.
+    fn drain_per_s(&self) -> f64 {
+        f64::from(self.servers) * self.service_per_s - self.arrival_per_s
+    }
+
+    pub fn mean_wait_s(&self) -> f64 {
+        self.wait_probability / self.drain_per_s()
+    }
+
+    pub fn mean_response_s(&self) -> f64 {
+        self.mean_wait_s() + 1.0 / self.service_per_s
+    }
+
+    /// P(response time > t): the wait is 0 with probability 1 − C, else exponential at the
+    /// spare capacity; the service is exponential; the sum has this closed form.
+    pub fn response_survival(&self, t_s: f64) -> f64 {
+        if t_s <= 0.0 {
+            return 1.0;
+        }
+        let mu = self.service_per_s;
+        let theta = self.drain_per_s();
+        let c = self.wait_probability;
+        let gap = theta - mu;
+        // Where the two rates coincide the hypoexponential term degenerates to its limit.
+        let waited = if (gap / mu).abs() < 1e-9 {
+            (1.0 + mu * t_s) * (-mu * t_s).exp()
+        } else {
+            (theta * (-mu * t_s).exp() - mu * (-theta * t_s).exp()) / gap
+        };
+        ((1.0 - c) * (-mu * t_s).exp() + c * waited).clamp(0.0, 1.0)
+    }
+
+    /// The `quantile` (0..1) of the response time, by bisection on the survival function.
+    pub fn response_quantile_s(&self, quantile: f64) -> f64 {
+        let target = 1.0 - quantile;
+        let mut high = 1.0 / self.service_per_s;
+        while self.response_survival(high) > target {
+            high *= 2.0;
+        }
+        let mut low = 0.0;
+        for _ in 0..64 {
+            let mid = 0.5 * (low + high);
+            if self.response_survival(mid) > target {
+                low = mid;
+            } else {
+                high = mid;
+            }
+            if high - low < 1e-7 * high {
+                break;
+            }
+        }
+        0.5 * (low + high)
+    }
+
+    /// One response time drawn from the distribution.
+    pub fn sample_response_s(&self, rng: &mut impl RngExt) -> f64 {
+        let wait = if rng.random::<f64>() < self.wait_probability {
+            exponential(rng, self.drain_per_s())
+        } else {
+            0.0
+        };
+        wait + exponential(rng, self.service_per_s)
+    }
+}
+
+fn exponential(rng: &mut impl RngExt, rate_per_s: f64) -> f64 {
+    // 1 − u lies in (0, 1], so the logarithm is finite.
+    -(1.0 - rng.random::<f64>()).ln() / rate_per_s
+}
+
+/// The requests waiting beyond what the M/M/c describes, in overload. Fluid: it grows at the
+/// excess arrival rate and drains at the spare capacity.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Backlog {
+    pub requests: f64,
+}
+
+impl Backlog {
+    /// Moves the backlog on by `step_s` seconds of `arrival_per_s` against `capacity_per_s`.
+    pub fn advance(&mut self, arrival_per_s: f64, capacity_per_s: f64, step_s: f64) {
+        let grown = self.requests + (arrival_per_s - capacity_per_s) * step_s;
+        // The router drops what would wait longer than its timeout.
+        let cap = capacity_per_s * ROUTER_TIMEOUT.as_secs_f64();
+        self.requests = grown.clamp(0.0, cap);
+    }
+}
+
+/// The queue as one request arriving now finds it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Moment {
+    /// `None` when no dyno serves: every request times out at the router.
+    queue: Option<Mmc>,
+    /// Time to work off the backlog ahead of this request.
+    backlog_delay_s: f64,
+}
+
+impl Moment {
+    pub fn new(
+        model: &DynoModel,
+        serving_dynos: u32,
+        arrival_per_s: f64,
+        backlog: Backlog,
+    ) -> Moment {
+        let servers = serving_dynos * model.dyno_concurrency;
+        let capacity = model.capacity_per_s(serving_dynos);
+        if servers == 0 {
+            return Moment {
+                queue: None,
+                backlog_delay_s: 0.0,
+            };
+        }
+        let saturated = backlog.requests > 0.0 || arrival_per_s >= capacity;
+        let arrival = if saturated {
+            arrival_per_s.min(SATURATED_UTILISATION * capacity)
+        } else {
+            arrival_per_s
+        };
+        Moment {
+            queue: Mmc::new(servers, arrival, model.service_rate_per_s()),
+            backlog_delay_s: backlog.requests / capacity,
+        }
+    }
+
+    /// The 95th percentile of the response time, capped at the router timeout.
+    pub fn p95_ms(&self) -> f64 {
+        let router_ms = ROUTER_TIMEOUT.as_secs_f64() * 1000.0;
+        match &self.queue {
+            None => router_ms,
+            Some(queue) => {
+                ((self.backlog_delay_s + queue.response_quantile_s(0.95)) * 1000.0).min(router_ms)
+            }
+        }
+    }
+
+    /// One request's response time, capped at the router timeout.
+    pub fn sample_ms(&self, rng: &mut impl RngExt) -> f64 {
+        let router_ms = ROUTER_TIMEOUT.as_secs_f64() * 1000.0;
+        match &self.queue {
+            None => router_ms,
+            Some(queue) => {
+                ((self.backlog_delay_s + queue.sample_response_s(rng)) * 1000.0).min(router_ms)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

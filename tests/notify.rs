@@ -1,0 +1,552 @@
+//! Notifications as people receive them: the built binary sending mail to a real SMTP server
+//! (aiosmtpd, a Python process) and web hooks to a real local HTTP server, with servers that
+//! refuse, fail, hang or are down, while the worker goes on scaling.
+
+mod common;
+
+use common::*;
+use std::process::Stdio;
+
+const KEY: &str = "test-key-0123456789";
+const SMTP_USER: &str = "bot";
+const SMTP_PASSWORD: &str = "smtp-pass-Zq81";
+const HOOK_SECRET: &str = "hook-header-Wv27";
+
+/// Settings that email `ops@example.com` and `lead@example.com` through `smtp_port`.
+fn email_table(smtp_port: u16, extra: &str) -> String {
+    format!(
+        r#"
+[email]
+smtp_url = "smtp://{SMTP_USER}:{SMTP_PASSWORD}@127.0.0.1:{smtp_port}"
+from = "autoscalebot <bot@example.com>"
+to = ["ops@example.com", "Lead <lead@example.com>"]
+{extra}
+"#
+    )
+}
+
+/// Slow heartbeats that scale 1 → max one dyno at a time, then stay slow at the max.
+const SLOW_TO_MAX: &str =
+    "max_response_time_in_ms = 100\nmin_response_time_in_ms = 10\nnumber_of_fails_to_scale_up_after = 2";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn email_reaches_a_real_smtp_server_with_the_numbers_and_what_to_change() {
+    let smtp = SmtpServer::start(free_port(), Some((SMTP_USER, SMTP_PASSWORD)), &[]);
+    let heartbeat = HeartbeatServer::start(250).await;
+    let api = FormationApi::start("test-app", "web", KEY, 1).await;
+    let settings = local_settings(
+        &api,
+        &heartbeat,
+        &format!(
+            "{SLOW_TO_MAX}\nmax_dynos = 2\nnotify_on_every_scale = true\nnotification_backends = [\"email\"]\n{}",
+            email_table(smtp.port, "")
+        ),
+    );
+    let mut bot = Bot::start(&settings, &[], &[]);
+    wait_until("the scale and the needs-above-max mails arrive", || {
+        smtp.mails().len() >= 2
+    })
+    .await;
+    let mails = smtp.mails();
+    let scaled = &mails[0];
+    assert_eq!(
+        scaled.subject,
+        "[autoscalebot] test-app: scaled from 1 to 2 dynos"
+    );
+    assert_eq!(scaled.login.as_deref(), Some(SMTP_USER), "it logged in");
+    assert_eq!(scaled.mail_from, "bot@example.com");
+    assert_eq!(scaled.rcpt_tos, vec!["ops@example.com", "lead@example.com"]);
+    assert!(
+        scaled.to.contains("Lead <lead@example.com>"),
+        "{}",
+        scaled.to
+    );
+    for expected in [
+        "Scaled to (2) dynos.",
+        "Dynos:           1 -> 2",
+        "min_dynos 1, max_dynos 2",
+        "2 consecutive heartbeats slower than 100 ms",
+        "notify_on_every_scale = false",
+        "Last heartbeat:",
+    ] {
+        assert!(
+            scaled.body.contains(expected),
+            "{expected:?} missing:\n{}",
+            scaled.body
+        );
+    }
+    let at_max = &mails[1];
+    assert_eq!(
+        at_max.subject,
+        "[autoscalebot] test-app: needs more than max_dynos (2)"
+    );
+    for expected in [
+        "We are at the max (2) dynos",
+        "Last heartbeat:",
+        "Raise max_dynos",
+    ] {
+        assert!(
+            at_max.body.contains(expected),
+            "{expected:?} missing:\n{}",
+            at_max.body
+        );
+    }
+    assert!(bot.terminate().await.success());
+    let output = format!("{}{}", bot.stdout(), bot.stderr());
+    for secret in [SMTP_PASSWORD, KEY] {
+        assert!(!output.contains(secret), "{secret} leaked:\n{output}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_web_hook_carries_its_method_headers_and_body() {
+    let hook = HookServer::start(HookMode::Status(200)).await;
+    let heartbeat = HeartbeatServer::start(250).await;
+    let api = FormationApi::start("test-app", "web", KEY, 1).await;
+    let settings = local_settings(
+        &api,
+        &heartbeat,
+        &format!(
+            r#"{SLOW_TO_MAX}
+max_dynos = 2
+notify_on_every_scale = true
+notification_backends = ["webhook"]
+[webhook]
+url = "{}/services/T0/B0/path-token"
+method = "PUT"
+headers = {{ Authorization = "Bearer {HOOK_SECRET}", X-Team = "ops" }}
+body = '{{"text": "{{app}}: {{message}} ({{from}} -> {{to}}, {{reason}})"}}'
+"#,
+            hook.url
+        ),
+    );
+    let mut bot = Bot::start(&settings, &[], &[]);
+    wait_until("the scale hook arrives", || !hook.requests().is_empty()).await;
+    let request = &hook.requests()[0];
+    assert_eq!(request.method, "PUT");
+    assert_eq!(request.path, "/services/T0/B0/path-token");
+    let header = |name: &str| {
+        request
+            .headers
+            .get(name)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(header("authorization"), format!("Bearer {HOOK_SECRET}"));
+    assert_eq!(header("x-team"), "ops");
+    assert_eq!(header("content-type"), "application/json");
+    assert!(header("user-agent").starts_with("autoscalebot/"));
+    let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
+    assert_eq!(
+        body["text"],
+        "test-app: Scaled to (2) dynos. (1 -> 2, from 1 to 2: 2 consecutive heartbeats slower than 100 ms or failing)"
+    );
+    assert!(bot.terminate().await.success());
+    let output = format!("{}{}", bot.stdout(), bot.stderr());
+    for secret in [HOOK_SECRET, "path-token", KEY] {
+        assert!(!output.contains(secret), "{secret} leaked:\n{output}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_default_hook_body_is_a_json_object_of_the_event() {
+    let hook = HookServer::start(HookMode::Status(204)).await;
+    let heartbeat = HeartbeatServer::start(250).await;
+    let api = FormationApi::start("test-app", "web", KEY, 1).await;
+    let settings = local_settings(
+        &api,
+        &heartbeat,
+        &format!(
+            "{SLOW_TO_MAX}\nmax_dynos = 2\nnotify_on_every_scale = true\nnotification_backends = [\"webhook\"]\n[webhook]\nurl = \"{}/hook\"",
+            hook.url
+        ),
+    );
+    let mut bot = Bot::start(&settings, &[], &[]);
+    wait_until("the scale hook arrives", || !hook.json_bodies().is_empty()).await;
+    let request = &hook.requests()[0];
+    assert_eq!(request.method, "POST");
+    let body = &hook.json_bodies()[0];
+    assert_eq!(body["event"], "scaled");
+    assert_eq!(body["app"], "test-app");
+    assert_eq!(body["from"], 1);
+    assert_eq!(body["to"], 2);
+    assert_eq!(body["max"], 2);
+    assert_eq!(body["message"], "Scaled to (2) dynos.");
+    assert!(bot.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_persistent_state_is_told_once_not_on_every_heartbeat() {
+    let hook = HookServer::start(HookMode::Status(200)).await;
+    let heartbeat = HeartbeatServer::start(250).await;
+    let api = FormationApi::start("test-app", "web", KEY, 2).await;
+    let settings = local_settings(
+        &api,
+        &heartbeat,
+        &format!(
+            "{SLOW_TO_MAX}\nmax_dynos = 2\nnotification_backends = [\"webhook\"]\n[webhook]\nurl = \"{}/hook\"",
+            hook.url
+        ),
+    );
+    let mut bot = Bot::start(&settings, &[], &[]);
+    wait_until("needs-above-max is told", || {
+        hook.events().contains(&"needs_above_max".to_string())
+    })
+    .await;
+    let hits = heartbeat.hits();
+    wait_until("twenty more slow heartbeats", || {
+        heartbeat.hits() >= hits + 20
+    })
+    .await;
+    assert_eq!(
+        hook.events(),
+        vec!["needs_above_max"],
+        "told once, not per heartbeat"
+    );
+
+    heartbeat.set_latency_ms(50); // in band: the state ends
+    wait_until("its end is told", || hook.events().len() >= 2).await;
+    let hits = heartbeat.hits();
+    wait_until("ten more heartbeats", || heartbeat.hits() >= hits + 10).await;
+    assert_eq!(
+        hook.events(),
+        vec!["needs_above_max", "needs_above_max_ended"]
+    );
+    assert!(bot.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn while_the_smtp_server_hangs_the_heartbeat_keeps_its_pace_and_mail_arrives_later() {
+    let smtp_port = free_port();
+    let silent = SilentServer::start(smtp_port).await;
+    let heartbeat = HeartbeatServer::start(250).await;
+    let api = FormationApi::start("test-app", "web", KEY, 1).await;
+    let settings = local_settings(
+        &api,
+        &heartbeat,
+        &format!(
+            "{SLOW_TO_MAX}\nmax_dynos = 3\nnotify_on_every_scale = true\nnotification_backends = [\"email\", \"console\"]\n{}",
+            email_table(smtp_port, "timeout = \"1s\"")
+        ),
+    );
+    let mut bot = Bot::start(&settings, &[], &[]);
+    wait_until("the worker scales to 3 while mail hangs", || {
+        api.quantity() == 3
+    })
+    .await;
+    let hits = heartbeat.hits();
+    wait_until("ten more heartbeats while mail hangs", || {
+        heartbeat.hits() >= hits + 10
+    })
+    .await;
+    wait_until("the hanging server is logged", || {
+        bot.stderr().contains("Notification failed; retrying.")
+    })
+    .await;
+    assert!(
+        bot.stderr().contains("no answer within 1s"),
+        "{}",
+        bot.stderr()
+    );
+    assert!(
+        bot.stdout().contains("Scaled to (3) dynos."),
+        "the console backend is not held up by email"
+    );
+
+    silent.stop().await;
+    let smtp = SmtpServer::start(smtp_port, Some((SMTP_USER, SMTP_PASSWORD)), &[]);
+    wait_until("both scale mails arrive once the server is back", || {
+        smtp.mails().len() >= 2
+    })
+    .await;
+    assert_eq!(
+        smtp.subjects()[..2],
+        [
+            "[autoscalebot] test-app: scaled from 1 to 2 dynos",
+            "[autoscalebot] test-app: scaled from 2 to 3 dynos"
+        ]
+    );
+    assert!(bot.is_running());
+    assert!(bot.terminate().await.success());
+    assert!(!bot.stderr().contains(SMTP_PASSWORD));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hook_that_hangs_or_answers_500_is_retried_and_what_was_dropped_is_told() {
+    let hook = HookServer::start(HookMode::Hang).await;
+    let heartbeat = HeartbeatServer::start(250).await;
+    let api = FormationApi::start("test-app", "web", KEY, 1).await;
+    let settings = local_settings(
+        &api,
+        &heartbeat,
+        &format!(
+            "{SLOW_TO_MAX}\nmax_dynos = 3\nnotify_on_every_ping = true\nnotification_backends = [\"webhook\"]\n[webhook]\nurl = \"{}/hook\"\ntimeout = \"500ms\"\ngive_up_after = \"1s\"",
+            hook.url
+        ),
+    );
+    let mut bot = Bot::start(&settings, &[], &[]);
+    wait_until("the worker scales to 3 while the hook hangs", || {
+        api.quantity() == 3
+    })
+    .await;
+    wait_until("a hanging send is dropped", || {
+        bot.stderr().contains("Notification dropped.")
+    })
+    .await;
+
+    hook.set_mode(HookMode::Status(500));
+    let seen = hook.requests().len();
+    wait_until("a 500 is logged", || {
+        bot.stderr().contains("answered 500 Internal Server Error")
+    })
+    .await;
+    let hits = heartbeat.hits();
+    wait_until("heartbeats go on", || heartbeat.hits() >= hits + 5).await;
+    assert!(hook.requests().len() > seen + 1, "sends are retried");
+
+    hook.set_mode(HookMode::Status(200));
+    wait_until("the loss is told when the hook answers again", || {
+        hook.events().contains(&"notifications_dropped".to_string())
+    })
+    .await;
+    let notice = hook
+        .json_bodies()
+        .into_iter()
+        .find(|body| body["event"] == "notifications_dropped")
+        .unwrap();
+    let message = notice["message"].as_str().unwrap();
+    let count: u64 = message.split(' ').next().unwrap().parse().unwrap();
+    assert!(count >= 2, "{message}");
+    assert!(
+        message.contains("were dropped while webhook was down"),
+        "{message}"
+    );
+    assert!(bot.is_running());
+    assert!(bot.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_recipient_is_a_clear_error_and_the_worker_keeps_scaling() {
+    let smtp = SmtpServer::start(free_port(), None, &["nobody@example.com"]);
+    let heartbeat = HeartbeatServer::start(250).await;
+    let api = FormationApi::start("test-app", "web", KEY, 1).await;
+    let settings = local_settings(
+        &api,
+        &heartbeat,
+        &format!(
+            "{SLOW_TO_MAX}\nmax_dynos = 3\nnotify_on_every_scale = true\nnotification_backends = [\"email\"]\n[email]\nsmtp_url = \"smtp://127.0.0.1:{}\"\nfrom = \"bot@example.com\"\nto = [\"nobody@example.com\"]",
+            smtp.port
+        ),
+    );
+    let mut bot = Bot::start(&settings, &[], &[]);
+    wait_until("the refusal is logged", || {
+        bot.stderr().contains("550") && bot.stderr().contains("no such mailbox here")
+    })
+    .await;
+    wait_until("the worker scales to 3 regardless", || api.quantity() == 3).await;
+    assert!(
+        !bot.stderr().contains("Notification failed; retrying."),
+        "a refused recipient is not retried"
+    );
+    assert!(smtp.mails().is_empty());
+    assert!(bot.terminate().await.success());
+}
+
+fn notify_test(settings: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let (_dir, path) = settings_file(settings);
+    let output = command()
+        .arg("notify-test")
+        .arg(format!("--settings={}", path.display()))
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notify_test_reports_each_backend_and_env_overrides_reach_the_tables() {
+    let smtp = SmtpServer::start(free_port(), Some((SMTP_USER, SMTP_PASSWORD)), &[]);
+    let hook = HookServer::start(HookMode::Status(500)).await;
+    // The secrets come from the environment only, as on Heroku.
+    let settings = format!(
+        "heroku_app_name = \"test-app\"\nheroku_api_key = \"{KEY}\"\nnotification_backends = [\"email\", \"webhook\", \"console\"]\n[email]\nfrom = \"bot@example.com\"\nto = [\"ops@example.com\"]\n[webhook]\nheaders = {{ X-Team = \"ops\" }}\n"
+    );
+    let smtp_url = format!("smtp://{SMTP_USER}:{SMTP_PASSWORD}@127.0.0.1:{}", smtp.port);
+    let hook_url = format!("{}/hook/path-token", hook.url);
+    let env = [
+        ("AUTOSCALE_EMAIL__SMTP_URL", smtp_url.as_str()),
+        ("AUTOSCALE_WEBHOOK__URL", hook_url.as_str()),
+        ("AUTOSCALE_WEBHOOK__HEADERS__X_API_KEY", HOOK_SECRET),
+    ];
+    let (code, stdout, stderr) = notify_test(&settings, &env);
+    assert_eq!(code, Some(1), "a backend failed:\n{stdout}{stderr}");
+    assert!(stdout.contains("email: delivered"), "{stdout}");
+    assert!(
+        stdout.contains("webhook: failed: POST http://127.0.0.1:")
+            && stdout.contains("/*** answered 500 Internal Server Error: hook says hi"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("console: delivered"), "{stdout}");
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(
+        mails[0].subject,
+        "[autoscalebot] test-app: test notification"
+    );
+    assert!(mails[0].body.contains("autoscalebot notify-test"));
+    let request = &hook.requests()[0];
+    assert_eq!(request.headers.get("x-api-key").unwrap(), HOOK_SECRET);
+    assert_eq!(request.headers.get("x-team").unwrap(), "ops");
+    assert_eq!(hook.events(), vec!["test"]);
+
+    hook.set_mode(HookMode::Status(200));
+    let (code, stdout, _) = notify_test(&settings, &env);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("webhook: delivered"), "{stdout}");
+    for secret in [SMTP_PASSWORD, HOOK_SECRET, KEY, "path-token"] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{secret} leaked"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_or_refusing_smtp_server_is_a_clear_error() {
+    let base = "heroku_app_name = \"test-app\"\nheroku_api_key = \"k\"\nnotification_backends = [\"email\"]\n";
+    let closed = free_port();
+    let (code, stdout, _) = notify_test(&format!("{base}{}", email_table(closed, "")), &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stdout.contains(&format!(
+            "email: failed: SMTP server smtp://***@127.0.0.1:{closed}: Connection error"
+        )) && stdout.contains("refused"),
+        "{stdout}"
+    );
+
+    // A wrong password is refused, and told without the password.
+    let smtp = SmtpServer::start(free_port(), Some((SMTP_USER, "another-password")), &[]);
+    let (code, stdout, stderr) = notify_test(&format!("{base}{}", email_table(smtp.port, "")), &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stdout.contains("email: failed:") && stdout.contains("535"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(SMTP_PASSWORD) && !stderr.contains(SMTP_PASSWORD));
+
+    // STARTTLS asked for but not offered: refused before the password is sent.
+    let smtp = SmtpServer::start(free_port(), None, &[]);
+    let settings = format!(
+        "{base}[email]\nsmtp_url = \"smtp://{SMTP_USER}:{SMTP_PASSWORD}@127.0.0.1:{}?tls=required\"\nfrom = \"bot@example.com\"\nto = [\"ops@example.com\"]",
+        smtp.port
+    );
+    let (code, stdout, _) = notify_test(&settings, &[]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("email: failed: SMTP server smtp://***@127.0.0.1:")
+            && stdout.contains("STARTTLS is not supported"),
+        "{stdout}"
+    );
+    assert!(smtp.mails().is_empty());
+}
+
+#[test]
+fn a_malformed_placeholder_or_address_stops_the_worker_with_exit_2_naming_it() {
+    let settings = "heroku_app_name = \"test-app\"\nheroku_api_key = \"k\"\nnotification_backends = [\"webhook\", \"email\"]\n[webhook]\nurl = \"http://127.0.0.1:9/hook\"\nbody = '{\"text\": \"{mesage}\"}'\n[email]\nsmtp_url = \"smtp://127.0.0.1:25\"\nfrom = \"bot@example.com\"\nto = [\"ops at example\"]\n";
+    let (_dir, path) = settings_file(settings);
+    let output = command()
+        .arg(format!("--settings={}", path.display()))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("webhook.body") && stderr.contains("unknown placeholder {mesage}"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("email.to = \"ops at example\""), "{stderr}");
+}
+
+#[test]
+fn check_shows_the_tables_with_secrets_hidden() {
+    let settings = format!(
+        "heroku_app_name = \"test-app\"\nheroku_api_key = \"{KEY}\"\n{}\n[webhook]\nurl = \"https://hooks.example.com/services/path-token\"\nheaders = {{ Authorization = \"Bearer {HOOK_SECRET}\" }}\n",
+        email_table(2525, "")
+    );
+    let (_dir, path) = settings_file(&settings);
+    let output = command()
+        .arg("check")
+        .arg(format!("--settings={}", path.display()))
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("email.smtp_url = \"smtp://***@127.0.0.1:2525\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("email.to = [\"ops@example.com\", \"Lead <lead@example.com>\"]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("webhook.url = \"https://hooks.example.com/***\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("webhook.headers = { \"authorization\" = \"***\" }"),
+        "{stdout}"
+    );
+    for secret in [SMTP_PASSWORD, HOOK_SECRET, KEY, "path-token"] {
+        assert!(!stdout.contains(secret), "{secret} leaked:\n{stdout}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_appears_in_any_output_even_with_debug_logs_and_failing_backends() {
+    let smtp = SmtpServer::start(free_port(), Some((SMTP_USER, "not-the-password")), &[]);
+    let hook = HookServer::start(HookMode::Status(401)).await;
+    let heartbeat = HeartbeatServer::start(250).await;
+    let api = FormationApi::start("test-app", "web", KEY, 1).await;
+    let settings = local_settings(
+        &api,
+        &heartbeat,
+        &format!(
+            "{SLOW_TO_MAX}\nmax_dynos = 2\nnotify_on_every_scale = true\nnotify_on_every_ping = true\nnotification_backends = [\"email\", \"webhook\", \"console\", \"log\"]\n[webhook]\nurl = \"{}/hook/path-token\"\nheaders = {{ Authorization = \"Bearer {HOOK_SECRET}\" }}\n{}",
+            hook.url,
+            email_table(smtp.port, "")
+        ),
+    );
+    let mut bot = Bot::start(&settings, &[], &[("RUST_LOG", "debug")]);
+    wait_until("the worker scales and both backends fail", || {
+        api.quantity() == 2
+            && bot.stderr().contains("answered 401")
+            && bot.stderr().contains("Authentication credentials invalid")
+    })
+    .await;
+    assert!(bot.terminate().await.success());
+    let bodies: String = hook
+        .requests()
+        .iter()
+        .map(|request| request.body.clone())
+        .collect();
+    for (what, text) in [
+        ("stdout", bot.stdout()),
+        ("stderr", bot.stderr()),
+        ("hook bodies", bodies),
+    ] {
+        for secret in [SMTP_PASSWORD, HOOK_SECRET, KEY, "path-token"] {
+            assert!(
+                !text.contains(secret),
+                "{secret} appears in {what}:\n{text}"
+            );
+        }
+    }
+}
