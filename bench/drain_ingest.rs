@@ -49,7 +49,7 @@ fn parse_and_aggregate(batches: &[String]) -> (Duration, u64) {
     let started = Instant::now();
     for (i, body) in batches.iter().enumerate() {
         requests.clear();
-        let counts = parse_batch(body.as_bytes(), &mut requests, &mut problems);
+        let counts = parse_batch(body.as_bytes(), None, &mut requests, &mut problems);
         lines += counts.router_lines;
         window.push(now, requests.drain(..));
         // The loop reads the window once per heartbeat: here once per 1000 batches.

@@ -6,22 +6,29 @@
 //! while waiting and probing, never during a platform call, so a scale is never cut in half.
 //! When the platform refuses a call (401, 403, 404: a setting is wrong), the loop pauses its
 //! platform calls for a growing time while heartbeats go on, instead of knocking every beat.
+//!
+//! A stopped app (quantity 0) gets no heartbeat: its beat only reads the quantity, so that a
+//! wake by the activator or a `min_dynos` schedule above 0 is seen. The shutdown hook is called
+//! before every scale to 0.
+//!
 //! Before each decision it also reads the downtime file and the heartbeat's downtime header
 //! into the [`Calendar`] and tells the engine which window, if any, is in force.
 
+use crate::activator::meter::TrafficMeter;
 use crate::decision::{
     classify, classify_router, combine, AppState, Heartbeat, Observation, Plan, ScaleTo,
 };
 use crate::downtime::{Calendar, Learned};
 use crate::router_log::RouterStats;
-use crate::settings::AppSettings;
+use crate::settings::{AppSettings, ScalerKind};
 use crate::telemetry::Telemetry;
 use autoscalebot_backends::notify::{
     ConsoleNotifier, Dispatcher, EmailNotifier, Event, EventKind, LogNotifier, Notifier,
     NotifyError, TestNotifier, WebhookNotifier,
 };
 use autoscalebot_backends::probe::{Heartbeat as HeartbeatProbe, Probe, ProbeOutcome};
-use autoscalebot_backends::scaler::{HerokuScaler, ScaleError, Scaler};
+use autoscalebot_backends::scaler::{CommandScaler, HerokuScaler, ScaleError, Scaler};
+use autoscalebot_backends::shutdown_hook::ShutdownHook;
 use chrono::{DateTime, Utc};
 use std::io::Read;
 use std::path::Path;
@@ -49,7 +56,10 @@ pub fn tokio_clock(start: DateTime<Utc>) -> Clock {
 #[derive(Debug, Clone)]
 pub struct Beat {
     pub at: DateTime<Utc>,
+    /// For a stopped app (`stopped`), a placeholder: no heartbeat was sent.
     pub heartbeat: Heartbeat,
+    /// The app was read at quantity 0, so it was not probed.
+    pub stopped: bool,
     /// The quantity read from the platform, when the read worked.
     pub quantity: Option<u32>,
     pub plan: Option<Plan>,
@@ -91,6 +101,11 @@ pub struct Worker {
     dispatcher: Dispatcher,
     clock: Clock,
     dry_run: bool,
+    /// Real traffic, when something measures it (see [`Worker::with_traffic`]).
+    traffic: Option<Arc<TrafficMeter>>,
+    shutdown_hook: Option<ShutdownHook>,
+    /// The last quantity read or set was 0: the next beat reads instead of probing.
+    stopped: bool,
     telemetry: Telemetry,
     /// Every planned downtime window known, from each source.
     calendar: Calendar,
@@ -123,6 +138,9 @@ impl Worker {
             dispatcher,
             clock,
             dry_run,
+            traffic: None,
+            shutdown_hook: None,
+            stopped: false,
             telemetry,
             refusal: None,
             beats: None,
@@ -132,6 +150,19 @@ impl Worker {
     /// Sends every [`Beat`] to `beats` from now on (the demo's live timeline uses it).
     pub fn with_beats(mut self, beats: mpsc::UnboundedSender<Beat>) -> Self {
         self.beats = Some(beats);
+        self
+    }
+
+    /// Feeds the engine real traffic from `meter` (an in-process activator, a log drain), so
+    /// that `idle_after` can stop the app. Without it, `idle_after` never fires in the loop.
+    pub fn with_traffic(mut self, meter: Arc<TrafficMeter>) -> Self {
+        self.traffic = Some(meter);
+        self
+    }
+
+    /// Calls `hook` before every scale to 0.
+    pub fn with_shutdown_hook(mut self, hook: Option<ShutdownHook>) -> Self {
+        self.shutdown_hook = hook;
         self
     }
 
@@ -161,16 +192,19 @@ impl Worker {
             )
             .with_downtime_header(downtime_header),
         );
-        let scaler = Arc::new(HerokuScaler::new(
-            client,
-            &settings.heroku_api_url,
-            &settings.heroku_app_name,
-            &settings.process_type,
-            settings.heroku_api_key.clone(),
-            settings.heroku_api_timeout,
-        ));
+        let scaler = scaler_for(&settings, client.clone());
+        let hook = shutdown_hook_for(&settings, client);
         let notifiers = notifiers_for(&settings, test_notifier);
-        Worker::new(settings, probe, scaler, notifiers, system_clock(), dry_run)
+        let drain_on = settings.log_drain_password.is_some();
+        let worker = Worker::new(settings, probe, scaler, notifiers, system_clock(), dry_run)
+            .with_shutdown_hook(hook);
+        // With a log drain, router requests are the app's traffic, so `idle_after` works.
+        if drain_on {
+            let meter = worker.telemetry.traffic();
+            worker.with_traffic(meter)
+        } else {
+            worker
+        }
     }
 
     /// Runs heartbeats every `heartbeat_interval_in_seconds` until `shutdown`, then delivers
@@ -185,6 +219,12 @@ impl Worker {
             dry_run = self.dry_run,
             "Worker started."
         );
+        if self.settings.idle_after.is_some() && self.traffic.is_none() {
+            tracing::warn!(
+                app = %self.settings.heroku_app_name,
+                "idle_after is set but this worker measures no traffic, so it will not stop the app for idleness; `autoscalebot activate` does, in front of the app."
+            );
+        }
         self.log_downtime_sources();
         let mut ticker = tokio::time::interval(self.settings.heartbeat_interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -194,6 +234,10 @@ impl Worker {
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = ticker.tick() => {}
+            }
+            // Not cancellable: a platform call in flight finishes (each has its own timeout).
+            if self.stopped && self.stopped_beat().await.is_some() {
+                continue;
             }
             if self.settings.signal.uses_heartbeat() {
                 let outcome = tokio::select! {
@@ -213,10 +257,70 @@ impl Worker {
             .await;
     }
 
-    /// One whole heartbeat: probe, then act on it.
+    /// One whole heartbeat: probe, then act on it; for a stopped app, only a read.
     pub async fn beat(&mut self) -> Beat {
+        if self.stopped {
+            if let Some(beat) = self.stopped_beat().await {
+                return beat;
+            }
+        }
         let outcome = self.probe.probe().await;
         self.act(outcome).await
+    }
+
+    /// The beat of an app believed stopped: read the quantity, no heartbeat. `None` when the
+    /// app runs again (someone woke it), so the caller probes it at once.
+    async fn stopped_beat(&mut self) -> Option<Beat> {
+        let app = self.settings.heroku_app_name.clone();
+        let none = Heartbeat {
+            observation: Observation::InBand,
+            response_time_ms: None,
+            summary: "stopped: no heartbeat".to_string(),
+        };
+        let mut beat = Beat {
+            at: (self.clock)(),
+            heartbeat: none.clone(),
+            stopped: true,
+            quantity: None,
+            plan: None,
+            scaled_to: None,
+            error: None,
+            router: None,
+        };
+        if let Some(paused) = self.paused_by_refusal() {
+            beat.error = Some(paused);
+            self.publish(&beat);
+            return Some(beat);
+        }
+        match self.scaler.current().await {
+            Ok(0) => self.platform_accepts(),
+            Ok(quantity) => {
+                self.platform_accepts();
+                tracing::info!(%app, quantity, "The app runs again; heartbeats resume.");
+                self.stopped = false;
+                return None;
+            }
+            Err(error) => {
+                let message = format!("reading the formation: {error}");
+                if !self.refused(&error, &message) {
+                    tracing::warn!(%app, kind = error.kind(), error = %message, "Could not read the formation; trying again next heartbeat.");
+                }
+                let events =
+                    self.state
+                        .scale_failed(&self.settings, (self.clock)(), None, &message);
+                self.send(&events);
+                beat.error = Some(message);
+                self.publish(&beat);
+                return Some(beat);
+            }
+        }
+        beat.quantity = Some(0);
+        let plan = self.state.observe_stopped(&self.settings, (self.clock)());
+        self.carry_out(plan, &mut beat, &none).await;
+        self.telemetry.record_beat(&beat);
+        self.telemetry.stamp_alive();
+        self.publish(&beat);
+        Some(beat)
     }
 
     /// Classifies the outcome (with the router window when `signal = "both"`), reads the
@@ -274,9 +378,7 @@ impl Worker {
             .await;
         self.telemetry.record_beat(&beat);
         self.telemetry.stamp_alive();
-        if let Some(beats) = &self.beats {
-            let _ = beats.send(beat.clone());
-        }
+        self.publish(&beat);
         beat
     }
 
@@ -317,25 +419,18 @@ impl Worker {
         let mut beat = Beat {
             at: (self.clock)(),
             heartbeat: heartbeat.clone(),
+            stopped: false,
             quantity: None,
             plan: None,
             scaled_to: None,
             error: None,
             router,
         };
-        if let Some(refusal) = &self.refusal {
-            if Instant::now() < refusal.until {
-                // Heartbeats go on and count; the platform is left alone until the pause ends.
-                self.state.record(heartbeat.observation);
-                tracing::debug!(%app, kind = refusal.kind, "Platform calls paused after a refusal.");
-                beat.error = Some(format!(
-                    "platform calls paused after {} refusal{} ({})",
-                    refusal.count,
-                    if refusal.count == 1 { "" } else { "s" },
-                    refusal.kind
-                ));
-                return beat;
-            }
+        if let Some(paused) = self.paused_by_refusal() {
+            // Heartbeats go on and count; the platform is left alone until the pause ends.
+            self.state.record(heartbeat.observation);
+            beat.error = Some(paused);
+            return beat;
         }
         let current = match self.scaler.current().await {
             Ok(quantity) => quantity,
@@ -353,16 +448,30 @@ impl Worker {
                 return beat;
             }
         };
-        if let Some(refusal) = self.refusal.take() {
-            tracing::info!(%app, kind = refusal.kind, "The platform accepts the worker's calls again.");
-        }
+        self.platform_accepts();
         beat.quantity = Some(current);
         self.telemetry.metrics.dynos(current);
         let now = (self.clock)();
-        let plan = self.state.observe(&self.settings, now, &heartbeat, current);
+        if let Some(meter) = &self.traffic {
+            self.state.traffic = Some(meter.snapshot(now));
+        }
+        let plan = if current == 0 {
+            // Stopped since the last beat: this heartbeat measured nothing worth counting.
+            self.stopped = true;
+            self.state.observe_stopped(&self.settings, now)
+        } else {
+            self.state.observe(&self.settings, now, &heartbeat, current)
+        };
         self.telemetry
             .metrics
             .bounds(plan.bounds.min, plan.bounds.max);
+        self.carry_out(plan, &mut beat, &heartbeat).await;
+        beat
+    }
+
+    /// Sends the plan's events, then makes its scale, if any, and reports back to the engine.
+    async fn carry_out(&mut self, plan: Plan, beat: &mut Beat, heartbeat: &Heartbeat) {
+        let app = self.settings.heroku_app_name.clone();
         self.send(&plan.events);
         if let Some(until) = plan.cooling_until {
             tracing::info!(%app, %until, "A scale is due but the cool-off holds it.");
@@ -371,13 +480,15 @@ impl Worker {
             match self.apply(scale).await {
                 Ok(quantity) => {
                     beat.scaled_to = Some(quantity);
+                    // A dry run changes nothing: the app still runs and is still probed.
+                    self.stopped = quantity == 0 && !self.dry_run;
                     if !self.dry_run {
                         self.telemetry.metrics.scaled(scale.from, quantity);
                     }
                     let events =
                         self.state
                             .scaled(&self.settings, (self.clock)(), scale, self.dry_run);
-                    self.send_with(events, &heartbeat);
+                    self.send_with(events, heartbeat);
                 }
                 Err(error) => {
                     self.telemetry.metrics.api_error(error.kind());
@@ -391,13 +502,41 @@ impl Worker {
                         Some(scale),
                         &message,
                     );
-                    self.send_with(events, &heartbeat);
+                    self.send_with(events, heartbeat);
                     beat.error = Some(message);
                 }
             }
         }
         beat.plan = Some(plan);
-        beat
+    }
+
+    /// Hands a copy of the beat to the `with_beats` channel, if any.
+    fn publish(&self, beat: &Beat) {
+        if let Some(beats) = &self.beats {
+            let _ = beats.send(beat.clone());
+        }
+    }
+
+    /// `Some(why)` while platform calls are paused after a refusal.
+    fn paused_by_refusal(&self) -> Option<String> {
+        let refusal = self.refusal.as_ref()?;
+        if Instant::now() >= refusal.until {
+            return None;
+        }
+        tracing::debug!(app = %self.settings.heroku_app_name, kind = refusal.kind, "Platform calls paused after a refusal.");
+        Some(format!(
+            "platform calls paused after {} refusal{} ({})",
+            refusal.count,
+            if refusal.count == 1 { "" } else { "s" },
+            refusal.kind
+        ))
+    }
+
+    /// A platform call worked: ends a refusal pause, if one was on.
+    fn platform_accepts(&mut self) {
+        if let Some(refusal) = self.refusal.take() {
+            tracing::info!(app = %self.settings.heroku_app_name, kind = refusal.kind, "The platform accepts the worker's calls again.");
+        }
     }
 
     /// When the platform refused the call (a 4xx other than 429: a wrong key, app or process
@@ -501,6 +640,11 @@ impl Worker {
             tracing::info!(%app, from = scale.from, to = scale.to, %reason, "Would scale (dry run).");
             return Ok(scale.to);
         }
+        if scale.to == 0 && scale.from > 0 {
+            if let Some(hook) = &self.shutdown_hook {
+                hook.call_and_log(&reason).await;
+            }
+        }
         let quantity = self.scaler.set(scale.to).await?;
         tracing::info!(%app, from = scale.from, to = quantity, %reason, "Scaled.");
         Ok(quantity)
@@ -521,6 +665,38 @@ impl Worker {
         }
         self.send(&events);
     }
+}
+
+/// The scaler the settings name: the Heroku Platform API or the user's commands.
+pub fn scaler_for(settings: &AppSettings, client: reqwest::Client) -> Arc<dyn Scaler> {
+    match settings.scaler {
+        ScalerKind::Heroku => Arc::new(HerokuScaler::new(
+            client,
+            &settings.heroku_api_url,
+            &settings.heroku_app_name,
+            &settings.process_type,
+            settings.heroku_api_key.clone(),
+            settings.heroku_api_timeout,
+        )),
+        ScalerKind::Command => Arc::new(CommandScaler::new(
+            settings.commands.clone(),
+            settings.command_timeout,
+        )),
+    }
+}
+
+/// The `[shutdown_hook]`, when one is set.
+pub fn shutdown_hook_for(settings: &AppSettings, client: reqwest::Client) -> Option<ShutdownHook> {
+    settings.shutdown_hook.as_ref().map(|hook| {
+        ShutdownHook::new(
+            client,
+            hook.url.clone(),
+            hook.method.clone(),
+            hook.headers.clone(),
+            hook.body.clone(),
+            hook.timeout,
+        )
+    })
 }
 
 /// The most of a downtime file that is read: a few lines are expected, so a huge file is a

@@ -4,7 +4,11 @@
 //! Everything here is pure: no I/O, no wall clock (`now` is an argument), no async. The loop in
 //! `bot.rs` feeds it and acts on what it returns; the simulator drives the same code with a
 //! simulated clock. State that must outlive one heartbeat (streaks, the last scale, what was
-//! already told) lives in [`AppState`], one value per app.
+//! already told, since when the app runs) lives in [`AppState`], one value per app.
+//!
+//! Scale to zero: heartbeats never take an app below one dyno (a fast heartbeat says the app
+//! is fast, not that nobody uses it). Only [`stop_due`] does: no traffic for `idle_after`
+//! while `min_dynos` in force is 0, or running for `max_age`. Traffic is the shell's input.
 //!
 //! Planned downtime is an input like the clock: the shell tells the engine which window is in
 //! force with [`AppState::set_downtime`] before each heartbeat, and the engine decides what a
@@ -167,6 +171,10 @@ pub enum ScaleReason {
     AboveMax,
     /// Below the min in force.
     BelowMin,
+    /// No traffic for `idle_after` while `min_dynos` in force is 0.
+    Idle,
+    /// Running for `max_age`, whatever the traffic.
+    MaxAge,
     /// A planned downtime window holds the size at `downtime_dynos`.
     DowntimeHold,
     /// A window held by `downtime_dynos` ended: back to the size before it.
@@ -186,11 +194,67 @@ impl ScaleReason {
             ),
             ScaleReason::AboveMax => "above max_dynos in force".to_string(),
             ScaleReason::BelowMin => "below min_dynos in force".to_string(),
+            ScaleReason::Idle => format!(
+                "no traffic for {}",
+                crate::settings::format_duration(settings.idle_after.unwrap_or_default())
+            ),
+            ScaleReason::MaxAge => format!(
+                "running for {} (max_age)",
+                crate::settings::format_duration(settings.max_age.unwrap_or_default())
+            ),
             ScaleReason::DowntimeHold => {
                 "holding downtime_dynos during planned downtime".to_string()
             }
             ScaleReason::DowntimeOver => "back to the size before the planned downtime".to_string(),
         }
+    }
+}
+
+/// Real traffic, as the shell measures it: connections through the activator (and, once it
+/// exists, router requests from the log drain). Heartbeats are not traffic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// When traffic was last seen (a connection opened or closed); `None`: not yet.
+    pub last_at: Option<DateTime<Utc>>,
+    /// Connections open now: an open connection is traffic, however quiet.
+    pub open_connections: u64,
+}
+
+/// Why a running target should stop although no heartbeat asked for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Idle,
+    MaxAge,
+}
+
+impl From<StopReason> for ScaleReason {
+    fn from(reason: StopReason) -> Self {
+        match reason {
+            StopReason::Idle => ScaleReason::Idle,
+            StopReason::MaxAge => ScaleReason::MaxAge,
+        }
+    }
+}
+
+/// The scale-to-zero rule, shared by the worker and the activator. `running_for`: how long the
+/// target has run; `quiet_for`: how long since the last traffic (never more than
+/// `running_for`), `None` while a connection is open or when nothing measures traffic.
+/// `max_age` wins whatever the traffic and the minimum; `idle_after` needs `min_in_force` 0.
+pub fn stop_due(
+    idle_after: Option<Duration>,
+    max_age: Option<Duration>,
+    min_in_force: u32,
+    running_for: Duration,
+    quiet_for: Option<Duration>,
+) -> Option<StopReason> {
+    if max_age.is_some_and(|max_age| running_for >= max_age) {
+        return Some(StopReason::MaxAge);
+    }
+    match (idle_after, quiet_for) {
+        (Some(idle_after), Some(quiet_for)) if min_in_force == 0 && quiet_for >= idle_after => {
+            Some(StopReason::Idle)
+        }
+        _ => None,
     }
 }
 
@@ -277,6 +341,12 @@ pub struct AppState {
     needs_below_min: Alert,
     scale_diff: Alert,
     platform_failing: Alert,
+    /// Since when the app has run (quantity above 0), as far as the engine has seen; for
+    /// `max_age` and so that a fresh start gets a whole `idle_after`.
+    pub running_since: Option<DateTime<Utc>>,
+    /// Set by the shell before each decision when something measures traffic; `None` means
+    /// nothing does, and then `idle_after` never stops the app.
+    pub traffic: Option<Traffic>,
     /// The planned downtime window in force, as last told by [`AppState::set_downtime`].
     downtime: Option<Window>,
     /// The size when `downtime_dynos` first held the formation, to go back to afterwards.
@@ -431,6 +501,11 @@ impl AppState {
     /// Decides from the streaks so far, without a new heartbeat.
     pub fn decide(&mut self, settings: &AppSettings, now: DateTime<Utc>, current: u32) -> Plan {
         let bounds = bounds_at(settings, now);
+        if current == 0 {
+            self.running_since = None;
+        } else if self.running_since.is_none() {
+            self.running_since = Some(now);
+        }
         let mut plan = Plan {
             bounds,
             scale: None,
@@ -489,8 +564,10 @@ impl AppState {
                 needs_above_max = true;
             }
         } else if wants_down {
-            if current > bounds.min {
-                let to = current.saturating_sub(settings.increment).max(bounds.min);
+            // Heartbeats never stop the app: only idle_after and max_age take it to 0.
+            let floor = bounds.min.max(1);
+            if current > floor {
+                let to = current.saturating_sub(settings.increment).max(floor);
                 match self.cooling_until(settings.scale_down_cooldown, now) {
                     Some(until) => plan.cooling_until = Some(until),
                     None => {
@@ -587,7 +664,48 @@ impl AppState {
             }
             _ => {}
         }
+        if plan.scale.is_none() && current > 0 {
+            if let Some(reason) = self.stop_due(settings, now, bounds.min) {
+                plan.scale = Some(ScaleTo {
+                    from: current,
+                    to: 0,
+                    reason: reason.into(),
+                });
+                plan.cooling_until = None;
+            }
+        }
         plan.events.extend(self.check_scale_diff(settings, now));
+        plan
+    }
+
+    /// [`stop_due`] with what this state knows: since when the app runs, and its traffic.
+    fn stop_due(&self, settings: &AppSettings, now: DateTime<Utc>, min: u32) -> Option<StopReason> {
+        let running_for = elapsed(self.running_since?, now);
+        let quiet_for = self.traffic.and_then(|traffic| {
+            if traffic.open_connections > 0 {
+                return None;
+            }
+            let since_traffic = traffic.last_at.map_or(running_for, |at| elapsed(at, now));
+            Some(since_traffic.min(running_for))
+        });
+        stop_due(
+            settings.idle_after,
+            settings.max_age,
+            min,
+            running_for,
+            quiet_for,
+        )
+    }
+
+    /// Decides for an app read at quantity 0, with no heartbeat (a stopped app is not
+    /// probed). Old streaks are forgotten; only a minimum above 0 starts it again.
+    pub fn observe_stopped(&mut self, settings: &AppSettings, now: DateTime<Utc>) -> Plan {
+        self.consecutive_fails = 0;
+        self.consecutive_passes = 0;
+        let mut plan = self.decide(settings, now, 0);
+        if plan.scale.is_none() {
+            plan.events.extend(self.platform_answered(settings, now));
+        }
         plan
     }
 
@@ -637,6 +755,11 @@ impl AppState {
         self.consecutive_fails = 0;
         self.consecutive_passes = 0;
         self.last_scale_at = Some(now);
+        if scale.to == 0 {
+            self.running_since = None;
+        } else if scale.from == 0 {
+            self.running_since = Some(now);
+        }
         if scale.reason == ScaleReason::DowntimeOver {
             self.restore_after_downtime = None;
         }

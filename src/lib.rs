@@ -6,6 +6,7 @@
 //! - [`downtime`]: planned downtime windows: the ISO 8601 interval parser and the calendar.
 //! - [`decision`]: the pure engine (settings, now, size, heartbeat) → plan.
 //! - [`bot`]: the async loop that probes, decides, scales and notifies.
+//! - [`activator`]: wakes a stopped target on demand, forwards, stops it when idle.
 //! - [`demo`]: `autoscalebot demo`, the sandbox, a traffic surge and the worker in one process.
 //! - [`router_log`]: Heroku log drain parsing (logplex frames, router lines, windows).
 //! - [`telemetry`], [`metrics`]: what the loop shares with the HTTP server.
@@ -15,6 +16,7 @@
 //! The edges to the outside world (HTTP probes, the Heroku API, notifiers) live in the
 //! `autoscalebot-backends` crate; the local stand-in platform in `autoscalebot-sandbox`.
 
+pub mod activator;
 pub mod bot;
 pub mod decision;
 pub mod demo;

@@ -35,6 +35,9 @@ enum Command {
     Run,
     /// Load and validate the settings, print the values in force (secrets as ***), and exit.
     Check,
+    /// Listen in front of the app ([activator] table): start it on the first connection, hold
+    /// the connections until it accepts, forward them, and stop it after idle_after.
+    Activate,
     /// Send one test notification through every backend in notification_backends and report,
     /// per backend, delivered or the error. Exits 1 when any failed.
     NotifyTest,
@@ -139,6 +142,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             },
         );
     }
+    if matches!(cli.command, Some(Command::Activate)) {
+        return activate(&cli, on_dyno);
+    }
     let settings = match load_settings(&cli) {
         Ok(settings) => settings,
         Err(error) => {
@@ -174,7 +180,62 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime.block_on(run_worker(settings, cli.dry_run))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Activate => unreachable!("handled above"),
     }
+}
+
+/// `autoscalebot activate`: settings and the listening socket are checked before anything
+/// runs; either being wrong is exit 2.
+fn activate(cli: &Cli, on_dyno: bool) -> Result<ExitCode> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let settings =
+        match settings::load_for(cli.settings.as_deref(), &env, settings::Purpose::Activator) {
+            Ok(settings) => settings,
+            Err(error) => {
+                eprintln!("autoscalebot: {error}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+    let app = settings.apps.into_iter().next().expect("one app");
+    init_logging(app.log_format.resolve(on_dyno), "info");
+    let bound = match autoscalebot::activator::bind_listen(&app) {
+        Ok(bound) => bound,
+        Err(error) => {
+            eprintln!("autoscalebot: activator.listen = {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let client = autoscalebot::http_client();
+        let mut task = tokio::spawn(autoscalebot::activator::run(
+            app,
+            bound,
+            client,
+            shutdown.clone(),
+        ));
+        tokio::select! {
+            ended = &mut task => {
+                return match ended {
+                    Ok(result) => result.map_err(anyhow::Error::from),
+                    Err(error) => Err(anyhow::anyhow!("the activator task failed: {error}")),
+                };
+            }
+            signal = wait_for_signal() => signal?,
+        }
+        tracing::info!("Shutdown signal received; stopping the activator.");
+        shutdown.cancel();
+        match tokio::time::timeout(SHUTDOWN_DEADLINE, task).await {
+            Ok(Ok(result)) => result.map_err(anyhow::Error::from),
+            Ok(Err(error)) => Err(anyhow::anyhow!("the activator task failed: {error}")),
+            Err(_) => {
+                tracing::warn!(deadline = ?SHUTDOWN_DEADLINE, "The activator did not stop in time; exiting anyway.");
+                Ok(())
+            }
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_settings(cli: &Cli) -> Result<Settings, SettingsError> {

@@ -124,6 +124,8 @@ pub struct RouterLine<'a> {
     /// The router error code, `H12` → 12; `None` on `at=info`.
     pub code: Option<u8>,
     pub dyno: &'a str,
+    /// The request path, query string included, as the router logged it.
+    pub path: &'a str,
     /// Time in the router's queue before a dyno took the request; empty on H10/H14.
     pub connect_ms: Option<u32>,
     /// Time the dyno took; empty on H10/H14.
@@ -202,6 +204,7 @@ pub fn parse_router_line(message: &str) -> Result<RouterLine<'_>, LineError> {
         is_error: false,
         code: None,
         dyno: "",
+        path: "",
         connect_ms: None,
         service_ms: None,
         status: 0,
@@ -219,6 +222,7 @@ pub fn parse_router_line(message: &str) -> Result<RouterLine<'_>, LineError> {
                 line.code = Some(number);
             }
             "dyno" => line.dyno = value,
+            "path" => line.path = value,
             "connect" => line.connect_ms = parse_ms("connect", value)?,
             "service" => line.service_ms = parse_ms("service", value)?,
             "status" => {
@@ -294,12 +298,17 @@ pub struct IngestCounts {
     pub bad_router_lines: u64,
     /// Other lines of the app's log (its own output, releases, dyno state…), passed over.
     pub other_lines: u64,
+    /// Router lines (among `router_lines`) for the worker's own heartbeat path.
+    pub heartbeat_lines: u64,
 }
 
 /// Parses a whole logplex body into requests (pushed onto `into`) and counts. The first few
 /// problems are kept in `problems` for the log, so an operator can see what was wrong.
+/// Router lines for `heartbeat_path` (the worker's own heartbeats) are kept for latency but
+/// counted apart, since they are not traffic for `idle_after`.
 pub fn parse_batch(
     body: &[u8],
+    heartbeat_path: Option<&str>,
     into: &mut Vec<Request>,
     problems: &mut Vec<String>,
 ) -> IngestCounts {
@@ -334,6 +343,10 @@ pub fn parse_batch(
         match parse_router_line(syslog.message) {
             Ok(line) => {
                 counts.router_lines += 1;
+                let path = line.path.split('?').next().unwrap_or_default();
+                if heartbeat_path.is_some_and(|heartbeat| heartbeat == path) {
+                    counts.heartbeat_lines += 1;
+                }
                 into.push(Request::from(&line));
             }
             Err(error) => {

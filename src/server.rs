@@ -169,7 +169,12 @@ async fn drain(State(state): State<ServerState>, headers: HeaderMap, body: Bytes
     }
     let mut requests = Vec::new();
     let mut problems = Vec::new();
-    let counts = parse_batch(&body, &mut requests, &mut problems);
+    let counts = parse_batch(
+        &body,
+        Some(state.telemetry.settings().heartbeat_url.path()),
+        &mut requests,
+        &mut problems,
+    );
     let declared = headers
         .get("logplex-msg-count")
         .and_then(|value| value.to_str().ok())

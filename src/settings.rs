@@ -8,9 +8,12 @@
 
 use crate::downtime::{self, BadEntry, Source, Window};
 use crate::schedule::Schedule;
+use autoscalebot_backends::activator::process::parse_signal;
+use autoscalebot_backends::activator::Endpoint;
 use autoscalebot_backends::notify::{
     email, webhook, DeliveryPolicy, EmailConfig, Template, WebhookConfig,
 };
+use autoscalebot_backends::scaler::Commands;
 use autoscalebot_backends::Secret;
 use chrono_tz::Tz;
 use config::{Value, ValueKind};
@@ -58,6 +61,17 @@ pub struct AppSettings {
     pub time_zone: Tz,
     pub scale_up_cooldown: Duration,
     pub scale_down_cooldown: Duration,
+    /// Which platform the size is set on.
+    pub scaler: ScalerKind,
+    /// The `command` scaler's hooks (all `None` with `scaler = "heroku"`).
+    pub commands: Commands,
+    pub command_timeout: Duration,
+    /// Scale to zero after this long with no traffic (only while `min_dynos` in force is 0).
+    pub idle_after: Option<Duration>,
+    /// Stop after running this long, whatever the traffic.
+    pub max_age: Option<Duration>,
+    pub shutdown_hook: Option<ShutdownHookSettings>,
+    pub activator: Option<ActivatorSettings>,
     /// The `[email]` table, when given: what the `email` backend needs.
     pub email: Option<EmailConfig>,
     /// The `[webhook]` table, when given: what the `webhook` backend needs.
@@ -86,6 +100,22 @@ pub struct AppSettings {
     /// The basic-auth password a log drain must send; `POST /logs` is off without it.
     pub log_drain_password: Option<Secret>,
     pub log_format: LogFormat,
+}
+
+/// Where the size is set: the Heroku Platform API or the user's commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScalerKind {
+    Heroku,
+    Command,
+}
+
+impl ScalerKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ScalerKind::Heroku => "heroku",
+            ScalerKind::Command => "command",
+        }
+    }
 }
 
 /// Which measurements count as fails and passes.
@@ -147,6 +177,42 @@ impl LogFormat {
     }
 }
 
+/// The `[shutdown_hook]` table: the request made right before every stop (seed 000).
+#[derive(Debug, Clone)]
+pub struct ShutdownHookSettings {
+    pub url: Url,
+    pub method: reqwest::Method,
+    /// Values are secrets: they often carry an `Authorization`.
+    pub headers: Vec<(String, Secret)>,
+    pub body: String,
+    pub timeout: Duration,
+}
+
+/// The `[activator]` table: listen, wake the target on demand, forward, stop it when idle.
+#[derive(Debug, Clone)]
+pub struct ActivatorSettings {
+    pub listen: Endpoint,
+    /// Where to forward to. `None` with a local `command`: the command is handed the
+    /// listening socket as fd 3 and accepts on it itself.
+    pub target: Option<Endpoint>,
+    pub wake_timeout: Duration,
+    /// From `activator.idle_after`, else the top-level `idle_after`; `None`: never stop.
+    pub idle_after: Option<Duration>,
+    pub command: Option<String>,
+    pub stop_signal: i32,
+    pub stop_signal_name: String,
+    pub stop_timeout: Duration,
+}
+
+/// What the settings are loaded for: what `run` needs (a platform, a heartbeat) differs from
+/// what `activate` with a local `command` needs (neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Purpose {
+    #[default]
+    Worker,
+    Activator,
+}
+
 /// What loading needs beyond the raw values: where the settings file is (a relative
 /// `downtime_file` is beside it) and the `AUTOSCALE_DOWNTIME` list, which adds to the file's
 /// `downtime` rather than replacing it as other variables do.
@@ -156,6 +222,8 @@ pub struct LoadContext {
     pub env_downtime: Option<String>,
     /// `$PORT`, Heroku's port for the web process: the default of `http_port`.
     pub env_port: Option<String>,
+    /// What the settings are for: `activate` with a local command needs no platform.
+    pub purpose: Purpose,
 }
 
 /// The notification backends this build knows.
@@ -235,6 +303,15 @@ fn is_secret_key(key: &str) -> bool {
 /// Loads settings from an optional TOML file and the given environment (pass
 /// `std::env::vars().collect()` in production; tests pass their own map).
 pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Settings, SettingsError> {
+    load_for(path, env, Purpose::Worker)
+}
+
+/// Loads settings for `purpose`; see [`Purpose`].
+pub fn load_for(
+    path: Option<&Path>,
+    env: &HashMap<String, String>,
+    purpose: Purpose,
+) -> Result<Settings, SettingsError> {
     if let Some(path) = path {
         if !path.is_file() {
             return Err(SettingsError::one(
@@ -246,15 +323,25 @@ pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Settin
     }
     let file = path.map(|path| config::File::from(path).format(config::FileFormat::Toml));
     let settings_dir = path.map(|path| path.parent().unwrap_or(Path::new("")).to_path_buf());
-    from_sources(file, env, settings_dir)
+    from_sources(file, env, settings_dir, purpose)
 }
 
 /// Loads settings from TOML text and the given environment (for tests and the demo).
 pub fn from_toml_str(text: &str, env: &HashMap<String, String>) -> Result<Settings, SettingsError> {
+    from_toml_str_for(text, env, Purpose::Worker)
+}
+
+/// Loads settings for `purpose` from TOML text and the given environment.
+pub fn from_toml_str_for(
+    text: &str,
+    env: &HashMap<String, String>,
+    purpose: Purpose,
+) -> Result<Settings, SettingsError> {
     from_sources(
         Some(config::File::from_str(text, config::FileFormat::Toml)),
         env,
         None,
+        purpose,
     )
 }
 
@@ -262,6 +349,7 @@ fn from_sources<S>(
     file: Option<S>,
     env: &HashMap<String, String>,
     settings_dir: Option<PathBuf>,
+    purpose: Purpose,
 ) -> Result<Settings, SettingsError>
 where
     S: config::Source + Send + Sync + 'static,
@@ -273,6 +361,7 @@ where
         settings_dir,
         env_downtime: env.get(ENV_DOWNTIME).cloned(),
         env_port: env.get("PORT").cloned(),
+        purpose,
     };
     let app = AppSettings::read_in(&mut reader, &context);
     reader.finish_unknown();
@@ -608,6 +697,21 @@ impl Reader {
         parsed
     }
 
+    /// An optional duration above zero: `None` when absent or bad (a problem is recorded).
+    pub fn positive_duration(&mut self, key: &str) -> Option<Duration> {
+        let value = self.table.get(key).cloned()?;
+        let duration = self.duration_or(key, Duration::ZERO)?;
+        if duration.is_zero() {
+            self.bad(
+                key,
+                &value,
+                "a duration above zero such as \"10m\" (leave it out to turn this off)",
+            );
+            return None;
+        }
+        Some(duration)
+    }
+
     /// A whole number or a time-of-day table of whole numbers.
     pub fn schedule(&mut self, key: &str, value: Value) -> Option<Schedule> {
         let expected = "a whole number (0 or more) or a time-of-day table such as { \"0:00\" = 2, \"9:00\" = 5 }";
@@ -736,6 +840,8 @@ pub fn format_duration(duration: Duration) -> String {
 }
 
 const DEFAULT_HEARTBEAT_URL: &str = "/autoscalebot/heartbeat/";
+/// What logs and notifications call the app when no `heroku_app_name` is needed or given.
+const DEFAULT_APP_LABEL: &str = "app";
 /// The variable whose comma-separated intervals add to `downtime`.
 pub const ENV_DOWNTIME: &str = "AUTOSCALE_DOWNTIME";
 const DEFAULT_DOWNTIME_FILE: &str = "downtime.txt";
@@ -743,22 +849,54 @@ const DEFAULT_DOWNTIME_HEADER: &str = "X-Downtime";
 const DEFAULT_HEROKU_API_URL: &str = "https://api.heroku.com";
 
 impl AppSettings {
-    /// Reads one app's settings, recording every problem in `reader`. `None` when any value
-    /// of this app is unusable.
+    /// Reads one app's settings for the worker, recording every problem in `reader`. `None`
+    /// when any value of this app is unusable.
     pub fn read(reader: &mut Reader) -> Option<AppSettings> {
         AppSettings::read_in(reader, &LoadContext::default())
     }
 
+    /// Reads one app's settings for `purpose` (see [`Purpose`]).
+    pub fn read_for(reader: &mut Reader, purpose: Purpose) -> Option<AppSettings> {
+        let context = LoadContext {
+            purpose,
+            ..LoadContext::default()
+        };
+        AppSettings::read_in(reader, &context)
+    }
+
     /// [`AppSettings::read`], knowing where the settings file is and `AUTOSCALE_DOWNTIME`.
     pub fn read_in(reader: &mut Reader, context: &LoadContext) -> Option<AppSettings> {
+        let purpose = context.purpose;
         let problems_before = reader.problems.len();
+
+        let scaler_text = reader.string_or("scaler", "heroku");
+        let scaler = match scaler_text.as_str() {
+            "heroku" => Some(ScalerKind::Heroku),
+            "command" => Some(ScalerKind::Command),
+            _ => {
+                let value = Value::new(None, scaler_text.clone());
+                reader.bad(
+                    "scaler",
+                    &value,
+                    "\"heroku\" (the Platform API) or \"command\" (your scale_command, start_command and stop_command)",
+                );
+                None
+            }
+        };
+        let top_idle_after = reader.positive_duration("idle_after");
+        let activator = read_activator(reader, purpose, top_idle_after);
+        // `activate` with a local command needs no platform and no heartbeat.
+        let needs_platform = !(purpose == Purpose::Activator
+            && activator.as_ref().is_some_and(|a| a.command.is_some()));
+        let needs_heroku = needs_platform && scaler == Some(ScalerKind::Heroku);
 
         let heroku_app_name = reader.string("heroku_app_name");
         match &heroku_app_name {
-            None => reader.missing(
+            None if needs_heroku => reader.missing(
                 "heroku_app_name",
                 "the name of your Heroku app, such as \"dancing-forest-1234\" (or AUTOSCALE_HEROKU_APP_NAME)",
             ),
+            None => {}
             Some(name) if name.is_empty() || name.contains(['/', ' ', '?', '#']) => {
                 let value = Value::new(None, name.clone());
                 reader.bad("heroku_app_name", &value, "an app name: letters, digits and dashes");
@@ -766,7 +904,7 @@ impl AppSettings {
             Some(_) => {}
         }
         let heroku_api_key = reader.string("heroku_api_key").map(Secret::new);
-        if heroku_api_key.as_ref().is_none_or(Secret::is_empty) {
+        if needs_heroku && heroku_api_key.as_ref().is_none_or(Secret::is_empty) {
             reader.missing(
                 "heroku_api_key",
                 "your Heroku API key (`heroku auth:token`), in the file or in HEROKU_API_KEY",
@@ -791,8 +929,34 @@ impl AppSettings {
         let default_app_url = heroku_app_name
             .as_deref()
             .map(|name| format!("https://{name}.herokuapp.com"));
-        let app_url = read_url(reader, "app_url", default_app_url.as_deref());
         let heartbeat_url_text = reader.string_or("heartbeat_url", DEFAULT_HEARTBEAT_URL);
+        let app_url = match read_url(reader, "app_url", default_app_url.as_deref()) {
+            Some(url) => Some(url),
+            None if reader
+                .problems
+                .iter()
+                .any(|problem| problem.key.ends_with("app_url")) =>
+            {
+                None
+            }
+            // No app name to make one from: an absolute heartbeat_url gives the base.
+            None => match Url::parse(&heartbeat_url_text) {
+                Ok(url) => url.join("/").ok(),
+                // The missing app name is the problem: app_url follows from it once given.
+                Err(_) if needs_heroku && heroku_app_name.is_none() => None,
+                Err(_) if purpose == Purpose::Activator => {
+                    // `activate` never sends a heartbeat.
+                    Url::parse("http://localhost/").ok()
+                }
+                Err(_) => {
+                    reader.missing(
+                        "app_url",
+                        "your app's base URL such as \"https://app.example.com\", for the heartbeat (or an absolute heartbeat_url)",
+                    );
+                    None
+                }
+            },
+        };
         let heartbeat_url =
             app_url
                 .as_ref()
@@ -1035,7 +1199,50 @@ impl AppSettings {
             }
         }
 
+        let commands = Commands {
+            scale_command: reader.string("scale_command"),
+            start_command: reader.string("start_command"),
+            stop_command: reader.string("stop_command"),
+            quantity_command: reader.string("quantity_command"),
+        };
+        let command_timeout = reader.duration_or("command_timeout", Duration::from_secs(60));
+        if command_timeout == Some(Duration::ZERO) {
+            let value = Value::new(None, "0s");
+            reader.bad(
+                "command_timeout",
+                &value,
+                "a duration above zero such as \"60s\"",
+            );
+        }
+        let max_age = reader.positive_duration("max_age");
+        let shutdown_hook = read_shutdown_hook(reader);
+
         // Cross-field checks, only where both sides were readable.
+        check_commands(
+            reader,
+            scaler,
+            &commands,
+            max_dynos.as_ref(),
+            needs_platform,
+        );
+        let scaler_target = activator.as_ref().is_none_or(|a| a.command.is_none());
+        let idle_in_force = top_idle_after.or(activator.as_ref().and_then(|a| a.idle_after));
+        if let (Some(_), Some(min), true) = (idle_in_force, &min_dynos, scaler_target) {
+            if !min
+                .change_minutes()
+                .into_iter()
+                .chain(std::iter::once(0))
+                .any(|minute| min.at_minute(minute) == 0)
+            {
+                let value = Value::new(None, min.to_string());
+                reader.bad(
+                    "min_dynos",
+                    &value,
+                    "0 at some time of day, since idle_after is set: idle_after scales to zero only while min_dynos in force is 0",
+                );
+            }
+        }
+
         if let (Some(min), Some(max)) = (min_response_time_ms, max_response_time_ms) {
             if min > max {
                 let value = Value::new(None, min as i64);
@@ -1078,8 +1285,8 @@ impl AppSettings {
             return None;
         }
         Some(AppSettings {
-            heroku_app_name: heroku_app_name?,
-            heroku_api_key: heroku_api_key?,
+            heroku_app_name: heroku_app_name.unwrap_or_else(|| DEFAULT_APP_LABEL.to_string()),
+            heroku_api_key: heroku_api_key.unwrap_or_default(),
             heroku_api_url: heroku_api_url?,
             heroku_api_timeout: Duration::from_millis(heroku_api_timeout_ms? as u64),
             process_type,
@@ -1106,6 +1313,13 @@ impl AppSettings {
             time_zone: time_zone?,
             scale_up_cooldown: scale_up_cooldown?,
             scale_down_cooldown: scale_down_cooldown?,
+            scaler: scaler?,
+            commands,
+            command_timeout: command_timeout?,
+            idle_after: top_idle_after,
+            max_age,
+            shutdown_hook,
+            activator,
             email,
             webhook,
             downtime,
@@ -1337,6 +1551,108 @@ impl AppSettings {
             (
                 "webhook.give_up_after",
                 optional(hook.map(|h| quoted(&format_duration(h.policy.give_up_after)))),
+            ),
+        ]);
+        rows.extend([
+            ("scaler", quoted(self.scaler.as_str())),
+            (
+                "scale_command",
+                optional(self.commands.scale_command.as_deref().map(quoted)),
+            ),
+            (
+                "start_command",
+                optional(self.commands.start_command.as_deref().map(quoted)),
+            ),
+            (
+                "stop_command",
+                optional(self.commands.stop_command.as_deref().map(quoted)),
+            ),
+            (
+                "quantity_command",
+                optional(self.commands.quantity_command.as_deref().map(quoted)),
+            ),
+            (
+                "command_timeout",
+                quoted(&format_duration(self.command_timeout)),
+            ),
+            (
+                "idle_after",
+                optional(self.idle_after.map(|d| quoted(&format_duration(d)))),
+            ),
+            (
+                "max_age",
+                optional(self.max_age.map(|d| quoted(&format_duration(d)))),
+            ),
+        ]);
+        let hook = self.shutdown_hook.as_ref();
+        rows.extend([
+            (
+                "shutdown_hook.url",
+                optional(hook.map(|h| quoted(h.url.as_str()))),
+            ),
+            (
+                "shutdown_hook.method",
+                optional(hook.map(|h| quoted(h.method.as_str()))),
+            ),
+            (
+                "shutdown_hook.headers",
+                optional(hook.map(|h| {
+                    let names: Vec<String> = h
+                        .headers
+                        .iter()
+                        .map(|(name, value)| {
+                            format!("{} = {}", quoted(name), quoted(&value.to_string()))
+                        })
+                        .collect();
+                    format!("{{ {} }}", names.join(", "))
+                })),
+            ),
+            (
+                "shutdown_hook.body",
+                optional(hook.map(|h| quoted(&h.body))),
+            ),
+            (
+                "shutdown_hook.timeout",
+                optional(hook.map(|h| quoted(&format_duration(h.timeout)))),
+            ),
+        ]);
+        let activator = self.activator.as_ref();
+        rows.extend([
+            (
+                "activator.listen",
+                optional(activator.map(|a| quoted(&a.listen.to_string()))),
+            ),
+            (
+                "activator.target",
+                optional(
+                    activator
+                        .and_then(|a| a.target.as_ref())
+                        .map(|t| quoted(&t.to_string())),
+                ),
+            ),
+            (
+                "activator.wake_timeout",
+                optional(activator.map(|a| quoted(&format_duration(a.wake_timeout)))),
+            ),
+            (
+                "activator.idle_after",
+                optional(
+                    activator
+                        .and_then(|a| a.idle_after)
+                        .map(|d| quoted(&format_duration(d))),
+                ),
+            ),
+            (
+                "activator.command",
+                optional(activator.and_then(|a| a.command.as_deref()).map(quoted)),
+            ),
+            (
+                "activator.stop_signal",
+                optional(activator.map(|a| quoted(&a.stop_signal_name))),
+            ),
+            (
+                "activator.stop_timeout",
+                optional(activator.map(|a| quoted(&format_duration(a.stop_timeout)))),
             ),
         ]);
         rows
@@ -1584,6 +1900,265 @@ fn read_url(reader: &mut Reader, key: &str, default: Option<&str>) -> Option<Url
             None
         }
     }
+}
+
+/// The `command` scaler needs something to run, and commands mean nothing to Heroku.
+fn check_commands(
+    reader: &mut Reader,
+    scaler: Option<ScalerKind>,
+    commands: &Commands,
+    max_dynos: Option<&Schedule>,
+    needs_platform: bool,
+) {
+    let named = [
+        ("scale_command", &commands.scale_command),
+        ("start_command", &commands.start_command),
+        ("stop_command", &commands.stop_command),
+        ("quantity_command", &commands.quantity_command),
+    ];
+    match scaler {
+        Some(ScalerKind::Heroku) => {
+            for (key, command) in named {
+                if let Some(command) = command {
+                    let value = Value::new(None, command.clone());
+                    reader.bad(
+                        key,
+                        &value,
+                        "no command while scaler = \"heroku\": set scaler = \"command\" to use your commands",
+                    );
+                }
+            }
+        }
+        Some(ScalerKind::Command) => {
+            for (key, command) in named {
+                if command
+                    .as_deref()
+                    .is_some_and(|text| text.trim().is_empty())
+                {
+                    let value = Value::new(None, "");
+                    reader.bad(key, &value, "a shell command, or leave the key out");
+                }
+            }
+            let can_start = commands.scale_command.is_some() || commands.start_command.is_some();
+            let can_stop = commands.scale_command.is_some() || commands.stop_command.is_some();
+            if needs_platform && !(can_start && can_stop) {
+                reader.missing(
+                    "scale_command",
+                    "a command run with the new quantity as its last argument (or both start_command and stop_command), since scaler = \"command\"",
+                );
+            }
+            if commands.scale_command.is_none() {
+                if let Some(max) = max_dynos {
+                    let above_one = max
+                        .change_minutes()
+                        .into_iter()
+                        .chain(std::iter::once(0))
+                        .any(|minute| max.at_minute(minute) > 1);
+                    if above_one {
+                        let value = Value::new(None, max.to_string());
+                        reader.bad(
+                            "max_dynos",
+                            &value,
+                            "at most 1 without a scale_command: start_command and stop_command can only start or stop",
+                        );
+                    }
+                }
+            }
+        }
+        None => {}
+    }
+}
+
+fn read_shutdown_hook(reader: &mut Reader) -> Option<ShutdownHookSettings> {
+    let mut table = reader.table("shutdown_hook")?;
+    let url = match table.string("url") {
+        None => {
+            table.missing(
+                "url",
+                "the URL to call right before a stop, such as \"https://example.com/shutdown\"",
+            );
+            None
+        }
+        Some(text) => match Url::parse(&text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Some(url),
+            _ => {
+                let value = Value::new(None, text);
+                table.bad(
+                    "url",
+                    &value,
+                    "an absolute http(s) URL such as \"https://example.com/shutdown\"",
+                );
+                None
+            }
+        },
+    };
+    let method_text = table.string_or("method", "GET").to_ascii_uppercase();
+    let method = match reqwest::Method::from_bytes(method_text.as_bytes()) {
+        Ok(method) => Some(method),
+        Err(_) => {
+            let value = Value::new(None, method_text.clone());
+            table.bad(
+                "method",
+                &value,
+                "an HTTP method such as \"GET\" or \"POST\"",
+            );
+            None
+        }
+    };
+    let mut headers = Vec::new();
+    if let Some(value) = table.take("headers") {
+        match &value.kind {
+            ValueKind::Table(entries) => {
+                for (name, entry) in entries {
+                    let text = match &entry.kind {
+                        ValueKind::String(text) => Some(text.clone()),
+                        _ => None,
+                    };
+                    let name_ok = reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok();
+                    let value_ok = text
+                        .as_deref()
+                        .is_some_and(|text| reqwest::header::HeaderValue::from_str(text).is_ok());
+                    if name_ok && value_ok {
+                        headers.push((name.clone(), Secret::new(text.unwrap_or_default())));
+                    } else {
+                        // Header values are secrets: never shown, even when wrong.
+                        let shown = Value::new(None, "***");
+                        table.bad(
+                            &format!("headers.{name}"),
+                            &shown,
+                            "a header name and a string value, such as Authorization = \"Bearer …\"",
+                        );
+                    }
+                }
+            }
+            _ => table.bad(
+                "headers",
+                &Value::new(None, "***"),
+                "a table of header names and values, such as { Authorization = \"Bearer …\" }",
+            ),
+        }
+    }
+    let body = table.string_or("body", "");
+    let timeout = table.duration_or("timeout", Duration::from_secs(10));
+    if timeout == Some(Duration::ZERO) {
+        table.bad(
+            "timeout",
+            &Value::new(None, "0s"),
+            "a duration above zero such as \"10s\"",
+        );
+    }
+    let ok = table.problems.is_empty();
+    reader.absorb(table);
+    if !ok {
+        return None;
+    }
+    Some(ShutdownHookSettings {
+        url: url?,
+        method: method?,
+        headers,
+        body,
+        timeout: timeout?,
+    })
+}
+
+fn read_endpoint(reader: &mut Reader, key: &str) -> Option<Endpoint> {
+    let text = reader.string(key)?;
+    match Endpoint::parse(&text) {
+        Ok(endpoint) => Some(endpoint),
+        Err(expected) => {
+            let value = Value::new(None, text);
+            reader.bad(key, &value, expected);
+            None
+        }
+    }
+}
+
+fn read_activator(
+    reader: &mut Reader,
+    purpose: Purpose,
+    top_idle_after: Option<Duration>,
+) -> Option<ActivatorSettings> {
+    let Some(mut table) = reader.table("activator") else {
+        if purpose == Purpose::Activator && !reader.problems.iter().any(|p| p.key == "activator") {
+            reader.missing(
+                "activator",
+                "an [activator] table with listen and target (or command), for `autoscalebot activate`",
+            );
+        }
+        return None;
+    };
+    let listen = read_endpoint(&mut table, "listen");
+    if listen.is_none() && !table.problems.iter().any(|p| p.key.ends_with("listen")) {
+        table.missing(
+            "listen",
+            "where to listen: host:port (such as 0.0.0.0:8080) or unix:/path/to.sock",
+        );
+    }
+    let target = read_endpoint(&mut table, "target");
+    let command = table.string("command");
+    if command
+        .as_deref()
+        .is_some_and(|text| text.trim().is_empty())
+    {
+        table.bad(
+            "command",
+            &Value::new(None, ""),
+            "a command line that starts your app, or leave the key out",
+        );
+    }
+    if target.is_none()
+        && command.is_none()
+        && !table.problems.iter().any(|p| p.key.ends_with("target"))
+    {
+        table.missing(
+            "target",
+            "where the app listens: host:port or unix:/path (or a command, to hand it the listening socket)",
+        );
+    }
+    if let (Some(listen), Some(target)) = (&listen, &target) {
+        if listen == target {
+            table.bad(
+                "target",
+                &Value::new(None, target.to_string()),
+                "another address than listen, or it would forward to itself",
+            );
+        }
+    }
+    let wake_timeout = table.duration_or("wake_timeout", Duration::from_secs(30));
+    if wake_timeout == Some(Duration::ZERO) {
+        table.bad(
+            "wake_timeout",
+            &Value::new(None, "0s"),
+            "a duration above zero such as \"30s\"",
+        );
+    }
+    let idle_after = table.positive_duration("idle_after").or(top_idle_after);
+    let signal_text = table.string_or("stop_signal", "SIGTERM");
+    let stop_signal = parse_signal(&signal_text);
+    if stop_signal.is_none() {
+        table.bad(
+            "stop_signal",
+            &Value::new(None, signal_text),
+            "a signal name or number such as \"SIGTERM\", \"SIGINT\" or 15",
+        );
+    }
+    let stop_timeout = table.duration_or("stop_timeout", Duration::from_secs(10));
+    let ok = table.problems.is_empty();
+    reader.absorb(table);
+    if !ok {
+        return None;
+    }
+    let (stop_signal, stop_signal_name) = stop_signal?;
+    Some(ActivatorSettings {
+        listen: listen?,
+        target,
+        wake_timeout: wake_timeout?,
+        idle_after,
+        command,
+        stop_signal,
+        stop_signal_name,
+        stop_timeout: stop_timeout?,
+    })
 }
 
 /// The first minute of the day at which `min` is above `max`, if any. Both are step functions,

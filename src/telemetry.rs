@@ -5,6 +5,7 @@
 //! mutexes held for a push or a copy, never across an await, so the loop never waits on the
 //! server (nor the server on the loop). Nothing here decides or does I/O.
 
+use crate::activator::meter::TrafficMeter;
 use crate::bot::{Beat, Clock};
 use crate::decision::Observation;
 use crate::metrics::Metrics;
@@ -68,6 +69,8 @@ pub struct Telemetry {
     history: Arc<Mutex<History>>,
     router: Arc<Mutex<RouterWindow>>,
     last_beat: Arc<Mutex<Instant>>,
+    /// Touched by drain batches with real requests: the worker's traffic for `idle_after`.
+    traffic: Arc<TrafficMeter>,
     clock: Clock,
 }
 
@@ -86,6 +89,7 @@ impl Telemetry {
                 MAX_WINDOW_REQUESTS,
             ))),
             last_beat: Arc::new(Mutex::new(Instant::now())),
+            traffic: TrafficMeter::new(),
             clock,
         }
     }
@@ -156,6 +160,10 @@ impl Telemetry {
     /// Adds a drain batch's requests to the window, stamped with their arrival time.
     pub fn ingest(&self, counts: &IngestCounts, requests: Vec<Request>) {
         self.metrics.drain_ingested(counts, &requests);
+        // The worker's own heartbeats pass through the router too; they are not traffic.
+        if counts.router_lines > counts.heartbeat_lines {
+            self.traffic.touch();
+        }
         let now = self.now();
         self.router.lock().unwrap().push(now, requests);
     }
@@ -166,6 +174,13 @@ impl Telemetry {
         let stats = self.router.lock().unwrap().stats(now);
         self.metrics.router_window(&stats);
         stats
+    }
+
+    /// The meter the drain touches on real requests (see [`Worker::from_settings`]).
+    ///
+    /// [`Worker::from_settings`]: crate::bot::Worker::from_settings
+    pub fn traffic(&self) -> Arc<TrafficMeter> {
+        self.traffic.clone()
     }
 
     /// When the router last logged a request. The seam for `idle_after` (issue 6): with the

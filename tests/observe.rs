@@ -348,3 +348,57 @@ async fn a_port_in_use_stops_the_worker_with_a_clear_error() {
         bot.stderr()
     );
 }
+
+/// Posts one batch of 5 router lines for `path` every 100 ms until `done`.
+async fn feed_path_until(base: &str, path: &str, what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    let mut batch = 0;
+    while !done() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "timed out waiting until {what}"
+        );
+        let lines: Vec<String> = (0..5).map(|_| router_line_for(path, 20, 200)).collect();
+        let frame_id = format!("{path}-{batch}");
+        let status = post_drain(base, Some(PASSWORD), &frame_id, 5, logplex_body(&lines)).await;
+        assert_eq!(status, 204);
+        batch += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drain_traffic_keeps_the_app_up_and_its_own_heartbeats_do_not() {
+    let heartbeat = HeartbeatServer::start(100).await;
+    let api = FormationApi::start("test-app", "web", KEY, 1).await;
+    let settings = local_settings(
+        &api,
+        &heartbeat,
+        &format!(
+            "http_port = 0\nlog_drain_password = \"{PASSWORD}\"\nidle_after = \"1s\"\nmin_dynos = 0\n\
+             min_response_time_in_ms = 10\nmax_response_time_in_ms = 5000"
+        ),
+    );
+    let mut bot = Bot::start(&settings, &[], &[]);
+    let base = bot.http_url().await;
+    // Real requests for three times idle_after: the app stays up.
+    let hits = heartbeat.hits();
+    feed_path_until(&base, "/", "15 heartbeats with traffic", || {
+        heartbeat.hits() >= hits + 15
+    })
+    .await;
+    assert!(
+        api.patches().is_empty(),
+        "traffic through the router keeps the app up"
+    );
+    // Only the worker's own heartbeat lines: idle, so it stops.
+    feed_path_until(
+        &base,
+        "/autoscalebot/heartbeat/",
+        "the app is stopped",
+        || api.quantity() == 0,
+    )
+    .await;
+    assert_eq!(api.patches(), vec![0]);
+    assert!(bot.terminate().await.success());
+}

@@ -7,10 +7,13 @@
 //! Nothing here decides anything: the rules live in the `autoscalebot` crate. Nothing here may
 //! print a secret: keys and passwords travel as [`Secret`], whose `Debug` and `Display` are `***`.
 
+pub mod activator;
 pub mod notify;
 pub mod probe;
 pub mod scaler;
 mod secret;
+pub mod shell;
+pub mod shutdown_hook;
 
 pub use secret::Secret;
 

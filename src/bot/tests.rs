@@ -2,6 +2,7 @@
 //! minutes of heartbeats in milliseconds and can check what the loop did at each step.
 
 use super::*;
+use crate::activator::meter::TrafficMeter;
 use crate::settings::from_toml_str;
 use async_trait::async_trait;
 use autoscalebot_backends::notify::EventKind;
@@ -561,6 +562,119 @@ async fn with_both_signals_slow_router_lines_scale_up_despite_fast_heartbeats() 
         3,
         "the heartbeat was sent too"
     );
+}
+
+// ---- Scale to zero in the loop ----
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_app_gets_no_heartbeat_only_reads() {
+    let probe = ScriptedProbe::new(&[100]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(0),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let mut worker = worker(
+        settings("min_dynos = 0"),
+        probe.clone(),
+        scaler.clone(),
+        &notifier,
+    );
+    // The first beat probes (nothing is known yet) and learns the app is stopped.
+    let beat = worker.beat().await;
+    assert_eq!(beat.quantity, Some(0));
+    assert_eq!(
+        beat.scaled_to, None,
+        "a heartbeat against a stopped app never wakes it"
+    );
+    let probes = *probe.calls.lock().unwrap();
+    for _ in 0..5 {
+        let beat = worker.beat().await;
+        assert!(beat.stopped);
+        assert_eq!(beat.quantity, Some(0));
+    }
+    assert_eq!(
+        *probe.calls.lock().unwrap(),
+        probes,
+        "no heartbeat to a stopped app"
+    );
+    // Someone (the activator) starts it: the next beat probes again.
+    *scaler.quantity.lock().unwrap() = 1;
+    let beat = worker.beat().await;
+    assert!(!beat.stopped);
+    assert_eq!(*probe.calls.lock().unwrap(), probes + 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_after_with_a_traffic_meter_stops_the_app_and_calls_no_more_heartbeats() {
+    let probe = ScriptedProbe::new(&[500]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(1),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let meter = TrafficMeter::new();
+    let worker = worker(
+        settings("min_dynos = 0\nidle_after = \"5m\""),
+        probe.clone(),
+        scaler.clone(),
+        &notifier,
+    )
+    .with_traffic(meter.clone());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(worker.run(shutdown.clone()));
+    // Traffic every minute for ten minutes keeps it up.
+    for _ in 0..10 {
+        let connection = meter.opened();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(connection);
+    }
+    assert!(scaler.writes.lock().unwrap().is_empty());
+    // Then silence: stopped within five minutes and a beat.
+    tokio::time::sleep(Duration::from_secs(5 * 60 + 31)).await;
+    assert_eq!(*scaler.writes.lock().unwrap(), vec![0]);
+    let probes = *probe.calls.lock().unwrap();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(
+        *probe.calls.lock().unwrap(),
+        probes,
+        "no heartbeat once stopped"
+    );
+    assert_eq!(
+        *scaler.writes.lock().unwrap(),
+        vec![0],
+        "and it stays stopped"
+    );
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_age_stops_the_app_and_a_minimum_above_zero_starts_it_again() {
+    let probe = ScriptedProbe::new(&[500]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(2),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let mut worker = worker(
+        settings("max_age = \"1m\""),
+        probe,
+        scaler.clone(),
+        &notifier,
+    );
+    worker.beat().await;
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let beat = worker.beat().await;
+    assert_eq!(beat.scaled_to, Some(0));
+    let beat = worker.beat().await;
+    assert!(beat.stopped);
+    assert_eq!(
+        beat.scaled_to,
+        Some(1),
+        "min_dynos 1 brings it back: a restart"
+    );
+    assert_eq!(*scaler.writes.lock().unwrap(), vec![0, 1]);
 }
 
 #[tokio::test(start_paused = true)]

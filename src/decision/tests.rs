@@ -1135,3 +1135,148 @@ fn with_both_signals_a_fail_from_either_counts() {
     assert_eq!(combined.response_time_ms, Some(1500));
     assert!(combined.summary.starts_with("30 ms; router p95 1500 ms"));
 }
+
+// ---- Scale to zero: idle_after, max_age, and a stopped app ----
+
+#[test]
+fn stop_due_is_max_age_whatever_the_traffic_and_idle_only_at_a_zero_minimum() {
+    let minutes = |m: u64| Duration::from_secs(m * 60);
+    let idle = Some(minutes(10));
+    let age = Some(minutes(600));
+    assert_eq!(stop_due(idle, age, 0, minutes(5), Some(minutes(5))), None);
+    assert_eq!(
+        stop_due(idle, age, 0, minutes(30), Some(minutes(10))),
+        Some(StopReason::Idle)
+    );
+    assert_eq!(
+        stop_due(idle, age, 1, minutes(30), Some(minutes(30))),
+        None,
+        "min_dynos 1 in force"
+    );
+    assert_eq!(
+        stop_due(idle, age, 0, minutes(30), None),
+        None,
+        "a connection is open"
+    );
+    assert_eq!(
+        stop_due(idle, age, 3, minutes(600), None),
+        Some(StopReason::MaxAge)
+    );
+    assert_eq!(
+        stop_due(None, None, 0, minutes(9999), Some(minutes(9999))),
+        None
+    );
+}
+
+#[test]
+fn passes_never_take_the_app_below_one_dyno() {
+    let mut sim = Sim::new(settings_with("min_dynos = 0"), 2);
+    sim.passes(5);
+    assert_eq!(sim.dynos, 1);
+    sim.passes(20);
+    assert_eq!(sim.dynos, 1, "only idle_after or max_age go to zero");
+    assert!(sim.scales.iter().all(|scale| scale.to > 0));
+}
+
+#[test]
+fn idle_after_scales_to_zero_after_that_long_without_traffic() {
+    let mut sim = Sim::new(settings_with("min_dynos = 0\nidle_after = \"10m\""), 1);
+    let start = sim.now;
+    sim.state.traffic = Some(Traffic {
+        last_at: Some(start),
+        open_connections: 0,
+    });
+    // 30 s per beat: 19 beats reach 9.5 minutes of quiet, the 21st is past 10.
+    for _ in 0..20 {
+        sim.beat_ms(500);
+    }
+    assert_eq!(sim.dynos, 1, "not yet ten minutes");
+    sim.beat_ms(500);
+    assert_eq!(sim.dynos, 0);
+    let last = sim.scales.last().unwrap();
+    assert_eq!(last.reason, ScaleReason::Idle);
+    assert!(last.reason.describe(&sim.settings).contains("10m"));
+}
+
+#[test]
+fn traffic_or_an_open_connection_keeps_the_app_up() {
+    let mut sim = Sim::new(settings_with("min_dynos = 0\nidle_after = \"2m\""), 1);
+    for _ in 0..40 {
+        sim.state.traffic = Some(Traffic {
+            last_at: Some(sim.now - chrono::Duration::seconds(60)),
+            open_connections: 0,
+        });
+        sim.beat_ms(500);
+    }
+    assert_eq!(sim.dynos, 1, "traffic every minute");
+    sim.state.traffic = Some(Traffic {
+        last_at: Some(sim.now - chrono::Duration::hours(1)),
+        open_connections: 1,
+    });
+    sim.beat_ms(500);
+    assert_eq!(sim.dynos, 1, "a quiet but open connection is traffic");
+}
+
+#[test]
+fn without_a_traffic_signal_idle_after_never_stops_the_app() {
+    let mut sim = Sim::new(settings_with("min_dynos = 0\nidle_after = \"1m\""), 1);
+    for _ in 0..20 {
+        sim.beat_ms(500);
+    }
+    assert_eq!(sim.dynos, 1);
+}
+
+#[test]
+fn a_fresh_start_gets_a_whole_idle_after() {
+    let mut sim = Sim::new(settings_with("min_dynos = 0\nidle_after = \"2m\""), 0);
+    // Traffic last seen long ago, then the app is started (say, by a schedule).
+    sim.state.traffic = Some(Traffic {
+        last_at: Some(sim.now - chrono::Duration::hours(5)),
+        open_connections: 0,
+    });
+    sim.dynos = 1;
+    sim.beat_ms(500);
+    assert_eq!(sim.dynos, 1, "just started: quiet for 0 s, not 5 h");
+    for _ in 0..4 {
+        sim.beat_ms(500);
+    }
+    assert_eq!(sim.dynos, 0);
+}
+
+#[test]
+fn max_age_stops_the_app_whatever_the_traffic_and_the_minimum_restarts_it() {
+    let mut sim = Sim::new(settings_with("min_dynos = 1\nmax_age = \"5m\""), 2);
+    sim.state.traffic = Some(Traffic {
+        last_at: None,
+        open_connections: 7,
+    });
+    // 30 s per beat: at 5 minutes (the 11th beat) it has run for max_age.
+    for _ in 0..10 {
+        sim.beat_ms(500);
+    }
+    assert_eq!(sim.dynos, 2);
+    sim.beat_ms(500);
+    assert_eq!(sim.dynos, 0);
+    assert_eq!(sim.scales.last().unwrap().reason, ScaleReason::MaxAge);
+    assert_eq!(sim.state.running_since, None);
+    // At 0 the loop does not probe; the engine's stopped decision brings back the minimum.
+    let plan = sim.state.observe_stopped(&sim.settings, sim.now);
+    let scale = plan.scale.expect("below min_dynos");
+    assert_eq!(
+        (scale.from, scale.to, scale.reason),
+        (0, 1, ScaleReason::BelowMin)
+    );
+}
+
+#[test]
+fn a_stopped_app_stays_stopped_at_a_zero_minimum_and_forgets_old_streaks() {
+    let settings = settings_with("min_dynos = { \"0:00\" = 0, \"13:00\" = 2 }");
+    let mut state = AppState::new();
+    state.consecutive_fails = 2;
+    let plan = state.observe_stopped(&settings, noon());
+    assert_eq!(plan.scale, None);
+    assert_eq!(state.consecutive_fails, 0);
+    // The schedule's 13:00 minimum wakes it.
+    let plan = state.observe_stopped(&settings, noon() + chrono::Duration::hours(1));
+    assert_eq!(plan.scale.map(|scale| scale.to), Some(2));
+}

@@ -91,6 +91,7 @@ fn an_info_line_gives_times_and_status() {
             is_error: false,
             code: None,
             dyno: "web.1",
+            path: "/",
             connect_ms: Some(0),
             service_ms: Some(3),
             status: 200,
@@ -183,7 +184,7 @@ fn a_batch_uses_what_it_can_and_counts_the_rest() {
     );
     let mut requests = Vec::new();
     let mut problems = Vec::new();
-    let counts = parse_batch(body.as_bytes(), &mut requests, &mut problems);
+    let counts = parse_batch(body.as_bytes(), None, &mut requests, &mut problems);
     assert_eq!(
         counts,
         IngestCounts {
@@ -192,6 +193,7 @@ fn a_batch_uses_what_it_can_and_counts_the_rest() {
             router_lines: 2,
             bad_router_lines: 1,
             other_lines: 1,
+            heartbeat_lines: 0,
         }
     );
     assert_eq!(requests.len(), 2);
@@ -274,4 +276,31 @@ fn the_window_is_bounded_and_errors_push_the_p95_up() {
         5,
         "untimed errors have no service time"
     );
+}
+
+#[test]
+fn the_workers_own_heartbeat_lines_are_counted_apart() {
+    let line = |path: &str| {
+        format!(
+            "<158>1 2026-11-24T09:00:00+00:00 host heroku router - at=info method=GET path=\"{path}\" dyno=web.1 connect=1ms service=5ms status=200"
+        )
+    };
+    let messages = [
+        line("/"),
+        line("/autoscalebot/heartbeat/?x=1"),
+        line("/autoscalebot/heartbeat/"),
+    ];
+    let body: String = messages
+        .iter()
+        .map(|message| format!("{} {message}\n", message.len() + 1))
+        .collect();
+    let mut requests = Vec::new();
+    let counts = parse_batch(
+        body.as_bytes(),
+        Some("/autoscalebot/heartbeat/"),
+        &mut requests,
+        &mut Vec::new(),
+    );
+    assert_eq!((counts.router_lines, counts.heartbeat_lines), (3, 2));
+    assert_eq!(requests.len(), 3, "heartbeat lines still count for latency");
 }

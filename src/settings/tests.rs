@@ -855,3 +855,221 @@ fn auto_log_format_is_logfmt_on_a_dyno() {
     assert_eq!(LogFormat::Auto.resolve(false), LogFormat::Text);
     assert_eq!(LogFormat::Json.resolve(true), LogFormat::Json);
 }
+
+// --- Scale to zero, the command scaler, the shutdown hook and the activator ---
+
+fn load_for_ok(text: &str, purpose: Purpose) -> AppSettings {
+    from_toml_str_for(text, &HashMap::new(), purpose)
+        .unwrap_or_else(|error| panic!("{error}"))
+        .apps
+        .remove(0)
+}
+
+fn load_for_err(text: &str, purpose: Purpose) -> SettingsError {
+    match from_toml_str_for(text, &HashMap::new(), purpose) {
+        Ok(_) => panic!("settings should have been refused:\n{text}"),
+        Err(error) => error,
+    }
+}
+
+#[test]
+fn the_command_scaler_needs_no_heroku_keys_but_a_command() {
+    let app = load_ok(
+        "scaler = \"command\"\nscale_command = \"./scale.sh\"\nheartbeat_url = \"http://127.0.0.1:9/hb\"",
+        &[],
+    );
+    assert_eq!(app.scaler, ScalerKind::Command);
+    assert_eq!(app.commands.scale_command.as_deref(), Some("./scale.sh"));
+    assert_eq!(app.command_timeout, Duration::from_secs(60));
+    assert_eq!(app.heroku_app_name, "app");
+    assert_eq!(app.app_url.as_str(), "http://127.0.0.1:9/");
+
+    let error = load_err(
+        "scaler = \"command\"\nheartbeat_url = \"http://127.0.0.1:9/hb\"",
+        &[],
+    );
+    assert!(problem_for(&error, "scale_command")
+        .expected
+        .contains("start_command and stop_command"));
+    assert!(
+        !error.problems.iter().any(|p| p.key.starts_with("heroku")),
+        "{error}"
+    );
+
+    // A relative heartbeat with no app name to build a URL from: app_url is asked for.
+    let error = load_err("scaler = \"command\"\nscale_command = \"./scale.sh\"", &[]);
+    problem_for(&error, "app_url");
+}
+
+#[test]
+fn commands_are_refused_with_the_heroku_scaler_and_a_bad_scaler_is_named() {
+    let error = load_err(&format!("{MINIMAL}\nstart_command = \"./start.sh\""), &[]);
+    assert!(problem_for(&error, "start_command")
+        .expected
+        .contains("scaler = \"command\""));
+    let error = load_err(&format!("{MINIMAL}\nscaler = \"aws\""), &[]);
+    assert_eq!(
+        problem_for(&error, "scaler").value.as_deref(),
+        Some("\"aws\"")
+    );
+}
+
+#[test]
+fn start_and_stop_alone_can_only_run_one() {
+    let text = "scaler = \"command\"\nstart_command = \"./start.sh\"\nstop_command = \"./stop.sh\"\nheartbeat_url = \"http://127.0.0.1:9/hb\"";
+    let error = load_err(&format!("{text}\nmax_dynos = 3"), &[]);
+    assert!(problem_for(&error, "max_dynos")
+        .expected
+        .contains("at most 1"));
+    let app = load_ok(&format!("{text}\nmax_dynos = 1\nmin_dynos = 0"), &[]);
+    assert_eq!(app.commands.stop_command.as_deref(), Some("./stop.sh"));
+}
+
+#[test]
+fn idle_after_and_max_age_read_durations_and_need_a_zero_minimum() {
+    let app = load_ok(
+        &format!("{MINIMAL}\nidle_after = \"10m\"\nmax_age = \"10h\"\nmin_dynos = {{ \"0:00\" = 0, \"9:00\" = 2 }}"),
+        &[],
+    );
+    assert_eq!(app.idle_after, Some(Duration::from_secs(600)));
+    assert_eq!(app.max_age, Some(Duration::from_secs(36_000)));
+    let defaults = load_ok(MINIMAL, &[]);
+    assert_eq!((defaults.idle_after, defaults.max_age), (None, None));
+
+    let error = load_err(&format!("{MINIMAL}\nidle_after = \"10m\""), &[]);
+    assert!(problem_for(&error, "min_dynos")
+        .expected
+        .contains("idle_after"));
+    let error = load_err(
+        &format!("{MINIMAL}\nidle_after = \"0s\"\nmax_age = \"soon\"\nmin_dynos = 0"),
+        &[],
+    );
+    problem_for(&error, "idle_after");
+    problem_for(&error, "max_age");
+}
+
+#[test]
+fn the_shutdown_hook_reads_every_key_and_never_shows_header_values() {
+    let app = load_ok(
+        &format!(
+            "{MINIMAL}\n[shutdown_hook]\nurl = \"https://example.com/shutdown\"\nmethod = \"post\"\nbody = '{{\"message\": \"bye\"}}'\nheaders = {{ Authorization = \"Bearer hook-secret-42\" }}"
+        ),
+        &[],
+    );
+    let hook = app.shutdown_hook.as_ref().unwrap();
+    assert_eq!(hook.method, reqwest::Method::POST);
+    assert_eq!(hook.body, "{\"message\": \"bye\"}");
+    assert_eq!(hook.headers[0].0, "Authorization");
+    assert_eq!(hook.headers[0].1.expose(), "Bearer hook-secret-42");
+    assert_eq!(hook.timeout, Duration::from_secs(10));
+    let shown = format!("{:?}", app.effective());
+    assert!(shown.contains("Authorization"), "{shown}");
+    assert!(!shown.contains("hook-secret-42"), "{shown}");
+
+    let minimal = load_ok(
+        &format!("{MINIMAL}\n[shutdown_hook]\nurl = \"http://127.0.0.1:9/bye\""),
+        &[],
+    );
+    assert_eq!(minimal.shutdown_hook.unwrap().method, reqwest::Method::GET);
+
+    let error = load_err(
+        &format!("{MINIMAL}\n[shutdown_hook]\nmethod = \"GE T\"\nheaders = {{ \"Bad Name\" = \"hook-secret-42\" }}\nsurprise = 1"),
+        &[],
+    );
+    problem_for(&error, "shutdown_hook.url");
+    problem_for(&error, "shutdown_hook.method");
+    problem_for(&error, "shutdown_hook.headers.Bad Name");
+    problem_for(&error, "shutdown_hook.surprise");
+    assert!(!error.to_string().contains("hook-secret-42"), "{error}");
+}
+
+#[test]
+fn the_activator_table_is_read_and_checked() {
+    let app = load_ok(
+        &format!("{MINIMAL}\nidle_after = \"2m\"\nmin_dynos = 0\n[activator]\nlisten = \"127.0.0.1:8080\"\ntarget = \"unix:/tmp/app.sock\""),
+        &[],
+    );
+    let activator = app.activator.unwrap();
+    assert_eq!(activator.listen, Endpoint::Tcp("127.0.0.1:8080".into()));
+    assert_eq!(
+        activator.target,
+        Some(Endpoint::Unix("/tmp/app.sock".into()))
+    );
+    assert_eq!(activator.wake_timeout, Duration::from_secs(30));
+    assert_eq!(
+        activator.idle_after,
+        Some(Duration::from_secs(120)),
+        "the top-level idle_after"
+    );
+    assert_eq!(
+        (activator.stop_signal, activator.stop_signal_name.as_str()),
+        (libc_sigterm(), "SIGTERM")
+    );
+
+    let error = load_err(
+        &format!("{MINIMAL}\n[activator]\ntarget = \"8080\"\nstop_signal = \"SIGNOPE\"\nwake_timeout = \"0s\""),
+        &[],
+    );
+    problem_for(&error, "activator.listen");
+    assert!(problem_for(&error, "activator.target")
+        .expected
+        .contains("host:port"));
+    problem_for(&error, "activator.stop_signal");
+    problem_for(&error, "activator.wake_timeout");
+
+    let error = load_err(
+        &format!(
+            "{MINIMAL}\n[activator]\nlisten = \"127.0.0.1:8080\"\ntarget = \"127.0.0.1:8080\""
+        ),
+        &[],
+    );
+    assert!(problem_for(&error, "activator.target")
+        .expected
+        .contains("itself"));
+}
+
+fn libc_sigterm() -> i32 {
+    15
+}
+
+#[test]
+fn activate_with_a_local_command_needs_no_platform_and_activate_needs_the_table() {
+    let app = load_for_ok(
+        "[activator]\nlisten = \"unix:/tmp/x.sock\"\ncommand = \"python3 app.py\"\nidle_after = \"30s\"\nstop_signal = \"SIGINT\"",
+        Purpose::Activator,
+    );
+    let activator = app.activator.unwrap();
+    assert_eq!(activator.target, None);
+    assert_eq!(activator.stop_signal_name, "SIGINT");
+    assert_eq!(activator.idle_after, Some(Duration::from_secs(30)));
+
+    // The same file is not enough for the worker, which needs a platform.
+    let error = load_err(
+        "[activator]\nlisten = \"unix:/tmp/x.sock\"\ncommand = \"python3 app.py\"",
+        &[],
+    );
+    problem_for(&error, "heroku_app_name");
+
+    let error = load_for_err(MINIMAL, Purpose::Activator);
+    problem_for(&error, "activator");
+}
+
+#[test]
+fn activator_keys_come_from_the_environment_too() {
+    let app = load_ok(
+        &format!("{MINIMAL}\nmin_dynos = 0\n[activator]\ntarget = \"127.0.0.1:9000\""),
+        &[("AUTOSCALE_ACTIVATOR__LISTEN", "127.0.0.1:9001")],
+    );
+    assert_eq!(
+        app.activator.unwrap().listen,
+        Endpoint::Tcp("127.0.0.1:9001".into())
+    );
+    let error = load_err(
+        &format!("{MINIMAL}\n[activator]\ntarget = \"127.0.0.1:9000\""),
+        &[("AUTOSCALE_ACTIVATOR__LISTEN", "nowhere")],
+    );
+    assert_eq!(
+        problem_for(&error, "activator.listen").origin.as_deref(),
+        Some("AUTOSCALE_ACTIVATOR__LISTEN")
+    );
+}

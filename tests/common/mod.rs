@@ -630,8 +630,13 @@ impl Bot {
 
 /// A router line as Heroku logs it, with the given service time and status.
 pub fn router_line(service_ms: u64, status: u16) -> String {
+    router_line_for("/", service_ms, status)
+}
+
+/// A router line for a request to `path`.
+pub fn router_line_for(path: &str, service_ms: u64, status: u16) -> String {
     format!(
-        "<158>1 2026-11-24T09:00:00.000000+00:00 host heroku router - at=info method=GET path=\"/\" \
+        "<158>1 2026-11-24T09:00:00.000000+00:00 host heroku router - at=info method=GET path=\"{path}\" \
          host=test-app.herokuapp.com request_id=59da6323-2bc4-4143-8677-cc66ccfb115f \
          fwd=\"181.167.87.140\" dyno=web.1 connect=1ms service={service_ms}ms status={status} \
          bytes=6979 protocol=https"

@@ -1,11 +1,14 @@
-//! Scalers read and set the size of one process type. Today: the Heroku Platform API
-//! (`heroku.rs`), which also drives the local sandbox platform since it speaks the same API.
+//! Scalers read and set the size of one process type: the Heroku Platform API (`heroku.rs`),
+//! which also drives the local sandbox platform since it speaks the same API, and the user's
+//! own shell commands for any other platform (`command.rs`).
 //!
 //! A scaler sets absolute quantities only, so that repeating a call can never scale twice.
 //! It decides nothing: the target comes from the decision engine.
 
+pub mod command;
 pub mod heroku;
 
+pub use command::{CommandScaler, Commands};
 pub use heroku::HerokuScaler;
 
 use async_trait::async_trait;
@@ -38,6 +41,9 @@ pub enum ScaleError {
     Transport(String),
     #[error("the platform's answer could not be read: {0}")]
     BadAnswer(String),
+    /// A `command` scaler's hook failed, timed out or printed nonsense.
+    #[error("{0}")]
+    Hook(String),
 }
 
 impl ScaleError {
@@ -48,7 +54,8 @@ impl ScaleError {
             ScaleError::RateLimited { .. }
             | ScaleError::Timeout(_)
             | ScaleError::Transport(_)
-            | ScaleError::BadAnswer(_) => true,
+            | ScaleError::BadAnswer(_)
+            | ScaleError::Hook(_) => true,
             ScaleError::Status { status, .. } => *status >= 500,
             ScaleError::Unauthorized { .. }
             | ScaleError::Forbidden { .. }
@@ -67,6 +74,7 @@ impl ScaleError {
             ScaleError::Timeout(_) => "timeout",
             ScaleError::Transport(_) => "transport",
             ScaleError::BadAnswer(_) => "bad_answer",
+            ScaleError::Hook(_) => "hook",
         }
     }
 }
