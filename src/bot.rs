@@ -439,10 +439,13 @@ impl Worker {
                 let now = (self.clock)();
                 self.telemetry.metrics.api_error(error.kind());
                 let message = format!("reading the formation: {error}");
-                if !self.refused(&error, &message) {
+                let events = if self.refused(&error, &message) {
+                    self.state
+                        .scale_refused(&self.settings, now, None, &message)
+                } else {
                     tracing::warn!(%app, kind = error.kind(), error = %message, "Could not read the formation; trying again next heartbeat.");
-                }
-                let events = self.state.scale_failed(&self.settings, now, None, &message);
+                    self.state.scale_failed(&self.settings, now, None, &message)
+                };
                 self.send_with(events, &heartbeat);
                 beat.error = Some(message);
                 return beat;
@@ -493,15 +496,15 @@ impl Worker {
                 Err(error) => {
                     self.telemetry.metrics.api_error(error.kind());
                     let message = format!("setting the quantity to {}: {error}", scale.to);
-                    if !self.refused(&error, &message) {
+                    let now = (self.clock)();
+                    let events = if self.refused(&error, &message) {
+                        self.state
+                            .scale_refused(&self.settings, now, Some(scale), &message)
+                    } else {
                         tracing::warn!(%app, kind = error.kind(), error = %message, "Scale failed; trying again next heartbeat.");
-                    }
-                    let events = self.state.scale_failed(
-                        &self.settings,
-                        (self.clock)(),
-                        Some(scale),
-                        &message,
-                    );
+                        self.state
+                            .scale_failed(&self.settings, now, Some(scale), &message)
+                    };
                     self.send_with(events, heartbeat);
                     beat.error = Some(message);
                 }
