@@ -4,6 +4,8 @@
 //! quantity from the platform, hands both to [`AppState`] with the clock's `now`, and carries
 //! out the plan. It never decides anything itself. Shutdown is a [`CancellationToken`] checked
 //! while waiting and probing, never during a platform call, so a scale is never cut in half.
+//! When the platform refuses a call (401, 403, 404: a setting is wrong), the loop pauses its
+//! platform calls for a growing time while heartbeats go on, instead of knocking every beat.
 //!
 //! A stopped app (quantity 0) gets no heartbeat: its beat only reads the quantity, so that a
 //! wake by the activator or a `min_dynos` schedule above 0 is seen. The shutdown hook is called
@@ -40,7 +42,8 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::time::MissedTickBehavior;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 /// Where `now` comes from. Production uses the system clock; loop tests use tokio's clock so
@@ -75,6 +78,28 @@ pub struct Beat {
     pub router: Option<RouterStats>,
 }
 
+/// The longest pause of platform calls after repeated refusals: a key or an app that gets
+/// fixed on the platform's side is noticed within this long.
+pub const MAX_REFUSAL_PAUSE: Duration = Duration::from_secs(600);
+
+/// Platform calls are paused after the platform refused one (a 4xx other than 429).
+#[derive(Debug, Clone)]
+struct Refusal {
+    /// Refusals in a row.
+    count: u32,
+    kind: &'static str,
+    until: Instant,
+}
+
+/// The pause after `count` refusals in a row: one heartbeat interval (at least a second),
+/// doubling with each refusal, at most [`MAX_REFUSAL_PAUSE`].
+pub fn refusal_pause(heartbeat_interval: Duration, count: u32) -> Duration {
+    let base = heartbeat_interval.max(Duration::from_secs(1));
+    let doublings = count.saturating_sub(1).min(16);
+    base.saturating_mul(1 << doublings)
+        .min(MAX_REFUSAL_PAUSE.max(base))
+}
+
 /// One app's worker: its settings, its engine state and its edges.
 pub struct Worker {
     pub settings: AppSettings,
@@ -94,6 +119,8 @@ pub struct Worker {
     calendar: Calendar,
     /// The last error reading the downtime file, so that it is logged once, not every beat.
     downtime_file_error: Option<String>,
+    refusal: Option<Refusal>,
+    beats: Option<mpsc::UnboundedSender<Beat>>,
     /// Whether this copy of the worker may scale and notify now.
     leadership: Leadership,
     /// The API key's budget and the pace of re-reads; `None`: read on every heartbeat.
@@ -154,6 +181,8 @@ impl Worker {
             shutdown_hook: None,
             stopped: false,
             telemetry,
+            refusal: None,
+            beats: None,
             leadership: Leadership::always(),
             pace: None,
             first_beat_after: Duration::ZERO,
@@ -181,6 +210,12 @@ impl Worker {
     /// Waits this long before the first heartbeat, to spread many apps over the interval.
     pub fn with_first_beat_after(mut self, offset: Duration) -> Self {
         self.first_beat_after = offset;
+        self
+    }
+
+    /// Sends every [`Beat`] to `beats` from now on (the demo's live timeline uses it).
+    pub fn with_beats(mut self, beats: mpsc::UnboundedSender<Beat>) -> Self {
+        self.beats = Some(beats);
         self
     }
 
@@ -258,7 +293,7 @@ impl Worker {
         }
         self.log_downtime_sources();
         let mut ticker = tokio::time::interval_at(
-            tokio::time::Instant::now() + self.first_beat_after,
+            Instant::now() + self.first_beat_after,
             self.settings.heartbeat_interval,
         );
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -324,6 +359,11 @@ impl Worker {
         if !self.leadership.is_leader() {
             return Some(beat);
         }
+        if let Some(paused) = self.paused_by_refusal() {
+            beat.error = Some(paused);
+            self.publish(&beat);
+            return Some(beat);
+        }
         let read = match (self.pace.clone(), self.scaler.recent()) {
             (Some(pace), Some(known)) => {
                 let mut state = self.state.clone();
@@ -342,6 +382,7 @@ impl Worker {
                     self.read_raw().await
                 } else if wants {
                     beat.error = Some("the API budget of this key has no call left".into());
+                    self.publish(&beat);
                     return Some(beat);
                 } else {
                     Ok(known.quantity)
@@ -349,25 +390,30 @@ impl Worker {
             }
             (Some(pace), None) if !self.take(&pace, Call::Decision) => {
                 beat.error = Some("the API budget of this key has no call left".into());
+                self.publish(&beat);
                 return Some(beat);
             }
             _ => self.read_raw().await,
         };
         match read {
-            Ok(0) => {}
+            Ok(0) => self.platform_accepts(),
             Ok(quantity) => {
+                self.platform_accepts();
                 tracing::info!(%app, quantity, "The app runs again; heartbeats resume.");
                 self.stopped = false;
                 return None;
             }
             Err(error) => {
                 let message = format!("reading the formation: {error}");
-                tracing::warn!(%app, kind = error.kind(), error = %message, "Could not read the formation; trying again next heartbeat.");
+                if !self.refused(&error, &message) {
+                    tracing::warn!(%app, kind = error.kind(), error = %message, "Could not read the formation; trying again next heartbeat.");
+                }
                 let events =
                     self.state
                         .scale_failed(&self.settings, (self.clock)(), None, &message);
                 self.send(&events);
                 beat.error = Some(message);
+                self.publish(&beat);
                 return Some(beat);
             }
         }
@@ -376,6 +422,7 @@ impl Worker {
         self.carry_out(plan, &mut beat, &none).await;
         self.telemetry.record_beat(&beat);
         self.telemetry.stamp_alive();
+        self.publish(&beat);
         Some(beat)
     }
 
@@ -434,6 +481,7 @@ impl Worker {
             .await;
         self.telemetry.record_beat(&beat);
         self.telemetry.stamp_alive();
+        self.publish(&beat);
         beat
     }
 
@@ -488,6 +536,12 @@ impl Worker {
             tracing::debug!(%app, "Standby: not reading, scaling or telling.");
             return beat;
         }
+        if let Some(paused) = self.paused_by_refusal() {
+            // Heartbeats go on and count; the platform is left alone until the pause ends.
+            self.state.record(heartbeat.observation);
+            beat.error = Some(paused);
+            return beat;
+        }
         let (current, plan) = match self.size(&heartbeat).await {
             Ok(Size::Read(quantity)) => {
                 let now = (self.clock)();
@@ -512,13 +566,19 @@ impl Worker {
                 let now = (self.clock)();
                 self.telemetry.metrics.api_error(error.kind());
                 let message = format!("reading the formation: {error}");
-                tracing::warn!(%app, kind = error.kind(), error = %message, "Could not read the formation; trying again next heartbeat.");
-                let events = self.state.scale_failed(&self.settings, now, None, &message);
+                let events = if self.refused(&error, &message) {
+                    self.state
+                        .scale_refused(&self.settings, now, None, &message)
+                } else {
+                    tracing::warn!(%app, kind = error.kind(), error = %message, "Could not read the formation; trying again next heartbeat.");
+                    self.state.scale_failed(&self.settings, now, None, &message)
+                };
                 self.send_with(events, &heartbeat);
                 beat.error = Some(message);
                 return beat;
             }
         };
+        self.platform_accepts();
         beat.quantity = Some(current);
         self.telemetry.metrics.dynos(current);
         if current == 0 {
@@ -591,15 +651,15 @@ impl Worker {
     }
 
     /// The planned pace says the size read at `read_at` is stale.
-    fn refresh_due(&self, pace: &Pace, read_at: tokio::time::Instant) -> bool {
-        let age = tokio::time::Instant::now().saturating_duration_since(read_at);
+    fn refresh_due(&self, pace: &Pace, read_at: Instant) -> bool {
+        let age = Instant::now().saturating_duration_since(read_at);
         pace.refresh_every_beats
             .is_some_and(|beats| age >= self.settings.heartbeat_interval.saturating_mul(beats))
     }
 
     fn take(&self, pace: &Pace, call: Call) -> bool {
         let mut budget = pace.budget.lock().expect("not poisoned");
-        budget.try_take(tokio::time::Instant::now(), call)
+        budget.try_take(Instant::now(), call)
     }
 
     async fn read(&self) -> Result<u32, NoSize> {
@@ -618,7 +678,7 @@ impl Worker {
             return;
         };
         let mut budget = pace.budget.lock().expect("not poisoned");
-        let now = tokio::time::Instant::now();
+        let now = Instant::now();
         if let Some(remaining) = self.scaler.rate_limit_remaining() {
             budget.heroku_remaining(now, remaining);
         }
@@ -652,19 +712,80 @@ impl Worker {
                 Err(error) => {
                     self.telemetry.metrics.api_error(error.kind());
                     let message = format!("setting the quantity to {}: {error}", scale.to);
-                    tracing::warn!(%app, kind = error.kind(), error = %message, "Scale failed; trying again next heartbeat.");
-                    let events = self.state.scale_failed(
-                        &self.settings,
-                        (self.clock)(),
-                        Some(scale),
-                        &message,
-                    );
+                    let now = (self.clock)();
+                    let events = if self.refused(&error, &message) {
+                        self.state
+                            .scale_refused(&self.settings, now, Some(scale), &message)
+                    } else {
+                        tracing::warn!(%app, kind = error.kind(), error = %message, "Scale failed; trying again next heartbeat.");
+                        self.state
+                            .scale_failed(&self.settings, now, Some(scale), &message)
+                    };
                     self.send_with(events, heartbeat);
                     beat.error = Some(message);
                 }
             }
         }
         beat.plan = Some(plan);
+    }
+
+    /// Hands a copy of the beat to the `with_beats` channel, if any.
+    fn publish(&self, beat: &Beat) {
+        if let Some(beats) = &self.beats {
+            let _ = beats.send(beat.clone());
+        }
+    }
+
+    /// `Some(why)` while platform calls are paused after a refusal.
+    fn paused_by_refusal(&self) -> Option<String> {
+        let refusal = self.refusal.as_ref()?;
+        if Instant::now() >= refusal.until {
+            return None;
+        }
+        tracing::debug!(app = %self.settings.heroku_app_name, kind = refusal.kind, "Platform calls paused after a refusal.");
+        Some(format!(
+            "platform calls paused after {} refusal{} ({})",
+            refusal.count,
+            if refusal.count == 1 { "" } else { "s" },
+            refusal.kind
+        ))
+    }
+
+    /// A platform call worked: ends a refusal pause, if one was on.
+    fn platform_accepts(&mut self) {
+        if let Some(refusal) = self.refusal.take() {
+            tracing::info!(app = %self.settings.heroku_app_name, kind = refusal.kind, "The platform accepts the worker's calls again.");
+        }
+    }
+
+    /// When the platform refused the call (a 4xx other than 429: a wrong key, app or process
+    /// type, which trying again will not fix), pauses platform calls for a growing time and
+    /// says so: one warning when the refusals start or change cause, quieter after.
+    fn refused(&mut self, error: &ScaleError, message: &str) -> bool {
+        if error.is_retriable() {
+            return false;
+        }
+        let app = &self.settings.heroku_app_name;
+        let kind = error.kind();
+        let count = match &self.refusal {
+            Some(refusal) if refusal.kind == kind => refusal.count + 1,
+            _ => 1,
+        };
+        let pause = refusal_pause(self.settings.heartbeat_interval, count);
+        if count == 1 {
+            tracing::warn!(
+                %app, kind, error = %message, pause = ?pause,
+                "The platform refused the call; pausing platform calls while heartbeats go on."
+            );
+        } else {
+            tracing::debug!(%app, kind, count, pause = ?pause, "Refused again; pausing longer.");
+        }
+        self.refusal = Some(Refusal {
+            count,
+            kind,
+            until: Instant::now() + pause,
+        });
+        true
     }
 
     /// Logs, once at start, where downtime can come from and what is already known.

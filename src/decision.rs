@@ -341,6 +341,9 @@ pub struct AppState {
     needs_below_min: Alert,
     scale_diff: Alert,
     platform_failing: Alert,
+    /// The current outage was told as a refusal, so its end is told whatever
+    /// `notify_on_scale_fails` says.
+    platform_refusal_told: bool,
     /// Since when the app has run (quantity above 0), as far as the engine has seen; for
     /// `max_age` and so that a fresh start gets a whole `idle_after`.
     pub running_since: Option<DateTime<Utc>>,
@@ -795,20 +798,49 @@ impl AppState {
         scale: Option<ScaleTo>,
         error: &str,
     ) -> Vec<Event> {
+        self.platform_failed(settings, now, scale, error, false)
+    }
+
+    /// The platform refused a call with a 4xx other than 429 (a bad key, no access, a wrong app
+    /// or process type): a setting is wrong and no retry will fix it, so this is told even
+    /// without `notify_on_scale_fails`, once, like any outage.
+    pub fn scale_refused(
+        &mut self,
+        settings: &AppSettings,
+        now: DateTime<Utc>,
+        scale: Option<ScaleTo>,
+        error: &str,
+    ) -> Vec<Event> {
+        self.platform_failed(settings, now, scale, error, true)
+    }
+
+    fn platform_failed(
+        &mut self,
+        settings: &AppSettings,
+        now: DateTime<Utc>,
+        scale: Option<ScaleTo>,
+        error: &str,
+        refused: bool,
+    ) -> Vec<Event> {
         // Told once when failures start (and again after notify_repeat_after), not on every
         // heartbeat of an outage.
         let change = self
             .platform_failing
             .update(true, now, settings.notify_repeat_after);
-        if !settings.notify_on_scale_fails || change.is_none() {
+        if change == Some(AlertChange::Started) {
+            self.platform_refusal_told = refused;
+        }
+        let tell = settings.notify_on_scale_fails || refused;
+        if !tell || change.is_none() {
             return Vec::new();
         }
-        let mut event = self.event(
-            settings,
-            now,
-            EventKind::ScaleFailed,
-            "Just tried to scale, and it failed.",
-        );
+        self.platform_refusal_told |= refused;
+        let message = if refused {
+            "The platform refuses the worker's calls: scaling is paused until a setting is fixed."
+        } else {
+            "Just tried to scale, and it failed."
+        };
+        let mut event = self.event(settings, now, EventKind::ScaleFailed, message);
         event.reason = error.to_string();
         if let Some(scale) = scale {
             self.fill(&mut event, settings, now, scale);
@@ -821,7 +853,8 @@ impl AppState {
         let change = self
             .platform_failing
             .update(false, now, settings.notify_repeat_after);
-        if change != Some(AlertChange::Ended) || !settings.notify_on_scale_fails {
+        let refusal_told = std::mem::take(&mut self.platform_refusal_told);
+        if change != Some(AlertChange::Ended) || !(settings.notify_on_scale_fails || refusal_told) {
             return Vec::new();
         }
         vec![self.event(

@@ -8,18 +8,20 @@
 //! - [`bot`]: the async loop that probes, decides, scales and notifies.
 //! - [`budget`]: the Platform API budget per key, the pace of formation reads, heartbeat spread.
 //! - [`activator`]: wakes a stopped target on demand, forwards, stops it when idle.
+//! - [`demo`]: `autoscalebot demo`, the sandbox, a traffic surge and the worker in one process.
 //! - [`router_log`]: Heroku log drain parsing (logplex frames, router lines, windows).
 //! - [`telemetry`], [`metrics`]: what the loop shares with the HTTP server.
 //! - [`server`]: the HTTP server: the log drain, `/metrics`, `/healthz`, the status page.
 //! - [`simulate`]: replays a traffic trace through the same engine on a simulated clock.
 //!
 //! The edges to the outside world (HTTP probes, the Heroku API, notifiers) live in the
-//! `autoscalebot-backends` crate.
+//! `autoscalebot-backends` crate; the local stand-in platform in `autoscalebot-sandbox`.
 
 pub mod activator;
 pub mod bot;
 pub mod budget;
 pub mod decision;
+pub mod demo;
 pub mod downtime;
 pub mod metrics;
 pub mod router_log;

@@ -1,6 +1,7 @@
 //! The `autoscalebot` command: parse arguments, set up logging, load settings, run.
 //!
 //! Errors reach the user here and only here: settings problems exit 2, everything else 1.
+//! `sandbox` and `demo` need no worker settings: they run the local stand-in platform.
 
 use anyhow::Result;
 use autoscalebot::settings::{self, LogFormat, Settings, SettingsError};
@@ -43,6 +44,60 @@ enum Command {
     /// Replay a traffic trace through the decision engine and show what the settings would
     /// have cost and how long the app would have been slow, beside three references.
     Simulate(autoscalebot::simulate::SimulateArgs),
+    /// Run a local stand-in for Heroku on loopback: the Platform API's formation endpoints and
+    /// an app of real local dynos behind one router port. Runs until SIGTERM or SIGINT.
+    Sandbox(SandboxArgs),
+    /// Show the whole loop with no account and no network: a sandbox platform, a traffic surge
+    /// and the worker in one process, with a live timeline and a summary.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct SandboxArgs {
+    /// Port of the Platform API (0: any free port).
+    #[arg(long, default_value_t = 5001)]
+    port: u16,
+    /// Port of the app's router (0: any free port).
+    #[arg(long, default_value_t = 5000)]
+    app_port: u16,
+    /// The app's name (use it as heroku_app_name).
+    #[arg(long, default_value = "sandbox-app")]
+    app: String,
+    /// The one key the API accepts as `Authorization: Bearer KEY` (never printed).
+    #[arg(
+        long,
+        env = "HEROKU_API_KEY",
+        hide_env_values = true,
+        default_value = "sandbox-api-key"
+    )]
+    api_key: String,
+    /// Dynos running at the start.
+    #[arg(long, default_value_t = 1)]
+    dynos: u32,
+    /// The most dynos the API lets the formation ask for (more: 422 invalid_params).
+    #[arg(long, default_value_t = 10)]
+    max_quantity: u32,
+    /// Requests one dyno serves at a time.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    dyno_concurrency: u32,
+    /// Milliseconds one dyno takes to serve one request.
+    #[arg(long, default_value_t = 100)]
+    service_time_ms: u64,
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// How long the demo runs, e.g. "75s" or "2m"; the traffic profile stretches to fit.
+    #[arg(long, default_value = "75s", value_parser = parse_duration_arg)]
+    duration: Duration,
+}
+
+fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    match settings::parse_duration(text) {
+        Some(duration) if duration >= Duration::from_secs(10) => Ok(duration),
+        Some(_) => Err("expected at least 10s, so the surge has room".into()),
+        None => Err("expected a duration such as \"75s\" or \"2m\"".into()),
+    }
 }
 
 /// How long running heartbeats and notifications get to finish after SIGTERM; Heroku sends
@@ -62,8 +117,20 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let on_dyno = std::env::var_os("DYNO").is_some();
+    match &cli.command {
+        Some(Command::Sandbox(args)) => {
+            init_logging(LogFormat::Auto.resolve(on_dyno), "info");
+            return run_sandbox(args);
+        }
+        Some(Command::Demo(args)) => {
+            // The demo's story is its timeline on stdout; its logs show warnings only.
+            init_logging(LogFormat::Auto.resolve(on_dyno), "warn");
+            return run_demo(args, cli.settings.as_deref());
+        }
+        _ => {}
+    }
     if let Some(Command::Simulate(args)) = &cli.command {
-        init_logging(LogFormat::Auto.resolve(on_dyno));
+        init_logging(LogFormat::Auto.resolve(on_dyno), "info");
         let env: HashMap<String, String> = std::env::vars().collect();
         return Ok(
             match autoscalebot::simulate::run(cli.settings.as_deref(), &env, args) {
@@ -90,7 +157,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .first()
         .map_or(LogFormat::Auto, |app| app.log_format);
     // After loading, so that log_format applies; settings problems go to stderr as text.
-    init_logging(log_format.resolve(on_dyno));
+    init_logging(log_format.resolve(on_dyno), "info");
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => {
             print_check(&settings);
@@ -105,7 +172,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Command::Simulate(_) => unreachable!("handled before the settings are loaded"),
+        Command::Simulate(_) | Command::Sandbox(_) | Command::Demo(_) => {
+            unreachable!("handled before the settings are loaded")
+        }
         Command::Run => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(run_worker(settings, cli.dry_run))?;
@@ -128,7 +197,7 @@ fn activate(cli: &Cli, on_dyno: bool) -> Result<ExitCode> {
             }
         };
     let app = settings.apps.into_iter().next().expect("one app");
-    init_logging(app.log_format.resolve(on_dyno));
+    init_logging(app.log_format.resolve(on_dyno), "info");
     let bound = match autoscalebot::activator::bind_listen(&app) {
         Ok(bound) => bound,
         Err(error) => {
@@ -358,14 +427,97 @@ async fn wait_for_signal() -> Result<()> {
     Ok(())
 }
 
+fn run_sandbox(args: &SandboxArgs) -> Result<ExitCode> {
+    use anyhow::Context;
+    use autoscalebot_sandbox::{Sandbox, SandboxConfig};
+    if args.dynos > args.max_quantity {
+        eprintln!(
+            "autoscalebot: --dynos {} is more than --max-quantity {}",
+            args.dynos, args.max_quantity
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let config = SandboxConfig {
+        api_port: args.port,
+        app_port: args.app_port,
+        app: args.app.clone(),
+        api_key: autoscalebot_backends::Secret::new(args.api_key.clone()),
+        dynos: args.dynos,
+        max_quantity: args.max_quantity,
+        dyno_concurrency: args.dyno_concurrency,
+        service_time: Duration::from_millis(args.service_time_ms),
+        ..SandboxConfig::default()
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let sandbox = Sandbox::start(config.clone()).await.with_context(|| {
+            format!(
+                "starting the sandbox on 127.0.0.1 ports {} (API) and {} (app)",
+                config.api_port, config.app_port
+            )
+        })?;
+        println!(
+            "Sandbox platform: app {}, {} {} dyno{} at the start (at most {}), each serving {} request{} at a time in {} ms.",
+            sandbox.app(),
+            config.dynos,
+            sandbox.process_type(),
+            if config.dynos == 1 { "" } else { "s" },
+            config.max_quantity,
+            config.dyno_concurrency,
+            if config.dyno_concurrency == 1 { "" } else { "s" },
+            config.service_time.as_millis(),
+        );
+        println!("Point the worker at it with these settings (the key: your --api-key or HEROKU_API_KEY):");
+        println!("  heroku_api_url = \"{}\"", sandbox.api_url);
+        println!("  app_url = \"{}\"", sandbox.app_url);
+        println!("  heroku_app_name = \"{}\"", sandbox.app());
+        println!(
+            "Inject faults: curl -X POST {}/__sandbox/faults -d '{{\"fault\": \"status\", \"status\": 503, \"count\": 3}}'",
+            sandbox.api_url
+        );
+        println!("Stop with Ctrl-C or SIGTERM.");
+        wait_for_signal().await?;
+        tracing::info!("Shutdown signal received; stopping the sandbox.");
+        sandbox.stop().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn run_demo(args: &DemoArgs, settings_path: Option<&std::path::Path>) -> Result<ExitCode> {
+    use autoscalebot::demo;
+    // Bad settings stop the demo before anything starts, as they stop the worker.
+    if let Err(error) = demo::load_settings(settings_path, &demo::Wiring::placeholder()) {
+        eprintln!("autoscalebot: {error}");
+        return Ok(ExitCode::from(2));
+    }
+    let options = demo::DemoOptions {
+        duration: args.duration,
+        settings: settings_path.map(std::path::Path::to_path_buf),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let shutdown = CancellationToken::new();
+    runtime.spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            if wait_for_signal().await.is_ok() {
+                shutdown.cancel();
+            }
+        }
+    });
+    let mut out = std::io::stdout();
+    runtime.block_on(demo::run(options, &mut out, shutdown))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Logs to stderr in the chosen format (already resolved from `auto`), filtered by `RUST_LOG`
-/// (default `info`).
-fn init_logging(format: LogFormat) {
+/// (default `default_level`).
+fn init_logging(format: LogFormat, default_level: &str) {
     use std::io::IsTerminal;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, Layer};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let layer = match format {
         LogFormat::Logfmt => tracing_logfmt::builder()
             .layer()

@@ -62,11 +62,11 @@ impl Probe for ScriptedProbe {
 struct MemoryScaler {
     quantity: Mutex<u32>,
     writes: Mutex<Vec<u32>>,
+    reads: Mutex<u32>,
     failing: Mutex<Option<ScaleError>>,
     /// A write takes this long, to test that shutdown waits for it.
     write_delay: Duration,
-    /// Reads made, and the last size told, for the budget's tests.
-    reads: Mutex<u32>,
+    /// The last size told, for the budget's tests.
     known: Mutex<Option<autoscalebot_backends::scaler::Known>>,
 }
 
@@ -797,4 +797,66 @@ notify_on_every_ping = true",
         .events()
         .iter()
         .any(|event| event.kind == EventKind::Scaled));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_key_pauses_platform_calls_for_longer_each_time_while_heartbeats_go_on() {
+    let probe = ScriptedProbe::new(&[2000]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(1),
+        failing: Mutex::new(Some(ScaleError::Unauthorized {
+            id: "unauthorized".into(),
+        })),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let worker = worker(
+        settings("notify_on_scale_fails = true"),
+        probe.clone(),
+        scaler.clone(),
+        &notifier,
+    );
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(worker.run(shutdown.clone()));
+    // Heartbeats every 30 s; after each refusal the pause doubles from 30 s: reads at 0, 30,
+    // 90, 210 and 450 s.
+    tokio::time::sleep(Duration::from_secs(600) + Duration::from_millis(1)).await;
+    assert_eq!(*probe.calls.lock().unwrap(), 21, "heartbeats go on");
+    assert_eq!(*scaler.reads.lock().unwrap(), 5, "platform calls back off");
+    *scaler.failing.lock().unwrap() = None;
+    // The pause after the fifth refusal is 480 s: the next read is at 930 s.
+    tokio::time::sleep(Duration::from_secs(329)).await;
+    assert_eq!(*scaler.reads.lock().unwrap(), 5);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(*scaler.reads.lock().unwrap(), 6);
+    assert_eq!(
+        *scaler.writes.lock().unwrap(),
+        vec![2],
+        "the fails during the pause counted"
+    );
+    shutdown.cancel();
+    task.await.unwrap();
+    let kinds: Vec<EventKind> = notifier.events().iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![EventKind::ScaleFailed, EventKind::ScaleRecovered]
+    );
+    let failed = &notifier.events()[0];
+    assert!(
+        failed.reason.contains("refused the API key") && failed.reason.contains("401"),
+        "the notification names the cause: {}",
+        failed.reason
+    );
+}
+
+#[test]
+fn the_refusal_pause_doubles_from_the_interval_up_to_ten_minutes() {
+    let pause = |interval_ms, count| refusal_pause(Duration::from_millis(interval_ms), count);
+    assert_eq!(pause(30_000, 1), Duration::from_secs(30));
+    assert_eq!(pause(30_000, 2), Duration::from_secs(60));
+    assert_eq!(pause(30_000, 5), Duration::from_secs(480));
+    assert_eq!(pause(30_000, 6), Duration::from_secs(600));
+    assert_eq!(pause(30_000, 60), Duration::from_secs(600));
+    assert_eq!(pause(200, 1), Duration::from_secs(1), "at least a second");
+    assert_eq!(pause(200, 3), Duration::from_secs(4));
 }

@@ -1280,3 +1280,44 @@ fn a_stopped_app_stays_stopped_at_a_zero_minimum_and_forgets_old_streaks() {
     let plan = state.observe_stopped(&settings, noon() + chrono::Duration::hours(1));
     assert_eq!(plan.scale.map(|scale| scale.to), Some(2));
 }
+
+#[test]
+fn a_refusal_is_told_even_without_notify_on_scale_fails_and_so_is_its_end() {
+    let settings = settings_with("");
+    assert!(!settings.notify_on_scale_fails);
+    let mut state = AppState::new();
+    let error = "reading the formation: the platform refused the API key (401 unauthorized)";
+    let told = state.scale_refused(&settings, noon(), None, error);
+    assert_eq!(told.len(), 1);
+    assert!(told[0].message.contains("refuses"), "{}", told[0].message);
+    assert!(told[0].reason.contains("401"));
+    let later = noon() + chrono::Duration::seconds(30);
+    assert!(
+        state
+            .scale_refused(&settings, later, None, error)
+            .is_empty(),
+        "told once"
+    );
+    // An ordinary failure stays silent without notify_on_scale_fails.
+    let mut quiet = AppState::new();
+    assert!(quiet
+        .scale_failed(&settings, noon(), None, "503")
+        .is_empty());
+    // The end of a refusal is told.
+    let plan = state.observe(
+        &settings,
+        later + chrono::Duration::seconds(30),
+        &classify(
+            &ProbeOutcome::Response {
+                status: 200,
+                elapsed: Duration::from_millis(700),
+                downtime_header: None,
+            },
+            1000,
+            400,
+        ),
+        1,
+    );
+    let kinds: Vec<EventKind> = plan.events.iter().map(|event| event.kind).collect();
+    assert_eq!(kinds, vec![EventKind::ScaleRecovered]);
+}

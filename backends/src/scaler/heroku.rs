@@ -7,8 +7,15 @@
 //! and worker) shares one [`HerokuFormation`]: one List call reads every process type, and a
 //! Batch Update answers with all of them, so each entry's siblings learn the sizes for free.
 //! GETs are conditional (`If-None-Match` with the last `ETag`; a `304` reuses the last body),
-//! and every answer's `RateLimit-Remaining` is kept for the worker's budget. One call per
-//! method, no retry here: the worker's next heartbeat is the retry.
+//! and every answer's `RateLimit-Remaining` is kept for the worker's budget.
+//!
+//! The client rides out a bad day: a [`RetryPolicy`] retries rate limits (429), server errors
+//! (5xx), timeouts, dropped connections and unreadable answers with capped exponential backoff
+//! and jitter, waits at least as long as a `Retry-After` says when one is sent (Heroku documents
+//! none for v3, so backoff alone must be enough), spaces its calls when `RateLimit-Remaining`
+//! runs low, and never retries another 4xx: a wrong key, app or process type stays wrong.
+//! A whole read or write, retries included, stays within the policy's time budget, so a
+//! heartbeat can never stall for long.
 
 use super::{Known, ScaleError, Scaler};
 use crate::Secret;
@@ -16,13 +23,19 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 use url::Url;
 
 /// The Accept header Heroku requires; without it the API answers 406.
 pub const ACCEPT_V3: &str = "application/vnd.heroku+json; version=3";
+
+/// Below this many `RateLimit-Remaining` tokens the client spaces its calls by
+/// [`TOKEN_REFILL_INTERVAL`], so it never spends faster than Heroku refills the pool.
+pub const LOW_RATE_LIMIT_REMAINING: u64 = 100;
+/// Heroku refills about 75 tokens a minute: one every 0.8 s.
+pub const TOKEN_REFILL_INTERVAL: Duration = Duration::from_millis(800);
 
 /// The fields of Heroku's formation object that we use (the schema has more).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -40,6 +53,91 @@ struct ErrorBody {
     message: String,
 }
 
+/// Which failed calls are tried again, how long to wait between tries, and how long one whole
+/// read or write may take. (Hand-written: the rule is a few lines, and the retry crates do not
+/// know Heroku's Retry-After and rate-limit headers.)
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// The wait after the first failed try; it doubles after each further one.
+    pub first_backoff: Duration,
+    /// The longest wait between two tries.
+    pub max_backoff: Duration,
+    /// Tries in all, the first included.
+    pub max_attempts: u32,
+    /// The time one whole read or write may take, waits and tries included.
+    pub budget: Duration,
+}
+
+impl RetryPolicy {
+    /// The policy for calls of at most `timeout` each: up to 5 tries, waits from about 250 ms
+    /// doubling up to 8 s, all within three timeouts (at least 3 s).
+    pub fn for_timeout(timeout: Duration) -> Self {
+        RetryPolicy {
+            first_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(8),
+            max_attempts: 5,
+            budget: (timeout * 3).max(Duration::from_secs(3)),
+        }
+    }
+
+    /// The wait before the next try, after `attempt` tries (1 or more) ended with `error`,
+    /// `elapsed` after the first began; `None` means give up. `jitter` is uniform in [0, 1):
+    /// half of each backoff is fixed and half random ("equal jitter"), so many workers spread
+    /// out but none comes back sooner than half the backoff. A `Retry-After` is a floor.
+    pub fn next_delay(
+        &self,
+        error: &ScaleError,
+        retry_after: Option<Duration>,
+        attempt: u32,
+        elapsed: Duration,
+        jitter: f64,
+    ) -> Option<Duration> {
+        if !error.is_retriable() || attempt >= self.max_attempts {
+            return None;
+        }
+        let doublings = attempt.saturating_sub(1).min(20);
+        let backoff = self
+            .first_backoff
+            .saturating_mul(1u32 << doublings)
+            .min(self.max_backoff);
+        let jitter = jitter.clamp(0.0, 1.0);
+        let mut delay = backoff / 2 + backoff.mul_f64(jitter / 2.0);
+        if let Some(after) = retry_after {
+            delay = delay.max(after);
+        }
+        (elapsed + delay < self.budget).then_some(delay)
+    }
+}
+
+/// One failed try: the error, and the `Retry-After` the answer carried, if any.
+struct Failure {
+    error: ScaleError,
+    retry_after: Option<Duration>,
+}
+
+/// What the last answers said about when the next call may go out.
+#[derive(Debug, Default)]
+struct Gate {
+    /// A `Retry-After` said: not before this.
+    not_before: Option<Instant>,
+    /// The last `RateLimit-Remaining` seen.
+    remaining: Option<u64>,
+    last_call: Option<Instant>,
+}
+
+impl Gate {
+    /// The earliest moment the next call should go out.
+    fn ready_at(&self) -> Option<Instant> {
+        let paced = match (self.remaining, self.last_call) {
+            (Some(remaining), Some(last)) if remaining < LOW_RATE_LIMIT_REMAINING => {
+                Some(last + TOKEN_REFILL_INTERVAL)
+            }
+            _ => None,
+        };
+        paced.max(self.not_before)
+    }
+}
+
 /// The formation of one Heroku app, shared by the scalers of its process types.
 pub struct HerokuFormation {
     client: reqwest::Client,
@@ -54,8 +152,9 @@ pub struct HerokuFormation {
     etags: Mutex<HashMap<Url, (String, bytes::Bytes)>>,
     /// Process type → the last quantity the platform told.
     known: Mutex<HashMap<String, Known>>,
-    /// The last `RateLimit-Remaining`; -1 before any.
+    /// The last `RateLimit-Remaining`, for the worker's budget; -1 when taken or none yet.
     remaining: AtomicI64,
+    gate: Mutex<Gate>,
 }
 
 impl HerokuFormation {
@@ -84,6 +183,7 @@ impl HerokuFormation {
             etags: Mutex::new(HashMap::new()),
             known: Mutex::new(HashMap::new()),
             remaining: AtomicI64::new(-1),
+            gate: Mutex::new(Gate::default()),
         }
     }
 
@@ -109,112 +209,215 @@ impl HerokuFormation {
         }
     }
 
-    /// A GET, conditional on the last ETag of the same URL.
-    async fn get(&self, url: Url) -> Result<bytes::Bytes, ScaleError> {
-        let etag = self
-            .etags
-            .lock()
-            .expect("not poisoned")
-            .get(&url)
-            .map(|(etag, _)| etag.clone());
-        let mut request = self.client.get(url.clone());
+    /// One whole GET (`body` = `None`, conditional on the last ETag of `url`) or PATCH, with
+    /// retries by the policy; the answer's body.
+    async fn call(
+        &self,
+        retry: RetryPolicy,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+    ) -> Result<bytes::Bytes, ScaleError> {
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.wait_for_gate(retry, started).await?;
+            let left = retry.budget.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(ScaleError::Timeout(retry.budget));
+            }
+            let failure = match self.attempt(url, body, self.timeout.min(left)).await {
+                Ok(body) => return Ok(body),
+                Err(failure) => failure,
+            };
+            if let Some(after) = failure.retry_after {
+                self.gate.lock().unwrap().not_before = Some(Instant::now() + after);
+            }
+            let delay = retry.next_delay(
+                &failure.error,
+                failure.retry_after,
+                attempt,
+                started.elapsed(),
+                fastrand::f64(),
+            );
+            match delay {
+                Some(delay) => {
+                    tracing::info!(
+                        app = %self.app,
+                        kind = failure.error.kind(),
+                        error = %failure.error,
+                        attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        "Platform call failed; trying again after a pause."
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                None => return Err(failure.error),
+            }
+        }
+    }
+
+    /// Waits until a `Retry-After` has passed and, when tokens run low, until one token
+    /// interval after the last call; fails at once when that would overrun the budget.
+    async fn wait_for_gate(&self, retry: RetryPolicy, started: Instant) -> Result<(), ScaleError> {
+        let ready_at = self.gate.lock().unwrap().ready_at();
+        let Some(ready_at) = ready_at else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if ready_at <= now {
+            return Ok(());
+        }
+        if ready_at.duration_since(started) >= retry.budget {
+            return Err(ScaleError::RateLimited {
+                id: "rate_limit".into(),
+                retry_after: Some(ready_at - now),
+            });
+        }
+        tracing::debug!(app = %self.app, wait_ms = (ready_at - now).as_millis() as u64, "Pacing Platform API calls.");
+        tokio::time::sleep_until(ready_at).await;
+        Ok(())
+    }
+
+    /// One HTTP request and its answer's body (a 304's is the last 200's).
+    async fn attempt(
+        &self,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+        timeout: Duration,
+    ) -> Result<bytes::Bytes, Failure> {
+        let body_sent = body;
+        let etag = match body {
+            None => self
+                .etags
+                .lock()
+                .expect("not poisoned")
+                .get(url)
+                .map(|(etag, _)| etag.clone()),
+            Some(_) => None,
+        };
+        let mut request = match body {
+            None => self.client.get(url.clone()),
+            Some(body) => self.client.patch(url.clone()).json(body),
+        };
         if let Some(etag) = &etag {
             request = request.header(reqwest::header::IF_NONE_MATCH, etag);
         }
-        let (status, headers, body) = self.send(request).await?;
-        if status == 304 {
-            if let Some((_, body)) = self.etags.lock().expect("not poisoned").get(&url) {
-                return Ok(body.clone());
-            }
-            return Err(ScaleError::BadAnswer(
-                "304 Not Modified to a request we had no answer for".into(),
-            ));
-        }
-        let body = answer(status, body, &headers)?;
-        if let Some(etag) = headers
-            .get(reqwest::header::ETAG)
-            .and_then(|value| value.to_str().ok())
-        {
-            self.etags
-                .lock()
-                .expect("not poisoned")
-                .insert(url, (etag.to_string(), body.clone()));
-        }
-        Ok(body)
-    }
-
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<(u16, reqwest::header::HeaderMap, bytes::Bytes), ScaleError> {
         let request = request
             .header(reqwest::header::ACCEPT, ACCEPT_V3)
             .header(reqwest::header::USER_AGENT, crate::USER_AGENT)
             .bearer_auth(self.api_key.expose())
-            .timeout(self.timeout);
-        let transport = |error: reqwest::Error| {
-            if error.is_timeout() {
-                ScaleError::Timeout(self.timeout)
+            .timeout(timeout);
+        self.gate.lock().unwrap().last_call = Some(Instant::now());
+        let broken = |error: reqwest::Error| Failure {
+            error: if error.is_timeout() {
+                ScaleError::Timeout(timeout)
             } else {
                 ScaleError::Transport(crate::probe::heartbeat::describe_error(&error))
-            }
+            },
+            retry_after: None,
         };
-        let response = request.send().await.map_err(transport)?;
+        let response = request.send().await.map_err(broken)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        if let Some(remaining) = headers
+        // Retry-After in seconds; Heroku documents none, and we don't parse the HTTP-date form.
+        let retry_after = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let remaining = headers
             .get("ratelimit-remaining")
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<i64>().ok())
-        {
-            self.remaining.store(remaining.max(0), Ordering::Relaxed);
+            .and_then(|value| value.trim().parse::<u64>().ok());
+        if let Some(remaining) = remaining {
+            self.gate.lock().unwrap().remaining = Some(remaining);
+            self.remaining
+                .store(remaining.min(i64::MAX as u64) as i64, Ordering::Relaxed);
         }
-        let body = response.bytes().await.map_err(transport)?;
-        Ok((status, headers, body))
+        let body = response.bytes().await.map_err(broken)?;
+        if status == 304 && body.is_empty() {
+            if let Some((_, body)) = self.etags.lock().expect("not poisoned").get(url) {
+                return Ok(body.clone());
+            }
+        }
+        if (200..300).contains(&status) {
+            let etag = headers
+                .get(reqwest::header::ETAG)
+                .and_then(|value| value.to_str().ok());
+            if let (None, Some(etag)) = (body_sent, etag) {
+                self.etags
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(url.clone(), (etag.to_string(), body.clone()));
+            }
+            return Ok(body);
+        }
+        let (id, message) = match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(parsed) => (parsed.id, parsed.message),
+            Err(_) => (
+                "unknown".to_string(),
+                String::from_utf8_lossy(&body).chars().take(200).collect(),
+            ),
+        };
+        let error = match status {
+            304 => {
+                ScaleError::BadAnswer("304 Not Modified to a request we had no answer for".into())
+            }
+            401 => ScaleError::Unauthorized { id },
+            403 => ScaleError::Forbidden { id },
+            404 => ScaleError::NotFound { id },
+            429 => ScaleError::RateLimited { id, retry_after },
+            _ => ScaleError::Status {
+                status,
+                id,
+                message,
+            },
+        };
+        Err(Failure { error, retry_after })
     }
 
-    async fn read(&self, process_type: &str) -> Result<u32, ScaleError> {
+    async fn read(&self, retry: RetryPolicy, process_type: &str) -> Result<u32, ScaleError> {
         if self.batch {
-            let body = self.get(self.list_url.clone()).await?;
-            let formations = parse::<Vec<Formation>>(&body, 200)?;
+            let body = self.call(retry, &self.list_url, None).await?;
+            let formations = parse::<Vec<Formation>>(&body)?;
             self.remember(&formations);
             return find(&formations, process_type);
         }
-        let body = self.get(self.type_url(process_type)).await?;
-        let formation = parse::<Formation>(&body, 200)?;
+        let body = self.call(retry, &self.type_url(process_type), None).await?;
+        let formation = parse::<Formation>(&body)?;
         self.remember(std::slice::from_ref(&formation));
         Ok(formation.quantity)
     }
 
-    async fn write(&self, process_type: &str, quantity: u32) -> Result<u32, ScaleError> {
+    async fn write(
+        &self,
+        retry: RetryPolicy,
+        process_type: &str,
+        quantity: u32,
+    ) -> Result<u32, ScaleError> {
         if self.batch {
-            let request = self
-                .client
-                .patch(self.list_url.clone())
-                .json(&serde_json::json!({
-                    "updates": [{ "type": process_type, "quantity": quantity }]
-                }));
-            let (status, headers, body) = self.send(request).await?;
-            let body = answer(status, body, &headers)?;
-            let formations = parse::<Vec<Formation>>(&body, status)?;
+            let body = serde_json::json!({
+                "updates": [{ "type": process_type, "quantity": quantity }]
+            });
+            let answer = self.call(retry, &self.list_url, Some(&body)).await?;
+            let formations = parse::<Vec<Formation>>(&answer)?;
             self.remember(&formations);
             return find(&formations, process_type);
         }
-        let request = self
-            .client
-            .patch(self.type_url(process_type))
-            .json(&serde_json::json!({ "quantity": quantity }));
-        let (status, headers, body) = self.send(request).await?;
-        let body = answer(status, body, &headers)?;
-        let formation = parse::<Formation>(&body, status)?;
+        let body = serde_json::json!({ "quantity": quantity });
+        let answer = self
+            .call(retry, &self.type_url(process_type), Some(&body))
+            .await?;
+        let formation = parse::<Formation>(&answer)?;
         self.remember(std::slice::from_ref(&formation));
         Ok(formation.quantity)
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8], status: u16) -> Result<T, ScaleError> {
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ScaleError> {
     serde_json::from_slice::<T>(body)
-        .map_err(|error| ScaleError::BadAnswer(format!("{error} in a {status} answer")))
+        .map_err(|error| ScaleError::BadAnswer(format!("{error} in a 2xx answer")))
 }
 
 fn find(formations: &[Formation], process_type: &str) -> Result<u32, ScaleError> {
@@ -227,44 +430,11 @@ fn find(formations: &[Formation], process_type: &str) -> Result<u32, ScaleError>
         })
 }
 
-/// The body of a 2xx answer, or the error Heroku's answer means.
-fn answer(
-    status: u16,
-    body: bytes::Bytes,
-    headers: &reqwest::header::HeaderMap,
-) -> Result<bytes::Bytes, ScaleError> {
-    if (200..300).contains(&status) {
-        return Ok(body);
-    }
-    let retry_after = headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let (id, message) = match serde_json::from_slice::<ErrorBody>(&body) {
-        Ok(parsed) => (parsed.id, parsed.message),
-        Err(_) => (
-            "unknown".to_string(),
-            String::from_utf8_lossy(&body).chars().take(200).collect(),
-        ),
-    };
-    Err(match status {
-        401 => ScaleError::Unauthorized { id },
-        403 => ScaleError::Forbidden { id },
-        404 => ScaleError::NotFound { id },
-        429 => ScaleError::RateLimited { id, retry_after },
-        _ => ScaleError::Status {
-            status,
-            id,
-            message,
-        },
-    })
-}
-
 /// One process type of one app.
 pub struct HerokuScaler {
-    formation: std::sync::Arc<HerokuFormation>,
+    formation: Arc<HerokuFormation>,
     process_type: String,
+    retry: RetryPolicy,
 }
 
 impl HerokuScaler {
@@ -278,15 +448,27 @@ impl HerokuScaler {
         timeout: Duration,
     ) -> Self {
         let formation = HerokuFormation::new(client, api_url, app, api_key, timeout, false);
-        HerokuScaler::of(std::sync::Arc::new(formation), process_type)
+        HerokuScaler::of(Arc::new(formation), process_type)
     }
 
     /// A scaler for one process type of an app whose formation others share.
-    pub fn of(formation: std::sync::Arc<HerokuFormation>, process_type: &str) -> Self {
+    pub fn of(formation: Arc<HerokuFormation>, process_type: &str) -> Self {
+        let retry = RetryPolicy::for_timeout(formation.timeout);
         HerokuScaler {
             formation,
             process_type: process_type.to_string(),
+            retry,
         }
+    }
+
+    /// Replaces the default [`RetryPolicy::for_timeout`].
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
     }
 }
 
@@ -300,11 +482,17 @@ impl Scaler for HerokuScaler {
     }
 
     async fn current(&self) -> Result<u32, ScaleError> {
-        self.formation.read(&self.process_type).await
+        self.formation.read(self.retry, &self.process_type).await
     }
 
+    /// A retry of this write sends the same PATCH again. That is safe because the body is an
+    /// absolute quantity, which the worker computed from a fresh read in this heartbeat: PATCH
+    /// `{"quantity": N}` twice leaves N dynos, exactly as once does (idempotent), whereas a
+    /// relative change ("one more") retried after a lost answer could scale twice.
     async fn set(&self, quantity: u32) -> Result<u32, ScaleError> {
-        self.formation.write(&self.process_type, quantity).await
+        self.formation
+            .write(self.retry, &self.process_type, quantity)
+            .await
     }
 
     fn recent(&self) -> Option<Known> {
@@ -318,6 +506,139 @@ impl Scaler for HerokuScaler {
 
     fn rate_limit_remaining(&self) -> Option<u32> {
         // Taken once, so an old answer's count is never applied again.
-        u32::try_from(self.formation.remaining.swap(-1, Ordering::Relaxed)).ok()
+        let remaining = self.formation.remaining.swap(-1, Ordering::Relaxed);
+        u32::try_from(remaining.min(i64::from(u32::MAX))).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy::for_timeout(Duration::from_secs(10))
+    }
+
+    fn rate_limited() -> ScaleError {
+        ScaleError::RateLimited {
+            id: "rate_limit".into(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn refusals_other_than_429_are_never_retried() {
+        let refusals = [
+            ScaleError::Unauthorized {
+                id: "unauthorized".into(),
+            },
+            ScaleError::Forbidden {
+                id: "forbidden".into(),
+            },
+            ScaleError::NotFound {
+                id: "not_found".into(),
+            },
+            ScaleError::Status {
+                status: 422,
+                id: "invalid_params".into(),
+                message: String::new(),
+            },
+        ];
+        for error in refusals {
+            assert_eq!(
+                policy().next_delay(&error, None, 1, Duration::ZERO, 0.5),
+                None,
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn faults_back_off_exponentially_with_jitter_up_to_the_cap() {
+        let retriable = [
+            rate_limited(),
+            ScaleError::Status {
+                status: 503,
+                id: "service_unavailable".into(),
+                message: String::new(),
+            },
+            ScaleError::Timeout(Duration::from_secs(10)),
+            ScaleError::Transport("connection reset".into()),
+        ];
+        let policy = RetryPolicy {
+            max_attempts: 20,
+            budget: Duration::from_secs(3600),
+            ..policy()
+        };
+        for error in retriable {
+            let delay = |attempt, jitter| {
+                policy
+                    .next_delay(&error, None, attempt, Duration::ZERO, jitter)
+                    .unwrap()
+            };
+            assert_eq!(delay(1, 0.0), Duration::from_millis(125), "{error}");
+            assert_eq!(delay(1, 0.999_999).as_millis(), 249);
+            assert_eq!(delay(2, 0.0), Duration::from_millis(250));
+            assert_eq!(delay(3, 0.0), Duration::from_millis(500));
+            assert_eq!(delay(10, 0.0), Duration::from_secs(4), "capped at 8 s");
+            assert!(delay(10, 0.99) < Duration::from_secs(8));
+        }
+    }
+
+    #[test]
+    fn a_retry_after_is_a_floor() {
+        let delay = policy().next_delay(
+            &rate_limited(),
+            Some(Duration::from_secs(2)),
+            1,
+            Duration::ZERO,
+            0.5,
+        );
+        assert_eq!(delay, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn the_budget_and_the_attempt_count_end_the_retries() {
+        let policy = policy();
+        assert_eq!(policy.budget, Duration::from_secs(30));
+        assert_eq!(
+            policy.next_delay(&rate_limited(), None, 1, Duration::from_millis(29_900), 0.0),
+            None,
+            "the wait would overrun the budget"
+        );
+        assert_eq!(
+            policy.next_delay(
+                &rate_limited(),
+                Some(Duration::from_secs(60)),
+                1,
+                Duration::ZERO,
+                0.0
+            ),
+            None,
+            "a Retry-After beyond the budget ends this call"
+        );
+        assert_eq!(
+            policy.next_delay(&rate_limited(), None, 5, Duration::ZERO, 0.0),
+            None,
+            "five tries in all"
+        );
+        assert!(policy
+            .next_delay(&rate_limited(), None, 4, Duration::ZERO, 0.0)
+            .is_some());
+    }
+
+    #[test]
+    fn low_remaining_tokens_space_the_calls_by_the_refill_interval() {
+        let now = Instant::now();
+        let mut gate = Gate {
+            remaining: Some(LOW_RATE_LIMIT_REMAINING),
+            last_call: Some(now),
+            ..Gate::default()
+        };
+        assert_eq!(gate.ready_at(), None, "plenty of tokens: no pacing");
+        gate.remaining = Some(LOW_RATE_LIMIT_REMAINING - 1);
+        assert_eq!(gate.ready_at(), Some(now + TOKEN_REFILL_INTERVAL));
+        gate.not_before = Some(now + Duration::from_secs(5));
+        assert_eq!(gate.ready_at(), Some(now + Duration::from_secs(5)));
     }
 }
