@@ -8,7 +8,7 @@
 //! apps' first heartbeats over the interval ([`first_beat_offset`]), so thousands of apps never
 //! beat at once.
 
-use crate::settings::{AppSettings, Settings, HEROKU_CALLS_PER_HOUR};
+use crate::settings::{AppSettings, Settings};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -37,8 +37,6 @@ pub struct ApiBudget {
     per_second: f64,
     tokens: f64,
     at: Instant,
-    /// Heroku's calls left for the account's other users (4,500 less ours).
-    headroom: f64,
 }
 
 impl ApiBudget {
@@ -50,7 +48,6 @@ impl ApiBudget {
             per_second: capacity / 3600.0,
             tokens: capacity,
             at: now,
-            headroom: (f64::from(HEROKU_CALLS_PER_HOUR) - capacity).max(0.0),
         }
     }
 
@@ -81,12 +78,12 @@ impl ApiBudget {
         allowed
     }
 
-    /// Heroku's `RateLimit-Remaining` for the whole account. When others spend from the same
-    /// account (a deploy, the CLI), the worker spends less, leaving them their headroom.
+    /// Heroku's `RateLimit-Remaining` for the whole account. When others spent from the same
+    /// account (a deploy, the CLI), the worker never counts on more than Heroku has left; its
+    /// own refill rate (`heroku_api_calls_per_hour`, below Heroku's 4,500) leaves them room.
     pub fn heroku_remaining(&mut self, now: Instant, remaining: u32) {
         self.refill(now);
-        let ours = (f64::from(remaining) - self.headroom).max(0.0);
-        self.tokens = self.tokens.min(ours);
+        self.tokens = self.tokens.min(f64::from(remaining));
     }
 
     /// Heroku answered 429: nothing is left until the pool refills.
@@ -112,6 +109,10 @@ pub struct KeyPlan {
     pub refresh_every_beats: Option<u32>,
     /// The most calls an hour these settings can cost this key.
     pub at_most_per_hour: f64,
+    /// Whether the worker spends from a budget for this key. A key with one formation reads
+    /// on every heartbeat, as a single app always did, and the Heroku client spaces its calls
+    /// when `RateLimit-Remaining` runs low.
+    pub budgeted: bool,
 }
 
 /// Groups the apps by API key (and API URL) and plans each key's calls.
@@ -166,6 +167,20 @@ fn plan_key(apps: &[&AppSettings], budget_per_hour: u32) -> KeyPlan {
         })
         .sum();
     let budget = f64::from(budget_per_hour);
+    if apps.len() == 1 {
+        return KeyPlan {
+            formations: vec![format!(
+                "{}/{}",
+                apps[0].heroku_app_name, apps[0].process_type
+            )],
+            reads_every_beat_per_hour,
+            scaling_per_hour,
+            budget_per_hour,
+            refresh_every_beats: Some(1),
+            at_most_per_hour: reads_every_beat_per_hour + scaling_per_hour,
+            budgeted: false,
+        };
+    }
     let for_reads = budget - scaling_per_hour;
     let refresh_every_beats = (for_reads > 0.0)
         .then(|| (reads_every_beat_per_hour / for_reads).ceil().max(1.0))
@@ -181,6 +196,7 @@ fn plan_key(apps: &[&AppSettings], budget_per_hour: u32) -> KeyPlan {
         budget_per_hour,
         refresh_every_beats,
         at_most_per_hour: (reads_every_beat_per_hour + scaling_per_hour).min(budget),
+        budgeted: true,
     }
 }
 

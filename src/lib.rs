@@ -100,8 +100,9 @@ pub async fn run(
         let mut worker = Worker::from_settings(app, client.clone(), dry_run, None)
             .with_leadership(leadership.clone())
             .with_first_beat_after(offset);
-        // The budget is Heroku's: a command scaler spends none of it.
-        if heroku {
+        // The budget is Heroku's (a command scaler spends none of it), and a key with one
+        // formation reads every heartbeat, as a single app always did.
+        if heroku && plans.get(&key).is_some_and(|plan| plan.budgeted) {
             worker = worker.with_budget(budgets[&key].clone());
         }
         if let (Some(formation), true) = (formation, heroku) {

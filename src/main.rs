@@ -293,6 +293,7 @@ fn budget_lines(settings: &Settings) -> Vec<String> {
             plan.scaling_per_hour,
         ));
         lines.push(match plan.refresh_every_beats {
+            _ if !plan.budgeted => "#     one app on this key: every heartbeat reads the size, as for a single app; the client spaces its calls when Heroku's RateLimit-Remaining runs low".to_string(),
             Some(1) => "#     every heartbeat reads the size".to_string(),
             Some(beats) => format!(
                 "#     each size is re-read at least every {beats} heartbeats, and on every heartbeat while the budget has room; always just before a scale"

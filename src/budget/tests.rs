@@ -57,15 +57,15 @@ fn the_budget_refills_at_its_hourly_rate_and_never_above_its_size() {
 }
 
 #[test]
-fn herokus_remaining_lowers_ours_to_leave_the_others_their_headroom() {
+fn herokus_remaining_lowers_ours_when_others_spent_from_the_account() {
     let start = Instant::now();
     let mut budget = ApiBudget::new(3600, start);
-    // Someone spent from the account: Heroku has 2000 left, 900 of which are the others'.
+    // Someone spent from the account: Heroku has 2000 left.
     budget.heroku_remaining(start, 2000);
-    assert_eq!(budget.tokens(start), 1100.0);
+    assert_eq!(budget.tokens(start), 2000.0);
     // A higher number never raises ours: the worker only spends what it counted.
     budget.heroku_remaining(start, 4500);
-    assert_eq!(budget.tokens(start), 1100.0);
+    assert_eq!(budget.tokens(start), 2000.0);
     budget.rate_limited(start);
     assert!(
         !budget.try_take(start, Call::Decision),
@@ -93,6 +93,16 @@ fn one_app_at_30_seconds_reads_every_beat() {
     assert_eq!(plan.scaling_per_hour, 80.0);
     assert_eq!(plan.refresh_every_beats, Some(1));
     assert_eq!(plan.at_most_per_hour, 200.0);
+    assert!(
+        !plan.budgeted,
+        "one app on a key reads every beat, as before"
+    );
+    // Even when that is more than the budget: the Heroku client paces it.
+    let fast = &super::plan(&settings(
+        "heroku_app_name = \"a\"\nheroku_api_key = \"k\"\nheartbeat_interval_in_seconds = 0.5\n",
+    ))[0];
+    assert_eq!(fast.at_most_per_hour, 7200.0 + 4800.0);
+    assert!(!fast.budgeted);
 }
 
 #[test]
@@ -115,6 +125,7 @@ fn many_apps_on_one_key_are_paced_to_the_budget_and_keys_are_planned_apart() {
     // 7200 reads an hour into 3600 - 1464 = 2136: every 4th heartbeat.
     assert_eq!(shared.refresh_every_beats, Some(4));
     assert_eq!(shared.at_most_per_hour, 3600.0);
+    assert!(shared.budgeted);
     let other = plans
         .iter()
         .find(|plan| plan.formations.len() == 1)
