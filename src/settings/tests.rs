@@ -1,6 +1,7 @@
 //! Loading and validation: defaults, env overrides, and a clear problem for each bad value.
 
 use super::*;
+use crate::downtime::Source;
 
 const MINIMAL: &str = r#"
 heroku_app_name = "my-app"
