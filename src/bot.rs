@@ -20,27 +20,29 @@
 //! otherwise the last size known stands. A standby ([`Worker::with_leadership`]) keeps
 //! heartbeating and counting, but makes no API call and tells nobody.
 
+mod downtime;
+mod platform;
+mod registry;
+
+pub use downtime::read_downtime_file;
+pub use platform::{refusal_pause, Pace, MAX_REFUSAL_PAUSE};
+pub use registry::{notifiers_for, scaler_for, send_test_notifications, shutdown_hook_for};
+
 use crate::activator::meter::TrafficMeter;
-use crate::budget::{ApiBudget, Call};
-use crate::decision::{
-    classify, classify_router, combine, AppState, Heartbeat, Observation, Plan, ScaleTo,
-};
-use crate::downtime::{Calendar, Learned};
+use crate::budget::Call;
+use crate::decision::{classify, classify_router, combine, AppState, Heartbeat, Observation, Plan};
+use crate::downtime::Calendar;
 use crate::router_log::RouterStats;
-use crate::settings::{AppSettings, ScalerKind};
+use crate::settings::AppSettings;
 use crate::telemetry::Telemetry;
 use autoscalebot_backends::leader::Leadership;
-use autoscalebot_backends::notify::{
-    ConsoleNotifier, Dispatcher, EmailNotifier, Event, EventKind, LogNotifier, Notifier,
-    NotifyError, TestNotifier, WebhookNotifier,
-};
+use autoscalebot_backends::notify::{Dispatcher, Event, Notifier, TestNotifier};
 use autoscalebot_backends::probe::{Heartbeat as HeartbeatProbe, Probe, ProbeOutcome};
-use autoscalebot_backends::scaler::{CommandScaler, HerokuScaler, ScaleError, Scaler};
+use autoscalebot_backends::scaler::Scaler;
 use autoscalebot_backends::shutdown_hook::ShutdownHook;
 use chrono::{DateTime, Utc};
-use std::io::Read;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use platform::{NoSize, Refusal, Size};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -78,28 +80,6 @@ pub struct Beat {
     pub router: Option<RouterStats>,
 }
 
-/// The longest pause of platform calls after repeated refusals: a key or an app that gets
-/// fixed on the platform's side is noticed within this long.
-pub const MAX_REFUSAL_PAUSE: Duration = Duration::from_secs(600);
-
-/// Platform calls are paused after the platform refused one (a 4xx other than 429).
-#[derive(Debug, Clone)]
-struct Refusal {
-    /// Refusals in a row.
-    count: u32,
-    kind: &'static str,
-    until: Instant,
-}
-
-/// The pause after `count` refusals in a row: one heartbeat interval (at least a second),
-/// doubling with each refusal, at most [`MAX_REFUSAL_PAUSE`].
-pub fn refusal_pause(heartbeat_interval: Duration, count: u32) -> Duration {
-    let base = heartbeat_interval.max(Duration::from_secs(1));
-    let doublings = count.saturating_sub(1).min(16);
-    base.saturating_mul(1 << doublings)
-        .min(MAX_REFUSAL_PAUSE.max(base))
-}
-
 /// One app's worker: its settings, its engine state and its edges.
 pub struct Worker {
     pub settings: AppSettings,
@@ -127,31 +107,6 @@ pub struct Worker {
     pace: Option<Pace>,
     /// How long after the start the first heartbeat comes.
     first_beat_after: Duration,
-}
-
-/// The budget an app spends from, shared with the other apps of its API key.
-#[derive(Clone)]
-pub struct Pace {
-    pub budget: Arc<Mutex<ApiBudget>>,
-    /// Re-read the size at least every this many heartbeats (`None`: only while the budget
-    /// has room); see [`crate::budget::plan`].
-    pub refresh_every_beats: Option<u32>,
-}
-
-/// Where this heartbeat's size came from.
-enum Size {
-    /// Read from the platform just now.
-    Read(u32),
-    /// The last size known: no decision needed a read. The engine already ran on a copy of
-    /// its state, which becomes the state.
-    Known(u32, Box<AppState>, Plan),
-}
-
-/// Why this heartbeat has no size.
-enum NoSize {
-    Failed(ScaleError),
-    /// The key's budget has no call left for this read.
-    NoBudget,
 }
 
 impl Worker {
@@ -618,75 +573,6 @@ impl Worker {
         }
     }
 
-    /// The size to decide from: the last one known when no decision needs a read and the
-    /// budget's pace does not ask for one, else a fresh read, spent from the budget.
-    async fn size(&mut self, heartbeat: &Heartbeat) -> Result<Size, NoSize> {
-        let Some(pace) = self.pace.clone() else {
-            return self.read().await.map(Size::Read);
-        };
-        let call = match self.scaler.recent() {
-            // Nothing known yet (or the last read failed): a read is needed to decide.
-            None => Call::Decision,
-            Some(known) => {
-                let now = (self.clock)();
-                let mut state = self.state.clone();
-                let plan = self.plan_on(&mut state, known.quantity, now, heartbeat);
-                if plan.scale.is_some() {
-                    Call::Decision
-                } else {
-                    let call = Call::Refresh {
-                        due: self.refresh_due(&pace, known.at),
-                    };
-                    if !self.take(&pace, call) {
-                        return Ok(Size::Known(known.quantity, Box::new(state), plan));
-                    }
-                    return self.read().await.map(Size::Read);
-                }
-            }
-        };
-        if !self.take(&pace, call) {
-            return Err(NoSize::NoBudget);
-        }
-        self.read().await.map(Size::Read)
-    }
-
-    /// The planned pace says the size read at `read_at` is stale.
-    fn refresh_due(&self, pace: &Pace, read_at: Instant) -> bool {
-        let age = Instant::now().saturating_duration_since(read_at);
-        pace.refresh_every_beats
-            .is_some_and(|beats| age >= self.settings.heartbeat_interval.saturating_mul(beats))
-    }
-
-    fn take(&self, pace: &Pace, call: Call) -> bool {
-        let mut budget = pace.budget.lock().expect("not poisoned");
-        budget.try_take(Instant::now(), call)
-    }
-
-    async fn read(&self) -> Result<u32, NoSize> {
-        self.read_raw().await.map_err(NoSize::Failed)
-    }
-
-    async fn read_raw(&self) -> Result<u32, ScaleError> {
-        let result = self.scaler.current().await;
-        self.account(&result);
-        result
-    }
-
-    /// Tells the budget what the platform said about the account's calls.
-    fn account<T>(&self, result: &Result<T, ScaleError>) {
-        let Some(pace) = &self.pace else {
-            return;
-        };
-        let mut budget = pace.budget.lock().expect("not poisoned");
-        let now = Instant::now();
-        if let Some(remaining) = self.scaler.rate_limit_remaining() {
-            budget.heroku_remaining(now, remaining);
-        }
-        if matches!(result, Err(ScaleError::RateLimited { .. })) {
-            budget.rate_limited(now);
-        }
-    }
-
     /// Sends the plan's events, then makes its scale, if any, and reports back to the engine.
     async fn carry_out(&mut self, plan: Plan, beat: &mut Beat, heartbeat: &Heartbeat) {
         let app = self.settings.heroku_app_name.clone();
@@ -736,153 +622,6 @@ impl Worker {
         }
     }
 
-    /// `Some(why)` while platform calls are paused after a refusal.
-    fn paused_by_refusal(&self) -> Option<String> {
-        let refusal = self.refusal.as_ref()?;
-        if Instant::now() >= refusal.until {
-            return None;
-        }
-        tracing::debug!(app = %self.settings.heroku_app_name, kind = refusal.kind, "Platform calls paused after a refusal.");
-        Some(format!(
-            "platform calls paused after {} refusal{} ({})",
-            refusal.count,
-            if refusal.count == 1 { "" } else { "s" },
-            refusal.kind
-        ))
-    }
-
-    /// A platform call worked: ends a refusal pause, if one was on.
-    fn platform_accepts(&mut self) {
-        if let Some(refusal) = self.refusal.take() {
-            tracing::info!(app = %self.settings.heroku_app_name, kind = refusal.kind, "The platform accepts the worker's calls again.");
-        }
-    }
-
-    /// When the platform refused the call (a 4xx other than 429: a wrong key, app or process
-    /// type, which trying again will not fix), pauses platform calls for a growing time and
-    /// says so: one warning when the refusals start or change cause, quieter after.
-    fn refused(&mut self, error: &ScaleError, message: &str) -> bool {
-        if error.is_retriable() {
-            return false;
-        }
-        let app = &self.settings.heroku_app_name;
-        let kind = error.kind();
-        let count = match &self.refusal {
-            Some(refusal) if refusal.kind == kind => refusal.count + 1,
-            _ => 1,
-        };
-        let pause = refusal_pause(self.settings.heartbeat_interval, count);
-        if count == 1 {
-            tracing::warn!(
-                %app, kind, error = %message, pause = ?pause,
-                "The platform refused the call; pausing platform calls while heartbeats go on."
-            );
-        } else {
-            tracing::debug!(%app, kind, count, pause = ?pause, "Refused again; pausing longer.");
-        }
-        self.refusal = Some(Refusal {
-            count,
-            kind,
-            until: Instant::now() + pause,
-        });
-        true
-    }
-
-    /// Logs, once at start, where downtime can come from and what is already known.
-    fn log_downtime_sources(&self) {
-        let app = &self.settings.heroku_app_name;
-        if self.settings.downtime_disable {
-            tracing::info!(%app, "Planned downtime is disabled (downtime_disable).");
-            return;
-        }
-        for problem in &self.settings.downtime_warnings {
-            tracing::warn!(%app, source = %problem.source, entry = ?problem.text, error = %problem.error, "Ignoring a bad downtime entry.");
-        }
-        for window in self.calendar.windows() {
-            tracing::info!(%app, window = %window.local_span(self.settings.time_zone), source = %window.source, "Planned downtime window.");
-        }
-        if let Some(path) = &self.settings.downtime_file {
-            tracing::info!(%app, file = %path.display(), present = path.exists(), "Watching the downtime file.");
-        }
-    }
-
-    /// Reads the downtime header of this heartbeat (when one was sent) and the downtime file
-    /// into the calendar. A bad entry or an unreadable file is logged once and ignored; the
-    /// worker goes on.
-    fn refresh_downtime(&mut self, outcome: Option<&ProbeOutcome>) {
-        if self.settings.downtime_disable {
-            return;
-        }
-        if let (
-            Some(name),
-            Some(ProbeOutcome::Response {
-                downtime_header, ..
-            }),
-        ) = (&self.settings.downtime_header, outcome)
-        {
-            let learned = self.calendar.header_seen(name, downtime_header.as_deref());
-            self.log_learned(learned);
-        }
-        let Some(path) = self.settings.downtime_file.clone() else {
-            return;
-        };
-        match read_downtime_file(&path) {
-            Ok(text) => {
-                self.downtime_file_error = None;
-                let learned = self.calendar.file_read(&path, text.as_deref());
-                self.log_learned(learned);
-            }
-            Err(error) => {
-                // The windows read before stay in force.
-                if self.downtime_file_error.as_ref() != Some(&error) {
-                    tracing::warn!(app = %self.settings.heroku_app_name, file = %path.display(), %error, "Could not read the downtime file; keeping the windows read before.");
-                    self.downtime_file_error = Some(error);
-                }
-            }
-        }
-    }
-
-    fn log_learned(&self, learned: Learned) {
-        let app = &self.settings.heroku_app_name;
-        for problem in learned.new_problems {
-            tracing::warn!(%app, source = %problem.source, entry = ?problem.text, error = %problem.error, "Ignoring a bad downtime entry.");
-        }
-        for window in learned.new_windows {
-            tracing::info!(%app, window = %window.local_span(self.settings.time_zone), source = %window.source, "Planned downtime window found.");
-        }
-    }
-
-    /// Sets the size. `Ok(None)` when this copy no longer leads or the budget has no call left:
-    /// nothing was written, and the streak stays for the next heartbeat.
-    async fn apply(&self, scale: ScaleTo) -> Result<Option<u32>, ScaleError> {
-        let app = &self.settings.heroku_app_name;
-        let reason = scale.reason.describe(&self.settings);
-        if self.dry_run {
-            tracing::info!(%app, from = scale.from, to = scale.to, %reason, "Would scale (dry run).");
-            return Ok(Some(scale.to));
-        }
-        if !self.leadership.confirm().await {
-            tracing::warn!(%app, from = scale.from, to = scale.to, "Not scaling: this worker no longer holds the leader lock.");
-            return Ok(None);
-        }
-        if let Some(pace) = &self.pace {
-            if !self.take(pace, Call::Decision) {
-                tracing::warn!(%app, from = scale.from, to = scale.to, "Not scaling yet: the API budget is spent; trying again next heartbeat.");
-                return Ok(None);
-            }
-        }
-        if scale.to == 0 && scale.from > 0 {
-            if let Some(hook) = &self.shutdown_hook {
-                hook.call_and_log(&reason).await;
-            }
-        }
-        let result = self.scaler.set(scale.to).await;
-        self.account(&result);
-        let quantity = result?;
-        tracing::info!(%app, from = scale.from, to = quantity, %reason, "Scaled.");
-        Ok(Some(quantity))
-    }
-
     fn send(&self, events: &[Event]) {
         // Only the leader tells: a standby's news would be told twice.
         if !self.leadership.is_leader() {
@@ -902,143 +641,6 @@ impl Worker {
         }
         self.send(&events);
     }
-}
-
-/// The scaler the settings name: the Heroku Platform API or the user's commands.
-pub fn scaler_for(settings: &AppSettings, client: reqwest::Client) -> Arc<dyn Scaler> {
-    match settings.scaler {
-        ScalerKind::Heroku => Arc::new(HerokuScaler::new(
-            client,
-            &settings.heroku_api_url,
-            &settings.heroku_app_name,
-            &settings.process_type,
-            settings.heroku_api_key.clone(),
-            settings.heroku_api_timeout,
-        )),
-        ScalerKind::Command => Arc::new(CommandScaler::new(
-            settings.commands.clone(),
-            settings.command_timeout,
-        )),
-    }
-}
-
-/// The `[shutdown_hook]`, when one is set.
-pub fn shutdown_hook_for(settings: &AppSettings, client: reqwest::Client) -> Option<ShutdownHook> {
-    settings.shutdown_hook.as_ref().map(|hook| {
-        ShutdownHook::new(
-            client,
-            hook.url.clone(),
-            hook.method.clone(),
-            hook.headers.clone(),
-            hook.body.clone(),
-            hook.timeout,
-        )
-    })
-}
-
-/// The most of a downtime file that is read: a few lines are expected, so a huge file is a
-/// mistake (a log pointed at by accident) and is refused rather than parsed.
-const DOWNTIME_FILE_MAX_BYTES: u64 = 64 * 1024;
-
-/// The downtime file's text, `None` when it does not exist. Plain `std::fs` on purpose: one
-/// open and read of a small file per heartbeat takes microseconds, and keeps the loop's
-/// paused-time tests deterministic (tokio's file I/O goes through a thread pool).
-pub fn read_downtime_file(path: &Path) -> Result<Option<String>, String> {
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(error.to_string()),
-    };
-    let mut bytes = Vec::new();
-    file.take(DOWNTIME_FILE_MAX_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|error| error.to_string())?;
-    if bytes.len() as u64 > DOWNTIME_FILE_MAX_BYTES {
-        return Err(format!(
-            "larger than {} KiB; expected a few lines",
-            DOWNTIME_FILE_MAX_BYTES / 1024
-        ));
-    }
-    String::from_utf8(bytes)
-        .map(Some)
-        .map_err(|_| "not UTF-8 text".to_string())
-}
-
-/// The registry: the notifiers named in `notification_backends`, in order. A backend that
-/// cannot be built (settings validation makes that rare) is logged and left out, so the
-/// worker still scales and the other backends still tell.
-pub fn notifiers_for(
-    settings: &AppSettings,
-    test_notifier: Option<TestNotifier>,
-) -> Vec<Arc<dyn Notifier>> {
-    settings
-        .notification_backends
-        .iter()
-        .filter_map(|name| match notifier_for(settings, name, &test_notifier) {
-            Ok(notifier) => Some(notifier),
-            Err(error) => {
-                tracing::error!(backend = %name, %error, "Notification backend left out.");
-                None
-            }
-        })
-        .collect()
-}
-
-fn notifier_for(
-    settings: &AppSettings,
-    name: &str,
-    test_notifier: &Option<TestNotifier>,
-) -> Result<Arc<dyn Notifier>, String> {
-    Ok(match name {
-        "console" => Arc::new(ConsoleNotifier),
-        "email" => {
-            let config = settings.email.as_ref().ok_or("no [email] table")?;
-            Arc::new(EmailNotifier::new(config)?)
-        }
-        "log" => Arc::new(LogNotifier),
-        "test" => Arc::new(test_notifier.clone().unwrap_or_default()),
-        "webhook" => {
-            let config = settings.webhook.as_ref().ok_or("no [webhook] table")?;
-            Arc::new(WebhookNotifier::new(config)?)
-        }
-        other => return Err(format!("unknown backend {other:?}")),
-    })
-}
-
-/// Sends one test event through every backend in `notification_backends`, once each, with the
-/// backend's timeout and no retries, and returns each backend's name with its outcome.
-/// `autoscalebot notify-test` prints them.
-pub async fn send_test_notifications(
-    settings: &AppSettings,
-    now: DateTime<Utc>,
-) -> Vec<(String, Result<(), NotifyError>)> {
-    let bounds = crate::decision::bounds_at(settings, now);
-    let mut event = Event::new(
-        now,
-        &settings.heroku_app_name,
-        EventKind::Test,
-        "This is a test notification from autoscalebot: if you read it, this backend works.",
-    );
-    event.reason = "sent by `autoscalebot notify-test`".to_string();
-    event.min_dynos = Some(bounds.min);
-    event.max_dynos = Some(bounds.max);
-    let mut outcomes = Vec::new();
-    for name in &settings.notification_backends {
-        let outcome = match notifier_for(settings, name, &None) {
-            Err(error) => Err(NotifyError::permanent(error)),
-            Ok(notifier) => {
-                let timeout = notifier.policy().timeout;
-                match tokio::time::timeout(timeout, notifier.send(&event)).await {
-                    Ok(result) => result,
-                    Err(_) => Err(NotifyError::transient(format!(
-                        "no answer within {timeout:?}"
-                    ))),
-                }
-            }
-        };
-        outcomes.push((name.clone(), outcome));
-    }
-    outcomes
 }
 
 #[cfg(test)]

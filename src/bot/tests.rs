@@ -6,6 +6,7 @@ use crate::activator::meter::TrafficMeter;
 use crate::settings::from_toml_str;
 use async_trait::async_trait;
 use autoscalebot_backends::notify::EventKind;
+use autoscalebot_backends::scaler::ScaleError;
 use chrono::TimeZone;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
