@@ -382,8 +382,7 @@ impl AppState {
         let zone = settings.time_zone;
         let (kind, message, reason) = match (previous, window) {
             (None, Some(window)) => {
-                self.consecutive_fails = 0;
-                self.consecutive_passes = 0;
+                self.clear_streaks();
                 // The slowness is planned: what was told about being too slow no longer holds,
                 // and is told afresh if it is still true after the window.
                 self.needs_above_max = Alert::default();
@@ -404,8 +403,7 @@ impl AppState {
                 )
             }
             (Some(ended), None) => {
-                self.consecutive_fails = 0;
-                self.consecutive_passes = 0;
+                self.clear_streaks();
                 self.restore_after_downtime = self.size_before_downtime.take();
                 let back = self
                     .restore_after_downtime
@@ -425,6 +423,12 @@ impl AppState {
         let mut event = self.event(settings, now, kind, message);
         event.reason = reason;
         vec![event]
+    }
+
+    /// Forgets both streaks: after a scale, around planned downtime, while stopped.
+    fn clear_streaks(&mut self) {
+        self.consecutive_fails = 0;
+        self.consecutive_passes = 0;
     }
 
     /// Counts one heartbeat into the streaks. A fail clears the passes, a pass clears the
@@ -447,8 +451,7 @@ impl AppState {
                 self.heartbeats_since_fail = self.heartbeats_since_fail.saturating_add(1);
             }
             Observation::InBand | Observation::Misconfigured { .. } => {
-                self.consecutive_fails = 0;
-                self.consecutive_passes = 0;
+                self.clear_streaks();
                 self.heartbeats_since_fail = self.heartbeats_since_fail.saturating_add(1);
                 self.heartbeats_since_pass = self.heartbeats_since_pass.saturating_add(1);
             }
@@ -703,8 +706,7 @@ impl AppState {
     /// Decides for an app read at quantity 0, with no heartbeat (a stopped app is not
     /// probed). Old streaks are forgotten; only a minimum above 0 starts it again.
     pub fn observe_stopped(&mut self, settings: &AppSettings, now: DateTime<Utc>) -> Plan {
-        self.consecutive_fails = 0;
-        self.consecutive_passes = 0;
+        self.clear_streaks();
         let mut plan = self.decide(settings, now, 0);
         if plan.scale.is_none() {
             plan.events.extend(self.platform_answered(settings, now));
@@ -755,8 +757,7 @@ impl AppState {
         scale: ScaleTo,
         dry_run: bool,
     ) -> Vec<Event> {
-        self.consecutive_fails = 0;
-        self.consecutive_passes = 0;
+        self.clear_streaks();
         self.last_scale_at = Some(now);
         if scale.to == 0 {
             self.running_since = None;
