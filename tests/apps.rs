@@ -69,8 +69,7 @@ async fn three_apps_with_their_own_bounds_scale_independently_in_one_worker() {
         &in_band_gamma_web,
         &slow_gamma_worker,
     ] {
-        let hits = heartbeat.hits();
-        wait_until("four more heartbeats", || heartbeat.hits() >= hits + 4).await;
+        heartbeat.wait_for_more(4).await;
     }
     assert_eq!(api.patches_of("alpha", "web"), vec![2, 3]);
     assert_eq!(api.patches_of("beta", "web"), vec![4, 3, 2]);

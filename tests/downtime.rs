@@ -42,15 +42,6 @@ fn occurrences(text: &str, needle: &str) -> usize {
     text.matches(needle).count()
 }
 
-/// Waits for `count` more heartbeats than have been served so far.
-async fn more_heartbeats(heartbeat: &HeartbeatServer, count: u64) {
-    let hits = heartbeat.hits();
-    wait_until(&format!("{count} more heartbeats"), || {
-        heartbeat.hits() >= hits + count
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_window_in_the_settings_stops_scale_up_and_downtime_dynos_holds_the_size() {
     let heartbeat = HeartbeatServer::start(400).await;
@@ -69,7 +60,7 @@ async fn a_window_in_the_settings_stops_scale_up_and_downtime_dynos_holds_the_si
     })
     .await;
     wait_until("the formation is held at 1", || api.quantity() == 1).await;
-    more_heartbeats(&heartbeat, 6).await;
+    heartbeat.wait_for_more(6).await;
     assert_eq!(
         api.patches(),
         vec![1],
@@ -101,7 +92,7 @@ async fn a_window_in_the_environment_stops_scale_up_and_a_bad_item_is_reported_o
         bot.stdout().contains("downtime_started")
     })
     .await;
-    more_heartbeats(&heartbeat, 6).await;
+    heartbeat.wait_for_more(6).await;
     assert!(api.patches().is_empty(), "no scale up during the window");
     assert!(bot.is_running(), "a bad item never stops the worker");
     assert!(bot.terminate().await.success());
@@ -130,7 +121,7 @@ async fn a_window_the_app_announces_in_a_header_stops_scale_up_until_it_is_withd
         bot.stderr().contains("soon-ish")
     })
     .await;
-    more_heartbeats(&heartbeat, 4).await;
+    heartbeat.wait_for_more(4).await;
     assert_eq!(occurrences(&bot.stderr(), "soon-ish"), 1, "told once");
     assert!(bot.stderr().contains("X-Downtime"), "names the header");
 
@@ -141,12 +132,12 @@ async fn a_window_the_app_announces_in_a_header_stops_scale_up_until_it_is_withd
     })
     .await;
     heartbeat.set_latency_ms(400);
-    more_heartbeats(&heartbeat, 6).await;
+    heartbeat.wait_for_more(6).await;
     assert!(api.patches().is_empty(), "no scale up during the window");
 
     // The app stops sending the header: the window stays (the app may be down).
     heartbeat.clear_header();
-    more_heartbeats(&heartbeat, 4).await;
+    heartbeat.wait_for_more(4).await;
     assert!(
         api.patches().is_empty(),
         "a response without the header changes nothing"
@@ -176,7 +167,7 @@ async fn a_file_written_while_the_worker_runs_holds_scale_up_until_the_window_en
         &format!("{SLOW}\nnotify_on_every_ping = true"),
     );
     let mut bot = Bot::start(&settings, &[], &[]);
-    more_heartbeats(&heartbeat, 2).await;
+    heartbeat.wait_for_more(2).await;
 
     // Declared beside the settings, as a person would, written whole (rename) so the worker
     // never reads half a file. The window ends 8 s from now.
@@ -195,7 +186,7 @@ async fn a_file_written_while_the_worker_runs_holds_scale_up_until_the_window_en
     })
     .await;
     wait_until("scale up resumes", || api.quantity() >= 2).await;
-    more_heartbeats(&heartbeat, 2).await;
+    heartbeat.wait_for_more(2).await;
     assert!(bot.terminate().await.success());
 
     let stdout = bot.stdout();

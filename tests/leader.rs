@@ -50,8 +50,7 @@ async fn only_the_lock_holder_scales_and_the_standby_takes_over_when_it_is_kille
         (&mut b, &mut a, KEY_A)
     };
     // Both copies heartbeat all along; only one writes and tells.
-    let hits = heartbeat.hits();
-    wait_until("ten more heartbeats", || heartbeat.hits() >= hits + 10).await;
+    heartbeat.wait_for_more(10).await;
     assert!(
         writers(&api).iter().all(|(key, _)| *key == first),
         "two copies wrote while both were up"
@@ -123,8 +122,7 @@ async fn with_the_lock_database_unreachable_nobody_scales_and_the_log_says_why()
             .contains("Cannot reach the leader-lock database")
     })
     .await;
-    let hits = heartbeat.hits();
-    wait_until("ten slow heartbeats", || heartbeat.hits() >= hits + 10).await;
+    heartbeat.wait_for_more(10).await;
     assert!(
         api.requests().is_empty(),
         "a worker without the lock called the API"

@@ -195,11 +195,7 @@ async fn a_persistent_state_is_told_once_not_on_every_heartbeat() {
         hook.events().contains(&"needs_above_max".to_string())
     })
     .await;
-    let hits = heartbeat.hits();
-    wait_until("twenty more slow heartbeats", || {
-        heartbeat.hits() >= hits + 20
-    })
-    .await;
+    heartbeat.wait_for_more(20).await;
     assert_eq!(
         hook.events(),
         vec!["needs_above_max"],
@@ -208,8 +204,7 @@ async fn a_persistent_state_is_told_once_not_on_every_heartbeat() {
 
     heartbeat.set_latency_ms(50); // in band: the state ends
     wait_until("its end is told", || hook.events().len() >= 2).await;
-    let hits = heartbeat.hits();
-    wait_until("ten more heartbeats", || heartbeat.hits() >= hits + 10).await;
+    heartbeat.wait_for_more(10).await;
     assert_eq!(
         hook.events(),
         vec!["needs_above_max", "needs_above_max_ended"]
@@ -236,11 +231,7 @@ async fn while_the_smtp_server_hangs_the_heartbeat_keeps_its_pace_and_mail_arriv
         api.quantity() == 3
     })
     .await;
-    let hits = heartbeat.hits();
-    wait_until("ten more heartbeats while mail hangs", || {
-        heartbeat.hits() >= hits + 10
-    })
-    .await;
+    heartbeat.wait_for_more(10).await;
     wait_until("the hanging server is logged", || {
         bot.stderr().contains("Notification failed; retrying.")
     })
@@ -302,8 +293,7 @@ async fn a_hook_that_hangs_or_answers_500_is_retried_and_what_was_dropped_is_tol
         bot.stderr().contains("answered 500 Internal Server Error")
     })
     .await;
-    let hits = heartbeat.hits();
-    wait_until("heartbeats go on", || heartbeat.hits() >= hits + 5).await;
+    heartbeat.wait_for_more(5).await;
     assert!(hook.requests().len() > seen + 1, "sends are retried");
 
     hook.set_mode(HookMode::Status(200));

@@ -204,8 +204,7 @@ async fn metrics_health_and_the_status_page_show_what_the_worker_did() {
     let mut bot = Bot::start(&settings, &[], &[]);
     let base = bot.http_url().await;
     wait_until("the formation reaches 2", || api.quantity() == 2).await;
-    let hits = heartbeat.hits();
-    wait_until("three more heartbeats", || heartbeat.hits() >= hits + 3).await;
+    heartbeat.wait_for_more(3).await;
 
     let (status, text) = get_text(&base, "/metrics").await;
     assert_eq!(status, 200);

@@ -96,8 +96,7 @@ async fn the_status_page_draws_the_chart_in_a_real_browser() {
     wait_until("the formation reaches 3", || api.quantity() == 3).await;
     heartbeat.set_latency_ms(0);
     wait_until("the formation is back at 1", || api.quantity() == 1).await;
-    let hits = heartbeat.hits();
-    wait_until("a few more heartbeats", || heartbeat.hits() >= hits + 3).await;
+    heartbeat.wait_for_more(3).await;
 
     let dir = tempfile::tempdir().unwrap();
     let url = format!("{base}/");

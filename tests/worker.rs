@@ -19,8 +19,7 @@ async fn scales_up_after_n_slow_heartbeats_and_never_past_the_max() {
     );
     let mut bot = Bot::start(&settings, &[], &[]);
     wait_until("the formation reaches 3", || api.quantity() == 3).await;
-    let hits = heartbeat.hits();
-    wait_until("four more heartbeats", || heartbeat.hits() >= hits + 4).await;
+    heartbeat.wait_for_more(4).await;
     assert_eq!(
         api.patches(),
         vec![2, 3],
@@ -65,8 +64,7 @@ async fn scales_down_after_m_fast_heartbeats_and_never_below_the_min() {
     );
     let mut bot = Bot::start(&settings, &[], &[]);
     wait_until("the formation reaches 1", || api.quantity() == 1).await;
-    let hits = heartbeat.hits();
-    wait_until("four more heartbeats", || heartbeat.hits() >= hits + 4).await;
+    heartbeat.wait_for_more(4).await;
     assert_eq!(api.patches(), vec![2, 1]);
     assert!(bot.terminate().await.success());
 }
@@ -166,8 +164,7 @@ async fn the_environment_overrides_the_file() {
     );
     let mut bot = Bot::start(&settings, &[], &[("AUTOSCALE_MAX_DYNOS", "2")]);
     wait_until("the formation reaches 2", || api.quantity() == 2).await;
-    let hits = heartbeat.hits();
-    wait_until("four more heartbeats", || heartbeat.hits() >= hits + 4).await;
+    heartbeat.wait_for_more(4).await;
     assert_eq!(api.patches(), vec![2]);
     assert!(bot.terminate().await.success());
 }
@@ -190,8 +187,7 @@ async fn a_refused_api_key_is_logged_and_told_and_the_worker_goes_on() {
         bot.stdout().contains("scale_failed") && bot.stdout().contains("401")
     })
     .await;
-    let hits = heartbeat.hits();
-    wait_until("heartbeats go on", || heartbeat.hits() >= hits + 3).await;
+    heartbeat.wait_for_more(3).await;
     assert!(bot.is_running());
     assert!(bot.terminate().await.success());
     let output = format!("{}{}", bot.stdout(), bot.stderr());

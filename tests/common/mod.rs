@@ -132,6 +132,15 @@ impl HeartbeatServer {
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::SeqCst)
     }
+
+    /// Waits until `count` more heartbeats than so far have been served.
+    pub async fn wait_for_more(&self, count: u64) {
+        let hits = self.hits();
+        wait_until(&format!("{count} more heartbeats"), || {
+            self.hits() >= hits + count
+        })
+        .await;
+    }
 }
 
 /// One request the formation API received.
