@@ -101,6 +101,8 @@ fn scrub(message: &str) -> String {
     }
 }
 
+const EXPECTED_LIST: &str = "a list of strings such as [\"console\", \"log\"]";
+
 /// Takes typed values out of a raw table, collecting a [`Problem`] for each bad one. What is
 /// left at the end is unknown keys.
 pub struct Reader {
@@ -407,11 +409,7 @@ impl Reader {
                 .map(|item| Value::new(None, item.trim().to_string()))
                 .collect(),
             _ => {
-                self.bad(
-                    key,
-                    &value,
-                    "a list of strings such as [\"console\", \"log\"]",
-                );
+                self.bad(key, &value, EXPECTED_LIST);
                 return None;
             }
         };
@@ -420,11 +418,7 @@ impl Reader {
             match item.kind {
                 ValueKind::String(text) => list.push(text.trim().to_string()),
                 _ => {
-                    self.bad(
-                        key,
-                        &value,
-                        "a list of strings such as [\"console\", \"log\"]",
-                    );
+                    self.bad(key, &value, EXPECTED_LIST);
                     return None;
                 }
             }
