@@ -69,13 +69,13 @@ async fn end_to_end(batches: &[String]) -> (Duration, u64) {
     .unwrap()
     .apps
     .remove(0);
-    let telemetry = Telemetry::new(&settings, std::sync::Arc::new(Utc::now), Vec::new());
+    let telemetry = Telemetry::alone(&settings, std::sync::Arc::new(Utc::now));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/logs", listener.local_addr().unwrap());
     let shutdown = tokio_util::sync::CancellationToken::new();
     let server = tokio::spawn(autoscalebot::server::serve(
         listener,
-        telemetry.clone(),
+        vec![telemetry.clone()],
         shutdown.clone(),
     ));
     let client = reqwest::Client::new();

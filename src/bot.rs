@@ -32,6 +32,7 @@ use crate::activator::meter::TrafficMeter;
 use crate::budget::Call;
 use crate::decision::{classify, classify_router, combine, AppState, Heartbeat, Observation, Plan};
 use crate::downtime::Calendar;
+use crate::metrics::WorkerMetrics;
 use crate::router_log::RouterStats;
 use crate::settings::AppSettings;
 use crate::telemetry::Telemetry;
@@ -82,7 +83,8 @@ pub struct Beat {
 
 /// One app's worker: its settings, its engine state and its edges.
 pub struct Worker {
-    pub settings: AppSettings,
+    /// Shared with the telemetry (the server shows them): one copy per app.
+    pub settings: Arc<AppSettings>,
     pub state: AppState,
     probe: Arc<dyn Probe>,
     scaler: Arc<dyn Scaler>,
@@ -118,8 +120,14 @@ impl Worker {
         clock: Clock,
         dry_run: bool,
     ) -> Self {
+        let settings = Arc::new(settings);
         let dispatcher = Dispatcher::start(notifiers);
-        let telemetry = Telemetry::new(&settings, clock.clone(), dispatcher.counts());
+        let metrics = WorkerMetrics::new().app(
+            &settings.heroku_app_name,
+            &settings.process_type,
+            dispatcher.counts(),
+        );
+        let telemetry = Telemetry::new(settings.clone(), clock.clone(), metrics);
         let mut calendar = Calendar::new(settings.time_zone, settings.downtime.clone());
         calendar.already_reported(&settings.downtime_warnings);
         Worker {
@@ -142,6 +150,17 @@ impl Worker {
             pace: None,
             first_beat_after: Duration::ZERO,
         }
+    }
+
+    /// Counts in the worker's registry, with the other apps, instead of one of its own (the
+    /// worker's one server shows every app's metrics).
+    pub fn with_metrics(mut self, worker: &Arc<WorkerMetrics>) -> Self {
+        self.telemetry.metrics = worker.app(
+            &self.settings.heroku_app_name,
+            &self.settings.process_type,
+            self.dispatcher.counts(),
+        );
+        self
     }
 
     /// Scales and notifies only while `leadership` says this copy leads.
@@ -260,7 +279,9 @@ impl Worker {
                 _ = ticker.tick() => {}
             }
             // Not cancellable: a platform call in flight finishes (each has its own timeout).
-            if self.stopped && self.stopped_beat().await.is_some() {
+            // The beat's futures are boxed while they run, so that an idle app's task holds
+            // only the worker, not room for its largest beat (thousands of apps wait at once).
+            if self.stopped && Box::pin(self.stopped_beat()).await.is_some() {
                 continue;
             }
             if self.settings.signal.uses_heartbeat() {
@@ -270,15 +291,13 @@ impl Worker {
                     outcome = self.probe.probe() => outcome,
                 };
                 // Not cancellable: a platform call in flight finishes (each has its own timeout).
-                self.act(outcome).await;
+                Box::pin(self.act(outcome)).await;
             } else {
-                self.act_on_router().await;
+                Box::pin(self.act_on_router()).await;
             }
         }
         tracing::info!(app = %self.settings.heroku_app_name, "Worker stopping.");
-        self.dispatcher
-            .drain(std::time::Duration::from_secs(5))
-            .await;
+        Box::pin(self.dispatcher.drain(std::time::Duration::from_secs(5))).await;
     }
 
     /// One whole heartbeat: probe, then act on it; for a stopped app, only a read.

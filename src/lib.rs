@@ -11,7 +11,8 @@
 //! - [`demo`]: `autoscalebot demo`, the sandbox, a traffic surge and the worker in one process.
 //! - [`router_log`]: Heroku log drain parsing (logplex frames, router lines, windows).
 //! - [`telemetry`], [`metrics`]: what the loop shares with the HTTP server.
-//! - [`server`]: the HTTP server: the log drain, `/metrics`, `/healthz`, the status page.
+//! - [`server`]: the worker's HTTP server: each app's log drain, `/metrics`, `/healthz`, the
+//!   status pages.
 //! - [`simulate`]: replays a traffic trace through the same engine on a simulated clock.
 //!
 //! The edges to the outside world (HTTP probes, the Heroku API, notifiers) live in the
@@ -42,19 +43,32 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
-/// Runs every app's worker, and the HTTP server when a port is set, until `shutdown` is
-/// cancelled, then waits for them to finish. Fails only when the server's port cannot be bound.
+/// Runs every app's worker, and the worker's one HTTP server when a port is set, until
+/// `shutdown` is cancelled, then waits for them to finish. Fails only when the server's port
+/// cannot be bound (before any app starts).
 ///
-/// The apps share one HTTP client, one API budget per key and, for the process types of one
-/// app, one formation read. Their first heartbeats are spread over the interval. Each app is
-/// its own task: a panic in one is logged and the others go on. With `leader_lock_url`, every
-/// app acts only while this worker holds the lock; the lock is let go after every app stopped.
+/// The apps share one HTTP client, one API budget per key, one metrics registry, the server
+/// (every app's metrics, pages and log drain) and, for the process types of one app, one
+/// formation read. Their first heartbeats are spread over the interval. Each app is its own
+/// task: a panic in one is logged and the others go on. With `leader_lock_url`, every app acts
+/// only while this worker holds the lock; the lock is let go after every app stopped.
 pub async fn run(
     settings: Settings,
     dry_run: bool,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let client = http_client();
+    let port = settings.http_port();
+    let listener = match port {
+        Some(port) => Some(
+            tokio::net::TcpListener::bind(("0.0.0.0", port))
+                .await
+                .map_err(|error| {
+                    anyhow::anyhow!("binding the HTTP server to port {port}: {error}")
+                })?,
+        ),
+        None => None,
+    };
     let lock_released = CancellationToken::new();
     let (leadership, elector) = leadership(&settings, lock_released.clone());
     let plans = budget::plan_by_key(&settings);
@@ -79,13 +93,13 @@ pub async fn run(
         api_keys = plans.len(),
         "Starting the workers."
     );
+    let registry = metrics::WorkerMetrics::new();
     let mut tasks = tokio::task::JoinSet::new();
     let mut names = HashMap::new();
-    let mut served = false;
+    let mut shown = Vec::new();
     for app in settings.apps {
         let label = format!("{}/{}", app.heroku_app_name, app.process_type);
         let key = budget::budget_key(&app);
-        let port = app.http_port;
         let heroku = app.scaler == settings::ScalerKind::Heroku;
         let offset = if spread {
             budget::first_beat_offset(
@@ -98,6 +112,7 @@ pub async fn run(
         };
         let formation = formations.get(&(key.clone(), app.heroku_app_name.clone()));
         let mut worker = Worker::from_settings(app, client.clone(), dry_run, None)
+            .with_metrics(&registry)
             .with_leadership(leadership.clone())
             .with_first_beat_after(offset);
         // The budget is Heroku's (a command scaler spends none of it), and a key with one
@@ -110,27 +125,27 @@ pub async fn run(
             worker =
                 worker.with_scaler(Arc::new(HerokuScaler::of(formation.clone(), &process_type)));
         }
-        // One server per process: it shows the first app that names a port.
-        if let (Some(port), false) = (port, served) {
-            served = true;
-            let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
-                .await
-                .map_err(|error| {
-                    anyhow::anyhow!("binding the HTTP server to port {port}: {error}")
-                })?;
-            let address = listener.local_addr()?;
-            tracing::info!(%address, "HTTP server listening: POST /logs, GET /metrics, /healthz, /.");
-            let telemetry = worker.telemetry();
-            let shutdown = shutdown.clone();
-            let handle = tasks.spawn(async move {
-                if let Err(error) = server::serve(listener, telemetry, shutdown).await {
-                    tracing::error!(%error, "The HTTP server stopped.");
-                }
-            });
-            names.insert(handle.id(), "the HTTP server".to_string());
+        if listener.is_some() {
+            shown.push(worker.telemetry());
         }
         let handle = tasks.spawn(worker.run(shutdown.clone()));
         names.insert(handle.id(), label);
+    }
+    // One server for the worker: every app's metrics, pages and drain.
+    if let Some(listener) = listener {
+        let address = listener.local_addr()?;
+        tracing::info!(
+            %address,
+            apps = shown.len(),
+            "HTTP server listening: POST /logs/{{app}}, GET /metrics, /healthz, /."
+        );
+        let shutdown = shutdown.clone();
+        let handle = tasks.spawn(async move {
+            if let Err(error) = server::serve(listener, shown, shutdown).await {
+                tracing::error!(%error, "The HTTP server stopped.");
+            }
+        });
+        names.insert(handle.id(), "the HTTP server".to_string());
     }
     supervise(tasks, &names).await;
     lock_released.cancel();

@@ -1,140 +1,190 @@
-//! The Prometheus metrics (prometheus-client): what the loop and the drain count, encoded as
+//! The Prometheus metrics (prometheus-client): what the loops and the drain count, encoded as
 //! text for `GET /metrics`.
 //!
-//! This module owns the names, help texts and labels of every metric, and the small methods
-//! that update them from the loop's values. It never decides anything and does no I/O; every
-//! update is a few atomic operations, so the loop and the drain never wait on a scrape.
+//! One [`WorkerMetrics`] (one registry) per worker; each app counts through an [`AppMetrics`],
+//! which is that registry plus the app's labels (`app`, `process_type`), so an app costs a few
+//! label sets in shared families, not a registry of its own. This module owns the names, help
+//! texts and labels of every metric and the small methods that update them from the loop's
+//! values. It never decides anything and does no I/O; every update is a few atomic operations
+//! under a read lock, so the loops and the drain never wait on a scrape.
 
 use crate::decision::Observation;
 use crate::router_log::{IngestCounts, Quantiles, Request, RouterStats};
 use autoscalebot_backends::notify::DeliveryCounts;
 use autoscalebot_backends::probe::ProbeOutcome;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeMetric, LabelSetEncoder,
+};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// Labels as `(name, value)` pairs.
-pub type Labels = Vec<(&'static str, String)>;
-
-/// The content type of [`Metrics::encode`]'s output.
+/// The content type of [`WorkerMetrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// `app` and `process_type`: the labels every series of one app carries. The names are shared
+/// (`Arc<str>`), so a series costs a pointer per label, not a copy of the name.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub struct AppLabels {
+    app: Arc<str>,
+    process_type: Arc<str>,
+}
+
+impl AppLabels {
+    pub fn new(app: &str, process_type: &str) -> Self {
+        AppLabels {
+            app: app.into(),
+            process_type: process_type.into(),
+        }
+    }
+
+    /// For what belongs to no app of the worker (a drain batch posted for an unknown app):
+    /// empty values, which Prometheus reads as the labels being absent.
+    pub fn none() -> Self {
+        AppLabels::new("", "")
+    }
+}
+
+impl EncodeLabelSet for AppLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        let labels = [
+            ("app", self.app.as_ref()),
+            ("process_type", self.process_type.as_ref()),
+        ];
+        EncodeLabelSet::encode(&labels, encoder)
+    }
+}
+
+/// One more label after the app's: static for most (`result="fail"`), owned for a few
+/// (`status="503"`).
+type Label = [(&'static str, Cow<'static, str>); 1];
+type Keyed = (AppLabels, Label);
+
+fn label(name: &'static str, value: impl Into<Cow<'static, str>>) -> Label {
+    [(name, value.into())]
+}
+
+fn heartbeat_histogram() -> Histogram {
+    // 5 ms to about 40 s.
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+/// The worker's registry: one family per metric, with a series per app (and label values).
 #[derive(Debug)]
-pub struct Metrics {
+pub struct WorkerMetrics {
     registry: Registry,
-    heartbeats: Family<Labels, Counter>,
-    heartbeat_latency: Histogram,
-    router_requests: Counter,
-    router_responses: Family<Labels, Counter>,
-    router_errors: Family<Labels, Counter>,
-    router_latency: Family<Labels, Gauge<f64, AtomicU64>>,
-    router_requests_per_second: Gauge<f64, AtomicU64>,
-    drain_frames: Family<Labels, Counter>,
-    drain_batches: Family<Labels, Counter>,
-    dynos: Gauge,
-    bounds: Family<Labels, Gauge>,
-    scale_actions: Family<Labels, Counter>,
-    api_errors: Family<Labels, Counter>,
+    heartbeats: Family<Keyed, Counter>,
+    heartbeat_latency: Family<AppLabels, Histogram>,
+    router_requests: Family<AppLabels, Counter>,
+    router_responses: Family<Keyed, Counter>,
+    router_errors: Family<Keyed, Counter>,
+    router_latency: Family<(AppLabels, [(&'static str, &'static str); 2]), Gauge<f64, AtomicU64>>,
+    router_requests_per_second: Family<AppLabels, Gauge<f64, AtomicU64>>,
+    drain_frames: Family<Keyed, Counter>,
+    drain_batches: Family<Keyed, Counter>,
+    dynos: Family<AppLabels, Gauge>,
+    bounds: Family<Keyed, Gauge>,
+    scale_actions: Family<Keyed, Counter>,
+    api_errors: Family<Keyed, Counter>,
+    /// Every app's notification lanes, summed by backend at each scrape.
+    notifications: Arc<Mutex<Vec<(&'static str, Arc<DeliveryCounts>)>>>,
 }
 
-fn labels(name: &'static str, value: impl Into<String>) -> Labels {
-    vec![(name, value.into())]
-}
-
-impl Metrics {
-    /// The registry, with the notification counts of each backend read at every scrape.
-    pub fn new(notifications: Vec<(&'static str, Arc<DeliveryCounts>)>) -> Self {
+impl WorkerMetrics {
+    /// The registry, with the notification counts of every app's backends read at every scrape.
+    pub fn new() -> Arc<Self> {
         let mut registry = Registry::with_prefix("autoscalebot");
-        let heartbeats = Family::<Labels, Counter>::default();
+        let heartbeats = Family::default();
         registry.register(
             "heartbeats",
             "Heartbeats by result: fail, pass, in_band, misconfigured",
             heartbeats.clone(),
         );
-        // 5 ms to about 40 s.
-        let heartbeat_latency = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        let heartbeat_latency =
+            Family::<AppLabels, Histogram>::new_with_constructor(heartbeat_histogram);
         registry.register_with_unit(
             "heartbeat_latency",
             "Heartbeat response time, body included (timeouts at the timeout)",
             Unit::Seconds,
             heartbeat_latency.clone(),
         );
-        let router_requests = Counter::default();
+        let router_requests = Family::default();
         registry.register(
             "router_requests",
             "Router lines received through the log drain",
             router_requests.clone(),
         );
-        let router_responses = Family::<Labels, Counter>::default();
+        let router_responses = Family::default();
         registry.register(
             "router_responses",
             "Router lines by HTTP status",
             router_responses.clone(),
         );
-        let router_errors = Family::<Labels, Counter>::default();
+        let router_errors = Family::default();
         registry.register(
             "router_errors",
             "Router error lines by code (H12 request timeout, H13 connection closed, ...)",
             router_errors.clone(),
         );
-        let router_latency = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        let router_latency = Family::default();
         registry.register_with_unit(
             "router_latency",
             "Quantiles of connect (queue) and service time over the last router window",
             Unit::Seconds,
             router_latency.clone(),
         );
-        let router_requests_per_second = Gauge::<f64, AtomicU64>::default();
+        let router_requests_per_second = Family::default();
         registry.register(
             "router_requests_per_second",
             "Requests per second over the last router window",
             router_requests_per_second.clone(),
         );
-        let drain_frames = Family::<Labels, Counter>::default();
+        let drain_frames = Family::default();
         registry.register(
             "drain_frames",
             "Log drain frames by result: router, other, malformed, bad_router_line",
             drain_frames.clone(),
         );
-        let drain_batches = Family::<Labels, Counter>::default();
+        let drain_batches = Family::default();
         registry.register(
             "drain_batches",
-            "Log drain requests by result: accepted, duplicate, unauthorized, too_large",
+            "Log drain requests by result: accepted, duplicate, unauthorized, wrong_content_type, unknown_app",
             drain_batches.clone(),
         );
-        let dynos = Gauge::default();
+        let dynos = Family::default();
         registry.register(
             "dynos",
             "Dynos of the process type, as last read from the platform",
             dynos.clone(),
         );
-        let bounds = Family::<Labels, Gauge>::default();
+        let bounds = Family::default();
         registry.register(
             "dyno_bounds",
             "min_dynos and max_dynos in force",
             bounds.clone(),
         );
-        let scale_actions = Family::<Labels, Counter>::default();
+        let scale_actions = Family::default();
         registry.register(
             "scale_actions",
             "Scales made, by direction",
             scale_actions.clone(),
         );
-        let api_errors = Family::<Labels, Counter>::default();
+        let api_errors = Family::default();
         registry.register(
             "api_errors",
             "Failed platform calls, by kind",
             api_errors.clone(),
         );
-        registry.register_collector(Box::new(NotificationCounts(notifications)));
-        Metrics {
+        let notifications = Arc::default();
+        registry.register_collector(Box::new(NotificationCounts(Arc::clone(&notifications))));
+        Arc::new(WorkerMetrics {
             registry,
             heartbeats,
             heartbeat_latency,
@@ -149,15 +199,57 @@ impl Metrics {
             bounds,
             scale_actions,
             api_errors,
+            notifications,
+        })
+    }
+
+    /// The handle one app counts through; its backends' delivery counts join the worker's.
+    pub fn app(
+        self: &Arc<Self>,
+        app: &str,
+        process_type: &str,
+        notifications: Vec<(&'static str, Arc<DeliveryCounts>)>,
+    ) -> AppMetrics {
+        if !notifications.is_empty() {
+            self.notifications.lock().unwrap().extend(notifications);
+        }
+        AppMetrics {
+            worker: Arc::clone(self),
+            labels: AppLabels::new(app, process_type),
         }
     }
 
-    /// The text exposition format.
+    /// The text exposition format, every app's series.
     pub fn encode(&self) -> String {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
         text
+    }
+
+    /// A drain batch that no app of the worker takes (`/logs/{app}` for an unknown app).
+    pub fn drain_batch_unknown_app(&self) {
+        self.drain_batches
+            .get_or_create(&(AppLabels::none(), label("result", "unknown_app")))
+            .inc();
+    }
+}
+
+/// One app's counts in the worker's registry.
+#[derive(Debug, Clone)]
+pub struct AppMetrics {
+    worker: Arc<WorkerMetrics>,
+    labels: AppLabels,
+}
+
+impl AppMetrics {
+    /// The registry this app counts in (the server encodes it).
+    pub fn worker(&self) -> &Arc<WorkerMetrics> {
+        &self.worker
+    }
+
+    fn keyed(&self, label: Label) -> Keyed {
+        (self.labels.clone(), label)
     }
 
     pub fn heartbeat(&self, outcome: &ProbeOutcome, observation: Observation) {
@@ -167,19 +259,25 @@ impl Metrics {
             Observation::InBand => "in_band",
             Observation::Misconfigured { .. } => "misconfigured",
         };
-        self.heartbeats
-            .get_or_create(&labels("result", result))
+        let worker = &self.worker;
+        worker
+            .heartbeats
+            .get_or_create(&self.keyed(label("result", result)))
             .inc();
         match outcome {
-            ProbeOutcome::Response { elapsed, .. } | ProbeOutcome::Timeout { elapsed } => {
-                self.heartbeat_latency.observe(elapsed.as_secs_f64())
-            }
+            ProbeOutcome::Response { elapsed, .. } | ProbeOutcome::Timeout { elapsed } => worker
+                .heartbeat_latency
+                .get_or_create(&self.labels)
+                .observe(elapsed.as_secs_f64()),
             ProbeOutcome::ConnectError { .. } => {}
         }
     }
 
     pub fn router_window(&self, stats: &RouterStats) {
-        self.router_requests_per_second
+        let worker = &self.worker;
+        worker
+            .router_requests_per_second
+            .get_or_create(&self.labels)
             .set(stats.requests_per_second);
         for (kind, quantiles) in [("connect", stats.connect), ("service", stats.service)] {
             let Quantiles {
@@ -188,24 +286,27 @@ impl Metrics {
                 p99_ms,
             } = quantiles.unwrap_or_default();
             for (quantile, ms) in [("0.5", p50_ms), ("0.95", p95_ms), ("0.99", p99_ms)] {
-                let labels = vec![
-                    ("kind", kind.to_string()),
-                    ("quantile", quantile.to_string()),
-                ];
-                self.router_latency
-                    .get_or_create(&labels)
+                let key = (
+                    self.labels.clone(),
+                    [("kind", kind), ("quantile", quantile)],
+                );
+                worker
+                    .router_latency
+                    .get_or_create(&key)
                     .set(ms as f64 / 1000.0);
             }
         }
     }
 
     pub fn drain_batch(&self, result: &'static str) {
-        self.drain_batches
-            .get_or_create(&labels("result", result))
+        self.worker
+            .drain_batches
+            .get_or_create(&self.keyed(label("result", result)))
             .inc();
     }
 
     pub fn drain_ingested(&self, counts: &IngestCounts, requests: &[Request]) {
+        let worker = &self.worker;
         for (result, count) in [
             ("router", counts.router_lines),
             ("other", counts.other_lines),
@@ -213,12 +314,16 @@ impl Metrics {
             ("bad_router_line", counts.bad_router_lines),
         ] {
             if count > 0 {
-                self.drain_frames
-                    .get_or_create(&labels("result", result))
+                worker
+                    .drain_frames
+                    .get_or_create(&self.keyed(label("result", result)))
                     .inc_by(count);
             }
         }
-        self.router_requests.inc_by(requests.len() as u64);
+        worker
+            .router_requests
+            .get_or_create(&self.labels)
+            .inc_by(requests.len() as u64);
         // Few distinct statuses and codes per batch: count them before touching the families.
         let mut statuses: Vec<(u16, u64)> = Vec::new();
         let mut codes: Vec<(u8, u64)> = Vec::new();
@@ -229,40 +334,49 @@ impl Metrics {
             }
         }
         for (status, count) in statuses {
-            self.router_responses
-                .get_or_create(&labels("status", status.to_string()))
+            worker
+                .router_responses
+                .get_or_create(&self.keyed(label("status", status.to_string())))
                 .inc_by(count);
         }
         for (code, count) in codes {
-            self.router_errors
-                .get_or_create(&labels("code", format!("H{code:02}")))
+            worker
+                .router_errors
+                .get_or_create(&self.keyed(label("code", format!("H{code:02}"))))
                 .inc_by(count);
         }
     }
 
     pub fn dynos(&self, quantity: u32) {
-        self.dynos.set(quantity as i64);
+        self.worker
+            .dynos
+            .get_or_create(&self.labels)
+            .set(quantity as i64);
     }
 
     pub fn bounds(&self, min: u32, max: u32) {
-        self.bounds
-            .get_or_create(&labels("bound", "min"))
-            .set(min as i64);
-        self.bounds
-            .get_or_create(&labels("bound", "max"))
-            .set(max as i64);
+        for (bound, value) in [("min", min), ("max", max)] {
+            self.worker
+                .bounds
+                .get_or_create(&self.keyed(label("bound", bound)))
+                .set(value as i64);
+        }
     }
 
     pub fn scaled(&self, from: u32, to: u32) {
         let direction = if to > from { "up" } else { "down" };
-        self.scale_actions
-            .get_or_create(&labels("direction", direction))
+        self.worker
+            .scale_actions
+            .get_or_create(&self.keyed(label("direction", direction)))
             .inc();
         self.dynos(to);
     }
 
     pub fn api_error(&self, kind: &'static str) {
-        self.api_errors.get_or_create(&labels("kind", kind)).inc();
+        self.worker
+            .api_errors
+            .get_or_create(&self.keyed(label("kind", kind)))
+            .inc();
     }
 }
 
@@ -273,10 +387,27 @@ fn bump<K: PartialEq>(counts: &mut Vec<(K, u64)>, key: K) {
     }
 }
 
-/// Reads the dispatcher's per-backend counts at scrape time, so the notifier crate needs no
+/// `(backend, total)` in the order backends were first named: every app's lanes of one
+/// backend summed, so a worker of 10,000 apps has one series per backend, not per app.
+fn totals_by_backend(
+    lanes: &[(&'static str, Arc<DeliveryCounts>)],
+    read: impl Fn(&DeliveryCounts) -> u64,
+) -> Vec<(&'static str, u64)> {
+    let mut totals: Vec<(&'static str, u64)> = Vec::new();
+    for (backend, counts) in lanes {
+        let value = read(counts);
+        match totals.iter_mut().find(|(name, _)| name == backend) {
+            Some((_, total)) => *total += value,
+            None => totals.push((backend, value)),
+        }
+    }
+    totals
+}
+
+/// Reads the dispatchers' per-backend counts at scrape time, so the notifier crate needs no
 /// knowledge of Prometheus.
 #[derive(Debug)]
-struct NotificationCounts(Vec<(&'static str, Arc<DeliveryCounts>)>);
+struct NotificationCounts(Arc<Mutex<Vec<(&'static str, Arc<DeliveryCounts>)>>>);
 
 impl Collector for NotificationCounts {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -284,28 +415,152 @@ impl Collector for NotificationCounts {
         let families: [(&str, &str, Read); 3] = [
             (
                 "notifications_sent",
-                "Notifications delivered, by backend",
+                "Notifications delivered, by backend, all apps together",
                 |counts| counts.delivered.load(Ordering::Relaxed),
             ),
             (
                 "notifications_failed",
-                "Notifications a backend failed to deliver, by backend",
+                "Notifications a backend failed to deliver, by backend, all apps together",
                 |counts| counts.failed.load(Ordering::Relaxed),
             ),
             (
                 "notifications_dropped",
-                "Notifications dropped because a backend's queue was full, by backend",
+                "Notifications dropped because a backend's queue was full, by backend, all apps together",
                 |counts| counts.dropped.load(Ordering::Relaxed),
             ),
         ];
+        let lanes = self.0.lock().unwrap().clone();
         for (name, help, read) in families {
             let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for (backend, counts) in &self.0 {
-                let labels = labels("backend", *backend);
+            for (backend, total) in totals_by_backend(&lanes, read) {
+                let labels = [("backend", backend)];
                 let family = metric.encode_family(&labels)?;
-                ConstCounter::new(read(counts)).encode(family)?;
+                ConstCounter::new(total).encode(family)?;
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn sample<'a>(text: &'a str, name: &str, labels: &str) -> Option<&'a str> {
+        text.lines()
+            .find(|line| line.starts_with(&format!("{name}{{{labels}}} ")))
+            .map(|line| line.rsplit(' ').next().unwrap())
+    }
+
+    #[test]
+    fn each_apps_series_carry_its_app_and_process_type() {
+        let worker = WorkerMetrics::new();
+        let web = worker.app("shop", "web", Vec::new());
+        let jobs = worker.app("shop", "worker", Vec::new());
+        let outcome = ProbeOutcome::Timeout {
+            elapsed: Duration::from_millis(30),
+        };
+        web.heartbeat(&outcome, Observation::Fail);
+        web.heartbeat(&outcome, Observation::Fail);
+        jobs.heartbeat(&outcome, Observation::Pass);
+        web.dynos(3);
+        jobs.bounds(0, 4);
+        let text = worker.encode();
+        let shop_web = "app=\"shop\",process_type=\"web\"";
+        let shop_jobs = "app=\"shop\",process_type=\"worker\"";
+        assert_eq!(
+            sample(
+                &text,
+                "autoscalebot_heartbeats_total",
+                &format!("{shop_web},result=\"fail\"")
+            ),
+            Some("2"),
+            "{text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "autoscalebot_heartbeats_total",
+                &format!("{shop_jobs},result=\"pass\"")
+            ),
+            Some("1")
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "autoscalebot_heartbeats_total",
+                &format!("{shop_jobs},result=\"fail\"")
+            ),
+            None
+        );
+        assert_eq!(sample(&text, "autoscalebot_dynos", shop_web), Some("3"));
+        assert_eq!(
+            sample(
+                &text,
+                "autoscalebot_dyno_bounds",
+                &format!("{shop_jobs},bound=\"max\"")
+            ),
+            Some("4")
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "autoscalebot_heartbeat_latency_seconds_count",
+                shop_web
+            ),
+            Some("2")
+        );
+        // One family per metric, however many apps.
+        assert_eq!(
+            text.matches("# TYPE autoscalebot_heartbeats counter").count(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_batch_for_no_app_is_counted_without_an_app() {
+        let worker = WorkerMetrics::new();
+        worker.drain_batch_unknown_app();
+        let text = worker.encode();
+        assert_eq!(
+            sample(
+                &text,
+                "autoscalebot_drain_batches_total",
+                "app=\"\",process_type=\"\",result=\"unknown_app\""
+            ),
+            Some("1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn notification_counts_are_summed_by_backend_over_every_app() {
+        let lane = |delivered: u64| {
+            let counts = DeliveryCounts::default();
+            counts.delivered.store(delivered, Ordering::Relaxed);
+            Arc::new(counts)
+        };
+        let worker = WorkerMetrics::new();
+        let _a = worker.app("a", "web", vec![("log", lane(2)), ("email", lane(1))]);
+        let _b = worker.app("b", "web", vec![("log", lane(5))]);
+        let text = worker.encode();
+        assert_eq!(
+            sample(
+                &text,
+                "autoscalebot_notifications_sent_total",
+                "backend=\"log\""
+            ),
+            Some("7"),
+            "{text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "autoscalebot_notifications_sent_total",
+                "backend=\"email\""
+            ),
+            Some("1")
+        );
     }
 }

@@ -1,28 +1,34 @@
-//! The HTTP server (axum) on `http_port` or `$PORT`: `POST /logs` (a Heroku HTTPS log drain),
-//! `GET /metrics` (Prometheus text), `GET /healthz` and `GET /` (the status page).
+//! The worker's one HTTP server (axum) on `http_port` or `$PORT`, for every app it scales:
+//! `POST /logs/{app}` (that app's Heroku HTTPS log drain; `POST /logs` with one app),
+//! `GET /metrics` (Prometheus text, every app's series), `GET /healthz`, `GET /` (the status
+//! page of the only app, else an index of all) and `GET /apps/{app}/{process_type}`.
 //!
 //! It is an edge, yet it lives in the brain crate rather than in `backends/`: every route
 //! reads or fills the brain's own state ([`Telemetry`], [`AppSettings::effective`], the
 //! engine's observations), so in `backends/` it would need those types moved or mirrored.
-//! It stays a thin shell: parsing is in `router_log.rs`, counting in `metrics.rs`, the page
+//! It stays a thin shell: parsing is in `router_log.rs`, counting in `metrics.rs`, the pages
 //! in `server/status_page.rs`. Handlers never hold a lock across an await and never wait on
-//! the loop; bad input is answered (401, 413, 415) and counted, never fatal.
+//! the loop; bad input is answered (401, 404, 413, 415) and counted, never fatal.
+//!
+//! [`AppSettings::effective`]: crate::settings::AppSettings::effective
 
 mod status_page;
 
 pub use status_page::render as render_status_page;
 
-use crate::router_log::parse_batch;
+use crate::metrics::WorkerMetrics;
+use crate::router_log::{parse_batch, IngestCounts, Request};
 use crate::telemetry::Telemetry;
 use autoscalebot_backends::Secret;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// A drain body larger than this is refused with 413. Logplex batches are far smaller; the cap
@@ -31,12 +37,25 @@ pub const MAX_DRAIN_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// How many recent `Logplex-Frame-Id`s are remembered to drop retried batches.
 const REMEMBERED_FRAME_IDS: usize = 4096;
 
-#[derive(Clone)]
-struct ServerState {
-    telemetry: Telemetry,
-    drain_password: Option<Secret>,
-    seen_frames: Arc<Mutex<RecentIds>>,
+/// Every app the server shows, indexed for its routes; built once at start.
+struct Apps {
+    /// In the order of the settings.
+    entries: Vec<Telemetry>,
+    /// `(app, process_type)`, lowercased → the entry, for `/apps/{app}/{process_type}`.
+    pages: HashMap<(String, String), usize>,
+    /// `heroku_app_name`, lowercased → that app's drain.
+    drains: HashMap<String, Drain>,
+    metrics: Arc<WorkerMetrics>,
 }
+
+/// One Heroku app's log drain: its entries (process types) and the frame ids it has seen.
+#[derive(Default)]
+struct Drain {
+    entries: Vec<usize>,
+    seen_frames: Mutex<RecentIds>,
+}
+
+type ServerState = Arc<Apps>;
 
 /// The last N frame ids, in arrival order, with a set for lookups.
 #[derive(Default)]
@@ -62,33 +81,59 @@ impl RecentIds {
     }
 }
 
-/// The routes, for [`serve`] and for in-process tests.
-pub fn router(telemetry: Telemetry) -> Router {
-    let state = ServerState {
-        drain_password: telemetry.settings().log_drain_password.clone(),
-        telemetry,
-        seen_frames: Arc::default(),
-    };
+/// The routes over every app of the worker (`apps` share one [`WorkerMetrics`]), for
+/// [`serve`] and for in-process tests.
+pub fn router(apps: Vec<Telemetry>) -> Router {
+    assert!(!apps.is_empty(), "the server shows at least one app");
+    let registry = apps[0].metrics.worker().clone();
+    let mut pages = HashMap::new();
+    let mut drains: HashMap<String, Drain> = HashMap::new();
+    for (index, telemetry) in apps.iter().enumerate() {
+        let settings = telemetry.settings();
+        let name = settings.heroku_app_name.to_lowercase();
+        pages.insert((name.clone(), settings.process_type.to_lowercase()), index);
+        drains.entry(name).or_default().entries.push(index);
+    }
+    let state = Arc::new(Apps {
+        entries: apps,
+        pages,
+        drains,
+        metrics: registry,
+    });
+    let drain_limit = || DefaultBodyLimit::max(MAX_DRAIN_BODY_BYTES);
     Router::new()
-        .route(
-            "/logs",
-            post(drain).layer(DefaultBodyLimit::max(MAX_DRAIN_BODY_BYTES)),
-        )
+        .route("/logs", post(drain_only_app).layer(drain_limit()))
+        .route("/logs/{app}", post(drain_of_app).layer(drain_limit()))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
-        .route("/", get(status_page))
+        .route("/", get(index))
+        .route("/apps/{app}/{process_type}", get(app_page))
         .with_state(state)
 }
 
 /// Serves until `shutdown` is cancelled.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    telemetry: Telemetry,
+    apps: Vec<Telemetry>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(telemetry))
+    axum::serve(listener, router(apps))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
+}
+
+/// The path of an app's page: `/apps/{app}/{process_type}`, each part percent-encoded.
+pub fn app_page_path(app: &str, process_type: &str) -> String {
+    let mut url = url::Url::parse("http://host/").expect("a valid base");
+    url.path_segments_mut()
+        .expect("an http URL has a path")
+        .extend(["apps", app, process_type]);
+    url.path().to_string()
+}
+
+/// A name from a request, safe to quote in an answer or a log line: at most 100 characters.
+fn quoted(name: &str) -> String {
+    format!("{:?}", name.chars().take(100).collect::<String>())
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -125,20 +170,89 @@ fn authorised(headers: &HeaderMap, password: &Secret) -> bool {
     constant_time_eq::constant_time_eq(&decoded[colon + 1..], password.expose().as_bytes())
 }
 
-async fn drain(State(state): State<ServerState>, headers: HeaderMap, body: Bytes) -> Response {
-    let metrics = &state.telemetry.metrics;
-    let Some(password) = &state.drain_password else {
+/// `POST /logs`: the drain of the worker's only app; with several, each has its own URL.
+async fn drain_only_app(
+    State(apps): State<ServerState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if apps.drains.len() != 1 {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!(
+                "This worker scales {} apps: give each app's drain its own URL, \
+                 https://user:PASSWORD@host/logs/<heroku_app_name>.\n",
+                apps.drains.len()
+            ),
+        );
+    }
+    let name = apps.drains.keys().next().expect("one app").clone();
+    drain(&apps, &name, "/logs", &headers, &body)
+}
+
+/// `POST /logs/{app}`: that app's drain.
+async fn drain_of_app(
+    State(apps): State<ServerState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !apps.drains.contains_key(&name.to_lowercase()) {
+        apps.metrics.drain_batch_unknown_app();
+        let name = quoted(&name);
+        tracing::warn!(app = %name, "Log drain batch refused: no such app in this worker.");
+        return text(
+            StatusCode::NOT_FOUND,
+            format!(
+                "No app named {name} in this worker: post each app's drain to \
+                 /logs/<heroku_app_name> of one of its apps.\n"
+            ),
+        );
+    }
+    let path = format!("/logs/{name}");
+    drain(&apps, &name.to_lowercase(), &path, &headers, &body)
+}
+
+/// One batch for the app `name` (known): checked against the password of each of its entries
+/// with the drain on, and given to every entry whose password it carries.
+fn drain(apps: &Apps, name: &str, path: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    let app = &apps.drains[name];
+    let on: Vec<&Telemetry> = app
+        .entries
+        .iter()
+        .map(|&index| &apps.entries[index])
+        .filter(|telemetry| telemetry.settings().log_drain_password.is_some())
+        .collect();
+    if on.is_empty() {
         return text(
             StatusCode::NOT_FOUND,
             "The log drain is off: set log_drain_password to turn it on.\n",
         );
+    }
+    let takers: Vec<&Telemetry> = on
+        .iter()
+        .copied()
+        .filter(|telemetry| {
+            let password = telemetry.settings().log_drain_password.as_ref();
+            password.is_some_and(|password| authorised(headers, password))
+        })
+        .collect();
+    let count = |entries: &[&Telemetry], result: &'static str| {
+        for telemetry in entries {
+            telemetry.metrics.drain_batch(result);
+        }
     };
-    if !authorised(&headers, password) {
-        metrics.drain_batch("unauthorized");
-        tracing::warn!("Log drain request refused: wrong or missing basic-auth password.");
+    if takers.is_empty() {
+        count(&on, "unauthorized");
+        tracing::warn!(
+            app = name,
+            "Log drain request refused: wrong or missing basic-auth password."
+        );
         let mut response = text(
             StatusCode::UNAUTHORIZED,
-            "The drain URL needs the password of log_drain_password (https://user:PASSWORD@host/logs).\n",
+            format!(
+                "The drain URL needs the password of log_drain_password (https://user:PASSWORD@host{path}).\n"
+            ),
         );
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -151,7 +265,7 @@ async fn drain(State(state): State<ServerState>, headers: HeaderMap, body: Bytes
         .and_then(|value| value.to_str().ok())
         .unwrap_or("application/logplex-1");
     if !content_type.starts_with("application/logplex-1") {
-        metrics.drain_batch("wrong_content_type");
+        count(&takers, "wrong_content_type");
         return text(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("Expected Content-Type: application/logplex-1, got {content_type:?}.\n"),
@@ -161,26 +275,54 @@ async fn drain(State(state): State<ServerState>, headers: HeaderMap, body: Bytes
         .get("logplex-frame-id")
         .and_then(|value| value.to_str().ok());
     if let Some(id) = frame_id {
-        if !state.seen_frames.lock().unwrap().insert(id) {
-            metrics.drain_batch("duplicate");
-            tracing::debug!(frame_id = id, "Duplicate log drain batch ignored.");
+        if !app.seen_frames.lock().unwrap().insert(id) {
+            count(&takers, "duplicate");
+            tracing::debug!(app = name, frame_id = id, "Duplicate log drain batch ignored.");
             return StatusCode::NO_CONTENT.into_response();
         }
     }
-    let mut requests = Vec::new();
-    let mut problems = Vec::new();
-    let counts = parse_batch(
-        &body,
-        Some(state.telemetry.settings().heartbeat_url.path()),
-        &mut requests,
-        &mut problems,
-    );
+    // Each entry counts its own heartbeat lines, so parse once per heartbeat path.
+    let mut parsed: Vec<(&str, IngestCounts, Vec<Request>)> = Vec::new();
+    for telemetry in &takers {
+        let heartbeat_path = telemetry.settings().heartbeat_url.path();
+        if parsed.iter().any(|(path, _, _)| *path == heartbeat_path) {
+            continue;
+        }
+        let mut requests = Vec::new();
+        let mut problems = Vec::new();
+        let counts = parse_batch(body, Some(heartbeat_path), &mut requests, &mut problems);
+        if parsed.is_empty() {
+            report_problems(name, headers, frame_id, &counts, &problems);
+        }
+        parsed.push((heartbeat_path, counts, requests));
+    }
+    for telemetry in takers {
+        let heartbeat_path = telemetry.settings().heartbeat_url.path();
+        let (_, counts, requests) = parsed
+            .iter()
+            .find(|(path, _, _)| *path == heartbeat_path)
+            .expect("parsed above");
+        telemetry.metrics.drain_batch("accepted");
+        telemetry.ingest(counts, requests.clone());
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Logs what a batch held that could not be used (and a message count that differs).
+fn report_problems(
+    app: &str,
+    headers: &HeaderMap,
+    frame_id: Option<&str>,
+    counts: &IngestCounts,
+    problems: &[String],
+) {
     let declared = headers
         .get("logplex-msg-count")
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse::<u64>().ok());
     if declared.is_some_and(|declared| declared != counts.frames) {
         tracing::debug!(
+            app,
             declared,
             found = counts.frames,
             "Logplex-Msg-Count differs from the frames found."
@@ -188,6 +330,7 @@ async fn drain(State(state): State<ServerState>, headers: HeaderMap, body: Bytes
     }
     if counts.malformed_frames > 0 || counts.bad_router_lines > 0 {
         tracing::warn!(
+            app,
             frame_id = frame_id.unwrap_or("-"),
             malformed_frames = counts.malformed_frames,
             bad_router_lines = counts.bad_router_lines,
@@ -196,38 +339,121 @@ async fn drain(State(state): State<ServerState>, headers: HeaderMap, body: Bytes
             "Skipped bad input in a log drain batch; used the rest."
         );
     }
-    metrics.drain_batch("accepted");
-    state.telemetry.ingest(&counts, requests);
-    StatusCode::NO_CONTENT.into_response()
 }
 
-async fn metrics(State(state): State<ServerState>) -> Response {
-    let body = state.telemetry.metrics.encode();
+async fn metrics(State(apps): State<ServerState>) -> Response {
+    let body = apps.metrics.encode();
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
 }
 
-async fn healthz(State(state): State<ServerState>) -> Response {
-    let since = state.telemetry.since_last_beat();
-    let limit = state.telemetry.stall_limit();
-    if since <= limit {
-        text(
-            StatusCode::OK,
-            format!("ok: last beat {:.1} s ago\n", since.as_secs_f64()),
-        )
-    } else {
-        text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "stalled: no beat for {:.1} s (limit {:.1} s)\n",
-                since.as_secs_f64(),
-                limit.as_secs_f64()
-            ),
-        )
+/// The most stalled apps `/healthz` names; the rest are counted.
+const MAX_STALLED_NAMED: usize = 20;
+
+async fn healthz(State(apps): State<ServerState>) -> Response {
+    if let [telemetry] = apps.entries.as_slice() {
+        let since = telemetry.since_last_beat();
+        let limit = telemetry.stall_limit();
+        return if since <= limit {
+            text(
+                StatusCode::OK,
+                format!("ok: last beat {:.1} s ago\n", since.as_secs_f64()),
+            )
+        } else {
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "stalled: no beat for {:.1} s (limit {:.1} s)\n",
+                    since.as_secs_f64(),
+                    limit.as_secs_f64()
+                ),
+            )
+        };
     }
+    let mut stalled = Vec::new();
+    for telemetry in &apps.entries {
+        let since = telemetry.since_last_beat();
+        let limit = telemetry.stall_limit();
+        if since > limit {
+            let settings = telemetry.settings();
+            let name = format!("{}/{}", settings.heroku_app_name, settings.process_type);
+            stalled.push((name, since, limit));
+        }
+    }
+    let (healthy, message) = health_of_many(apps.entries.len(), &stalled);
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    text(status, message)
 }
 
-async fn status_page(State(state): State<ServerState>) -> Html<String> {
-    Html(status_page::render(&state.telemetry.snapshot()))
+/// `/healthz` of a worker with several apps: ok while every loop beat within its limit, else
+/// the stalled apps as `(app/type, since the last beat, limit)`, the first few named.
+fn health_of_many(total: usize, stalled: &[(String, Duration, Duration)]) -> (bool, String) {
+    if stalled.is_empty() {
+        return (
+            true,
+            format!("ok: {total} apps, every loop beat within its limit\n"),
+        );
+    }
+    let named: Vec<String> = stalled
+        .iter()
+        .take(MAX_STALLED_NAMED)
+        .map(|(name, since, limit)| {
+            format!(
+                "{name} (no beat for {:.1} s, limit {:.1} s)",
+                since.as_secs_f64(),
+                limit.as_secs_f64()
+            )
+        })
+        .collect();
+    let more = stalled.len().saturating_sub(MAX_STALLED_NAMED);
+    let tail = if more > 0 {
+        format!(", and {more} more")
+    } else {
+        String::new()
+    };
+    (
+        false,
+        format!(
+            "stalled: {} of {total} apps: {}{tail}\n",
+            stalled.len(),
+            named.join(", ")
+        ),
+    )
+}
+
+/// `GET /`: the status page of the only app, or the index of all of them.
+async fn index(State(apps): State<ServerState>) -> Html<String> {
+    if let [telemetry] = apps.entries.as_slice() {
+        return Html(status_page::render(&telemetry.snapshot(), false));
+    }
+    let now = apps.entries[0].now();
+    let rows: Vec<_> = apps.entries.iter().map(Telemetry::summary).collect();
+    Html(status_page::render_index(&rows, now))
+}
+
+/// `GET /apps/{app}/{process_type}`: one app's status page.
+async fn app_page(
+    State(apps): State<ServerState>,
+    Path((name, process_type)): Path<(String, String)>,
+) -> Response {
+    let key = (name.to_lowercase(), process_type.to_lowercase());
+    match apps.pages.get(&key) {
+        Some(&index) => {
+            let several = apps.entries.len() > 1;
+            Html(status_page::render(&apps.entries[index].snapshot(), several)).into_response()
+        }
+        None => text(
+            StatusCode::NOT_FOUND,
+            format!(
+                "No app {}/{} in this worker: see / for the apps it scales.\n",
+                quoted(&name),
+                quoted(&process_type)
+            ),
+        ),
+    }
 }
 
 #[cfg(test)]

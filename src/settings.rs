@@ -41,6 +41,12 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The port of the worker's one HTTP server: the one every app that names a port names
+    /// (`http_port`, at the top level or in an entry, else `$PORT`; loading refuses two).
+    pub fn http_port(&self) -> Option<u16> {
+        self.apps.iter().find_map(|app| app.http_port)
+    }
+
     /// The settings of the worker as a whole, as `(key, value)` lines for `check`. The lock's
     /// URL is shown as the user, host and database it names: never its password.
     pub fn effective(&self) -> Vec<(&'static str, String)> {

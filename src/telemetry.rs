@@ -1,17 +1,19 @@
 //! What the loop shares with the HTTP server: the metrics, the recent beats and notifications
 //! (for the status page), the router window the drain fills, and the loop's liveness stamp.
 //!
-//! One [`Telemetry`] per app, a small struct of `Arc`s cloned into both sides. Locks are std
-//! mutexes held for a push or a copy, never across an await, so the loop never waits on the
-//! server (nor the server on the loop). Nothing here decides or does I/O.
+//! One [`Telemetry`] per app, a small struct of `Arc`s cloned into both sides; the settings
+//! are the worker's own `Arc`, never a copy. Locks are std mutexes held for a push or a copy,
+//! never across an await, so the loop never waits on the server (nor the server on the loop).
+//! A worker may hold thousands: nothing is allocated before it is needed, and a beat kept for
+//! the chart is a few plain numbers. Nothing here decides or does I/O.
 
 use crate::activator::meter::TrafficMeter;
 use crate::bot::{Beat, Clock};
 use crate::decision::Observation;
-use crate::metrics::Metrics;
+use crate::metrics::AppMetrics;
 use crate::router_log::{IngestCounts, Request, RouterStats, RouterWindow};
 use crate::settings::AppSettings;
-use autoscalebot_backends::notify::{DeliveryCounts, Event};
+use autoscalebot_backends::notify::{Event, EventKind};
 use chrono::{DateTime, Utc};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -27,24 +29,36 @@ const MAX_NOTIFICATIONS: usize = 50;
 /// The router window keeps at most this many requests (about 24 MB), whatever the traffic.
 const MAX_WINDOW_REQUESTS: usize = 1_000_000;
 
-/// One beat as the chart draws it.
+/// One beat as the chart draws it: plain numbers, since an app keeps up to 720 of them (the
+/// last beat's words are kept once, in [`Snapshot::last_summary`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BeatPoint {
     pub at: DateTime<Utc>,
     /// The heartbeat time or the router p95 the decision used.
-    pub response_time_ms: Option<u64>,
+    pub response_time_ms: Option<u32>,
     pub observation: Observation,
     /// Dynos after this beat: the scaled-to quantity, else the quantity read.
     pub dynos: Option<u32>,
     /// `Some((from, to))` when this beat scaled.
     pub scale: Option<(u32, u32)>,
-    pub summary: String,
 }
 
 #[derive(Debug, Default)]
 struct History {
     beats: VecDeque<BeatPoint>,
+    /// The last beat's heartbeat summary ("523 ms"), its error and the bounds then in force.
+    last_summary: String,
+    last_error: Option<String>,
+    last_bounds: Option<(u32, u32)>,
     notifications: VecDeque<Event>,
+}
+
+/// What the loop and the server share, behind one allocation.
+#[derive(Debug)]
+struct Shared {
+    history: Mutex<History>,
+    router: Mutex<RouterWindow>,
+    last_beat: Mutex<Instant>,
 }
 
 /// A copy of what the status page shows, taken under the locks in one go.
@@ -53,6 +67,8 @@ pub struct Snapshot {
     pub now: DateTime<Utc>,
     pub settings: Arc<AppSettings>,
     pub beats: Vec<BeatPoint>,
+    /// The last beat's summary ("523 ms", "timeout after 5000 ms"); empty before any beat.
+    pub last_summary: String,
     /// Newest first.
     pub notifications: Vec<Event>,
     /// The router window, when the drain is on.
@@ -62,36 +78,55 @@ pub struct Snapshot {
     pub stall_limit: Duration,
 }
 
+/// One app's line in the worker's index page: a few numbers, no history copied.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub settings: Arc<AppSettings>,
+    pub last_beat: Option<BeatPoint>,
+    pub bounds: Option<(u32, u32)>,
+    pub last_error: Option<String>,
+    /// Conditions told and not yet told ended, from the recent notifications.
+    pub open_alerts: Vec<&'static str>,
+    pub alive: bool,
+}
+
 #[derive(Clone)]
 pub struct Telemetry {
-    pub metrics: Arc<Metrics>,
+    pub metrics: AppMetrics,
     settings: Arc<AppSettings>,
-    history: Arc<Mutex<History>>,
-    router: Arc<Mutex<RouterWindow>>,
-    last_beat: Arc<Mutex<Instant>>,
+    shared: Arc<Shared>,
     /// Touched by drain batches with real requests: the worker's traffic for `idle_after`.
     traffic: Arc<TrafficMeter>,
     clock: Clock,
 }
 
 impl Telemetry {
-    pub fn new(
-        settings: &AppSettings,
-        clock: Clock,
-        notifications: Vec<(&'static str, Arc<DeliveryCounts>)>,
-    ) -> Self {
+    pub fn new(settings: Arc<AppSettings>, clock: Clock, metrics: AppMetrics) -> Self {
         Telemetry {
-            metrics: Arc::new(Metrics::new(notifications)),
-            settings: Arc::new(settings.clone()),
-            history: Arc::default(),
-            router: Arc::new(Mutex::new(RouterWindow::new(
-                settings.router_window,
-                MAX_WINDOW_REQUESTS,
-            ))),
-            last_beat: Arc::new(Mutex::new(Instant::now())),
+            metrics,
+            shared: Arc::new(Shared {
+                history: Mutex::default(),
+                router: Mutex::new(RouterWindow::new(
+                    settings.router_window,
+                    MAX_WINDOW_REQUESTS,
+                )),
+                last_beat: Mutex::new(Instant::now()),
+            }),
+            settings,
             traffic: TrafficMeter::new(),
             clock,
         }
+    }
+
+    /// An app on its own: a registry of its own and no notification backends (for tests and
+    /// benchmarks; the worker gives every app its registry through [`Telemetry::new`]).
+    pub fn alone(settings: &AppSettings, clock: Clock) -> Self {
+        let metrics = crate::metrics::WorkerMetrics::new().app(
+            &settings.heroku_app_name,
+            &settings.process_type,
+            Vec::new(),
+        );
+        Telemetry::new(Arc::new(settings.clone()), clock, metrics)
     }
 
     pub fn settings(&self) -> &AppSettings {
@@ -114,33 +149,50 @@ impl Telemetry {
 
     /// The loop is alive: called when it starts and after every beat.
     pub fn stamp_alive(&self) {
-        *self.last_beat.lock().unwrap() = Instant::now();
+        *self.shared.last_beat.lock().unwrap() = Instant::now();
     }
 
     pub fn since_last_beat(&self) -> Duration {
-        self.last_beat.lock().unwrap().elapsed()
+        self.shared.last_beat.lock().unwrap().elapsed()
     }
 
     pub fn is_alive(&self) -> bool {
         self.since_last_beat() <= self.stall_limit()
     }
 
+    /// The most beats the chart can show at this app's interval: the history grows to this
+    /// and no further, so no app keeps room it will never use.
+    fn beats_wanted(&self) -> usize {
+        let interval = self.settings.heartbeat_interval.as_secs_f64().max(0.001);
+        ((CHART_SPAN.as_secs_f64() / interval) as usize + 2).min(MAX_BEATS)
+    }
+
     pub fn record_beat(&self, beat: &Beat) {
         let point = BeatPoint {
             at: beat.at,
-            response_time_ms: beat.heartbeat.response_time_ms,
+            response_time_ms: beat
+                .heartbeat
+                .response_time_ms
+                .map(|ms| u32::try_from(ms).unwrap_or(u32::MAX)),
             observation: beat.heartbeat.observation,
             dynos: beat.scaled_to.or(beat.quantity),
             scale: beat.quantity.zip(beat.scaled_to),
-            summary: beat.heartbeat.summary.clone(),
         };
         let cutoff = beat.at - chrono::Duration::from_std(CHART_SPAN).unwrap_or_default();
-        let mut history = self.history.lock().unwrap();
+        let wanted = self.beats_wanted();
+        let mut history = self.shared.history.lock().unwrap();
+        let history = &mut *history;
+        grow_towards(&mut history.beats, wanted);
         history.beats.push_back(point);
-        while history.beats.len() > MAX_BEATS
+        while history.beats.len() > wanted
             || history.beats.front().is_some_and(|beat| beat.at < cutoff)
         {
             history.beats.pop_front();
+        }
+        history.last_summary.clone_from(&beat.heartbeat.summary);
+        history.last_error.clone_from(&beat.error);
+        if let Some(plan) = &beat.plan {
+            history.last_bounds = Some((plan.bounds.min, plan.bounds.max));
         }
     }
 
@@ -148,7 +200,7 @@ impl Telemetry {
         if events.is_empty() {
             return;
         }
-        let mut history = self.history.lock().unwrap();
+        let mut history = self.shared.history.lock().unwrap();
         for event in events {
             history.notifications.push_back(event.clone());
         }
@@ -165,13 +217,13 @@ impl Telemetry {
             self.traffic.touch();
         }
         let now = self.now();
-        self.router.lock().unwrap().push(now, requests);
+        self.shared.router.lock().unwrap().push(now, requests);
     }
 
     /// The router window now (and the metrics' gauges set from it).
     pub fn router_stats(&self) -> RouterStats {
         let now = self.now();
-        let stats = self.router.lock().unwrap().stats(now);
+        let stats = self.shared.router.lock().unwrap().stats(now);
         self.metrics.router_window(&stats);
         stats
     }
@@ -186,7 +238,7 @@ impl Telemetry {
     /// When the router last logged a request. The seam for `idle_after` (issue 6): with the
     /// drain on, idleness is the time since this.
     pub fn last_router_request_at(&self) -> Option<DateTime<Utc>> {
-        self.router.lock().unwrap().last_request_at()
+        self.shared.router.lock().unwrap().last_request_at()
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -195,10 +247,11 @@ impl Telemetry {
             .log_drain_password
             .is_some()
             .then(|| self.router_stats());
-        let (beats, notifications) = {
-            let history = self.history.lock().unwrap();
+        let (beats, last_summary, notifications) = {
+            let history = self.shared.history.lock().unwrap();
             (
                 history.beats.iter().cloned().collect(),
+                history.last_summary.clone(),
                 history.notifications.iter().rev().cloned().collect(),
             )
         };
@@ -206,11 +259,116 @@ impl Telemetry {
             now: self.now(),
             settings: self.settings.clone(),
             beats,
+            last_summary,
             notifications,
             router,
             last_router_request_at: self.last_router_request_at(),
             since_last_beat: self.since_last_beat(),
             stall_limit: self.stall_limit(),
         }
+    }
+
+    /// The app's line in the index: the last beat and what is wrong, without the history.
+    pub fn summary(&self) -> Summary {
+        let history = self.shared.history.lock().unwrap();
+        Summary {
+            settings: self.settings.clone(),
+            last_beat: history.beats.back().cloned(),
+            bounds: history.last_bounds,
+            last_error: history.last_error.clone(),
+            open_alerts: open_alerts(history.notifications.iter().rev().map(|e| e.kind)),
+            alive: self.is_alive(),
+        }
+    }
+}
+
+/// Makes room for one more beat, doubling the capacity as a `VecDeque` would, but never past
+/// `wanted`: at 30 s an app keeps 722 beats in room for 722, not 1024.
+fn grow_towards<T>(beats: &mut VecDeque<T>, wanted: usize) {
+    if beats.len() < beats.capacity() {
+        return;
+    }
+    let target = (beats.capacity() * 2).clamp(4, wanted.max(4));
+    beats.reserve_exact(target.saturating_sub(beats.len()).max(1));
+}
+
+/// The conditions whose start was told and whose end was not, from notification kinds newest
+/// first: the state column of the index.
+pub fn open_alerts(newest_first: impl Iterator<Item = EventKind>) -> Vec<&'static str> {
+    const PAIRS: [(EventKind, EventKind, &str); 5] = [
+        (
+            EventKind::NeedsAboveMax,
+            EventKind::NeedsAboveMaxEnded,
+            "needs more than max",
+        ),
+        (
+            EventKind::NeedsBelowMin,
+            EventKind::NeedsBelowMinEnded,
+            "needs less than min",
+        ),
+        (
+            EventKind::ScaleFailed,
+            EventKind::ScaleRecovered,
+            "scale failing",
+        ),
+        (
+            EventKind::ScaleDiffExceeded,
+            EventKind::ScaleDiffEnded,
+            "scale difference over threshold",
+        ),
+        (
+            EventKind::DowntimeStarted,
+            EventKind::DowntimeEnded,
+            "planned downtime",
+        ),
+    ];
+    let mut decided = [None::<bool>; PAIRS.len()];
+    for kind in newest_first {
+        for (index, (start, end, _)) in PAIRS.iter().enumerate() {
+            if decided[index].is_none() && (kind == *start || kind == *end) {
+                decided[index] = Some(kind == *start);
+            }
+        }
+    }
+    PAIRS
+        .iter()
+        .zip(decided)
+        .filter(|(_, open)| *open == Some(true))
+        .map(|((_, _, name), _)| *name)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use EventKind::*;
+
+    #[test]
+    fn an_alert_is_open_until_its_end_is_told() {
+        // Newest first: above max was told again after it once ended; the failure recovered.
+        let kinds = [NeedsAboveMax, ScaleRecovered, NeedsAboveMaxEnded, ScaleFailed];
+        assert_eq!(
+            open_alerts(kinds.into_iter()),
+            vec!["needs more than max"]
+        );
+        let kinds = [NeedsBelowMinEnded, Scaled, NeedsBelowMin, DowntimeStarted];
+        assert_eq!(open_alerts(kinds.into_iter()), vec!["planned downtime"]);
+        assert!(open_alerts([Scaled, Ping].into_iter()).is_empty());
+    }
+
+    #[test]
+    fn the_history_grows_to_what_the_chart_can_show_and_no_further() {
+        let mut beats: VecDeque<u8> = VecDeque::new();
+        assert_eq!(beats.capacity(), 0, "nothing is allocated before a beat");
+        for _ in 0..722 {
+            grow_towards(&mut beats, 722);
+            beats.push_back(0);
+        }
+        assert!(
+            beats.capacity() < 1024,
+            "room for {} beats",
+            beats.capacity()
+        );
+        assert!(beats.capacity() >= 722);
     }
 }

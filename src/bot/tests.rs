@@ -489,7 +489,7 @@ async fn healthz_turns_503_when_the_loop_stalls_and_the_server_still_answers() {
         tokio_clock(start),
         false,
     );
-    let app = crate::server::router(worker.telemetry());
+    let app = crate::server::router(vec![worker.telemetry()]);
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(worker.run(shutdown.clone()));
     let health = || async {

@@ -1,12 +1,14 @@
 //! The status page: server-rendered HTML with an inline SVG chart of the last hours (latency
 //! against the min and max lines, dynos as steps, scale events marked), the settings in force
-//! (secrets as `***`, from `AppSettings::effective`) and the recent notifications.
+//! (secrets as `***`, from `AppSettings::effective`) and the recent notifications. And, for a
+//! worker of several apps, the index: one plain table row per app, no chart, so that it stays
+//! light with thousands.
 //!
-//! Pure: a [`Snapshot`] in, a page out. maud escapes every interpolated value, so nothing a
+//! Pure: a [`Snapshot`] (or the apps' [`Summary`]s) in, a page out. maud escapes every interpolated value, so nothing a
 //! drain, a platform or a notification carries can inject markup. No JavaScript.
 
 use crate::decision::Observation;
-use crate::telemetry::{BeatPoint, Snapshot};
+use crate::telemetry::{BeatPoint, Snapshot, Summary};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use maud::{html, Markup, DOCTYPE};
@@ -64,7 +66,7 @@ impl Chart {
         // The latency axis shows the max line with room above; far slower beats are clipped.
         let highest = beats
             .iter()
-            .filter_map(|beat| beat.response_time_ms)
+            .filter_map(|beat| beat.response_time_ms.map(u64::from))
             .max()
             .unwrap_or(0)
             .min(max_ms.saturating_mul(3));
@@ -83,7 +85,7 @@ impl Chart {
         let mut latency_points = 0;
         let mut pen_down = false;
         for beat in beats {
-            match beat.response_time_ms {
+            match beat.response_time_ms.map(u64::from) {
                 Some(ms) => {
                     let command = if pen_down { 'L' } else { 'M' };
                     latency_path.push_str(&format!(
@@ -192,8 +194,8 @@ fn observation_word(observation: Observation) -> &'static str {
     }
 }
 
-/// The whole page.
-pub fn render(snapshot: &Snapshot) -> String {
+/// The whole page of one app; `in_index` adds a link back to the worker's index of apps.
+pub fn render(snapshot: &Snapshot, in_index: bool) -> String {
     let settings = &snapshot.settings;
     let zone = settings.time_zone;
     let chart = Chart::build(
@@ -219,13 +221,14 @@ pub fn render(snapshot: &Snapshot) -> String {
                 style { (STYLE) }
             }
             body {
+                @if in_index { p.note { a href="/" { "← all apps" } } }
                 h1 { "autoscalebot: " (settings.heroku_app_name) " (" (settings.process_type) ")" }
                 p.summary {
                     @if alive { span.ok { "running" } } @else { span.bad { "stalled" } }
                     " · signal " b { (settings.signal.as_str()) }
                     @if let Some(beat) = last {
                         " · dynos " b { (beat.dynos.map_or("?".to_string(), |d| d.to_string())) }
-                        " · last beat " (local(beat.at)) ": " (beat.summary) " (" (observation_word(beat.observation)) ")"
+                        " · last beat " (local(beat.at)) ": " (snapshot.last_summary) " (" (observation_word(beat.observation)) ")"
                     } @else {
                         " · no beat yet"
                     }
@@ -283,6 +286,82 @@ pub fn render(snapshot: &Snapshot) -> String {
         }
     };
     page.into_string()
+}
+
+/// The index of a worker's apps: one row each (app, process type, dynos, bounds, the last
+/// beat and its observation, state and alerts, a link to the app's page). `now` dates it.
+pub fn render_index(rows: &[Summary], now: DateTime<Utc>) -> String {
+    let stalled = rows.iter().filter(|row| !row.alive).count();
+    let alerting = rows
+        .iter()
+        .filter(|row| !row.open_alerts.is_empty() || row.last_error.is_some())
+        .count();
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "autoscalebot: " (rows.len()) " apps" }
+                style { (STYLE) }
+            }
+            body {
+                h1 { "autoscalebot: " (rows.len()) " apps" }
+                p.summary {
+                    @if stalled == 0 { span.ok { "every loop running" } }
+                    @else { span.bad { (stalled) " stalled" } }
+                    " · " (alerting) " with alerts or errors"
+                }
+                table.apps {
+                    tr {
+                        th { "app" } th { "process type" } th { "dynos" } th { "bounds" }
+                        th { "last beat" } th { "observation" } th { "state and alerts" } th {}
+                    }
+                    @for row in rows { (index_row(row)) }
+                }
+                p.note {
+                    "Generated " (now.format("%Y-%m-%d %H:%M:%S UTC")) ". "
+                    a href="/metrics" { "Metrics" } " · " a href="/healthz" { "Health" }
+                }
+            }
+        }
+    };
+    page.into_string()
+}
+
+fn index_row(row: &Summary) -> Markup {
+    let settings = &row.settings;
+    let last = row.last_beat.as_ref();
+    let dynos = last
+        .and_then(|beat| beat.dynos)
+        .map_or("?".to_string(), |dynos| dynos.to_string());
+    let bounds = row
+        .bounds
+        .map_or("?".to_string(), |(min, max)| format!("{min}–{max}"));
+    let link = super::app_page_path(&settings.heroku_app_name, &settings.process_type);
+    html! {
+        tr {
+            td { (settings.heroku_app_name) }
+            td { (settings.process_type) }
+            td { (dynos) }
+            td { (bounds) }
+            @if let Some(beat) = last {
+                td { (beat.at.with_timezone(&settings.time_zone).format("%H:%M:%S %Z")) }
+                td {
+                    (observation_word(beat.observation))
+                    @if let Some(ms) = beat.response_time_ms { " (" (ms) " ms)" }
+                }
+            } @else {
+                td { "none yet" } td {}
+            }
+            td {
+                @if row.alive { span.ok { "running" } } @else { span.bad { "stalled" } }
+                @for alert in &row.open_alerts { " · " span.bad { (alert) } }
+                @if let Some(error) = &row.last_error { " · " span.bad { (error) } }
+            }
+            td { a href=(link) { "page" } }
+        }
+    }
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}\

@@ -24,7 +24,7 @@ fn telemetry(extra: &str) -> Telemetry {
         .apps
         .remove(0);
     let start = Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).unwrap();
-    Telemetry::new(&settings, crate::bot::tokio_clock(start), Vec::new())
+    Telemetry::alone(&settings, crate::bot::tokio_clock(start))
 }
 
 fn basic(user: &str, password: &str) -> String {
@@ -66,7 +66,7 @@ async fn post(
 #[tokio::test]
 async fn the_drain_takes_authorised_batches_once_per_frame_id() {
     let telemetry = telemetry(&format!("log_drain_password = \"{PASSWORD}\""));
-    let app = router(telemetry.clone());
+    let app = router(vec![telemetry.clone()]);
     assert_eq!(
         post(&app, None, "f1", batch(3)).await,
         StatusCode::UNAUTHORIZED
@@ -112,7 +112,7 @@ async fn the_drain_takes_authorised_batches_once_per_frame_id() {
 
 #[tokio::test]
 async fn without_a_password_the_drain_is_off() {
-    let app = router(telemetry(""));
+    let app = router(vec![telemetry("")]);
     let status = post(&app, Some(basic("u", "")), "f1", batch(1)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
@@ -120,7 +120,7 @@ async fn without_a_password_the_drain_is_off() {
 #[tokio::test(start_paused = true)]
 async fn healthz_is_503_once_no_beat_came_within_the_stall_limit() {
     let telemetry = telemetry("heartbeat_interval_in_seconds = 30");
-    let app = router(telemetry.clone());
+    let app = router(vec![telemetry.clone()]);
     let health = || async {
         let request = Request::get("/healthz").body(Body::empty()).unwrap();
         app.clone().oneshot(request).await.unwrap().status()
@@ -138,13 +138,12 @@ async fn healthz_is_503_once_no_beat_came_within_the_stall_limit() {
 
 fn beats() -> Vec<BeatPoint> {
     let t0 = Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).unwrap();
-    let point = |i: i64, ms: Option<u64>, dynos: u32, scale: Option<(u32, u32)>| BeatPoint {
+    let point = |i: i64, ms: Option<u32>, dynos: u32, scale: Option<(u32, u32)>| BeatPoint {
         at: t0 + chrono::Duration::seconds(30 * i),
         response_time_ms: ms,
         observation: Observation::InBand,
         dynos: Some(dynos),
         scale,
-        summary: "x".into(),
     };
     vec![
         point(0, Some(100), 1, None),
@@ -190,7 +189,7 @@ async fn the_page_hides_secrets_and_escapes_what_it_shows() {
     event.reason = "<script>alert(1)</script>".into();
     telemetry.record_notifications(&[event]);
     let request = Request::get("/").body(Body::empty()).unwrap();
-    let response = router(telemetry).oneshot(request).await.unwrap();
+    let response = router(vec![telemetry]).oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await

@@ -50,6 +50,20 @@ pub(super) fn read_globals(
     (leader_lock_url, calls)
 }
 
+/// An entry whose server port differs from an earlier entry's: the worker runs one HTTP server
+/// for every app, so the ports must agree (a port of its own is not silently ignored).
+fn port_conflict(label: &str, port: u16, first: &str, first_port: u16) -> Problem {
+    Problem {
+        key: format!("{label}.http_port"),
+        value: Some(port.to_string()),
+        origin: None,
+        expected: format!(
+            "{first_port}, the port {first} names: the worker runs one HTTP server for every app, \
+             so set http_port once at the top level (or leave it to $PORT)"
+        ),
+    }
+}
+
 /// `[[apps]]`: each entry is one app, with the top-level values as defaults under it. Every
 /// problem names the entry (`apps[1] (my-app/web).max_dynos`); a problem that every entry has
 /// with the same top-level value is told once, under the top-level key.
@@ -75,6 +89,8 @@ pub(super) fn read_apps(
     let mut from_defaults: Vec<(Problem, Problem)> = Vec::new();
     let mut entries_read = 0;
     let mut seen: HashMap<(String, String), String> = HashMap::new();
+    // The first entry naming a server port, and that port: the worker has one server.
+    let mut first_port: Option<(String, u16)> = None;
     for (index, item) in items.into_iter().enumerate() {
         let ValueKind::Table(entry) = item.kind.clone() else {
             top.bad(&format!("apps[{index}]"), &item, expected);
@@ -165,6 +181,16 @@ pub(super) fn read_apps(
             }
             None => {
                 seen.insert(identity, label.clone());
+            }
+        }
+        if let Some(port) = app.http_port {
+            match &first_port {
+                Some((first, first_port)) if *first_port != port => {
+                    top.problems.push(port_conflict(&label, port, first, *first_port));
+                    all_ok = false;
+                }
+                Some(_) => {}
+                None => first_port = Some((label.clone(), port)),
             }
         }
         apps.push(app);

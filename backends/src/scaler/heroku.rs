@@ -346,10 +346,13 @@ impl HerokuFormation {
                 .get(reqwest::header::ETAG)
                 .and_then(|value| value.to_str().ok());
             if let (None, Some(etag)) = (body_sent, etag) {
+                // A copy: the answer's `Bytes` is a view into the connection's read buffer
+                // (8 KiB and more), which a kept view would hold for every app.
+                let kept = bytes::Bytes::copy_from_slice(&body);
                 self.etags
                     .lock()
                     .expect("not poisoned")
-                    .insert(url.clone(), (etag.to_string(), body.clone()));
+                    .insert(url.clone(), (etag.to_string(), kept));
             }
             return Ok(body);
         }
