@@ -249,7 +249,13 @@ impl Worker {
 
     /// Runs heartbeats every `heartbeat_interval_in_seconds` until `shutdown`, then delivers
     /// what notifications it can within a few seconds.
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    pub fn run(self, shutdown: CancellationToken) -> impl std::future::Future<Output = ()> + Send {
+        // On the heap: an async fn's state keeps its by-value arguments twice (as arguments
+        // and as locals), and a worker of thousands of apps holds thousands of these tasks.
+        Box::new(self).run_boxed(shutdown)
+    }
+
+    async fn run_boxed(mut self: Box<Self>, shutdown: CancellationToken) {
         tracing::info!(
             app = %self.settings.heroku_app_name,
             scales = %self.scaler.describe(),
