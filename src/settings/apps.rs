@@ -82,7 +82,8 @@ pub(super) fn read_apps(
     };
     let defaults = std::mem::take(&mut top.table);
     let mut known: Vec<String> = top.known.clone();
-    let mut apps = Vec::new();
+    let mut known_set: std::collections::HashSet<String> = known.iter().cloned().collect();
+    let mut apps = Vec::with_capacity(items.len());
     let mut all_ok = true;
     // Problems whose value came from the top level, as (the problem under the bare key, the
     // same problem naming the entry).
@@ -138,7 +139,13 @@ pub(super) fn read_apps(
             .table
             .retain(|key, _| entry.contains_key(key) || !defaults.contains_key(key));
         reader.finish_unknown();
-        known.extend(reader.known.iter().cloned());
+        // Every entry knows the same keys: each is kept once, not once per entry (10,000
+        // entries would make a list of 600,000 names).
+        for key in &reader.known {
+            if known_set.insert(key.clone()) {
+                known.push(key.clone());
+            }
+        }
         for problem in reader.problems {
             let bare = problem
                 .key
@@ -213,7 +220,7 @@ pub(super) fn read_apps(
     }
     // Top-level keys that no app took are unknown.
     let mut leftover = defaults;
-    leftover.retain(|key, _| !known.contains(key));
+    leftover.retain(|key, _| !known_set.contains(key));
     top.table = leftover;
     top.known = known;
     top.finish_unknown();
