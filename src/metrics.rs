@@ -513,7 +513,8 @@ mod tests {
         );
         // One family per metric, however many apps.
         assert_eq!(
-            text.matches("# TYPE autoscalebot_heartbeats counter").count(),
+            text.matches("# TYPE autoscalebot_heartbeats counter")
+                .count(),
             1
         );
     }

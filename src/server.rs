@@ -277,7 +277,11 @@ fn drain(apps: &Apps, name: &str, path: &str, headers: &HeaderMap, body: &[u8]) 
     if let Some(id) = frame_id {
         if !app.seen_frames.lock().unwrap().insert(id) {
             count(&takers, "duplicate");
-            tracing::debug!(app = name, frame_id = id, "Duplicate log drain batch ignored.");
+            tracing::debug!(
+                app = name,
+                frame_id = id,
+                "Duplicate log drain batch ignored."
+            );
             return StatusCode::NO_CONTENT.into_response();
         }
     }
@@ -443,7 +447,11 @@ async fn app_page(
     match apps.pages.get(&key) {
         Some(&index) => {
             let several = apps.entries.len() > 1;
-            Html(status_page::render(&apps.entries[index].snapshot(), several)).into_response()
+            Html(status_page::render(
+                &apps.entries[index].snapshot(),
+                several,
+            ))
+            .into_response()
         }
         None => text(
             StatusCode::NOT_FOUND,

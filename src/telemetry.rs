@@ -346,11 +346,13 @@ mod tests {
     #[test]
     fn an_alert_is_open_until_its_end_is_told() {
         // Newest first: above max was told again after it once ended; the failure recovered.
-        let kinds = [NeedsAboveMax, ScaleRecovered, NeedsAboveMaxEnded, ScaleFailed];
-        assert_eq!(
-            open_alerts(kinds.into_iter()),
-            vec!["needs more than max"]
-        );
+        let kinds = [
+            NeedsAboveMax,
+            ScaleRecovered,
+            NeedsAboveMaxEnded,
+            ScaleFailed,
+        ];
+        assert_eq!(open_alerts(kinds.into_iter()), vec!["needs more than max"]);
         let kinds = [NeedsBelowMinEnded, Scaled, NeedsBelowMin, DowntimeStarted];
         assert_eq!(open_alerts(kinds.into_iter()), vec!["planned downtime"]);
         assert!(open_alerts([Scaled, Ping].into_iter()).is_empty());

@@ -268,3 +268,177 @@ fn two_entries_for_one_formation_stop_the_worker_naming_both() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_server_shows_every_app_and_takes_each_apps_drain() {
+    const ALPHA_PASSWORD: &str = "alpha-drain-pass-17";
+    const BETA_PASSWORD: &str = "beta-drain-pass-29";
+    let alpha_beat = HeartbeatServer::start(0).await;
+    let beta_web_beat = HeartbeatServer::start(0).await;
+    let beta_worker_beat = HeartbeatServer::start(0).await;
+    let api = FormationApi::start("alpha", "web", KEY, 1).await;
+    api.add("beta", "web", KEY, 1);
+    api.add("beta", "worker", KEY, 1);
+    let settings = format!(
+        "{}{}{}{}",
+        defaults(&api, "http_port = 0\nmax_dynos = 2"),
+        entry(
+            "alpha",
+            "web",
+            &alpha_beat,
+            &format!("log_drain_password = \"{ALPHA_PASSWORD}\"")
+        ),
+        entry(
+            "beta",
+            "web",
+            &beta_web_beat,
+            &format!("log_drain_password = \"{BETA_PASSWORD}\"")
+        ),
+        entry("beta", "worker", &beta_worker_beat, ""),
+    );
+    let mut bot = Bot::start(&settings, &[], &[]);
+    let base = bot.http_url().await;
+    for heartbeat in [&alpha_beat, &beta_web_beat, &beta_worker_beat] {
+        heartbeat.wait_for_more(2).await;
+    }
+
+    // Each app's drain at its own URL, with its own password; the router lines go to beta's
+    // web entry (the one with the drain on), not to alpha nor to beta's worker.
+    let lines: Vec<String> = (0..3).map(|_| router_line(40, 200)).collect();
+    let beta_url = format!("{base}/logs/beta");
+    let status = post_drain_at(
+        &beta_url,
+        Some(BETA_PASSWORD),
+        "b1",
+        3,
+        logplex_body(&lines),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let alpha_url = format!("{base}/logs/alpha");
+    let status = post_drain_at(
+        &alpha_url,
+        Some(BETA_PASSWORD),
+        "a1",
+        3,
+        logplex_body(&lines),
+    )
+    .await;
+    assert_eq!(status, 401, "beta's password does not open alpha's drain");
+    let unknown = format!("{base}/logs/nosuch");
+    let status = post_drain_at(&unknown, Some(BETA_PASSWORD), "n1", 3, logplex_body(&lines)).await;
+    assert_eq!(status, 404);
+    let (status, body) = post_plain_logs(&base).await;
+    assert_eq!(status, 404, "several apps: /logs alone names none");
+    assert!(body.contains("/logs/<heroku_app_name>"), "{body}");
+
+    let (status, text) = get_text(&base, "/metrics").await;
+    assert_eq!(status, 200);
+    let scrape = parse_metrics(&text);
+    let value = |metric: &str, labels: &[(&str, &str)]| metric_value(&scrape, metric, labels);
+    for (app, process_type) in [("alpha", "web"), ("beta", "web"), ("beta", "worker")] {
+        let passes = value(
+            "autoscalebot_heartbeats_total",
+            &[
+                ("app", app),
+                ("process_type", process_type),
+                ("result", "pass"),
+            ],
+        );
+        assert!(
+            passes.is_some_and(|passes| passes >= 2.0),
+            "{app}/{process_type} has {passes:?} passes:\n{text}"
+        );
+    }
+    let router_requests = |app: &str, process_type: &str| {
+        value(
+            "autoscalebot_router_requests_total",
+            &[("app", app), ("process_type", process_type)],
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(router_requests("beta", "web"), 3.0, "{text}");
+    assert_eq!(router_requests("alpha", "web"), 0.0);
+    assert_eq!(router_requests("beta", "worker"), 0.0);
+    assert_eq!(
+        value(
+            "autoscalebot_drain_batches_total",
+            &[("app", "alpha"), ("result", "unauthorized")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            "autoscalebot_drain_batches_total",
+            &[("result", "unknown_app")]
+        ),
+        Some(1.0)
+    );
+
+    let (status, index) = get_text(&base, "/").await;
+    assert_eq!(status, 200);
+    for (app, process_type) in [("alpha", "web"), ("beta", "web"), ("beta", "worker")] {
+        let link = format!("/apps/{app}/{process_type}");
+        assert!(
+            index.contains(&format!("href=\"{link}\"")),
+            "{link}:\n{index}"
+        );
+        let (status, page) = get_text(&base, &link).await;
+        assert_eq!(status, 200, "{link}");
+        assert!(
+            page.contains(&format!("autoscalebot: {app} ({process_type})")),
+            "{link}:\n{page}"
+        );
+        assert!(page.contains("<svg id=\"chart\""));
+    }
+    assert_eq!(get_text(&base, "/apps/nosuch/web").await.0, 404);
+
+    let (status, health) = get_text(&base, "/healthz").await;
+    assert_eq!(
+        (status, health.as_str()),
+        (200, "ok: 3 apps, every loop beat within its limit\n")
+    );
+    assert!(bot.terminate().await.success());
+    let output = format!("{}{}", bot.stdout(), bot.stderr());
+    assert!(
+        !output.contains(ALPHA_PASSWORD) && !output.contains(BETA_PASSWORD),
+        "{output}"
+    );
+}
+
+/// `POST /logs` (no app named) with a well-formed batch: status and body.
+async fn post_plain_logs(base: &str) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/logs"))
+        .header("content-type", "application/logplex-1")
+        .body(logplex_body(&[router_line(40, 200)]))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+#[test]
+fn entries_naming_different_ports_stop_the_worker_naming_both() {
+    let (_dir, path) = settings_file(
+        "heroku_api_key = \"k\"\nhttp_port = 8181\n\
+         [[apps]]\nheroku_app_name = \"shop\"\n\
+         [[apps]]\nheroku_app_name = \"blog\"\nhttp_port = 8282\n",
+    );
+    let output = command()
+        .arg(format!("--settings={}", path.display()))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("apps[1] (blog/web).http_port = 8282"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("8181, the port apps[0] (shop/web) names"),
+        "{stderr}"
+    );
+}

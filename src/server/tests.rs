@@ -49,7 +49,17 @@ async fn post(
     frame_id: &str,
     body: String,
 ) -> StatusCode {
-    let mut request = Request::post("/logs")
+    post_to(app, "/logs", authorization, frame_id, body).await
+}
+
+async fn post_to(
+    app: &Router,
+    path: &str,
+    authorization: Option<String>,
+    frame_id: &str,
+    body: String,
+) -> StatusCode {
+    let mut request = Request::post(path)
         .header("content-type", "application/logplex-1")
         .header("logplex-frame-id", frame_id)
         .header("logplex-msg-count", "3");
@@ -202,4 +212,196 @@ async fn the_page_hides_secrets_and_escapes_what_it_shows() {
     assert!(page.contains("log_drain_password"));
     assert!(!page.contains(PASSWORD) && !page.contains("api-secret-77"));
     assert!(page.contains("signal <b>both</b>"));
+}
+
+/// Several apps of one worker, counting in one registry: `(name, process_type, extra)` each.
+fn fleet(entries: &[(&str, &str, &str)]) -> Vec<Telemetry> {
+    let registry = crate::metrics::WorkerMetrics::new();
+    let start = Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).unwrap();
+    entries
+        .iter()
+        .map(|(name, process_type, extra)| {
+            let text = format!(
+                "heroku_app_name = \"{name}\"\nprocess_type = \"{process_type}\"\n\
+                 heroku_api_key = \"k\"\nhttp_port = 0\n{extra}"
+            );
+            let settings = from_toml_str(&text, &HashMap::new())
+                .unwrap()
+                .apps
+                .remove(0);
+            let metrics = registry.app(name, process_type, Vec::new());
+            Telemetry::new(Arc::new(settings), crate::bot::tokio_clock(start), metrics)
+        })
+        .collect()
+}
+
+async fn get(app: &Router, path: &str) -> (StatusCode, String) {
+    let request = Request::get(path).body(Body::empty()).unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn each_app_has_its_drain_and_plain_logs_names_the_form() {
+    let apps = fleet(&[
+        ("shop", "web", "log_drain_password = \"shop-pass\""),
+        ("shop", "worker", "log_drain_password = \"shop-pass\""),
+        ("blog", "web", "log_drain_password = \"blog-pass\""),
+        ("wiki", "web", ""),
+    ]);
+    let app = router(apps.clone());
+    let shop = Some(basic("u", "shop-pass"));
+    assert_eq!(
+        post(&app, shop.clone(), "f1", batch(3)).await,
+        StatusCode::NOT_FOUND,
+        "three app names: /logs alone is none of them"
+    );
+    assert_eq!(
+        post_to(&app, "/logs/blog", shop.clone(), "f1", batch(3)).await,
+        StatusCode::UNAUTHORIZED,
+        "shop's password does not open blog's drain"
+    );
+    assert_eq!(
+        post_to(&app, "/logs/shop", shop.clone(), "f1", batch(3)).await,
+        StatusCode::NO_CONTENT
+    );
+    // Both of shop's entries take it (the drain is on for both); blog and wiki nothing.
+    let requests: Vec<u64> = apps
+        .iter()
+        .map(|telemetry| telemetry.router_stats().requests)
+        .collect();
+    assert_eq!(requests, vec![3, 3, 0, 0]);
+    // The frame ids are the app's: a retry is dropped, another app's same id is not.
+    assert_eq!(
+        post_to(&app, "/logs/shop", shop, "f1", batch(3)).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(apps[0].router_stats().requests, 3);
+    let blog = Some(basic("u", "blog-pass"));
+    assert_eq!(
+        post_to(&app, "/logs/BLOG", blog.clone(), "f1", batch(2)).await,
+        StatusCode::NO_CONTENT,
+        "app names are matched as Heroku spells them: any case"
+    );
+    assert_eq!(apps[2].router_stats().requests, 2);
+    assert_eq!(
+        post_to(&app, "/logs/wiki", blog.clone(), "f2", batch(1)).await,
+        StatusCode::NOT_FOUND,
+        "wiki's drain is off"
+    );
+    assert_eq!(
+        post_to(&app, "/logs/nosuch", blog, "f3", batch(1)).await,
+        StatusCode::NOT_FOUND
+    );
+    let text = apps[0].metrics.worker().encode();
+    assert!(
+        text.contains(
+            "autoscalebot_drain_batches_total{app=\"\",process_type=\"\",result=\"unknown_app\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains(
+        "autoscalebot_drain_batches_total{app=\"blog\",process_type=\"web\",result=\"unauthorized\"} 1"
+    ));
+    assert!(text.contains(
+        "autoscalebot_drain_batches_total{app=\"shop\",process_type=\"worker\",result=\"duplicate\"} 1"
+    ));
+}
+
+#[tokio::test]
+async fn with_one_app_name_plain_logs_is_its_drain() {
+    let apps = fleet(&[
+        ("shop", "web", "log_drain_password = \"shop-pass\""),
+        ("shop", "worker", ""),
+    ]);
+    let app = router(apps.clone());
+    let shop = Some(basic("u", "shop-pass"));
+    assert_eq!(
+        post(&app, shop, "f1", batch(2)).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(apps[0].router_stats().requests, 2);
+    assert_eq!(apps[1].router_stats().requests, 0, "its drain is off");
+}
+
+#[tokio::test]
+async fn the_index_lists_every_app_and_links_its_page() {
+    let apps = fleet(&[("shop", "web", ""), ("shop", "<i>jobs?", "")]);
+    let app = router(apps);
+    let (status, index) = get(&app, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(index.contains("autoscalebot: 2 apps"), "{index}");
+    assert!(index.contains("href=\"/apps/shop/web\""));
+    assert!(index.contains("&lt;i&gt;jobs?") && !index.contains("<i>jobs"));
+    assert!(
+        index.contains("href=\"/apps/shop/%3Ci%3Ejobs%3F\""),
+        "{index}"
+    );
+    assert!(!index.contains("<svg"), "no chart in the index");
+    let (status, page) = get(&app, "/apps/shop/%3Ci%3Ejobs%3F").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("autoscalebot: shop (&lt;i&gt;jobs?)"));
+    assert!(page.contains("href=\"/\""), "a link back to the index");
+    let (status, page) = get(&app, "/apps/shop/web").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("<svg id=\"chart\""));
+    let (status, answer) = get(&app, "/apps/shop/worker").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(answer.contains("\"shop\"/\"worker\""), "{answer}");
+}
+
+#[test]
+fn an_app_page_path_is_percent_encoded() {
+    assert_eq!(app_page_path("shop", "web"), "/apps/shop/web");
+    assert_eq!(app_page_path("a b/c", "web"), "/apps/a%20b%2Fc/web");
+}
+
+#[tokio::test(start_paused = true)]
+async fn healthz_of_several_apps_names_the_stalled_ones() {
+    // Stall limits: 3 × 30 s + 5 s + 20 s = 115 s, and 3 × 1 s + 5 s + 20 s = 28 s.
+    let apps = fleet(&[
+        ("slow", "web", "heartbeat_interval_in_seconds = 30"),
+        ("quick", "web", "heartbeat_interval_in_seconds = 1"),
+    ]);
+    let app = router(apps.clone());
+    let (status, body) = get(&app, "/healthz").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::OK,
+            "ok: 2 apps, every loop beat within its limit\n"
+        )
+    );
+    tokio::time::advance(Duration::from_secs(30)).await;
+    let (status, body) = get(&app, "/healthz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body,
+        "stalled: 1 of 2 apps: quick/web (no beat for 30.0 s, limit 28.0 s)\n"
+    );
+    apps[1].stamp_alive();
+    assert_eq!(get(&app, "/healthz").await.0, StatusCode::OK);
+}
+
+#[test]
+fn healthz_names_at_most_twenty_stalled_apps() {
+    let stalled: Vec<(String, Duration, Duration)> = (0..25)
+        .map(|i| {
+            (
+                format!("app-{i}/web"),
+                Duration::from_secs(200),
+                Duration::from_secs(115),
+            )
+        })
+        .collect();
+    let (healthy, message) = health_of_many(1000, &stalled);
+    assert!(!healthy);
+    assert!(message.starts_with("stalled: 25 of 1000 apps: app-0/web (no beat for 200.0 s"));
+    assert!(message.contains("app-19/web"), "{message}");
+    assert!(!message.contains("app-20/web"), "{message}");
+    assert!(message.ends_with(", and 5 more\n"), "{message}");
 }

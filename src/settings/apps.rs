@@ -193,7 +193,8 @@ pub(super) fn read_apps(
         if let Some(port) = app.http_port {
             match &first_port {
                 Some((first, first_port)) if *first_port != port => {
-                    top.problems.push(port_conflict(&label, port, first, *first_port));
+                    top.problems
+                        .push(port_conflict(&label, port, first, *first_port));
                     all_ok = false;
                 }
                 Some(_) => {}

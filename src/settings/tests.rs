@@ -1280,3 +1280,27 @@ fn activator_keys_come_from_the_environment_too() {
         Some("AUTOSCALE_ACTIVATOR__LISTEN")
     );
 }
+
+#[test]
+fn the_worker_has_one_server_port_and_refuses_entries_naming_another() {
+    let two = "heroku_api_key = \"k\"\n[[apps]]\nheroku_app_name = \"shop\"\n\
+               [[apps]]\nheroku_app_name = \"blog\"\n";
+    assert_eq!(load_all(two, &[]).http_port(), None);
+    assert_eq!(load_all(two, &[("PORT", "5000")]).http_port(), Some(5000));
+    // An entry may name the port the others have.
+    let same = format!("{two}http_port = 5000\n");
+    assert_eq!(load_all(&same, &[("PORT", "5000")]).http_port(), Some(5000));
+    // Only one entry naming a port: the server runs there, for both apps.
+    let one = format!("{two}http_port = 8080\n");
+    assert_eq!(load_all(&one, &[]).http_port(), Some(8080));
+    let error = load_err(&one, &[("PORT", "5000")]);
+    let problem = problem_for(&error, "apps[1] (blog/web).http_port");
+    assert_eq!(problem.value.as_deref(), Some("8080"));
+    assert!(
+        problem
+            .expected
+            .starts_with("5000, the port apps[0] (shop/web) names"),
+        "{}",
+        problem.expected
+    );
+}

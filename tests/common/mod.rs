@@ -897,8 +897,26 @@ pub async fn post_drain(
     message_count: usize,
     body: String,
 ) -> u16 {
+    post_drain_at(
+        &format!("{base}/logs"),
+        password,
+        frame_id,
+        message_count,
+        body,
+    )
+    .await
+}
+
+/// POSTs a batch to the drain URL `url` (such as `{base}/logs/my-app`) as logplex does.
+pub async fn post_drain_at(
+    url: &str,
+    password: Option<&str>,
+    frame_id: &str,
+    message_count: usize,
+    body: String,
+) -> u16 {
     let mut request = reqwest::Client::new()
-        .post(format!("{base}/logs"))
+        .post(url)
         .header("content-type", "application/logplex-1")
         .header("logplex-msg-count", message_count.to_string())
         .header("logplex-frame-id", frame_id)
