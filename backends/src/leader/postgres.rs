@@ -36,23 +36,15 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 /// `key=value` connection string. The error never repeats the URL: it may hold a password.
 pub fn parse_url(url: &Secret) -> Result<Config, String> {
     let config = Config::from_str(url.expose()).map_err(|error| {
-        // tokio-postgres errors name the bad part ("invalid value for option `port`"), not
-        // the whole string.
-        let error = error.to_string();
-        // A URL's error is only "invalid connection string", so its sslmode is looked at here.
-        let url_ssl_mode = url::Url::parse(url.expose()).ok().and_then(|parsed| {
-            parsed
-                .query_pairs()
-                .find(|(name, _)| name == "sslmode")
-                .map(|(_, value)| value.into_owned())
-        });
-        let known = |mode: &str| matches!(mode, "disable" | "prefer" | "require");
-        if error.contains("`sslmode`") || url_ssl_mode.is_some_and(|mode| !known(&mode)) {
-            return format!(
-                "a PostgreSQL URL whose sslmode is disable, prefer or require: verify-ca and \
-                 verify-full are not supported; require encrypts without checking the server's \
-                 certificate ({error})"
-            );
+        // tokio-postgres says only "invalid connection string"; its source names the option
+        // ("invalid value for option `sslmode`") but may name any unknown key, so it is read
+        // here, never shown.
+        let cause = std::error::Error::source(&error).map(ToString::to_string);
+        if cause.is_some_and(|cause| cause.contains("`sslmode`")) {
+            return "a PostgreSQL URL whose sslmode is disable, prefer or require: verify-ca and \
+                    verify-full are not supported; require encrypts without checking the server's \
+                    certificate"
+                .to_string();
         }
         format!("a PostgreSQL URL such as \"postgres://user:password@host:5432/db\" ({error})")
     })?;
