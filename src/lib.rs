@@ -166,7 +166,7 @@ fn leadership(
     let Some(url) = &settings.leader_lock_url else {
         return (Leadership::always(), None);
     };
-    match PostgresLock::new(url) {
+    match PostgresLock::new(url).map(|lock| lock.with_key(settings.leader_lock_key)) {
         Ok(lock) => {
             let (leadership, task) = lock.start(released.cancelled_owned());
             (leadership, Some(task))

@@ -9,6 +9,7 @@
 use crate::downtime::{BadEntry, Window};
 use crate::schedule::Schedule;
 use autoscalebot_backends::activator::Endpoint;
+use autoscalebot_backends::leader::postgres::DEFAULT_LOCK_KEY;
 use autoscalebot_backends::notify::{EmailConfig, WebhookConfig};
 use autoscalebot_backends::scaler::Commands;
 use autoscalebot_backends::Secret;
@@ -35,6 +36,9 @@ pub struct Settings {
     pub apps: Vec<AppSettings>,
     /// `leader_lock_url`: only the worker holding this PostgreSQL advisory lock acts.
     pub leader_lock_url: Option<Secret>,
+    /// `leader_lock_key`: the advisory lock's key, so that two fleets in one database each
+    /// have a leader.
+    pub leader_lock_key: i64,
     /// `heroku_api_calls_per_hour`: the most Platform API calls an hour the worker spends
     /// per API key.
     pub heroku_api_calls_per_hour: u32,
@@ -56,6 +60,7 @@ impl Settings {
         };
         vec![
             ("leader_lock_url", lock),
+            ("leader_lock_key", self.leader_lock_key.to_string()),
             (
                 "heroku_api_calls_per_hour",
                 self.heroku_api_calls_per_hour.to_string(),
@@ -66,7 +71,11 @@ impl Settings {
 
 /// The settings that belong to the worker as a whole: only at the top level of the file,
 /// never inside an `[[apps]]` entry.
-pub const GLOBAL_KEYS: &[&str] = &["leader_lock_url", "heroku_api_calls_per_hour"];
+pub const GLOBAL_KEYS: &[&str] = &[
+    "leader_lock_url",
+    "leader_lock_key",
+    "heroku_api_calls_per_hour",
+];
 
 /// What Heroku gives each account: 4,500 calls an hour (`../shared/heroku/README.md`).
 pub const HEROKU_CALLS_PER_HOUR: u32 = 4500;
@@ -396,7 +405,8 @@ where
         env_port: env.get("PORT").cloned(),
         purpose,
     };
-    let (leader_lock_url, heroku_api_calls_per_hour) = read_globals(&mut reader, env);
+    let (leader_lock_url, leader_lock_key, heroku_api_calls_per_hour) =
+        read_globals(&mut reader, env);
     let apps = match reader.take("apps") {
         // Without [[apps]], the file describes one app, exactly as before.
         None => {
@@ -410,6 +420,7 @@ where
         Some(apps) if reader.problems.is_empty() => Ok(Settings {
             apps,
             leader_lock_url,
+            leader_lock_key: leader_lock_key.unwrap_or(DEFAULT_LOCK_KEY),
             heroku_api_calls_per_hour: heroku_api_calls_per_hour.unwrap_or(DEFAULT_CALLS_PER_HOUR),
         }),
         _ => Err(SettingsError {

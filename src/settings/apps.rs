@@ -1,5 +1,5 @@
 //! The settings of the worker as a whole: the global keys (`leader_lock_url`,
-//! `heroku_api_calls_per_hour`) and `[[apps]]`, where each entry is one app with the
+//! `leader_lock_key`, `heroku_api_calls_per_hour`) and `[[apps]]`, where each entry is one app with the
 //! top-level values as its defaults, and problems are named after the entry.
 //!
 //! Reading one app is `app`'s job: this module only merges tables and names problems; it
@@ -7,16 +7,17 @@
 
 use super::reader::show;
 use super::{AppSettings, LoadContext, Problem, Reader, DEFAULT_CALLS_PER_HOUR, GLOBAL_KEYS};
+use autoscalebot_backends::leader::postgres::DEFAULT_LOCK_KEY;
 use autoscalebot_backends::Secret;
 use config::{Value, ValueKind};
 use std::collections::HashMap;
 
-/// The settings of the worker as a whole: `leader_lock_url` (`"env"` takes `DATABASE_URL`)
-/// and `heroku_api_calls_per_hour`.
+/// The settings of the worker as a whole: `leader_lock_url` (`"env"` takes `DATABASE_URL`),
+/// `leader_lock_key` and `heroku_api_calls_per_hour`.
 pub(super) fn read_globals(
     reader: &mut Reader,
     env: &HashMap<String, String>,
-) -> (Option<Secret>, Option<u32>) {
+) -> (Option<Secret>, Option<i64>, Option<u32>) {
     let leader_lock_url = match reader.string("leader_lock_url") {
         None => None,
         Some(text) if text.trim().is_empty() => None,
@@ -41,13 +42,19 @@ pub(super) fn read_globals(
             reader.bad("leader_lock_url", &value, expected);
         }
     }
+    let lock_key = reader.integer_or(
+        "leader_lock_key",
+        DEFAULT_LOCK_KEY,
+        "a whole number from -9223372036854775808 to 9223372036854775807 (PostgreSQL's bigint), \
+         the same in every copy of one fleet, such as 107070632096611 (the default)",
+    );
     let calls = reader.whole_or(
         "heroku_api_calls_per_hour",
         DEFAULT_CALLS_PER_HOUR,
         1,
         "a whole number of calls an hour above 0 (Heroku allows 4500 per account)",
     );
-    (leader_lock_url, calls)
+    (leader_lock_url, lock_key, calls)
 }
 
 /// `[[apps]]`: each entry is one app, with the top-level values as defaults under it. Every

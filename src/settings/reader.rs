@@ -13,9 +13,10 @@ use std::time::Duration;
 
 /// Keys whose values are never shown: keys, passwords and tokens by name, the SMTP URL (it
 /// holds the password), the hook URL (Slack keeps its token in the path) and hook headers.
+/// `leader_lock_key` is a lock's number, not a secret.
 fn is_secret_key(key: &str) -> bool {
     let last = key.rsplit('.').next().unwrap_or(key);
-    last.contains("key")
+    (last.contains("key") && last != "leader_lock_key")
         || last.contains("password")
         || last.contains("token")
         || matches!(key, "email.smtp_url" | "webhook" | "webhook.url")
@@ -303,6 +304,23 @@ impl Reader {
             None => Some(default),
             Some(value) => self.whole_value(key, &value, min, expected),
         }
+    }
+
+    /// Any whole number that fits in 64 bits, signed (PostgreSQL's `bigint`).
+    pub fn integer_or(&mut self, key: &str, default: i64, expected: &str) -> Option<i64> {
+        let Some(value) = self.take(key) else {
+            return Some(default);
+        };
+        let number = match &value.kind {
+            ValueKind::I64(n) => Some(*n),
+            ValueKind::U64(n) => i64::try_from(*n).ok(),
+            ValueKind::String(text) => text.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        if number.is_none() {
+            self.bad(key, &value, expected);
+        }
+        number
     }
 
     /// A number that may have a fraction, above zero.

@@ -839,6 +839,7 @@ fn a_file_without_apps_is_one_app_and_the_worker_settings_have_defaults() {
     let settings = load_all(MINIMAL, &[]);
     assert_eq!(settings.apps.len(), 1);
     assert_eq!(settings.leader_lock_url, None);
+    assert_eq!(settings.leader_lock_key, 0x6175_746f_7363);
     assert_eq!(settings.heroku_api_calls_per_hour, 3600);
 }
 
@@ -921,6 +922,40 @@ fn worker_wide_settings_are_refused_inside_an_entry() {
             .expected
             .contains("top level")
     );
+}
+
+#[test]
+fn the_leader_lock_key_is_any_bigint_at_the_top_level_only() {
+    let settings = load_all(&format!("{MINIMAL}leader_lock_key = -42\n"), &[]);
+    assert_eq!(settings.leader_lock_key, -42);
+    let shown: HashMap<_, _> = settings.effective().into_iter().collect();
+    assert_eq!(shown["leader_lock_key"], "-42");
+    // TOML's hexadecimal, and the environment.
+    let settings = load_all(&format!("{MINIMAL}leader_lock_key = 0x10\n"), &[]);
+    assert_eq!(settings.leader_lock_key, 16);
+    let settings = load_all(MINIMAL, &[("AUTOSCALE_LEADER_LOCK_KEY", "9007199254740993")]);
+    assert_eq!(settings.leader_lock_key, 9_007_199_254_740_993);
+
+    for (text, shown) in [
+        ("\"fleet-a\"", "\"fleet-a\""),
+        ("1.5", "1.5"),
+        ("true", "true"),
+    ] {
+        let error = load_err(&format!("{MINIMAL}leader_lock_key = {text}\n"), &[]);
+        let problem = problem_for(&error, "leader_lock_key");
+        assert_eq!(problem.value.as_deref(), Some(shown), "{error}");
+        assert!(problem.expected.contains("whole number"), "{error}");
+        assert!(problem.expected.contains("bigint"), "{error}");
+    }
+    let error = load_err(MINIMAL, &[("AUTOSCALE_LEADER_LOCK_KEY", "9223372036854775808")]);
+    let problem = problem_for(&error, "leader_lock_key");
+    assert_eq!(problem.origin.as_deref(), Some("AUTOSCALE_LEADER_LOCK_KEY"));
+
+    let text = "heroku_api_key = \"k\"\n[[apps]]\nheroku_app_name = \"a\"\nleader_lock_key = 7\n";
+    let error = load_err(text, &[]);
+    assert!(problem_for(&error, "apps[0] (a/web).leader_lock_key")
+        .expected
+        .contains("top level"));
 }
 
 #[test]
