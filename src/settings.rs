@@ -52,8 +52,9 @@ impl Settings {
             None => "(not set)".to_string(),
             Some(url) => match autoscalebot_backends::leader::postgres::parse_url(url) {
                 Ok(config) => format!(
-                    "\"***\" ({})",
-                    autoscalebot_backends::leader::postgres::describe(&config)
+                    "\"***\" ({}, sslmode={})",
+                    autoscalebot_backends::leader::postgres::describe(&config),
+                    autoscalebot_backends::leader::postgres::describe_ssl_mode(&config)
                 ),
                 Err(_) => "\"***\"".to_string(),
             },

@@ -977,7 +977,7 @@ fn the_leader_lock_url_comes_from_the_file_or_database_url_and_is_never_shown() 
     let shown: HashMap<_, _> = settings.effective().into_iter().collect();
     assert_eq!(
         shown["leader_lock_url"],
-        "\"***\" (bot@db.internal:5432/locks)"
+        "\"***\" (bot@db.internal:5432/locks, sslmode=disable)"
     );
     let settings = load_all(
         &format!("{MINIMAL}leader_lock_url = \"env\"\n"),

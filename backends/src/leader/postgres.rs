@@ -144,7 +144,7 @@ impl PostgresLock {
             let (client, connection) = match connected {
                 Ok(Ok(pair)) => pair,
                 Ok(Err(error)) => {
-                    self.unreachable(&mut last_error, error.to_string());
+                    self.unreachable(&mut last_error, explain(&error));
                     if pause(&mut shutdown, &mut requests).await {
                         break;
                     }
@@ -163,7 +163,7 @@ impl PostgresLock {
             };
             let tls = handshake_done.load(Ordering::Relaxed);
             if last_error.take().is_some() {
-                tracing::info!(%database, tls, sslmode, "Reached the leader-lock database again.");
+                tracing::info!(%database, tls, %sslmode, "Reached the leader-lock database again.");
             }
             let mut session = tokio::spawn(connection);
             let mut held = false;
@@ -175,7 +175,7 @@ impl PostgresLock {
                     ended = &mut session => {
                         let why = match ended {
                             Ok(Ok(())) => "the database closed the session".to_string(),
-                            Ok(Err(error)) => error.to_string(),
+                            Ok(Err(error)) => explain(&error),
                             Err(error) => error.to_string(),
                         };
                         self.step_down(&state, held, &why);
@@ -201,7 +201,7 @@ impl PostgresLock {
                             Ok(true) => {
                                 held = true;
                                 state.send_replace(true);
-                                tracing::info!(%database, key = self.key, tls, sslmode, "Took the leader lock: this worker scales and notifies.");
+                                tracing::info!(%database, key = self.key, tls, %sslmode, "Took the leader lock: this worker scales and notifies.");
                             }
                             Ok(false) => {
                                 tracing::debug!(%database, "Another worker holds the leader lock; standing by.");
@@ -266,12 +266,27 @@ async fn pause(
     }
 }
 
+/// An error with its causes: tokio-postgres's own text is only "db error" or "error performing
+/// TLS handshake", and the server's reason ("pg_hba.conf rejects connection … no encryption")
+/// is in the source. Server messages name the user and database, never the password.
+fn explain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    // A server's DETAIL and HINT come on lines of their own; a log field keeps one line.
+    text.replace('\n', "; ")
+}
+
 async fn try_lock(client: &Client, key: i64) -> Result<bool, String> {
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
     let query = client.query_one("SELECT pg_try_advisory_lock($1)", &params);
     match tokio::time::timeout(QUERY_TIMEOUT, query).await {
-        Ok(Ok(row)) => row.try_get::<_, bool>(0).map_err(|error| error.to_string()),
-        Ok(Err(error)) => Err(error.to_string()),
+        Ok(Ok(row)) => row.try_get::<_, bool>(0).map_err(|error| explain(&error)),
+        Ok(Err(error)) => Err(explain(&error)),
         Err(_) => Err(format!("no answer within {QUERY_TIMEOUT:?}")),
     }
 }
@@ -280,7 +295,7 @@ async fn try_lock(client: &Client, key: i64) -> Result<bool, String> {
 async fn check(client: &Client) -> Result<(), String> {
     match tokio::time::timeout(QUERY_TIMEOUT, client.simple_query("SELECT 1")).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(error)) => Err(error.to_string()),
+        Ok(Err(error)) => Err(explain(&error)),
         Err(_) => Err(format!("no answer within {QUERY_TIMEOUT:?}")),
     }
 }
