@@ -933,7 +933,10 @@ fn the_leader_lock_key_is_any_bigint_at_the_top_level_only() {
     // TOML's hexadecimal, and the environment.
     let settings = load_all(&format!("{MINIMAL}leader_lock_key = 0x10\n"), &[]);
     assert_eq!(settings.leader_lock_key, 16);
-    let settings = load_all(MINIMAL, &[("AUTOSCALE_LEADER_LOCK_KEY", "9007199254740993")]);
+    let settings = load_all(
+        MINIMAL,
+        &[("AUTOSCALE_LEADER_LOCK_KEY", "9007199254740993")],
+    );
     assert_eq!(settings.leader_lock_key, 9_007_199_254_740_993);
 
     for (text, shown) in [
@@ -947,7 +950,10 @@ fn the_leader_lock_key_is_any_bigint_at_the_top_level_only() {
         assert!(problem.expected.contains("whole number"), "{error}");
         assert!(problem.expected.contains("bigint"), "{error}");
     }
-    let error = load_err(MINIMAL, &[("AUTOSCALE_LEADER_LOCK_KEY", "9223372036854775808")]);
+    let error = load_err(
+        MINIMAL,
+        &[("AUTOSCALE_LEADER_LOCK_KEY", "9223372036854775808")],
+    );
     let problem = problem_for(&error, "leader_lock_key");
     assert_eq!(problem.origin.as_deref(), Some("AUTOSCALE_LEADER_LOCK_KEY"));
 

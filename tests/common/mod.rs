@@ -1039,8 +1039,11 @@ impl Postgres {
             let write = |name: &str, text: &str| {
                 let path = data.join(name);
                 std::fs::write(&path, text).unwrap();
-                std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-                    .unwrap();
+                std::fs::set_permissions(
+                    &path,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .unwrap();
                 if as_root {
                     let (uid, gid) = postgres_user();
                     std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();

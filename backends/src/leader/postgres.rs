@@ -12,11 +12,11 @@ use super::Leadership;
 use crate::Secret;
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::config::Host;
-use std::sync::atomic::Ordering;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -329,13 +329,21 @@ mod tests {
     fn each_sslmode_is_read_as_libpq_reads_it() {
         let mode = |url: &str| describe_ssl_mode(&parse_url(&Secret::new(url)).unwrap());
         // Heroku's DATABASE_URL names no sslmode: prefer, which takes TLS when offered.
-        assert_eq!(mode("postgres://bot:pw@db.example.com:5432/locks"), "prefer");
+        assert_eq!(
+            mode("postgres://bot:pw@db.example.com:5432/locks"),
+            "prefer"
+        );
         for word in ["disable", "prefer", "require"] {
             assert_eq!(
-                mode(&format!("postgres://bot:pw@db.example.com/locks?sslmode={word}")),
+                mode(&format!(
+                    "postgres://bot:pw@db.example.com/locks?sslmode={word}"
+                )),
                 word
             );
-            assert_eq!(mode(&format!("host=db.example.com user=bot sslmode={word}")), word);
+            assert_eq!(
+                mode(&format!("host=db.example.com user=bot sslmode={word}")),
+                word
+            );
         }
     }
 
