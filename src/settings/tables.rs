@@ -230,7 +230,8 @@ pub(super) fn read_shutdown_hook(reader: &mut Reader) -> Option<ShutdownHookSett
         match &value.kind {
             ValueKind::Table(entries) => {
                 for (name, entry) in entries {
-                    let Some(entry) = table.resolve_env(&format!("headers.{name}"), entry.clone()) else {
+                    let Some(entry) = table.resolve_env(&format!("headers.{name}"), entry.clone())
+                    else {
                         continue;
                     };
                     let text = match &entry.kind {

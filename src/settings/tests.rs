@@ -1316,7 +1316,10 @@ const ENV_SECRET_VALUES: &[(&str, &str)] = &[
         "SMTP_URL",
         "smtp://ops:smtp-pass-0003@mail.example.com:587?tls=required",
     ),
-    ("HOOK_URL", "https://hooks.example.com/services/hook-token-0004"),
+    (
+        "HOOK_URL",
+        "https://hooks.example.com/services/hook-token-0004",
+    ),
     ("HOOK_AUTH", "Bearer hook-header-0005"),
     ("DRAIN_PASSWORD", "drain-pass-0006"),
     ("BYE_AUTH", "Bearer bye-header-0007"),
@@ -1332,7 +1335,8 @@ fn check_lines(settings: &Settings) -> String {
         .effective()
         .into_iter()
         .chain(settings.apps.iter().flat_map(AppSettings::effective));
-    rows.map(|(key, value)| format!("{key} = {value}\n")).collect()
+    rows.map(|(key, value)| format!("{key} = {value}\n"))
+        .collect()
 }
 
 #[test]
@@ -1413,7 +1417,11 @@ fn a_missing_or_empty_variable_names_the_entry_the_key_and_the_variable_never_a_
             && problem.expected.contains("set the config var BETA_KEY"),
         "{problem}"
     );
-    assert_eq!(error.problems.len(), 1, "told once, not also as missing: {error}");
+    assert_eq!(
+        error.problems.len(),
+        1,
+        "told once, not also as missing: {error}"
+    );
     let message = error.to_string();
     assert!(
         message.contains("apps[1] (beta/web).heroku_api_key = \"env:BETA_KEY\""),
@@ -1531,7 +1539,10 @@ fn a_bad_secret_inside_an_entry_or_from_a_variable_is_never_shown() {
         [apps.email]\nsmtp_url = \"http://ops:smtp-pass-0010@mail.example.com\"\n\
         from = \"bot@example.com\"\nto = [\"ops@example.com\"]\n\
         [apps.webhook]\nurl = \"env:HOOK_URL\"\nheaders = { Authorization = \"Bearer bad\\nhook-0011\" }\n";
-    let error = load_err(text, &[("HOOK_URL", "htps:/hooks.example.com/hook-token-0012")]);
+    let error = load_err(
+        text,
+        &[("HOOK_URL", "htps:/hooks.example.com/hook-token-0012")],
+    );
     let message = error.to_string();
     for secret in ["smtp-pass-0010", "hook-0011", "hook-token-0012"] {
         assert!(!message.contains(secret), "{secret} in:\n{message}");
