@@ -187,7 +187,7 @@ async fn a_tls_only_database_is_used_with_prefer_and_require_and_refused_with_di
             ],
         )
     };
-    let mut prefer = start("", KEY_A, "107070632096611");
+    let mut prefer = start("", KEY_A, "107157092528995");
     let mut require = start("?sslmode=require", KEY_B, "2");
     let mut disable = start("?sslmode=disable", KEY_C, "3");
 

@@ -1,6 +1,6 @@
 //! The settings of the worker as a whole: the global keys (`leader_lock_url`,
-//! `leader_lock_key`, `heroku_api_calls_per_hour`) and `[[apps]]`, where each entry is one app with the
-//! top-level values as its defaults, and problems are named after the entry.
+//! `leader_lock_key`, `heroku_api_calls_per_hour`) and `[[apps]]`, where each entry is one app
+//! with the top-level values as its defaults, and problems are named after the entry.
 //!
 //! Reading one app is `app`'s job: this module only merges tables and names problems; it
 //! must not check any per-app value itself.
@@ -12,17 +12,28 @@ use autoscalebot_backends::Secret;
 use config::{Value, ValueKind};
 use std::collections::HashMap;
 
-/// The settings of the worker as a whole: `leader_lock_url` (`"env"` takes `DATABASE_URL`),
-/// `leader_lock_key` and `heroku_api_calls_per_hour`.
-pub(super) fn read_globals(
-    reader: &mut Reader,
-    env: &HashMap<String, String>,
-) -> (Option<Secret>, Option<i64>, Option<u32>) {
+/// The settings of the worker as a whole.
+pub(super) struct Globals {
+    pub leader_lock_url: Option<Secret>,
+    /// The variable `leader_lock_url` came from: `"env:NAME"`'s NAME, or `DATABASE_URL`.
+    pub leader_lock_url_variable: Option<String>,
+    pub leader_lock_key: Option<i64>,
+    pub heroku_api_calls_per_hour: Option<u32>,
+}
+
+/// The settings of the worker as a whole: `leader_lock_url` (`"env"` takes `DATABASE_URL`,
+/// `"env:NAME"` the variable NAME, as for every secret), `leader_lock_key` and
+/// `heroku_api_calls_per_hour`.
+pub(super) fn read_globals(reader: &mut Reader, env: &HashMap<String, String>) -> Globals {
+    let mut leader_lock_url_variable = None;
     let leader_lock_url = match reader.string("leader_lock_url") {
         None => None,
         Some(text) if text.trim().is_empty() => None,
         Some(text) if text.trim() == "env" => match env.get("DATABASE_URL") {
-            Some(url) if !url.trim().is_empty() => Some(Secret::new(url.trim())),
+            Some(url) if !url.trim().is_empty() => {
+                leader_lock_url_variable = Some("DATABASE_URL".to_string());
+                Some(Secret::new(url.trim()))
+            }
             _ => {
                 let value = Value::new(None, "env");
                 reader.bad(
@@ -35,6 +46,13 @@ pub(super) fn read_globals(
         },
         Some(text) => Some(Secret::new(text.trim())),
     };
+    if let Some(at) = reader
+        .env_references
+        .iter()
+        .position(|(key, _)| key == "leader_lock_url")
+    {
+        leader_lock_url_variable = Some(reader.env_references.remove(at).1);
+    }
     if let Some(url) = &leader_lock_url {
         if let Err(expected) = autoscalebot_backends::leader::postgres::parse_url(url) {
             // The URL may hold a password: never shown.
@@ -46,7 +64,7 @@ pub(super) fn read_globals(
         "leader_lock_key",
         DEFAULT_LOCK_KEY,
         "a whole number from -9223372036854775808 to 9223372036854775807 (PostgreSQL's bigint), \
-         the same in every copy of one fleet, such as 107070632096611 (the default)",
+         the same in every copy of one fleet, such as 107157092528995 (the default)",
     );
     let calls = reader.whole_or(
         "heroku_api_calls_per_hour",
@@ -54,7 +72,12 @@ pub(super) fn read_globals(
         1,
         "a whole number of calls an hour above 0 (Heroku allows 4500 per account)",
     );
-    (leader_lock_url, lock_key, calls)
+    Globals {
+        leader_lock_url,
+        leader_lock_url_variable,
+        leader_lock_key: lock_key,
+        heroku_api_calls_per_hour: calls,
+    }
 }
 
 /// `[[apps]]`: each entry is one app, with the top-level values as defaults under it. Every
@@ -102,6 +125,8 @@ pub(super) fn read_apps(
             None => format!("apps[{index}]"),
         };
         let mut reader = Reader::new(defaults.clone(), &format!("{label}."));
+        reader.entry_prefix = reader.prefix.clone();
+        reader.env = top.env.clone();
         for key in defaults.keys() {
             if entry.contains_key(key) {
                 continue;
