@@ -6,7 +6,7 @@
 
 use crate::settings::{AppSettings, ScalerKind};
 use autoscalebot_backends::notify::{
-    ConsoleNotifier, EmailNotifier, Event, EventKind, LogNotifier, Notifier, NotifyError,
+    ConsoleNotifier, Delivered, EmailNotifier, Event, EventKind, LogNotifier, Notifier, NotifyError,
     TestNotifier, WebhookNotifier,
 };
 use autoscalebot_backends::scaler::{CommandScaler, HerokuScaler, Scaler};
@@ -102,7 +102,7 @@ fn notifier_for(
 pub async fn send_test_notifications(
     settings: &AppSettings,
     now: DateTime<Utc>,
-) -> Vec<(String, Result<(), NotifyError>)> {
+) -> Vec<(String, Result<Delivered, NotifyError>)> {
     let bounds = crate::decision::bounds_at(settings, now);
     let mut event = Event::new(
         now,
