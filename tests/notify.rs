@@ -606,3 +606,22 @@ async fn no_secret_appears_in_any_output_even_with_debug_logs_and_failing_backen
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notify_test_names_a_refused_address_while_the_others_get_the_message() {
+    let smtp = SmtpServer::start(free_port(), None, &["nobody@example.com"]);
+    let settings = format!(
+        "heroku_app_name = \"test-app\"\nheroku_api_key = \"{KEY}\"\nnotification_backends = [\"email\"]\n[email]\nsmtp_url = \"smtp://127.0.0.1:{}\"\nfrom = \"bot@example.com\"\nto = [\"nobody@example.com\", \"ops@example.com\"]\n",
+        smtp.port
+    );
+    let (code, stdout, stderr) = notify_test(&settings, &[]);
+    assert_eq!(code, Some(1), "an address is wrong:\n{stdout}{stderr}");
+    assert!(
+        stdout.contains("email: delivered, but refused for nobody@example.com:")
+            && stdout.contains("550"),
+        "{stdout}"
+    );
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].rcpt_tos, vec!["ops@example.com"]);
+}
