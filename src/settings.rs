@@ -13,7 +13,7 @@ use autoscalebot_backends::notify::{EmailConfig, WebhookConfig};
 use autoscalebot_backends::scaler::Commands;
 use autoscalebot_backends::Secret;
 use chrono_tz::Tz;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,6 +35,9 @@ pub struct Settings {
     pub apps: Vec<AppSettings>,
     /// `leader_lock_url`: only the worker holding this PostgreSQL advisory lock acts.
     pub leader_lock_url: Option<Secret>,
+    /// The environment variable `leader_lock_url` was taken from (`"env:NAME"`, or
+    /// `DATABASE_URL` for `"env"`), for `check`.
+    pub leader_lock_url_variable: Option<String>,
     /// `heroku_api_calls_per_hour`: the most Platform API calls an hour the worker spends
     /// per API key.
     pub heroku_api_calls_per_hour: u32,
@@ -53,6 +56,10 @@ impl Settings {
                 ),
                 Err(_) => "\"***\"".to_string(),
             },
+        };
+        let lock = match &self.leader_lock_url_variable {
+            Some(variable) => format!("{lock} (from env:{variable})"),
+            None => lock,
         };
         vec![
             ("leader_lock_url", lock),
@@ -144,6 +151,9 @@ pub struct AppSettings {
     /// The basic-auth password a log drain must send; `POST /logs` is off without it.
     pub log_drain_password: Option<Secret>,
     pub log_format: LogFormat,
+    /// Secret setting (`heroku_api_key`, `webhook.headers.Authorization`) → the environment
+    /// variable its `"env:NAME"` value named, so `check` can say where a secret comes from.
+    pub secret_variables: BTreeMap<String, String>,
 }
 
 /// Where the size is set: the Heroku Platform API or the user's commands.
@@ -390,13 +400,14 @@ where
     let table = raw_table(file, env)?;
     let mut reader = Reader::new(table, "");
     reader.origins = env_origins(env);
+    reader.env = std::sync::Arc::new(env.clone());
     let context = LoadContext {
         settings_dir,
         env_downtime: env.get(ENV_DOWNTIME).cloned(),
         env_port: env.get("PORT").cloned(),
         purpose,
     };
-    let (leader_lock_url, heroku_api_calls_per_hour) = read_globals(&mut reader, env);
+    let globals = read_globals(&mut reader, env);
     let apps = match reader.take("apps") {
         // Without [[apps]], the file describes one app, exactly as before.
         None => {
@@ -409,8 +420,11 @@ where
     match apps {
         Some(apps) if reader.problems.is_empty() => Ok(Settings {
             apps,
-            leader_lock_url,
-            heroku_api_calls_per_hour: heroku_api_calls_per_hour.unwrap_or(DEFAULT_CALLS_PER_HOUR),
+            leader_lock_url: globals.leader_lock_url,
+            leader_lock_url_variable: globals.leader_lock_url_variable,
+            heroku_api_calls_per_hour: globals
+                .heroku_api_calls_per_hour
+                .unwrap_or(DEFAULT_CALLS_PER_HOUR),
         }),
         _ => Err(SettingsError {
             problems: reader.problems,
