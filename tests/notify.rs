@@ -366,7 +366,9 @@ async fn one_refused_recipient_does_not_keep_the_message_from_the_others() {
     );
     let mut bot = Bot::start(&settings, &[], &[]);
     wait_until("the scale mail reaches the good address", || {
-        smtp.mails().iter().any(|mail| mail.subject.contains("scaled from 1 to 2"))
+        smtp.mails()
+            .iter()
+            .any(|mail| mail.subject.contains("scaled from 1 to 2"))
     })
     .await;
     let mail = smtp

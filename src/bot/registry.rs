@@ -6,8 +6,8 @@
 
 use crate::settings::{AppSettings, ScalerKind};
 use autoscalebot_backends::notify::{
-    ConsoleNotifier, Delivered, EmailNotifier, Event, EventKind, LogNotifier, Notifier, NotifyError,
-    TestNotifier, WebhookNotifier,
+    ConsoleNotifier, Delivered, EmailNotifier, Event, EventKind, LogNotifier, Notifier,
+    NotifyError, TestNotifier, WebhookNotifier,
 };
 use autoscalebot_backends::scaler::{CommandScaler, HerokuScaler, Scaler};
 use autoscalebot_backends::shutdown_hook::ShutdownHook;

@@ -12,8 +12,8 @@
 use super::{Delivered, DeliveryPolicy, Event, EventKind, Notifier, NotifyError};
 use crate::Secret;
 use async_trait::async_trait;
-use lettre::message::header::ContentType;
 use lettre::address::Envelope;
+use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::response::Category;
 use lettre::transport::smtp::Error as SmtpError;
@@ -224,8 +224,10 @@ impl EmailNotifier {
         let mut refused = Vec::new();
         let mut passing: Option<NotifyError> = None;
         for to in envelope.to() {
-            let single = Envelope::new(envelope.from().cloned(), vec![to.clone()])
-                .map_err(|error| NotifyError::permanent(format!("the envelope to {to}: {error}")))?;
+            let single =
+                Envelope::new(envelope.from().cloned(), vec![to.clone()]).map_err(|error| {
+                    NotifyError::permanent(format!("the envelope to {to}: {error}"))
+                })?;
             match self.transport.send_raw(&single, formatted).await {
                 Ok(_) => reached += 1,
                 Err(error) => {

@@ -313,7 +313,11 @@ impl HerokuFormation {
     /// When the next try may go out: not before a `Retry-After` has passed and, when tokens
     /// run low, one token interval after the last call. `None`: now. Fails at once when the
     /// wait would overrun the budget.
-    fn gate_wait(&self, retry: RetryPolicy, started: Instant) -> Result<Option<Instant>, ScaleError> {
+    fn gate_wait(
+        &self,
+        retry: RetryPolicy,
+        started: Instant,
+    ) -> Result<Option<Instant>, ScaleError> {
         let ready_at = self.gate.lock().unwrap().ready_at();
         let Some(ready_at) = ready_at else {
             return Ok(None);
@@ -781,10 +785,15 @@ mod tests {
         );
         assert_eq!(tries.load(Ordering::SeqCst), 1);
         assert_eq!(shutting_down_after(&result), Some("status"), "{result:?}");
-        assert_eq!(started.elapsed(), Duration::from_secs(1), "no wait after shutdown");
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(1),
+            "no wait after shutdown"
+        );
         let message = result.unwrap_err().to_string();
         assert!(
-            message.starts_with("not retried: shutting down (the last try: the platform answered 503"),
+            message
+                .starts_with("not retried: shutting down (the last try: the platform answered 503"),
             "{message}"
         );
     }
@@ -859,6 +868,9 @@ mod tests {
             .await;
         assert_eq!(tries.load(Ordering::SeqCst), 5);
         assert_eq!(result.unwrap_err().kind(), "status");
-        assert!(started.elapsed() >= Duration::from_secs(20), "four waits of 5 s or more");
+        assert!(
+            started.elapsed() >= Duration::from_secs(20),
+            "four waits of 5 s or more"
+        );
     }
 }
