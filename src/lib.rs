@@ -97,7 +97,7 @@ pub async fn run(
             std::time::Duration::ZERO
         };
         let formation = formations.get(&(key.clone(), app.heroku_app_name.clone()));
-        let mut worker = Worker::from_settings(app, client.clone(), dry_run, None)
+        let mut worker = Worker::from_settings(app, client.clone(), dry_run, None, &shutdown)
             .with_leadership(leadership.clone())
             .with_first_beat_after(offset);
         // The budget is Heroku's (a command scaler spends none of it), and a key with one
@@ -107,8 +107,9 @@ pub async fn run(
         }
         if let (Some(formation), true) = (formation, heroku) {
             let process_type = worker.settings.process_type.clone();
-            worker =
-                worker.with_scaler(Arc::new(HerokuScaler::of(formation.clone(), &process_type)));
+            let scaler =
+                HerokuScaler::of(formation.clone(), &process_type).with_shutdown(shutdown.clone());
+            worker = worker.with_scaler(Arc::new(scaler));
         }
         // One server per process: it shows the first app that names a port.
         if let (Some(port), false) = (port, served) {

@@ -281,7 +281,7 @@ struct NotificationCounts(Vec<(&'static str, Arc<DeliveryCounts>)>);
 impl Collector for NotificationCounts {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         type Read = fn(&DeliveryCounts) -> u64;
-        let families: [(&str, &str, Read); 3] = [
+        let families: [(&str, &str, Read); 4] = [
             (
                 "notifications_sent",
                 "Notifications delivered, by backend",
@@ -296,6 +296,11 @@ impl Collector for NotificationCounts {
                 "notifications_dropped",
                 "Notifications dropped because a backend's queue was full, by backend",
                 |counts| counts.dropped.load(Ordering::Relaxed),
+            ),
+            (
+                "notification_recipients_refused",
+                "Recipients a server refused while the others got the notification, by backend",
+                |counts| counts.recipients_refused.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, read) in families {
