@@ -3,7 +3,9 @@
 //! This is the thin async shell around the decision engine: it sleeps, asks the probe, reads the
 //! quantity from the platform, hands both to [`AppState`] with the clock's `now`, and carries
 //! out the plan. It never decides anything itself. Shutdown is a [`CancellationToken`] checked
-//! while waiting and probing, never during a platform call, so a scale is never cut in half.
+//! while waiting and probing, never during a platform call, so a scale is never cut in half;
+//! the scaler holds the same token and, once it is cancelled, starts no retry and no wait, so
+//! a call during a platform outage ends in time and is reported like any failed call.
 //! When the platform refuses a call (401, 403, 404: a setting is wrong), the loop pauses its
 //! platform calls for a growing time while heartbeats go on, instead of knocking every beat.
 //!
@@ -42,7 +44,7 @@ use autoscalebot_backends::probe::{Heartbeat as HeartbeatProbe, Probe, ProbeOutc
 use autoscalebot_backends::scaler::Scaler;
 use autoscalebot_backends::shutdown_hook::ShutdownHook;
 use chrono::{DateTime, Utc};
-use platform::{NoSize, Refusal, Size};
+use platform::{failed_call, NoSize, Refusal, Size};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -212,12 +214,14 @@ impl Worker {
     }
 
     /// Builds the worker the settings describe: heartbeat probe, Heroku scaler, and the named
-    /// notification backends. `test_notifier` receives events when "test" is named.
+    /// notification backends. `test_notifier` receives events when "test" is named. Give the
+    /// scaler the token [`Worker::run`] gets, so it stops retrying once shutdown begins.
     pub fn from_settings(
         settings: AppSettings,
         client: reqwest::Client,
         dry_run: bool,
         test_notifier: Option<TestNotifier>,
+        shutdown: &CancellationToken,
     ) -> Self {
         let downtime_header = settings
             .downtime_header
@@ -232,7 +236,7 @@ impl Worker {
             )
             .with_downtime_header(downtime_header),
         );
-        let scaler = scaler_for(&settings, client.clone());
+        let scaler = scaler_for(&settings, client.clone(), shutdown);
         let hook = shutdown_hook_for(&settings, client);
         let notifiers = notifiers_for(&settings, test_notifier);
         let drain_on = settings.log_drain_password.is_some();
@@ -386,7 +390,7 @@ impl Worker {
             Err(error) => {
                 let message = format!("reading the formation: {error}");
                 if !self.refused(&error, &message) {
-                    tracing::warn!(%app, kind = error.kind(), error = %message, "Could not read the formation; trying again next heartbeat.");
+                    failed_call(&app, &error, &message, "Could not read the formation");
                 }
                 let events =
                     self.state
@@ -550,7 +554,7 @@ impl Worker {
                     self.state
                         .scale_refused(&self.settings, now, None, &message)
                 } else {
-                    tracing::warn!(%app, kind = error.kind(), error = %message, "Could not read the formation; trying again next heartbeat.");
+                    failed_call(&app, &error, &message, "Could not read the formation");
                     self.state.scale_failed(&self.settings, now, None, &message)
                 };
                 self.send_with(events, &heartbeat);
@@ -628,7 +632,7 @@ impl Worker {
                         self.state
                             .scale_refused(&self.settings, now, Some(scale), &message)
                     } else {
-                        tracing::warn!(%app, kind = error.kind(), error = %message, "Scale failed; trying again next heartbeat.");
+                        failed_call(&app, &error, &message, "Scale failed");
                         self.state
                             .scale_failed(&self.settings, now, Some(scale), &message)
                     };

@@ -118,7 +118,7 @@ pub async fn run(
             std::time::Duration::ZERO
         };
         let formation = formations.get(&(key.clone(), app.heroku_app_name.clone()));
-        let mut worker = Worker::from_settings(app, client.clone(), dry_run, None)
+        let mut worker = Worker::from_settings(app, client.clone(), dry_run, None, &shutdown)
             .with_metrics(&registry)
             .with_leadership(leadership.clone())
             .with_first_beat_after(offset);
@@ -129,8 +129,9 @@ pub async fn run(
         }
         if let (Some(formation), true) = (formation, heroku) {
             let process_type = worker.settings.process_type.clone();
-            worker =
-                worker.with_scaler(Arc::new(HerokuScaler::of(formation.clone(), &process_type)));
+            let scaler =
+                HerokuScaler::of(formation.clone(), &process_type).with_shutdown(shutdown.clone());
+            worker = worker.with_scaler(Arc::new(scaler));
         }
         if listener.is_some() {
             shown.push(worker.telemetry());
@@ -188,7 +189,7 @@ fn leadership(
     let Some(url) = &settings.leader_lock_url else {
         return (Leadership::always(), None);
     };
-    match PostgresLock::new(url) {
+    match PostgresLock::new(url).map(|lock| lock.with_key(settings.leader_lock_key)) {
         Ok(lock) => {
             let (leadership, task) = lock.start(released.cancelled_owned());
             (leadership, Some(task))

@@ -321,7 +321,17 @@ async fn notify_test(settings: &Settings) -> bool {
         let outcomes = autoscalebot::bot::send_test_notifications(app, chrono::Utc::now()).await;
         for (backend, outcome) in outcomes {
             match outcome {
-                Ok(()) => println!("{backend}: delivered"),
+                Ok(delivered) if delivered.refused.is_empty() => {
+                    println!("{backend}: delivered")
+                }
+                // The others got it, but an address in the settings is wrong: worth a fix.
+                Ok(delivered) => {
+                    all_delivered = false;
+                    println!(
+                        "{backend}: delivered, but refused for {}",
+                        delivered.refused.join("; ")
+                    );
+                }
                 Err(error) => {
                     all_delivered = false;
                     println!("{backend}: failed: {error}");

@@ -412,7 +412,7 @@ struct NotificationCounts(Arc<Mutex<Vec<(&'static str, Arc<DeliveryCounts>)>>>);
 impl Collector for NotificationCounts {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         type Read = fn(&DeliveryCounts) -> u64;
-        let families: [(&str, &str, Read); 3] = [
+        let families: [(&str, &str, Read); 4] = [
             (
                 "notifications_sent",
                 "Notifications delivered, by backend, all apps together",
@@ -427,6 +427,11 @@ impl Collector for NotificationCounts {
                 "notifications_dropped",
                 "Notifications dropped because a backend's queue was full, by backend, all apps together",
                 |counts| counts.dropped.load(Ordering::Relaxed),
+            ),
+            (
+                "notification_recipients_refused",
+                "Recipients a server refused while the others got the notification, by backend",
+                |counts| counts.recipients_refused.load(Ordering::Relaxed),
             ),
         ];
         let lanes = self.0.lock().unwrap().clone();

@@ -9,11 +9,12 @@
 use crate::downtime::{BadEntry, Window};
 use crate::schedule::Schedule;
 use autoscalebot_backends::activator::Endpoint;
+use autoscalebot_backends::leader::postgres::DEFAULT_LOCK_KEY;
 use autoscalebot_backends::notify::{EmailConfig, WebhookConfig};
 use autoscalebot_backends::scaler::Commands;
 use autoscalebot_backends::Secret;
 use chrono_tz::Tz;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,6 +36,12 @@ pub struct Settings {
     pub apps: Vec<AppSettings>,
     /// `leader_lock_url`: only the worker holding this PostgreSQL advisory lock acts.
     pub leader_lock_url: Option<Secret>,
+    /// `leader_lock_key`: the advisory lock's key, so that two fleets in one database each
+    /// have a leader.
+    pub leader_lock_key: i64,
+    /// The environment variable `leader_lock_url` was taken from (`"env:NAME"`, or
+    /// `DATABASE_URL` for `"env"`), for `check`.
+    pub leader_lock_url_variable: Option<String>,
     /// `heroku_api_calls_per_hour`: the most Platform API calls an hour the worker spends
     /// per API key.
     pub heroku_api_calls_per_hour: u32,
@@ -54,14 +61,20 @@ impl Settings {
             None => "(not set)".to_string(),
             Some(url) => match autoscalebot_backends::leader::postgres::parse_url(url) {
                 Ok(config) => format!(
-                    "\"***\" ({})",
-                    autoscalebot_backends::leader::postgres::describe(&config)
+                    "\"***\" ({}, sslmode={})",
+                    autoscalebot_backends::leader::postgres::describe(&config),
+                    autoscalebot_backends::leader::postgres::describe_ssl_mode(&config)
                 ),
                 Err(_) => "\"***\"".to_string(),
             },
         };
+        let lock = match &self.leader_lock_url_variable {
+            Some(variable) => format!("{lock} (from env:{variable})"),
+            None => lock,
+        };
         vec![
             ("leader_lock_url", lock),
+            ("leader_lock_key", self.leader_lock_key.to_string()),
             (
                 "heroku_api_calls_per_hour",
                 self.heroku_api_calls_per_hour.to_string(),
@@ -72,7 +85,11 @@ impl Settings {
 
 /// The settings that belong to the worker as a whole: only at the top level of the file,
 /// never inside an `[[apps]]` entry.
-pub const GLOBAL_KEYS: &[&str] = &["leader_lock_url", "heroku_api_calls_per_hour"];
+pub const GLOBAL_KEYS: &[&str] = &[
+    "leader_lock_url",
+    "leader_lock_key",
+    "heroku_api_calls_per_hour",
+];
 
 /// What Heroku gives each account: 4,500 calls an hour (`../shared/heroku/README.md`).
 pub const HEROKU_CALLS_PER_HOUR: u32 = 4500;
@@ -150,6 +167,9 @@ pub struct AppSettings {
     /// The basic-auth password a log drain must send; `POST /logs` is off without it.
     pub log_drain_password: Option<Secret>,
     pub log_format: LogFormat,
+    /// Secret setting (`heroku_api_key`, `webhook.headers.Authorization`) → the environment
+    /// variable its `"env:NAME"` value named, so `check` can say where a secret comes from.
+    pub secret_variables: BTreeMap<String, String>,
 }
 
 /// Where the size is set: the Heroku Platform API or the user's commands.
@@ -396,13 +416,14 @@ where
     let table = raw_table(file, env)?;
     let mut reader = Reader::new(table, "");
     reader.origins = env_origins(env);
+    reader.env = std::sync::Arc::new(env.clone());
     let context = LoadContext {
         settings_dir,
         env_downtime: env.get(ENV_DOWNTIME).cloned(),
         env_port: env.get("PORT").cloned(),
         purpose,
     };
-    let (leader_lock_url, heroku_api_calls_per_hour) = read_globals(&mut reader, env);
+    let globals = read_globals(&mut reader, env);
     let apps = match reader.take("apps") {
         // Without [[apps]], the file describes one app, exactly as before.
         None => {
@@ -415,8 +436,12 @@ where
     match apps {
         Some(apps) if reader.problems.is_empty() => Ok(Settings {
             apps,
-            leader_lock_url,
-            heroku_api_calls_per_hour: heroku_api_calls_per_hour.unwrap_or(DEFAULT_CALLS_PER_HOUR),
+            leader_lock_url: globals.leader_lock_url,
+            leader_lock_url_variable: globals.leader_lock_url_variable,
+            leader_lock_key: globals.leader_lock_key.unwrap_or(DEFAULT_LOCK_KEY),
+            heroku_api_calls_per_hour: globals
+                .heroku_api_calls_per_hour
+                .unwrap_or(DEFAULT_CALLS_PER_HOUR),
         }),
         _ => Err(SettingsError {
             problems: reader.problems,

@@ -172,6 +172,90 @@ async fn one_apps_refused_key_leaves_the_others_scaling() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn two_accounts_keys_from_config_vars_each_reach_only_their_own_app() {
+    const ALPHA_KEY: &str = "alpha-account-key-4821";
+    const BETA_KEY: &str = "beta-account-key-7390";
+    let slow_alpha = HeartbeatServer::start(500).await;
+    let fast_beta = HeartbeatServer::start(0).await;
+    let api = FormationApi::start("alpha", "web", ALPHA_KEY, 1).await;
+    api.add("beta", "web", BETA_KEY, 3);
+    // The file names the variables only: the top-level key for alpha, beta's own for beta.
+    let settings = format!(
+        "{}{}{}",
+        defaults(&api, "max_dynos = 3").replace(KEY, "env:ALPHA_KEY"),
+        entry("alpha", "web", &slow_alpha, ""),
+        entry(
+            "beta",
+            "web",
+            &fast_beta,
+            "heroku_api_key = \"env:BETA_KEY\""
+        ),
+    );
+    assert!(!settings.contains(ALPHA_KEY) && !settings.contains(BETA_KEY));
+    let mut bot = Bot::start(
+        &settings,
+        &[],
+        &[
+            ("ALPHA_KEY", ALPHA_KEY),
+            ("BETA_KEY", BETA_KEY),
+            ("RUST_LOG", "debug"),
+        ],
+    );
+    wait_until("alpha reaches 3", || api.quantity_of("alpha", "web") == 3).await;
+    wait_until("beta reaches 1", || api.quantity_of("beta", "web") == 1).await;
+    let requests = api.requests();
+    for (app, key) in [("alpha", ALPHA_KEY), ("beta", BETA_KEY)] {
+        let calls: Vec<_> = requests
+            .iter()
+            .filter(|r| r.path.starts_with(&format!("/apps/{app}/")))
+            .collect();
+        assert!(!calls.is_empty(), "no call for {app}");
+        for call in calls {
+            assert_eq!(
+                call.api_key(),
+                key,
+                "{} {} carried another key",
+                call.method,
+                call.path
+            );
+        }
+    }
+    assert!(
+        requests.iter().all(|r| r.status < 400),
+        "no call was refused"
+    );
+    assert!(bot.terminate().await.success());
+    let output = format!("{}{}", bot.stdout(), bot.stderr());
+    assert!(output.contains("DEBUG"), "debug logging was on:\n{output}");
+    for key in [ALPHA_KEY, BETA_KEY] {
+        assert!(!output.contains(key), "{key} leaked:\n{output}");
+    }
+}
+
+#[test]
+fn a_missing_config_var_stops_the_worker_naming_the_entry_and_the_variable() {
+    let (_dir, path) = settings_file(
+        "heroku_api_key = \"env:ALPHA_KEY\"\n[[apps]]\nheroku_app_name = \"alpha\"\n\
+         [[apps]]\nheroku_app_name = \"beta\"\nheroku_api_key = \"env:BETA_KEY\"\n",
+    );
+    let output = command()
+        .arg(format!("--settings={}", path.display()))
+        .env("ALPHA_KEY", "alpha-account-key-4821")
+        .env_remove("BETA_KEY")
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("apps[1] (beta/web).heroku_api_key = \"env:BETA_KEY\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("set the config var BETA_KEY"), "{stderr}");
+    assert!(!stderr.contains("alpha-account-key-4821"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_small_budget_stops_routine_reads_but_never_a_scale() {
     // 100 calls an hour: a tenth of it on routine reads at the start, then none; the reads
     // just before a scale and the writes still go through.

@@ -1,6 +1,6 @@
-//! High availability: two copies of the worker against one real PostgreSQL server (started by
-//! the test in a temporary folder) and one formation API that tells their writes apart by the
-//! API key each copy uses.
+//! High availability: copies of the worker against one real PostgreSQL server (started by the
+//! test in a temporary folder; one test's takes TLS only, as Heroku Postgres does) and one
+//! formation API that tells their writes apart by the API key each copy uses.
 
 mod common;
 
@@ -32,15 +32,29 @@ fn writers(api: &FormationApi) -> Vec<(String, Instant)> {
         .collect()
 }
 
+/// The log line of the copy taking the lock.
+fn leader_line(bot: &Bot) -> String {
+    let stderr = bot.stderr();
+    stderr
+        .lines()
+        .find(|line| line.contains("Took the leader lock"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no \"Took the leader lock\" line: {stderr}"))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn only_the_lock_holder_scales_and_the_standby_takes_over_when_it_is_killed() {
     let postgres = Postgres::start();
     let heartbeat = HeartbeatServer::start(150).await;
     let api = FormationApi::start("test-app", "web", KEY_A, 1).await;
     api.add("test-app", "web", KEY_B, 1);
+    // One copy says sslmode=disable; the other names none (prefer), and this server offers
+    // no TLS, so it falls back to plain.
     let text = settings(&api, &heartbeat, &postgres.url());
+    let prefer_url = postgres.url().replace("?sslmode=disable", "");
+    let text_prefer = settings(&api, &heartbeat, &prefer_url);
     let mut a = Bot::start(&text, &[], &[("AUTOSCALE_HEROKU_API_KEY", KEY_A)]);
-    let mut b = Bot::start(&text, &[], &[("AUTOSCALE_HEROKU_API_KEY", KEY_B)]);
+    let mut b = Bot::start(&text_prefer, &[], &[("AUTOSCALE_HEROKU_API_KEY", KEY_B)]);
 
     wait_until("ten writes", || writers(&api).len() >= 10).await;
     let first = writers(&api)[0].0.clone();
@@ -63,6 +77,8 @@ async fn only_the_lock_holder_scales_and_the_standby_takes_over_when_it_is_kille
     );
     assert!(leader.stderr().contains("Took the leader lock"));
     assert!(!standby.stderr().contains("Took the leader lock"));
+    let line = leader_line(leader);
+    assert!(line.contains("tls=false"), "{line}");
     assert!(leader.stdout().contains("Scaled to"));
     assert!(
         !standby.stdout().contains("Scaled to"),
@@ -98,6 +114,7 @@ async fn only_the_lock_holder_scales_and_the_standby_takes_over_when_it_is_kille
         "the standby wrote before the leader was killed"
     );
     assert!(standby.stderr().contains("Took the leader lock"));
+    assert!(standby.stderr().contains("tls=false"));
     assert!(standby.stdout().contains("Scaled to"));
     eprintln!("The standby took over {took_over_after:?} after the leader was killed.");
     assert!(standby.terminate().await.success());
@@ -135,4 +152,82 @@ async fn with_the_lock_database_unreachable_nobody_scales_and_the_log_says_why()
     );
     assert!(!stderr.contains("lock-password-9"), "{stderr}");
     assert!(bot.terminate().await.success());
+}
+
+const KEY_C: &str = "copy-c-key-0123456789";
+const LOCK_PASSWORD: &str = "lock-password-tls-31";
+
+/// How many writes one API key made.
+fn writes_by(api: &FormationApi, key: &str) -> usize {
+    writers(api).iter().filter(|(by, _)| by == key).count()
+}
+
+/// Heroku Postgres takes TLS only, and its DATABASE_URL names no sslmode. Three workers with
+/// their own `leader_lock_key` each, so only TLS decides who leads.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_only_database_is_used_with_prefer_and_require_and_refused_with_disable() {
+    let postgres = Postgres::start_tls_only();
+    let url = |query: &str| {
+        format!(
+            "postgres://postgres:{LOCK_PASSWORD}@127.0.0.1:{}/postgres{query}",
+            postgres.port
+        )
+    };
+    let heartbeat = HeartbeatServer::start(150).await;
+    let api = FormationApi::start("test-app", "web", KEY_A, 1).await;
+    api.add("test-app", "web", KEY_B, 1);
+    api.add("test-app", "web", KEY_C, 1);
+    let start = |query: &str, api_key: &str, lock_key: &str| {
+        Bot::start(
+            &settings(&api, &heartbeat, &url(query)),
+            &[],
+            &[
+                ("AUTOSCALE_HEROKU_API_KEY", api_key),
+                ("AUTOSCALE_LEADER_LOCK_KEY", lock_key),
+            ],
+        )
+    };
+    let mut prefer = start("", KEY_A, "107157092528995");
+    let mut require = start("?sslmode=require", KEY_B, "2");
+    let mut disable = start("?sslmode=disable", KEY_C, "3");
+
+    // Different keys: both TLS workers lead at once in one database.
+    wait_until("both TLS workers write", || {
+        writes_by(&api, KEY_A) >= 3 && writes_by(&api, KEY_B) >= 3
+    })
+    .await;
+    for (bot, sslmode) in [(&prefer, "prefer"), (&require, "require")] {
+        let line = leader_line(bot);
+        assert!(line.contains("tls=true"), "{line}");
+        assert!(line.contains(&format!("sslmode={sslmode}")), "{line}");
+        assert!(bot.stdout().contains("Scaled to"), "{}", bot.stdout());
+    }
+
+    wait_until("the plain worker's refusal is logged", || {
+        disable
+            .stderr()
+            .contains("Cannot reach the leader-lock database")
+    })
+    .await;
+    heartbeat.wait_for_more(10).await;
+    assert_eq!(writes_by(&api, KEY_C), 0, "the plain worker wrote");
+    assert!(
+        !api.requests()
+            .iter()
+            .any(|request| request.api_key() == KEY_C),
+        "the plain worker called the API"
+    );
+    assert!(disable.is_running());
+    let stderr = disable.stderr();
+    assert!(!stderr.contains("Took the leader lock"), "{stderr}");
+    // PostgreSQL's own reason: its pg_hba.conf rejects a connection without encryption.
+    assert!(stderr.contains("pg_hba.conf"), "{stderr}");
+    assert!(stderr.contains("no encryption"), "{stderr}");
+    assert!(stderr.contains(&format!("postgres@127.0.0.1:{}/postgres", postgres.port)));
+
+    for bot in [&mut prefer, &mut require, &mut disable] {
+        assert!(bot.terminate().await.success());
+        let output = format!("{}{}", bot.stdout(), bot.stderr());
+        assert!(!output.contains(LOCK_PASSWORD), "{output}");
+    }
 }

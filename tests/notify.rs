@@ -344,6 +344,74 @@ async fn a_refused_recipient_is_a_clear_error_and_the_worker_keeps_scaling() {
     assert!(bot.terminate().await.success());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn one_refused_recipient_does_not_keep_the_message_from_the_others() {
+    let smtp = SmtpServer::start(
+        free_port(),
+        Some((SMTP_USER, SMTP_PASSWORD)),
+        &["nobody@example.com"],
+    );
+    let heartbeat = HeartbeatServer::start(250).await;
+    let api = FormationApi::start("test-app", "web", KEY, 1).await;
+    let settings = local_settings(
+        &api,
+        &heartbeat,
+        &format!(
+            "{SLOW_TO_MAX}\nmax_dynos = 2\nhttp_port = 0\nnotify_on_every_scale = true\nnotification_backends = [\"email\"]\n{}",
+            email_table(smtp.port, "").replace(
+                r#"to = ["ops@example.com", "Lead <lead@example.com>"]"#,
+                r#"to = ["ops@example.com", "Nobody <nobody@example.com>"]"#,
+            )
+        ),
+    );
+    let mut bot = Bot::start(&settings, &[], &[]);
+    wait_until("the scale mail reaches the good address", || {
+        smtp.mails()
+            .iter()
+            .any(|mail| mail.subject.contains("scaled from 1 to 2"))
+    })
+    .await;
+    let mail = smtp
+        .mails()
+        .into_iter()
+        .find(|mail| mail.subject.contains("scaled from 1 to 2"))
+        .unwrap();
+    assert_eq!(mail.rcpt_tos, vec!["ops@example.com"]);
+    assert!(
+        mail.to.contains("Nobody <nobody@example.com>"),
+        "the message itself is unchanged: {}",
+        mail.to
+    );
+    wait_until("the refused address is logged", || {
+        bot.stderr().contains("Email recipient refused")
+    })
+    .await;
+    let refusal = bot
+        .stderr()
+        .lines()
+        .find(|line| line.contains("Email recipient refused"))
+        .unwrap()
+        .to_string();
+    assert!(refusal.contains("address=nobody@example.com"), "{refusal}");
+    assert!(refusal.contains("550"), "the server's answer: {refusal}");
+    let base = bot.http_url().await;
+    let (_, text) = get_text(&base, "/metrics").await;
+    let refused = metric_value(
+        &parse_metrics(&text),
+        "autoscalebot_notification_recipients_refused_total",
+        &[("backend", "email")],
+    );
+    assert!(refused >= Some(1.0), "{refused:?}\n{text}");
+    assert!(
+        !bot.stderr().contains("Notification dropped."),
+        "delivered to the others, not dropped"
+    );
+    assert!(bot.terminate().await.success());
+    for output in [bot.stdout(), bot.stderr()] {
+        assert!(!output.contains(SMTP_PASSWORD), "the password leaked");
+    }
+}
+
 fn notify_test(settings: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let (_dir, path) = settings_file(settings);
     let output = command()
@@ -539,4 +607,23 @@ async fn no_secret_appears_in_any_output_even_with_debug_logs_and_failing_backen
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notify_test_names_a_refused_address_while_the_others_get_the_message() {
+    let smtp = SmtpServer::start(free_port(), None, &["nobody@example.com"]);
+    let settings = format!(
+        "heroku_app_name = \"test-app\"\nheroku_api_key = \"{KEY}\"\nnotification_backends = [\"email\"]\n[email]\nsmtp_url = \"smtp://127.0.0.1:{}\"\nfrom = \"bot@example.com\"\nto = [\"nobody@example.com\", \"ops@example.com\"]\n",
+        smtp.port
+    );
+    let (code, stdout, stderr) = notify_test(&settings, &[]);
+    assert_eq!(code, Some(1), "an address is wrong:\n{stdout}{stderr}");
+    assert!(
+        stdout.contains("email: delivered, but refused for nobody@example.com:")
+            && stdout.contains("550"),
+        "{stdout}"
+    );
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].rcpt_tos, vec!["ops@example.com"]);
 }

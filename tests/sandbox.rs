@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Settings under which the heartbeat is always in band, so the only size the worker wants is
 /// `min_dynos = 2` (the sandbox starts at 1): the fault tests see one clear target.
@@ -464,4 +464,49 @@ async fn with_few_rate_limit_tokens_left_the_worker_spaces_its_calls() {
     assert!(calls.iter().all(|call| call["status"] == 200));
     assert!(bot.is_running());
     assert_eq!(bot.terminate().await.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_an_outage_ends_the_retries_and_the_worker_exits_in_time() {
+    let sandbox = SandboxProcess::start(&[]).await;
+    // Every PATCH: 503 with Retry-After 20 s. With a 60 s budget the client would try at 0, 20
+    // and 40 s, past the 20 s the worker gives itself after SIGTERM.
+    sandbox
+        .inject(json!({ "fault": "status", "status": 503, "retry_after_s": 20, "share": 1.0, "method": "PATCH" }))
+        .await;
+    let settings = sandbox_settings(
+        &sandbox,
+        &TARGET_TWO.replace(
+            "heroku_api_timeout_in_ms = 1000",
+            "heroku_api_timeout_in_ms = 20000",
+        ),
+    );
+    let mut bot = Bot::start(&settings, &[], &sandbox_env());
+    wait_until("the first PATCH met the 503 and a retry waits", || {
+        bot.stderr().contains("trying again after a pause")
+    })
+    .await;
+    let sent = Instant::now();
+    let status = bot.terminate().await;
+    let took = sent.elapsed();
+    let stderr = bot.stderr();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        took < Duration::from_secs(15),
+        "exited {took:?} after SIGTERM: the retries were waited out\n{stderr}"
+    );
+    assert!(
+        stderr.contains("not retried: shutting down"),
+        "the log says why the scale was not made:\n{stderr}"
+    );
+    assert!(!stderr.contains("exiting anyway"), "{stderr}");
+    assert!(
+        bot.stdout().contains("scale_failed"),
+        "told like any failed scale:\n{}",
+        bot.stdout()
+    );
+    let patches = sandbox.requested_quantities().await;
+    assert_eq!(patches, vec![2], "one try, no retry after SIGTERM");
+    assert_eq!(sandbox.quantity().await, 1);
+    assert_no_key(&[bot.stdout(), stderr, sandbox.output()]);
 }

@@ -104,7 +104,7 @@ pub async fn run(
                 Some(command) => Control::Process {
                     command: command.clone(),
                 },
-                None => Control::Scaler(scaler_for(&settings, client)),
+                None => Control::Scaler(scaler_for(&settings, client, &shutdown)),
             };
             let shared = Arc::new(Shared {
                 up: AtomicBool::new(false),

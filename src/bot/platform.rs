@@ -35,6 +35,16 @@ pub fn refusal_pause(heartbeat_interval: Duration, count: u32) -> Duration {
         .min(MAX_REFUSAL_PAUSE.max(base))
 }
 
+/// Logs a read or write that failed without a refusal: `what` failed, and the next heartbeat
+/// tries again, unless the call ended because the worker is shutting down.
+pub(super) fn failed_call(app: &str, error: &ScaleError, message: &str, what: &str) {
+    if matches!(error, ScaleError::ShuttingDown { .. }) {
+        tracing::warn!(%app, kind = error.kind(), error = %message, "{what}: not retried because the worker is shutting down.");
+    } else {
+        tracing::warn!(%app, kind = error.kind(), error = %message, "{what}; trying again next heartbeat.");
+    }
+}
+
 /// The budget an app spends from, shared with the other apps of its API key.
 #[derive(Clone)]
 pub struct Pace {

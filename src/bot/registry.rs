@@ -6,25 +6,34 @@
 
 use crate::settings::{AppSettings, ScalerKind};
 use autoscalebot_backends::notify::{
-    ConsoleNotifier, EmailNotifier, Event, EventKind, LogNotifier, Notifier, NotifyError,
-    TestNotifier, WebhookNotifier,
+    ConsoleNotifier, Delivered, EmailNotifier, Event, EventKind, LogNotifier, Notifier,
+    NotifyError, TestNotifier, WebhookNotifier,
 };
 use autoscalebot_backends::scaler::{CommandScaler, HerokuScaler, Scaler};
 use autoscalebot_backends::shutdown_hook::ShutdownHook;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
-/// The scaler the settings name: the Heroku Platform API or the user's commands.
-pub fn scaler_for(settings: &AppSettings, client: reqwest::Client) -> Arc<dyn Scaler> {
+/// The scaler the settings name: the Heroku Platform API or the user's commands. Once
+/// `shutdown` is cancelled, the Heroku client makes no further tries (the commands have none).
+pub fn scaler_for(
+    settings: &AppSettings,
+    client: reqwest::Client,
+    shutdown: &CancellationToken,
+) -> Arc<dyn Scaler> {
     match settings.scaler {
-        ScalerKind::Heroku => Arc::new(HerokuScaler::new(
-            client,
-            &settings.heroku_api_url,
-            &settings.heroku_app_name,
-            &settings.process_type,
-            settings.heroku_api_key.clone(),
-            settings.heroku_api_timeout,
-        )),
+        ScalerKind::Heroku => Arc::new(
+            HerokuScaler::new(
+                client,
+                &settings.heroku_api_url,
+                &settings.heroku_app_name,
+                &settings.process_type,
+                settings.heroku_api_key.clone(),
+                settings.heroku_api_timeout,
+            )
+            .with_shutdown(shutdown.clone()),
+        ),
         ScalerKind::Command => Arc::new(CommandScaler::new(
             settings.commands.clone(),
             settings.command_timeout,
@@ -93,7 +102,7 @@ fn notifier_for(
 pub async fn send_test_notifications(
     settings: &AppSettings,
     now: DateTime<Utc>,
-) -> Vec<(String, Result<(), NotifyError>)> {
+) -> Vec<(String, Result<Delivered, NotifyError>)> {
     let bounds = crate::decision::bounds_at(settings, now);
     let mut event = Event::new(
         now,

@@ -43,6 +43,7 @@ impl AppSettings {
     pub fn read_in(reader: &mut Reader, context: &LoadContext) -> Option<AppSettings> {
         let purpose = context.purpose;
         let problems_before = reader.problems.len();
+        let references_before = reader.env_references.len();
 
         let scaler_text = reader.string_or("scaler", "heroku");
         let scaler = match scaler_text.as_str() {
@@ -79,7 +80,10 @@ impl AppSettings {
             Some(_) => {}
         }
         let heroku_api_key = reader.string("heroku_api_key").map(Secret::new);
-        if needs_heroku && heroku_api_key.as_ref().is_none_or(Secret::is_empty) {
+        if needs_heroku
+            && heroku_api_key.as_ref().is_none_or(Secret::is_empty)
+            && !reader.has_problem("heroku_api_key")
+        {
             reader.missing(
                 "heroku_api_key",
                 "your Heroku API key (`heroku auth:token`), in the file or in HEROKU_API_KEY",
@@ -358,7 +362,7 @@ impl AppSettings {
             }
         };
         if signal.is_some_and(|signal| signal.uses_router()) {
-            if log_drain_password.is_none() {
+            if log_drain_password.is_none() && !reader.has_problem("log_drain_password") {
                 reader.missing(
                     "log_drain_password",
                     format!(
@@ -459,6 +463,7 @@ impl AppSettings {
         if reader.problems.len() > problems_before {
             return None;
         }
+        let secret_variables = reader.env_references.split_off(references_before);
         Some(AppSettings {
             heroku_app_name: heroku_app_name.unwrap_or_else(|| DEFAULT_APP_LABEL.to_string()),
             heroku_api_key: heroku_api_key.unwrap_or_default(),
@@ -509,7 +514,22 @@ impl AppSettings {
             http_port: http_port?,
             log_drain_password,
             log_format: log_format?,
+            secret_variables: secret_variables.into_iter().collect(),
         })
+    }
+
+    /// How `check` shows a secret: `shown` (already `***` or redacted), and where it came from
+    /// when its value was `"env:NAME"`. Header names are compared as HTTP does, ignoring case.
+    fn secret_shown(&self, setting: &str, shown: String) -> String {
+        let variable = self
+            .secret_variables
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(setting))
+            .map(|(_, variable)| variable);
+        match variable {
+            Some(variable) => format!("{shown} (from env:{variable})"),
+            None => shown,
+        }
     }
 
     /// The settings in force as `(key, value)` lines for `autoscalebot check`; secrets as `***`.
@@ -518,7 +538,10 @@ impl AppSettings {
         let optional = |value: Option<String>| value.unwrap_or_else(|| "(not set)".to_string());
         let mut rows = vec![
             ("heroku_app_name", quoted(&self.heroku_app_name)),
-            ("heroku_api_key", quoted(&self.heroku_api_key.to_string())),
+            (
+                "heroku_api_key",
+                self.secret_shown("heroku_api_key", quoted(&self.heroku_api_key.to_string())),
+            ),
             ("heroku_api_url", quoted(self.heroku_api_url.as_str())),
             (
                 "heroku_api_timeout_in_ms",
@@ -654,11 +677,9 @@ impl AppSettings {
             ),
             (
                 "log_drain_password",
-                optional(
-                    self.log_drain_password
-                        .as_ref()
-                        .map(|password| quoted(&password.to_string())),
-                ),
+                optional(self.log_drain_password.as_ref().map(|password| {
+                    self.secret_shown("log_drain_password", quoted(&password.to_string()))
+                })),
             ),
             ("log_format", quoted(self.log_format.as_str())),
         ];
@@ -670,7 +691,10 @@ impl AppSettings {
         rows.extend([
             (
                 "email.smtp_url",
-                optional(email.map(|e| quoted(&email::redact_smtp_url(e.smtp_url.expose())))),
+                optional(email.map(|e| {
+                    let shown = quoted(&email::redact_smtp_url(e.smtp_url.expose()));
+                    self.secret_shown("email.smtp_url", shown)
+                })),
             ),
             (
                 "email.from",
@@ -693,7 +717,9 @@ impl AppSettings {
         rows.extend([
             (
                 "webhook.url",
-                optional(hook.map(|h| quoted(&webhook::redact_url(&h.url)))),
+                optional(hook.map(|h| {
+                    self.secret_shown("webhook.url", quoted(&webhook::redact_url(&h.url)))
+                })),
             ),
             (
                 "webhook.method",
@@ -706,7 +732,11 @@ impl AppSettings {
                         .headers
                         .iter()
                         .map(|(name, value)| {
-                            format!("{} = {}", quoted(name.as_str()), quoted(&value.to_string()))
+                            let shown = self.secret_shown(
+                                &format!("webhook.headers.{name}"),
+                                quoted(&value.to_string()),
+                            );
+                            format!("{} = {shown}", quoted(name.as_str()))
                         })
                         .collect();
                     format!("{{ {} }}", headers.join(", "))
@@ -776,7 +806,11 @@ impl AppSettings {
                         .headers
                         .iter()
                         .map(|(name, value)| {
-                            format!("{} = {}", quoted(name), quoted(&value.to_string()))
+                            let shown = self.secret_shown(
+                                &format!("shutdown_hook.headers.{name}"),
+                                quoted(&value.to_string()),
+                            );
+                            format!("{} = {shown}", quoted(name))
                         })
                         .collect();
                     format!("{{ {} }}", names.join(", "))

@@ -1,27 +1,39 @@
 //! The settings of the worker as a whole: the global keys (`leader_lock_url`,
-//! `heroku_api_calls_per_hour`) and `[[apps]]`, where each entry is one app with the
-//! top-level values as its defaults, and problems are named after the entry.
+//! `leader_lock_key`, `heroku_api_calls_per_hour`) and `[[apps]]`, where each entry is one app
+//! with the top-level values as its defaults, and problems are named after the entry.
 //!
 //! Reading one app is `app`'s job: this module only merges tables and names problems; it
 //! must not check any per-app value itself.
 
 use super::reader::show;
 use super::{AppSettings, LoadContext, Problem, Reader, DEFAULT_CALLS_PER_HOUR, GLOBAL_KEYS};
+use autoscalebot_backends::leader::postgres::DEFAULT_LOCK_KEY;
 use autoscalebot_backends::Secret;
 use config::{Value, ValueKind};
 use std::collections::HashMap;
 
-/// The settings of the worker as a whole: `leader_lock_url` (`"env"` takes `DATABASE_URL`)
-/// and `heroku_api_calls_per_hour`.
-pub(super) fn read_globals(
-    reader: &mut Reader,
-    env: &HashMap<String, String>,
-) -> (Option<Secret>, Option<u32>) {
+/// The settings of the worker as a whole.
+pub(super) struct Globals {
+    pub leader_lock_url: Option<Secret>,
+    /// The variable `leader_lock_url` came from: `"env:NAME"`'s NAME, or `DATABASE_URL`.
+    pub leader_lock_url_variable: Option<String>,
+    pub leader_lock_key: Option<i64>,
+    pub heroku_api_calls_per_hour: Option<u32>,
+}
+
+/// The settings of the worker as a whole: `leader_lock_url` (`"env"` takes `DATABASE_URL`,
+/// `"env:NAME"` the variable NAME, as for every secret), `leader_lock_key` and
+/// `heroku_api_calls_per_hour`.
+pub(super) fn read_globals(reader: &mut Reader, env: &HashMap<String, String>) -> Globals {
+    let mut leader_lock_url_variable = None;
     let leader_lock_url = match reader.string("leader_lock_url") {
         None => None,
         Some(text) if text.trim().is_empty() => None,
         Some(text) if text.trim() == "env" => match env.get("DATABASE_URL") {
-            Some(url) if !url.trim().is_empty() => Some(Secret::new(url.trim())),
+            Some(url) if !url.trim().is_empty() => {
+                leader_lock_url_variable = Some("DATABASE_URL".to_string());
+                Some(Secret::new(url.trim()))
+            }
             _ => {
                 let value = Value::new(None, "env");
                 reader.bad(
@@ -34,6 +46,13 @@ pub(super) fn read_globals(
         },
         Some(text) => Some(Secret::new(text.trim())),
     };
+    if let Some(at) = reader
+        .env_references
+        .iter()
+        .position(|(key, _)| key == "leader_lock_url")
+    {
+        leader_lock_url_variable = Some(reader.env_references.remove(at).1);
+    }
     if let Some(url) = &leader_lock_url {
         if let Err(expected) = autoscalebot_backends::leader::postgres::parse_url(url) {
             // The URL may hold a password: never shown.
@@ -41,13 +60,24 @@ pub(super) fn read_globals(
             reader.bad("leader_lock_url", &value, expected);
         }
     }
+    let lock_key = reader.integer_or(
+        "leader_lock_key",
+        DEFAULT_LOCK_KEY,
+        "a whole number from -9223372036854775808 to 9223372036854775807 (PostgreSQL's bigint), \
+         the same in every copy of one fleet, such as 107157092528995 (the default)",
+    );
     let calls = reader.whole_or(
         "heroku_api_calls_per_hour",
         DEFAULT_CALLS_PER_HOUR,
         1,
         "a whole number of calls an hour above 0 (Heroku allows 4500 per account)",
     );
-    (leader_lock_url, calls)
+    Globals {
+        leader_lock_url,
+        leader_lock_url_variable,
+        leader_lock_key: lock_key,
+        heroku_api_calls_per_hour: calls,
+    }
 }
 
 /// An entry whose server port differs from an earlier entry's: the worker runs one HTTP server
@@ -112,6 +142,8 @@ pub(super) fn read_apps(
             None => format!("apps[{index}]"),
         };
         let mut reader = Reader::new(defaults.clone(), &format!("{label}."));
+        reader.entry_prefix = reader.prefix.clone();
+        reader.env = top.env.clone();
         for key in defaults.keys() {
             if entry.contains_key(key) {
                 continue;

@@ -9,17 +9,40 @@ use super::{Problem, SettingsError, ENV_DOWNTIME};
 use crate::schedule::Schedule;
 use config::{Value, ValueKind};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Keys whose values are never shown: keys, passwords and tokens by name, the SMTP URL (it
-/// holds the password), the hook URL (Slack keeps its token in the path) and hook headers.
+/// Settings whose values are never shown and may be given as `"env:NAME"`: keys, passwords
+/// and tokens by name, the SMTP URL (it holds the password), the hook URL (Slack keeps its
+/// token in the path), hook headers and the leader lock's URL. `key` is the setting's own
+/// name, without an `[[apps]]` entry's label (see [`Reader::setting_key`]).
+/// `leader_lock_key` is a lock's number, not a secret.
 fn is_secret_key(key: &str) -> bool {
     let last = key.rsplit('.').next().unwrap_or(key);
-    last.contains("key")
+    (last.contains("key") && last != "leader_lock_key")
         || last.contains("password")
         || last.contains("token")
-        || matches!(key, "email.smtp_url" | "webhook" | "webhook.url")
+        || matches!(
+            key,
+            "email.smtp_url" | "webhook" | "webhook.url" | "leader_lock_url"
+        )
         || key.starts_with("webhook.headers")
+        || key.starts_with("shutdown_hook.headers")
+}
+
+/// What starts a secret's value that names an environment variable: `"env:NAME"`.
+const ENV_REFERENCE: &str = "env:";
+
+/// The variable named by `"env:NAME"`: `None` when the text does not start with `env:` (it is
+/// taken literally), `Some(Err(()))` when what follows is not a variable name.
+fn env_reference(text: &str) -> Option<Result<&str, ()>> {
+    let name = text.strip_prefix(ENV_REFERENCE)?;
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    Some(if valid { Ok(name) } else { Err(()) })
 }
 
 /// Which setting each `AUTOSCALE_*` variable sets, so a problem can name the variable:
@@ -112,6 +135,13 @@ pub struct Reader {
     /// Setting → the environment variable that set it.
     pub origins: HashMap<String, String>,
     pub problems: Vec<Problem>,
+    /// The environment that `"env:NAME"` values of secrets are looked up in.
+    pub(super) env: Arc<HashMap<String, String>>,
+    /// The `[[apps]]` entry's label and a dot (`apps[1] (beta/web).`), or "" at the top
+    /// level: what `prefix` adds before the setting's own name.
+    pub(super) entry_prefix: String,
+    /// (setting, variable) for each secret whose value was `"env:NAME"`, for `check`.
+    pub(super) env_references: Vec<(String, String)>,
 }
 
 impl Reader {
@@ -122,11 +152,71 @@ impl Reader {
             known: Vec::new(),
             origins: HashMap::new(),
             problems: Vec::new(),
+            env: Arc::default(),
+            entry_prefix: String::new(),
+            env_references: Vec::new(),
         }
     }
 
     fn full_key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
+    }
+
+    /// The setting's own name (`email.smtp_url`), without the `[[apps]]` entry's label.
+    pub(super) fn setting_key(&self, key: &str) -> String {
+        let full = self.full_key(key);
+        match full.strip_prefix(&self.entry_prefix) {
+            Some(own) => own.to_string(),
+            None => full,
+        }
+    }
+
+    /// A secret's value as given, or, when it is `"env:NAME"`, the value of the variable NAME
+    /// (recorded for `check`). Any other setting's value is returned as it is. `None`, with a
+    /// problem naming the key and the variable (never a value), when NAME is not set or empty.
+    pub fn resolve_env(&mut self, key: &str, value: Value) -> Option<Value> {
+        let setting = self.setting_key(key);
+        if !is_secret_key(&setting) {
+            return Some(value);
+        }
+        let ValueKind::String(text) = &value.kind else {
+            return Some(value);
+        };
+        let (shown, expected) = match env_reference(text) {
+            None => return Some(value),
+            Some(Ok(name)) => match self.env.get(name) {
+                Some(found) if !found.trim().is_empty() => {
+                    let origin = format!("{ENV_REFERENCE}{name}");
+                    self.env_references.push((setting, name.to_string()));
+                    return Some(Value::new(Some(&origin), found.clone()));
+                }
+                found => (
+                    format!("\"{ENV_REFERENCE}{name}\""),
+                    format!(
+                        "the environment variable {name} to hold the value, but it is {}: set the config var {name} (heroku config:set {name}=…)",
+                        if found.is_some() { "empty" } else { "not set" }
+                    ),
+                ),
+            },
+            // The text after env: is not shown: it may be a secret that merely looks like this.
+            Some(Err(())) => (
+                format!("\"{ENV_REFERENCE}…\""),
+                format!("a variable name after {ENV_REFERENCE} (letters, digits and _), such as \"{ENV_REFERENCE}BETA_API_KEY\""),
+            ),
+        };
+        let full = self.full_key(key);
+        let origin = self
+            .origins
+            .get(&full)
+            .cloned()
+            .or_else(|| value.origin().map(str::to_string));
+        self.problems.push(Problem {
+            key: full,
+            value: Some(shown),
+            origin,
+            expected,
+        });
+        None
     }
 
     /// Whether the key was given (without taking it).
@@ -143,6 +233,8 @@ impl Reader {
                 let mut child = Reader::new(entries.into_iter().collect(), &self.full_key(key));
                 child.prefix.push('.');
                 child.origins = self.origins.clone();
+                child.env = self.env.clone();
+                child.entry_prefix = self.entry_prefix.clone();
                 Some(child)
             }
             _ => {
@@ -160,9 +252,11 @@ impl Reader {
     pub fn absorb(&mut self, mut child: Reader) {
         child.finish_unknown();
         self.problems.append(&mut child.problems);
+        self.env_references.append(&mut child.env_references);
     }
 
     /// Every entry left, taken: for tables whose keys are the user's (web hook headers).
+    /// Values are as given: pass each through [`Reader::resolve_env`].
     pub fn take_all(&mut self) -> Vec<(String, Value)> {
         let entries = std::mem::take(&mut self.table);
         self.known.extend(entries.keys().cloned());
@@ -193,16 +287,18 @@ impl Reader {
         }
     }
 
-    /// Removes and returns a raw value.
+    /// Removes and returns a raw value; a secret's `"env:NAME"` is replaced by the variable's
+    /// value (`None` after a problem when it is not set).
     pub fn take(&mut self, key: &str) -> Option<Value> {
         self.known.push(key.to_string());
-        self.table.remove(key)
+        let value = self.table.remove(key)?;
+        self.resolve_env(key, value)
     }
 
     /// Records a problem with a present value.
     pub fn bad(&mut self, key: &str, value: &Value, expected: impl Into<String>) {
         let full = self.full_key(key);
-        let shown = if is_secret_key(&full) {
+        let shown = if is_secret_key(&self.setting_key(key)) {
             "\"***\"".to_string()
         } else {
             show(value)
@@ -303,6 +399,23 @@ impl Reader {
             None => Some(default),
             Some(value) => self.whole_value(key, &value, min, expected),
         }
+    }
+
+    /// Any whole number that fits in 64 bits, signed (PostgreSQL's `bigint`).
+    pub fn integer_or(&mut self, key: &str, default: i64, expected: &str) -> Option<i64> {
+        let Some(value) = self.take(key) else {
+            return Some(default);
+        };
+        let number = match &value.kind {
+            ValueKind::I64(n) => Some(*n),
+            ValueKind::U64(n) => i64::try_from(*n).ok(),
+            ValueKind::String(text) => text.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        if number.is_none() {
+            self.bad(key, &value, expected);
+        }
+        number
     }
 
     /// A number that may have a fraction, above zero.

@@ -124,6 +124,9 @@ pub(super) fn read_webhook(reader: &mut Reader, backends: &[String]) -> Option<W
             } else {
                 name
             };
+            let Some(value) = header_table.resolve_env(&name, value) else {
+                continue;
+            };
             let text = match &value.kind {
                 ValueKind::String(text) => text.clone(),
                 ValueKind::I64(_)
@@ -227,6 +230,10 @@ pub(super) fn read_shutdown_hook(reader: &mut Reader) -> Option<ShutdownHookSett
         match &value.kind {
             ValueKind::Table(entries) => {
                 for (name, entry) in entries {
+                    let Some(entry) = table.resolve_env(&format!("headers.{name}"), entry.clone())
+                    else {
+                        continue;
+                    };
                     let text = match &entry.kind {
                         ValueKind::String(text) => Some(text.clone()),
                         _ => None,

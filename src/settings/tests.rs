@@ -839,6 +839,7 @@ fn a_file_without_apps_is_one_app_and_the_worker_settings_have_defaults() {
     let settings = load_all(MINIMAL, &[]);
     assert_eq!(settings.apps.len(), 1);
     assert_eq!(settings.leader_lock_url, None);
+    assert_eq!(settings.leader_lock_key, 0x6175_746f_7363);
     assert_eq!(settings.heroku_api_calls_per_hour, 3600);
 }
 
@@ -924,6 +925,46 @@ fn worker_wide_settings_are_refused_inside_an_entry() {
 }
 
 #[test]
+fn the_leader_lock_key_is_any_bigint_at_the_top_level_only() {
+    let settings = load_all(&format!("{MINIMAL}leader_lock_key = -42\n"), &[]);
+    assert_eq!(settings.leader_lock_key, -42);
+    let shown: HashMap<_, _> = settings.effective().into_iter().collect();
+    assert_eq!(shown["leader_lock_key"], "-42");
+    // TOML's hexadecimal, and the environment.
+    let settings = load_all(&format!("{MINIMAL}leader_lock_key = 0x10\n"), &[]);
+    assert_eq!(settings.leader_lock_key, 16);
+    let settings = load_all(
+        MINIMAL,
+        &[("AUTOSCALE_LEADER_LOCK_KEY", "9007199254740993")],
+    );
+    assert_eq!(settings.leader_lock_key, 9_007_199_254_740_993);
+
+    for (text, shown) in [
+        ("\"fleet-a\"", "\"fleet-a\""),
+        ("1.5", "1.5"),
+        ("true", "true"),
+    ] {
+        let error = load_err(&format!("{MINIMAL}leader_lock_key = {text}\n"), &[]);
+        let problem = problem_for(&error, "leader_lock_key");
+        assert_eq!(problem.value.as_deref(), Some(shown), "{error}");
+        assert!(problem.expected.contains("whole number"), "{error}");
+        assert!(problem.expected.contains("bigint"), "{error}");
+    }
+    let error = load_err(
+        MINIMAL,
+        &[("AUTOSCALE_LEADER_LOCK_KEY", "9223372036854775808")],
+    );
+    let problem = problem_for(&error, "leader_lock_key");
+    assert_eq!(problem.origin.as_deref(), Some("AUTOSCALE_LEADER_LOCK_KEY"));
+
+    let text = "heroku_api_key = \"k\"\n[[apps]]\nheroku_app_name = \"a\"\nleader_lock_key = 7\n";
+    let error = load_err(text, &[]);
+    assert!(problem_for(&error, "apps[0] (a/web).leader_lock_key")
+        .expected
+        .contains("top level"));
+}
+
+#[test]
 fn apps_must_be_a_list_of_tables() {
     for text in [
         "heroku_api_key = \"k\"\napps = []\n",
@@ -942,7 +983,7 @@ fn the_leader_lock_url_comes_from_the_file_or_database_url_and_is_never_shown() 
     let shown: HashMap<_, _> = settings.effective().into_iter().collect();
     assert_eq!(
         shown["leader_lock_url"],
-        "\"***\" (bot@db.internal:5432/locks)"
+        "\"***\" (bot@db.internal:5432/locks, sslmode=disable)"
     );
     let settings = load_all(
         &format!("{MINIMAL}leader_lock_url = \"env\"\n"),
@@ -970,6 +1011,11 @@ fn the_worker_settings_are_in_the_example_and_the_readme() {
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let settings = load(Some(&path), &HashMap::new()).unwrap();
+    // The example sets the default key: a copy of it must share the lock with a worker without.
+    assert_eq!(
+        settings.leader_lock_key,
+        autoscalebot_backends::leader::postgres::DEFAULT_LOCK_KEY
+    );
     for (key, _) in settings.effective() {
         assert!(GLOBAL_KEYS.contains(&key));
         assert!(
@@ -1303,4 +1349,279 @@ fn the_worker_has_one_server_port_and_refuses_entries_naming_another() {
         "{}",
         problem.expected
     );
+}
+
+/// Two accounts' keys, each from its own variable, and every other secret as `env:NAME`.
+const ENV_SECRETS: &str = r#"
+heroku_api_key = "env:ALPHA_KEY"
+notification_backends = ["email", "webhook"]
+leader_lock_url = "env:LOCK_URL"
+
+[email]
+smtp_url = "env:SMTP_URL"
+from = "autoscalebot <bot@example.com>"
+to = ["ops@example.com"]
+
+[webhook]
+url = "env:HOOK_URL"
+headers = { Authorization = "env:HOOK_AUTH", X-Team = "ops" }
+
+[[apps]]
+heroku_app_name = "alpha"
+
+[[apps]]
+heroku_app_name = "beta"
+heroku_api_key = "env:BETA_KEY"
+log_drain_password = "env:DRAIN_PASSWORD"
+
+[apps.shutdown_hook]
+url = "https://example.com/bye"
+headers = { Authorization = "env:BYE_AUTH" }
+"#;
+
+const ENV_SECRET_VALUES: &[(&str, &str)] = &[
+    ("ALPHA_KEY", "alpha-key-0001"),
+    ("BETA_KEY", "beta-key-0002"),
+    (
+        "SMTP_URL",
+        "smtp://ops:smtp-pass-0003@mail.example.com:587?tls=required",
+    ),
+    (
+        "HOOK_URL",
+        "https://hooks.example.com/services/hook-token-0004",
+    ),
+    ("HOOK_AUTH", "Bearer hook-header-0005"),
+    ("DRAIN_PASSWORD", "drain-pass-0006"),
+    ("BYE_AUTH", "Bearer bye-header-0007"),
+    (
+        "LOCK_URL",
+        "postgres://bot:pg-pass-0008@db.internal:5432/locks?sslmode=disable",
+    ),
+];
+
+/// Every line `check` prints for these settings: the worker's, then each app's.
+fn check_lines(settings: &Settings) -> String {
+    let rows = settings
+        .effective()
+        .into_iter()
+        .chain(settings.apps.iter().flat_map(AppSettings::effective));
+    rows.map(|(key, value)| format!("{key} = {value}\n"))
+        .collect()
+}
+
+#[test]
+fn env_values_of_secrets_come_from_the_named_variables_at_the_top_and_in_entries() {
+    let settings = load_all(ENV_SECRETS, ENV_SECRET_VALUES);
+    let [alpha, beta] = &settings.apps[..] else {
+        panic!("two apps")
+    };
+    assert_eq!(alpha.heroku_api_key.expose(), "alpha-key-0001");
+    assert_eq!(beta.heroku_api_key.expose(), "beta-key-0002", "its own key");
+    assert_eq!(alpha.log_drain_password, None);
+    assert_eq!(
+        beta.log_drain_password.as_ref().unwrap().expose(),
+        "drain-pass-0006"
+    );
+    for app in [alpha, beta] {
+        let email = app.email.as_ref().unwrap();
+        assert_eq!(email.smtp_url.expose(), ENV_SECRET_VALUES[2].1);
+        let hook = app.webhook.as_ref().unwrap();
+        assert_eq!(hook.url.as_str(), ENV_SECRET_VALUES[3].1);
+        let headers: Vec<(&str, &str)> = hook
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.expose()))
+            .collect();
+        assert!(headers.contains(&("authorization", "Bearer hook-header-0005")));
+        assert!(headers.contains(&("x-team", "ops")), "literal: {headers:?}");
+    }
+    assert!(alpha.shutdown_hook.is_none());
+    let bye = beta.shutdown_hook.as_ref().unwrap();
+    assert_eq!(bye.headers[0].1.expose(), "Bearer bye-header-0007");
+    assert_eq!(
+        settings.leader_lock_url.as_ref().unwrap().expose(),
+        ENV_SECRET_VALUES[7].1
+    );
+}
+
+#[test]
+fn an_entrys_own_env_key_wins_over_heroku_api_key_and_autoscale_variables() {
+    let settings = load_all(
+        ENV_SECRETS,
+        &[
+            ENV_SECRET_VALUES,
+            &[
+                ("HEROKU_API_KEY", "heroku-cli-key"),
+                ("AUTOSCALE_HEROKU_API_KEY", "autoscale-key"),
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        settings.apps[0].heroku_api_key.expose(),
+        "autoscale-key",
+        "the top level: AUTOSCALE_ wins over HEROKU_API_KEY and the file"
+    );
+    assert_eq!(settings.apps[1].heroku_api_key.expose(), "beta-key-0002");
+
+    // HEROKU_API_KEY, itself "env:NAME", is followed too: one way for every secret.
+    let app = load_ok(
+        "heroku_app_name = \"solo\"\n",
+        &[("HEROKU_API_KEY", "env:SOLO_KEY"), ("SOLO_KEY", "solo-key")],
+    );
+    assert_eq!(app.heroku_api_key.expose(), "solo-key");
+}
+
+#[test]
+fn a_missing_or_empty_variable_names_the_entry_the_key_and_the_variable_never_a_secret() {
+    let only_alpha: Vec<(&str, &str)> = ENV_SECRET_VALUES
+        .iter()
+        .copied()
+        .filter(|(name, _)| *name != "BETA_KEY")
+        .collect();
+    let error = load_err(ENV_SECRETS, &only_alpha);
+    let problem = problem_for(&error, "apps[1] (beta/web).heroku_api_key");
+    assert_eq!(problem.value.as_deref(), Some("\"env:BETA_KEY\""));
+    assert!(
+        problem.expected.contains("not set")
+            && problem.expected.contains("set the config var BETA_KEY"),
+        "{problem}"
+    );
+    assert_eq!(
+        error.problems.len(),
+        1,
+        "told once, not also as missing: {error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("apps[1] (beta/web).heroku_api_key = \"env:BETA_KEY\""),
+        "{message}"
+    );
+    for (_, secret) in ENV_SECRET_VALUES {
+        assert!(!message.contains(secret), "{secret} in:\n{message}");
+    }
+
+    let mut empty_beta = only_alpha.clone();
+    empty_beta.push(("BETA_KEY", " "));
+    let error = load_err(ENV_SECRETS, &empty_beta);
+    let problem = problem_for(&error, "apps[1] (beta/web).heroku_api_key");
+    assert!(problem.expected.contains("empty"), "{problem}");
+
+    // A missing top-level default that every entry inherits is told once, under its key.
+    let no_alpha: Vec<(&str, &str)> = ENV_SECRET_VALUES
+        .iter()
+        .copied()
+        .filter(|(name, _)| *name != "ALPHA_KEY")
+        .collect();
+    let text = ENV_SECRETS.replace("heroku_api_key = \"env:BETA_KEY\"\n", "");
+    let error = load_err(&text, &no_alpha);
+    let problem = problem_for(&error, "heroku_api_key");
+    assert_eq!(problem.value.as_deref(), Some("\"env:ALPHA_KEY\""));
+    assert_eq!(error.problems.len(), 1, "{error}");
+
+    // Tables, headers and the worker's lock name their variables too.
+    let error = load_err(ENV_SECRETS, &[("ALPHA_KEY", "a"), ("BETA_KEY", "b")]);
+    for (key, variable) in [
+        ("email.smtp_url", "SMTP_URL"),
+        ("webhook.url", "HOOK_URL"),
+        ("webhook.headers.Authorization", "HOOK_AUTH"),
+        ("apps[1] (beta/web).log_drain_password", "DRAIN_PASSWORD"),
+        (
+            "apps[1] (beta/web).shutdown_hook.headers.Authorization",
+            "BYE_AUTH",
+        ),
+        ("leader_lock_url", "LOCK_URL"),
+    ] {
+        let problem = problem_for(&error, key);
+        assert_eq!(
+            problem.value.as_deref(),
+            Some(format!("\"env:{variable}\"").as_str())
+        );
+        assert!(
+            problem
+                .expected
+                .contains(&format!("set the config var {variable}")),
+            "{problem}"
+        );
+    }
+}
+
+#[test]
+fn only_a_value_starting_with_env_colon_names_a_variable() {
+    for literal in ["ENV:ALPHA_KEY", "myenv:ALPHA_KEY", " env:ALPHA_KEY", "env"] {
+        let app = load_ok(
+            &format!("heroku_app_name = \"a\"\nheroku_api_key = \"{literal}\"\n"),
+            &[("ALPHA_KEY", "alpha-key-0001")],
+        );
+        assert_eq!(app.heroku_api_key.expose(), literal);
+        assert!(app.secret_variables.is_empty());
+    }
+    // After env: comes a variable name; what is there instead is not shown.
+    let error = load_err(
+        "heroku_app_name = \"a\"\nheroku_api_key = \"env:not a name 0009\"\n",
+        &[],
+    );
+    let problem = problem_for(&error, "heroku_api_key");
+    assert_eq!(problem.value.as_deref(), Some("\"env:…\""));
+    assert!(problem.expected.contains("variable name"), "{problem}");
+    assert!(!error.to_string().contains("0009"), "{error}");
+
+    // Settings that are not secrets take env: literally.
+    let app = load_ok(
+        "scaler = \"command\"\nscale_command = \"env:SCALE\"\napp_url = \"http://127.0.0.1:1\"\n",
+        &[("SCALE", "./scale.sh")],
+    );
+    assert_eq!(app.commands.scale_command.as_deref(), Some("env:SCALE"));
+}
+
+#[test]
+fn check_shows_where_a_secret_comes_from_and_never_the_secret() {
+    let settings = load_all(ENV_SECRETS, ENV_SECRET_VALUES);
+    let shown = check_lines(&settings);
+    let debug = format!("{settings:?}");
+    for (_, secret) in ENV_SECRET_VALUES {
+        assert!(!shown.contains(secret), "{secret} in check:\n{shown}");
+        assert!(!debug.contains(secret), "{secret} in Debug");
+    }
+    for line in [
+        "heroku_api_key = \"***\" (from env:ALPHA_KEY)",
+        "heroku_api_key = \"***\" (from env:BETA_KEY)",
+        "log_drain_password = \"***\" (from env:DRAIN_PASSWORD)",
+        "email.smtp_url = \"smtp://***@mail.example.com:587?tls=required\" (from env:SMTP_URL)",
+        "webhook.url = \"https://hooks.example.com/***\" (from env:HOOK_URL)",
+        "\"authorization\" = \"***\" (from env:HOOK_AUTH)",
+        "\"x-team\" = \"***\" }",
+        "\"Authorization\" = \"***\" (from env:BYE_AUTH)",
+        "leader_lock_url = \"***\" (bot@db.internal:5432/locks, sslmode=disable) (from env:LOCK_URL)",
+    ] {
+        assert!(shown.contains(line), "no {line:?} in:\n{shown}");
+    }
+    // A literal secret says nothing of a variable.
+    let app = load_ok(MINIMAL, &[]);
+    let rows: HashMap<_, _> = app.effective().into_iter().collect();
+    assert_eq!(rows["heroku_api_key"], "\"***\"");
+}
+
+#[test]
+fn a_bad_secret_inside_an_entry_or_from_a_variable_is_never_shown() {
+    let text = "heroku_api_key = \"k\"\n[[apps]]\nheroku_app_name = \"alpha\"\n\
+        notification_backends = [\"email\", \"webhook\"]\n\
+        [apps.email]\nsmtp_url = \"http://ops:smtp-pass-0010@mail.example.com\"\n\
+        from = \"bot@example.com\"\nto = [\"ops@example.com\"]\n\
+        [apps.webhook]\nurl = \"env:HOOK_URL\"\nheaders = { Authorization = \"Bearer bad\\nhook-0011\" }\n";
+    let error = load_err(
+        text,
+        &[("HOOK_URL", "htps:/hooks.example.com/hook-token-0012")],
+    );
+    let message = error.to_string();
+    for secret in ["smtp-pass-0010", "hook-0011", "hook-token-0012"] {
+        assert!(!message.contains(secret), "{secret} in:\n{message}");
+    }
+    for key in [
+        "apps[0] (alpha/web).email.smtp_url = \"***\"",
+        "apps[0] (alpha/web).webhook.url = \"***\" (from env:HOOK_URL)",
+        "apps[0] (alpha/web).webhook.headers.Authorization = \"***\"",
+    ] {
+        assert!(message.contains(key), "no {key} in:\n{message}");
+    }
 }

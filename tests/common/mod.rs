@@ -980,6 +980,16 @@ pub struct Postgres {
 
 impl Postgres {
     pub fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// A cluster that takes TLS only, as Heroku Postgres does: `ssl = on` with a self-signed
+    /// certificate made here, and `pg_hba.conf` accepting `hostssl` and rejecting `hostnossl`.
+    pub fn start_tls_only() -> Postgres {
+        Postgres::start_with(true)
+    }
+
+    fn start_with(tls_only: bool) -> Postgres {
         let bin = postgres_bin().expect(
             "PostgreSQL server binaries (initdb, pg_ctl) not found: install the postgresql package, as .ci/run does",
         );
@@ -1033,10 +1043,41 @@ impl Postgres {
                 "--no-sync",
             ],
         );
-        let options = format!(
+        let mut options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             dir.path().display()
         );
+        if tls_only {
+            let certified = rcgen::generate_simple_self_signed(vec![
+                "localhost".to_string(),
+                "127.0.0.1".to_string(),
+            ])
+            .unwrap();
+            // The server refuses a key file that others can read or that it does not own.
+            let write = |name: &str, text: &str| {
+                let path = data.join(name);
+                std::fs::write(&path, text).unwrap();
+                std::fs::set_permissions(
+                    &path,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .unwrap();
+                if as_root {
+                    let (uid, gid) = postgres_user();
+                    std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+                }
+            };
+            write("server.crt", &certified.cert.pem());
+            write("server.key", &certified.signing_key.serialize_pem());
+            write(
+                "pg_hba.conf",
+                "local all all trust\n\
+                 hostssl all all 127.0.0.1/32 trust\n\
+                 hostnossl all all all reject\n",
+            );
+            // server.crt and server.key in the data folder are the defaults' names.
+            options.push_str(" -c ssl=on");
+        }
         let log = dir.path().join("postgres.log").display().to_string();
         run(
             "pg_ctl",

@@ -6,42 +6,51 @@
 //! about a second of the leader's end. The holder checks its session every second and before
 //! every write; when the connection ends or a check fails it steps down at once. With the
 //! database unreachable nobody leads: two leaders are worse than none for a minute.
+//! TLS follows the URL's `sslmode` as libpq does (`tls.rs`); Heroku's `DATABASE_URL` works as is.
 
 use super::Leadership;
 use crate::Secret;
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::config::Host;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{Client, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// The advisory lock's key: "autosc" in ASCII, so that it is recognisable in `pg_locks`.
-pub const LOCK_KEY: i64 = 0x6175_746f_7363;
+mod tls;
+
+/// The advisory lock's default key (`leader_lock_key`): "autosc" in ASCII, so that it is
+/// recognisable in `pg_locks`.
+pub const DEFAULT_LOCK_KEY: i64 = 0x6175_746f_7363;
 
 /// How often a standby tries for the lock and a leader checks its session.
 pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// The longest a connection attempt or a check may take before it counts as lost.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Parses a PostgreSQL URL (`postgres://user:password@host:5432/db?sslmode=disable`) or a
+/// Parses a PostgreSQL URL (`postgres://user:password@host:5432/db?sslmode=require`) or a
 /// `key=value` connection string. The error never repeats the URL: it may hold a password.
 pub fn parse_url(url: &Secret) -> Result<Config, String> {
     let config = Config::from_str(url.expose()).map_err(|error| {
-        // tokio-postgres errors name the bad part ("invalid value for option `port`"), not
-        // the whole string.
+        // tokio-postgres says only "invalid connection string"; its source names the option
+        // ("invalid value for option `sslmode`") but may name any unknown key, so it is read
+        // here, never shown.
+        let cause = std::error::Error::source(&error).map(ToString::to_string);
+        if cause.is_some_and(|cause| cause.contains("`sslmode`")) {
+            return "a PostgreSQL URL whose sslmode is disable, prefer or require: verify-ca and \
+                    verify-full are not supported; require encrypts without checking the server's \
+                    certificate"
+                .to_string();
+        }
         format!("a PostgreSQL URL such as \"postgres://user:password@host:5432/db\" ({error})")
     })?;
     if config.get_hosts().is_empty() {
         return Err(
             "a PostgreSQL URL with a host, such as \"postgres://user:password@host:5432/db\""
-                .to_string(),
-        );
-    }
-    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-        return Err(
-            "a URL without sslmode=require: this build connects without TLS (use sslmode=disable on a private network)"
                 .to_string(),
         );
     }
@@ -63,10 +72,23 @@ pub fn describe(config: &Config) -> String {
     )
 }
 
+/// The URL's `sslmode` as a word, for logs and `check`.
+pub fn describe_ssl_mode(config: &Config) -> &'static str {
+    match config.get_ssl_mode() {
+        SslMode::Disable => "disable",
+        SslMode::Prefer => "prefer",
+        SslMode::Require => "require",
+        // tokio-postgres's SslMode is non_exhaustive; a newer one may know more modes.
+        _ => "other",
+    }
+}
+
 pub struct PostgresLock {
     config: Config,
     description: String,
     key: i64,
+    /// Used by `prefer` and `require`; `disable` never starts a handshake.
+    tls: MakeRustlsConnect,
 }
 
 impl PostgresLock {
@@ -80,11 +102,12 @@ impl PostgresLock {
         Ok(PostgresLock {
             description: describe(&config),
             config,
-            key: LOCK_KEY,
+            key: DEFAULT_LOCK_KEY,
+            tls: tls::connector(),
         })
     }
 
-    /// Uses another advisory lock key (tests, or two separate fleets in one database).
+    /// Uses another advisory lock key (`leader_lock_key`: two separate fleets in one database).
     pub fn with_key(mut self, key: i64) -> Self {
         self.key = key;
         self
@@ -110,16 +133,18 @@ impl PostgresLock {
     ) {
         tokio::pin!(shutdown);
         let database = &self.description;
+        let sslmode = describe_ssl_mode(&self.config);
         let mut last_error: Option<String> = None;
         loop {
+            let (connector, handshake_done) = tls::NotingTls::new(self.tls.clone());
             let connected = tokio::select! {
                 _ = &mut shutdown => break,
-                connected = tokio::time::timeout(QUERY_TIMEOUT, self.config.connect(NoTls)) => connected,
+                connected = tokio::time::timeout(QUERY_TIMEOUT, self.config.connect(connector)) => connected,
             };
             let (client, connection) = match connected {
                 Ok(Ok(pair)) => pair,
                 Ok(Err(error)) => {
-                    self.unreachable(&mut last_error, error.to_string());
+                    self.unreachable(&mut last_error, explain(&error));
                     if pause(&mut shutdown, &mut requests).await {
                         break;
                     }
@@ -136,8 +161,9 @@ impl PostgresLock {
                     continue;
                 }
             };
+            let tls = handshake_done.load(Ordering::Relaxed);
             if last_error.take().is_some() {
-                tracing::info!(%database, "Reached the leader-lock database again.");
+                tracing::info!(%database, tls, %sslmode, "Reached the leader-lock database again.");
             }
             let mut session = tokio::spawn(connection);
             let mut held = false;
@@ -149,7 +175,7 @@ impl PostgresLock {
                     ended = &mut session => {
                         let why = match ended {
                             Ok(Ok(())) => "the database closed the session".to_string(),
-                            Ok(Err(error)) => error.to_string(),
+                            Ok(Err(error)) => explain(&error),
                             Err(error) => error.to_string(),
                         };
                         self.step_down(&state, held, &why);
@@ -175,7 +201,7 @@ impl PostgresLock {
                             Ok(true) => {
                                 held = true;
                                 state.send_replace(true);
-                                tracing::info!(%database, key = self.key, "Took the leader lock: this worker scales and notifies.");
+                                tracing::info!(%database, key = self.key, tls, %sslmode, "Took the leader lock: this worker scales and notifies.");
                             }
                             Ok(false) => {
                                 tracing::debug!(%database, "Another worker holds the leader lock; standing by.");
@@ -240,12 +266,27 @@ async fn pause(
     }
 }
 
+/// An error with its causes: tokio-postgres's own text is only "db error" or "error performing
+/// TLS handshake", and the server's reason ("pg_hba.conf rejects connection … no encryption")
+/// is in the source. Server messages name the user and database, never the password.
+fn explain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    // A server's DETAIL and HINT come on lines of their own; a log field keeps one line.
+    text.replace('\n', "; ")
+}
+
 async fn try_lock(client: &Client, key: i64) -> Result<bool, String> {
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
     let query = client.query_one("SELECT pg_try_advisory_lock($1)", &params);
     match tokio::time::timeout(QUERY_TIMEOUT, query).await {
-        Ok(Ok(row)) => row.try_get::<_, bool>(0).map_err(|error| error.to_string()),
-        Ok(Err(error)) => Err(error.to_string()),
+        Ok(Ok(row)) => row.try_get::<_, bool>(0).map_err(|error| explain(&error)),
+        Ok(Err(error)) => Err(explain(&error)),
         Err(_) => Err(format!("no answer within {QUERY_TIMEOUT:?}")),
     }
 }
@@ -254,7 +295,7 @@ async fn try_lock(client: &Client, key: i64) -> Result<bool, String> {
 async fn check(client: &Client) -> Result<(), String> {
     match tokio::time::timeout(QUERY_TIMEOUT, client.simple_query("SELECT 1")).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(error)) => Err(error.to_string()),
+        Ok(Err(error)) => Err(explain(&error)),
         Err(_) => Err(format!("no answer within {QUERY_TIMEOUT:?}")),
     }
 }
@@ -282,7 +323,42 @@ mod tests {
             assert!(error.contains("PostgreSQL URL"), "{error}");
             assert!(!error.contains("hunter2"), "{error}");
         }
-        let error = parse_url(&Secret::new("postgres://h/db?sslmode=require")).unwrap_err();
-        assert!(error.contains("sslmode"), "{error}");
+    }
+
+    #[test]
+    fn each_sslmode_is_read_as_libpq_reads_it() {
+        let mode = |url: &str| describe_ssl_mode(&parse_url(&Secret::new(url)).unwrap());
+        // Heroku's DATABASE_URL names no sslmode: prefer, which takes TLS when offered.
+        assert_eq!(
+            mode("postgres://bot:pw@db.example.com:5432/locks"),
+            "prefer"
+        );
+        for word in ["disable", "prefer", "require"] {
+            assert_eq!(
+                mode(&format!(
+                    "postgres://bot:pw@db.example.com/locks?sslmode={word}"
+                )),
+                word
+            );
+            assert_eq!(
+                mode(&format!("host=db.example.com user=bot sslmode={word}")),
+                word
+            );
+        }
+    }
+
+    #[test]
+    fn an_sslmode_that_checks_the_certificate_is_refused_naming_require() {
+        for word in ["verify-full", "verify-ca", "allow", "bogus"] {
+            for url in [
+                format!("postgres://bot:hunter2@db.example.com/locks?sslmode={word}"),
+                format!("host=db.example.com user=bot password=hunter2 sslmode={word}"),
+            ] {
+                let error = parse_url(&Secret::new(url)).unwrap_err();
+                assert!(error.contains("sslmode"), "{error}");
+                assert!(error.contains("require"), "{error}");
+                assert!(!error.contains("hunter2"), "{error}");
+            }
+        }
     }
 }

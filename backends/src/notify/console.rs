@@ -1,6 +1,6 @@
 //! `console`: one readable line per event on standard output.
 
-use super::{Event, Notifier, NotifyError};
+use super::{Delivered, Event, Notifier, NotifyError};
 use async_trait::async_trait;
 use std::io::Write;
 
@@ -12,10 +12,11 @@ impl Notifier for ConsoleNotifier {
         "console"
     }
 
-    async fn send(&self, event: &Event) -> Result<(), NotifyError> {
+    async fn send(&self, event: &Event) -> Result<Delivered, NotifyError> {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "{}", event.line())
             .and_then(|_| stdout.flush())
+            .map(|()| Delivered::ALL)
             .map_err(|error| NotifyError::permanent(format!("writing to stdout: {error}")))
     }
 }

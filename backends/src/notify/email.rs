@@ -6,13 +6,17 @@
 //! `?tls=opportunistic`), implicit TLS for `smtps://`. Each message names the app and the event
 //! in its subject and gives what happened, the numbers behind it and what the reader may want
 //! to change. Each send opens its own connection: notifications are rare, and a pooled
-//! connection gone stale would only fail later.
+//! connection gone stale would only fail later. When the server refuses one recipient (550),
+//! the message goes again to each recipient on their own, so the others still get it.
 
-use super::{DeliveryPolicy, Event, EventKind, Notifier, NotifyError};
+use super::{Delivered, DeliveryPolicy, Event, EventKind, Notifier, NotifyError};
 use crate::Secret;
 use async_trait::async_trait;
+use lettre::address::Envelope;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
+use lettre::transport::smtp::response::Category;
+use lettre::transport::smtp::Error as SmtpError;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::fmt::Write as _;
 use url::Url;
@@ -161,25 +165,102 @@ impl Notifier for EmailNotifier {
         self.policy
     }
 
-    async fn send(&self, event: &Event) -> Result<(), NotifyError> {
+    async fn send(&self, event: &Event) -> Result<Delivered, NotifyError> {
         let message = self.message(event)?;
-        match self.transport.send(message).await {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                let text = format!(
-                    "SMTP server {}: {}",
-                    self.server,
-                    self.scrub(&error.to_string())
-                );
-                // 5xx answers (a refused recipient, bad credentials), TLS and client errors
-                // will not pass by themselves; 4xx answers and broken connections may.
-                if error.is_permanent() || error.is_tls() || error.is_client() {
-                    Err(NotifyError::permanent(text))
-                } else {
-                    Err(NotifyError::transient(text))
+        let envelope = message.envelope();
+        let formatted = message.formatted();
+        match self.transport.send_raw(envelope, &formatted).await {
+            Ok(_) => Ok(Delivered::ALL),
+            Err(error) if envelope.to().len() > 1 && may_refuse_a_recipient(&error) => {
+                self.send_to_each(envelope, &formatted, &error).await
+            }
+            Err(error) => Err(self.failure(&error)),
+        }
+    }
+}
+
+/// A 55x answer: what a server says at RCPT about an address it will not take (550 no such
+/// mailbox, 551, 552, 553). lettre fails the whole transaction on it and does not say at which
+/// command, so [`EmailNotifier::send_to_each`] finds out. Bad credentials (535), a 4xx
+/// or a broken connection are not this.
+fn may_refuse_a_recipient(error: &SmtpError) -> bool {
+    error.is_permanent()
+        && error
+            .status()
+            .is_some_and(|code| code.category == Category::MailSystem)
+}
+
+impl EmailNotifier {
+    /// The error for a failed send; the password never shows. 5xx answers (a refused
+    /// recipient, bad credentials), TLS and client errors will not pass by themselves; 4xx
+    /// answers and broken connections may, and are retried.
+    fn failure(&self, error: &SmtpError) -> NotifyError {
+        let text = format!(
+            "SMTP server {}: {}",
+            self.server,
+            self.scrub(&error.to_string())
+        );
+        if error.is_permanent() || error.is_tls() || error.is_client() {
+            NotifyError::permanent(text)
+        } else {
+            NotifyError::transient(text)
+        }
+    }
+
+    /// After the server refused the message sent to several recipients at once: one
+    /// transaction per recipient, so that one address the server will not take does not keep
+    /// the message from the others. Each refused address is logged (an address is no secret).
+    /// When nobody got it, the first error stands, so a refusal of the sender or of the
+    /// message itself reads as before; when a recipient failed in a way that may pass, the
+    /// whole message is tried again later, as any such failure is, even if that means a
+    /// second copy for those who got it: a duplicate beats a lost alert.
+    async fn send_to_each(
+        &self,
+        envelope: &Envelope,
+        formatted: &[u8],
+        first: &SmtpError,
+    ) -> Result<Delivered, NotifyError> {
+        let mut reached = 0;
+        let mut refused = Vec::new();
+        let mut passing: Option<NotifyError> = None;
+        for to in envelope.to() {
+            let single =
+                Envelope::new(envelope.from().cloned(), vec![to.clone()]).map_err(|error| {
+                    NotifyError::permanent(format!("the envelope to {to}: {error}"))
+                })?;
+            match self.transport.send_raw(&single, formatted).await {
+                Ok(_) => reached += 1,
+                Err(error) => {
+                    let failure = self.failure(&error);
+                    if failure.retriable {
+                        passing.get_or_insert(failure);
+                    } else {
+                        refused.push((to.to_string(), failure.message));
+                    }
                 }
             }
         }
+        if reached == 0 {
+            return Err(passing.unwrap_or_else(|| self.failure(first)));
+        }
+        for (address, answer) in &refused {
+            tracing::warn!(
+                backend = "email",
+                %address,
+                error = %answer,
+                reached,
+                "Email recipient refused; the other recipients got the message."
+            );
+        }
+        if let Some(failure) = passing {
+            return Err(failure);
+        }
+        Ok(Delivered {
+            refused: refused
+                .into_iter()
+                .map(|(address, answer)| format!("{address}: {answer}"))
+                .collect(),
+        })
     }
 }
 

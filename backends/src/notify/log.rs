@@ -1,6 +1,6 @@
 //! `log`: a `tracing` event with structured fields, for log collectors.
 
-use super::{Event, Notifier, NotifyError};
+use super::{Delivered, Event, Notifier, NotifyError};
 use async_trait::async_trait;
 
 pub struct LogNotifier;
@@ -11,7 +11,7 @@ impl Notifier for LogNotifier {
         "log"
     }
 
-    async fn send(&self, event: &Event) -> Result<(), NotifyError> {
+    async fn send(&self, event: &Event) -> Result<Delivered, NotifyError> {
         tracing::info!(
             target: "autoscalebot::notification",
             app = %event.app,
@@ -25,6 +25,6 @@ impl Notifier for LogNotifier {
             "{}",
             event.message
         );
-        Ok(())
+        Ok(Delivered::ALL)
     }
 }

@@ -160,6 +160,22 @@ impl NotifyError {
     }
 }
 
+/// What a delivery reached: everyone, or everyone but the recipients the server refused (an
+/// email address with no mailbox) while it took the message for the others.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Each refused recipient with the server's answer: `nobody@example.com: permanent error
+    /// (550): …`. The backend has logged each one.
+    pub refused: Vec<String>,
+}
+
+impl Delivered {
+    /// Every recipient got it.
+    pub const ALL: Delivered = Delivered {
+        refused: Vec::new(),
+    };
+}
+
 /// How one backend's deliveries are paced: a small retry policy, as vector's sinks have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeliveryPolicy {
@@ -200,7 +216,7 @@ impl DeliveryPolicy {
 pub trait Notifier: Send + Sync {
     /// The name used in `notification_backends`.
     fn name(&self) -> &'static str;
-    async fn send(&self, event: &Event) -> Result<(), NotifyError>;
+    async fn send(&self, event: &Event) -> Result<Delivered, NotifyError>;
     /// Timeout and retries for this backend; local backends keep the default.
     fn policy(&self) -> DeliveryPolicy {
         DeliveryPolicy::default()
@@ -218,6 +234,9 @@ pub struct DeliveryCounts {
     pub failed: AtomicU64,
     /// Never tried: the backend's queue was full.
     pub dropped: AtomicU64,
+    /// Recipients the server refused in deliveries that reached the others (each delivery
+    /// still counts once in `delivered`).
+    pub recipients_refused: AtomicU64,
 }
 
 impl DeliveryCounts {
@@ -315,8 +334,11 @@ async fn run_lane(
     while let Some(queued) = receiver.recv().await {
         let kind = queued.event.kind.as_str();
         match deliver(notifier.as_ref(), &policy, &queued).await {
-            Ok(attempts) => {
+            Ok((attempts, delivered)) => {
                 counts.delivered.fetch_add(1, Ordering::Relaxed);
+                counts
+                    .recipients_refused
+                    .fetch_add(delivered.refused.len() as u64, Ordering::Relaxed);
                 if attempts > 1 {
                     tracing::info!(
                         backend = name,
@@ -331,7 +353,7 @@ async fn run_lane(
                 }
                 let notice = lost_notice(&queued.event, name, lost, first_loss);
                 match attempt(notifier.as_ref(), policy.timeout, &notice).await {
-                    Ok(()) => {
+                    Ok(_) => {
                         tracing::info!(
                             backend = name,
                             lost,
@@ -359,17 +381,18 @@ async fn run_lane(
 }
 
 /// Delivers one event, retrying retriable failures with capped exponential backoff until
-/// `give_up_after` since it was queued. Returns how many attempts it took.
+/// `give_up_after` since it was queued. Returns how many attempts it took and what the last
+/// one reached.
 async fn deliver(
     notifier: &dyn Notifier,
     policy: &DeliveryPolicy,
     queued: &Queued,
-) -> Result<u32, NotifyError> {
+) -> Result<(u32, Delivered), NotifyError> {
     let give_up_at = queued.at + policy.give_up_after;
     let mut attempts = 1;
     loop {
         let error = match attempt(notifier, policy.timeout, &queued.event).await {
-            Ok(()) => return Ok(attempts),
+            Ok(delivered) => return Ok((attempts, delivered)),
             Err(error) => error,
         };
         if !error.retriable {
@@ -400,7 +423,7 @@ async fn attempt(
     notifier: &dyn Notifier,
     timeout: Duration,
     event: &Event,
-) -> Result<(), NotifyError> {
+) -> Result<Delivered, NotifyError> {
     match tokio::time::timeout(timeout, notifier.send(event)).await {
         Ok(result) => result,
         Err(_) => Err(NotifyError::transient(format!(

@@ -1,6 +1,6 @@
 //! `test`: keeps every event in memory so the project's own tests can read them back.
 
-use super::{Event, Notifier, NotifyError};
+use super::{Delivered, Event, Notifier, NotifyError};
 use async_trait::async_trait;
 use std::sync::{Arc, Mutex};
 
@@ -30,11 +30,11 @@ impl Notifier for TestNotifier {
         "test"
     }
 
-    async fn send(&self, event: &Event) -> Result<(), NotifyError> {
+    async fn send(&self, event: &Event) -> Result<Delivered, NotifyError> {
         self.events
             .lock()
             .expect("test notifier lock")
             .push(event.clone());
-        Ok(())
+        Ok(Delivered::ALL)
     }
 }

@@ -13,6 +13,8 @@ enum Mode {
     Refusing,
     /// Never answers.
     Hanging,
+    /// Delivers, but the server refused one recipient.
+    RefusingOne,
 }
 
 /// A backend whose health the test sets; it keeps what it delivered.
@@ -61,17 +63,23 @@ impl Notifier for Flaky {
         self.policy
     }
 
-    async fn send(&self, event: &Event) -> Result<(), NotifyError> {
+    async fn send(&self, event: &Event) -> Result<Delivered, NotifyError> {
         self.attempts.fetch_add(1, Ordering::SeqCst);
         let mode = *self.mode.lock().unwrap();
         match mode {
             Mode::Up => {
                 self.delivered.lock().unwrap().push(event.clone());
-                Ok(())
+                Ok(Delivered::ALL)
             }
             Mode::Down => Err(NotifyError::transient("connection refused")),
             Mode::Refusing => Err(NotifyError::permanent("answered 400")),
             Mode::Hanging => std::future::pending().await,
+            Mode::RefusingOne => {
+                self.delivered.lock().unwrap().push(event.clone());
+                Ok(Delivered {
+                    refused: vec!["nobody@example.com: 550 no such mailbox".into()],
+                })
+            }
         }
     }
 }
@@ -123,6 +131,22 @@ async fn a_retriable_failure_is_retried_with_backoff_until_it_passes() {
     );
     let counts = &dispatcher.counts()[0].1;
     assert_eq!(counts.delivered.load(Ordering::SeqCst), 1);
+    assert_eq!(counts.failed.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delivery_with_a_refused_recipient_counts_once_and_counts_the_refusal() {
+    let backend = Flaky::new(Mode::RefusingOne, policy());
+    let dispatcher = Dispatcher::start(vec![backend.clone() as Arc<dyn Notifier>]);
+    dispatcher.dispatch(&event("one"));
+    let counts = dispatcher.counts()[0].1.clone();
+    run_until(Duration::from_secs(5), || {
+        counts.delivered.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(backend.attempts(), 1, "not retried");
+    assert_eq!(counts.recipients_refused.load(Ordering::SeqCst), 1);
     assert_eq!(counts.failed.load(Ordering::SeqCst), 0);
 }
 

@@ -7,7 +7,7 @@
 //! decides nothing; the dispatcher retries what [`NotifyError::retriable`] allows.
 
 use super::template::{Escape, Template, DEFAULT_BODY};
-use super::{DeliveryPolicy, Event, Notifier, NotifyError};
+use super::{Delivered, DeliveryPolicy, Event, Notifier, NotifyError};
 use crate::probe::heartbeat::describe_error;
 use crate::Secret;
 use async_trait::async_trait;
@@ -203,7 +203,7 @@ impl Notifier for WebhookNotifier {
         self.policy
     }
 
-    async fn send(&self, event: &Event) -> Result<(), NotifyError> {
+    async fn send(&self, event: &Event) -> Result<Delivered, NotifyError> {
         let mut request = self
             .client
             .request(self.method.clone(), self.url.clone())
@@ -224,7 +224,7 @@ impl Notifier for WebhookNotifier {
         })?;
         let status = response.status();
         if status.is_success() {
-            return Ok(());
+            return Ok(Delivered::ALL);
         }
         // The answer's first words often say what is wrong ("invalid_payload", "no_text").
         let text = response.text().await.unwrap_or_default();

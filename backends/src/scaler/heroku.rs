@@ -15,17 +15,21 @@
 //! none for v3, so backoff alone must be enough), spaces its calls when `RateLimit-Remaining`
 //! runs low, and never retries another 4xx: a wrong key, app or process type stays wrong.
 //! A whole read or write, retries included, stays within the policy's time budget, so a
-//! heartbeat can never stall for long.
+//! heartbeat can never stall for long. Once shutdown begins (the token given by
+//! [`HerokuScaler::with_shutdown`]) no new try and no wait starts, so the worker exits well
+//! within the platform's SIGKILL deadline; a try already sent finishes.
 
 use super::{Known, ScaleError, Scaler};
 use crate::Secret;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use url::Url;
 
 /// The Accept header Heroku requires; without it the API answers 406.
@@ -138,6 +142,15 @@ impl Gate {
     }
 }
 
+/// Sleeps until `until`; `false`, at once, when shutdown has begun or begins first.
+async fn wait_unless_shutdown(until: Instant, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep_until(until) => true,
+    }
+}
+
 /// The formation of one Heroku app, shared by the scalers of its process types.
 pub struct HerokuFormation {
     client: reqwest::Client,
@@ -210,23 +223,50 @@ impl HerokuFormation {
     }
 
     /// One whole GET (`body` = `None`, conditional on the last ETag of `url`) or PATCH, with
-    /// retries by the policy; the answer's body.
+    /// retries by the policy until `shutdown`; the answer's body.
     async fn call(
         &self,
         retry: RetryPolicy,
+        shutdown: &CancellationToken,
         url: &Url,
         body: Option<&serde_json::Value>,
     ) -> Result<bytes::Bytes, ScaleError> {
+        self.retrying(retry, shutdown, |timeout| self.attempt(url, body, timeout))
+            .await
+    }
+
+    /// Makes tries with `attempt` (given the time the try may take) by the policy. Once
+    /// `shutdown` has begun no wait and no new try starts: a wait ends at once and the call
+    /// fails with [`ScaleError::ShuttingDown`]. A try already sent is never cut off (it is
+    /// bounded by `heroku_api_timeout`), so a PATCH is sent whole or not at all.
+    async fn retrying<F, Fut>(
+        &self,
+        retry: RetryPolicy,
+        shutdown: &CancellationToken,
+        mut attempt: F,
+    ) -> Result<bytes::Bytes, ScaleError>
+    where
+        F: FnMut(Duration) -> Fut,
+        Fut: Future<Output = Result<bytes::Bytes, Failure>>,
+    {
         let started = Instant::now();
-        let mut attempt = 0;
+        let mut tries = 0;
+        let mut last: Option<ScaleError> = None;
         loop {
-            attempt += 1;
-            self.wait_for_gate(retry, started).await?;
+            if tries > 0 && shutdown.is_cancelled() {
+                return Err(self.not_retried(tries, last));
+            }
+            tries += 1;
+            if let Some(ready_at) = self.gate_wait(retry, started)? {
+                if !wait_unless_shutdown(ready_at, shutdown).await {
+                    return Err(self.not_retried(tries - 1, last));
+                }
+            }
             let left = retry.budget.saturating_sub(started.elapsed());
             if left.is_zero() {
                 return Err(ScaleError::Timeout(retry.budget));
             }
-            let failure = match self.attempt(url, body, self.timeout.min(left)).await {
+            let failure = match attempt(self.timeout.min(left)).await {
                 Ok(body) => return Ok(body),
                 Err(failure) => failure,
             };
@@ -236,37 +276,55 @@ impl HerokuFormation {
             let delay = retry.next_delay(
                 &failure.error,
                 failure.retry_after,
-                attempt,
+                tries,
                 started.elapsed(),
                 fastrand::f64(),
             );
-            match delay {
-                Some(delay) => {
-                    tracing::info!(
-                        app = %self.app,
-                        kind = failure.error.kind(),
-                        error = %failure.error,
-                        attempt,
-                        delay_ms = delay.as_millis() as u64,
-                        "Platform call failed; trying again after a pause."
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-                None => return Err(failure.error),
+            let Some(delay) = delay else {
+                return Err(failure.error);
+            };
+            if shutdown.is_cancelled() {
+                return Err(self.not_retried(tries, Some(failure.error)));
+            }
+            tracing::info!(
+                app = %self.app,
+                kind = failure.error.kind(),
+                error = %failure.error,
+                attempt = tries,
+                delay_ms = delay.as_millis() as u64,
+                "Platform call failed; trying again after a pause."
+            );
+            last = Some(failure.error);
+            if !wait_unless_shutdown(Instant::now() + delay, shutdown).await {
+                return Err(self.not_retried(tries, last));
             }
         }
     }
 
-    /// Waits until a `Retry-After` has passed and, when tokens run low, until one token
-    /// interval after the last call; fails at once when that would overrun the budget.
-    async fn wait_for_gate(&self, retry: RetryPolicy, started: Instant) -> Result<(), ScaleError> {
+    /// The error of a call that shutdown ended between tries, logged once here.
+    fn not_retried(&self, tries: u32, last: Option<ScaleError>) -> ScaleError {
+        let error = ScaleError::ShuttingDown {
+            last: last.map(Box::new),
+        };
+        tracing::warn!(app = %self.app, tries, %error, "Platform call not retried: shutting down.");
+        error
+    }
+
+    /// When the next try may go out: not before a `Retry-After` has passed and, when tokens
+    /// run low, one token interval after the last call. `None`: now. Fails at once when the
+    /// wait would overrun the budget.
+    fn gate_wait(
+        &self,
+        retry: RetryPolicy,
+        started: Instant,
+    ) -> Result<Option<Instant>, ScaleError> {
         let ready_at = self.gate.lock().unwrap().ready_at();
         let Some(ready_at) = ready_at else {
-            return Ok(());
+            return Ok(None);
         };
         let now = Instant::now();
         if ready_at <= now {
-            return Ok(());
+            return Ok(None);
         }
         if ready_at.duration_since(started) >= retry.budget {
             return Err(ScaleError::RateLimited {
@@ -275,8 +333,7 @@ impl HerokuFormation {
             });
         }
         tracing::debug!(app = %self.app, wait_ms = (ready_at - now).as_millis() as u64, "Pacing Platform API calls.");
-        tokio::time::sleep_until(ready_at).await;
-        Ok(())
+        Ok(Some(ready_at))
     }
 
     /// One HTTP request and its answer's body (a 304's is the last 200's).
@@ -380,14 +437,21 @@ impl HerokuFormation {
         Err(Failure { error, retry_after })
     }
 
-    async fn read(&self, retry: RetryPolicy, process_type: &str) -> Result<u32, ScaleError> {
+    async fn read(
+        &self,
+        retry: RetryPolicy,
+        shutdown: &CancellationToken,
+        process_type: &str,
+    ) -> Result<u32, ScaleError> {
         if self.batch {
-            let body = self.call(retry, &self.list_url, None).await?;
+            let body = self.call(retry, shutdown, &self.list_url, None).await?;
             let formations = parse::<Vec<Formation>>(&body)?;
             self.remember(&formations);
             return find(&formations, process_type);
         }
-        let body = self.call(retry, &self.type_url(process_type), None).await?;
+        let body = self
+            .call(retry, shutdown, &self.type_url(process_type), None)
+            .await?;
         let formation = parse::<Formation>(&body)?;
         self.remember(std::slice::from_ref(&formation));
         Ok(formation.quantity)
@@ -396,6 +460,7 @@ impl HerokuFormation {
     async fn write(
         &self,
         retry: RetryPolicy,
+        shutdown: &CancellationToken,
         process_type: &str,
         quantity: u32,
     ) -> Result<u32, ScaleError> {
@@ -403,14 +468,16 @@ impl HerokuFormation {
             let body = serde_json::json!({
                 "updates": [{ "type": process_type, "quantity": quantity }]
             });
-            let answer = self.call(retry, &self.list_url, Some(&body)).await?;
+            let answer = self
+                .call(retry, shutdown, &self.list_url, Some(&body))
+                .await?;
             let formations = parse::<Vec<Formation>>(&answer)?;
             self.remember(&formations);
             return find(&formations, process_type);
         }
         let body = serde_json::json!({ "quantity": quantity });
         let answer = self
-            .call(retry, &self.type_url(process_type), Some(&body))
+            .call(retry, shutdown, &self.type_url(process_type), Some(&body))
             .await?;
         let formation = parse::<Formation>(&answer)?;
         self.remember(std::slice::from_ref(&formation));
@@ -438,6 +505,8 @@ pub struct HerokuScaler {
     formation: Arc<HerokuFormation>,
     process_type: String,
     retry: RetryPolicy,
+    /// Once cancelled, calls make no further tries (see [`HerokuFormation::retrying`]).
+    shutdown: CancellationToken,
 }
 
 impl HerokuScaler {
@@ -461,7 +530,15 @@ impl HerokuScaler {
             formation,
             process_type: process_type.to_string(),
             retry,
+            shutdown: CancellationToken::new(),
         }
+    }
+
+    /// Stops retrying once `shutdown` is cancelled; without it, calls retry by the policy
+    /// whatever happens.
+    pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
     }
 
     /// Replaces the default [`RetryPolicy::for_timeout`].
@@ -485,7 +562,9 @@ impl Scaler for HerokuScaler {
     }
 
     async fn current(&self) -> Result<u32, ScaleError> {
-        self.formation.read(self.retry, &self.process_type).await
+        self.formation
+            .read(self.retry, &self.shutdown, &self.process_type)
+            .await
     }
 
     /// A retry of this write sends the same PATCH again. That is safe because the body is an
@@ -494,7 +573,7 @@ impl Scaler for HerokuScaler {
     /// relative change ("one more") retried after a lost answer could scale twice.
     async fn set(&self, quantity: u32) -> Result<u32, ScaleError> {
         self.formation
-            .write(self.retry, &self.process_type, quantity)
+            .write(self.retry, &self.shutdown, &self.process_type, quantity)
             .await
     }
 
@@ -643,5 +722,158 @@ mod tests {
         assert_eq!(gate.ready_at(), Some(now + TOKEN_REFILL_INTERVAL));
         gate.not_before = Some(now + Duration::from_secs(5));
         assert_eq!(gate.ready_at(), Some(now + Duration::from_secs(5)));
+    }
+
+    // ---- the retry loop and shutdown, on tokio's paused clock ----
+
+    /// A formation whose tries the tests make themselves: nothing is sent to this URL.
+    fn formation() -> HerokuFormation {
+        HerokuFormation::new(
+            reqwest::Client::new(),
+            &Url::parse("http://127.0.0.1:9/").unwrap(),
+            "my-app",
+            Secret::new("test-key"),
+            Duration::from_secs(10),
+            false,
+        )
+    }
+
+    /// Waits of 5 to 10 s between tries, well inside the budget.
+    fn slow_policy() -> RetryPolicy {
+        RetryPolicy {
+            first_backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(10),
+            max_attempts: 5,
+            budget: Duration::from_secs(3600),
+        }
+    }
+
+    fn unavailable() -> Failure {
+        Failure {
+            error: ScaleError::Status {
+                status: 503,
+                id: "service_unavailable".into(),
+                message: String::new(),
+            },
+            retry_after: None,
+        }
+    }
+
+    async fn cancel_after(shutdown: &CancellationToken, after: Duration) {
+        tokio::time::sleep(after).await;
+        shutdown.cancel();
+    }
+
+    fn shutting_down_after(result: &Result<bytes::Bytes, ScaleError>) -> Option<&'static str> {
+        match result {
+            Err(ScaleError::ShuttingDown { last }) => {
+                Some(last.as_ref().map_or("no try", |error| error.kind()))
+            }
+            _ => None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_ends_the_wait_between_tries_at_once_and_no_try_follows() {
+        let formation = formation();
+        let shutdown = CancellationToken::new();
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let started = Instant::now();
+        let (result, ()) = tokio::join!(
+            formation.retrying(slow_policy(), &shutdown, |_| {
+                tries.fetch_add(1, Ordering::SeqCst);
+                std::future::ready(Err(unavailable()))
+            }),
+            cancel_after(&shutdown, Duration::from_secs(1)),
+        );
+        assert_eq!(tries.load(Ordering::SeqCst), 1);
+        assert_eq!(shutting_down_after(&result), Some("status"), "{result:?}");
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(1),
+            "no wait after shutdown"
+        );
+        let message = result.unwrap_err().to_string();
+        assert!(
+            message
+                .starts_with("not retried: shutting down (the last try: the platform answered 503"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_try_sent_before_shutdown_finishes_and_its_answer_counts() {
+        let formation = formation();
+        let shutdown = CancellationToken::new();
+        let started = Instant::now();
+        let (result, ()) = tokio::join!(
+            formation.retrying(slow_policy(), &shutdown, |_| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                Ok(bytes::Bytes::from_static(b"{}"))
+            }),
+            cancel_after(&shutdown, Duration::from_secs(1)),
+        );
+        assert_eq!(result, Ok(bytes::Bytes::from_static(b"{}")));
+        assert_eq!(started.elapsed(), Duration::from_secs(3), "not cut off");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_try_that_fails_after_shutdown_began_is_not_retried() {
+        let formation = formation();
+        let shutdown = CancellationToken::new();
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let started = Instant::now();
+        let (result, ()) = tokio::join!(
+            formation.retrying(slow_policy(), &shutdown, |_| {
+                tries.fetch_add(1, Ordering::SeqCst);
+                async {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    Err(unavailable())
+                }
+            }),
+            cancel_after(&shutdown, Duration::from_secs(1)),
+        );
+        assert_eq!(tries.load(Ordering::SeqCst), 1);
+        assert_eq!(shutting_down_after(&result), Some("status"), "{result:?}");
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_ends_a_retry_after_wait_before_any_try() {
+        let formation = formation();
+        formation.gate.lock().unwrap().not_before = Some(Instant::now() + Duration::from_secs(30));
+        let shutdown = CancellationToken::new();
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let started = Instant::now();
+        let (result, ()) = tokio::join!(
+            formation.retrying(slow_policy(), &shutdown, |_| {
+                tries.fetch_add(1, Ordering::SeqCst);
+                std::future::ready(Ok(bytes::Bytes::new()))
+            }),
+            cancel_after(&shutdown, Duration::from_secs(1)),
+        );
+        assert_eq!(tries.load(Ordering::SeqCst), 0);
+        assert_eq!(shutting_down_after(&result), Some("no try"), "{result:?}");
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_shutdown_the_same_call_makes_every_try_the_policy_allows() {
+        let formation = formation();
+        let shutdown = CancellationToken::new();
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let started = Instant::now();
+        let result = formation
+            .retrying(slow_policy(), &shutdown, |_| {
+                tries.fetch_add(1, Ordering::SeqCst);
+                std::future::ready(Err(unavailable()))
+            })
+            .await;
+        assert_eq!(tries.load(Ordering::SeqCst), 5);
+        assert_eq!(result.unwrap_err().kind(), "status");
+        assert!(
+            started.elapsed() >= Duration::from_secs(20),
+            "four waits of 5 s or more"
+        );
     }
 }

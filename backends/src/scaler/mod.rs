@@ -44,6 +44,15 @@ pub enum ScaleError {
     /// A `command` scaler's hook failed, timed out or printed nonsense.
     #[error("{0}")]
     Hook(String),
+    /// Shutdown began while the call waited to try (again), so no further try was made and
+    /// the worker can exit before the platform's SIGKILL. `last`: the error of the try before.
+    #[error("not retried: shutting down{}", last_try(last.as_deref()))]
+    ShuttingDown { last: Option<Box<ScaleError>> },
+}
+
+fn last_try(last: Option<&ScaleError>) -> String {
+    last.map(|error| format!(" (the last try: {error})"))
+        .unwrap_or_default()
 }
 
 impl ScaleError {
@@ -56,6 +65,8 @@ impl ScaleError {
             | ScaleError::Transport(_)
             | ScaleError::BadAnswer(_)
             | ScaleError::Hook(_) => true,
+            // The fault behind it was passing: the next worker tries again.
+            ScaleError::ShuttingDown { .. } => true,
             ScaleError::Status { status, .. } => *status >= 500,
             ScaleError::Unauthorized { .. }
             | ScaleError::Forbidden { .. }
@@ -75,6 +86,7 @@ impl ScaleError {
             ScaleError::Transport(_) => "transport",
             ScaleError::BadAnswer(_) => "bad_answer",
             ScaleError::Hook(_) => "hook",
+            ScaleError::ShuttingDown { .. } => "shutting_down",
         }
     }
 }
