@@ -94,7 +94,7 @@ pub(super) fn read_email(
                 table.bad(
                     "tls_ca_file",
                     &value,
-                    "a path to a PEM file of CA certificates, such as \"relay-ca.pem\"",
+                    "the path of one PEM file of CA certificates, such as \"relay-ca.pem\" (several certificates go in that one file)",
                 );
                 None
             }
