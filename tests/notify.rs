@@ -54,6 +54,7 @@ async fn email_reaches_a_real_smtp_server_with_the_numbers_and_what_to_change() 
         "[autoscalebot] test-app: scaled from 1 to 2 dynos"
     );
     assert_eq!(scaled.login.as_deref(), Some(SMTP_USER), "it logged in");
+    assert_eq!(scaled.tls, None, "plain SMTP, as the URL says");
     assert_eq!(scaled.mail_from, "bot@example.com");
     assert_eq!(scaled.rcpt_tos, vec!["ops@example.com", "lead@example.com"]);
     assert!(
@@ -626,4 +627,208 @@ async fn notify_test_names_a_refused_address_while_the_others_get_the_message() 
     let mails = smtp.mails();
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0].rcpt_tos, vec!["ops@example.com"]);
+}
+
+// ---- email over real TLS: a private CA made in the test, aiosmtpd serving its certificate ----
+
+/// `[email]` for `notify-test` through `smtp_url`, trusting `ca_file` when given.
+fn tls_email_settings(smtp_url: &str, ca_file: Option<&std::path::Path>) -> String {
+    let ca_line = ca_file
+        .map(|path| format!("tls_ca_file = \"{}\"\n", path.display()))
+        .unwrap_or_default();
+    format!(
+        "heroku_app_name = \"test-app\"\nheroku_api_key = \"{KEY}\"\nnotification_backends = [\"email\"]\n[email]\nsmtp_url = \"{smtp_url}\"\nfrom = \"bot@example.com\"\nto = [\"ops@example.com\"]\ntimeout = \"5s\"\n{ca_line}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_mails_over_implicit_tls_to_a_relay_of_a_private_ca() {
+    let ca = PrivateCa::new(&["localhost", "127.0.0.1"]);
+    let smtp = SmtpServer::start_tls(
+        free_port(),
+        Some((SMTP_USER, SMTP_PASSWORD)),
+        SmtpTls::Implicit,
+        &ca,
+    );
+    let heartbeat = HeartbeatServer::start(250).await;
+    let api = FormationApi::start("test-app", "web", KEY, 1).await;
+    let settings = local_settings(
+        &api,
+        &heartbeat,
+        &format!(
+            "{SLOW_TO_MAX}\nmax_dynos = 2\nnotify_on_every_scale = true\nnotification_backends = [\"email\"]\n[email]\nsmtp_url = \"smtps://{SMTP_USER}:{SMTP_PASSWORD}@localhost:{}\"\nfrom = \"bot@example.com\"\nto = [\"ops@example.com\"]\ntls_ca_file = \"{}\"\n",
+            smtp.port,
+            ca.ca_file.display()
+        ),
+    );
+    let mut bot = Bot::start(&settings, &[], &[]);
+    wait_until("the scale mail arrives over TLS", || {
+        !smtp.mails().is_empty()
+    })
+    .await;
+    let mail = &smtp.mails()[0];
+    assert_eq!(
+        mail.subject,
+        "[autoscalebot] test-app: scaled from 1 to 2 dynos"
+    );
+    assert_eq!(mail.login.as_deref(), Some(SMTP_USER));
+    assert!(
+        mail.tls.as_deref().is_some_and(|v| v.starts_with("TLSv1.")),
+        "the session was TLS: {:?}",
+        mail.tls
+    );
+    assert!(bot.terminate().await.success());
+    let output = format!("{}{}", bot.stdout(), bot.stderr());
+    assert!(!output.contains(SMTP_PASSWORD), "the password leaked");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starttls_to_a_relay_of_a_private_ca_delivers_and_the_password_crosses_tls() {
+    let ca = PrivateCa::new(&["localhost", "127.0.0.1"]);
+    let smtp = SmtpServer::start_tls(
+        free_port(),
+        Some((SMTP_USER, SMTP_PASSWORD)),
+        SmtpTls::Starttls,
+        &ca,
+    );
+    // By IP address: the certificate names 127.0.0.1 too, and that is checked as a name is.
+    let url = format!(
+        "smtp://{SMTP_USER}:{SMTP_PASSWORD}@127.0.0.1:{}?tls=required",
+        smtp.port
+    );
+    let (code, stdout, stderr) = notify_test(&tls_email_settings(&url, Some(&ca.ca_file)), &[]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("email: delivered"), "{stdout}");
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(
+        mails[0].subject,
+        "[autoscalebot] test-app: test notification"
+    );
+    assert!(
+        mails[0]
+            .tls
+            .as_deref()
+            .is_some_and(|v| v.starts_with("TLSv1.")),
+        "the message crossed STARTTLS: {:?}",
+        mails[0].tls
+    );
+    let logins = smtp.logins_tried();
+    assert_eq!(logins.len(), 1, "{logins:?}");
+    assert!(logins[0].tls.is_some(), "the password crossed TLS only");
+    assert!(!stdout.contains(SMTP_PASSWORD) && !stderr.contains(SMTP_PASSWORD));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_tls_ca_file_a_private_ca_is_refused_with_a_certificate_error() {
+    let ca = PrivateCa::new(&["localhost", "127.0.0.1"]);
+    let smtp = SmtpServer::start_tls(
+        free_port(),
+        Some((SMTP_USER, SMTP_PASSWORD)),
+        SmtpTls::Starttls,
+        &ca,
+    );
+    let url = format!(
+        "smtp://{SMTP_USER}:{SMTP_PASSWORD}@localhost:{}?tls=required",
+        smtp.port
+    );
+    let (code, stdout, stderr) = notify_test(&tls_email_settings(&url, None), &[]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("email: failed: SMTP server smtp://***@localhost:")
+            && stdout.contains("TLS failed: invalid peer certificate: UnknownIssuer")
+            && stdout.contains("set email.tls_ca_file"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(SMTP_PASSWORD) && !stderr.contains(SMTP_PASSWORD));
+    assert!(smtp.mails().is_empty());
+    assert!(
+        smtp.logins_tried().is_empty(),
+        "the password was never sent to an unverified server"
+    );
+
+    // The same server, with its CA trusted: delivered.
+    let (code, stdout, _) = notify_test(&tls_email_settings(&url, Some(&ca.ca_file)), &[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert_eq!(smtp.mails().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_of_the_trusted_ca_for_another_host_is_refused() {
+    let ca = PrivateCa::new(&["relay.example.com"]);
+    let smtp = SmtpServer::start_tls(
+        free_port(),
+        Some((SMTP_USER, SMTP_PASSWORD)),
+        SmtpTls::Implicit,
+        &ca,
+    );
+    let url = format!(
+        "smtps://{SMTP_USER}:{SMTP_PASSWORD}@localhost:{}",
+        smtp.port
+    );
+    let (code, stdout, stderr) = notify_test(&tls_email_settings(&url, Some(&ca.ca_file)), &[]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("email: failed: SMTP server smtps://***@localhost:")
+            && stdout.contains("certificate not valid for name \"localhost\"")
+            && stdout.contains("does not name the host of smtp_url"),
+        "host names are checked: {stdout}"
+    );
+    assert!(!stdout.contains(SMTP_PASSWORD) && !stderr.contains(SMTP_PASSWORD));
+    assert!(smtp.mails().is_empty() && smtp.logins_tried().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_required_against_a_server_without_starttls_sends_nothing_in_the_clear() {
+    let ca = PrivateCa::new(&["localhost", "127.0.0.1"]);
+    let smtp = SmtpServer::start(free_port(), Some((SMTP_USER, SMTP_PASSWORD)), &[]);
+    let url = format!(
+        "smtp://{SMTP_USER}:{SMTP_PASSWORD}@localhost:{}?tls=required",
+        smtp.port
+    );
+    let (code, stdout, stderr) = notify_test(&tls_email_settings(&url, Some(&ca.ca_file)), &[]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("email: failed: SMTP server smtp://***@localhost:")
+            && stdout.contains("STARTTLS is not supported"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(SMTP_PASSWORD) && !stderr.contains(SMTP_PASSWORD));
+    assert!(smtp.mails().is_empty(), "no message went in the clear");
+    assert!(
+        smtp.logins_tried().is_empty(),
+        "the password did not go in the clear"
+    );
+}
+
+#[test]
+fn a_missing_or_non_pem_tls_ca_file_stops_the_worker_with_exit_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("relay-ca.pem");
+    std::fs::write(&not_pem, "this is not a certificate\n").unwrap();
+    let missing = dir.path().join("missing-ca.pem");
+    for (path, why) in [
+        (&missing, "cannot be read"),
+        (&not_pem, "holds no certificate"),
+    ] {
+        let settings = tls_email_settings(
+            &format!("smtps://{SMTP_USER}:{SMTP_PASSWORD}@localhost:465"),
+            Some(path),
+        );
+        let (_dir, settings_path) = settings_file(&settings);
+        let output = command()
+            .arg("check")
+            .arg(format!("--settings={}", settings_path.display()))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("email.tls_ca_file = \"{}\"", path.display()))
+                && stderr.contains("expected a PEM file of one or more CA certificates")
+                && stderr.contains(why),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(SMTP_PASSWORD), "{stderr}");
+    }
 }

@@ -254,7 +254,7 @@ impl AppSettings {
         };
         let scale_up_cooldown = reader.duration_or("scale_up_cooldown", Duration::ZERO);
         let scale_down_cooldown = reader.duration_or("scale_down_cooldown", Duration::ZERO);
-        let email = read_email(reader, &notification_backends);
+        let email = read_email(reader, &notification_backends, context);
         let webhook = read_webhook(reader, &notification_backends);
         let notify_on_downtime = reader.bool_or("notify_on_downtime", true);
         let downtime_disable = reader.bool_or("downtime_disable", false);
@@ -705,6 +705,17 @@ impl AppSettings {
                 optional(email.map(|e| list(e.to.iter().map(|to| to.to_string()).collect()))),
             ),
             (
+                "email.tls_ca_file",
+                optional(email.and_then(|e| e.tls_ca.as_ref()).map(|ca| {
+                    format!(
+                        "{} ({} certificate{})",
+                        quoted(&ca.path.display().to_string()),
+                        ca.len(),
+                        if ca.len() == 1 { "" } else { "s" }
+                    )
+                })),
+            ),
+            (
                 "email.timeout",
                 optional(email.map(|e| quoted(&format_duration(e.policy.timeout)))),
             ),
@@ -918,7 +929,7 @@ fn read_downtime(
 }
 
 /// A path as written in the settings, relative to the settings file's folder.
-fn beside_settings(context: &LoadContext, path: &str) -> PathBuf {
+pub(super) fn beside_settings(context: &LoadContext, path: &str) -> PathBuf {
     match &context.settings_dir {
         Some(dir) => dir.join(path),
         None => PathBuf::from(path),

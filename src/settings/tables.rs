@@ -5,9 +5,11 @@
 //! What a table needs from the rest of the app (named backends, purpose, `idle_after`) comes in
 //! as arguments; this module must not read keys outside its own table.
 
-use super::{ActivatorSettings, Purpose, Reader, ShutdownHookSettings};
+use super::app::beside_settings;
+use super::{ActivatorSettings, LoadContext, Purpose, Reader, ShutdownHookSettings};
 use autoscalebot_backends::activator::process::parse_signal;
 use autoscalebot_backends::activator::Endpoint;
+use autoscalebot_backends::notify::email::TrustedCa;
 use autoscalebot_backends::notify::{
     email, webhook, DeliveryPolicy, EmailConfig, Template, WebhookConfig,
 };
@@ -16,8 +18,13 @@ use config::{Value, ValueKind};
 use std::time::Duration;
 use url::Url;
 
-/// `[email]`: the SMTP server, the sender and the readers of the `email` backend.
-pub(super) fn read_email(reader: &mut Reader, backends: &[String]) -> Option<EmailConfig> {
+/// `[email]`: the SMTP server, the sender and the readers of the `email` backend. A relative
+/// `tls_ca_file` is beside the settings file; it is read here, once, at startup.
+pub(super) fn read_email(
+    reader: &mut Reader,
+    backends: &[String],
+    context: &LoadContext,
+) -> Option<EmailConfig> {
     let named = backends.iter().any(|name| name == "email");
     let Some(mut table) = reader.table("email") else {
         if named && !reader.has_problem("email") {
@@ -72,6 +79,38 @@ pub(super) fn read_email(reader: &mut Reader, backends: &[String]) -> Option<Ema
             }
         }
     }
+    let tls_ca = match table.take("tls_ca_file") {
+        None => None,
+        Some(value) => match value.clone().into_string() {
+            Ok(path) if path.trim().is_empty() => None,
+            Ok(path) => match TrustedCa::read(&beside_settings(context, path.trim())) {
+                Ok(ca) => Some(ca),
+                Err(why) => {
+                    table.bad("tls_ca_file", &value, why);
+                    None
+                }
+            },
+            Err(_) => {
+                table.bad(
+                    "tls_ca_file",
+                    &value,
+                    "the path of one PEM file of CA certificates, such as \"relay-ca.pem\" (several certificates go in that one file)",
+                );
+                None
+            }
+        },
+    };
+    if let (Some(url), Some(ca)) = (&smtp_url, &tls_ca) {
+        if !email::smtp_url_uses_tls(url.expose()) {
+            let value = Value::new(None, ca.path.display().to_string());
+            table.bad(
+                "tls_ca_file",
+                &value,
+                "an smtp_url with TLS (\"smtps://…\" or \"smtp://…?tls=required\") for the CA to check: \
+                 this smtp_url is plain SMTP, so mail would go unencrypted",
+            );
+        }
+    }
     let policy = read_delivery(&mut table);
     let ok = table.problems.len() == before;
     reader.absorb(table);
@@ -83,6 +122,7 @@ pub(super) fn read_email(reader: &mut Reader, backends: &[String]) -> Option<Ema
         from: from?,
         to,
         policy: policy?,
+        tls_ca,
     })
 }
 

@@ -593,6 +593,8 @@ fn the_example_notification_lines_load_when_uncommented() {
         .unwrap()
         .lines()
         .map(|line| match line.strip_prefix("# ") {
+            // The CA file it names is the reader's own: none is beside the example.
+            Some(rest) if rest.starts_with("email.tls_ca_file") => line,
             Some(rest) if rest.starts_with("email.") || rest.starts_with("webhook.") => rest,
             _ => line,
         })
@@ -606,6 +608,181 @@ fn the_example_notification_lines_load_when_uncommented() {
     let hook = app.webhook.unwrap();
     assert_eq!(hook.headers.len(), 1);
     assert!(hook.body.is_some());
+}
+
+/// A CA certificate as PEM, made here.
+fn ca_pem() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.self_signed(&key).unwrap().pem()
+}
+
+const SMTPS: &str = r#"
+notification_backends = ["email"]
+[email]
+smtp_url = "smtps://ops:smtp-pass-456@relay.corp.example:465"
+from = "bot@example.com"
+to = ["ops@example.com"]
+"#;
+
+#[test]
+fn tls_ca_file_is_read_beside_the_settings_file_and_shown_by_check() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("certs")).unwrap();
+    std::fs::write(
+        dir.path().join("certs/relay-ca.pem"),
+        format!("{}{}", ca_pem(), ca_pem()),
+    )
+    .unwrap();
+    let path = dir.path().join("settings.toml");
+    std::fs::write(
+        &path,
+        format!("{MINIMAL}{SMTPS}tls_ca_file = \"certs/relay-ca.pem\"\n"),
+    )
+    .unwrap();
+    let app = load(Some(&path), &HashMap::new()).unwrap().apps.remove(0);
+    let ca = app.email.as_ref().unwrap().tls_ca.as_ref().unwrap();
+    assert_eq!(ca.path, dir.path().join("certs/relay-ca.pem"));
+    assert_eq!(ca.len(), 2, "every certificate of the file");
+    let shown: Vec<(&str, String)> = app.effective();
+    let (_, value) = shown
+        .iter()
+        .find(|(key, _)| *key == "email.tls_ca_file")
+        .unwrap();
+    assert_eq!(
+        value,
+        &format!(
+            "\"{}\" (2 certificates)",
+            dir.path().join("certs/relay-ca.pem").display()
+        )
+    );
+
+    let app = load_ok(&format!("{MINIMAL}{SMTPS}"), &[]);
+    assert!(
+        app.email.unwrap().tls_ca.is_none(),
+        "the webpki roots alone"
+    );
+}
+
+#[test]
+fn a_tls_ca_file_that_is_missing_not_pem_or_damaged_is_named_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let key_only = write(
+        "key.pem",
+        &rcgen::KeyPair::generate().unwrap().serialize_pem(),
+    );
+    let damaged = write(
+        "damaged.pem",
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+    );
+    let broken = write(
+        "broken.pem",
+        "-----BEGIN CERTIFICATE-----\nMIIB\n", // no end line
+    );
+    let missing = dir.path().join("missing.pem");
+    for (path, why) in [
+        (&missing, "cannot be read"),
+        (&key_only, "holds no certificate"),
+        (&damaged, "does not parse"),
+        (&broken, "is not valid PEM"),
+    ] {
+        let text = format!("{MINIMAL}{SMTPS}tls_ca_file = \"{}\"\n", path.display());
+        let error = load_err(&text, &[]);
+        let problem = problem_for(&error, "email.tls_ca_file");
+        assert_eq!(
+            problem.value.as_deref(),
+            Some(format!("\"{}\"", path.display()).as_str())
+        );
+        assert!(
+            problem
+                .expected
+                .starts_with("a PEM file of one or more CA certificates")
+                && problem.expected.contains(&path.display().to_string())
+                && problem.expected.contains(why),
+            "{why}: {error}"
+        );
+        assert!(!error.to_string().contains("smtp-pass-456"));
+    }
+    let error = load_err(
+        &format!("{MINIMAL}{SMTPS}tls_ca_file = [\"a.pem\", \"b.pem\"]\n"),
+        &[],
+    );
+    assert!(problem_for(&error, "email.tls_ca_file")
+        .expected
+        .contains("the path of one PEM file"));
+}
+
+#[test]
+fn tls_ca_file_with_plain_smtp_is_refused_since_mail_would_go_unencrypted() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem()).unwrap();
+    let text = format!(
+        "{MINIMAL}{}tls_ca_file = \"{}\"\n",
+        SMTPS.replace("smtps://", "smtp://"),
+        ca.display()
+    );
+    let error = load_err(&text, &[]);
+    assert!(
+        problem_for(&error, "email.tls_ca_file")
+            .expected
+            .contains("plain SMTP"),
+        "{error}"
+    );
+    let text = format!(
+        "{MINIMAL}{}tls_ca_file = \"{}\"\n",
+        SMTPS
+            .replace("smtps://", "smtp://")
+            .replace(":465", ":587?tls=required"),
+        ca.display()
+    );
+    assert!(load_ok(&text, &[]).email.unwrap().tls_ca.is_some());
+}
+
+#[test]
+fn each_apps_entry_may_trust_its_own_relays_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem()).unwrap();
+    let text = format!(
+        "heroku_api_key = \"super-secret-key-123\"\n{SMTPS}tls_ca_file = \"{ca}\"\n\
+         [[apps]]\nheroku_app_name = \"alpha\"\n\
+         [[apps]]\nheroku_app_name = \"beta\"\n\
+         [apps.email]\nsmtp_url = \"smtps://mail.example.com\"\nfrom = \"bot@example.com\"\nto = [\"beta@example.com\"]\n\
+         [[apps]]\nheroku_app_name = \"gamma\"\n\
+         [apps.email]\nsmtp_url = \"smtps://relay.gamma.example\"\nfrom = \"bot@example.com\"\nto = [\"g@example.com\"]\ntls_ca_file = \"{missing}\"\n",
+        ca = ca.display(),
+        missing = dir.path().join("gamma-ca.pem").display(),
+    );
+    let error = load_err(&text, &[]);
+    assert_eq!(error.problems.len(), 1, "{error}");
+    assert!(
+        problem_for(&error, "apps[2] (gamma/web).email.tls_ca_file")
+            .expected
+            .contains("cannot be read"),
+        "{error}"
+    );
+    let text = text.replace(
+        &dir.path().join("gamma-ca.pem").display().to_string(),
+        &ca.display().to_string(),
+    );
+    let settings = load_all(&text, &[]);
+    let cas: Vec<bool> = settings
+        .apps
+        .iter()
+        .map(|app| app.email.as_ref().unwrap().tls_ca.is_some())
+        .collect();
+    assert_eq!(
+        cas,
+        vec![true, false, true],
+        "the top-level [email] with its CA, beta's own without, gamma's own with"
+    );
 }
 
 // ---- planned downtime ----

@@ -661,6 +661,75 @@ pub struct Mail {
     pub body: String,
     pub raw: String,
     pub login: Option<String>,
+    /// The TLS version the session ran over ("TLSv1.3"); `None` for plain SMTP.
+    #[serde(default)]
+    pub tls: Option<String>,
+}
+
+/// One AUTH attempt the SMTP server saw, whether or not it succeeded.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct LoginTried {
+    pub login: Option<String>,
+    /// The TLS version the password crossed; `None`: it crossed in the clear.
+    pub tls: Option<String>,
+}
+
+/// How the SMTP server speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// TLS from the first byte, as on port 465 (`smtps://`).
+    Implicit,
+    /// STARTTLS offered, and MAIL and AUTH refused before it.
+    Starttls,
+}
+
+/// A private CA made for one test and a server certificate it signed, as PEM files: what a
+/// company mail relay has. The CA is in no trust store.
+pub struct PrivateCa {
+    /// The CA's certificate: what `email.tls_ca_file` names.
+    pub ca_file: std::path::PathBuf,
+    pub server_cert_file: std::path::PathBuf,
+    pub server_key_file: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateCa {
+    /// A CA, and a server certificate for `names` (host names or IP addresses) signed by it.
+    pub fn new(names: &[&str]) -> PrivateCa {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "autoscalebot test relay CA");
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let server_key = KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
+        let mut server_params = CertificateParams::new(names).unwrap();
+        server_params
+            .distinguished_name
+            .push(DnType::CommonName, "test relay");
+        server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        PrivateCa {
+            ca_file: write("ca.pem", ca_cert.pem()),
+            server_cert_file: write("server.pem", server_cert.pem()),
+            server_key_file: write("server.key", server_key.serialize_pem()),
+            _dir: dir,
+        }
+    }
 }
 
 /// A real SMTP server (aiosmtpd, `tests/support/smtp_server.py`) as a child process.
@@ -675,6 +744,25 @@ impl SmtpServer {
     /// Starts on `port`; with `login`, AUTH with that user and password is required. Each of
     /// `reject` is refused at RCPT with a 550.
     pub fn start(port: u16, login: Option<(&str, &str)>, reject: &[&str]) -> SmtpServer {
+        SmtpServer::spawn(port, login, reject, None)
+    }
+
+    /// Starts on `port` speaking TLS as `mode` says, with a certificate `ca` signed.
+    pub fn start_tls(
+        port: u16,
+        login: Option<(&str, &str)>,
+        mode: SmtpTls,
+        ca: &PrivateCa,
+    ) -> SmtpServer {
+        SmtpServer::spawn(port, login, &[], Some((mode, ca)))
+    }
+
+    fn spawn(
+        port: u16,
+        login: Option<(&str, &str)>,
+        reject: &[&str],
+        tls: Option<(SmtpTls, &PrivateCa)>,
+    ) -> SmtpServer {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("mail.jsonl");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_server.py");
@@ -693,6 +781,16 @@ impl SmtpServer {
         }
         for address in reject {
             command.arg(format!("--reject={address}"));
+        }
+        if let Some((mode, ca)) = tls {
+            let mode = match mode {
+                SmtpTls::Implicit => "implicit",
+                SmtpTls::Starttls => "starttls",
+            };
+            command
+                .arg(format!("--tls={mode}"))
+                .arg(format!("--cert={}", ca.server_cert_file.display()))
+                .arg(format!("--key={}", ca.server_key_file.display()));
         }
         let mut child = command
             .spawn()
@@ -724,6 +822,15 @@ impl SmtpServer {
 
     pub fn subjects(&self) -> Vec<String> {
         self.mails().into_iter().map(|mail| mail.subject).collect()
+    }
+
+    /// Every AUTH attempt so far, oldest first.
+    pub fn logins_tried(&self) -> Vec<LoginTried> {
+        std::fs::read_to_string(self.out.with_extension("jsonl.logins"))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
     }
 }
 

@@ -1,12 +1,16 @@
 """A real SMTP server for the black-box tests, built on aiosmtpd (installed by .ci/run).
 
 Usage: python3 smtp_server.py --port PORT --out FILE [--user U --password P] [--reject ADDR]...
+                               [--tls implicit|starttls --cert PEM --key PEM]
 
 Appends one JSON line per message to FILE: envelope sender and recipients, the parsed subject
-and body, the raw message, and the login it authenticated with. With --user, AUTH (PLAIN or
-LOGIN, over plain text since the tests have no certificate) is required before MAIL. Each
---reject address is refused at RCPT with a 550, as a server refuses an unknown mailbox.
-Prints READY when it listens; stops on SIGTERM or when stdin closes.
+and body, the raw message, the login it authenticated with, and the TLS version the session
+ran over (null for plain SMTP). Each AUTH attempt's login is appended to FILE.logins, so a test
+can tell that a password never crossed a plain connection. With --user, AUTH (PLAIN or LOGIN)
+is required before MAIL. Each --reject address is refused at RCPT with a 550, as a server
+refuses an unknown mailbox. --tls implicit serves TLS from the first byte (smtps, port 465);
+--tls starttls offers STARTTLS and refuses MAIL and AUTH before it, with the certificate and
+key files given. Prints READY when it listens; stops on SIGTERM or when stdin closes.
 """
 
 import argparse
@@ -15,6 +19,7 @@ import logging
 import email.policy
 import json
 import signal
+import ssl
 import sys
 import threading
 import warnings
@@ -48,10 +53,18 @@ class Recorder:
             "body": body.get_content() if body is not None else "",
             "raw": envelope.content.decode("utf-8", errors="replace"),
             "login": login,
+            "tls": tls_version(server),
         }
         with self.lock, open(self.out, "a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
         return "250 Message accepted for delivery"
+
+
+def tls_version(server):
+    """The TLS version of the session ("TLSv1.3"), or None for plain SMTP. After STARTTLS
+    the transport is aiosmtpd's TLS one; with implicit TLS it was TLS from the start."""
+    ssl_object = server.transport.get_extra_info("ssl_object") if server.transport else None
+    return ssl_object.version() if ssl_object is not None else None
 
 
 def main():
@@ -61,12 +74,20 @@ def main():
     parser.add_argument("--user")
     parser.add_argument("--password")
     parser.add_argument("--reject", action="append", default=[])
+    parser.add_argument("--tls", choices=["implicit", "starttls"])
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
     args = parser.parse_args()
-    # Plain-text AUTH is what these tests want: no certificate on loopback. Keep stderr quiet.
+    # Plain-text AUTH is what most tests want. Keep stderr quiet.
     warnings.filterwarnings("ignore")
-    logging.getLogger("mail.log").setLevel(logging.ERROR)
+    # A client that refuses the certificate is what some tests want: no traceback for it.
+    logging.getLogger("mail.log").setLevel(logging.CRITICAL)
+    logins = threading.Lock()
 
     def authenticator(server, session, envelope, mechanism, auth_data):
+        login = auth_data.login.decode() if isinstance(auth_data, LoginPassword) else None
+        with logins, open(args.out + ".logins", "a", encoding="utf-8") as out:
+            out.write(json.dumps({"login": login, "tls": tls_version(server)}) + "\n")
         ok = (
             isinstance(auth_data, LoginPassword)
             and auth_data.login.decode() == args.user
@@ -77,7 +98,16 @@ def main():
 
     options = {}
     if args.user:
-        options = dict(authenticator=authenticator, auth_required=True, auth_require_tls=False)
+        # aiosmtpd counts only STARTTLS as TLS for auth_require_tls; implicit TLS is TLS too.
+        require_tls = args.tls == "starttls"
+        options = dict(authenticator=authenticator, auth_required=True, auth_require_tls=require_tls)
+    if args.tls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.cert, args.key)
+        if args.tls == "implicit":
+            options["ssl_context"] = context
+        else:
+            options.update(tls_context=context, require_starttls=True)
     controller = Controller(
         Recorder(args.out, args.reject), hostname="127.0.0.1", port=args.port, **options
     )

@@ -15,10 +15,14 @@ use async_trait::async_trait;
 use lettre::address::Envelope;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::response::Category;
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use url::Url;
 
 /// The validated `[email]` table.
@@ -28,6 +32,82 @@ pub struct EmailConfig {
     pub from: Mailbox,
     pub to: Vec<Mailbox>,
     pub policy: DeliveryPolicy,
+    /// `tls_ca_file`: certificates trusted besides the webpki roots.
+    pub tls_ca: Option<TrustedCa>,
+}
+
+/// The certificates of a `tls_ca_file`, read once at startup: a relay whose certificate a
+/// private CA signed is trusted through them, in addition to the webpki roots.
+#[derive(Clone)]
+pub struct TrustedCa {
+    pub path: PathBuf,
+    /// Each certificate of the file, DER.
+    certificates: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TrustedCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TrustedCa({}, {} certificates)",
+            self.path.display(),
+            self.certificates.len()
+        )
+    }
+}
+
+const CA_FILE_EXPECTED: &str =
+    "a PEM file of one or more CA certificates (\"-----BEGIN CERTIFICATE-----\" blocks)";
+
+impl TrustedCa {
+    /// Reads and checks a PEM file of CA certificates. The error says what was expected and
+    /// what the file at `path` is instead.
+    pub fn read(path: &Path) -> Result<TrustedCa, String> {
+        let shown = path.display();
+        let bytes = std::fs::read(path)
+            .map_err(|error| format!("{CA_FILE_EXPECTED}; {shown} cannot be read ({error})"))?;
+        let certificates: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&bytes)
+            .map(|item| item.map(|der| der.to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(|error| format!("{CA_FILE_EXPECTED}; {shown} is not valid PEM ({error})"))?;
+        if certificates.is_empty() {
+            return Err(format!("{CA_FILE_EXPECTED}; {shown} holds no certificate"));
+        }
+        let ca = TrustedCa {
+            path: path.to_path_buf(),
+            certificates,
+        };
+        // rustls parses each certificate as a trust anchor only when the parameters are
+        // built: build them once here so that a damaged file stops the worker at start.
+        ca.tls_parameters("localhost").map_err(|error| {
+            format!("{CA_FILE_EXPECTED}; a certificate in {shown} does not parse ({error})")
+        })?;
+        Ok(ca)
+    }
+
+    pub fn len(&self) -> usize {
+        self.certificates.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.certificates.is_empty()
+    }
+
+    /// TLS for `host`: the webpki roots and these certificates; host names are checked.
+    fn tls_parameters(&self, host: &str) -> Result<TlsParameters, SmtpError> {
+        let mut builder = TlsParameters::builder(host.to_string());
+        for der in &self.certificates {
+            builder = builder.add_root_certificate(Certificate::from_der(der.clone())?);
+        }
+        builder.build_rustls()
+    }
+}
+
+/// Whether an `smtp_url` asks for TLS (`smtps://`, or `?tls=required|opportunistic`): a
+/// `tls_ca_file` means nothing without it.
+pub fn smtp_url_uses_tls(text: &str) -> bool {
+    Url::parse(text.trim())
+        .is_ok_and(|url| url.scheme() == "smtps" || url.query_pairs().any(|(key, _)| key == "tls"))
 }
 
 const SMTP_URL_EXAMPLE: &str = "an SMTP URL such as \"smtp://user:password@smtp.example.com:587?tls=required\" (STARTTLS) or \"smtps://user:password@smtp.example.com:465\"";
@@ -103,11 +183,27 @@ pub struct EmailNotifier {
 impl EmailNotifier {
     pub fn new(config: &EmailConfig) -> Result<Self, String> {
         check_smtp_url(config.smtp_url.expose())?;
-        let transport =
+        let mut builder =
             AsyncSmtpTransport::<Tokio1Executor>::from_url(config.smtp_url.expose().trim())
                 .map_err(|error| error.to_string())?
-                .timeout(Some(config.policy.timeout))
-                .build();
+                .timeout(Some(config.policy.timeout));
+        if let Some(ca) = &config.tls_ca {
+            // The same TLS mode as the URL's (lettre's from_url chose it), with the extra
+            // roots: lettre offers no way to add roots to what from_url built.
+            let url = Url::parse(config.smtp_url.expose().trim()).map_err(|e| e.to_string())?;
+            let host = url.host_str().unwrap_or_default();
+            let parameters = ca
+                .tls_parameters(host)
+                .map_err(|error| format!("email.tls_ca_file {}: {error}", ca.path.display()))?;
+            let tls = match url.query_pairs().find(|(key, _)| key == "tls") {
+                _ if url.scheme() == "smtps" => Tls::Wrapper(parameters),
+                Some((_, mode)) if mode == "opportunistic" => Tls::Opportunistic(parameters),
+                Some(_) => Tls::Required(parameters),
+                None => Tls::None,
+            };
+            builder = builder.tls(tls);
+        }
+        let transport = builder.build();
         Ok(EmailNotifier {
             transport,
             from: config.from.clone(),
@@ -179,6 +275,50 @@ impl Notifier for EmailNotifier {
     }
 }
 
+/// The rustls error under a failed TLS handshake, when that is what failed. lettre reports a
+/// handshake as a connection error (which may pass); it is found in the error's sources,
+/// where tokio-rustls wraps it in an `io::Error`.
+fn tls_handshake_error(error: &SmtpError) -> Option<&rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = next {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        let inner = current
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+        if inner.is_some() {
+            return inner;
+        }
+        next = current.source();
+    }
+    None
+}
+
+/// What a failed handshake means and what to change, for the certificate errors people meet.
+fn certificate_advice(error: &rustls::Error) -> String {
+    use rustls::CertificateError as Certificate;
+    let advice = match error {
+        rustls::Error::InvalidCertificate(Certificate::UnknownIssuer) => {
+            "The server's certificate is not signed by a trusted CA: if the relay's CA is a \
+             private one, set email.tls_ca_file to its PEM file"
+        }
+        rustls::Error::InvalidCertificate(
+            Certificate::NotValidForName | Certificate::NotValidForNameContext { .. },
+        ) => "The server's certificate does not name the host of smtp_url: use a name it names",
+        rustls::Error::InvalidCertificate(
+            Certificate::Expired | Certificate::ExpiredContext { .. },
+        ) => "The server's certificate has expired",
+        _ => "",
+    };
+    if advice.is_empty() {
+        error.to_string()
+    } else {
+        format!("{error}. {advice}.")
+    }
+}
+
 /// A 55x answer: what a server says at RCPT about an address it will not take (550 no such
 /// mailbox, 551, 552, 553). lettre fails the whole transaction on it and does not say at which
 /// command, so [`EmailNotifier::send_to_each`] finds out. Bad credentials (535), a 4xx
@@ -195,6 +335,13 @@ impl EmailNotifier {
     /// recipient, bad credentials), TLS and client errors will not pass by themselves; 4xx
     /// answers and broken connections may, and are retried.
     fn failure(&self, error: &SmtpError) -> NotifyError {
+        if let Some(tls) = tls_handshake_error(error) {
+            return NotifyError::permanent(format!(
+                "SMTP server {}: TLS failed: {}",
+                self.server,
+                certificate_advice(tls)
+            ));
+        }
         let text = format!(
             "SMTP server {}: {}",
             self.server,
