@@ -66,6 +66,10 @@ impl EncodeLabelSet for AppLabels {
 /// (`status="503"`).
 type Label = [(&'static str, Cow<'static, str>); 1];
 type Keyed = (AppLabels, Label);
+/// `kind` and `quantile` of `router_latency`.
+type KindQuantile = (AppLabels, [(&'static str, &'static str); 2]);
+/// Each app's notification lanes: the backend's name and its delivery counts.
+type Lanes = Arc<Mutex<Vec<(&'static str, Arc<DeliveryCounts>)>>>;
 
 fn label(name: &'static str, value: impl Into<Cow<'static, str>>) -> Label {
     [(name, value.into())]
@@ -85,7 +89,7 @@ pub struct WorkerMetrics {
     router_requests: Family<AppLabels, Counter>,
     router_responses: Family<Keyed, Counter>,
     router_errors: Family<Keyed, Counter>,
-    router_latency: Family<(AppLabels, [(&'static str, &'static str); 2]), Gauge<f64, AtomicU64>>,
+    router_latency: Family<KindQuantile, Gauge<f64, AtomicU64>>,
     router_requests_per_second: Family<AppLabels, Gauge<f64, AtomicU64>>,
     drain_frames: Family<Keyed, Counter>,
     drain_batches: Family<Keyed, Counter>,
@@ -94,7 +98,7 @@ pub struct WorkerMetrics {
     scale_actions: Family<Keyed, Counter>,
     api_errors: Family<Keyed, Counter>,
     /// Every app's notification lanes, summed by backend at each scrape.
-    notifications: Arc<Mutex<Vec<(&'static str, Arc<DeliveryCounts>)>>>,
+    notifications: Lanes,
 }
 
 impl WorkerMetrics {
@@ -407,7 +411,7 @@ fn totals_by_backend(
 /// Reads the dispatchers' per-backend counts at scrape time, so the notifier crate needs no
 /// knowledge of Prometheus.
 #[derive(Debug)]
-struct NotificationCounts(Arc<Mutex<Vec<(&'static str, Arc<DeliveryCounts>)>>>);
+struct NotificationCounts(Lanes);
 
 impl Collector for NotificationCounts {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
