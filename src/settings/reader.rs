@@ -204,18 +204,7 @@ impl Reader {
                 format!("a variable name after {ENV_REFERENCE} (letters, digits and _), such as \"{ENV_REFERENCE}BETA_API_KEY\""),
             ),
         };
-        let full = self.full_key(key);
-        let origin = self
-            .origins
-            .get(&full)
-            .cloned()
-            .or_else(|| value.origin().map(str::to_string));
-        self.problems.push(Problem {
-            key: full,
-            value: Some(shown),
-            origin,
-            expected,
-        });
+        self.push_shown(key, &value, shown, expected);
         None
     }
 
@@ -297,12 +286,18 @@ impl Reader {
 
     /// Records a problem with a present value.
     pub fn bad(&mut self, key: &str, value: &Value, expected: impl Into<String>) {
-        let full = self.full_key(key);
         let shown = if is_secret_key(&self.setting_key(key)) {
             "\"***\"".to_string()
         } else {
             show(value)
         };
+        self.push_shown(key, value, shown, expected.into());
+    }
+
+    /// Records a problem with a present value, shown as `shown`; the origin is the variable
+    /// that set it, else the value's own.
+    fn push_shown(&mut self, key: &str, value: &Value, shown: String, expected: String) {
+        let full = self.full_key(key);
         let origin = self
             .origins
             .get(&full)
@@ -312,7 +307,7 @@ impl Reader {
             key: full,
             value: Some(shown),
             origin,
-            expected: expected.into(),
+            expected,
         });
     }
 
