@@ -231,10 +231,11 @@ impl WorkerMetrics {
         text
     }
 
-    /// A drain batch that no app of the worker takes (`/logs/{app}` for an unknown app).
-    pub fn drain_batch_unknown_app(&self) {
+    /// A drain batch refused before any app took it: `unknown_app` (`/logs/{app}` for an app
+    /// the worker does not scale) or `too_large` (a body over the limit).
+    pub fn drain_batch_refused(&self, result: &'static str) {
         self.drain_batches
-            .get_or_create(&(AppLabels::none(), label("result", "unknown_app")))
+            .get_or_create(&(AppLabels::none(), label("result", result)))
             .inc();
     }
 }
@@ -531,7 +532,7 @@ mod tests {
     #[test]
     fn a_batch_for_no_app_is_counted_without_an_app() {
         let worker = WorkerMetrics::new();
-        worker.drain_batch_unknown_app();
+        worker.drain_batch_refused("unknown_app");
         let text = worker.encode();
         assert_eq!(
             sample(

@@ -21,6 +21,7 @@ use crate::router_log::{parse_batch, IngestCounts, Request};
 use crate::telemetry::Telemetry;
 use autoscalebot_backends::Secret;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -174,8 +175,12 @@ fn authorised(headers: &HeaderMap, password: &Secret) -> bool {
 async fn drain_only_app(
     State(apps): State<ServerState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match within_limit(&apps, body) {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     if apps.drains.len() != 1 {
         return text(
             StatusCode::NOT_FOUND,
@@ -195,10 +200,14 @@ async fn drain_of_app(
     State(apps): State<ServerState>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match within_limit(&apps, body) {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     if !apps.drains.contains_key(&name.to_lowercase()) {
-        apps.metrics.drain_batch_unknown_app();
+        apps.metrics.drain_batch_refused("unknown_app");
         let name = quoted(&name);
         tracing::warn!(app = %name, "Log drain batch refused: no such app in this worker.");
         return text(
@@ -211,6 +220,23 @@ async fn drain_of_app(
     }
     let path = format!("/logs/{name}");
     drain(&apps, &name.to_lowercase(), &path, &headers, &body)
+}
+
+/// The drain body, or the answer that refuses it: a body over [`MAX_DRAIN_BODY_BYTES`] is
+/// answered 413, logged and counted as `too_large` (for the worker: the app it was meant for
+/// is not trusted before the password is checked).
+fn within_limit(apps: &Apps, body: Result<Bytes, BytesRejection>) -> Result<Bytes, Response> {
+    body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            apps.metrics.drain_batch_refused("too_large");
+            tracing::warn!(
+                limit_bytes = MAX_DRAIN_BODY_BYTES,
+                "Log drain batch refused: the body is over the limit."
+            );
+        }
+        text(status, format!("{}\n", rejection.body_text()))
+    })
 }
 
 /// One batch for the app `name` (known): checked against the password of each of its entries

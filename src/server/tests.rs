@@ -111,6 +111,13 @@ async fn the_drain_takes_authorised_batches_once_per_frame_id() {
         post(&app, right(), "f2", oversized).await,
         StatusCode::PAYLOAD_TOO_LARGE
     );
+    let text = telemetry.metrics.worker().encode();
+    assert!(
+        text.contains(
+            "autoscalebot_drain_batches_total{app=\"\",process_type=\"\",result=\"too_large\"} 1"
+        ),
+        "a refused oversized batch is counted: {text}"
+    );
     let json = Request::post("/logs")
         .header("content-type", "application/json")
         .header("authorization", basic("u", PASSWORD))
