@@ -177,9 +177,9 @@ async fn drain_only_app(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match within_limit(&apps, body) {
+    let body = match body {
         Ok(body) => body,
-        Err(refused) => return refused,
+        Err(rejection) => return refused_body(&apps, rejection),
     };
     if apps.drains.len() != 1 {
         return text(
@@ -202,9 +202,9 @@ async fn drain_of_app(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match within_limit(&apps, body) {
+    let body = match body {
         Ok(body) => body,
-        Err(refused) => return refused,
+        Err(rejection) => return refused_body(&apps, rejection),
     };
     if !apps.drains.contains_key(&name.to_lowercase()) {
         apps.metrics.drain_batch_refused("unknown_app");
@@ -222,21 +222,19 @@ async fn drain_of_app(
     drain(&apps, &name.to_lowercase(), &path, &headers, &body)
 }
 
-/// The drain body, or the answer that refuses it: a body over [`MAX_DRAIN_BODY_BYTES`] is
+/// The answer to a drain body that could not be read: one over [`MAX_DRAIN_BODY_BYTES`] is
 /// answered 413, logged and counted as `too_large` (for the worker: the app it was meant for
 /// is not trusted before the password is checked).
-fn within_limit(apps: &Apps, body: Result<Bytes, BytesRejection>) -> Result<Bytes, Response> {
-    body.map_err(|rejection| {
-        let status = rejection.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            apps.metrics.drain_batch_refused("too_large");
-            tracing::warn!(
-                limit_bytes = MAX_DRAIN_BODY_BYTES,
-                "Log drain batch refused: the body is over the limit."
-            );
-        }
-        text(status, format!("{}\n", rejection.body_text()))
-    })
+fn refused_body(apps: &Apps, rejection: BytesRejection) -> Response {
+    let status = rejection.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        apps.metrics.drain_batch_refused("too_large");
+        tracing::warn!(
+            limit_bytes = MAX_DRAIN_BODY_BYTES,
+            "Log drain batch refused: the body is over the limit."
+        );
+    }
+    text(status, format!("{}\n", rejection.body_text()))
 }
 
 /// One batch for the app `name` (known): checked against the password of each of its entries
