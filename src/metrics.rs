@@ -159,7 +159,7 @@ impl WorkerMetrics {
         let drain_batches = Family::default();
         registry.register(
             "drain_batches",
-            "Log drain requests by result: accepted, duplicate, unauthorized, wrong_content_type, unknown_app",
+            "Log drain requests by result: accepted, duplicate, unauthorized, wrong_content_type, unknown_app, too_large",
             drain_batches.clone(),
         );
         let dynos = Family::default();

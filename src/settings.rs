@@ -382,7 +382,17 @@ pub fn load_for(
     }
     let file = path.map(|path| config::File::from(path).format(config::FileFormat::Toml));
     let settings_dir = path.map(|path| path.parent().unwrap_or(Path::new("")).to_path_buf());
-    from_sources(file, env, settings_dir, purpose)
+    from_sources(file, env, settings_dir, purpose).map_err(|mut error| {
+        // A file that is there but not valid TOML: name the file, rather than "is not set".
+        if let Some(path) = path {
+            for problem in &mut error.problems {
+                if problem.key == "--settings" && problem.value.is_none() {
+                    problem.value = Some(format!("{:?}", path.display().to_string()));
+                }
+            }
+        }
+        error
+    })
 }
 
 /// Loads settings from TOML text and the given environment (for tests and the demo).

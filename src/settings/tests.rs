@@ -315,6 +315,19 @@ fn a_toml_syntax_error_does_not_echo_the_line() {
 }
 
 #[test]
+fn a_file_that_is_not_toml_is_named_not_called_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    std::fs::write(&path, "max_dynos = [\n").unwrap();
+    let error = load(Some(&path), &HashMap::new()).unwrap_err();
+    let problem = problem_for(&error, "--settings");
+    let shown = problem.to_string();
+    assert!(!shown.contains("is not set"), "{shown}");
+    assert!(shown.contains("broken.toml"), "{shown}");
+    assert!(shown.contains("expected a valid TOML file"), "{shown}");
+}
+
+#[test]
 fn effective_lists_every_setting() {
     let app = load_ok(MINIMAL, &[]);
     let keys: Vec<&str> = app.effective().iter().map(|(key, _)| *key).collect();
