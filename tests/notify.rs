@@ -801,6 +801,33 @@ async fn tls_required_against_a_server_without_starttls_sends_nothing_in_the_cle
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_opportunistic_uses_starttls_when_offered_and_plain_smtp_when_not() {
+    let ca = PrivateCa::new(&["localhost", "127.0.0.1"]);
+    let with_starttls = SmtpServer::start_tls(free_port(), None, SmtpTls::Starttls, &ca);
+    let url = format!("smtp://localhost:{}?tls=opportunistic", with_starttls.port);
+    let (code, stdout, stderr) = notify_test(&tls_email_settings(&url, Some(&ca.ca_file)), &[]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let mails = with_starttls.mails();
+    assert_eq!(mails.len(), 1, "{stdout}{stderr}");
+    assert!(
+        mails[0]
+            .tls
+            .as_deref()
+            .is_some_and(|v| v.starts_with("TLSv1.")),
+        "STARTTLS was offered, so the message crossed TLS: {:?}",
+        mails[0].tls
+    );
+
+    let plain = SmtpServer::start(free_port(), None, &[]);
+    let url = format!("smtp://localhost:{}?tls=opportunistic", plain.port);
+    let (code, stdout, stderr) = notify_test(&tls_email_settings(&url, None), &[]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let mails = plain.mails();
+    assert_eq!(mails.len(), 1, "delivered without TLS: {stdout}{stderr}");
+    assert_eq!(mails[0].tls, None, "the plain server has no TLS to offer");
+}
+
 #[test]
 fn a_missing_or_non_pem_tls_ca_file_stops_the_worker_with_exit_2_naming_it() {
     let dir = tempfile::tempdir().unwrap();
