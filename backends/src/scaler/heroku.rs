@@ -253,9 +253,8 @@ impl HerokuFormation {
         let mut tries = 0;
         let mut last: Option<ScaleError> = None;
         loop {
-            if tries > 0 && shutdown.is_cancelled() {
-                return Err(self.not_retried(tries, last));
-            }
+            // A later try is only reached through the wait below, which ends the call once
+            // shutdown has begun; nothing awaits between that wait and here.
             tries += 1;
             if let Some(ready_at) = self.gate_wait(retry, started)? {
                 if !wait_unless_shutdown(ready_at, shutdown).await {
