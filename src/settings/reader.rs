@@ -374,11 +374,8 @@ impl Reader {
         expected: &str,
     ) -> Option<u32> {
         let number = match &value.kind {
-            ValueKind::I64(n) => Some(*n),
-            ValueKind::U64(n) => i64::try_from(*n).ok(),
             ValueKind::Float(f) if f.fract() == 0.0 && f.is_finite() => Some(*f as i64),
-            ValueKind::String(text) => text.trim().parse::<i64>().ok(),
-            _ => None,
+            kind => integer(kind),
         };
         match number {
             Some(n) if n >= min && n <= u32::MAX as i64 => Some(n as u32),
@@ -401,12 +398,7 @@ impl Reader {
         let Some(value) = self.take(key) else {
             return Some(default);
         };
-        let number = match &value.kind {
-            ValueKind::I64(n) => Some(*n),
-            ValueKind::U64(n) => i64::try_from(*n).ok(),
-            ValueKind::String(text) => text.trim().parse::<i64>().ok(),
-            _ => None,
-        };
+        let number = integer(&value.kind);
         if number.is_none() {
             self.bad(key, &value, expected);
         }
@@ -570,6 +562,16 @@ pub(super) fn show(value: &Value) -> String {
             format!("[{}]", items.join(", "))
         }
         other => other.to_string(),
+    }
+}
+
+/// A TOML integer, or text of one (environment values stay text), as an `i64`.
+fn integer(kind: &ValueKind) -> Option<i64> {
+    match kind {
+        ValueKind::I64(n) => Some(*n),
+        ValueKind::U64(n) => i64::try_from(*n).ok(),
+        ValueKind::String(text) => text.trim().parse::<i64>().ok(),
+        _ => None,
     }
 }
 
