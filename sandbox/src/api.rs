@@ -1,7 +1,15 @@
 //! The Platform API v3 formation endpoints, as `../shared/heroku/platform-api-schema.json`
 //! (`/definitions/formation`) describes them: Info (`GET /apps/{app}/formation/{type}`), List
 //! (`GET /apps/{app}/formation`), Update (`PATCH /apps/{app}/formation/{type}`) and Batch
-//! Update (`PATCH /apps/{app}/formation`), plus `GET /account/rate-limits`.
+//! Update (`PATCH /apps/{app}/formation`), plus `GET /account/rate-limits`. The other
+//! resources Heroku's CLI reads on its way (the app, the account, dynos, log drains) are in
+//! `resources.rs`, behind the same gate.
+//!
+//! An update takes what Heroku takes, which is more than the schema says: the quantity as a
+//! number or a string (`"2"`, and `"+1"`/`"-1"` relative to the current quantity, as `heroku
+//! ps:scale web+1` sends), the size as `dyno_size` (`{"name": …}` or `{"id": …}`) or the
+//! deprecated `size` (a name, any case, as `heroku ps:type` sends); an unknown field, size or
+//! quantity is refused with 422 `invalid_params` and changes nothing.
 //!
 //! Every call passes one gate, in Heroku's order: an injected fault (if one hits), the `Accept`
 //! version header (406 `not_acceptable`), the Bearer token (401 `unauthorized`), the token
@@ -32,6 +40,9 @@ use tokio_util::sync::CancellationToken;
 pub const ACCEPT_V3: &str = "application/vnd.heroku+json; version=3";
 /// The calls kept for `GET /__sandbox/calls`.
 const CALLS_KEPT: usize = 5000;
+/// What `PATCH /apps/{app}/formation/{type}` takes, and each item of a batch update.
+const UPDATE_FIELDS: &[&str] = &["quantity", "dyno_size", "size"];
+const BATCH_UPDATE_FIELDS: &[&str] = &["type", "quantity", "dyno_size", "size"];
 /// A hanging call gives up after this long, if the sandbox is still running.
 const HANG_LIMIT: Duration = Duration::from_secs(600);
 
@@ -90,8 +101,13 @@ pub struct Platform {
     pub app_id: String,
     pub process_type: String,
     pub formation_id: String,
-    created_at: String,
-    command: String,
+    pub(crate) created_at: String,
+    pub(crate) command: String,
+    /// The app's own router, `http://127.0.0.1:PORT/`: where `web_url` sends a browser.
+    pub(crate) web_url: String,
+    /// The one account the sandbox knows: the key's owner and the app's.
+    pub(crate) owner_id: String,
+    pub(crate) drains: Mutex<Vec<crate::resources::LogDrain>>,
     api_key: Secret,
     max_quantity: u32,
     started: Instant,
@@ -108,6 +124,8 @@ pub struct Platform {
 pub struct PlatformConfig {
     pub app: String,
     pub process_type: String,
+    /// The app's router URL, shown as the app's `web_url`.
+    pub web_url: String,
     pub api_key: Secret,
     pub quantity: u32,
     pub max_quantity: u32,
@@ -126,6 +144,9 @@ impl Platform {
             app_id: uuid::Uuid::new_v4().to_string(),
             formation_id: uuid::Uuid::new_v4().to_string(),
             command: format!("bin/{}", config.process_type),
+            web_url: format!("{}/", config.web_url.trim_end_matches('/')),
+            owner_id: uuid::Uuid::new_v4().to_string(),
+            drains: Mutex::new(Vec::new()),
             app: config.app,
             process_type: config.process_type,
             created_at: now.clone(),
@@ -159,6 +180,11 @@ impl Platform {
         self.tokens.lock().unwrap().remaining(Instant::now())
     }
 
+    /// The formation's dyno size now.
+    pub(crate) fn size(&self) -> &'static str {
+        self.formation.lock().unwrap().size
+    }
+
     fn record(&self, call: ApiCall) {
         let mut calls = self.calls.lock().unwrap();
         if calls.len() == CALLS_KEPT {
@@ -184,7 +210,7 @@ impl Platform {
         })
     }
 
-    fn find_app(&self, app: &str) -> Result<(), ApiError> {
+    pub(crate) fn find_app(&self, app: &str) -> Result<(), ApiError> {
         if app == self.app || app == self.app_id {
             Ok(())
         } else {
@@ -202,51 +228,38 @@ impl Platform {
         }
     }
 
-    /// Checks one update (`quantity`, `dyno_size`) and returns what to set.
+    /// Checks one update against the formation as it is now and returns what to set:
+    /// `fields` are the ones this kind of update may carry.
     fn check_update(
         &self,
         update: &Value,
+        fields: &[&str],
     ) -> Result<(Option<u32>, Option<&'static str>), ApiError> {
-        let invalid = ApiError::invalid;
-        let Some(fields) = update.as_object() else {
-            return Err(invalid("The update must be a JSON object.".into()));
+        let Some(update) = update.as_object() else {
+            return Err(ApiError::invalid("The update must be a JSON object."));
         };
-        let size = match fields.get("dyno_size") {
+        refuse_unknown_fields(update, fields)?;
+        let size = match (update.get("dyno_size"), update.get("size")) {
+            (Some(wanted), _) => Some(dyno_size(wanted)?),
+            (None, Some(name)) => Some(size_named(name)?),
+            (None, None) => None,
+        };
+        let current = self.quantity();
+        let quantity = match update.get("quantity") {
             None => None,
-            Some(wanted) => {
-                let name = wanted.get("name").and_then(Value::as_str);
-                let id = wanted.get("id").and_then(Value::as_str);
-                let found = DYNO_SIZES.iter().find(|(size_name, size_id, _)| {
-                    name.is_some_and(|name| name.eq_ignore_ascii_case(size_name))
-                        || id == Some(*size_id)
-                });
-                match found {
-                    Some((size_name, _, _)) => Some(*size_name),
-                    None => {
-                        return Err(invalid(format!("Couldn't find that dyno size ({wanted}).")))
-                    }
-                }
-            }
+            Some(value) => Some(
+                parse_quantity(value, current)
+                    .map_err(|message| ApiError::invalid(format!("{message} ({})", self.process_type)))?,
+            ),
         };
-        let quantity = match fields.get("quantity") {
-            None => None,
-            Some(value) => match value.as_u64() {
-                Some(quantity) if quantity <= u32::MAX as u64 => Some(quantity as u32),
-                _ => {
-                    return Err(invalid(format!(
-                        "Invalid quantity ({value}): expected a whole number, 0 or more."
-                    )))
-                }
-            },
-        };
-        let size_after = size.unwrap_or(self.formation.lock().unwrap().size);
-        let quantity_after = quantity.unwrap_or(self.quantity());
+        let size_after = size.unwrap_or(self.size());
+        let quantity_after = quantity.unwrap_or(current);
         let size_limit = size_by_name(size_after).and_then(|size| size.2);
         let limit = size_limit
             .unwrap_or(self.max_quantity)
             .min(self.max_quantity);
         if quantity_after > limit {
-            return Err(invalid(format!(
+            return Err(ApiError::invalid(format!(
                 "Cannot update to more than {limit} {size_after} size dynos per process type."
             )));
         }
@@ -273,6 +286,79 @@ fn size_by_name(name: &str) -> Option<&'static (&'static str, &'static str, Opti
     DYNO_SIZES.iter().find(|size| size.0 == name)
 }
 
+/// A size by name, in any case, as `heroku ps:type standard-2x` sends it.
+fn size_named(name: &Value) -> Result<&'static str, ApiError> {
+    let found = name
+        .as_str()
+        .and_then(|name| DYNO_SIZES.iter().find(|size| size.0.eq_ignore_ascii_case(name.trim())));
+    found.map(|size| size.0).ok_or_else(|| {
+        let names: Vec<&str> = DYNO_SIZES.iter().map(|size| size.0).collect();
+        ApiError::invalid(format!(
+            "No such dyno size ({name}): expected one of {}.",
+            names.join(", ")
+        ))
+    })
+}
+
+/// `dyno_size`: `{"name": …}` or `{"id": …}`.
+fn dyno_size(wanted: &Value) -> Result<&'static str, ApiError> {
+    if let Some(name) = wanted.get("name") {
+        return size_named(name);
+    }
+    let id = wanted.get("id").and_then(Value::as_str);
+    DYNO_SIZES
+        .iter()
+        .find(|size| id == Some(size.1))
+        .map(|size| size.0)
+        .ok_or_else(|| ApiError::invalid(format!("Couldn't find that dyno size ({wanted}).")))
+}
+
+/// Refuses a field the update does not take, naming it and the ones it does.
+pub(crate) fn refuse_unknown_fields(
+    object: &serde_json::Map<String, Value>,
+    fields: &[&str],
+) -> Result<(), ApiError> {
+    match object.keys().find(|key| !fields.contains(&key.as_str())) {
+        Some(unknown) => Err(ApiError::invalid(format!(
+            "Unknown field \"{unknown}\": expected {}.",
+            fields.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A quantity as Heroku takes it: a whole number, or a string holding one (`"2"`), or a
+/// string with a sign (`"+1"`, `"-2"`) that adds to or removes from `current`. The result
+/// is never below 0: a removal past 0 is refused, not clamped, so nobody stops every dyno
+/// by a typo.
+pub fn parse_quantity(value: &Value, current: u32) -> Result<u32, String> {
+    let invalid = || {
+        format!(
+            "Invalid quantity {value}: expected a whole number of dynos, 0 or more, \
+             or \"+N\"/\"-N\" to add or remove dynos"
+        )
+    };
+    if let Some(number) = value.as_u64() {
+        return u32::try_from(number).map_err(|_| invalid());
+    }
+    let text = value.as_str().ok_or_else(invalid)?.trim();
+    let (sign, digits) = match text.chars().next() {
+        Some(sign @ ('+' | '-')) => (Some(sign), &text[1..]),
+        _ => (None, text),
+    };
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let number: u32 = digits.parse().map_err(|_| invalid())?;
+    match sign {
+        None => Ok(number),
+        Some('+') => current.checked_add(number).ok_or_else(invalid),
+        _ => current.checked_sub(number).ok_or_else(|| {
+            format!("Cannot remove {number} dynos from {current}: a quantity is 0 or more")
+        }),
+    }
+}
+
 fn timestamp() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
@@ -291,7 +377,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::NOT_FOUND,
             id: "not_found",
@@ -299,7 +385,7 @@ impl ApiError {
         }
     }
 
-    fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             id: "invalid_params",
@@ -333,6 +419,7 @@ pub fn app(platform: Arc<Platform>) -> axum::Router {
         .route("/apps/{app}/formation", get(list).patch(batch_update))
         .route("/apps/{app}/formation/{formation}", get(info).patch(update))
         .route("/account/rate-limits", get(rate_limits))
+        .merge(crate::resources::routes())
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(no_such_endpoint)
         .layer(axum::middleware::from_fn_with_state(platform.clone(), gate))
@@ -365,7 +452,7 @@ async fn info(
     Ok(Json(platform.formation_json()).into_response())
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+pub(crate) fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|_| ApiError {
         status: StatusCode::BAD_REQUEST,
         id: "bad_request",
@@ -380,7 +467,7 @@ async fn update(
 ) -> Result<Response, ApiError> {
     platform.find_app(&app)?;
     platform.find_formation(&formation)?;
-    let (quantity, size) = platform.check_update(&parse_body(&body)?)?;
+    let (quantity, size) = platform.check_update(&parse_body(&body)?, UPDATE_FIELDS)?;
     platform.apply(quantity, size);
     Ok(Json(platform.formation_json()).into_response())
 }
@@ -392,6 +479,9 @@ async fn batch_update(
 ) -> Result<Response, ApiError> {
     platform.find_app(&app)?;
     let request = parse_body(&body)?;
+    if let Some(request) = request.as_object() {
+        refuse_unknown_fields(request, &["updates"])?;
+    }
     let updates = request
         .get("updates")
         .and_then(Value::as_array)
@@ -406,7 +496,7 @@ async fn batch_update(
             .and_then(Value::as_str)
             .ok_or_else(|| ApiError::invalid("Each update needs a \"type\"."))?;
         platform.find_formation(identity)?;
-        checked.push(platform.check_update(update)?);
+        checked.push(platform.check_update(update, BATCH_UPDATE_FIELDS)?);
     }
     for (quantity, size) in &checked {
         platform.apply(*quantity, *size);
@@ -641,4 +731,58 @@ pub async fn serve(
         });
     }
     connections.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_are_taken_as_heroku_takes_them() {
+        assert_eq!(parse_quantity(&json!(3), 1), Ok(3));
+        assert_eq!(parse_quantity(&json!("3"), 1), Ok(3));
+        assert_eq!(parse_quantity(&json!("0"), 1), Ok(0));
+        assert_eq!(parse_quantity(&json!("+1"), 2), Ok(3));
+        assert_eq!(parse_quantity(&json!("-1"), 2), Ok(1));
+        assert_eq!(parse_quantity(&json!("-2"), 2), Ok(0));
+        assert!(parse_quantity(&json!("-3"), 2)
+            .unwrap_err()
+            .contains("Cannot remove 3 dynos from 2"));
+        for bad in [
+            json!(-1),
+            json!(1.5),
+            json!("1.5"),
+            json!("two"),
+            json!(""),
+            json!("+"),
+            json!("++1"),
+            json!("1e3"),
+            json!(null),
+            json!(true),
+            json!("99999999999"),
+        ] {
+            let error = parse_quantity(&bad, 2).unwrap_err();
+            assert!(error.starts_with("Invalid quantity"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn sizes_are_found_by_name_in_any_case_or_by_id() {
+        assert_eq!(size_named(&json!("standard-2x")).unwrap(), "Standard-2X");
+        assert_eq!(size_named(&json!("Eco")).unwrap(), "Eco");
+        assert_eq!(
+            dyno_size(&json!({ "id": "a3b4c5d6-0000-4000-8000-000000000005" })).unwrap(),
+            "Performance-M"
+        );
+        assert!(size_named(&json!("Huge-9X")).is_err());
+        assert!(dyno_size(&json!({ "id": "nope" })).is_err());
+    }
+
+    #[test]
+    fn an_unknown_field_is_named_in_the_refusal() {
+        let update = json!({ "quantity": 1, "dynos": 2 });
+        let error = refuse_unknown_fields(update.as_object().unwrap(), UPDATE_FIELDS).unwrap_err();
+        assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(error.message.contains("\"dynos\""), "{}", error.message);
+    }
 }

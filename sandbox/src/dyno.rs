@@ -20,6 +20,9 @@ use tokio_util::sync::CancellationToken;
 pub struct Dyno {
     /// `web.1`, `web.2`, … as Heroku names them.
     pub name: String,
+    /// A uuid, as the Platform API's dyno `id`.
+    pub id: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
     pub address: SocketAddr,
     pub concurrency: u32,
     /// Requests the router has handed this dyno and not yet seen answered.
@@ -56,6 +59,8 @@ impl Dyno {
         });
         Ok(Arc::new(Dyno {
             name,
+            id: uuid::Uuid::new_v4().to_string(),
+            started_at: chrono::Utc::now(),
             address,
             concurrency,
             outstanding: AtomicU32::new(0),

@@ -2,7 +2,8 @@
 //! endpoints in front of an app made of real local dynos, so that the worker, the demo and the
 //! tests run end to end with no account and no network.
 //!
-//! Layout: `api.rs` (the formation API and its gate), `admin.rs` (`/__sandbox/…`: faults, rate
+//! Layout: `api.rs` (the formation API and its gate), `resources.rs` (the app, account, dynos
+//! and log drains the Heroku CLI reads), `admin.rs` (`/__sandbox/…`: faults, rate
 //! limit, state), `faults.rs` (which injected fault hits a call), `rate_limit.rs` (Heroku's
 //! token pool), `dyno.rs` (dynos and the pool that runs `quantity` of them), `router.rs` (the
 //! app's port: one queue, least-busy dyno).
@@ -15,6 +16,7 @@
 
 mod admin;
 pub mod api;
+mod resources;
 pub mod dyno;
 pub mod faults;
 pub mod rate_limit;
@@ -104,6 +106,7 @@ impl Sandbox {
             PlatformConfig {
                 app: config.app.clone(),
                 process_type: config.process_type.clone(),
+                web_url: format!("http://{app_address}/"),
                 api_key: config.api_key.clone(),
                 quantity: config.dynos,
                 max_quantity: config.max_quantity,
