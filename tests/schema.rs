@@ -1,6 +1,7 @@
 //! Every request the Heroku client sends, and every answer the sandbox gives, checked against
 //! Heroku's published schema (`../shared/heroku/platform-api-schema.json`, `/definitions/
-//! formation` and `/definitions/rate-limit`): the path against the link's `href` template and
+//! formation` and `/definitions/rate-limit`, and the app, account, dyno and log-drain
+//! resources Heroku's CLI reads on its way): the path against the link's `href` template and
 //! its identity schemas, a request body against the link's `schema`, a 2xx answer against its
 //! `targetSchema` (with the schema's `strictProperties`: every property, no others), and an
 //! error against Heroku's error shape. `$ref`s resolve against the whole document.
@@ -14,8 +15,13 @@ use std::time::Duration;
 const KEY: &str = "schema-test-key-9d1e";
 
 fn schema_document() -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/heroku/platform-api-schema.json");
+    // Beside the repository, as laid out for CI; HEROKU_SCHEMA names another copy.
+    let path = std::env::var_os("HEROKU_SCHEMA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/heroku/platform-api-schema.json")
+        });
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
     serde_json::from_str(&text).unwrap()
@@ -34,6 +40,14 @@ fn is_uuid(text: &str) -> bool {
 /// `strictProperties` (a Heroku keyword) spelled in draft 4 terms.
 fn definitions(document: &Value) -> Value {
     let mut definitions = document["definitions"].clone();
+    // The one deliberate difference: the sandbox's app is served on loopback, and its
+    // `web_url` says so (a tool that opens it must reach the app), which the schema's
+    // herokuapp.com pattern cannot match. Loopback URLs are allowed beside that pattern.
+    let web_url = &mut definitions["app"]["definitions"]["web_url"];
+    let heroku_pattern = web_url["pattern"].as_str().unwrap().to_string();
+    web_url["pattern"] = json!(format!(
+        "({heroku_pattern})|(^http://127\\.0\\.0\\.1:[0-9]{{1,5}}/$)"
+    ));
     for (_, resource) in definitions.as_object_mut().unwrap() {
         let resource = resource.as_object_mut().unwrap();
         resource.remove("$schema");
@@ -106,7 +120,17 @@ impl Link {
 fn links(document: &Value) -> Vec<Link> {
     let definitions = definitions(document);
     let mut links = Vec::new();
-    for resource in ["formation", "rate-limit"] {
+    for resource in [
+        "formation",
+        "rate-limit",
+        "app",
+        "account",
+        "dyno",
+        "log-drain",
+        "add-on",
+        "collaborator",
+        "pipeline-coupling",
+    ] {
         for link in document["definitions"][resource]["links"]
             .as_array()
             .unwrap()
@@ -137,7 +161,10 @@ fn links(document: &Value) -> Vec<Link> {
                 request: link
                     .get("schema")
                     .map(|schema| validator(&definitions, schema)),
-                response: validator(&definitions, &link["targetSchema"]),
+                response: validator(
+                    &definitions,
+                    link.get("targetSchema").unwrap_or(&json!({})),
+                ),
             });
         }
     }
@@ -372,9 +399,64 @@ async fn every_request_and_answer_matches_the_formation_schema() {
             404,
         ),
         (Method::GET, "/account/rate-limits".to_string(), None, 200),
+        (
+            Method::PATCH,
+            format!("/apps/{app}/formation/web"),
+            Some(r#"{"quantity": 1, "dynos": 2}"#),
+            422,
+        ),
+        // What Heroku's CLI reads on its way to the formation.
+        (Method::GET, format!("/apps/{app}"), None, 200),
+        (Method::GET, format!("/apps/{app_id}"), None, 200),
+        (Method::GET, "/account".to_string(), None, 200),
+        (Method::GET, format!("/apps/{app}/dynos"), None, 200),
+        (Method::GET, format!("/apps/{app}/dynos/web.1"), None, 200),
+        (Method::GET, format!("/apps/{app}/dynos/web.9"), None, 404),
+        (Method::GET, format!("/apps/{app}/addons"), None, 200),
+        (Method::GET, format!("/apps/{app}/collaborators"), None, 200),
+        (Method::GET, format!("/apps/{app}/pipeline-couplings"), None, 404),
+        (
+            Method::POST,
+            format!("/apps/{app}/log-drains"),
+            Some(r#"{"url": "https://drain:pw@drain.example/logs"}"#),
+            201,
+        ),
+        (
+            Method::POST,
+            format!("/apps/{app}/log-drains"),
+            Some(r#"{"url": "https://drain:pw@drain.example/logs"}"#),
+            422,
+        ),
+        (
+            Method::POST,
+            format!("/apps/{app}/log-drains"),
+            Some(r#"{"url": "ftp://drain.example/"}"#),
+            422,
+        ),
+        (Method::GET, format!("/apps/{app}/log-drains"), None, 200),
     ];
     for (method, path, body, status) in script {
         let response = send(method.clone(), path.clone(), body).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+    }
+    let drains: Value = send(Method::GET, format!("/apps/{app}/log-drains"), None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let drain_id = drains[0]["id"].as_str().unwrap().to_string();
+    let drain_token = drains[0]["token"].as_str().unwrap().to_string();
+    for (method, path, status) in [
+        (Method::GET, format!("/apps/{app}/log-drains/{drain_id}"), 200),
+        (
+            Method::DELETE,
+            format!("/apps/{app}/log-drains/{drain_token}"),
+            200,
+        ),
+        (Method::GET, format!("/apps/{app}/log-drains/{drain_id}"), 404),
+    ] {
+        let response = send(method.clone(), path.clone(), None).await.unwrap();
         assert_eq!(response.status().as_u16(), status, "{method} {path}");
     }
     let unversioned = client
@@ -442,10 +524,20 @@ async fn every_request_and_answer_matches_the_formation_schema() {
     assert_eq!(
         answered_links.into_iter().collect::<Vec<_>>(),
         [
+            "account Info",
+            "add-on List By App",
+            "app Info",
+            "collaborator List",
+            "dyno Info",
+            "dyno List",
             "formation Batch Update",
             "formation Info",
             "formation List",
             "formation Update",
+            "log-drain Create",
+            "log-drain Delete",
+            "log-drain Info",
+            "log-drain List",
             "rate-limit Info"
         ]
     );
