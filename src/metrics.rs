@@ -1,5 +1,6 @@
-//! The Prometheus metrics (prometheus-client): what the loops and the drain count, encoded as
-//! text for `GET /metrics`.
+//! The Prometheus metrics (prometheus-client): what the loops and the drain count, encoded for
+//! `GET /metrics` as OpenMetrics or, for a client that asks for it, Prometheus' classic text
+//! format 0.0.4 ([`negotiate`]).
 //!
 //! One [`WorkerMetrics`] (one registry) per worker; each app counts through an [`AppMetrics`],
 //! which is that registry plus the app's labels (`app`, `process_type`), so an app costs a few
@@ -7,6 +8,10 @@
 //! texts and labels of every metric and the small methods that update them from the loop's
 //! values. It never decides anything and does no I/O; every update is a few atomic operations
 //! under a read lock, so the loops and the drain never wait on a scrape.
+//!
+//! Every family a healthy worker may not have used yet (router, drain, API errors, scales)
+//! has zero-valued series from the moment an app is added, so `absent()` alerts stay quiet
+//! and `increase()` sees the first event.
 
 use crate::decision::Observation;
 use crate::router_log::{IngestCounts, Quantiles, Request, RouterStats};
@@ -28,6 +33,126 @@ use std::sync::{Arc, Mutex};
 
 /// The content type of [`WorkerMetrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The content type of the classic text format ([`WorkerMetrics::encode_as`]).
+pub const CLASSIC_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The `kind`s of `api_errors_total`: every [`ScaleError::kind`], each counted from zero.
+///
+/// [`ScaleError::kind`]: autoscalebot_backends::scaler::ScaleError::kind
+pub const API_ERROR_KINDS: [&str; 10] = [
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "rate_limit",
+    "status",
+    "timeout",
+    "transport",
+    "bad_answer",
+    "hook",
+    "shutting_down",
+];
+/// Router error codes counted from zero: the ones that say the app is short of dynos or down
+/// (H10 app crashed, H12 request timeout, H13 connection closed, H14 no web dynos). Others
+/// appear at their first line.
+const ZEROED_ROUTER_ERRORS: [&str; 4] = ["H10", "H12", "H13", "H14"];
+/// `drain_batches_total` results that belong to an app, and those that belong to none.
+const APP_DRAIN_BATCH_RESULTS: [&str; 4] =
+    ["accepted", "duplicate", "unauthorized", "wrong_content_type"];
+const WORKER_DRAIN_BATCH_RESULTS: [&str; 2] = ["unknown_app", "too_large"];
+const DRAIN_FRAME_RESULTS: [&str; 4] = ["router", "other", "malformed", "bad_router_line"];
+/// The router latency percentiles, as the `percentile` label says them.
+const PERCENTILES: [&str; 3] = ["p50", "p95", "p99"];
+
+/// What a scraper gets from `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0.0: the default.
+    OpenMetrics,
+    /// Prometheus' classic text format 0.0.4, for clients that ask for `text/plain`.
+    Classic,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => CONTENT_TYPE,
+            Format::Classic => CLASSIC_CONTENT_TYPE,
+        }
+    }
+}
+
+/// Chooses the format from an `Accept` header: the servable media range with the highest
+/// `q`, OpenMetrics on a tie; OpenMetrics when nothing servable is asked for (no header,
+/// `*/*`, or only types the worker does not speak), so a scrape is never refused.
+///
+/// By hand: the rule is a dozen lines, and the HTTP crates in use parse `Accept` only into
+/// raw strings.
+pub fn negotiate(accept: Option<&str>) -> Format {
+    let mut best: Option<(f32, Format)> = None;
+    for range in accept.unwrap_or_default().split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media_type = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let format = match media_type.as_str() {
+            "application/openmetrics-text" => Format::OpenMetrics,
+            "text/plain" => Format::Classic,
+            _ => continue,
+        };
+        let q = parts
+            .filter_map(|param| param.split_once('='))
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
+            .map_or(Some(1.0), |(_, value)| value.trim().parse::<f32>().ok());
+        let Some(q) = q.filter(|q| *q > 0.0) else {
+            continue;
+        };
+        let better = match best {
+            None => true,
+            Some((best_q, best_format)) => {
+                q > best_q || (q == best_q && format == Format::OpenMetrics && best_format != format)
+            }
+        };
+        if better {
+            best = Some((q, format));
+        }
+    }
+    best.map_or(Format::OpenMetrics, |(_, format)| format)
+}
+
+/// Rewrites prometheus-client's OpenMetrics text as the classic text format 0.0.4: a
+/// counter's family is named with its `_total` (`# TYPE x_total counter`, as its samples
+/// are), `unknown` is `untyped`, and `# UNIT` and `# EOF` go. Samples are unchanged: this
+/// registry has no exemplars, `_created` samples or info metrics.
+///
+/// By hand: prometheus-client encodes OpenMetrics only, and the two formats differ in
+/// exactly these header lines for the metric types used here.
+fn openmetrics_to_classic(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut help: Option<(&str, &str)> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = Some(rest.split_once(' ').unwrap_or((rest, "")));
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let (name, kind) = match kind {
+                "counter" => (format!("{name}_total"), "counter"),
+                "unknown" => (name.to_string(), "untyped"),
+                other => (name.to_string(), other),
+            };
+            if let Some((_, text)) = help.take() {
+                out.push_str(&format!("# HELP {name} {text}\n"));
+            }
+            out.push_str(&format!("# TYPE {name} {kind}\n"));
+            continue;
+        }
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
 
 /// `app` and `process_type`: the labels every series of one app carries. The names are shared
 /// (`Arc<str>`), so a series costs a pointer per label, not a copy of the name.
@@ -66,7 +191,7 @@ impl EncodeLabelSet for AppLabels {
 /// (`status="503"`).
 type Label = [(&'static str, Cow<'static, str>); 1];
 type Keyed = (AppLabels, Label);
-/// `kind` and `quantile` of `router_latency`.
+/// `kind` and `percentile` of `router_latency`.
 type KindQuantile = (AppLabels, [(&'static str, &'static str); 2]);
 /// Each app's notification lanes: the backend's name and its delivery counts.
 type Lanes = Arc<Mutex<Vec<(&'static str, Arc<DeliveryCounts>)>>>;
@@ -140,7 +265,7 @@ impl WorkerMetrics {
         let router_latency = Family::default();
         registry.register_with_unit(
             "router_latency",
-            "Quantiles of connect (queue) and service time over the last router window",
+            "Percentiles (p50, p95, p99) of connect (queue) and service time over the last router window; NaN without requests",
             Unit::Seconds,
             router_latency.clone(),
         );
@@ -156,7 +281,7 @@ impl WorkerMetrics {
             "Log drain frames by result: router, other, malformed, bad_router_line",
             drain_frames.clone(),
         );
-        let drain_batches = Family::default();
+        let drain_batches: Family<Keyed, Counter> = Family::default();
         registry.register(
             "drain_batches",
             "Log drain requests by result: accepted, duplicate, unauthorized, wrong_content_type, unknown_app, too_large",
@@ -186,6 +311,11 @@ impl WorkerMetrics {
             "Failed platform calls, by kind",
             api_errors.clone(),
         );
+        for result in WORKER_DRAIN_BATCH_RESULTS {
+            drain_batches
+                .get_or_create(&(AppLabels::none(), label("result", result)))
+                .inc_by(0);
+        }
         let notifications = Arc::default();
         registry.register_collector(Box::new(NotificationCounts(Arc::clone(&notifications))));
         Arc::new(WorkerMetrics {
@@ -217,18 +347,28 @@ impl WorkerMetrics {
         if !notifications.is_empty() {
             self.notifications.lock().unwrap().extend(notifications);
         }
-        AppMetrics {
+        let metrics = AppMetrics {
             worker: Arc::clone(self),
             labels: AppLabels::new(app, process_type),
-        }
+        };
+        metrics.zero_series();
+        metrics
     }
 
-    /// The text exposition format, every app's series.
+    /// The OpenMetrics text exposition, every app's series.
     pub fn encode(&self) -> String {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
         text
+    }
+
+    /// Every app's series in `format`.
+    pub fn encode_as(&self, format: Format) -> String {
+        match format {
+            Format::OpenMetrics => self.encode(),
+            Format::Classic => openmetrics_to_classic(&self.encode()),
+        }
     }
 
     /// A drain batch refused before any app took it: `unknown_app` (`/logs/{app}` for an app
@@ -255,6 +395,37 @@ impl AppMetrics {
 
     fn keyed(&self, label: Label) -> Keyed {
         (self.labels.clone(), label)
+    }
+
+    /// The series of events a healthy app may not have had yet, at zero (see the module doc).
+    /// The router's gauges start empty: NaN latency, 0 requests per second.
+    fn zero_series(&self) {
+        let worker = &self.worker;
+        worker.router_requests.get_or_create(&self.labels).inc_by(0);
+        for code in ZEROED_ROUTER_ERRORS {
+            worker
+                .router_errors
+                .get_or_create(&self.keyed(label("code", code))).inc_by(0);
+        }
+        for result in APP_DRAIN_BATCH_RESULTS {
+            worker
+                .drain_batches
+                .get_or_create(&self.keyed(label("result", result))).inc_by(0);
+        }
+        for result in DRAIN_FRAME_RESULTS {
+            worker
+                .drain_frames
+                .get_or_create(&self.keyed(label("result", result))).inc_by(0);
+        }
+        for kind in API_ERROR_KINDS {
+            worker.api_errors.get_or_create(&self.keyed(label("kind", kind))).inc_by(0);
+        }
+        for direction in ["up", "down"] {
+            worker
+                .scale_actions
+                .get_or_create(&self.keyed(label("direction", direction))).inc_by(0);
+        }
+        self.router_window(&RouterStats::default());
     }
 
     pub fn heartbeat(&self, outcome: &ProbeOutcome, observation: Observation) {
@@ -285,20 +456,21 @@ impl AppMetrics {
             .get_or_create(&self.labels)
             .set(stats.requests_per_second);
         for (kind, quantiles) in [("connect", stats.connect), ("service", stats.service)] {
-            let Quantiles {
-                p50_ms,
-                p95_ms,
-                p99_ms,
-            } = quantiles.unwrap_or_default();
-            for (quantile, ms) in [("0.5", p50_ms), ("0.95", p95_ms), ("0.99", p99_ms)] {
+            // No requests, no percentile: NaN, as a Prometheus summary says it, not 0 s.
+            let seconds = match quantiles {
+                Some(Quantiles {
+                    p50_ms,
+                    p95_ms,
+                    p99_ms,
+                }) => [p50_ms, p95_ms, p99_ms].map(|ms| ms as f64 / 1000.0),
+                None => [f64::NAN; 3],
+            };
+            for (percentile, value) in PERCENTILES.into_iter().zip(seconds) {
                 let key = (
                     self.labels.clone(),
-                    [("kind", kind), ("quantile", quantile)],
+                    [("kind", kind), ("percentile", percentile)],
                 );
-                worker
-                    .router_latency
-                    .get_or_create(&key)
-                    .set(ms as f64 / 1000.0);
+                worker.router_latency.get_or_create(&key).set(value);
             }
         }
     }
@@ -573,5 +745,180 @@ mod tests {
             ),
             Some("1")
         );
+    }
+
+    #[test]
+    fn the_format_follows_the_accept_header_and_falls_back_to_openmetrics() {
+        use Format::*;
+        let cases = [
+            (None, OpenMetrics),
+            (Some(""), OpenMetrics),
+            (Some("*/*"), OpenMetrics),
+            (Some("text/plain"), Classic),
+            (Some("text/plain; version=0.0.4"), Classic),
+            (Some("Text/Plain;Version=0.0.4;charset=utf-8"), Classic),
+            (Some("application/openmetrics-text; version=1.0.0"), OpenMetrics),
+            (Some("application/json"), OpenMetrics),
+            (Some("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"), OpenMetrics),
+            (Some("nonsense;;;q=banana,,"), OpenMetrics),
+            // What Prometheus sends: OpenMetrics preferred.
+            (Some("application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"), OpenMetrics),
+            (Some("application/openmetrics-text;q=0.2,text/plain;q=0.9"), Classic),
+            (Some("text/plain;q=0, application/json"), OpenMetrics),
+            (Some("text/plain;q=0.5,application/openmetrics-text;q=0.5"), OpenMetrics),
+        ];
+        for (accept, want) in cases {
+            assert_eq!(negotiate(accept), want, "{accept:?}");
+        }
+    }
+
+    #[test]
+    fn the_classic_format_names_counter_families_with_total_and_drops_openmetrics_lines() {
+        let worker = WorkerMetrics::new();
+        let web = worker.app("shop", "web", Vec::new());
+        web.scaled(1, 2);
+        web.heartbeat(
+            &ProbeOutcome::Timeout {
+                elapsed: Duration::from_millis(30),
+            },
+            Observation::Fail,
+        );
+        let text = worker.encode_as(Format::Classic);
+        assert!(text.contains("# TYPE autoscalebot_scale_actions_total counter\n"), "{text}");
+        assert!(text.contains("# HELP autoscalebot_scale_actions_total Scales made"), "{text}");
+        assert!(text.contains("# TYPE autoscalebot_dynos gauge\n"));
+        assert!(text.contains("# TYPE autoscalebot_heartbeat_latency_seconds histogram\n"));
+        assert!(!text.contains("# UNIT") && !text.contains("# EOF"), "{text}");
+        assert!(!text.contains("# TYPE autoscalebot_scale_actions counter"));
+        assert_eq!(
+            sample(
+                &text,
+                "autoscalebot_scale_actions_total",
+                "app=\"shop\",process_type=\"web\",direction=\"up\""
+            ),
+            Some("1")
+        );
+        // The samples are the OpenMetrics ones, line for line.
+        let samples = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|line| !line.starts_with('#'))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(samples(&text), samples(&worker.encode()));
+    }
+
+    #[test]
+    fn a_new_app_has_every_event_family_at_zero_and_no_reserved_labels() {
+        let worker = WorkerMetrics::new();
+        let _web = worker.app("shop", "web", Vec::new());
+        let text = worker.encode();
+        let app = "app=\"shop\",process_type=\"web\"";
+        assert_eq!(sample(&text, "autoscalebot_router_requests_total", app), Some("0"));
+        assert_eq!(
+            sample(&text, "autoscalebot_router_errors_total", &format!("{app},code=\"H12\"")),
+            Some("0")
+        );
+        for kind in API_ERROR_KINDS {
+            assert_eq!(
+                sample(&text, "autoscalebot_api_errors_total", &format!("{app},kind=\"{kind}\"")),
+                Some("0"),
+                "{kind}"
+            );
+        }
+        for (family, label) in [
+            ("autoscalebot_drain_batches_total", "result=\"accepted\""),
+            ("autoscalebot_drain_frames_total", "result=\"router\""),
+            ("autoscalebot_scale_actions_total", "direction=\"down\""),
+        ] {
+            assert_eq!(sample(&text, family, &format!("{app},{label}")), Some("0"), "{family}");
+        }
+        assert_eq!(
+            sample(
+                &text,
+                "autoscalebot_drain_batches_total",
+                "app=\"\",process_type=\"\",result=\"too_large\""
+            ),
+            Some("0")
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "autoscalebot_router_latency_seconds",
+                &format!("{app},kind=\"service\",percentile=\"p95\"")
+            ),
+            Some("NaN"),
+            "no requests, no percentile"
+        );
+        assert!(!text.contains("quantile="), "{text}");
+    }
+
+    #[test]
+    fn router_percentiles_are_gauges_in_seconds() {
+        let worker = WorkerMetrics::new();
+        let web = worker.app("shop", "web", Vec::new());
+        let quantiles = Quantiles {
+            p50_ms: 20,
+            p95_ms: 450,
+            p99_ms: 1200,
+        };
+        web.router_window(&RouterStats {
+            requests: 10,
+            requests_per_second: 2.5,
+            service: Some(quantiles),
+            connect: Some(quantiles),
+            ..RouterStats::default()
+        });
+        let text = worker.encode();
+        let app = "app=\"shop\",process_type=\"web\"";
+        assert_eq!(
+            sample(
+                &text,
+                "autoscalebot_router_latency_seconds",
+                &format!("{app},kind=\"service\",percentile=\"p95\"")
+            ),
+            Some("0.45")
+        );
+        assert_eq!(sample(&text, "autoscalebot_router_requests_per_second", app), Some("2.5"));
+    }
+
+    #[test]
+    fn every_scale_error_kind_is_counted_from_zero() {
+        use autoscalebot_backends::scaler::ScaleError;
+        // A new variant breaks this match, and so asks for its kind in API_ERROR_KINDS.
+        let every = |error: &ScaleError| match error {
+            ScaleError::Unauthorized { .. }
+            | ScaleError::Forbidden { .. }
+            | ScaleError::NotFound { .. }
+            | ScaleError::RateLimited { .. }
+            | ScaleError::Status { .. }
+            | ScaleError::Timeout(_)
+            | ScaleError::Transport(_)
+            | ScaleError::BadAnswer(_)
+            | ScaleError::Hook(_)
+            | ScaleError::ShuttingDown { .. } => error.kind(),
+        };
+        let id = String::new;
+        let errors = [
+            ScaleError::Unauthorized { id: id() },
+            ScaleError::Forbidden { id: id() },
+            ScaleError::NotFound { id: id() },
+            ScaleError::RateLimited {
+                id: id(),
+                retry_after: None,
+            },
+            ScaleError::Status {
+                status: 500,
+                id: id(),
+                message: id(),
+            },
+            ScaleError::Timeout(Duration::from_secs(1)),
+            ScaleError::Transport(id()),
+            ScaleError::BadAnswer(id()),
+            ScaleError::Hook(id()),
+            ScaleError::ShuttingDown { last: None },
+        ];
+        let kinds: Vec<&str> = errors.iter().map(every).collect();
+        assert_eq!(kinds, API_ERROR_KINDS);
     }
 }

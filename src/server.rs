@@ -1,6 +1,6 @@
 //! The worker's one HTTP server (axum) on `http_port` or `$PORT`, for every app it scales:
 //! `POST /logs/{app}` (that app's Heroku HTTPS log drain; `POST /logs` with one app),
-//! `GET /metrics` (Prometheus text, every app's series), `GET /healthz`, `GET /` (the status
+//! `GET /metrics` (OpenMetrics, or Prometheus' classic text when asked for; every app's series), `GET /healthz`, `GET /` (the status
 //! page of the only app, else an index of all) and `GET /apps/{app}/{process_type}`.
 //!
 //! It is an edge, yet it lives in the brain crate rather than in `backends/`: every route
@@ -369,9 +369,21 @@ fn report_problems(
     }
 }
 
-async fn metrics(State(apps): State<ServerState>) -> Response {
-    let body = apps.metrics.encode();
-    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
+/// OpenMetrics, or the classic text format for a client whose `Accept` prefers it.
+async fn metrics(State(apps): State<ServerState>, headers: HeaderMap) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    let format = crate::metrics::negotiate(accept);
+    let body = apps.metrics.encode_as(format);
+    (
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::VARY, "accept"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// The most stalled apps `/healthz` names; the rest are counted.
