@@ -41,6 +41,17 @@ pub struct BeatPoint {
     pub dynos: Option<u32>,
     /// `Some((from, to))` when this beat scaled.
     pub scale: Option<(u32, u32)>,
+    /// The heartbeat got no answer within `heartbeat_timeout_in_ms`: its time is the timeout,
+    /// not a response time, and the chart marks it so.
+    pub timed_out: bool,
+}
+
+/// Whether a classified heartbeat was a timeout. The classification keeps that only in its
+/// words (`decision::classify` writes "timeout after N ms", alone or first when combined
+/// with the router's); the unit test below classifies a real timeout, so a change of wording
+/// there fails here.
+pub fn heartbeat_timed_out(heartbeat: &crate::decision::Heartbeat) -> bool {
+    heartbeat.summary.starts_with("timeout after")
 }
 
 #[derive(Debug, Default)]
@@ -177,6 +188,7 @@ impl Telemetry {
             observation: beat.heartbeat.observation,
             dynos: beat.scaled_to.or(beat.quantity),
             scale: beat.quantity.zip(beat.scaled_to),
+            timed_out: heartbeat_timed_out(&beat.heartbeat),
         };
         let cutoff = beat.at - chrono::Duration::from_std(CHART_SPAN).unwrap_or_default();
         let wanted = self.beats_wanted();
@@ -372,5 +384,29 @@ mod tests {
             beats.capacity()
         );
         assert!(beats.capacity() >= 722);
+    }
+
+    #[test]
+    fn a_timeout_is_told_from_a_slow_answer() {
+        use autoscalebot_backends::probe::ProbeOutcome;
+        use std::time::Duration;
+        let timeout = crate::decision::classify(
+            &ProbeOutcome::Timeout {
+                elapsed: Duration::from_millis(5000),
+            },
+            1000,
+            200,
+        );
+        assert!(heartbeat_timed_out(&timeout), "{}", timeout.summary);
+        let slow = crate::decision::classify(
+            &ProbeOutcome::Response {
+                status: 200,
+                elapsed: Duration::from_millis(4999),
+                downtime_header: None,
+            },
+            1000,
+            200,
+        );
+        assert!(!heartbeat_timed_out(&slow), "{}", slow.summary);
     }
 }

@@ -1,5 +1,7 @@
 //! The status page: server-rendered HTML with an inline SVG chart of the last hours (latency
-//! against the min and max lines, dynos as steps, scale events marked), the settings in force
+//! against the min and max lines, dynos as steps, scale events marked, and beats that timed
+//! out or lie above the chart's ceiling marked as such, so a flat line at the top never
+//! passes for a measured time), the settings in force
 //! (secrets as `***`, from `AppSettings::effective`) and the recent notifications. And, for a
 //! worker of several apps, the index: one plain table row per app, no chart, so that it stays
 //! light with thousands.
@@ -19,6 +21,10 @@ pub const DYNOS_COLOUR: &str = "#ef6c00";
 pub const MAX_COLOUR: &str = "#c62828";
 pub const MIN_COLOUR: &str = "#2e7d32";
 pub const SCALE_COLOUR: &str = "#8e24aa";
+/// A heartbeat that timed out: a cross, in a colour no other mark uses.
+pub const TIMEOUT_COLOUR: &str = "#e91e63";
+/// A beat slower than the chart's ceiling, drawn at the ceiling: a triangle pointing up.
+pub const CLIPPED_COLOUR: &str = "#00897b";
 
 const WIDTH: f64 = 1000.0;
 const HEIGHT: f64 = 320.0;
@@ -40,6 +46,12 @@ pub struct Chart {
     pub dynos_path: String,
     /// One marker per scale: x, y and a caption.
     pub scale_marks: Vec<(f64, f64, String)>,
+    /// Beats that timed out: x, y (at their time, or the ceiling) and a caption.
+    pub timeout_marks: Vec<(f64, f64, String)>,
+    /// Beats (answered) slower than the ceiling, drawn at it: x, y and a caption.
+    pub clipped_marks: Vec<(f64, f64, String)>,
+    /// The response time at the top of the chart.
+    pub ceiling_ms: u64,
     /// Latency axis ticks: y and label.
     pub latency_ticks: Vec<(f64, String)>,
     /// Dyno axis ticks.
@@ -84,9 +96,28 @@ impl Chart {
         let mut latency_path = String::new();
         let mut latency_points = 0;
         let mut pen_down = false;
+        let mut timeout_marks = Vec::new();
+        let mut clipped_marks = Vec::new();
         for beat in beats {
             match beat.response_time_ms.map(u64::from) {
                 Some(ms) => {
+                    let when = beat.at.with_timezone(&zone).format("%H:%M:%S");
+                    let above = ms as f64 > top_ms;
+                    let mark = (x(beat.at), y_latency(ms));
+                    if beat.timed_out {
+                        let place = if above { ", above the chart" } else { "" };
+                        timeout_marks.push((
+                            mark.0,
+                            mark.1,
+                            format!("{when}: timed out after {ms} ms{place}"),
+                        ));
+                    } else if above {
+                        clipped_marks.push((
+                            mark.0,
+                            mark.1,
+                            format!("{when}: {ms} ms, above the chart's {} ms", top_ms.round()),
+                        ));
+                    }
                     let command = if pen_down { 'L' } else { 'M' };
                     latency_path.push_str(&format!(
                         "{command}{:.1} {:.1} ",
@@ -143,6 +174,9 @@ impl Chart {
             min_y: y_latency(min_ms),
             dynos_path: dynos_path.trim_end().to_string(),
             scale_marks,
+            timeout_marks,
+            clipped_marks,
+            ceiling_ms: top_ms.round() as u64,
             latency_ticks,
             dyno_ticks,
             time_ticks,
@@ -154,6 +188,7 @@ impl Chart {
         let y_end = HEIGHT - BOTTOM;
         html! {
             svg id="chart" xmlns="http://www.w3.org/2000/svg" width=(WIDTH) height=(HEIGHT)
+                style="max-width:100%;height:auto"
                 viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img"
                 aria-label="Response time, dynos and scale events over the last hours" {
                 rect x=(LEFT) y=(TOP) width=(x_end - LEFT) height=(y_end - TOP) fill="#fafafa" stroke="#ccc" {}
@@ -176,6 +211,22 @@ impl Chart {
                 path class="dynos" d=(self.dynos_path) fill="none" stroke=(DYNOS_COLOUR) stroke-width="2" {}
                 path class="latency" d=(self.latency_path) fill="none" stroke=(LATENCY_COLOUR)
                     stroke-width="3" stroke-linejoin="round" {}
+                @for (x, y, caption) in &self.clipped_marks {
+                    path class="clipped" d=(format!("M{:.1} {:.1} l-6 10 h12 z", x, y - 2.0))
+                        fill=(CLIPPED_COLOUR) { title { (caption) } }
+                }
+                @for (x, y, caption) in &self.timeout_marks {
+                    path class="timed-out" d=(format!("M{:.1} {:.1} l12 12 m0 -12 l-12 12", x - 6.0, y - 6.0))
+                        stroke=(TIMEOUT_COLOUR) stroke-width="3.5" stroke-linecap="round" fill="none"
+                        { title { (caption) } }
+                }
+                @if !self.timeout_marks.is_empty() || !self.clipped_marks.is_empty() {
+                    text class="ceiling-note" x=(x_end - 4.0) y=(TOP + 12.0) text-anchor="end" font-size="11" fill="#555" {
+                        "drawn at most " (self.ceiling_ms) " ms"
+                        @if !self.timeout_marks.is_empty() { " · ✕ " (self.timeout_marks.len()) " timed out" }
+                        @if !self.clipped_marks.is_empty() { " · ▲ " (self.clipped_marks.len()) " slower" }
+                    }
+                }
                 @for (x, y, caption) in &self.scale_marks {
                     circle class="scale-event" cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="6"
                         fill=(SCALE_COLOUR) { title { (caption) } }
@@ -256,6 +307,16 @@ pub fn render(snapshot: &Snapshot, in_index: bool) -> String {
                     span style=(format!("color:{MIN_COLOUR}")) { "┅ min " (settings.min_response_time_ms) " ms" } " "
                     span style=(format!("color:{DYNOS_COLOUR}")) { "━ dynos (right axis)" } " "
                     span style=(format!("color:{SCALE_COLOUR}")) { "● scale" }
+                    @if !chart.timeout_marks.is_empty() {
+                        " " span.timed-out style=(format!("color:{TIMEOUT_COLOUR}")) {
+                            "✕ timed out (" (settings.heartbeat_timeout.as_millis()) " ms, no answer)"
+                        }
+                    }
+                    @if !chart.clipped_marks.is_empty() {
+                        " " span.clipped style=(format!("color:{CLIPPED_COLOUR}")) {
+                            "▲ slower than the chart's top (" (chart.ceiling_ms) " ms): drawn at the top"
+                        }
+                    }
                 }
                 (chart.svg())
                 p.note { (snapshot.beats.len()) " beats shown, times in " (zone.name()) "." }

@@ -161,6 +161,7 @@ fn beats() -> Vec<BeatPoint> {
         observation: Observation::InBand,
         dynos: Some(dynos),
         scale,
+        timed_out: false,
     };
     vec![
         point(0, Some(100), 1, None),
@@ -194,6 +195,37 @@ fn the_chart_draws_latency_bounds_steps_and_scale_marks() {
         .ends_with("12:01:30: scaled from 1 to 2"));
     assert_eq!(chart.time_ticks.first().unwrap().1, "12:00:00");
     assert_eq!(chart.time_ticks.last().unwrap().1, "12:02:00");
+}
+
+#[test]
+fn timed_out_and_clipped_beats_are_marked_not_passed_off_as_times() {
+    let mut high = beats();
+    // A 5 s timeout and a 9 s answer, far above a 1000 ms max: both at the ceiling.
+    high[1].response_time_ms = Some(5000);
+    high[1].timed_out = true;
+    high[3].response_time_ms = Some(9000);
+    let chart = status_page::Chart::build(&high, 200, 1000, chrono_tz::UTC);
+    assert_eq!(chart.ceiling_ms, 3150, "3 × max, and 5% room");
+    assert_eq!(chart.timeout_marks.len(), 1);
+    assert!(
+        chart.timeout_marks[0]
+            .2
+            .ends_with("12:00:30: timed out after 5000 ms, above the chart"),
+        "{:?}",
+        chart.timeout_marks
+    );
+    assert_eq!(chart.clipped_marks.len(), 1);
+    assert!(chart.clipped_marks[0].2.contains("9000 ms, above the chart's 3150 ms"));
+    let top = chart.latency_ticks.last().unwrap().0;
+    assert_eq!(chart.timeout_marks[0].1, top, "drawn at the ceiling");
+    // A timeout below the ceiling is marked where it is.
+    let mut low = beats();
+    low[4].response_time_ms = Some(300);
+    low[4].timed_out = true;
+    let chart = status_page::Chart::build(&low, 200, 1000, chrono_tz::UTC);
+    assert_eq!(chart.timeout_marks.len(), 1);
+    assert!(chart.timeout_marks[0].2.ends_with("timed out after 300 ms"));
+    assert!(chart.clipped_marks.is_empty());
 }
 
 #[tokio::test]
