@@ -206,167 +206,241 @@ const PLOT_MS: std::ops::Range<f64> = 5.0..40_000.0;
 /// More heartbeats than this are thinned to one point per bucket: its slowest heartbeat and
 /// its median p95.
 const PLOT_POINTS: usize = 2400;
+/// The plot's drawing size; the file scales to the window's width (see [`responsive`]).
+const PLOT_SIZE: (u32, u32) = (1400, 820);
+/// Marker colours: distinct, and named for the screenshot test.
+pub const SCALE_UP_RGB: (u8, u8, u8) = (0, 150, 0);
+pub const SCALE_DOWN_RGB: (u8, u8, u8) = (214, 40, 40);
+pub const TIMEOUT_RGB: (u8, u8, u8) = (233, 30, 99);
 
-/// Response times against the min and max lines above, dynos as steps below, scale events
-/// marked with triangles.
+type Local = chrono::DateTime<chrono_tz::Tz>;
+
+/// The clock-time label of an x tick: the time of day, with the date once the plot spans
+/// more than a day.
+fn tick_label(at: &Local, span: chrono::Duration) -> String {
+    if span <= chrono::Duration::days(1) {
+        at.format("%H:%M").to_string()
+    } else if span <= chrono::Duration::days(7) {
+        at.format("%a %d %H:%M").to_string()
+    } else {
+        at.format("%b %d").to_string()
+    }
+}
+
+/// Makes plotters' fixed-size SVG scale to its container: the width becomes 100% and the
+/// height follows the viewBox's proportions, so a narrow window shows the whole plot, smaller.
+pub fn responsive(svg: &str) -> String {
+    let (width, height) = PLOT_SIZE;
+    svg.replacen(
+        &format!("<svg width=\"{width}\" height=\"{height}\""),
+        "<svg width=\"100%\" style=\"height:auto\" preserveAspectRatio=\"xMidYMin meet\"",
+        1,
+    )
+}
+
+/// Response times against the min and max lines above, dynos as steps below, scale-ups and
+/// scale-downs marked with triangles pointing their way; x on clock time in the settings'
+/// time zone; a legend for every kind of mark.
 pub fn write_svg(path: &Path, sim: &Simulation) -> Result<(), Box<dyn std::error::Error>> {
-    let start_ms = sim.trace.start_ms();
-    let hours = |at_ms: i64| (at_ms - start_ms) as f64 / 3_600_000.0;
-    let x_end = hours(sim.trace.end_ms());
     let settings = &sim.settings;
-    let root = SVGBackend::new(path, (1400, 820)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let root = root.titled(
-        &format!(
-            "autoscalebot simulate: {} (max {} ms, min {} ms)",
-            sim.trace.name, settings.max_response_time_ms, settings.min_response_time_ms
-        ),
-        ("sans-serif", 22),
-    )?;
-    let (upper, lower) = root.split_vertically(440);
+    let zone = settings.time_zone;
+    let local = |at_ms: i64| utc(at_ms).with_timezone(&zone);
+    let (x_start, x_end) = (local(sim.trace.start_ms()), local(sim.trace.end_ms()));
+    let span = x_end - x_start;
+    let x_desc = format!("time ({})", zone.name());
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, PLOT_SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let root = root.titled(
+            &format!(
+                "autoscalebot simulate: {} (max {} ms, min {} ms)",
+                sim.trace.name, settings.max_response_time_ms, settings.min_response_time_ms
+            ),
+            ("sans-serif", 22),
+        )?;
+        let (upper, lower) = root.split_vertically(440);
 
-    let mut chart = ChartBuilder::on(&upper)
-        .margin(12)
-        .x_label_area_size(32)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..x_end, PLOT_MS.log_scale())?;
-    chart
-        .configure_mesh()
-        .x_desc("hours since start")
-        .y_desc("response time (ms)")
-        .draw()?;
-    let clamp = |ms: f64| ms.clamp(PLOT_MS.start, PLOT_MS.end);
-    let beats = &sim.ours.beats;
-    let per_bucket = beats.len().div_ceil(PLOT_POINTS).max(1);
-    let thinned: Vec<(f64, f64, f64)> = beats
-        .chunks(per_bucket)
-        .map(|chunk| {
-            let heartbeat = chunk
-                .iter()
-                .map(|b| {
-                    b.heartbeat_ms
-                        .unwrap_or(settings.heartbeat_timeout.as_millis() as f64)
-                })
-                .fold(0.0, f64::max);
-            // The median, so that one bad minute does not paint a whole bucket slow.
-            let mut p95s: Vec<f64> = chunk.iter().map(|b| b.p95_ms).collect();
-            p95s.sort_by(f64::total_cmp);
-            let p95 = p95s[p95s.len() / 2];
-            (hours(chunk[0].at_ms), clamp(heartbeat), clamp(p95))
-        })
-        .collect();
-    let grey = RGBColor(150, 150, 150);
-    chart
-        .draw_series(
+        let mut chart = ChartBuilder::on(&upper)
+            .margin(12)
+            .x_label_area_size(32)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x_start..x_end, PLOT_MS.log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc.as_str())
+            .x_label_formatter(&|at| tick_label(at, span))
+            .y_desc("response time (ms)")
+            .draw()?;
+        let clamp = |ms: f64| ms.clamp(PLOT_MS.start, PLOT_MS.end);
+        let timeout_ms = settings.heartbeat_timeout.as_millis() as f64;
+        let beats = &sim.ours.beats;
+        let per_bucket = beats.len().div_ceil(PLOT_POINTS).max(1);
+        // (time, slowest heartbeat, median p95, a heartbeat timed out)
+        let thinned: Vec<(Local, f64, f64, bool)> = beats
+            .chunks(per_bucket)
+            .map(|chunk| {
+                let heartbeat = chunk
+                    .iter()
+                    .map(|b| b.heartbeat_ms.unwrap_or(timeout_ms))
+                    .fold(0.0, f64::max);
+                let timed_out = chunk.iter().any(|b| b.heartbeat_ms.is_none());
+                // The median, so that one bad minute does not paint a whole bucket slow.
+                let mut p95s: Vec<f64> = chunk.iter().map(|b| b.p95_ms).collect();
+                p95s.sort_by(f64::total_cmp);
+                let p95 = p95s[p95s.len() / 2];
+                (local(chunk[0].at_ms), clamp(heartbeat), clamp(p95), timed_out)
+            })
+            .collect();
+        let grey = RGBColor(150, 150, 150);
+        chart
+            .draw_series(
+                thinned
+                    .iter()
+                    .filter(|point| !point.3)
+                    .map(|(x, heartbeat, _, _)| Circle::new((*x, *heartbeat), 2, grey.filled())),
+            )?
+            .label("heartbeat")
+            .legend(move |(x, y)| Circle::new((x + 10, y), 3, grey.filled()));
+        let timeout = RGBColor(TIMEOUT_RGB.0, TIMEOUT_RGB.1, TIMEOUT_RGB.2);
+        let timeouts = chart.draw_series(
             thinned
                 .iter()
-                .map(|&(x, heartbeat, _)| Circle::new((x, heartbeat), 2, grey.filled())),
-        )?
-        .label("heartbeat")
-        .legend(move |(x, y)| Circle::new((x + 10, y), 3, grey.filled()));
-    chart
-        .draw_series(LineSeries::new(
-            thinned.iter().map(|&(x, _, p95)| (x, p95)),
-            BLUE.stroke_width(2),
-        ))?
-        .label("p95 (model, median per bucket)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-    for (ms, color, label) in [
-        (
-            settings.max_response_time_ms as f64,
-            RED,
-            "max_response_time_in_ms",
-        ),
-        (
-            settings.min_response_time_ms as f64,
-            GREEN,
-            "min_response_time_in_ms",
-        ),
-    ] {
+                .filter(|point| point.3)
+                .map(|(x, heartbeat, _, _)| Cross::new((*x, *heartbeat), 5, timeout.stroke_width(2))),
+        )?;
+        // The legend names what is drawn, and only that.
+        if thinned.iter().any(|point| point.3) {
+            timeouts
+                .label(format!("heartbeat timed out ({timeout_ms} ms)"))
+                .legend(move |(x, y)| Cross::new((x + 10, y), 5, timeout.stroke_width(2)));
+        }
         chart
             .draw_series(LineSeries::new(
-                vec![(0.0, clamp(ms)), (x_end, clamp(ms))],
-                color.stroke_width(2),
+                thinned.iter().map(|(x, _, p95, _)| (*x, *p95)),
+                BLUE.stroke_width(2),
             ))?
-            .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
+            .label("p95 (model, median per bucket)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        for (ms, color, label) in [
+            (
+                settings.max_response_time_ms as f64,
+                RED,
+                "max_response_time_in_ms",
+            ),
+            (
+                settings.min_response_time_ms as f64,
+                GREEN,
+                "min_response_time_in_ms",
+            ),
+        ] {
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(x_start, clamp(ms)), (x_end, clamp(ms))],
+                    color.stroke_width(2),
+                ))?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
 
-    let top = [
-        sim.oracle.decisions.iter().map(|d| d.to).max().unwrap_or(1),
-        sim.needs.dynos.iter().copied().max().unwrap_or(1),
-        beats.iter().map(|b| b.dynos).max().unwrap_or(1),
-        settings.max_dynos.highest(),
-    ]
-    .into_iter()
-    .max()
-    .unwrap_or(1)
-        + 1;
-    let mut chart = ChartBuilder::on(&lower)
-        .margin(12)
-        .x_label_area_size(32)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..x_end, 0f64..f64::from(top))?;
-    chart
-        .configure_mesh()
-        .x_desc("hours since start")
-        .y_desc("dynos")
-        .draw()?;
-    let oracle_initial = sim.needs.dynos.first().copied().unwrap_or(1);
-    let purple = RGBColor(150, 60, 170);
-    for (initial, decisions, color, label) in [
-        (oracle_initial, &sim.oracle.decisions, purple, "oracle"),
-        (sim.ours_initial_dynos, &sim.ours.decisions, BLACK, "ours"),
-    ] {
+        let top = [
+            sim.oracle.decisions.iter().map(|d| d.to).max().unwrap_or(1),
+            sim.needs.dynos.iter().copied().max().unwrap_or(1),
+            beats.iter().map(|b| b.dynos).max().unwrap_or(1),
+            settings.max_dynos.highest(),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(1)
+            + 1;
+        let mut chart = ChartBuilder::on(&lower)
+            .margin(12)
+            .x_label_area_size(32)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x_start..x_end, 0f64..f64::from(top))?;
         chart
-            .draw_series(LineSeries::new(
-                step_points(initial, decisions, &hours, x_end),
-                color.stroke_width(2),
-            ))?
-            .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            .configure_mesh()
+            .x_desc(x_desc.as_str())
+            .x_label_formatter(&|at| tick_label(at, span))
+            .y_desc("dynos")
+            .draw()?;
+        let oracle_initial = sim.needs.dynos.first().copied().unwrap_or(1);
+        let purple = RGBColor(150, 60, 170);
+        for (initial, decisions, color, label) in [
+            (oracle_initial, &sim.oracle.decisions, purple, "oracle"),
+            (sim.ours_initial_dynos, &sim.ours.decisions, BLACK, "ours"),
+        ] {
+            chart
+                .draw_series(LineSeries::new(
+                    step_points(initial, decisions, &local, x_start, x_end),
+                    color.stroke_width(2),
+                ))?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        let up = RGBColor(SCALE_UP_RGB.0, SCALE_UP_RGB.1, SCALE_UP_RGB.2);
+        let down = RGBColor(SCALE_DOWN_RGB.0, SCALE_DOWN_RGB.1, SCALE_DOWN_RGB.2);
+        // Triangles pointing the way the size went, in pixels around the point.
+        let up_marker = move |at: (Local, f64)| {
+            EmptyElement::at(at) + Polygon::new(vec![(0, -7), (7, 5), (-7, 5)], up.filled())
+        };
+        let down_marker = move |at: (Local, f64)| {
+            EmptyElement::at(at) + Polygon::new(vec![(0, 7), (7, -5), (-7, -5)], down.filled())
+        };
+        let point = |d: &Decision| (local(d.at.timestamp_millis()), f64::from(d.to));
+        let ups = sim.ours.decisions.iter().filter(|d| d.to > d.from);
+        let downs = sim.ours.decisions.iter().filter(|d| d.to < d.from);
+        let (any_up, any_down) = (ups.clone().next().is_some(), downs.clone().next().is_some());
+        let drawn = chart.draw_series(ups.map(|d| up_marker(point(d))))?;
+        if any_up {
+            drawn.label("ours scaled up").legend(move |(x, y)| {
+                EmptyElement::at((x + 10, y))
+                    + Polygon::new(vec![(0, -6), (6, 4), (-6, 4)], up.filled())
             });
+        }
+        let drawn = chart.draw_series(downs.map(|d| down_marker(point(d))))?;
+        if any_down {
+            drawn.label("ours scaled down").legend(move |(x, y)| {
+                EmptyElement::at((x + 10, y))
+                    + Polygon::new(vec![(0, 6), (6, -4), (-6, -4)], down.filled())
+            });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
     }
-    let up = RGBColor(0, 150, 0);
-    chart.draw_series(sim.ours.decisions.iter().map(|d| {
-        let (color, size) = if d.to > d.from { (up, 6) } else { (RED, 5) };
-        TriangleMarker::new(
-            (hours(d.at.timestamp_millis()), f64::from(d.to)),
-            size,
-            color.filled(),
-        )
-    }))?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
+    std::fs::write(path, responsive(&svg))?;
     Ok(())
 }
 
-/// A step function as a polyline: flat until each decision, then up or down.
-fn step_points(
+/// A step function as a polyline from `x_start` to `x_end`: flat until each decision, then
+/// up or down.
+fn step_points<X: Clone>(
     initial: u32,
     decisions: &[Decision],
-    hours: &dyn Fn(i64) -> f64,
-    x_end: f64,
-) -> Vec<(f64, f64)> {
-    let mut points = vec![(0.0, f64::from(initial))];
+    x_of: &dyn Fn(i64) -> X,
+    x_start: X,
+    x_end: X,
+) -> Vec<(X, f64)> {
+    let mut points = vec![(x_start, f64::from(initial))];
     let mut level = f64::from(initial);
     for decision in decisions {
-        let x = hours(decision.at.timestamp_millis());
-        points.push((x, level));
+        let x = x_of(decision.at.timestamp_millis());
+        points.push((x.clone(), level));
         level = f64::from(decision.to);
         points.push((x, level));
     }
@@ -408,7 +482,7 @@ mod tests {
         assert_eq!(steps.at(10_000), 2);
         assert_eq!(steps.at(19_999), 2);
         assert_eq!(steps.at(60_000), 4);
-        let points = step_points(1, &decisions, &|ms| ms as f64 / 1000.0, 30.0);
+        let points = step_points(1, &decisions, &|ms| ms as f64 / 1000.0, 0.0, 30.0);
         assert_eq!(
             points,
             vec![
