@@ -44,8 +44,9 @@ enum Command {
     /// Replay a traffic trace through the decision engine and show what the settings would
     /// have cost and how long the app would have been slow, beside three references.
     Simulate(autoscalebot::simulate::SimulateArgs),
-    /// Run a local stand-in for Heroku on loopback: the Platform API's formation endpoints and
-    /// an app of real local dynos behind one router port. Runs until SIGTERM or SIGINT.
+    /// Run a local stand-in for Heroku on loopback: the Platform API (the formation, and the
+    /// app, dynos and log drains Heroku's CLI reads) and an app of real local dynos behind one
+    /// router port. Runs until SIGTERM or SIGINT.
     Sandbox(SandboxArgs),
     /// Show the whole loop with no account and no network: a sandbox platform, a traffic surge
     /// and the worker in one process, with a live timeline and a summary.
@@ -482,6 +483,11 @@ fn run_sandbox(args: &SandboxArgs) -> Result<ExitCode> {
         println!("  heroku_api_url = \"{}\"", sandbox.api_url);
         println!("  app_url = \"{}\"", sandbox.app_url);
         println!("  heroku_app_name = \"{}\"", sandbox.app());
+        println!(
+            "Drive it with Heroku's CLI: HEROKU_HOST={} HEROKU_API_KEY=<the key> heroku ps:scale web=2 -a {}",
+            sandbox.api_url,
+            sandbox.app()
+        );
         println!(
             "Inject faults: curl -X POST {}/__sandbox/faults -d '{{\"fault\": \"status\", \"status\": 503, \"count\": 3}}'",
             sandbox.api_url

@@ -56,8 +56,12 @@ pub const API_ERROR_KINDS: [&str; 10] = [
 /// appear at their first line.
 const ZEROED_ROUTER_ERRORS: [&str; 4] = ["H10", "H12", "H13", "H14"];
 /// `drain_batches_total` results that belong to an app, and those that belong to none.
-const APP_DRAIN_BATCH_RESULTS: [&str; 4] =
-    ["accepted", "duplicate", "unauthorized", "wrong_content_type"];
+const APP_DRAIN_BATCH_RESULTS: [&str; 4] = [
+    "accepted",
+    "duplicate",
+    "unauthorized",
+    "wrong_content_type",
+];
 const WORKER_DRAIN_BATCH_RESULTS: [&str; 2] = ["unknown_app", "too_large"];
 const DRAIN_FRAME_RESULTS: [&str; 4] = ["router", "other", "malformed", "bad_router_line"];
 /// The router latency percentiles, as the `percentile` label says them.
@@ -107,7 +111,8 @@ pub fn negotiate(accept: Option<&str>) -> Format {
         let better = match best {
             None => true,
             Some((best_q, best_format)) => {
-                q > best_q || (q == best_q && format == Format::OpenMetrics && best_format != format)
+                q > best_q
+                    || (q == best_q && format == Format::OpenMetrics && best_format != format)
             }
         };
         if better {
@@ -405,25 +410,32 @@ impl AppMetrics {
         for code in ZEROED_ROUTER_ERRORS {
             worker
                 .router_errors
-                .get_or_create(&self.keyed(label("code", code))).inc_by(0);
+                .get_or_create(&self.keyed(label("code", code)))
+                .inc_by(0);
         }
         for result in APP_DRAIN_BATCH_RESULTS {
             worker
                 .drain_batches
-                .get_or_create(&self.keyed(label("result", result))).inc_by(0);
+                .get_or_create(&self.keyed(label("result", result)))
+                .inc_by(0);
         }
         for result in DRAIN_FRAME_RESULTS {
             worker
                 .drain_frames
-                .get_or_create(&self.keyed(label("result", result))).inc_by(0);
+                .get_or_create(&self.keyed(label("result", result)))
+                .inc_by(0);
         }
         for kind in API_ERROR_KINDS {
-            worker.api_errors.get_or_create(&self.keyed(label("kind", kind))).inc_by(0);
+            worker
+                .api_errors
+                .get_or_create(&self.keyed(label("kind", kind)))
+                .inc_by(0);
         }
         for direction in ["up", "down"] {
             worker
                 .scale_actions
-                .get_or_create(&self.keyed(label("direction", direction))).inc_by(0);
+                .get_or_create(&self.keyed(label("direction", direction)))
+                .inc_by(0);
         }
         self.router_window(&RouterStats::default());
     }
@@ -784,11 +796,20 @@ mod tests {
             Observation::Fail,
         );
         let text = worker.encode_as(Format::Classic);
-        assert!(text.contains("# TYPE autoscalebot_scale_actions_total counter\n"), "{text}");
-        assert!(text.contains("# HELP autoscalebot_scale_actions_total Scales made"), "{text}");
+        assert!(
+            text.contains("# TYPE autoscalebot_scale_actions_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP autoscalebot_scale_actions_total Scales made"),
+            "{text}"
+        );
         assert!(text.contains("# TYPE autoscalebot_dynos gauge\n"));
         assert!(text.contains("# TYPE autoscalebot_heartbeat_latency_seconds histogram\n"));
-        assert!(!text.contains("# UNIT") && !text.contains("# EOF"), "{text}");
+        assert!(
+            !text.contains("# UNIT") && !text.contains("# EOF"),
+            "{text}"
+        );
         assert!(!text.contains("# TYPE autoscalebot_scale_actions counter"));
         assert_eq!(
             sample(
@@ -814,14 +835,25 @@ mod tests {
         let _web = worker.app("shop", "web", Vec::new());
         let text = worker.encode();
         let app = "app=\"shop\",process_type=\"web\"";
-        assert_eq!(sample(&text, "autoscalebot_router_requests_total", app), Some("0"));
         assert_eq!(
-            sample(&text, "autoscalebot_router_errors_total", &format!("{app},code=\"H12\"")),
+            sample(&text, "autoscalebot_router_requests_total", app),
+            Some("0")
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "autoscalebot_router_errors_total",
+                &format!("{app},code=\"H12\"")
+            ),
             Some("0")
         );
         for kind in API_ERROR_KINDS {
             assert_eq!(
-                sample(&text, "autoscalebot_api_errors_total", &format!("{app},kind=\"{kind}\"")),
+                sample(
+                    &text,
+                    "autoscalebot_api_errors_total",
+                    &format!("{app},kind=\"{kind}\"")
+                ),
                 Some("0"),
                 "{kind}"
             );
@@ -831,7 +863,11 @@ mod tests {
             ("autoscalebot_drain_frames_total", "result=\"router\""),
             ("autoscalebot_scale_actions_total", "direction=\"down\""),
         ] {
-            assert_eq!(sample(&text, family, &format!("{app},{label}")), Some("0"), "{family}");
+            assert_eq!(
+                sample(&text, family, &format!("{app},{label}")),
+                Some("0"),
+                "{family}"
+            );
         }
         assert_eq!(
             sample(
@@ -879,7 +915,10 @@ mod tests {
             ),
             Some("0.45")
         );
-        assert_eq!(sample(&text, "autoscalebot_router_requests_per_second", app), Some("2.5"));
+        assert_eq!(
+            sample(&text, "autoscalebot_router_requests_per_second", app),
+            Some("2.5")
+        );
     }
 
     #[test]

@@ -47,7 +47,8 @@ fn run(mut command: Command, deadline: Duration) -> (bool, String, String) {
 
 /// The installed CLI's entry point, installing it first if this target folder has none.
 fn heroku_cli() -> PathBuf {
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("heroku-cli-{HEROKU_CLI_VERSION}"));
+    let cache =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("heroku-cli-{HEROKU_CLI_VERSION}"));
     let bin = cache.join("node_modules/.bin/heroku");
     let done = cache.join("installed");
     if done.is_file() && bin.exists() {
@@ -71,7 +72,13 @@ fn heroku_cli() -> PathBuf {
     std::fs::create_dir_all(&partial).unwrap();
     let mut install = Command::new("npm");
     install
-        .args(["install", "--no-audit", "--no-fund", "--ignore-scripts", "--prefix"])
+        .args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--ignore-scripts",
+            "--prefix",
+        ])
         .arg(&partial)
         .arg(format!("heroku@{HEROKU_CLI_VERSION}"));
     let (ok, stdout, stderr) = run(install, INSTALL_DEADLINE);
@@ -86,7 +93,11 @@ fn heroku_cli() -> PathBuf {
         // Another run installed it meanwhile.
         let _ = std::fs::remove_dir_all(&partial);
     }
-    assert!(bin.exists(), "npm installed no heroku binary at {}", bin.display());
+    assert!(
+        bin.exists(),
+        "npm installed no heroku binary at {}",
+        bin.display()
+    );
     bin
 }
 
@@ -151,7 +162,10 @@ impl Cli {
 
 async fn formation(sandbox: &SandboxProcess) -> Value {
     reqwest::Client::new()
-        .get(format!("{}/apps/sandbox-app/formation/web", sandbox.api_url))
+        .get(format!(
+            "{}/apps/sandbox-app/formation/web",
+            sandbox.api_url
+        ))
         .header("accept", "application/vnd.heroku+json; version=3")
         .bearer_auth(SANDBOX_KEY)
         .send()
@@ -225,8 +239,9 @@ async fn herokus_cli_drives_the_sandbox_and_the_worker_sees_its_scale() {
 
     let out = heroku(&["ps:type"]);
     assert!(
-        out.lines()
-            .any(|line| line.contains("web") && line.contains("Standard-1X") && line.contains(" 4 ")),
+        out.lines().any(|line| line.contains("web")
+            && line.contains("Standard-1X")
+            && line.contains(" 4 ")),
         "{out}"
     );
     let out = heroku(&["ps:type", "standard-2x"]);
@@ -239,7 +254,10 @@ async fn herokus_cli_drives_the_sandbox_and_the_worker_sees_its_scale() {
 
     let out = heroku(&["apps:info"]);
     assert!(out.contains("=== sandbox-app"), "{out}");
-    assert!(out.contains(&format!("{}/", sandbox.app_url)), "web URL in {out}");
+    assert!(
+        out.contains(&format!("{}/", sandbox.app_url)),
+        "web URL in {out}"
+    );
     assert!(out.contains("web: 4"), "{out}");
 
     let drain = "https://drain:secret@autoscaler.example/logs/sandbox-app";
@@ -259,12 +277,17 @@ async fn herokus_cli_drives_the_sandbox_and_the_worker_sees_its_scale() {
     ];
     for (args, why) in refusals {
         let out = tokio::task::block_in_place(|| cli.refused(args));
-        assert!(out.contains(why) && out.contains("invalid_params"), "{args:?}: {out}");
+        assert!(
+            out.contains(why) && out.contains("invalid_params"),
+            "{args:?}: {out}"
+        );
     }
-    let wrong_key = tokio::task::block_in_place(|| {
-        Cli::new(&sandbox.api_url, "not-the-key").refused(&["ps"])
-    });
-    assert!(wrong_key.contains("HEROKU_API_KEY is invalid"), "{wrong_key}");
+    let wrong_key =
+        tokio::task::block_in_place(|| Cli::new(&sandbox.api_url, "not-the-key").refused(&["ps"]));
+    assert!(
+        wrong_key.contains("HEROKU_API_KEY is invalid"),
+        "{wrong_key}"
+    );
     assert_eq!(formation(&sandbox).await["quantity"], 4);
     assert_eq!(worker_dynos(&base).await, Some(4.0));
 

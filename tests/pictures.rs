@@ -52,7 +52,12 @@ async fn the_status_page_marks_timed_out_and_clipped_beats() {
     // A timed-out heartbeat is never served (the worker hangs up first): count them on the
     // page instead.
     wait_until_async("three heartbeats timed out", || async {
-        get_text(&base, "/").await.1.matches("class=\"timed-out\"").count() >= 3
+        get_text(&base, "/")
+            .await
+            .1
+            .matches("class=\"timed-out\"")
+            .count()
+            >= 3
     })
     .await;
     heartbeat.set_latency_ms(10);
@@ -66,10 +71,22 @@ async fn the_status_page_marks_timed_out_and_clipped_beats() {
     let clipped = dom.matches("class=\"clipped\"").count();
     assert!(timed_out >= 3, "timed-out marks: {timed_out}\n{dom}");
     assert!(clipped >= 2, "clipped marks: {clipped}\n{dom}");
-    assert!(dom.contains("timed out after 7"), "a mark's caption says so:\n{dom}");
-    assert!(dom.contains("✕ timed out (700 ms, no answer)"), "the legend:\n{dom}");
-    assert!(dom.contains("slower than the chart's top (315 ms)"), "{dom}");
-    assert!(dom.contains("drawn at most 315 ms"), "the chart's own note:\n{dom}");
+    assert!(
+        dom.contains("timed out after 7"),
+        "a mark's caption says so:\n{dom}"
+    );
+    assert!(
+        dom.contains("✕ timed out (700 ms, no answer)"),
+        "the legend:\n{dom}"
+    );
+    assert!(
+        dom.contains("slower than the chart's top (315 ms)"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("drawn at most 315 ms"),
+        "the chart's own note:\n{dom}"
+    );
 
     let shot = Screenshot::take(dir.path(), "status-timeouts", &url, 1200, 1000);
     keep(dir.path(), "status-timeouts.png");
@@ -77,8 +94,14 @@ async fn the_status_page_marks_timed_out_and_clipped_beats() {
     // colours are a few dozen solid pixels each.
     let timeout_pixels = shot.pixels_near(TIMEOUT_RGB);
     let clipped_pixels = shot.pixels_near(CLIPPED_RGB);
-    assert!(timeout_pixels > 150, "timed-out marks' pixels: {timeout_pixels}");
-    assert!(clipped_pixels > 100, "clipped marks' pixels: {clipped_pixels}");
+    assert!(
+        timeout_pixels > 150,
+        "timed-out marks' pixels: {timeout_pixels}"
+    );
+    assert!(
+        clipped_pixels > 100,
+        "clipped marks' pixels: {clipped_pixels}"
+    );
     assert!(bot.terminate().await.success());
 }
 
@@ -99,7 +122,8 @@ fn surge_trace(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn the_simulate_plot_fits_the_window_and_says_what_it_draws() {
-    let (dir, settings) = settings_file("max_dynos = 6\nmin_dynos = 1\ntime_zone = \"America/New_York\"\n");
+    let (dir, settings) =
+        settings_file("max_dynos = 6\nmin_dynos = 1\ntime_zone = \"America/New_York\"\n");
     let trace = surge_trace(dir.path());
     let plot = dir.path().join("plot.svg");
     let output = command()
@@ -129,8 +153,14 @@ fn the_simulate_plot_fits_the_window_and_says_what_it_draws() {
         .map(str::trim)
         .collect();
     assert!(labels.contains(&"time (America/New_York)"), "{labels:?}");
-    assert!(labels.contains(&"09:00") && labels.contains(&"11:00"), "{labels:?}");
-    assert!(!labels.contains(&"14:00"), "UTC is not the settings' zone: {labels:?}");
+    assert!(
+        labels.contains(&"09:00") && labels.contains(&"11:00"),
+        "{labels:?}"
+    );
+    assert!(
+        !labels.contains(&"14:00"),
+        "UTC is not the settings' zone: {labels:?}"
+    );
     for legend in [
         "heartbeat",
         "heartbeat timed out (5000 ms)",
@@ -142,7 +172,10 @@ fn the_simulate_plot_fits_the_window_and_says_what_it_draws() {
         "ours scaled up",
         "ours scaled down",
     ] {
-        assert!(labels.contains(&legend), "no legend for {legend}: {labels:?}");
+        assert!(
+            labels.contains(&legend),
+            "no legend for {legend}: {labels:?}"
+        );
     }
     // Up and down are different shapes in different colours: a triangle with its point up
     // (smallest y first) in green, one with its point down in red.
@@ -167,8 +200,14 @@ fn the_simulate_plot_fits_the_window_and_says_what_it_draws() {
     };
     let ups = shape("#009600");
     let downs = shape("#D62828");
-    assert!(ups.len() >= 2 && ups.iter().all(|&apex_up| apex_up), "{ups:?}");
-    assert!(downs.len() >= 2 && downs.iter().all(|&apex_up| !apex_up), "{downs:?}");
+    assert!(
+        ups.len() >= 2 && ups.iter().all(|&apex_up| apex_up),
+        "{ups:?}"
+    );
+    assert!(
+        downs.len() >= 2 && downs.iter().all(|&apex_up| !apex_up),
+        "{downs:?}"
+    );
 
     let url = format!("file://{}", plot.display());
     let wide = Screenshot::take(dir.path(), "plot-1400", &url, 1400, 900);
@@ -182,11 +221,17 @@ fn the_simulate_plot_fits_the_window_and_says_what_it_draws() {
         (&narrow, SCALE_UP_RGB, "scale-up marks at 700 px"),
         (&narrow, SCALE_DOWN_RGB, "scale-down marks at 700 px"),
     ] {
-        assert!(shot.pixels_near(rgb) > 30, "{what}: {}", shot.pixels_near(rgb));
+        assert!(
+            shot.pixels_near(rgb) > 30,
+            "{what}: {}",
+            shot.pixels_near(rgb)
+        );
     }
     // The max line runs across the whole plot: at 700 px it is half as long and starts half
     // as far in, and ends inside the window (a fixed 1400 px plot would run off its edge).
-    let (wide_left, wide_right) = wide.columns_near(MAX_LINE_RGB).expect("the max line at 1400 px");
+    let (wide_left, wide_right) = wide
+        .columns_near(MAX_LINE_RGB)
+        .expect("the max line at 1400 px");
     let (narrow_left, narrow_right) = narrow
         .columns_near(MAX_LINE_RGB)
         .expect("the max line at 700 px");
@@ -196,6 +241,12 @@ fn the_simulate_plot_fits_the_window_and_says_what_it_draws() {
         (narrow_length / wide_length - 0.5).abs() < 0.02,
         "scaled by half: {narrow_length} of {wide_length}"
     );
-    assert!(narrow_left.abs_diff(wide_left / 2) <= 2, "{narrow_left} vs {wide_left}");
-    assert!(narrow_right < 700 - 3, "the plot's right edge is inside: {narrow_right}");
+    assert!(
+        narrow_left.abs_diff(wide_left / 2) <= 2,
+        "{narrow_left} vs {wide_left}"
+    );
+    assert!(
+        narrow_right < 700 - 3,
+        "the plot's right edge is inside: {narrow_right}"
+    );
 }

@@ -100,7 +100,10 @@ impl Prometheus {
         let port = free_port();
         let child = Command::new(tool("prometheus"))
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -124,7 +127,10 @@ impl Prometheus {
             return Vec::new();
         };
         let body: Value = response.json().await.unwrap_or_default();
-        body["data"]["result"].as_array().cloned().unwrap_or_default()
+        body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The one value of an instant query, if it has exactly one series.
@@ -164,21 +170,53 @@ async fn the_metrics_pass_promtool_and_a_real_prometheus_scrape() {
     })
     .await;
     let lines: Vec<String> = (0..5).map(|_| router_line(40, 200)).collect();
-    let status = post_drain(&base, Some(DRAIN_PASSWORD), "f1", lines.len(), logplex_body(&lines)).await;
+    let status = post_drain(
+        &base,
+        Some(DRAIN_PASSWORD),
+        "f1",
+        lines.len(),
+        logplex_body(&lines),
+    )
+    .await;
     assert_eq!(status, 204);
 
     let (content_type, classic) = scrape(&base, Some("text/plain; version=0.0.4")).await;
     assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
     let scraped = parse_metrics(&classic);
     let value = |metric: &str, labels: &[(&str, &str)]| metric_value(&scraped, metric, labels);
-    assert_eq!(value("autoscalebot_api_errors_total", &[("kind", "forbidden")]), Some(1.0), "{classic}");
-    assert_eq!(value("autoscalebot_api_errors_total", &[("kind", "rate_limit")]), Some(0.0));
-    assert_eq!(value("autoscalebot_scale_actions_total", &[("direction", "up")]), Some(1.0));
-    assert_eq!(value("autoscalebot_scale_actions_total", &[("direction", "down")]), Some(0.0));
-    assert_eq!(value("autoscalebot_drain_batches_total", &[("result", "accepted")]), Some(1.0));
+    assert_eq!(
+        value("autoscalebot_api_errors_total", &[("kind", "forbidden")]),
+        Some(1.0),
+        "{classic}"
+    );
+    assert_eq!(
+        value("autoscalebot_api_errors_total", &[("kind", "rate_limit")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        value("autoscalebot_scale_actions_total", &[("direction", "up")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("autoscalebot_scale_actions_total", &[("direction", "down")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            "autoscalebot_drain_batches_total",
+            &[("result", "accepted")]
+        ),
+        Some(1.0)
+    );
     assert_eq!(value("autoscalebot_router_requests_total", &[]), Some(5.0));
-    assert_eq!(value("autoscalebot_router_errors_total", &[("code", "H12")]), Some(0.0));
-    assert!(!classic.contains("quantile="), "a gauge with the summary's label:\n{classic}");
+    assert_eq!(
+        value("autoscalebot_router_errors_total", &[("code", "H12")]),
+        Some(0.0)
+    );
+    assert!(
+        !classic.contains("quantile="),
+        "a gauge with the summary's label:\n{classic}"
+    );
     let (clean, problems) = promtool_check(&classic);
     assert!(
         clean && problems.trim().is_empty(),
@@ -210,14 +248,20 @@ async fn the_metrics_pass_promtool_and_a_real_prometheus_scrape() {
             .strip_suffix(" no help text")
             .and_then(|name| name.strip_suffix("_total"))
             .is_some_and(|family| counters.contains(&family));
-        assert!(known_gap, "promtool on the OpenMetrics answer: {problem}\n{openmetrics}");
+        assert!(
+            known_gap,
+            "promtool on the OpenMetrics answer: {problem}\n{openmetrics}"
+        );
     }
 
     // A real Prometheus scrapes the default (OpenMetrics) answer and keeps every family.
     let prometheus = Prometheus::start(base.trim_start_matches("http://"));
     let started = Instant::now();
     while prometheus.value("up{job=\"autoscalebot\"}").await != Some(1.0) {
-        assert!(started.elapsed() < DEADLINE, "Prometheus never scraped the worker up");
+        assert!(
+            started.elapsed() < DEADLINE,
+            "Prometheus never scraped the worker up"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let targets: Value = reqwest::get(format!("{}/api/v1/targets", prometheus.url))
@@ -243,6 +287,8 @@ async fn the_metrics_pass_promtool_and_a_real_prometheus_scrape() {
         .query("autoscalebot_router_latency_seconds{kind=\"service\"}")
         .await;
     assert_eq!(latency.len(), 3, "p50, p95 and p99: {latency:?}");
-    assert!(latency.iter().all(|series| series["metric"]["percentile"].is_string()));
+    assert!(latency
+        .iter()
+        .all(|series| series["metric"]["percentile"].is_string()));
     assert!(bot.terminate().await.success());
 }

@@ -161,10 +161,7 @@ fn links(document: &Value) -> Vec<Link> {
                 request: link
                     .get("schema")
                     .map(|schema| validator(&definitions, schema)),
-                response: validator(
-                    &definitions,
-                    link.get("targetSchema").unwrap_or(&json!({})),
-                ),
+                response: validator(&definitions, link.get("targetSchema").unwrap_or(&json!({}))),
             });
         }
     }
@@ -414,7 +411,12 @@ async fn every_request_and_answer_matches_the_formation_schema() {
         (Method::GET, format!("/apps/{app}/dynos/web.9"), None, 404),
         (Method::GET, format!("/apps/{app}/addons"), None, 200),
         (Method::GET, format!("/apps/{app}/collaborators"), None, 200),
-        (Method::GET, format!("/apps/{app}/pipeline-couplings"), None, 404),
+        (
+            Method::GET,
+            format!("/apps/{app}/pipeline-couplings"),
+            None,
+            404,
+        ),
         (
             Method::POST,
             format!("/apps/{app}/log-drains"),
@@ -448,13 +450,21 @@ async fn every_request_and_answer_matches_the_formation_schema() {
     let drain_id = drains[0]["id"].as_str().unwrap().to_string();
     let drain_token = drains[0]["token"].as_str().unwrap().to_string();
     for (method, path, status) in [
-        (Method::GET, format!("/apps/{app}/log-drains/{drain_id}"), 200),
+        (
+            Method::GET,
+            format!("/apps/{app}/log-drains/{drain_id}"),
+            200,
+        ),
         (
             Method::DELETE,
             format!("/apps/{app}/log-drains/{drain_token}"),
             200,
         ),
-        (Method::GET, format!("/apps/{app}/log-drains/{drain_id}"), 404),
+        (
+            Method::GET,
+            format!("/apps/{app}/log-drains/{drain_id}"),
+            404,
+        ),
     ] {
         let response = send(method.clone(), path.clone(), None).await.unwrap();
         assert_eq!(response.status().as_u16(), status, "{method} {path}");

@@ -247,10 +247,9 @@ impl Platform {
         let current = self.quantity();
         let quantity = match update.get("quantity") {
             None => None,
-            Some(value) => Some(
-                parse_quantity(value, current)
-                    .map_err(|message| ApiError::invalid(format!("{message} ({})", self.process_type)))?,
-            ),
+            Some(value) => Some(parse_quantity(value, current).map_err(|message| {
+                ApiError::invalid(format!("{message} ({})", self.process_type))
+            })?),
         };
         let size_after = size.unwrap_or(self.size());
         let quantity_after = quantity.unwrap_or(current);
@@ -288,9 +287,11 @@ fn size_by_name(name: &str) -> Option<&'static (&'static str, &'static str, Opti
 
 /// A size by name, in any case, as `heroku ps:type standard-2x` sends it.
 fn size_named(name: &Value) -> Result<&'static str, ApiError> {
-    let found = name
-        .as_str()
-        .and_then(|name| DYNO_SIZES.iter().find(|size| size.0.eq_ignore_ascii_case(name.trim())));
+    let found = name.as_str().and_then(|name| {
+        DYNO_SIZES
+            .iter()
+            .find(|size| size.0.eq_ignore_ascii_case(name.trim()))
+    });
     found.map(|size| size.0).ok_or_else(|| {
         let names: Vec<&str> = DYNO_SIZES.iter().map(|size| size.0).collect();
         ApiError::invalid(format!(

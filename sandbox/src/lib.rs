@@ -16,10 +16,10 @@
 
 mod admin;
 pub mod api;
-mod resources;
 pub mod dyno;
 pub mod faults;
 pub mod rate_limit;
+mod resources;
 pub mod router;
 
 pub use api::{ApiCall, ACCEPT_V3};

@@ -124,10 +124,7 @@ fn dynos_json(platform: &Platform) -> Vec<Value> {
         .dynos()
         .iter()
         .map(|dyno| {
-            let started = dyno
-                .started_at
-                .format("%Y-%m-%dT%H:%M:%SZ")
-                .to_string();
+            let started = dyno.started_at.format("%Y-%m-%dT%H:%M:%SZ").to_string();
             json!({
                 "attach_url": null,
                 "command": platform.command,

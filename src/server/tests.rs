@@ -215,7 +215,9 @@ fn timed_out_and_clipped_beats_are_marked_not_passed_off_as_times() {
         chart.timeout_marks
     );
     assert_eq!(chart.clipped_marks.len(), 1);
-    assert!(chart.clipped_marks[0].2.contains("9000 ms, above the chart's 3150 ms"));
+    assert!(chart.clipped_marks[0]
+        .2
+        .contains("9000 ms, above the chart's 3150 ms"));
     let top = chart.latency_ticks.last().unwrap().0;
     assert_eq!(chart.timeout_marks[0].1, top, "drawn at the ceiling");
     // A timeout below the ceiling is marked where it is.

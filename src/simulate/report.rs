@@ -289,7 +289,12 @@ pub fn write_svg(path: &Path, sim: &Simulation) -> Result<(), Box<dyn std::error
                 let mut p95s: Vec<f64> = chunk.iter().map(|b| b.p95_ms).collect();
                 p95s.sort_by(f64::total_cmp);
                 let p95 = p95s[p95s.len() / 2];
-                (local(chunk[0].at_ms), clamp(heartbeat), clamp(p95), timed_out)
+                (
+                    local(chunk[0].at_ms),
+                    clamp(heartbeat),
+                    clamp(p95),
+                    timed_out,
+                )
             })
             .collect();
         let grey = RGBColor(150, 150, 150);
@@ -303,12 +308,9 @@ pub fn write_svg(path: &Path, sim: &Simulation) -> Result<(), Box<dyn std::error
             .label("heartbeat")
             .legend(move |(x, y)| Circle::new((x + 10, y), 3, grey.filled()));
         let timeout = RGBColor(TIMEOUT_RGB.0, TIMEOUT_RGB.1, TIMEOUT_RGB.2);
-        let timeouts = chart.draw_series(
-            thinned
-                .iter()
-                .filter(|point| point.3)
-                .map(|(x, heartbeat, _, _)| Cross::new((*x, *heartbeat), 5, timeout.stroke_width(2))),
-        )?;
+        let timeouts = chart.draw_series(thinned.iter().filter(|point| point.3).map(
+            |(x, heartbeat, _, _)| Cross::new((*x, *heartbeat), 5, timeout.stroke_width(2)),
+        ))?;
         // The legend names what is drawn, and only that.
         if thinned.iter().any(|point| point.3) {
             timeouts

@@ -1555,7 +1555,13 @@ pub struct Screenshot {
 
 impl Screenshot {
     /// Takes a `width`×`height` screenshot of `url` into `dir/name.png` and decodes it.
-    pub fn take(dir: &std::path::Path, name: &str, url: &str, width: u32, height: u32) -> Screenshot {
+    pub fn take(
+        dir: &std::path::Path,
+        name: &str,
+        url: &str,
+        width: u32,
+        height: u32,
+    ) -> Screenshot {
         let shot = dir.join(format!("{name}.png"));
         let output = run_chromium(
             &dir.join(format!("profile-{name}")),
