@@ -97,8 +97,8 @@ mod tests {
 
     #[test]
     fn equal_jitter_keeps_half_and_randomises_half() {
-        let backoff = Backoff::doubling(Duration::from_secs(1), Duration::from_secs(8))
-            .with_equal_jitter();
+        let backoff =
+            Backoff::doubling(Duration::from_secs(1), Duration::from_secs(8)).with_equal_jitter();
         assert_eq!(backoff.delay_with(3, 0.0), Duration::from_secs(2));
         assert_eq!(backoff.delay_with(3, 0.5), Duration::from_secs(3));
         assert_eq!(backoff.delay_with(3, 7.0), Duration::from_secs(4));
