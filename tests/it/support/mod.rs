@@ -732,7 +732,7 @@ impl PrivateCa {
     }
 }
 
-/// A real SMTP server (aiosmtpd, `tests/support/smtp_server.py`) as a child process.
+/// A real SMTP server (aiosmtpd, `tests/it/support/smtp_server.py`) as a child process.
 pub struct SmtpServer {
     pub port: u16,
     child: Child,
@@ -765,7 +765,10 @@ impl SmtpServer {
     ) -> SmtpServer {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("mail.jsonl");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_server.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/it/support/smtp_server.py"
+        );
         let mut command = Command::new("python3");
         command
             .arg(script)

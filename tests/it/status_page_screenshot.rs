@@ -4,9 +4,7 @@
 //! latency line's and the dyno steps' colours in it. Without Chromium the test fails, loudly:
 //! a page that was never looked at must not pass.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -2,13 +2,11 @@
 //! (Python servers started by real start/stop scripts or handed the socket as fd 3), real
 //! clients over TCP and unix sockets, and a real HTTP server receiving the shutdown hook.
 
-mod common;
-
+use crate::support::*;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method};
 use axum::routing::any;
 use axum::Router;
-use common::*;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
