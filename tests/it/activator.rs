@@ -13,14 +13,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BODY: &str = "hello from the target\n";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `python3 -m http.server` with a listen backlog that holds a burst (its default is 5: a
 /// burst forwarded at once would wait on SYN retries).
 const SERVER: &str = r#"
