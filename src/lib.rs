@@ -31,6 +31,8 @@ pub mod server;
 pub mod settings;
 pub mod simulate;
 pub mod telemetry;
+#[doc(hidden)]
+pub mod test_doubles;
 
 pub use bot::Worker;
 pub use decision::{AppState, Observation, Plan};

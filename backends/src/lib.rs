@@ -12,6 +12,7 @@ pub mod activator;
 pub mod leader;
 pub mod notify;
 pub mod probe;
+pub mod retry;
 pub mod scaler;
 mod secret;
 pub mod shell;

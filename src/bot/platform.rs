@@ -8,6 +8,7 @@
 use super::Worker;
 use crate::budget::{ApiBudget, Call};
 use crate::decision::{AppState, Heartbeat, Plan, ScaleTo};
+use autoscalebot_backends::retry::Backoff;
 use autoscalebot_backends::scaler::ScaleError;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,9 +31,7 @@ pub(super) struct Refusal {
 /// doubling with each refusal, at most [`MAX_REFUSAL_PAUSE`].
 pub fn refusal_pause(heartbeat_interval: Duration, count: u32) -> Duration {
     let base = heartbeat_interval.max(Duration::from_secs(1));
-    let doublings = count.saturating_sub(1).min(16);
-    base.saturating_mul(1 << doublings)
-        .min(MAX_REFUSAL_PAUSE.max(base))
+    Backoff::doubling(base, MAX_REFUSAL_PAUSE.max(base)).delay(count)
 }
 
 /// Logs a read or write that failed without a refusal: `what` failed, and the next heartbeat

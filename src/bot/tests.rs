@@ -4,110 +4,14 @@
 use super::*;
 use crate::activator::meter::TrafficMeter;
 use crate::settings::from_toml_str;
+use crate::test_doubles::{MemoryScaler, ScriptedProbe};
 use async_trait::async_trait;
 use autoscalebot_backends::notify::EventKind;
 use autoscalebot_backends::scaler::ScaleError;
 use chrono::TimeZone;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
-
-/// Answers with the scripted outcomes in turn, then repeats the last one.
-struct ScriptedProbe {
-    outcomes: Mutex<VecDeque<ProbeOutcome>>,
-    calls: Mutex<u32>,
-}
-
-impl ScriptedProbe {
-    fn new(latencies_ms: &[u64]) -> Arc<Self> {
-        Arc::new(ScriptedProbe {
-            outcomes: Mutex::new(
-                latencies_ms
-                    .iter()
-                    .map(|ms| ProbeOutcome::Response {
-                        status: 200,
-                        elapsed: Duration::from_millis(*ms),
-                        downtime_header: None,
-                    })
-                    .collect(),
-            ),
-            calls: Mutex::new(0),
-        })
-    }
-}
-
-impl ScriptedProbe {
-    fn with_outcomes(outcomes: Vec<ProbeOutcome>) -> Arc<Self> {
-        Arc::new(ScriptedProbe {
-            outcomes: Mutex::new(outcomes.into()),
-            calls: Mutex::new(0),
-        })
-    }
-}
-
-#[async_trait]
-impl Probe for ScriptedProbe {
-    async fn probe(&self) -> ProbeOutcome {
-        *self.calls.lock().unwrap() += 1;
-        let mut outcomes = self.outcomes.lock().unwrap();
-        if outcomes.len() > 1 {
-            outcomes.pop_front().unwrap()
-        } else {
-            outcomes.front().cloned().unwrap()
-        }
-    }
-}
-
-/// A platform that keeps one quantity, can be told to fail, and records every write.
-#[derive(Default)]
-struct MemoryScaler {
-    quantity: Mutex<u32>,
-    writes: Mutex<Vec<u32>>,
-    reads: Mutex<u32>,
-    failing: Mutex<Option<ScaleError>>,
-    /// A write takes this long, to test that shutdown waits for it.
-    write_delay: Duration,
-    /// The last size told, for the budget's tests.
-    known: Mutex<Option<autoscalebot_backends::scaler::Known>>,
-}
-
-impl MemoryScaler {
-    fn remember(&self, quantity: u32) {
-        *self.known.lock().unwrap() = Some(autoscalebot_backends::scaler::Known {
-            quantity,
-            at: tokio::time::Instant::now(),
-        });
-    }
-}
-
-#[async_trait]
-impl Scaler for MemoryScaler {
-    fn describe(&self) -> String {
-        "memory".into()
-    }
-    async fn current(&self) -> Result<u32, ScaleError> {
-        *self.reads.lock().unwrap() += 1;
-        if let Some(error) = self.failing.lock().unwrap().clone() {
-            return Err(error);
-        }
-        let quantity = *self.quantity.lock().unwrap();
-        self.remember(quantity);
-        Ok(quantity)
-    }
-    fn recent(&self) -> Option<autoscalebot_backends::scaler::Known> {
-        *self.known.lock().unwrap()
-    }
-    async fn set(&self, quantity: u32) -> Result<u32, ScaleError> {
-        tokio::time::sleep(self.write_delay).await;
-        if let Some(error) = self.failing.lock().unwrap().clone() {
-            return Err(error);
-        }
-        *self.quantity.lock().unwrap() = quantity;
-        self.writes.lock().unwrap().push(quantity);
-        self.remember(quantity);
-        Ok(quantity)
-    }
-}
 
 fn settings(extra: &str) -> AppSettings {
     let text = format!(

@@ -1,5 +1,5 @@
 //! The routes in process (tower's `oneshot`, no socket) and the status page's chart geometry.
-//! The black-box tests in `tests/observe.rs` drive the same routes over real loopback.
+//! The black-box tests in `tests/it/observe.rs` drive the same routes over real loopback.
 
 use super::*;
 use crate::decision::Observation;

@@ -22,6 +22,7 @@ pub use template::Template;
 pub use test::TestNotifier;
 pub use webhook::{WebhookConfig, WebhookNotifier};
 
+use crate::retry::Backoff;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -204,10 +205,7 @@ impl Default for DeliveryPolicy {
 impl DeliveryPolicy {
     /// The pause after failed attempt number `attempt` (1 for the first): capped exponential.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(31));
-        self.first_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff)
+        Backoff::doubling(self.first_backoff, self.max_backoff).delay(attempt)
     }
 }
 

@@ -20,6 +20,7 @@
 //! within the platform's SIGKILL deadline; a try already sent finishes.
 
 use super::{Known, ScaleError, Scaler};
+use crate::retry::Backoff;
 use crate::Secret;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -99,13 +100,9 @@ impl RetryPolicy {
         if !error.is_retriable() || attempt >= self.max_attempts {
             return None;
         }
-        let doublings = attempt.saturating_sub(1).min(20);
-        let backoff = self
-            .first_backoff
-            .saturating_mul(1u32 << doublings)
-            .min(self.max_backoff);
-        let jitter = jitter.clamp(0.0, 1.0);
-        let mut delay = backoff / 2 + backoff.mul_f64(jitter / 2.0);
+        let mut delay = Backoff::doubling(self.first_backoff, self.max_backoff)
+            .with_equal_jitter()
+            .delay_with(attempt, jitter);
         if let Some(after) = retry_after {
             delay = delay.max(after);
         }

@@ -2,9 +2,7 @@
 //! logplex batches shaped as Heroku sends them, scales on router lines, refuses bad
 //! credentials, uses what it can of bad batches, and exposes `/metrics`, `/healthz` and `/`.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "test-key-0123456789";

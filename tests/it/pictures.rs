@@ -9,9 +9,7 @@
 //!
 //! `KEEP_PICTURES=DIR` copies the screenshots there for a person to look at.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 
 const KEY: &str = "test-key-0123456789";
 /// `TIMEOUT_COLOUR`, `CLIPPED_COLOUR` and `LATENCY_COLOUR` of `src/server/status_page.rs`.

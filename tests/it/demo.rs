@@ -2,9 +2,7 @@
 //! by itself with exit code 0, and its timeline must show dynos added during the surge and
 //! removed after it.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 

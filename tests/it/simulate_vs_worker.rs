@@ -3,15 +3,14 @@
 //! simulator's replay, on one script of heartbeat outcomes with schedules, a time zone,
 //! cool-offs, an increment above one and a planned downtime window that holds a size.
 
-use async_trait::async_trait;
-use autoscalebot::bot::{tokio_clock, Clock, Worker};
+use autoscalebot::bot::{tokio_clock, Worker};
 use autoscalebot::simulate::queue::{DynoModel, Moment};
 use autoscalebot::simulate::replay::{calendar_for, Bench, Needs};
 use autoscalebot::simulate::trace::{Point, Trace};
-use autoscalebot_backends::probe::{Probe, ProbeOutcome};
-use autoscalebot_backends::scaler::{ScaleError, Scaler};
+use autoscalebot::test_doubles::{MemoryScaler, ScriptedProbe};
+use autoscalebot_backends::probe::ProbeOutcome;
 use chrono::{DateTime, TimeZone, Utc};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -79,52 +78,6 @@ fn start() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-struct ScriptedProbe {
-    outcomes: Mutex<VecDeque<ProbeOutcome>>,
-    done: CancellationToken,
-}
-
-#[async_trait]
-impl Probe for ScriptedProbe {
-    async fn probe(&self) -> ProbeOutcome {
-        let next = self.outcomes.lock().unwrap().pop_front();
-        match next {
-            Some(outcome) => outcome,
-            None => {
-                // The script is over: stop the worker, which is waiting on this probe.
-                self.done.cancel();
-                std::future::pending().await
-            }
-        }
-    }
-}
-
-/// The platform: one quantity, and every write with the worker's clock.
-struct MemoryScaler {
-    quantity: Mutex<u32>,
-    writes: Mutex<Vec<(DateTime<Utc>, u32, u32)>>,
-    clock: Clock,
-}
-
-#[async_trait]
-impl Scaler for MemoryScaler {
-    fn describe(&self) -> String {
-        "memory".into()
-    }
-    async fn current(&self) -> Result<u32, ScaleError> {
-        Ok(*self.quantity.lock().unwrap())
-    }
-    async fn set(&self, quantity: u32) -> Result<u32, ScaleError> {
-        let mut current = self.quantity.lock().unwrap();
-        self.writes
-            .lock()
-            .unwrap()
-            .push(((self.clock)(), *current, quantity));
-        *current = quantity;
-        Ok(quantity)
-    }
-}
-
 fn settings() -> autoscalebot::AppSettings {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("settings.toml");
@@ -135,18 +88,20 @@ fn settings() -> autoscalebot::AppSettings {
 async fn worker_decisions(initial: u32) -> Vec<(DateTime<Utc>, u32, u32)> {
     let clock = tokio_clock(start());
     let done = CancellationToken::new();
-    let probe = Arc::new(ScriptedProbe {
-        outcomes: Mutex::new(script().into()),
-        done: done.clone(),
-    });
+    let probe = ScriptedProbe::until_done(script(), done.clone());
+    // Every write with the worker's clock.
+    let writes = Arc::new(Mutex::new(Vec::new()));
     let scaler = Arc::new(MemoryScaler {
         quantity: Mutex::new(initial),
-        writes: Mutex::new(Vec::new()),
-        clock: clock.clone(),
+        on_write: Some(Box::new({
+            let (writes, clock) = (writes.clone(), clock.clone());
+            move |from, to| writes.lock().unwrap().push((clock(), from, to))
+        })),
+        ..Default::default()
     });
-    let worker = Worker::new(settings(), probe, scaler.clone(), Vec::new(), clock, false);
+    let worker = Worker::new(settings(), probe, scaler, Vec::new(), clock, false);
     worker.run(done).await;
-    let writes = scaler.writes.lock().unwrap().clone();
+    let writes = writes.lock().unwrap().clone();
     writes
 }
 

@@ -2,9 +2,7 @@
 //! test in a temporary folder; one test's takes TLS only, as Heroku Postgres does) and one
 //! formation API that tells their writes apart by the API key each copy uses.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::time::Instant;
 
 const KEY_A: &str = "copy-a-key-0123456789";

@@ -3,9 +3,7 @@
 //! fault the platform can produce leaves it running, within its bounds, and at the right size
 //! once the fault clears. The API key never shows in any output.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 

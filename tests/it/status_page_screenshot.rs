@@ -4,9 +4,7 @@
 //! latency line's and the dyno steps' colours in it. Without Chromium the test fails, loudly:
 //! a page that was never looked at must not pass.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 
 const KEY: &str = "test-key-0123456789";
 /// `LATENCY_COLOUR` and `DYNOS_COLOUR` of `src/server/status_page.rs`.

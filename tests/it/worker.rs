@@ -1,9 +1,7 @@
 //! The worker as a team runs it: the built binary against a real heartbeat server and a real
 //! Heroku-shaped formation API on loopback.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::process::Stdio;
 
 const KEY: &str = "test-key-0123456789";

@@ -9,9 +9,7 @@
 //! Uses Debian's `prometheus` package (promtool and the server); without it the test fails
 //! and says so.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 use std::io::Write;
 use std::process::{Child, Command, Stdio};

@@ -1,15 +1,13 @@
 //! Black-box tests of `autoscalebot simulate`: the real binary on traces the tests write, on a
 //! builtin, and on bad input.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 const ROWS: [&str; 4] = ["ours (", "2.1 defaults", "fixed at max_dynos", "oracle ("];
 
 fn simulate(settings: &Path, args: &[&str]) -> Output {
-    common::command()
+    crate::support::command()
         .arg("--settings")
         .arg(settings)
         .arg("simulate")
@@ -59,7 +57,7 @@ fn write_trace(dir: &Path) -> PathBuf {
 #[test]
 fn a_csv_trace_gives_four_rows_with_sane_numbers() {
     // No app name or key: a simulation needs neither.
-    let (dir, settings) = common::settings_file("max_dynos = 3\nmin_dynos = 1\n");
+    let (dir, settings) = crate::support::settings_file("max_dynos = 3\nmin_dynos = 1\n");
     let trace = write_trace(dir.path());
     let csv = dir.path().join("timeline.csv");
     let plot = dir.path().join("timeline.svg");
@@ -120,7 +118,7 @@ fn a_csv_trace_gives_four_rows_with_sane_numbers() {
 
 #[test]
 fn a_builtin_trace_runs_with_the_four_rows() {
-    let (_dir, settings) = common::settings_file("max_dynos = 3\n");
+    let (_dir, settings) = crate::support::settings_file("max_dynos = 3\n");
     let output = simulate(&settings, &["--trace", "builtin:quiet-weekend"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
@@ -137,7 +135,7 @@ fn a_builtin_trace_runs_with_the_four_rows() {
 
 #[test]
 fn a_trace_with_no_valid_line_exits_2_naming_the_lines() {
-    let (dir, settings) = common::settings_file("");
+    let (dir, settings) = crate::support::settings_file("");
     let trace = dir.path().join("bad.csv");
     std::fs::write(
         &trace,
@@ -156,7 +154,7 @@ fn a_trace_with_no_valid_line_exits_2_naming_the_lines() {
 
 #[test]
 fn an_unknown_builtin_exits_2_and_lists_the_known_ones() {
-    let (_dir, settings) = common::settings_file("");
+    let (_dir, settings) = crate::support::settings_file("");
     let output = simulate(&settings, &["--trace", "builtin:diurnal-year"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
@@ -166,13 +164,13 @@ fn an_unknown_builtin_exits_2_and_lists_the_known_ones() {
 
 #[test]
 fn bad_settings_and_bad_flags_exit_2() {
-    let (_dir, settings) = common::settings_file("max_dynos = -1\n");
+    let (_dir, settings) = crate::support::settings_file("max_dynos = -1\n");
     let output = simulate(&settings, &["--trace", "builtin:flash-crowd"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("max_dynos"), "{stderr}");
 
-    let (_dir, settings) = common::settings_file("");
+    let (_dir, settings) = crate::support::settings_file("");
     let output = simulate(
         &settings,
         &["--trace", "builtin:flash-crowd", "--rate-scale", "0"],
@@ -195,7 +193,7 @@ fn the_world_cup_week_parses_cleanly_and_simulates() {
         eprintln!("skipped: {path} is not there (../shared is not beside this checkout)");
         return;
     }
-    let (_dir, settings) = common::settings_file("max_dynos = 60\n");
+    let (_dir, settings) = crate::support::settings_file("max_dynos = 60\n");
     let output = simulate(&settings, &["--trace", path, "--rate-scale", "0.1"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);

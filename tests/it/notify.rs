@@ -2,9 +2,7 @@
 //! (aiosmtpd, a Python process) and web hooks to a real local HTTP server, with servers that
 //! refuse, fail, hang or are down, while the worker goes on scaling.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::process::Stdio;
 
 const KEY: &str = "test-key-0123456789";

@@ -1,9 +1,7 @@
 //! Many apps in one worker: the built binary with `[[apps]]` against real heartbeat servers
 //! (one per app) and one Heroku-shaped formation API on loopback serving every app.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use std::process::Stdio;
 
 const KEY: &str = "fleet-key-0123456789";

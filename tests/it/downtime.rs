@@ -6,10 +6,8 @@
 //! (`downtime_started` on the console) before asserting, and checks the order of what it
 //! said rather than the time it took.
 
-mod common;
-
+use crate::support::*;
 use chrono::{Duration as ChronoDuration, Utc};
-use common::*;
 use std::process::Stdio;
 
 const KEY: &str = "test-key-0123456789";

@@ -2,26 +2,16 @@
 //! (Python servers started by real start/stop scripts or handed the socket as fd 3), real
 //! clients over TCP and unix sockets, and a real HTTP server receiving the shutdown hook.
 
-mod common;
-
+use crate::support::*;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method};
 use axum::routing::any;
 use axum::Router;
-use common::*;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BODY: &str = "hello from the target\n";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `python3 -m http.server` with a listen backlog that holds a burst (its default is 5: a
 /// burst forwarded at once would wait on SYN retries).

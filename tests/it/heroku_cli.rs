@@ -7,9 +7,7 @@
 //! The CLI is installed once with npm into a folder under `target/` and reused. Without npm
 //! the test fails and says how to get it: a CLI never run must not pass.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
