@@ -32,6 +32,9 @@ pub mod settings;
 pub mod simulate;
 pub mod telemetry;
 
+#[cfg(test)]
+mod module_graph;
+
 pub use bot::Worker;
 pub use decision::{AppState, Observation, Plan};
 pub use settings::{AppSettings, Settings, SettingsError};
