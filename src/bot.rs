@@ -33,7 +33,9 @@ pub use downtime::read_downtime_file;
 pub use platform::{refusal_pause, Pace, MAX_REFUSAL_PAUSE};
 pub use registry::{notifiers_for, scaler_for, send_test_notifications, shutdown_hook_for};
 
-use crate::decision::{self, classify, Acted, Config, HeartbeatReading, Inputs, Observation, State};
+use crate::decision::{
+    self, classify, Acted, Config, HeartbeatReading, Inputs, Observation, State,
+};
 use crate::downtime::Calendar;
 use crate::drain::Drain;
 use crate::metrics::WorkerMetrics;
@@ -330,9 +332,7 @@ impl Worker {
                     self.config.max_response_time_ms,
                     self.config.min_response_time_ms,
                 );
-                self.telemetry
-                    .metrics
-                    .heartbeat(&probed, alone.observation);
+                self.telemetry.metrics.heartbeat(&probed, alone.observation);
                 outcome = Some(probed);
             }
             // With the drain on, the window is read every beat (metrics, status page) even when
@@ -421,7 +421,8 @@ impl Worker {
                         }
                         Applied::NoBudget => None,
                         Applied::Failed(failure) => {
-                            let message = format!("setting the quantity to {}: {failure}", scale.to);
+                            let message =
+                                format!("setting the quantity to {}: {failure}", scale.to);
                             error = Some(message.clone());
                             Some(self.failed(&failure, Some(scale), message, "Scale failed"))
                         }

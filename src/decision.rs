@@ -149,9 +149,15 @@ pub struct ScaleTo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScaleReason {
     /// `heartbeats` consecutive beats slower than `slower_than_ms` or failing.
-    TooSlow { heartbeats: u32, slower_than_ms: u64 },
+    TooSlow {
+        heartbeats: u32,
+        slower_than_ms: u64,
+    },
     /// `heartbeats` consecutive beats faster than `faster_than_ms`.
-    FastEnough { heartbeats: u32, faster_than_ms: u64 },
+    FastEnough {
+        heartbeats: u32,
+        faster_than_ms: u64,
+    },
     /// Above the max in force (a schedule change, or someone scaled by hand).
     AboveMax,
     /// Below the min in force.
@@ -199,14 +205,20 @@ pub enum Notice {
         bounds: Bounds,
         because: ScaleReason,
     },
-    NeedsAboveMaxEnded { dynos: u32, bounds: Bounds },
+    NeedsAboveMaxEnded {
+        dynos: u32,
+        bounds: Bounds,
+    },
     /// At the min and the policy still wants fewer, `because` of this.
     NeedsBelowMin {
         dynos: u32,
         bounds: Bounds,
         because: ScaleReason,
     },
-    NeedsBelowMinEnded { dynos: u32, bounds: Bounds },
+    NeedsBelowMinEnded {
+        dynos: u32,
+        bounds: Bounds,
+    },
     /// `moved` dynos within `period`, more than `threshold`.
     ScaleDiffExceeded {
         moved: u32,
@@ -253,7 +265,12 @@ pub enum Acted {
 /// The one step: the next state and what to do, from `state` and this beat's `inputs` at
 /// `now`. Pure, so the loop may take it at the size it knows and, if the platform says the
 /// size moved before a write, take it again from the same state at the size read.
-pub fn step(state: &State, config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> (State, Output) {
+pub fn step(
+    state: &State,
+    config: &Config,
+    inputs: &Inputs,
+    now: DateTime<Utc>,
+) -> (State, Output) {
     let mut next = state.clone();
     let output = next.advance(config, inputs, now);
     (next, output)
@@ -669,7 +686,13 @@ impl State {
             let since_traffic = traffic.last_at.map_or(running_for, |at| elapsed(at, now));
             Some(since_traffic.min(running_for))
         });
-        let reason = stop_due(config.idle_after, config.max_age, min, running_for, quiet_for)?;
+        let reason = stop_due(
+            config.idle_after,
+            config.max_age,
+            min,
+            running_for,
+            quiet_for,
+        )?;
         Some(match reason {
             StopReason::Idle => ScaleReason::Idle {
                 after: config.idle_after.unwrap_or_default(),
@@ -684,7 +707,12 @@ impl State {
     /// a maintenance page say nothing about the load that comes back after it. With
     /// `downtime_dynos` the size is held there (over the bounds: it is what the team asked
     /// for the window); without it, only the bounds in force still move it.
-    fn hold_in_downtime(&mut self, config: &Config, bounds: Bounds, current: u32) -> Option<ScaleTo> {
+    fn hold_in_downtime(
+        &mut self,
+        config: &Config,
+        bounds: Bounds,
+        current: u32,
+    ) -> Option<ScaleTo> {
         let (to, reason) = match config.downtime_dynos {
             Some(hold) => {
                 self.size_before_downtime.get_or_insert(current);

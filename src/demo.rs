@@ -9,8 +9,8 @@
 
 pub mod load;
 
-use crate::telemetry::Beat;
 use crate::settings::{self, AppSettings, SettingsError};
+use crate::telemetry::Beat;
 use crate::Worker;
 use autoscalebot_backends::Secret;
 use autoscalebot_sandbox::{Sandbox, SandboxConfig};

@@ -1,6 +1,10 @@
 //! A test of the house rule "no module imports one that imports it back": reads every file
 //! under `src/`, collects the `crate::` paths each top-level module names (in its own file and
-//! its submodules' files, tests included), and fails on any cycle between top-level modules.
+//! its submodules' files), and fails on any cycle between top-level modules.
+//!
+//! Unit tests are left out (`tests.rs` files and `#[cfg(test)] mod … { … }` blocks): a test
+//! may build its fixture with the settings reader or check the words people read, which is no
+//! dependency of the module it tests.
 //!
 //! Written by hand rather than with a crate: a dependency graph tool (cargo-modules) is a
 //! binary to install, not a library a test can call, and the check needs only a small lexer
@@ -32,8 +36,11 @@ pub fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
         let Some(module) = module_of(file) else {
             continue;
         };
+        if file.file_name().is_some_and(|name| name == "tests.rs") {
+            continue;
+        }
         let text = std::fs::read_to_string(file).expect("a source file is readable");
-        for named in crate_paths(&code_only(&text)) {
+        for named in crate_paths(&without_test_modules(&code_only(&text))) {
             if named != module && modules.contains(&named) {
                 graph.get_mut(&module).expect("listed").insert(named);
             }
@@ -99,7 +106,11 @@ pub fn code_only(text: &str) -> String {
             index += 2 + hashes;
             while index < chars.len() {
                 if chars[index] == '"'
-                    && chars[index + 1..].iter().take(hashes).filter(|c| **c == '#').count()
+                    && chars[index + 1..]
+                        .iter()
+                        .take(hashes)
+                        .filter(|c| **c == '#')
+                        .count()
                         == hashes
                 {
                     index += 1 + hashes;
@@ -119,7 +130,10 @@ pub fn code_only(text: &str) -> String {
             // A char literal ('a', '\n', '\u{1F600}') or a lifetime ('a): only a literal
             // closes with a quote within a few characters.
             let close = if next(1) == Some('\\') {
-                rest.iter().skip(2).position(|c| *c == '\'').map(|at| at + 2)
+                rest.iter()
+                    .skip(2)
+                    .position(|c| *c == '\'')
+                    .map(|at| at + 2)
             } else {
                 (next(2) == Some('\'')).then_some(2)
             };
@@ -138,6 +152,45 @@ pub fn code_only(text: &str) -> String {
             index += 1;
         }
     }
+    out
+}
+
+/// The code without its `#[cfg(test)] mod name { … }` blocks (comments and literals already
+/// blanked, so braces balance).
+pub fn without_test_modules(code: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let mut rest = code;
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + "#[cfg(test)]".len()..];
+        let is_inline_module = after.trim_start().starts_with("mod ")
+            && after.find('{').is_some_and(|brace| {
+                after.find(';').is_none_or(|semicolon| brace < semicolon)
+            });
+        if !is_inline_module {
+            out.push_str("#[cfg(test)]");
+            rest = after;
+            continue;
+        }
+        let open = after.find('{').expect("checked");
+        let mut depth = 0;
+        let mut end = after.len();
+        for (index, c) in after[open..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = open + index + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -265,6 +318,23 @@ mod tests {
     }
 
     #[test]
+    fn the_engine_names_nothing_of_the_backends() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![src.join("decision.rs")];
+        collect_rust_files(&src.join("decision"), &mut files);
+        for file in files.iter().filter(|file| !file.ends_with("tests.rs")) {
+            let text = std::fs::read_to_string(file).expect("a source file is readable");
+            let code = without_test_modules(&code_only(&text));
+            assert!(
+                !code.contains("autoscalebot_backends"),
+                "{} names autoscalebot_backends: the engine speaks its own types",
+                file.display()
+            );
+        }
+        assert!(files.len() > 1, "the engine's files are read: {files:?}");
+    }
+
+    #[test]
     fn paths_in_comments_and_literals_are_not_imports_and_groups_are() {
         let code = code_only(concat!(
             "use crate::{alpha::A, beta, gamma::{x, y}};\n",
@@ -276,6 +346,20 @@ mod tests {
         ));
         let named: Vec<String> = crate_paths(&code).into_iter().collect();
         assert_eq!(named, ["alpha", "beta", "gamma", "iota", "theta"]);
+    }
+
+    #[test]
+    fn inline_test_modules_are_left_out_and_the_code_after_them_is_not() {
+        let code = code_only(concat!(
+            "use crate::alpha;\n",
+            "#[cfg(test)]\nmod tests;\n",
+            "#[cfg(test)]\nmod tests {\n    use crate::beta;\n    fn f() { crate::gamma::g(); }\n}\n",
+            "fn after() { crate::delta::d(); }\n",
+        ));
+        let named: Vec<String> = crate_paths(&without_test_modules(&code))
+            .into_iter()
+            .collect();
+        assert_eq!(named, ["alpha", "delta"]);
     }
 
     #[test]

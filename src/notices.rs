@@ -5,7 +5,9 @@
 //! over numbers. It decides nothing (which notice exists and when is the engine's) and sends
 //! nothing (that is the loop's, through the dispatcher).
 
-use crate::decision::{Bounds, Heartbeat, HeartbeatReading, Notice, Observation, ScaleReason, ScaleTo, Seen};
+use crate::decision::{
+    Bounds, Heartbeat, HeartbeatReading, Notice, Observation, ScaleReason, ScaleTo, Seen,
+};
 use crate::downtime::local_time;
 use crate::settings::format_duration;
 use autoscalebot_backends::notify::{Event, EventKind};

@@ -120,7 +120,12 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    pub fn new(settings: Arc<AppSettings>, clock: Clock, metrics: AppMetrics, drain: Drain) -> Self {
+    pub fn new(
+        settings: Arc<AppSettings>,
+        clock: Clock,
+        metrics: AppMetrics,
+        drain: Drain,
+    ) -> Self {
         Telemetry {
             metrics,
             shared: Arc::new(Shared {

@@ -101,7 +101,12 @@ impl Lifecycle {
     /// The timer: stop an Up target when the engine's step says so. `config`'s `min_dynos` is
     /// the minimum in force for a scaled target, 0 for a local command (not a dyno). Only a
     /// stop is the activator's to carry out: it neither follows the bounds nor tells anyone.
-    pub fn tick(&mut self, config: &Config, now: DateTime<Utc>, traffic: Traffic) -> Option<Action> {
+    pub fn tick(
+        &mut self,
+        config: &Config,
+        now: DateTime<Utc>,
+        traffic: Traffic,
+    ) -> Option<Action> {
         if self.phase != Phase::Up {
             return None;
         }

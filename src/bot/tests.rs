@@ -2,12 +2,12 @@
 //! minutes of heartbeats in milliseconds and can check what the loop did at each step.
 
 use super::*;
-use crate::activator::meter::TrafficMeter;
 use crate::settings::from_toml_str;
+use crate::traffic::TrafficMeter;
 use async_trait::async_trait;
 use autoscalebot_backends::notify::EventKind;
 use autoscalebot_backends::scaler::ScaleError;
-use chrono::TimeZone;
+use chrono::{TimeZone, Utc};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -534,7 +534,7 @@ async fn the_router_signal_decides_from_the_drain_window_without_probing() {
     };
     for _ in 0..3 {
         telemetry.ingest(&IngestCounts::default(), vec![slow; 50]);
-        let beat = worker.act_on_router().await;
+        let beat = worker.beat().await;
         assert_eq!(beat.router.as_ref().unwrap().requests, 50);
         tokio::time::advance(Duration::from_secs(31)).await;
     }
@@ -569,10 +569,7 @@ async fn with_both_signals_slow_router_lines_scale_up_despite_fast_heartbeats() 
             Observation::Fail,
             "round {round}"
         );
-        assert!(beat
-            .heartbeat
-            .summary
-            .starts_with("10 ms; router p95 1800 ms"));
+        assert!(crate::notices::summary(&beat.heartbeat).starts_with("10 ms; router p95 1800 ms"));
     }
     assert_eq!(*scaler.writes.lock().unwrap(), vec![2]);
     assert_eq!(
@@ -785,7 +782,11 @@ notify_on_every_ping = true",
     assert!(scaler.writes.lock().unwrap().is_empty());
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert!(notifier.events().is_empty(), "a standby told");
-    assert_eq!(worker.state.consecutive_fails, 5, "heartbeats counted");
+    assert_eq!(
+        worker.state.streaks().unwrap().consecutive_fails,
+        5,
+        "heartbeats counted"
+    );
     lead.send_replace(true);
     let beat = worker.beat().await;
     assert_eq!(

@@ -168,9 +168,8 @@ pub(super) fn observed(
     max_response_time_ms: u64,
     min_response_time_ms: u64,
 ) -> Option<Heartbeat> {
-    let heartbeat = heartbeat.map(|reading| {
-        classify(reading, max_response_time_ms, min_response_time_ms)
-    });
+    let heartbeat =
+        heartbeat.map(|reading| classify(reading, max_response_time_ms, min_response_time_ms));
     let router =
         router.map(|stats| classify_router(stats, max_response_time_ms, min_response_time_ms));
     match (heartbeat, router) {

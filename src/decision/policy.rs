@@ -31,9 +31,15 @@ pub struct StreaksConfig {
 pub enum Wish {
     Keep,
     /// More dynos: `to` (above the current size, maybe above the max in force).
-    More { to: u32, reason: ScaleReason },
+    More {
+        to: u32,
+        reason: ScaleReason,
+    },
     /// Fewer dynos: `to` (below the current size, maybe below the min in force).
-    Fewer { to: u32, reason: ScaleReason },
+    Fewer {
+        to: u32,
+        reason: ScaleReason,
+    },
 }
 
 /// A policy's state between beats.
