@@ -34,20 +34,22 @@ pub use platform::{refusal_pause, Pace, MAX_REFUSAL_PAUSE};
 pub use registry::{notifiers_for, scaler_for, send_test_notifications, shutdown_hook_for};
 
 use crate::decision::{
-    self, classify, Acted, Config, HeartbeatReading, Inputs, Observation, State,
+    self, classify, Acted, Config, HeartbeatReading, Inputs, Observation, Output, State,
 };
 use crate::downtime::Calendar;
 use crate::drain::Drain;
 use crate::metrics::WorkerMetrics;
 use crate::notices;
+use crate::router_log::RouterStats;
 use crate::settings::AppSettings;
 use crate::telemetry::Telemetry;
 use crate::traffic::TrafficMeter;
 use autoscalebot_backends::leader::Leadership;
-use autoscalebot_backends::notify::{Dispatcher, Notifier, TestNotifier};
+use autoscalebot_backends::notify::{Dispatcher, Event, Notifier, TestNotifier};
 use autoscalebot_backends::probe::{Heartbeat as HeartbeatProbe, Probe, ProbeOutcome};
 use autoscalebot_backends::scaler::Scaler;
 use autoscalebot_backends::shutdown_hook::ShutdownHook;
+use chrono::{DateTime, Utc};
 use platform::{Applied, Refusal, Size};
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,6 +89,27 @@ pub struct Worker {
     pace: Option<Pace>,
     /// How long after the start the first heartbeat comes.
     first_beat_after: Duration,
+}
+
+/// What one beat gathered.
+struct Gathered {
+    inputs: Inputs,
+    size: Size,
+    /// The app was believed stopped, so it was not probed.
+    stopped: bool,
+    /// The router window, when the drain is on (recorded whether or not it decides).
+    router: Option<RouterStats>,
+    now: DateTime<Utc>,
+}
+
+/// What acting on one step did.
+struct Done {
+    /// What to feed back to the engine.
+    acted: Option<Acted>,
+    scaled_to: Option<u32>,
+    error: Option<String>,
+    /// The lock said, before a write, that this copy no longer leads.
+    lost_lead: bool,
 }
 
 /// The loop reads the probe's outcome into the engine's terms (the downtime header goes to
@@ -305,12 +328,30 @@ impl Worker {
             .expect("a beat that is never cancelled ends")
     }
 
-    /// One beat: gather, step, act, tell and record. `None` when `shutdown` came while the
-    /// heartbeat was out: only the heartbeat is cancellable, never a platform call (each has
-    /// its own timeout).
+    /// One beat, straight: gather, step, act, feed back, tell and record. `None` when
+    /// `shutdown` came while the heartbeat was out: only the heartbeat is cancellable, never a
+    /// platform call (each has its own timeout).
     async fn beat_until(&mut self, shutdown: &CancellationToken) -> Option<Beat> {
-        // 1. Gather.
+        // Looked at once a beat; a write confirms it with the lock itself.
         let leader = self.leadership.is_leader();
+        let mut gathered = self.gather(leader, shutdown).await?;
+        let output = self.step(&mut gathered).await;
+        let done = self.act(&gathered.size, &output).await;
+        let events = self.feed_back(&output, done.acted.as_ref(), gathered.now);
+        // Only the leader tells: a standby's news would be told twice.
+        if leader && !done.lost_lead {
+            for event in &events {
+                self.dispatcher.dispatch(event);
+            }
+            self.telemetry.record_notifications(&events);
+        }
+        Some(self.record(gathered, output, done))
+    }
+
+    /// The beat's inputs: the heartbeat and the router window (for an app that runs), the
+    /// planned downtime window in force, the traffic, and the size. A stopped app's size is read
+    /// first, and the app is probed only if it runs again.
+    async fn gather(&mut self, leader: bool, shutdown: &CancellationToken) -> Option<Gathered> {
         let mut size = None;
         if self.stopped {
             let read = self.size(leader).await;
@@ -345,7 +386,7 @@ impl Worker {
             }
             self.refresh_downtime(outcome.as_ref());
         }
-        let mut size = match size {
+        let size = match size {
             Some(size) => size,
             None => {
                 let read = self.size(leader).await;
@@ -354,7 +395,7 @@ impl Worker {
             }
         };
         let now = (self.clock)();
-        let mut inputs = Inputs {
+        let inputs = Inputs {
             heartbeat: outcome.as_ref().map(HeartbeatReading::from),
             router: router
                 .clone()
@@ -369,100 +410,125 @@ impl Worker {
             },
             traffic: self.traffic.as_ref().map(|meter| meter.snapshot(now)),
         };
+        Some(Gathered {
+            inputs,
+            size,
+            stopped,
+            router,
+            now,
+        })
+    }
 
-        // 2. Step.
-        let (mut next, mut output) = decision::step(&self.state, &self.config, &inputs, now);
-        if let (Some(_), Size::Known(known)) = (output.scale, &size) {
+    /// The engine's step. When it wants a write on a size only known (the budget's pace asked
+    /// for no read), the size is read first; only if the platform says it moved is the step
+    /// taken again, from the same state, at the size read.
+    async fn step(&mut self, gathered: &mut Gathered) -> Output {
+        let now = gathered.now;
+        let (mut next, mut output) =
+            decision::step(&self.state, &self.config, &gathered.inputs, now);
+        if let (Some(_), Size::Known(known)) = (output.scale, &gathered.size) {
             let known = *known;
-            size = self.confirm_size().await;
-            self.saw_size(&size);
-            if size.quantity() != Some(known) {
-                inputs.size = size.quantity();
-                (next, output) = decision::step(&self.state, &self.config, &inputs, now);
+            gathered.size = self.confirm_size().await;
+            self.saw_size(&gathered.size);
+            if gathered.size.quantity() != Some(known) {
+                gathered.inputs.size = gathered.size.quantity();
+                (next, output) = decision::step(&self.state, &self.config, &gathered.inputs, now);
             }
         }
         self.log_step(&next, &output);
         self.state = next;
+        output
+    }
 
-        // 3. Act, and feed what came of it back to the engine.
-        let mut error = size.skipped_why();
-        let mut scaled_to = None;
-        let mut lost_lead = false;
-        let acted = match &size {
+    /// Acts on the step's output: makes its scale, if any, or reports the failed read.
+    async fn act(&mut self, size: &Size, output: &Output) -> Done {
+        let mut done = Done {
+            acted: None,
+            scaled_to: None,
+            error: size.skipped_why(),
+            lost_lead: false,
+        };
+        let current = match size {
             Size::Failed(failure) => {
                 let message = format!("reading the formation: {failure}");
-                error = Some(message.clone());
-                Some(self.failed(failure, None, message, "Could not read the formation"))
+                done.error = Some(message.clone());
+                done.acted =
+                    Some(self.failed(failure, None, message, "Could not read the formation"));
+                return done;
             }
-            Size::Read(current) | Size::Known(current) => {
-                self.platform_accepts();
-                self.telemetry.metrics.dynos(*current);
-                self.telemetry
-                    .metrics
-                    .bounds(output.bounds.min, output.bounds.max);
-                match output.scale {
-                    None => None,
-                    Some(scale) => match self.apply(scale).await {
-                        Applied::Done(quantity) => {
-                            scaled_to = Some(quantity);
-                            // A dry run changes nothing: the app still runs and is still probed.
-                            self.stopped = quantity == 0 && !self.dry_run;
-                            if !self.dry_run {
-                                self.telemetry.metrics.scaled(scale.from, quantity);
-                            }
-                            Some(Acted::Scaled {
-                                scale,
-                                dry_run: self.dry_run,
-                            })
-                        }
-                        Applied::NotLeader => {
-                            lost_lead = true;
-                            None
-                        }
-                        Applied::NoBudget => None,
-                        Applied::Failed(failure) => {
-                            let message =
-                                format!("setting the quantity to {}: {failure}", scale.to);
-                            error = Some(message.clone());
-                            Some(self.failed(&failure, Some(scale), message, "Scale failed"))
-                        }
-                    },
-                }
-            }
-            Size::Skipped(_) => None,
+            Size::Skipped(_) => return done,
+            Size::Read(current) | Size::Known(current) => *current,
         };
+        self.platform_accepts();
+        self.telemetry.metrics.dynos(current);
+        self.telemetry
+            .metrics
+            .bounds(output.bounds.min, output.bounds.max);
+        let Some(scale) = output.scale else {
+            return done;
+        };
+        match self.apply(scale).await {
+            Applied::Done(quantity) => {
+                done.scaled_to = Some(quantity);
+                // A dry run changes nothing: the app still runs and is still probed.
+                self.stopped = quantity == 0 && !self.dry_run;
+                if !self.dry_run {
+                    self.telemetry.metrics.scaled(scale.from, quantity);
+                }
+                done.acted = Some(Acted::Scaled {
+                    scale,
+                    dry_run: self.dry_run,
+                });
+            }
+            Applied::NotLeader => done.lost_lead = true,
+            Applied::NoBudget => {}
+            Applied::Failed(failure) => {
+                let message = format!("setting the quantity to {}: {failure}", scale.to);
+                done.error = Some(message.clone());
+                done.acted = Some(self.failed(&failure, Some(scale), message, "Scale failed"));
+            }
+        }
+        done
+    }
+
+    /// Feeds what came of the act back to the engine, and words the beat's notices: those of
+    /// the step, then those of the feedback. Each carries the time the beat measured.
+    fn feed_back(
+        &mut self,
+        output: &Output,
+        acted: Option<&Acted>,
+        now: DateTime<Utc>,
+    ) -> Vec<Event> {
         let app = &self.settings.heroku_app_name;
         let response_time_ms = output.observed.response_time_ms;
         let mut events = notices::events(app, now, &output.notices, response_time_ms);
-        if let Some(acted) = &acted {
+        if let Some(acted) = acted {
             let at = (self.clock)();
             let told = self.state.acted(&self.config, acted, at);
             events.extend(notices::events(app, at, &told, response_time_ms));
         }
+        events
+    }
 
-        // 4. Tell and record. Only the leader tells: a standby's news would be told twice.
-        if leader && !lost_lead {
-            for event in &events {
-                self.dispatcher.dispatch(event);
-            }
-            self.telemetry.record_notifications(&events);
-        }
+    /// Records the beat: the telemetry (status page, liveness) and the `with_beats` channel.
+    fn record(&self, gathered: Gathered, output: Output, done: Done) -> Beat {
+        let quantity = gathered.size.quantity();
         let beat = Beat {
-            at: now,
+            at: gathered.now,
             heartbeat: output.observed.clone(),
-            stopped,
-            quantity: size.quantity(),
-            output: size.quantity().is_some().then_some(output),
-            scaled_to,
-            error,
-            router,
+            stopped: gathered.stopped,
+            quantity,
+            output: quantity.is_some().then_some(output),
+            scaled_to: done.scaled_to,
+            error: done.error,
+            router: gathered.router,
         };
         self.telemetry.record_beat(&beat);
         self.telemetry.stamp_alive();
         if let Some(beats) = &self.beats {
             let _ = beats.send(beat.clone());
         }
-        Some(beat)
+        beat
     }
 
     /// Follows what a size says about the app: at 0 it is stopped (the next beats only read),
@@ -479,7 +545,7 @@ impl Worker {
     }
 
     /// Logs what the beat saw and what the step made of the downtime and the cool-offs.
-    fn log_step(&self, next: &State, output: &decision::Output) {
+    fn log_step(&self, next: &State, output: &Output) {
         let app = &self.settings.heroku_app_name;
         let heartbeat = &output.observed;
         if let Observation::Misconfigured { status } = heartbeat.observation {

@@ -164,9 +164,9 @@ pub fn without_test_modules(code: &str) -> String {
         out.push_str(&rest[..at]);
         let after = &rest[at + "#[cfg(test)]".len()..];
         let is_inline_module = after.trim_start().starts_with("mod ")
-            && after.find('{').is_some_and(|brace| {
-                after.find(';').is_none_or(|semicolon| brace < semicolon)
-            });
+            && after
+                .find('{')
+                .is_some_and(|brace| after.find(';').is_none_or(|semicolon| brace < semicolon));
         if !is_inline_module {
             out.push_str("#[cfg(test)]");
             rest = after;

@@ -15,7 +15,6 @@ use crate::drain::Drain;
 use crate::metrics::AppMetrics;
 use crate::router_log::{IngestCounts, Request, RouterStats};
 use crate::settings::AppSettings;
-use crate::traffic::TrafficMeter;
 use autoscalebot_backends::notify::{Event, EventKind};
 use chrono::{DateTime, Utc};
 use std::collections::VecDeque;
@@ -241,11 +240,6 @@ impl Telemetry {
         let stats = self.drain.stats(self.now());
         self.metrics.router_window(&stats);
         stats
-    }
-
-    /// The meter the drain touches on real requests.
-    pub fn traffic(&self) -> Arc<TrafficMeter> {
-        self.drain.traffic()
     }
 
     /// When the router last logged a request: with the drain on, idleness is the time since.

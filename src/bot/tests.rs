@@ -7,7 +7,7 @@ use crate::traffic::TrafficMeter;
 use async_trait::async_trait;
 use autoscalebot_backends::notify::EventKind;
 use autoscalebot_backends::scaler::ScaleError;
-use chrono::{TimeZone, Utc};
+use chrono::TimeZone;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
