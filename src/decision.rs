@@ -428,7 +428,7 @@ impl State {
             (None, _) => {
                 // No size to decide from: count what was seen, so the streaks stay warm.
                 if let Some(seen) = &seen {
-                    self.count(seen.observation);
+                    self.count(seen, inputs, now);
                 }
             }
             (Some(0), _) => {
@@ -439,7 +439,7 @@ impl State {
             }
             (Some(current), seen) => {
                 if let Some(seen) = seen {
-                    self.count(seen.observation);
+                    self.count(seen, inputs, now);
                 }
                 self.decide(config, now, current, inputs.traffic, &mut output);
                 if let (true, Some(seen)) = (config.notify.every_ping, seen) {
@@ -501,9 +501,9 @@ impl State {
     }
 
     /// Counts one observed beat. During planned downtime nothing is counted.
-    fn count(&mut self, observation: Observation) {
+    fn count(&mut self, seen: &Heartbeat, inputs: &Inputs, now: DateTime<Utc>) {
         if self.downtime.is_none() {
-            self.policy.observe(observation);
+            self.policy.observe(seen, inputs, now);
         }
     }
 
@@ -556,7 +556,7 @@ impl State {
                 reason: ScaleReason::BelowMin,
             });
         } else {
-            match self.policy.wish(config, current) {
+            match self.policy.wish(config, current, now) {
                 Wish::Keep => {}
                 Wish::More { to, reason } if current < bounds.max => {
                     let scale = ScaleTo {
@@ -751,7 +751,7 @@ impl State {
         }
     }
 
-    /// The platform now runs `scale.to` (it answered the write): the policy starts afresh.
+    /// The platform now runs `scale.to` (it answered the write).
     fn scaled(
         &mut self,
         config: &Config,
@@ -759,7 +759,7 @@ impl State {
         scale: ScaleTo,
         dry_run: bool,
     ) -> Vec<Notice> {
-        self.policy.forget();
+        self.policy.scaled();
         self.last_scale_at = Some(now);
         if scale.to == 0 {
             self.running_since = None;

@@ -8,7 +8,8 @@
 //!
 //! One policy today: 2.1's streaks ([`Streaks`]).
 
-use super::{Config, Observation, ScaleReason};
+use super::{Config, Heartbeat, Inputs, Observation, ScaleReason};
+use chrono::{DateTime, Utc};
 
 /// Which policy decides, with its own settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,21 +56,33 @@ impl Policy {
         }
     }
 
-    /// Counts one observed beat (never called during planned downtime).
-    pub fn observe(&mut self, observation: Observation) {
+    /// Takes in one observed beat of an app that runs: `seen` is what the signal in use
+    /// means; the beat's inputs and `now` are there for a policy that wants the router
+    /// window's numbers or a time window (the streaks need neither). Never called during
+    /// planned downtime.
+    pub fn observe(&mut self, seen: &Heartbeat, _inputs: &Inputs, _now: DateTime<Utc>) {
         match self {
-            Policy::Streaks(streaks) => streaks.observe(observation),
+            Policy::Streaks(streaks) => streaks.observe(seen.observation),
         }
     }
 
-    /// Forgets what was counted: after a scale, around planned downtime, while stopped.
+    /// Forgets what was counted: around planned downtime, and while the app is stopped.
     pub fn forget(&mut self) {
         match self {
             Policy::Streaks(streaks) => streaks.forget(),
         }
     }
 
-    pub fn wish(&self, config: &Config, current: u32) -> Wish {
+    /// The platform took a new size: 2.1 counts its streaks afresh.
+    pub fn scaled(&mut self) {
+        match self {
+            Policy::Streaks(streaks) => streaks.forget(),
+        }
+    }
+
+    /// The size the policy would like at `current` dynos (at `now`, for a policy that keeps
+    /// time windows).
+    pub fn wish(&self, config: &Config, current: u32, _now: DateTime<Utc>) -> Wish {
         match (self, &config.policy) {
             (Policy::Streaks(streaks), PolicyConfig::Streaks(rules)) => {
                 streaks.wish(rules, config, current)
