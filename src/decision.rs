@@ -348,6 +348,16 @@ impl Alert {
     }
 }
 
+/// The notice of an alert's change, when its rule says to tell: `on` for a start or a
+/// repeat, `ended` for its end.
+fn told(change: Option<AlertChange>, rule: bool, on: Notice, ended: Notice) -> Option<Notice> {
+    match change? {
+        _ if !rule => None,
+        AlertChange::Ended => Some(ended),
+        AlertChange::Started | AlertChange::Repeated => Some(on),
+    }
+}
+
 fn elapsed(since: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
     (now - since).to_std().unwrap_or(Duration::ZERO)
 }
@@ -611,38 +621,32 @@ impl State {
         }
 
         let repeat = config.notify.repeat_after;
-        match self.needs_above_max.update(needs_above_max, now, repeat) {
-            Some(change) if config.notify.needs_above_max => {
-                output.notices.push(match change {
-                    AlertChange::Started | AlertChange::Repeated => Notice::NeedsAboveMax {
-                        dynos: current,
-                        bounds,
-                        because: up_because,
-                    },
-                    AlertChange::Ended => Notice::NeedsAboveMaxEnded {
-                        dynos: current,
-                        bounds,
-                    },
-                });
-            }
-            _ => {}
-        }
-        match self.needs_below_min.update(needs_below_min, now, repeat) {
-            Some(change) if config.notify.needs_below_min => {
-                output.notices.push(match change {
-                    AlertChange::Started | AlertChange::Repeated => Notice::NeedsBelowMin {
-                        dynos: current,
-                        bounds,
-                        because: down_because,
-                    },
-                    AlertChange::Ended => Notice::NeedsBelowMinEnded {
-                        dynos: current,
-                        bounds,
-                    },
-                });
-            }
-            _ => {}
-        }
+        let above = self.needs_above_max.update(needs_above_max, now, repeat);
+        let ended = Notice::NeedsAboveMaxEnded {
+            dynos: current,
+            bounds,
+        };
+        let on = Notice::NeedsAboveMax {
+            dynos: current,
+            bounds,
+            because: up_because,
+        };
+        output
+            .notices
+            .extend(told(above, config.notify.needs_above_max, on, ended));
+        let below = self.needs_below_min.update(needs_below_min, now, repeat);
+        let ended = Notice::NeedsBelowMinEnded {
+            dynos: current,
+            bounds,
+        };
+        let on = Notice::NeedsBelowMin {
+            dynos: current,
+            bounds,
+            because: down_because,
+        };
+        output
+            .notices
+            .extend(told(below, config.notify.needs_below_min, on, ended));
         if output.scale.is_none() && current > 0 {
             if let Some(reason) = self.stop_due(config, now, bounds.min, traffic) {
                 output.scale = Some(ScaleTo {

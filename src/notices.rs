@@ -12,6 +12,7 @@ use crate::downtime::local_time;
 use crate::settings::format_duration;
 use autoscalebot_backends::notify::{Event, EventKind};
 use chrono::{DateTime, Utc};
+use std::time::Duration;
 
 /// The events of `notices`, told at `at` for `app`. Each carries `response_time_ms`, the time
 /// measured by the beat behind it (a downtime's start or end is about the calendar, not about
@@ -117,17 +118,16 @@ pub fn event(app: &str, at: DateTime<Utc>, notice: &Notice) -> Event {
                 format!("We are at the max ({dynos}) dynos, but the response is still too slow."),
             );
             event.reason = format!("{}; consider raising max_dynos", leaning(because));
-            event.from_quantity = Some(*dynos);
-            with_bounds(event, *bounds)
+            at_bound(event, *dynos, *bounds)
         }
-        Notice::NeedsAboveMaxEnded { dynos, bounds } => {
-            let mut event = new(
+        Notice::NeedsAboveMaxEnded { dynos, bounds } => at_bound(
+            new(
                 EventKind::NeedsAboveMaxEnded,
                 format!("No longer too slow at the max; now at {dynos} dynos."),
-            );
-            event.from_quantity = Some(*dynos);
-            with_bounds(event, *bounds)
-        }
+            ),
+            *dynos,
+            *bounds,
+        ),
         Notice::NeedsBelowMin {
             dynos,
             bounds,
@@ -140,30 +140,26 @@ pub fn event(app: &str, at: DateTime<Utc>, notice: &Notice) -> Event {
                 ),
             );
             event.reason = format!("{}; consider lowering min_dynos", leaning(because));
-            event.from_quantity = Some(*dynos);
-            with_bounds(event, *bounds)
+            at_bound(event, *dynos, *bounds)
         }
-        Notice::NeedsBelowMinEnded { dynos, bounds } => {
-            let mut event = new(
+        Notice::NeedsBelowMinEnded { dynos, bounds } => at_bound(
+            new(
                 EventKind::NeedsBelowMinEnded,
                 format!("No longer fast enough to go below the minimum; now at {dynos} dynos."),
-            );
-            event.from_quantity = Some(*dynos);
-            with_bounds(event, *bounds)
-        }
+            ),
+            *dynos,
+            *bounds,
+        ),
         Notice::ScaleDiffExceeded {
             moved,
             period,
             threshold,
         } => {
-            let minutes = period.as_secs_f64() / 60.0;
             let mut event = new(
                 EventKind::ScaleDiffExceeded,
                 "Too much scaling over too little time!".to_string(),
             );
-            event.reason = format!(
-                "{moved} dynos moved in the last {minutes} minutes, more than the threshold of {threshold}"
-            );
+            event.reason = moved_within(*moved, *period, "more than", *threshold);
             event
         }
         Notice::ScaleDiffEnded {
@@ -171,14 +167,11 @@ pub fn event(app: &str, at: DateTime<Utc>, notice: &Notice) -> Event {
             period,
             threshold,
         } => {
-            let minutes = period.as_secs_f64() / 60.0;
             let mut event = new(
                 EventKind::ScaleDiffEnded,
                 "Scaling has calmed down.".to_string(),
             );
-            event.reason = format!(
-                "{moved} dynos moved in the last {minutes} minutes, within the threshold of {threshold}"
-            );
+            event.reason = moved_within(*moved, *period, "within", *threshold);
             event
         }
         Notice::DowntimeStarted {
@@ -215,6 +208,18 @@ pub fn event(app: &str, at: DateTime<Utc>, notice: &Notice) -> Event {
             event
         }
     }
+}
+
+/// "3 dynos moved in the last 30 minutes, more than the threshold of 2".
+fn moved_within(moved: u32, period: Duration, relation: &str, threshold: u32) -> String {
+    let minutes = period.as_secs_f64() / 60.0;
+    format!("{moved} dynos moved in the last {minutes} minutes, {relation} the threshold of {threshold}")
+}
+
+/// A condition at a bound: told at `dynos`, with the bounds in force.
+fn at_bound(mut event: Event, dynos: u32, bounds: Bounds) -> Event {
+    event.from_quantity = Some(dynos);
+    with_bounds(event, bounds)
 }
 
 fn with_bounds(mut event: Event, bounds: Bounds) -> Event {
