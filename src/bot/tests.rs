@@ -862,3 +862,42 @@ fn the_refusal_pause_doubles_from_the_interval_up_to_ten_minutes() {
     assert_eq!(pause(200, 1), Duration::from_secs(1), "at least a second");
     assert_eq!(pause(200, 3), Duration::from_secs(4));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_app_whose_read_is_refused_is_told_as_a_refusal_and_stays_alive() {
+    let probe = ScriptedProbe::new(&[100]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(0),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let mut worker = worker(
+        settings("min_dynos = 0"),
+        probe.clone(),
+        scaler.clone(),
+        &notifier,
+    );
+    let telemetry = worker.telemetry();
+    assert_eq!(worker.beat().await.quantity, Some(0));
+    *scaler.failing.lock().unwrap() = Some(ScaleError::Unauthorized {
+        id: "unauthorized".into(),
+    });
+    // Longer than /healthz's stall limit (115 s): only this beat can stamp the loop alive.
+    tokio::time::advance(Duration::from_secs(200)).await;
+    let beat = worker.beat().await;
+    assert!(beat.stopped);
+    assert!(
+        beat.error
+            .as_deref()
+            .is_some_and(|error| error.contains("401")),
+        "{:?}",
+        beat.error
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        kinds(&notifier),
+        vec![EventKind::ScaleFailed],
+        "a refusal is told without notify_on_scale_fails"
+    );
+    assert!(telemetry.is_alive(), "every beat stamps the loop alive");
+}

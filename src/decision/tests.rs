@@ -1398,3 +1398,35 @@ fn stopped(state: &mut State, settings: &AppSettings, now: DateTime<Utc>) -> Out
     *state = next;
     output
 }
+
+#[test]
+fn the_step_is_pure_the_same_state_and_inputs_give_the_same_output() {
+    let config = settings_with("notify_on_every_ping = true").engine_config();
+    let mut state = State::new(&config);
+    let slow = Inputs {
+        heartbeat: Some(HeartbeatReading::Answered {
+            status: 200,
+            elapsed: Duration::from_millis(2000),
+        }),
+        size: Some(1),
+        ..Inputs::default()
+    };
+    for _ in 0..2 {
+        (state, _) = step(&state, &config, &slow, noon());
+    }
+    let before = format!("{state:?}");
+    let (first_state, first) = step(&state, &config, &slow, noon());
+    let (second_state, second) = step(&state, &config, &slow, noon());
+    assert_eq!(first, second);
+    assert_eq!(format!("{first_state:?}"), format!("{second_state:?}"));
+    assert_eq!(
+        format!("{state:?}"),
+        before,
+        "the state given is left as it was"
+    );
+    assert_eq!(
+        first.scale.map(|scale| (scale.from, scale.to)),
+        Some((1, 2)),
+        "the third fail scales"
+    );
+}
