@@ -110,8 +110,12 @@ impl Lifecycle {
         if self.phase != Phase::Up {
             return None;
         }
+        // The activator follows no bound: should a `min_dynos` schedule rise past the size it
+        // started, the engine is told the size at that minimum, so that only its stop rules
+        // act (as `max_age` stops the target whatever the bounds).
+        let size = self.size.max(config.bounds_at(now).min);
         let inputs = Inputs {
-            size: Some(self.size),
+            size: Some(size),
             traffic: Some(traffic),
             ..Inputs::default()
         };
@@ -266,6 +270,22 @@ mod tests {
         );
         life.stop_cancelled();
         assert_eq!(life.phase, Phase::Up);
+    }
+
+    #[test]
+    fn a_minimum_risen_past_the_started_size_never_holds_max_age_back() {
+        let config = config(2);
+        let mut life = up(&config, 1);
+        let busy = Traffic {
+            last_at: Some(at(3600)),
+            open_connections: 1,
+        };
+        assert_eq!(
+            life.tick(&config, at(3600), busy),
+            Some(Action::Stop(ScaleReason::MaxAge {
+                age: Duration::from_secs(3600)
+            }))
+        );
     }
 
     #[test]
