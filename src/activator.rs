@@ -1,15 +1,14 @@
 //! The activator: listens in front of a target, starts it on the first connection, holds every
 //! connection until it accepts, forwards both ways, and stops it after `idle_after` with none.
 //!
-//! - [`meter`]: connection counting and "last traffic", atomics only.
-//! - [`state`]: the pure state machine (Down → Starting → Up → Stopping) and its timers.
+//! - [`state`]: the pure state machine (Down → Starting → Up → Stopping); when to stop is the
+//!   engine's step.
 //! - [`run`]: the async shell: accept, hold, wake, forward (proxy or fd-3 handoff), stop.
 //!
 //! The sockets, the forwarding and the local process live in the backends crate
 //! (`autoscalebot_backends::activator`); this module decides, and never blocks the forwarding
 //! path on a lock.
 
-pub mod meter;
 pub mod run;
 pub mod state;
 

@@ -1,98 +1,76 @@
-//! The loop: probe → decide → scale → notify, once per heartbeat interval, until shutdown.
+//! The loop: one beat per heartbeat interval until shutdown, each a straight line.
 //!
-//! This is the thin async shell around the decision engine: it sleeps, asks the probe, reads the
-//! quantity from the platform, hands both to [`AppState`] with the clock's `now`, and carries
-//! out the plan. It never decides anything itself. Shutdown is a [`CancellationToken`] checked
-//! while waiting and probing, never during a platform call, so a scale is never cut in half;
-//! the scaler holds the same token and, once it is cancelled, starts no retry and no wait, so
-//! a call during a platform outage ends in time and is reported like any failed call.
-//! When the platform refuses a call (401, 403, 404: a setting is wrong), the loop pauses its
-//! platform calls for a growing time while heartbeats go on, instead of knocking every beat.
+//! 1. **Gather** the inputs: the heartbeat (a stopped app gets none: its size is read first,
+//!    and it is probed only if it runs again), the log drain's router window, the planned
+//!    downtime window in force (the downtime file and the heartbeat's header, read into the
+//!    [`Calendar`]), the traffic, and the size, read from the platform within the API key's
+//!    budget ([`Pace`]) or, when the budget's pace asks for no read, the last size known.
+//! 2. **Step**: [`decision::step`], once. Should it want a write on a size only known, the size
+//!    is read first; only if the platform says it moved (someone scaled by hand) is the step
+//!    taken again, from the same state, at the size read.
+//! 3. **Act**: the scale, if any, then [`State::acted`] with what came of it (or of a failed
+//!    read): the engine's one feedback.
+//! 4. **Tell and record**: the beat's notices, worded by [`crate::notices`], sent once; the
+//!    metrics, the telemetry and the `with_beats` channel.
 //!
-//! A stopped app (quantity 0) gets no heartbeat: its beat only reads the quantity, so that a
-//! wake by the activator or a `min_dynos` schedule above 0 is seen. The shutdown hook is called
-//! before every scale to 0.
-//!
-//! Before each decision it also reads the downtime file and the heartbeat's downtime header
-//! into the [`Calendar`] and tells the engine which window, if any, is in force.
-//!
-//! With many apps on one API key ([`Worker::with_budget`]) the size is read only when a
-//! decision may change it (the engine, run on a copy of its state with the last size known,
-//! wants a scale), when the planned pace says it is stale, or while the key's budget has room;
-//! otherwise the last size known stands. A standby ([`Worker::with_leadership`]) keeps
-//! heartbeating and counting, but makes no API call and tells nobody.
+//! It never decides anything itself. Shutdown is a [`CancellationToken`] checked while waiting
+//! and probing, never during a platform call, so a scale is never cut in half; the scaler holds
+//! the same token and, once it is cancelled, starts no retry and no wait, so a call during a
+//! platform outage ends in time and is reported like any failed call. Leadership is looked at
+//! once a beat, and confirmed with the lock before every write: a standby
+//! ([`Worker::with_leadership`]) keeps heartbeating and counting, but makes no API call and
+//! tells nobody. When the platform refuses a call (401, 403, 404: a setting is wrong), platform
+//! calls pause for a growing time while heartbeats go on. The shutdown hook is called before
+//! every scale to 0.
 
 mod downtime;
 mod platform;
 mod registry;
 
+pub use crate::clock::{system_clock, tokio_clock, Clock};
+pub use crate::telemetry::Beat;
 pub use downtime::read_downtime_file;
 pub use platform::{refusal_pause, Pace, MAX_REFUSAL_PAUSE};
 pub use registry::{notifiers_for, scaler_for, send_test_notifications, shutdown_hook_for};
 
-use crate::activator::meter::TrafficMeter;
-use crate::budget::Call;
-use crate::decision::{classify, classify_router, combine, AppState, Heartbeat, Observation, Plan};
+use crate::decision::{
+    self, classify, Acted, Config, HeartbeatReading, Inputs, Observation, Output, State,
+};
 use crate::downtime::Calendar;
+use crate::drain::Drain;
 use crate::metrics::WorkerMetrics;
+use crate::notices;
 use crate::router_log::RouterStats;
 use crate::settings::AppSettings;
 use crate::telemetry::Telemetry;
+use crate::traffic::TrafficMeter;
 use autoscalebot_backends::leader::Leadership;
 use autoscalebot_backends::notify::{Dispatcher, Event, Notifier, TestNotifier};
 use autoscalebot_backends::probe::{Heartbeat as HeartbeatProbe, Probe, ProbeOutcome};
 use autoscalebot_backends::scaler::Scaler;
 use autoscalebot_backends::shutdown_hook::ShutdownHook;
 use chrono::{DateTime, Utc};
-use platform::{failed_call, NoSize, Refusal, Size};
+use platform::{Applied, Refusal, Size};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-/// Where `now` comes from. Production uses the system clock; loop tests use tokio's clock so
-/// that `tokio::time::pause` and `advance` move it too.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(Utc::now)
-}
-
-/// A clock that starts at `start` and follows tokio's (pausable) time.
-pub fn tokio_clock(start: DateTime<Utc>) -> Clock {
-    let origin = tokio::time::Instant::now();
-    Arc::new(move || start + chrono::Duration::from_std(origin.elapsed()).unwrap_or_default())
-}
-
-/// What one heartbeat did, for logs, the demo's timeline and tests.
-#[derive(Debug, Clone)]
-pub struct Beat {
-    pub at: DateTime<Utc>,
-    /// For a stopped app (`stopped`), a placeholder: no heartbeat was sent.
-    pub heartbeat: Heartbeat,
-    /// The app was read at quantity 0, so it was not probed.
-    pub stopped: bool,
-    /// The quantity read from the platform, when the read worked.
-    pub quantity: Option<u32>,
-    pub plan: Option<Plan>,
-    /// The quantity after this beat's scale, when one was made.
-    pub scaled_to: Option<u32>,
-    pub error: Option<String>,
-    /// The router window, when `signal` uses the log drain.
-    pub router: Option<RouterStats>,
-}
-
 /// One app's worker: its settings, its engine state and its edges.
 pub struct Worker {
     /// Shared with the telemetry (the server shows them): one copy per app.
     pub settings: Arc<AppSettings>,
-    pub state: AppState,
+    /// The engine's settings, taken from `settings` once.
+    config: Config,
+    pub state: State,
     probe: Arc<dyn Probe>,
     scaler: Arc<dyn Scaler>,
     dispatcher: Dispatcher,
     clock: Clock,
     dry_run: bool,
+    /// The log drain's router window (the server fills it through the telemetry).
+    drain: Drain,
     /// Real traffic, when something measures it (see [`Worker::with_traffic`]).
     traffic: Option<Arc<TrafficMeter>>,
     shutdown_hook: Option<ShutdownHook>,
@@ -113,6 +91,46 @@ pub struct Worker {
     first_beat_after: Duration,
 }
 
+/// What one beat gathered.
+struct Gathered {
+    inputs: Inputs,
+    size: Size,
+    /// The app was believed stopped, so it was not probed.
+    stopped: bool,
+    /// The router window, when the drain is on (recorded whether or not it decides).
+    router: Option<RouterStats>,
+    now: DateTime<Utc>,
+}
+
+/// What acting on one step did.
+struct Done {
+    /// What to feed back to the engine.
+    acted: Option<Acted>,
+    scaled_to: Option<u32>,
+    error: Option<String>,
+    /// The lock said, before a write, that this copy no longer leads.
+    lost_lead: bool,
+}
+
+/// The loop reads the probe's outcome into the engine's terms (the downtime header goes to
+/// the calendar, not to the engine).
+impl From<&ProbeOutcome> for HeartbeatReading {
+    fn from(outcome: &ProbeOutcome) -> Self {
+        match outcome {
+            ProbeOutcome::Response {
+                status, elapsed, ..
+            } => HeartbeatReading::Answered {
+                status: *status,
+                elapsed: *elapsed,
+            },
+            ProbeOutcome::Timeout { elapsed } => HeartbeatReading::TimedOut { after: *elapsed },
+            ProbeOutcome::ConnectError { message } => HeartbeatReading::Unreachable {
+                error: message.clone(),
+            },
+        }
+    }
+}
+
 impl Worker {
     pub fn new(
         settings: AppSettings,
@@ -129,14 +147,18 @@ impl Worker {
             &settings.process_type,
             dispatcher.counts(),
         );
-        let telemetry = Telemetry::new(settings.clone(), clock.clone(), metrics);
+        let drain = Drain::new(settings.router_window);
+        let telemetry = Telemetry::new(settings.clone(), clock.clone(), metrics, drain.clone());
         let mut calendar = Calendar::new(settings.time_zone, settings.downtime.clone());
         calendar.already_reported(&settings.downtime_warnings);
+        let config = settings.engine_config();
         Worker {
             calendar,
             downtime_file_error: None,
             settings,
-            state: AppState::new(),
+            state: State::new(&config),
+            config,
+            drain,
             probe,
             scaler,
             dispatcher,
@@ -195,7 +217,7 @@ impl Worker {
         self
     }
 
-    /// Feeds the engine real traffic from `meter` (an in-process activator, a log drain), so
+    /// Feeds the engine real traffic from `meter` (an in-process activator, the log drain), so
     /// that `idle_after` can stop the app. Without it, `idle_after` never fires in the loop.
     pub fn with_traffic(mut self, meter: Arc<TrafficMeter>) -> Self {
         self.traffic = Some(meter);
@@ -208,7 +230,7 @@ impl Worker {
         self
     }
 
-    /// What the HTTP server shows and fills: metrics, recent beats, the router window.
+    /// What the HTTP server shows and fills: metrics, recent beats, the log drain.
     pub fn telemetry(&self) -> Telemetry {
         self.telemetry.clone()
     }
@@ -244,7 +266,7 @@ impl Worker {
             .with_shutdown_hook(hook);
         // With a log drain, router requests are the app's traffic, so `idle_after` works.
         if drain_on {
-            let meter = worker.telemetry.traffic();
+            let meter = worker.drain.traffic();
             worker.with_traffic(meter)
         } else {
             worker
@@ -288,211 +310,253 @@ impl Worker {
                 _ = shutdown.cancelled() => break,
                 _ = ticker.tick() => {}
             }
-            // Not cancellable: a platform call in flight finishes (each has its own timeout).
-            // The beat's futures are boxed while they run, so that an idle app's task holds
-            // only the worker, not room for its largest beat (thousands of apps wait at once).
-            if self.stopped && Box::pin(self.stopped_beat()).await.is_some() {
-                continue;
-            }
-            if self.settings.signal.uses_heartbeat() {
-                let outcome = tokio::select! {
-                    biased;
-                    _ = shutdown.cancelled() => break,
-                    outcome = self.probe.probe() => outcome,
-                };
-                // Not cancellable: a platform call in flight finishes (each has its own timeout).
-                Box::pin(self.act(outcome)).await;
-            } else {
-                Box::pin(self.act_on_router()).await;
+            // Boxed while it runs, so that an idle app's task holds only the worker, not room
+            // for its largest beat (thousands of apps wait at once).
+            if Box::pin(self.beat_until(&shutdown)).await.is_none() {
+                break;
             }
         }
         tracing::info!(app = %self.settings.heroku_app_name, "Worker stopping.");
         Box::pin(self.dispatcher.drain(std::time::Duration::from_secs(5))).await;
     }
 
-    /// One whole heartbeat: probe, then act on it; for a stopped app, only a read.
+    /// One whole beat (see [`Worker::run`]), never cut short.
     pub async fn beat(&mut self) -> Beat {
+        let never = CancellationToken::new();
+        self.beat_until(&never)
+            .await
+            .expect("a beat that is never cancelled ends")
+    }
+
+    /// One beat, straight: gather, step, act, feed back, tell and record. `None` when
+    /// `shutdown` came while the heartbeat was out: only the heartbeat is cancellable, never a
+    /// platform call (each has its own timeout).
+    async fn beat_until(&mut self, shutdown: &CancellationToken) -> Option<Beat> {
+        // Looked at once a beat; a write confirms it with the lock itself.
+        let leader = self.leadership.is_leader();
+        let mut gathered = self.gather(leader, shutdown).await?;
+        let output = self.step(&mut gathered).await;
+        let done = self.act(&gathered.size, &output).await;
+        let events = self.feed_back(&output, done.acted.as_ref(), gathered.now);
+        // Only the leader tells: a standby's news would be told twice.
+        if leader && !done.lost_lead {
+            for event in &events {
+                self.dispatcher.dispatch(event);
+            }
+            self.telemetry.record_notifications(&events);
+        }
+        Some(self.record(gathered, output, done))
+    }
+
+    /// The beat's inputs: the heartbeat and the router window (for an app that runs), the
+    /// planned downtime window in force, the traffic, and the size. A stopped app's size is read
+    /// first, and the app is probed only if it runs again.
+    async fn gather(&mut self, leader: bool, shutdown: &CancellationToken) -> Option<Gathered> {
+        let mut size = None;
         if self.stopped {
-            if let Some(beat) = self.stopped_beat().await {
-                return beat;
-            }
+            let read = self.size(leader).await;
+            self.saw_size(&read);
+            size = Some(read);
         }
-        let outcome = self.probe.probe().await;
-        self.act(outcome).await
-    }
-
-    /// The beat of an app believed stopped: read the quantity, no heartbeat. `None` when the
-    /// app runs again (someone woke it), so the caller probes it at once.
-    async fn stopped_beat(&mut self) -> Option<Beat> {
-        let app = self.settings.heroku_app_name.clone();
-        let none = Heartbeat {
-            observation: Observation::InBand,
-            response_time_ms: None,
-            summary: "stopped: no heartbeat".to_string(),
-        };
-        let mut beat = Beat {
-            at: (self.clock)(),
-            heartbeat: none.clone(),
-            stopped: true,
-            quantity: None,
-            plan: None,
-            scaled_to: None,
-            error: None,
-            router: None,
-        };
-        if !self.leadership.is_leader() {
-            return Some(beat);
-        }
-        if let Some(paused) = self.paused_by_refusal() {
-            beat.error = Some(paused);
-            self.publish(&beat);
-            return Some(beat);
-        }
-        let read = match (self.pace.clone(), self.scaler.recent()) {
-            (Some(pace), Some(known)) => {
-                let mut state = self.state.clone();
-                let wants = state
-                    .observe_stopped(&self.settings, (self.clock)())
-                    .scale
-                    .is_some();
-                let call = if wants {
-                    Call::Decision
-                } else {
-                    Call::Refresh {
-                        due: self.refresh_due(&pace, known.at),
-                    }
+        let stopped = self.stopped;
+        let mut outcome = None;
+        let mut router = None;
+        if !stopped {
+            if self.settings.signal.uses_heartbeat() {
+                let probed = tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return None,
+                    outcome = self.probe.probe() => outcome,
                 };
-                if self.take(&pace, call) {
-                    self.read_raw().await
-                } else if wants {
-                    beat.error = Some("the API budget of this key has no call left".into());
-                    self.publish(&beat);
-                    return Some(beat);
-                } else {
-                    Ok(known.quantity)
-                }
+                let alone = classify(
+                    &HeartbeatReading::from(&probed),
+                    self.config.max_response_time_ms,
+                    self.config.min_response_time_ms,
+                );
+                self.telemetry.metrics.heartbeat(&probed, alone.observation);
+                outcome = Some(probed);
             }
-            (Some(pace), None) if !self.take(&pace, Call::Decision) => {
-                beat.error = Some("the API budget of this key has no call left".into());
-                self.publish(&beat);
-                return Some(beat);
+            // With the drain on, the window is read every beat (metrics, status page) even when
+            // only the heartbeat decides.
+            if self.settings.log_drain_password.is_some() || !self.settings.signal.uses_heartbeat()
+            {
+                let stats = self.drain.stats((self.clock)());
+                self.telemetry.metrics.router_window(&stats);
+                router = Some(stats);
             }
-            _ => self.read_raw().await,
-        };
-        match read {
-            Ok(0) => self.platform_accepts(),
-            Ok(quantity) => {
-                self.platform_accepts();
-                tracing::info!(%app, quantity, "The app runs again; heartbeats resume.");
-                self.stopped = false;
-                return None;
-            }
-            Err(error) => {
-                let message = format!("reading the formation: {error}");
-                if !self.refused(&error, &message) {
-                    failed_call(&app, &error, &message, "Could not read the formation");
-                }
-                let events =
-                    self.state
-                        .scale_failed(&self.settings, (self.clock)(), None, &message);
-                self.send(&events);
-                beat.error = Some(message);
-                self.publish(&beat);
-                return Some(beat);
-            }
+            self.refresh_downtime(outcome.as_ref());
         }
-        beat.quantity = Some(0);
-        let plan = self.state.observe_stopped(&self.settings, (self.clock)());
-        self.carry_out(plan, &mut beat, &none).await;
-        self.telemetry.record_beat(&beat);
-        self.telemetry.stamp_alive();
-        self.publish(&beat);
-        Some(beat)
+        let size = match size {
+            Some(size) => size,
+            None => {
+                let read = self.size(leader).await;
+                self.saw_size(&read);
+                read
+            }
+        };
+        let now = (self.clock)();
+        let inputs = Inputs {
+            heartbeat: outcome.as_ref().map(HeartbeatReading::from),
+            router: router
+                .clone()
+                .filter(|_| self.settings.signal.uses_router()),
+            size: size.quantity(),
+            // A stopped app's beat reads no downtime source (the header comes with a
+            // heartbeat): the window last known stands.
+            downtime: if stopped {
+                self.state.downtime().cloned()
+            } else {
+                self.calendar.active(now).cloned()
+            },
+            traffic: self.traffic.as_ref().map(|meter| meter.snapshot(now)),
+        };
+        Some(Gathered {
+            inputs,
+            size,
+            stopped,
+            router,
+            now,
+        })
     }
 
-    /// Classifies the outcome (with the router window when `signal = "both"`), reads the
-    /// size, decides, scales, notifies.
-    pub async fn act(&mut self, outcome: ProbeOutcome) -> Beat {
-        let settings = &self.settings;
-        let heartbeat = classify(
-            &outcome,
-            settings.max_response_time_ms,
-            settings.min_response_time_ms,
-        );
+    /// The engine's step. When it wants a write on a size only known (the budget's pace asked
+    /// for no read), the size is read first; only if the platform says it moved is the step
+    /// taken again, from the same state, at the size read.
+    async fn step(&mut self, gathered: &mut Gathered) -> Output {
+        let now = gathered.now;
+        let (mut next, mut output) =
+            decision::step(&self.state, &self.config, &gathered.inputs, now);
+        if let (Some(_), Size::Known(known)) = (output.scale, &gathered.size) {
+            let known = *known;
+            gathered.size = self.confirm_size().await;
+            self.saw_size(&gathered.size);
+            if gathered.size.quantity() != Some(known) {
+                gathered.inputs.size = gathered.size.quantity();
+                (next, output) = decision::step(&self.state, &self.config, &gathered.inputs, now);
+            }
+        }
+        self.log_step(&next, &output);
+        self.state = next;
+        output
+    }
+
+    /// Acts on the step's output: makes its scale, if any, or reports the failed read.
+    async fn act(&mut self, size: &Size, output: &Output) -> Done {
+        let mut done = Done {
+            acted: None,
+            scaled_to: None,
+            error: size.skipped_why(),
+            lost_lead: false,
+        };
+        let current = match size {
+            Size::Failed(failure) => {
+                let message = format!("reading the formation: {failure}");
+                done.error = Some(message.clone());
+                done.acted =
+                    Some(self.failed(failure, None, message, "Could not read the formation"));
+                return done;
+            }
+            Size::Skipped(_) => return done,
+            Size::Read(current) | Size::Known(current) => *current,
+        };
+        self.platform_accepts();
+        self.telemetry.metrics.dynos(current);
         self.telemetry
             .metrics
-            .heartbeat(&outcome, heartbeat.observation);
-        // With the drain on, the window is read every beat (metrics, status page) even when
-        // only the heartbeat decides.
-        let router = settings
-            .log_drain_password
-            .is_some()
-            .then(|| self.telemetry.router_stats());
-        let observed = match &router {
-            Some(stats) if settings.signal.uses_router() => {
-                combine(&heartbeat, &self.classify_router(stats))
-            }
-            _ => heartbeat,
+            .bounds(output.bounds.min, output.bounds.max);
+        let Some(scale) = output.scale else {
+            return done;
         };
-        self.decide_and_scale(Some(&outcome), observed, router)
-            .await
+        match self.apply(scale).await {
+            Applied::Done(quantity) => {
+                done.scaled_to = Some(quantity);
+                // A dry run changes nothing: the app still runs and is still probed.
+                self.stopped = quantity == 0 && !self.dry_run;
+                if !self.dry_run {
+                    self.telemetry.metrics.scaled(scale.from, quantity);
+                }
+                done.acted = Some(Acted::Scaled {
+                    scale,
+                    dry_run: self.dry_run,
+                });
+            }
+            Applied::NotLeader => done.lost_lead = true,
+            Applied::NoBudget => {}
+            Applied::Failed(failure) => {
+                let message = format!("setting the quantity to {}: {failure}", scale.to);
+                done.error = Some(message.clone());
+                done.acted = Some(self.failed(&failure, Some(scale), message, "Scale failed"));
+            }
+        }
+        done
     }
 
-    /// One beat of `signal = "router"`: the router window alone, no heartbeat sent.
-    pub async fn act_on_router(&mut self) -> Beat {
-        let stats = self.telemetry.router_stats();
-        let observed = self.classify_router(&stats);
-        self.decide_and_scale(None, observed, Some(stats)).await
-    }
-
-    fn classify_router(&self, stats: &RouterStats) -> Heartbeat {
-        classify_router(
-            stats,
-            self.settings.max_response_time_ms,
-            self.settings.min_response_time_ms,
-        )
-    }
-
-    /// `outcome` is the heartbeat's, when one was sent (its downtime header is read).
-    async fn decide_and_scale(
+    /// Feeds what came of the act back to the engine, and words the beat's notices: those of
+    /// the step, then those of the feedback. Each carries the time the beat measured.
+    fn feed_back(
         &mut self,
-        outcome: Option<&ProbeOutcome>,
-        heartbeat: Heartbeat,
-        router: Option<RouterStats>,
-    ) -> Beat {
-        let beat = self
-            .decide_and_scale_inner(outcome, heartbeat, router)
-            .await;
+        output: &Output,
+        acted: Option<&Acted>,
+        now: DateTime<Utc>,
+    ) -> Vec<Event> {
+        let app = &self.settings.heroku_app_name;
+        let response_time_ms = output.observed.response_time_ms;
+        let mut events = notices::events(app, now, &output.notices, response_time_ms);
+        if let Some(acted) = acted {
+            let at = (self.clock)();
+            let told = self.state.acted(&self.config, acted, at);
+            events.extend(notices::events(app, at, &told, response_time_ms));
+        }
+        events
+    }
+
+    /// Records the beat: the telemetry (status page, liveness) and the `with_beats` channel.
+    fn record(&self, gathered: Gathered, output: Output, done: Done) -> Beat {
+        let quantity = gathered.size.quantity();
+        let beat = Beat {
+            at: gathered.now,
+            heartbeat: output.observed.clone(),
+            stopped: gathered.stopped,
+            quantity,
+            output: quantity.is_some().then_some(output),
+            scaled_to: done.scaled_to,
+            error: done.error,
+            router: gathered.router,
+        };
         self.telemetry.record_beat(&beat);
         self.telemetry.stamp_alive();
-        self.publish(&beat);
+        if let Some(beats) = &self.beats {
+            let _ = beats.send(beat.clone());
+        }
         beat
     }
 
-    async fn decide_and_scale_inner(
-        &mut self,
-        outcome: Option<&ProbeOutcome>,
-        heartbeat: Heartbeat,
-        router: Option<RouterStats>,
-    ) -> Beat {
-        let settings = &self.settings;
-        let app = settings.heroku_app_name.clone();
+    /// Follows what a size says about the app: at 0 it is stopped (the next beats only read),
+    /// above 0 it runs (and is probed).
+    fn saw_size(&mut self, size: &Size) {
+        match size.quantity() {
+            Some(0) => self.stopped = true,
+            Some(quantity) if self.stopped => {
+                tracing::info!(app = %self.settings.heroku_app_name, quantity, "The app runs again; heartbeats resume.");
+                self.stopped = false;
+            }
+            _ => {}
+        }
+    }
+
+    /// Logs what the beat saw and what the step made of the downtime and the cool-offs.
+    fn log_step(&self, next: &State, output: &Output) {
+        let app = &self.settings.heroku_app_name;
+        let heartbeat = &output.observed;
         if let Observation::Misconfigured { status } = heartbeat.observation {
             tracing::warn!(
-                %app, status, url = %settings.heartbeat_url,
+                %app, status, url = %self.settings.heartbeat_url,
                 "The heartbeat URL answered {status}: check heartbeat_url and app_url. A 4xx never adds dynos."
             );
         } else {
-            tracing::debug!(%app, heartbeat = %heartbeat.summary, observation = ?heartbeat.observation, "Heartbeat.");
+            tracing::debug!(%app, heartbeat = %notices::summary(heartbeat), observation = ?heartbeat.observation, "Heartbeat.");
         }
-        self.refresh_downtime(outcome);
-        let now = (self.clock)();
-        let was_down = self.state.downtime().is_some();
-        let window = self.calendar.active(now).cloned();
-        let events = self
-            .state
-            .set_downtime(&self.settings, now, window.as_ref());
-        match (&window, was_down) {
+        match (next.downtime(), self.state.downtime().is_some()) {
             (Some(window), false) => tracing::info!(
                 %app, window = %window.local_span(self.settings.time_zone), source = %window.source,
                 "Planned downtime started: fails are not counted and the worker does not scale up."
@@ -502,173 +566,9 @@ impl Worker {
             }
             _ => {}
         }
-        self.send(&events);
-        let mut beat = Beat {
-            at: (self.clock)(),
-            heartbeat: heartbeat.clone(),
-            stopped: false,
-            quantity: None,
-            plan: None,
-            scaled_to: None,
-            error: None,
-            router,
-        };
-        if !self.leadership.is_leader() {
-            // A standby keeps its streaks warm for the moment it takes over, and spends no
-            // API call: the leader reads for both.
-            self.state.record(heartbeat.observation);
-            tracing::debug!(%app, "Standby: not reading, scaling or telling.");
-            return beat;
-        }
-        if let Some(paused) = self.paused_by_refusal() {
-            // Heartbeats go on and count; the platform is left alone until the pause ends.
-            self.state.record(heartbeat.observation);
-            beat.error = Some(paused);
-            return beat;
-        }
-        let (current, plan) = match self.size(&heartbeat).await {
-            Ok(Size::Read(quantity)) => {
-                let now = (self.clock)();
-                let plan = self.plan_from(quantity, now, &heartbeat);
-                (quantity, plan)
-            }
-            Ok(Size::Known(quantity, state, plan)) => {
-                self.state = *state;
-                (quantity, plan)
-            }
-            Err(NoSize::NoBudget) => {
-                self.state.record(heartbeat.observation);
-                let message =
-                    "the API budget of this key has no call left; trying again next heartbeat"
-                        .to_string();
-                tracing::warn!(%app, "Not reading the formation: the API budget is spent.");
-                beat.error = Some(message);
-                return beat;
-            }
-            Err(NoSize::Failed(error)) => {
-                self.state.record(heartbeat.observation);
-                let now = (self.clock)();
-                self.telemetry.metrics.api_error(error.kind());
-                let message = format!("reading the formation: {error}");
-                let events = if self.refused(&error, &message) {
-                    self.state
-                        .scale_refused(&self.settings, now, None, &message)
-                } else {
-                    failed_call(&app, &error, &message, "Could not read the formation");
-                    self.state.scale_failed(&self.settings, now, None, &message)
-                };
-                self.send_with(events, &heartbeat);
-                beat.error = Some(message);
-                return beat;
-            }
-        };
-        self.platform_accepts();
-        beat.quantity = Some(current);
-        self.telemetry.metrics.dynos(current);
-        if current == 0 {
-            // Stopped since the last beat: this heartbeat measured nothing worth counting.
-            self.stopped = true;
-        }
-        self.telemetry
-            .metrics
-            .bounds(plan.bounds.min, plan.bounds.max);
-        self.carry_out(plan, &mut beat, &heartbeat).await;
-        beat
-    }
-
-    /// The engine's plan for this heartbeat at `current` dynos, on the worker's state.
-    fn plan_from(&mut self, current: u32, now: DateTime<Utc>, heartbeat: &Heartbeat) -> Plan {
-        let mut state = std::mem::take(&mut self.state);
-        let plan = self.plan_on(&mut state, current, now, heartbeat);
-        self.state = state;
-        plan
-    }
-
-    /// The engine's plan at `current` dynos on `state` (the worker's, or a copy of it).
-    fn plan_on(
-        &self,
-        state: &mut AppState,
-        current: u32,
-        now: DateTime<Utc>,
-        heartbeat: &Heartbeat,
-    ) -> Plan {
-        if let Some(meter) = &self.traffic {
-            state.traffic = Some(meter.snapshot(now));
-        }
-        if current == 0 {
-            state.observe_stopped(&self.settings, now)
-        } else {
-            state.observe(&self.settings, now, heartbeat, current)
-        }
-    }
-
-    /// Sends the plan's events, then makes its scale, if any, and reports back to the engine.
-    async fn carry_out(&mut self, plan: Plan, beat: &mut Beat, heartbeat: &Heartbeat) {
-        let app = self.settings.heroku_app_name.clone();
-        self.send(&plan.events);
-        if let Some(until) = plan.cooling_until {
+        if let Some(until) = output.cooling_until {
             tracing::info!(%app, %until, "A scale is due but the cool-off holds it.");
         }
-        if let Some(scale) = plan.scale {
-            match self.apply(scale).await {
-                Ok(None) => {}
-                Ok(Some(quantity)) => {
-                    beat.scaled_to = Some(quantity);
-                    // A dry run changes nothing: the app still runs and is still probed.
-                    self.stopped = quantity == 0 && !self.dry_run;
-                    if !self.dry_run {
-                        self.telemetry.metrics.scaled(scale.from, quantity);
-                    }
-                    let events =
-                        self.state
-                            .scaled(&self.settings, (self.clock)(), scale, self.dry_run);
-                    self.send_with(events, heartbeat);
-                }
-                Err(error) => {
-                    self.telemetry.metrics.api_error(error.kind());
-                    let message = format!("setting the quantity to {}: {error}", scale.to);
-                    let now = (self.clock)();
-                    let events = if self.refused(&error, &message) {
-                        self.state
-                            .scale_refused(&self.settings, now, Some(scale), &message)
-                    } else {
-                        failed_call(&app, &error, &message, "Scale failed");
-                        self.state
-                            .scale_failed(&self.settings, now, Some(scale), &message)
-                    };
-                    self.send_with(events, heartbeat);
-                    beat.error = Some(message);
-                }
-            }
-        }
-        beat.plan = Some(plan);
-    }
-
-    /// Hands a copy of the beat to the `with_beats` channel, if any.
-    fn publish(&self, beat: &Beat) {
-        if let Some(beats) = &self.beats {
-            let _ = beats.send(beat.clone());
-        }
-    }
-
-    fn send(&self, events: &[Event]) {
-        // Only the leader tells: a standby's news would be told twice.
-        if !self.leadership.is_leader() {
-            return;
-        }
-        for event in events {
-            self.dispatcher.dispatch(event);
-        }
-        self.telemetry.record_notifications(events);
-    }
-
-    /// Events made after a scale or a failed call carry the heartbeat that led to them, so a
-    /// reader sees the response time behind a scale.
-    fn send_with(&self, mut events: Vec<Event>, heartbeat: &crate::decision::Heartbeat) {
-        for event in &mut events {
-            event.response_time_ms = event.response_time_ms.or(heartbeat.response_time_ms);
-        }
-        self.send(&events);
     }
 }
 

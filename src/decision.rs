@@ -1,148 +1,89 @@
-//! The decision engine: from one heartbeat's outcome, the clock and the quantity read from the
-//! platform, decide whether to scale and what to tell people.
+//! The decision engine: one pure step from what a beat gathered to what to do.
 //!
-//! Everything here is pure: no I/O, no wall clock (`now` is an argument), no async. The loop in
-//! `bot.rs` feeds it and acts on what it returns; the simulator drives the same code with a
-//! simulated clock. State that must outlive one heartbeat (streaks, the last scale, what was
-//! already told, since when the app runs) lives in [`AppState`], one value per app.
+//! [`step`] takes the engine's [`State`], its [`Config`], the beat's [`Inputs`] (the
+//! heartbeat's reading, the router window, the size, the planned downtime window in force, the
+//! traffic) and `now`, and returns the next state and an [`Output`]: the size to scale to and
+//! why, the [`Notice`]s to tell people with their numbers, and what was observed, for the
+//! record. What came of a scale (or of a failed read) comes back through [`State::acted`]. The
+//! worker's loop, the simulator and the activator all drive the engine this way.
 //!
-//! Scale to zero: heartbeats never take an app below one dyno (a fast heartbeat says the app
-//! is fast, not that nobody uses it). Only [`stop_due`] does: no traffic for `idle_after`
-//! while `min_dynos` in force is 0, or running for `max_age`. Traffic is the shell's input.
+//! It must stay pure: no I/O, no clock (`now` is an argument), no async, nothing from
+//! `autoscalebot-backends`, and no words for people (those are `crate::notices`').
 //!
-//! Planned downtime is an input like the clock: the shell tells the engine which window is in
-//! force with [`AppState::set_downtime`] before each heartbeat, and the engine decides what a
-//! window means (no fails counted, no scaling from streaks, `downtime_dynos` held).
+//! How the size follows the signal is a [`Policy`] behind the step (2.1's streaks today). What
+//! holds whatever the policy lives here: the bounds in force, the cool-offs, planned downtime
+//! (no fails counted, no scaling from the policy, `downtime_dynos` held), scale to zero (only
+//! `idle_after` and `max_age` take an app to 0: a fast heartbeat says the app is fast, not that
+//! nobody uses it) and when each condition is told.
 
-use crate::downtime::{local_time, Window};
+mod observe;
+mod policy;
+
+pub use observe::{
+    classify, classify_router, combine, Heartbeat, HeartbeatReading, Observation, RouterReading,
+    Seen,
+};
+pub use policy::{Policy, PolicyConfig, Streaks, StreaksConfig, Wish};
+
+use crate::downtime::Window;
 use crate::router_log::RouterStats;
-use crate::settings::AppSettings;
-use autoscalebot_backends::notify::{Event, EventKind};
-use autoscalebot_backends::probe::ProbeOutcome;
+use crate::schedule::Schedule;
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-/// What one heartbeat means for scaling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Observation {
-    /// Too slow, a timeout, a connection error or a 5xx: counts towards scaling up.
-    Fail,
-    /// Faster than `min_response_time_in_ms`: counts towards scaling down.
-    Pass,
-    /// Between the min and the max: breaks both streaks.
-    InBand,
-    /// A 4xx: the heartbeat URL or its auth is wrong. Breaks both streaks, never adds dynos.
-    Misconfigured { status: u16 },
+/// What the engine needs from an app's settings, and nothing else: no secrets, no URLs, no
+/// backends. Built from the settings by `AppSettings::engine_config`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub min_dynos: Schedule,
+    pub max_dynos: Schedule,
+    /// The zone of the time-of-day tables (and of the times in downtime notices).
+    pub time_zone: Tz,
+    /// Slower than this (strictly) is a fail.
+    pub max_response_time_ms: u64,
+    /// Faster than this (strictly) is a pass.
+    pub min_response_time_ms: u64,
+    pub policy: PolicyConfig,
+    pub scale_up_cooldown: Duration,
+    pub scale_down_cooldown: Duration,
+    /// Scale to zero after this long with no traffic (only while `min_dynos` in force is 0).
+    pub idle_after: Option<Duration>,
+    /// Stop after running this long, whatever the traffic.
+    pub max_age: Option<Duration>,
+    /// The size held during planned downtime.
+    pub downtime_dynos: Option<u32>,
+    pub notify: NotifyRules,
 }
 
-/// A classified heartbeat, with the numbers for messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Heartbeat {
-    pub observation: Observation,
-    /// The measured time, when there was an answer or a timeout.
-    pub response_time_ms: Option<u64>,
-    /// A few words for logs and pings: "1203 ms", "timeout after 5000 ms", "503".
-    pub summary: String,
+/// When to tell people what: the `notify_*` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyRules {
+    pub every_ping: bool,
+    pub every_scale: bool,
+    pub scale_fails: bool,
+    pub downtime: bool,
+    pub needs_above_max: bool,
+    pub needs_below_min: bool,
+    /// A condition still on is told again after this long.
+    pub repeat_after: Duration,
+    pub scale_diff: Option<ScaleDiffRule>,
 }
 
-/// Classifies a probe outcome against the settings' min and max (both strict, as in 2.1).
-pub fn classify(
-    outcome: &ProbeOutcome,
-    max_response_time_ms: u64,
-    min_response_time_ms: u64,
-) -> Heartbeat {
-    match outcome {
-        ProbeOutcome::Response {
-            status, elapsed, ..
-        } => {
-            let ms = elapsed.as_millis() as u64;
-            let observation = match *status {
-                400..=499 => Observation::Misconfigured { status: *status },
-                500..=599 => Observation::Fail,
-                _ if ms > max_response_time_ms => Observation::Fail,
-                _ if ms < min_response_time_ms => Observation::Pass,
-                _ => Observation::InBand,
-            };
-            let summary = if (200..300).contains(status) {
-                format!("{ms} ms")
-            } else {
-                format!("status {status} in {ms} ms")
-            };
-            Heartbeat {
-                observation,
-                response_time_ms: Some(ms),
-                summary,
-            }
+/// `notify_if_scale_diff_exceeds_threshold` within `…_period_in_minutes`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScaleDiffRule {
+    pub threshold: Schedule,
+    pub period: Duration,
+}
+
+impl Config {
+    pub fn bounds_at(&self, now: DateTime<Utc>) -> Bounds {
+        Bounds {
+            min: self.min_dynos.at(now, self.time_zone),
+            max: self.max_dynos.at(now, self.time_zone),
         }
-        ProbeOutcome::Timeout { elapsed } => Heartbeat {
-            observation: Observation::Fail,
-            response_time_ms: Some(elapsed.as_millis() as u64),
-            summary: format!("timeout after {} ms", elapsed.as_millis()),
-        },
-        ProbeOutcome::ConnectError { message } => Heartbeat {
-            observation: Observation::Fail,
-            response_time_ms: None,
-            summary: message.clone(),
-        },
-    }
-}
-
-/// Classifies a router window from the log drain by its p95 against the same min and max as
-/// a heartbeat (both strict). A window without requests is a pass: nobody waited, so the app
-/// has more dynos than its traffic needs (the bounds still hold the size at `min_dynos`).
-pub fn classify_router(
-    stats: &RouterStats,
-    max_response_time_ms: u64,
-    min_response_time_ms: u64,
-) -> Heartbeat {
-    let seconds = stats.window.as_secs_f64();
-    let Some(p95) = stats.latency_p95_ms else {
-        return Heartbeat {
-            observation: Observation::Pass,
-            response_time_ms: None,
-            summary: format!("router: no requests in {seconds} s"),
-        };
-    };
-    let observation = if p95 > max_response_time_ms {
-        Observation::Fail
-    } else if p95 < min_response_time_ms {
-        Observation::Pass
-    } else {
-        Observation::InBand
-    };
-    let p95_text = if p95 == u64::MAX {
-        "router errors".to_string()
-    } else {
-        format!("{p95} ms")
-    };
-    Heartbeat {
-        observation,
-        response_time_ms: (p95 != u64::MAX).then_some(p95),
-        summary: format!(
-            "router p95 {p95_text} over {} requests in {seconds} s ({} errors)",
-            stats.requests, stats.errors
-        ),
-    }
-}
-
-/// `signal = "both"`: a fail from either is a fail; a pass needs both; a misconfigured
-/// heartbeat is reported as such unless the router says fail.
-pub fn combine(heartbeat: &Heartbeat, router: &Heartbeat) -> Heartbeat {
-    use Observation::*;
-    let observation = match (heartbeat.observation, router.observation) {
-        (Fail, _) | (_, Fail) => Fail,
-        (Pass, Pass) => Pass,
-        (misconfigured @ Misconfigured { .. }, _) => misconfigured,
-        _ => InBand,
-    };
-    Heartbeat {
-        observation,
-        response_time_ms: match (heartbeat.response_time_ms, router.response_time_ms) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        },
-        summary: format!("{}; {}", heartbeat.summary, router.summary),
     }
 }
 
@@ -153,65 +94,26 @@ pub struct Bounds {
     pub max: u32,
 }
 
-pub fn bounds_at(settings: &AppSettings, now: DateTime<Utc>) -> Bounds {
-    Bounds {
-        min: settings.min_dynos.at(now, settings.time_zone),
-        max: settings.max_dynos.at(now, settings.time_zone),
-    }
+/// What one beat gathered.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// The heartbeat's reading, when one was sent and the signal uses it.
+    pub heartbeat: Option<HeartbeatReading>,
+    /// The router window, when the signal uses the log drain.
+    pub router: Option<RouterStats>,
+    /// The size read from the platform, or the last one known; `None`: no size this beat
+    /// (a standby, a pause, no budget, a failed read), so what was seen is counted and
+    /// nothing is decided.
+    pub size: Option<u32>,
+    /// The planned downtime window in force.
+    pub downtime: Option<Window>,
+    /// Real traffic, when something measures it; `None`: nothing does, and then
+    /// `idle_after` never stops the app.
+    pub traffic: Option<Traffic>,
 }
 
-/// Why the engine wants a new size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScaleReason {
-    /// `number_of_fails_to_scale_up_after` consecutive fails.
-    TooSlow,
-    /// `number_of_passes_to_scale_down_after` consecutive passes.
-    FastEnough,
-    /// Above the max in force (a schedule change, or someone scaled by hand).
-    AboveMax,
-    /// Below the min in force.
-    BelowMin,
-    /// No traffic for `idle_after` while `min_dynos` in force is 0.
-    Idle,
-    /// Running for `max_age`, whatever the traffic.
-    MaxAge,
-    /// A planned downtime window holds the size at `downtime_dynos`.
-    DowntimeHold,
-    /// A window held by `downtime_dynos` ended: back to the size before it.
-    DowntimeOver,
-}
-
-impl ScaleReason {
-    pub fn describe(&self, settings: &AppSettings) -> String {
-        match self {
-            ScaleReason::TooSlow => format!(
-                "{} consecutive heartbeats slower than {} ms or failing",
-                settings.number_of_fails_to_scale_up_after, settings.max_response_time_ms
-            ),
-            ScaleReason::FastEnough => format!(
-                "{} consecutive heartbeats faster than {} ms",
-                settings.number_of_passes_to_scale_down_after, settings.min_response_time_ms
-            ),
-            ScaleReason::AboveMax => "above max_dynos in force".to_string(),
-            ScaleReason::BelowMin => "below min_dynos in force".to_string(),
-            ScaleReason::Idle => format!(
-                "no traffic for {}",
-                crate::settings::format_duration(settings.idle_after.unwrap_or_default())
-            ),
-            ScaleReason::MaxAge => format!(
-                "running for {} (max_age)",
-                crate::settings::format_duration(settings.max_age.unwrap_or_default())
-            ),
-            ScaleReason::DowntimeHold => {
-                "holding downtime_dynos during planned downtime".to_string()
-            }
-            ScaleReason::DowntimeOver => "back to the size before the planned downtime".to_string(),
-        }
-    }
-}
-
-/// Real traffic, as the shell measures it: connections through the activator (and, once it
-/// exists, router requests from the log drain). Heartbeats are not traffic.
+/// Real traffic, as the shell measures it: connections through the activator, router requests
+/// from the log drain. Heartbeats are not traffic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Traffic {
     /// When traffic was last seen (a connection opened or closed); `None`: not yet.
@@ -220,26 +122,171 @@ pub struct Traffic {
     pub open_connections: u64,
 }
 
-/// Why a running target should stop although no heartbeat asked for it.
+/// What to do after one beat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// What the beat's signal meant ([`Heartbeat::nothing`] when nothing was observed).
+    pub observed: Heartbeat,
+    pub bounds: Bounds,
+    /// `Some` when the size should change; the shell sets it and reports back with
+    /// [`State::acted`].
+    pub scale: Option<ScaleTo>,
+    /// The policy asked for a scale but a cool-off holds it back until this moment.
+    pub cooling_until: Option<DateTime<Utc>>,
+    /// What to tell people, in order.
+    pub notices: Vec<Notice>,
+}
+
+/// A requested change of size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScaleTo {
+    pub from: u32,
+    pub to: u32,
+    pub reason: ScaleReason,
+}
+
+/// Why the engine wants a new size, with the numbers behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScaleReason {
+    /// `heartbeats` consecutive beats slower than `slower_than_ms` or failing.
+    TooSlow {
+        heartbeats: u32,
+        slower_than_ms: u64,
+    },
+    /// `heartbeats` consecutive beats faster than `faster_than_ms`.
+    FastEnough {
+        heartbeats: u32,
+        faster_than_ms: u64,
+    },
+    /// Above the max in force (a schedule change, or someone scaled by hand).
+    AboveMax,
+    /// Below the min in force.
+    BelowMin,
+    /// No traffic for `after` (`idle_after`) while `min_dynos` in force is 0.
+    Idle { after: Duration },
+    /// Running for `age` (`max_age`), whatever the traffic.
+    MaxAge { age: Duration },
+    /// A planned downtime window holds the size at `downtime_dynos`.
+    DowntimeHold,
+    /// A window held by `downtime_dynos` ended: back to the size before it.
+    DowntimeOver,
+    /// A client is waiting for the stopped target: the activator starts it.
+    Demand,
+}
+
+/// Something to tell people, with its numbers; `crate::notices` words it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// `notify_on_every_ping`: what this beat saw, at `dynos`.
+    Ping {
+        heartbeat: Heartbeat,
+        in_downtime: bool,
+        dynos: u32,
+        bounds: Bounds,
+    },
+    /// `notify_on_every_scale`.
+    Scaled {
+        scale: ScaleTo,
+        bounds: Bounds,
+        dry_run: bool,
+    },
+    /// A read (`scale` is `None`) or a write of the size failed, or was `refused`.
+    ScaleFailed {
+        scale: Option<ScaleTo>,
+        bounds: Bounds,
+        error: String,
+        refused: bool,
+    },
+    /// The platform answers again.
+    ScaleRecovered,
+    /// At the max and the policy still wants more, `because` of this.
+    NeedsAboveMax {
+        dynos: u32,
+        bounds: Bounds,
+        because: ScaleReason,
+    },
+    NeedsAboveMaxEnded {
+        dynos: u32,
+        bounds: Bounds,
+    },
+    /// At the min and the policy still wants fewer, `because` of this.
+    NeedsBelowMin {
+        dynos: u32,
+        bounds: Bounds,
+        because: ScaleReason,
+    },
+    NeedsBelowMinEnded {
+        dynos: u32,
+        bounds: Bounds,
+    },
+    /// `moved` dynos within `period`, more than `threshold`.
+    ScaleDiffExceeded {
+        moved: u32,
+        period: Duration,
+        threshold: u32,
+    },
+    ScaleDiffEnded {
+        moved: u32,
+        period: Duration,
+        threshold: u32,
+    },
+    /// A planned downtime started; `holding` is `downtime_dynos`.
+    DowntimeStarted {
+        window: Window,
+        time_zone: Tz,
+        holding: Option<u32>,
+    },
+    /// The planned downtime ended; `back_to` is the size held before it, if any.
+    DowntimeEnded {
+        window: Window,
+        time_zone: Tz,
+        back_to: Option<u32>,
+    },
+}
+
+/// What came of acting on an [`Output`], or of reading the size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acted {
+    /// The platform runs `scale.to` now (in a dry run: would).
+    Scaled { scale: ScaleTo, dry_run: bool },
+    /// A read (`scale` is `None`) or a write failed; the next beat tries again.
+    Failed {
+        scale: Option<ScaleTo>,
+        error: String,
+    },
+    /// The platform refused a call (a 4xx other than 429: a setting is wrong, and no retry
+    /// will fix it): told even without `notify_on_scale_fails`.
+    Refused {
+        scale: Option<ScaleTo>,
+        error: String,
+    },
+}
+
+/// The one step: the next state and what to do, from `state` and this beat's `inputs` at
+/// `now`. Pure, so the loop may take it at the size it knows and, if the platform says the
+/// size moved before a write, take it again from the same state at the size read.
+pub fn step(
+    state: &State,
+    config: &Config,
+    inputs: &Inputs,
+    now: DateTime<Utc>,
+) -> (State, Output) {
+    let mut next = state.clone();
+    let output = next.advance(config, inputs, now);
+    (next, output)
+}
+
+/// Why a running target should stop although no policy asked for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
     Idle,
     MaxAge,
 }
 
-impl From<StopReason> for ScaleReason {
-    fn from(reason: StopReason) -> Self {
-        match reason {
-            StopReason::Idle => ScaleReason::Idle,
-            StopReason::MaxAge => ScaleReason::MaxAge,
-        }
-    }
-}
-
-/// The scale-to-zero rule, shared by the worker and the activator. `running_for`: how long the
-/// target has run; `quiet_for`: how long since the last traffic (never more than
-/// `running_for`), `None` while a connection is open or when nothing measures traffic.
-/// `max_age` wins whatever the traffic and the minimum; `idle_after` needs `min_in_force` 0.
+/// The scale-to-zero rule. `running_for`: how long the target has run; `quiet_for`: how long
+/// since the last traffic (never more than `running_for`), `None` while a connection is open or
+/// when nothing measures traffic. `max_age` wins whatever the traffic and the minimum;
+/// `idle_after` needs `min_in_force` 0.
 pub fn stop_due(
     idle_after: Option<Duration>,
     max_age: Option<Duration>,
@@ -256,26 +303,6 @@ pub fn stop_due(
         }
         _ => None,
     }
-}
-
-/// A requested change of size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ScaleTo {
-    pub from: u32,
-    pub to: u32,
-    pub reason: ScaleReason,
-}
-
-/// What to do after one heartbeat.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
-    pub bounds: Bounds,
-    /// `Some` when the size should change; the shell sets it and reports back with
-    /// [`AppState::scaled`] or [`AppState::scale_failed`].
-    pub scale: Option<ScaleTo>,
-    /// A streak asked for a scale but a cool-off holds it back until this moment.
-    pub cooling_until: Option<DateTime<Utc>>,
-    pub events: Vec<Event>,
 }
 
 /// A condition told once when it starts, again after `notify_repeat_after` while it lasts, and
@@ -321,18 +348,24 @@ impl Alert {
     }
 }
 
+/// The notice of an alert's change, when its rule says to tell: `on` for a start or a
+/// repeat, `ended` for its end.
+fn told(change: Option<AlertChange>, rule: bool, on: Notice, ended: Notice) -> Option<Notice> {
+    match change? {
+        _ if !rule => None,
+        AlertChange::Ended => Some(ended),
+        AlertChange::Started | AlertChange::Repeated => Some(on),
+    }
+}
+
 fn elapsed(since: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
     (now - since).to_std().unwrap_or(Duration::ZERO)
 }
 
-/// Everything the engine remembers about one app between heartbeats.
-#[derive(Debug, Clone, Default)]
-pub struct AppState {
-    pub consecutive_fails: u32,
-    pub consecutive_passes: u32,
-    /// Heartbeats in a row that were not fails / not passes: how long a lull has lasted.
-    pub heartbeats_since_fail: u32,
-    pub heartbeats_since_pass: u32,
+/// Everything the engine remembers about one app between beats.
+#[derive(Debug, Clone)]
+pub struct State {
+    policy: Policy,
     /// When the size last changed, for the cool-offs.
     pub last_scale_at: Option<DateTime<Utc>>,
     /// `(when, dynos moved)` within `notify_if_scale_diff_exceeds_period`.
@@ -347,10 +380,7 @@ pub struct AppState {
     /// Since when the app has run (quantity above 0), as far as the engine has seen; for
     /// `max_age` and so that a fresh start gets a whole `idle_after`.
     pub running_since: Option<DateTime<Utc>>,
-    /// Set by the shell before each decision when something measures traffic; `None` means
-    /// nothing does, and then `idle_after` never stops the app.
-    pub traffic: Option<Traffic>,
-    /// The planned downtime window in force, as last told by [`AppState::set_downtime`].
+    /// The planned downtime window in force, as the last step was told.
     downtime: Option<Window>,
     /// The size when `downtime_dynos` first held the formation, to go back to afterwards.
     size_before_downtime: Option<u32>,
@@ -358,9 +388,22 @@ pub struct AppState {
     restore_after_downtime: Option<u32>,
 }
 
-impl AppState {
-    pub fn new() -> Self {
-        AppState::default()
+impl State {
+    pub fn new(config: &Config) -> Self {
+        State {
+            policy: Policy::new(&config.policy),
+            last_scale_at: None,
+            scale_history: VecDeque::new(),
+            needs_above_max: Alert::default(),
+            needs_below_min: Alert::default(),
+            scale_diff: Alert::default(),
+            platform_failing: Alert::default(),
+            platform_refusal_told: false,
+            running_since: None,
+            downtime: None,
+            size_before_downtime: None,
+            restore_after_downtime: None,
+        }
     }
 
     /// The planned downtime window in force, if any.
@@ -368,238 +411,202 @@ impl AppState {
         self.downtime.as_ref()
     }
 
-    /// Tells the engine which planned downtime window is in force at `now` (`None`: none).
-    /// Returns the events of a downtime that starts or ends: overlapping and back-to-back
-    /// windows are one downtime, told once. Both edges clear the streaks, so heartbeats from
-    /// before a window never add to those after it.
-    pub fn set_downtime(
-        &mut self,
-        settings: &AppSettings,
-        now: DateTime<Utc>,
-        window: Option<&Window>,
-    ) -> Vec<Event> {
+    /// The streaks' counts, when the policy is 2.1's streaks.
+    pub fn streaks(&self) -> Option<&Streaks> {
+        match &self.policy {
+            Policy::Streaks(streaks) => Some(streaks),
+        }
+    }
+
+    /// [`step`] on this state, in place.
+    fn advance(&mut self, config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> Output {
+        let mut notices = self.set_downtime(config, inputs.downtime.as_ref());
+        let seen = observe::observed(
+            inputs.heartbeat.as_ref(),
+            inputs.router.as_ref(),
+            config.max_response_time_ms,
+            config.min_response_time_ms,
+        );
+        let mut output = Output {
+            observed: seen.clone().unwrap_or_else(Heartbeat::nothing),
+            bounds: config.bounds_at(now),
+            scale: None,
+            cooling_until: None,
+            notices: Vec::new(),
+        };
+        match (inputs.size, &seen) {
+            (None, _) => {
+                // No size to decide from: count what was seen, so the streaks stay warm.
+                if let Some(seen) = &seen {
+                    self.count(seen, inputs, now);
+                }
+            }
+            (Some(0), _) => {
+                // A stopped app: what a heartbeat saw before it stopped counts for nothing,
+                // and old streaks are forgotten; only a minimum above 0 starts it again.
+                self.policy.forget();
+                self.decide(config, now, 0, inputs.traffic, &mut output);
+            }
+            (Some(current), seen) => {
+                if let Some(seen) = seen {
+                    self.count(seen, inputs, now);
+                }
+                self.decide(config, now, current, inputs.traffic, &mut output);
+                if let (true, Some(seen)) = (config.notify.every_ping, seen) {
+                    let ping = Notice::Ping {
+                        heartbeat: seen.clone(),
+                        in_downtime: self.downtime.is_some(),
+                        dynos: current,
+                        bounds: output.bounds,
+                    };
+                    output.notices.insert(0, ping);
+                }
+            }
+        }
+        if inputs.size.is_some() && output.scale.is_none() {
+            // The size is known and nothing needs writing: the platform is fine again.
+            output.notices.extend(self.platform_answered(config, now));
+        }
+        notices.append(&mut output.notices);
+        output.notices = notices;
+        output
+    }
+
+    /// Takes the planned downtime window in force. Returns the notices of a downtime that
+    /// starts or ends: overlapping and back-to-back windows are one downtime, told once. Both
+    /// edges make the policy forget, so beats from before a window never add to those after.
+    fn set_downtime(&mut self, config: &Config, window: Option<&Window>) -> Vec<Notice> {
         let previous = std::mem::replace(&mut self.downtime, window.cloned());
-        let zone = settings.time_zone;
-        let (kind, message, reason) = match (previous, window) {
+        let notice = match (previous, window) {
             (None, Some(window)) => {
-                self.clear_streaks();
+                self.policy.forget();
                 // The slowness is planned: what was told about being too slow no longer holds,
                 // and is told afresh if it is still true after the window.
                 self.needs_above_max = Alert::default();
                 self.needs_below_min = Alert::default();
                 // A window that starts before the last one's size was restored keeps that size.
                 self.size_before_downtime = self.restore_after_downtime.take();
-                let hold = settings
-                    .downtime_dynos
-                    .map(|dynos| format!(" Holding {dynos} dynos."))
-                    .unwrap_or_default();
-                (
-                    EventKind::DowntimeStarted,
-                    format!(
-                        "Planned downtime until {}: fails are not counted and the worker does not scale up.{hold}",
-                        local_time(window.end, zone)
-                    ),
-                    format!("{}, from {}", window.local_span(zone), window.source),
-                )
+                Notice::DowntimeStarted {
+                    window: window.clone(),
+                    time_zone: config.time_zone,
+                    holding: config.downtime_dynos,
+                }
             }
             (Some(ended), None) => {
-                self.clear_streaks();
+                self.policy.forget();
                 self.restore_after_downtime = self.size_before_downtime.take();
-                let back = self
-                    .restore_after_downtime
-                    .map(|dynos| format!(" Going back to {dynos} dynos."))
-                    .unwrap_or_default();
-                (
-                    EventKind::DowntimeEnded,
-                    format!("Planned downtime is over: counting heartbeats afresh.{back}"),
-                    format!("{}, from {}", ended.local_span(zone), ended.source),
-                )
+                Notice::DowntimeEnded {
+                    window: ended,
+                    time_zone: config.time_zone,
+                    back_to: self.restore_after_downtime,
+                }
             }
             _ => return Vec::new(),
         };
-        if !settings.notify_on_downtime {
-            return Vec::new();
-        }
-        let mut event = self.event(settings, now, kind, message);
-        event.reason = reason;
-        vec![event]
-    }
-
-    /// Forgets both streaks: after a scale, around planned downtime, while stopped.
-    fn clear_streaks(&mut self) {
-        self.consecutive_fails = 0;
-        self.consecutive_passes = 0;
-    }
-
-    /// Counts one heartbeat into the streaks. A fail clears the passes, a pass clears the
-    /// fails, anything else clears both. During planned downtime nothing is counted.
-    pub fn record(&mut self, observation: Observation) {
-        if self.downtime.is_some() {
-            return;
-        }
-        match observation {
-            Observation::Fail => {
-                self.consecutive_fails += 1;
-                self.consecutive_passes = 0;
-                self.heartbeats_since_fail = 0;
-                self.heartbeats_since_pass = self.heartbeats_since_pass.saturating_add(1);
-            }
-            Observation::Pass => {
-                self.consecutive_passes += 1;
-                self.consecutive_fails = 0;
-                self.heartbeats_since_pass = 0;
-                self.heartbeats_since_fail = self.heartbeats_since_fail.saturating_add(1);
-            }
-            Observation::InBand | Observation::Misconfigured { .. } => {
-                self.clear_streaks();
-                self.heartbeats_since_fail = self.heartbeats_since_fail.saturating_add(1);
-                self.heartbeats_since_pass = self.heartbeats_since_pass.saturating_add(1);
-            }
+        if config.notify.downtime {
+            vec![notice]
+        } else {
+            Vec::new()
         }
     }
 
-    /// Records the heartbeat and decides, from the quantity just read from the platform.
-    pub fn observe(
+    /// Counts one observed beat. During planned downtime nothing is counted.
+    fn count(&mut self, seen: &Heartbeat, inputs: &Inputs, now: DateTime<Utc>) {
+        if self.downtime.is_none() {
+            self.policy.observe(seen, inputs, now);
+        }
+    }
+
+    /// Decides at `current` dynos from what the policy counted so far.
+    fn decide(
         &mut self,
-        settings: &AppSettings,
+        config: &Config,
         now: DateTime<Utc>,
-        heartbeat: &Heartbeat,
         current: u32,
-    ) -> Plan {
-        self.record(heartbeat.observation);
-        let mut plan = self.decide(settings, now, current);
-        if plan.scale.is_none() {
-            // The read worked and nothing needs writing: the platform is fine again.
-            plan.events.extend(self.platform_answered(settings, now));
-        }
-        if settings.notify_on_every_ping {
-            let band = match heartbeat.observation {
-                Observation::Fail => "high",
-                Observation::Pass => "low",
-                Observation::InBand => "right",
-                Observation::Misconfigured { .. } => "misconfigured",
-            };
-            let during = if self.downtime.is_some() {
-                " (planned downtime)"
-            } else {
-                ""
-            };
-            let mut ping = self.event(
-                settings,
-                now,
-                EventKind::Ping,
-                format!("Ping: {}, {band}{during}", heartbeat.summary),
-            );
-            ping.response_time_ms = heartbeat.response_time_ms;
-            ping.min_dynos = Some(plan.bounds.min);
-            ping.max_dynos = Some(plan.bounds.max);
-            ping.from_quantity = Some(current);
-            plan.events.insert(0, ping);
-        }
-        for event in &mut plan.events {
-            if event.response_time_ms.is_none() {
-                event.response_time_ms = heartbeat.response_time_ms;
-            }
-        }
-        plan
-    }
-
-    /// Decides from the streaks so far, without a new heartbeat.
-    pub fn decide(&mut self, settings: &AppSettings, now: DateTime<Utc>, current: u32) -> Plan {
-        let bounds = bounds_at(settings, now);
+        traffic: Option<Traffic>,
+        output: &mut Output,
+    ) {
+        let bounds = output.bounds;
         if current == 0 {
             self.running_since = None;
         } else if self.running_since.is_none() {
             self.running_since = Some(now);
         }
-        let mut plan = Plan {
-            bounds,
-            scale: None,
-            cooling_until: None,
-            events: Vec::new(),
-        };
         if self.downtime.is_some() {
-            plan.scale = self.hold_in_downtime(settings, bounds, current);
-            plan.events.extend(self.check_scale_diff(settings, now));
-            return plan;
+            output.scale = self.hold_in_downtime(config, bounds, current);
+            output.notices.extend(self.check_scale_diff(config, now));
+            return;
         }
         if let Some(before) = self.restore_after_downtime {
             let to = before.max(bounds.min).min(bounds.max);
             if to != current {
-                plan.scale = Some(ScaleTo {
+                output.scale = Some(ScaleTo {
                     from: current,
                     to,
                     reason: ScaleReason::DowntimeOver,
                 });
-                plan.events.extend(self.check_scale_diff(settings, now));
-                return plan;
+                output.notices.extend(self.check_scale_diff(config, now));
+                return;
             }
             self.restore_after_downtime = None;
         }
-        let wants_up = self.consecutive_fails >= settings.number_of_fails_to_scale_up_after;
-        let wants_down = self.consecutive_passes >= settings.number_of_passes_to_scale_down_after;
         let mut needs_above_max = false;
         let mut needs_below_min = false;
 
         if current > bounds.max {
-            plan.scale = Some(ScaleTo {
+            output.scale = Some(ScaleTo {
                 from: current,
                 to: bounds.max,
                 reason: ScaleReason::AboveMax,
             });
         } else if current < bounds.min {
-            plan.scale = Some(ScaleTo {
+            output.scale = Some(ScaleTo {
                 from: current,
                 to: bounds.min,
                 reason: ScaleReason::BelowMin,
             });
-        } else if wants_up {
-            if current < bounds.max {
-                let to = current.saturating_add(settings.increment).min(bounds.max);
-                match self.cooling_until(settings.scale_up_cooldown, now) {
-                    Some(until) => plan.cooling_until = Some(until),
-                    None => {
-                        plan.scale = Some(ScaleTo {
+        } else {
+            match self.policy.wish(config, current, now) {
+                Wish::Keep => {}
+                Wish::More { to, reason } if current < bounds.max => {
+                    let scale = ScaleTo {
+                        from: current,
+                        to: to.min(bounds.max),
+                        reason,
+                    };
+                    self.unless_cooling(config.scale_up_cooldown, now, scale, output);
+                }
+                Wish::More { .. } => needs_above_max = true,
+                Wish::Fewer { to, reason } => {
+                    // Only idle_after and max_age take an app to 0, never the policy.
+                    let floor = bounds.min.max(1);
+                    if current > floor {
+                        let scale = ScaleTo {
                             from: current,
-                            to,
-                            reason: ScaleReason::TooSlow,
-                        })
+                            to: to.max(floor),
+                            reason,
+                        };
+                        self.unless_cooling(config.scale_down_cooldown, now, scale, output);
+                    } else if current > 1 {
+                        // As in 2.1: at one dyno there is nothing below the min worth telling.
+                        needs_below_min = true;
                     }
                 }
-            } else {
-                needs_above_max = true;
-            }
-        } else if wants_down {
-            // Heartbeats never stop the app: only idle_after and max_age take it to 0.
-            let floor = bounds.min.max(1);
-            if current > floor {
-                let to = current.saturating_sub(settings.increment).max(floor);
-                match self.cooling_until(settings.scale_down_cooldown, now) {
-                    Some(until) => plan.cooling_until = Some(until),
-                    None => {
-                        plan.scale = Some(ScaleTo {
-                            from: current,
-                            to,
-                            reason: ScaleReason::FastEnough,
-                        })
-                    }
-                }
-            } else if current > 1 {
-                // As in 2.1: at one dyno there is nothing below the min worth telling.
-                needs_below_min = true;
             }
         }
 
-        // A state that is on lasts through a short lull: it ends after as many calm heartbeats
-        // in a row as it took to start it, or when the size leaves the bound. Otherwise answers
-        // hovering around the limit would start and end it every few heartbeats: spam.
-        // Planned downtime observes nothing, so it holds no state on either.
-        let holding = plan.scale.is_none() && self.downtime.is_none();
+        // A state that is on lasts through a short lull: it ends after as many calm beats in a
+        // row as it took to start it, or when the size leaves the bound. Otherwise answers
+        // hovering around the limit would start and end it every few beats: spam. Planned
+        // downtime observes nothing, so it holds no state on either.
+        let holding = output.scale.is_none() && self.downtime.is_none();
+        let (up_because, up_lull_short) = self.policy.leaning_up(config);
+        let (down_because, down_lull_short) = self.policy.leaning_down(config);
         if !needs_above_max
             && holding
             && self.needs_above_max.is_on()
             && current >= bounds.max
-            && self.heartbeats_since_fail < settings.number_of_fails_to_scale_up_after
+            && up_lull_short
         {
             needs_above_max = true;
         }
@@ -608,123 +615,109 @@ impl AppState {
             && self.needs_below_min.is_on()
             && current <= bounds.min
             && current > 1
-            && self.heartbeats_since_pass < settings.number_of_passes_to_scale_down_after
+            && down_lull_short
         {
             needs_below_min = true;
         }
 
-        let repeat = settings.notify_repeat_after;
-        match self.needs_above_max.update(needs_above_max, now, repeat) {
-            Some(change) if settings.notify_if_needs_exceed_max => {
-                let (kind, message) = match change {
-                    AlertChange::Started | AlertChange::Repeated => (
-                        EventKind::NeedsAboveMax,
-                        format!("We are at the max ({current}) dynos, but the response is still too slow."),
-                    ),
-                    AlertChange::Ended => (
-                        EventKind::NeedsAboveMaxEnded,
-                        format!("No longer too slow at the max; now at {current} dynos."),
-                    ),
-                };
-                let mut event = self.event(settings, now, kind, message);
-                event.reason = if kind == EventKind::NeedsAboveMax {
-                    format!(
-                        "{} consecutive heartbeats slower than {} ms; consider raising max_dynos",
-                        self.consecutive_fails, settings.max_response_time_ms
-                    )
-                } else {
-                    String::new()
-                };
-                event.from_quantity = Some(current);
-                event.min_dynos = Some(bounds.min);
-                event.max_dynos = Some(bounds.max);
-                plan.events.push(event);
-            }
-            _ => {}
-        }
-        match self.needs_below_min.update(needs_below_min, now, repeat) {
-            Some(change) if settings.notify_if_needs_below_min => {
-                let (kind, message) = match change {
-                    AlertChange::Started | AlertChange::Repeated => (
-                        EventKind::NeedsBelowMin,
-                        format!(
-                            "We are at the minimum ({current}) dynos, but the response is still low enough we could scale down further."
-                        ),
-                    ),
-                    AlertChange::Ended => (
-                        EventKind::NeedsBelowMinEnded,
-                        format!("No longer fast enough to go below the minimum; now at {current} dynos."),
-                    ),
-                };
-                let mut event = self.event(settings, now, kind, message);
-                if kind == EventKind::NeedsBelowMin {
-                    event.reason = format!(
-                        "{} consecutive heartbeats faster than {} ms; consider lowering min_dynos",
-                        self.consecutive_passes, settings.min_response_time_ms
-                    );
-                }
-                event.from_quantity = Some(current);
-                event.min_dynos = Some(bounds.min);
-                event.max_dynos = Some(bounds.max);
-                plan.events.push(event);
-            }
-            _ => {}
-        }
-        if plan.scale.is_none() && current > 0 {
-            if let Some(reason) = self.stop_due(settings, now, bounds.min) {
-                plan.scale = Some(ScaleTo {
+        let repeat = config.notify.repeat_after;
+        let above = self.needs_above_max.update(needs_above_max, now, repeat);
+        let ended = Notice::NeedsAboveMaxEnded {
+            dynos: current,
+            bounds,
+        };
+        let on = Notice::NeedsAboveMax {
+            dynos: current,
+            bounds,
+            because: up_because,
+        };
+        output
+            .notices
+            .extend(told(above, config.notify.needs_above_max, on, ended));
+        let below = self.needs_below_min.update(needs_below_min, now, repeat);
+        let ended = Notice::NeedsBelowMinEnded {
+            dynos: current,
+            bounds,
+        };
+        let on = Notice::NeedsBelowMin {
+            dynos: current,
+            bounds,
+            because: down_because,
+        };
+        output
+            .notices
+            .extend(told(below, config.notify.needs_below_min, on, ended));
+        if output.scale.is_none() && current > 0 {
+            if let Some(reason) = self.stop_due(config, now, bounds.min, traffic) {
+                output.scale = Some(ScaleTo {
                     from: current,
                     to: 0,
-                    reason: reason.into(),
+                    reason,
                 });
-                plan.cooling_until = None;
+                output.cooling_until = None;
             }
         }
-        plan.events.extend(self.check_scale_diff(settings, now));
-        plan
+        output.notices.extend(self.check_scale_diff(config, now));
     }
 
-    /// [`stop_due`] with what this state knows: since when the app runs, and its traffic.
-    fn stop_due(&self, settings: &AppSettings, now: DateTime<Utc>, min: u32) -> Option<StopReason> {
+    /// Plans `scale` unless the cool-off since the last scale holds it.
+    fn unless_cooling(
+        &self,
+        cooldown: Duration,
+        now: DateTime<Utc>,
+        scale: ScaleTo,
+        output: &mut Output,
+    ) {
+        match self.cooling_until(cooldown, now) {
+            Some(until) => output.cooling_until = Some(until),
+            None => output.scale = Some(scale),
+        }
+    }
+
+    /// [`stop_due`] with what this state knows (since when the app runs) and the traffic.
+    fn stop_due(
+        &self,
+        config: &Config,
+        now: DateTime<Utc>,
+        min: u32,
+        traffic: Option<Traffic>,
+    ) -> Option<ScaleReason> {
         let running_for = elapsed(self.running_since?, now);
-        let quiet_for = self.traffic.and_then(|traffic| {
+        let quiet_for = traffic.and_then(|traffic| {
             if traffic.open_connections > 0 {
                 return None;
             }
             let since_traffic = traffic.last_at.map_or(running_for, |at| elapsed(at, now));
             Some(since_traffic.min(running_for))
         });
-        stop_due(
-            settings.idle_after,
-            settings.max_age,
+        let reason = stop_due(
+            config.idle_after,
+            config.max_age,
             min,
             running_for,
             quiet_for,
-        )
+        )?;
+        Some(match reason {
+            StopReason::Idle => ScaleReason::Idle {
+                after: config.idle_after.unwrap_or_default(),
+            },
+            StopReason::MaxAge => ScaleReason::MaxAge {
+                age: config.max_age.unwrap_or_default(),
+            },
+        })
     }
 
-    /// Decides for an app read at quantity 0, with no heartbeat (a stopped app is not
-    /// probed). Old streaks are forgotten; only a minimum above 0 starts it again.
-    pub fn observe_stopped(&mut self, settings: &AppSettings, now: DateTime<Utc>) -> Plan {
-        self.clear_streaks();
-        let mut plan = self.decide(settings, now, 0);
-        if plan.scale.is_none() {
-            plan.events.extend(self.platform_answered(settings, now));
-        }
-        plan
-    }
-
-    /// During planned downtime no streak moves the size: fails are expected, and passes from
+    /// During planned downtime no policy moves the size: fails are expected, and passes from
     /// a maintenance page say nothing about the load that comes back after it. With
     /// `downtime_dynos` the size is held there (over the bounds: it is what the team asked
     /// for the window); without it, only the bounds in force still move it.
     fn hold_in_downtime(
         &mut self,
-        settings: &AppSettings,
+        config: &Config,
         bounds: Bounds,
         current: u32,
     ) -> Option<ScaleTo> {
-        let (to, reason) = match settings.downtime_dynos {
+        let (to, reason) = match config.downtime_dynos {
             Some(hold) => {
                 self.size_before_downtime.get_or_insert(current);
                 (hold, ScaleReason::DowntimeHold)
@@ -748,16 +741,29 @@ impl AppState {
         Some(last + chrono::Duration::from_std(cooldown).unwrap_or(chrono::Duration::MAX))
     }
 
-    /// The platform now runs `to` (it answered the write). Clears the streaks and returns the
-    /// events to send.
-    pub fn scaled(
+    /// What came of acting on the last step (or of reading the size): the engine's one
+    /// feedback. Returns what to tell people.
+    pub fn acted(&mut self, config: &Config, acted: &Acted, now: DateTime<Utc>) -> Vec<Notice> {
+        match acted {
+            Acted::Scaled { scale, dry_run } => self.scaled(config, now, *scale, *dry_run),
+            Acted::Failed { scale, error } => {
+                self.platform_failed(config, now, *scale, error, false)
+            }
+            Acted::Refused { scale, error } => {
+                self.platform_failed(config, now, *scale, error, true)
+            }
+        }
+    }
+
+    /// The platform now runs `scale.to` (it answered the write).
+    fn scaled(
         &mut self,
-        settings: &AppSettings,
+        config: &Config,
         now: DateTime<Utc>,
         scale: ScaleTo,
         dry_run: bool,
-    ) -> Vec<Event> {
-        self.clear_streaks();
+    ) -> Vec<Notice> {
+        self.policy.scaled();
         self.last_scale_at = Some(now);
         if scale.to == 0 {
             self.running_since = None;
@@ -769,158 +775,93 @@ impl AppState {
         }
         self.scale_history
             .push_back((now, scale.from.abs_diff(scale.to)));
-        let mut events = self.platform_answered(settings, now);
-        if settings.notify_on_every_scale {
-            let message = if dry_run {
-                format!("Would scale to ({}) dynos (dry run).", scale.to)
-            } else {
-                format!("Scaled to ({}) dynos.", scale.to)
-            };
-            let mut event = self.event(settings, now, EventKind::Scaled, message);
-            event.reason = format!(
-                "from {} to {}: {}",
-                scale.from,
-                scale.to,
-                scale.reason.describe(settings)
-            );
-            self.fill(&mut event, settings, now, scale);
-            events.push(event);
+        let mut notices = self.platform_answered(config, now);
+        if config.notify.every_scale {
+            notices.push(Notice::Scaled {
+                scale,
+                bounds: config.bounds_at(now),
+                dry_run,
+            });
         }
-        events.extend(self.check_scale_diff(settings, now));
-        events
+        notices.extend(self.check_scale_diff(config, now));
+        notices
     }
 
-    /// A read or write of the formation failed. The streaks stay, so the next heartbeat tries
-    /// again from a fresh read.
-    pub fn scale_failed(
-        &mut self,
-        settings: &AppSettings,
-        now: DateTime<Utc>,
-        scale: Option<ScaleTo>,
-        error: &str,
-    ) -> Vec<Event> {
-        self.platform_failed(settings, now, scale, error, false)
-    }
-
-    /// The platform refused a call with a 4xx other than 429 (a bad key, no access, a wrong app
-    /// or process type): a setting is wrong and no retry will fix it, so this is told even
-    /// without `notify_on_scale_fails`, once, like any outage.
-    pub fn scale_refused(
-        &mut self,
-        settings: &AppSettings,
-        now: DateTime<Utc>,
-        scale: Option<ScaleTo>,
-        error: &str,
-    ) -> Vec<Event> {
-        self.platform_failed(settings, now, scale, error, true)
-    }
-
+    /// A read or write failed, or was refused. The policy's counts stay, so the next beat
+    /// tries again from a fresh read. Told once when failures start (and again after
+    /// `notify_repeat_after`), not on every beat of an outage.
     fn platform_failed(
         &mut self,
-        settings: &AppSettings,
+        config: &Config,
         now: DateTime<Utc>,
         scale: Option<ScaleTo>,
         error: &str,
         refused: bool,
-    ) -> Vec<Event> {
-        // Told once when failures start (and again after notify_repeat_after), not on every
-        // heartbeat of an outage.
+    ) -> Vec<Notice> {
         let change = self
             .platform_failing
-            .update(true, now, settings.notify_repeat_after);
+            .update(true, now, config.notify.repeat_after);
         if change == Some(AlertChange::Started) {
             self.platform_refusal_told = refused;
         }
-        let tell = settings.notify_on_scale_fails || refused;
+        let tell = config.notify.scale_fails || refused;
         if !tell || change.is_none() {
             return Vec::new();
         }
         self.platform_refusal_told |= refused;
-        let message = if refused {
-            "The platform refuses the worker's calls: scaling is paused until a setting is fixed."
-        } else {
-            "Just tried to scale, and it failed."
-        };
-        let mut event = self.event(settings, now, EventKind::ScaleFailed, message);
-        event.reason = error.to_string();
-        if let Some(scale) = scale {
-            self.fill(&mut event, settings, now, scale);
-        }
-        vec![event]
+        vec![Notice::ScaleFailed {
+            scale,
+            bounds: config.bounds_at(now),
+            error: error.to_string(),
+            refused,
+        }]
     }
 
     /// The platform answered: ends a scale-failure alert, if one is on.
-    fn platform_answered(&mut self, settings: &AppSettings, now: DateTime<Utc>) -> Vec<Event> {
+    fn platform_answered(&mut self, config: &Config, now: DateTime<Utc>) -> Vec<Notice> {
         let change = self
             .platform_failing
-            .update(false, now, settings.notify_repeat_after);
+            .update(false, now, config.notify.repeat_after);
         let refusal_told = std::mem::take(&mut self.platform_refusal_told);
-        if change != Some(AlertChange::Ended) || !(settings.notify_on_scale_fails || refusal_told) {
+        if change != Some(AlertChange::Ended) || !(config.notify.scale_fails || refusal_told) {
             return Vec::new();
         }
-        vec![self.event(
-            settings,
-            now,
-            EventKind::ScaleRecovered,
-            "Scaling works again: the platform answered.",
-        )]
+        vec![Notice::ScaleRecovered]
     }
 
     /// Tells when the dynos moved within the period exceed the threshold in force.
-    fn check_scale_diff(&mut self, settings: &AppSettings, now: DateTime<Utc>) -> Vec<Event> {
-        let (Some(threshold), Some(period)) = (
-            &settings.notify_if_scale_diff_exceeds_threshold,
-            settings.notify_if_scale_diff_exceeds_period,
-        ) else {
+    fn check_scale_diff(&mut self, config: &Config, now: DateTime<Utc>) -> Vec<Notice> {
+        let Some(rule) = &config.notify.scale_diff else {
             return Vec::new();
         };
         while let Some((at, _)) = self.scale_history.front() {
-            if elapsed(*at, now) > period {
+            if elapsed(*at, now) > rule.period {
                 self.scale_history.pop_front();
             } else {
                 break;
             }
         }
         let moved: u32 = self.scale_history.iter().map(|(_, diff)| diff).sum();
-        let limit = threshold.at(now, settings.time_zone);
-        let minutes = period.as_secs_f64() / 60.0;
+        let threshold = rule.threshold.at(now, config.time_zone);
         let change = self
             .scale_diff
-            .update(moved > limit, now, settings.notify_repeat_after);
-        let (kind, message, reason) = match change {
-            None => return Vec::new(),
-            Some(AlertChange::Started | AlertChange::Repeated) => (
-                EventKind::ScaleDiffExceeded,
-                "Too much scaling over too little time!".to_string(),
-                format!("{moved} dynos moved in the last {minutes} minutes, more than the threshold of {limit}"),
-            ),
-            Some(AlertChange::Ended) => (
-                EventKind::ScaleDiffEnded,
-                "Scaling has calmed down.".to_string(),
-                format!("{moved} dynos moved in the last {minutes} minutes, within the threshold of {limit}"),
-            ),
-        };
-        let mut event = self.event(settings, now, kind, message);
-        event.reason = reason;
-        vec![event]
-    }
-
-    fn event(
-        &self,
-        settings: &AppSettings,
-        now: DateTime<Utc>,
-        kind: EventKind,
-        message: impl Into<String>,
-    ) -> Event {
-        Event::new(now, &settings.heroku_app_name, kind, message)
-    }
-
-    fn fill(&self, event: &mut Event, settings: &AppSettings, now: DateTime<Utc>, scale: ScaleTo) {
-        let bounds = bounds_at(settings, now);
-        event.from_quantity = Some(scale.from);
-        event.to_quantity = Some(scale.to);
-        event.min_dynos = Some(bounds.min);
-        event.max_dynos = Some(bounds.max);
+            .update(moved > threshold, now, config.notify.repeat_after);
+        let period = rule.period;
+        match change {
+            None => Vec::new(),
+            Some(AlertChange::Started | AlertChange::Repeated) => {
+                vec![Notice::ScaleDiffExceeded {
+                    moved,
+                    period,
+                    threshold,
+                }]
+            }
+            Some(AlertChange::Ended) => vec![Notice::ScaleDiffEnded {
+                moved,
+                period,
+                threshold,
+            }],
+        }
     }
 }
 

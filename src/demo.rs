@@ -9,8 +9,8 @@
 
 pub mod load;
 
-use crate::bot::Beat;
 use crate::settings::{self, AppSettings, SettingsError};
+use crate::telemetry::Beat;
 use crate::Worker;
 use autoscalebot_backends::Secret;
 use autoscalebot_sandbox::{Sandbox, SandboxConfig};
@@ -259,7 +259,6 @@ pub async fn run(
         let tally_now = *tally.lock().unwrap();
         let line = timeline_line(
             &mut summary,
-            &settings,
             &phases,
             phase,
             now - started,
@@ -350,7 +349,6 @@ fn write_header(
 #[allow(clippy::too_many_arguments)]
 fn timeline_line(
     summary: &mut Summary,
-    settings: &AppSettings,
     phases: &[Phase],
     phase: usize,
     elapsed: Duration,
@@ -378,13 +376,13 @@ fn timeline_line(
     for beat in &beats {
         if let (Some(to), Some(scale)) = (
             beat.scaled_to,
-            beat.plan.as_ref().and_then(|plan| plan.scale),
+            beat.output.as_ref().and_then(|output| output.scale),
         ) {
             let direction = if to > scale.from { "up" } else { "down" };
             decisions.push(format!(
                 "scaled {direction} {} -> {to} ({})",
                 scale.from,
-                scale.reason.describe(settings)
+                crate::notices::describe(&scale.reason)
             ));
             summary.scales.push(Scale {
                 at: elapsed,

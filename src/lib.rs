@@ -4,8 +4,11 @@
 //! - [`settings`]: load and validate the TOML file and `AUTOSCALE_*` variables.
 //! - [`schedule`]: time-of-day tables for `min_dynos` and `max_dynos`.
 //! - [`downtime`]: planned downtime windows: the ISO 8601 interval parser and the calendar.
-//! - [`decision`]: the pure engine (settings, now, size, heartbeat) → plan.
-//! - [`bot`]: the async loop that probes, decides, scales and notifies.
+//! - [`decision`]: the pure engine: one step (state, config, inputs, now) → (state, output).
+//! - [`notices`]: the words people read: the engine's notices as the notifiers' events.
+//! - [`bot`]: the async loop: gather the inputs, take the engine's step, act, tell, record.
+//! - [`clock`]: where `now` comes from (the system's, or tokio's in tests).
+//! - [`traffic`], [`drain`]: real traffic, and the log drain's router window, as inputs.
 //! - [`budget`]: the Platform API budget per key, the pace of formation reads, heartbeat spread.
 //! - [`activator`]: wakes a stopped target on demand, forwards, stops it when idle.
 //! - [`demo`]: `autoscalebot demo`, the sandbox, a traffic surge and the worker in one process.
@@ -21,10 +24,13 @@
 pub mod activator;
 pub mod bot;
 pub mod budget;
+pub mod clock;
 pub mod decision;
 pub mod demo;
 pub mod downtime;
+pub mod drain;
 pub mod metrics;
+pub mod notices;
 pub mod router_log;
 pub mod schedule;
 pub mod server;
@@ -33,9 +39,13 @@ pub mod simulate;
 pub mod telemetry;
 #[doc(hidden)]
 pub mod test_doubles;
+pub mod traffic;
+
+#[cfg(test)]
+mod module_graph;
 
 pub use bot::Worker;
-pub use decision::{AppState, Observation, Plan};
+pub use decision::{Observation, Output, State};
 pub use settings::{AppSettings, Settings, SettingsError};
 
 use autoscalebot_backends::leader::{Leadership, PostgresLock};

@@ -22,6 +22,7 @@ use url::Url;
 
 mod app;
 mod apps;
+mod engine;
 mod reader;
 mod tables;
 

@@ -1,17 +1,19 @@
 //! What the loop shares with the HTTP server: the metrics, the recent beats and notifications
-//! (for the status page), the router window the drain fills, and the loop's liveness stamp.
+//! (for the status page), the app's log drain (which the server fills), and the loop's
+//! liveness stamp.
 //!
 //! One [`Telemetry`] per app, a small struct of `Arc`s cloned into both sides; the settings
 //! are the worker's own `Arc`, never a copy. Locks are std mutexes held for a push or a copy,
 //! never across an await, so the loop never waits on the server (nor the server on the loop).
 //! A worker may hold thousands: nothing is allocated before it is needed, and a beat kept for
-//! the chart is a few plain numbers. Nothing here decides or does I/O.
+//! the chart is a few plain numbers. Nothing here decides or does I/O, and the loop reads its
+//! inputs (the drain among them) from their own handles, not from here.
 
-use crate::activator::meter::TrafficMeter;
-use crate::bot::{Beat, Clock};
-use crate::decision::Observation;
+use crate::clock::Clock;
+use crate::decision::{Heartbeat, Observation, Output};
+use crate::drain::Drain;
 use crate::metrics::AppMetrics;
-use crate::router_log::{IngestCounts, Request, RouterStats, RouterWindow};
+use crate::router_log::{IngestCounts, Request, RouterStats};
 use crate::settings::AppSettings;
 use autoscalebot_backends::notify::{Event, EventKind};
 use chrono::{DateTime, Utc};
@@ -20,14 +22,31 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// What one beat did, for the status page, the demo's timeline, logs and tests.
+#[derive(Debug, Clone)]
+pub struct Beat {
+    pub at: DateTime<Utc>,
+    /// What the beat observed ([`Heartbeat::nothing`] for a stopped app: no heartbeat was sent).
+    pub heartbeat: Heartbeat,
+    /// The app was believed stopped, so it was not probed: only its size was read.
+    pub stopped: bool,
+    /// The quantity read from the platform (or the last one known), when there was one.
+    pub quantity: Option<u32>,
+    /// The engine's output, when it decided from a size.
+    pub output: Option<Output>,
+    /// The quantity after this beat's scale, when one was made.
+    pub scaled_to: Option<u32>,
+    pub error: Option<String>,
+    /// The router window, when the log drain is on.
+    pub router: Option<RouterStats>,
+}
+
 /// How far back the status page's chart reaches.
 pub const CHART_SPAN: Duration = Duration::from_secs(6 * 3600);
 /// At most this many beats are kept for the chart (6 h of 30 s beats is 720).
 const MAX_BEATS: usize = 5000;
 /// The status page lists this many recent notifications.
 const MAX_NOTIFICATIONS: usize = 50;
-/// The router window keeps at most this many requests (about 24 MB), whatever the traffic.
-const MAX_WINDOW_REQUESTS: usize = 1_000_000;
 
 /// One beat as the chart draws it: plain numbers, since an app keeps up to 720 of them (the
 /// last beat's words are kept once, in [`Snapshot::last_summary`]).
@@ -46,12 +65,17 @@ pub struct BeatPoint {
     pub timed_out: bool,
 }
 
-/// Whether a classified heartbeat was a timeout. The classification keeps that only in its
-/// words (`decision::classify` writes "timeout after N ms", alone or first when combined
-/// with the router's); the unit test below classifies a real timeout, so a change of wording
-/// there fails here.
+/// Whether a classified beat's heartbeat timed out (alone, or first with `signal = "both"`).
 pub fn heartbeat_timed_out(heartbeat: &crate::decision::Heartbeat) -> bool {
-    heartbeat.summary.starts_with("timeout after")
+    use crate::decision::{HeartbeatReading, Seen};
+    fn timed_out(seen: &Seen) -> bool {
+        match seen {
+            Seen::Heartbeat(HeartbeatReading::TimedOut { .. }) => true,
+            Seen::Both(heartbeat, _) => timed_out(heartbeat),
+            _ => false,
+        }
+    }
+    timed_out(&heartbeat.seen)
 }
 
 #[derive(Debug, Default)]
@@ -68,7 +92,6 @@ struct History {
 #[derive(Debug)]
 struct Shared {
     history: Mutex<History>,
-    router: Mutex<RouterWindow>,
     last_beat: Mutex<Instant>,
 }
 
@@ -106,25 +129,26 @@ pub struct Telemetry {
     pub metrics: AppMetrics,
     settings: Arc<AppSettings>,
     shared: Arc<Shared>,
-    /// Touched by drain batches with real requests: the worker's traffic for `idle_after`.
-    traffic: Arc<TrafficMeter>,
+    /// The app's log drain: the server fills it, the status page shows it.
+    drain: Drain,
     clock: Clock,
 }
 
 impl Telemetry {
-    pub fn new(settings: Arc<AppSettings>, clock: Clock, metrics: AppMetrics) -> Self {
+    pub fn new(
+        settings: Arc<AppSettings>,
+        clock: Clock,
+        metrics: AppMetrics,
+        drain: Drain,
+    ) -> Self {
         Telemetry {
             metrics,
             shared: Arc::new(Shared {
                 history: Mutex::default(),
-                router: Mutex::new(RouterWindow::new(
-                    settings.router_window,
-                    MAX_WINDOW_REQUESTS,
-                )),
                 last_beat: Mutex::new(Instant::now()),
             }),
             settings,
-            traffic: TrafficMeter::new(),
+            drain,
             clock,
         }
     }
@@ -137,7 +161,8 @@ impl Telemetry {
             &settings.process_type,
             Vec::new(),
         );
-        Telemetry::new(Arc::new(settings.clone()), clock, metrics)
+        let drain = Drain::new(settings.router_window);
+        Telemetry::new(Arc::new(settings.clone()), clock, metrics, drain)
     }
 
     pub fn settings(&self) -> &AppSettings {
@@ -201,10 +226,10 @@ impl Telemetry {
         {
             history.beats.pop_front();
         }
-        history.last_summary.clone_from(&beat.heartbeat.summary);
+        history.last_summary = crate::notices::summary(&beat.heartbeat);
         history.last_error.clone_from(&beat.error);
-        if let Some(plan) = &beat.plan {
-            history.last_bounds = Some((plan.bounds.min, plan.bounds.max));
+        if let Some(output) = &beat.output {
+            history.last_bounds = Some((output.bounds.min, output.bounds.max));
         }
     }
 
@@ -224,33 +249,19 @@ impl Telemetry {
     /// Adds a drain batch's requests to the window, stamped with their arrival time.
     pub fn ingest(&self, counts: &IngestCounts, requests: Vec<Request>) {
         self.metrics.drain_ingested(counts, &requests);
-        // The worker's own heartbeats pass through the router too; they are not traffic.
-        if counts.router_lines > counts.heartbeat_lines {
-            self.traffic.touch();
-        }
-        let now = self.now();
-        self.shared.router.lock().unwrap().push(now, requests);
+        self.drain.ingest(self.now(), counts, requests);
     }
 
     /// The router window now (and the metrics' gauges set from it).
     pub fn router_stats(&self) -> RouterStats {
-        let now = self.now();
-        let stats = self.shared.router.lock().unwrap().stats(now);
+        let stats = self.drain.stats(self.now());
         self.metrics.router_window(&stats);
         stats
     }
 
-    /// The meter the drain touches on real requests (see [`Worker::from_settings`]).
-    ///
-    /// [`Worker::from_settings`]: crate::bot::Worker::from_settings
-    pub fn traffic(&self) -> Arc<TrafficMeter> {
-        self.traffic.clone()
-    }
-
-    /// When the router last logged a request. The seam for `idle_after` (issue 6): with the
-    /// drain on, idleness is the time since this.
+    /// When the router last logged a request: with the drain on, idleness is the time since.
     pub fn last_router_request_at(&self) -> Option<DateTime<Utc>> {
-        self.shared.router.lock().unwrap().last_request_at()
+        self.drain.last_request_at()
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -388,25 +399,24 @@ mod tests {
 
     #[test]
     fn a_timeout_is_told_from_a_slow_answer() {
-        use autoscalebot_backends::probe::ProbeOutcome;
+        use crate::decision::HeartbeatReading;
         use std::time::Duration;
         let timeout = crate::decision::classify(
-            &ProbeOutcome::Timeout {
-                elapsed: Duration::from_millis(5000),
+            &HeartbeatReading::TimedOut {
+                after: Duration::from_millis(5000),
             },
             1000,
             200,
         );
-        assert!(heartbeat_timed_out(&timeout), "{}", timeout.summary);
+        assert!(heartbeat_timed_out(&timeout), "{timeout:?}");
         let slow = crate::decision::classify(
-            &ProbeOutcome::Response {
+            &HeartbeatReading::Answered {
                 status: 200,
                 elapsed: Duration::from_millis(4999),
-                downtime_header: None,
             },
             1000,
             200,
         );
-        assert!(!heartbeat_timed_out(&slow), "{}", slow.summary);
+        assert!(!heartbeat_timed_out(&slow), "{slow:?}");
     }
 }

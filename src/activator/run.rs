@@ -12,11 +12,12 @@
 //! The hot path is one atomic load (`up`) and the meter's atomics; only a client that finds the
 //! target down touches the `watch` channel, and only the controller task starts or stops.
 
-use super::meter::TrafficMeter;
-use super::state::{Action, Activity, Lifecycle, Phase, Rules};
+use super::state::{rules, Action, Lifecycle, Phase};
 use crate::bot::{scaler_for, shutdown_hook_for};
-use crate::decision::{bounds_at, StopReason};
+use crate::clock::{tokio_clock, Clock};
+use crate::decision::{Config, ScaleReason};
 use crate::settings::{ActivatorSettings, AppSettings};
+use crate::traffic::TrafficMeter;
 use autoscalebot_backends::activator::forward::forward;
 use autoscalebot_backends::activator::process::{LocalProcess, SIGKILL};
 use autoscalebot_backends::activator::{
@@ -85,20 +86,22 @@ pub async fn run(
         .clone()
         .expect("settings for `activate` have an [activator] table");
     let hook = shutdown_hook_for(&settings, client.clone());
-    let rules = Rules {
-        idle_after: activator.idle_after,
-        max_age: settings.max_age,
-    };
+    // A local command is no dyno: no minimum holds it.
+    let local = activator.command.is_some();
+    let config = rules(settings.engine_config(), activator.idle_after, local);
+    // Tokio's time, so that paused-time tests move the engine's clock with the timers.
+    let clock = tokio_clock(Utc::now());
     tracing::info!(
         listen = %bound.local_description(),
         target = %activator.target.as_ref().map_or("fd 3 handoff".to_string(), |t| t.to_string()),
-        idle_after = ?rules.idle_after,
-        max_age = ?rules.max_age,
+        idle_after = ?config.idle_after,
+        max_age = ?config.max_age,
         wake_timeout = ?activator.wake_timeout,
         "Activator listening."
     );
+    let engine = Engine { config, clock };
     match (&activator.command, &activator.target) {
-        (Some(command), None) => handoff(bound, &activator, command, rules, hook, shutdown).await,
+        (Some(command), None) => handoff(bound, &activator, command, engine, hook, shutdown).await,
         (command, Some(target)) => {
             let control = match command {
                 Some(command) => Control::Process {
@@ -120,7 +123,7 @@ pub async fn run(
                 wake_timeout: activator.wake_timeout,
             });
             proxy(
-                bound, shared, control, &settings, &activator, rules, hook, shutdown,
+                bound, shared, control, &settings, &activator, engine, hook, shutdown,
             )
             .await
         }
@@ -128,9 +131,16 @@ pub async fn run(
     }
 }
 
+/// The engine's settings as the activator uses them, and its clock.
+#[derive(Clone)]
+struct Engine {
+    config: Config,
+    clock: Clock,
+}
+
 /// How often the idle and max-age timer looks: often enough to stop within a few percent.
-fn tick_interval(rules: Rules) -> Duration {
-    let shortest = [rules.idle_after, rules.max_age]
+fn tick_interval(config: &Config) -> Duration {
+    let shortest = [config.idle_after, config.max_age]
         .into_iter()
         .flatten()
         .min()
@@ -145,7 +155,7 @@ async fn proxy(
     control: Control,
     settings: &AppSettings,
     activator: &ActivatorSettings,
-    rules: Rules,
+    engine: Engine,
     hook: Option<ShutdownHook>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
@@ -156,7 +166,7 @@ async fn proxy(
         let activator = activator.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            control_loop(shared, control, settings, activator, rules, hook, shutdown).await
+            control_loop(shared, control, settings, activator, engine, hook, shutdown).await
         })
     };
     loop {
@@ -245,13 +255,14 @@ async fn control_loop(
     control: Control,
     settings: AppSettings,
     activator: ActivatorSettings,
-    rules: Rules,
+    engine: Engine,
     hook: Option<ShutdownHook>,
     shutdown: CancellationToken,
 ) {
-    let mut life = Lifecycle::default();
+    let Engine { config, clock } = engine;
+    let mut life = Lifecycle::new(&config);
     let mut process: Option<LocalProcess> = None;
-    let mut ticker = tokio::time::interval(tick_interval(rules));
+    let mut ticker = tokio::time::interval(tick_interval(&config));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let publish = |life: &Lifecycle| {
         shared.view.send_replace(View {
@@ -268,11 +279,15 @@ async fn control_loop(
                     continue;
                 }
                 publish(&life);
+                let quantity = match control {
+                    Control::Scaler(_) => config.bounds_at(clock()).min.max(1),
+                    Control::Process { .. } => 1,
+                };
                 let ok = tokio::select! {
-                    ok = start(&control, &shared, &mut process, &settings) => ok,
+                    ok = start(&control, quantity, &shared, &mut process, &settings) => ok,
                     _ = shutdown.cancelled() => break,
                 };
-                life.started(Instant::now(), ok);
+                life.started(&config, clock(), ok.then_some(quantity));
                 shared.up.store(ok, Ordering::SeqCst);
                 publish(&life);
             }
@@ -295,27 +310,21 @@ async fn control_loop(
                         publish(&life);
                     }
                 }
-                let activity = Activity {
-                    open_connections: shared.meter.open_connections(),
-                    since_last: shared.meter.since_last(),
-                };
-                let min_in_force = match control {
-                    Control::Scaler(_) => bounds_at(&settings, Utc::now()).min,
-                    Control::Process { .. } => 0,
-                };
-                let Some(Action::Stop(reason)) = life.tick(Instant::now(), rules, activity, min_in_force) else {
+                let now = clock();
+                let traffic = shared.meter.snapshot(now);
+                let Some(Action::Stop(reason)) = life.tick(&config, now, traffic) else {
                     continue;
                 };
                 // Close the door, then look once more: a client that counted itself open
                 // before the door closed keeps the target (both sides use SeqCst).
                 shared.up.store(false, Ordering::SeqCst);
-                if reason == StopReason::Idle && shared.meter.open_connections() > 0 {
+                if matches!(reason, ScaleReason::Idle { .. }) && shared.meter.open_connections() > 0 {
                     shared.up.store(true, Ordering::SeqCst);
                     life.stop_cancelled();
                     continue;
                 }
                 publish(&life);
-                let why = describe(reason, rules);
+                let why = describe(&reason);
                 tracing::info!(reason = %why, "Stopping the target.");
                 if let Some(hook) = &hook {
                     hook.call_and_log(&why).await;
@@ -337,12 +346,15 @@ async fn control_loop(
     }
 }
 
-fn describe(reason: StopReason, rules: Rules) -> String {
-    let shown =
-        |duration: Option<Duration>| crate::settings::format_duration(duration.unwrap_or_default());
+/// Why the target stops, for the log and the shutdown hook: the activator's traffic is
+/// connections.
+fn describe(reason: &ScaleReason) -> String {
     match reason {
-        StopReason::Idle => format!("no connection for {} (idle_after)", shown(rules.idle_after)),
-        StopReason::MaxAge => format!("running for {} (max_age)", shown(rules.max_age)),
+        ScaleReason::Idle { after } => format!(
+            "no connection for {} (idle_after)",
+            crate::settings::format_duration(*after)
+        ),
+        other => crate::notices::describe(other),
     }
 }
 
@@ -350,6 +362,7 @@ fn describe(reason: StopReason, rules: Rules) -> String {
 /// failure, whatever was started is stopped again, so nothing is left running.
 async fn start(
     control: &Control,
+    quantity: u32,
     shared: &Shared,
     process: &mut Option<LocalProcess>,
     settings: &AppSettings,
@@ -358,7 +371,6 @@ async fn start(
     let deadline = started_at + shared.wake_timeout;
     match control {
         Control::Scaler(scaler) => {
-            let quantity = bounds_at(settings, Utc::now()).min.max(1);
             tracing::info!(quantity, scaler = %scaler.describe(), "Starting the target.");
             if let Err(error) = scaler.set(quantity).await {
                 tracing::error!(%error, kind = error.kind(), "Starting the target failed.");
@@ -436,17 +448,18 @@ async fn handoff(
     bound: BoundSocket,
     activator: &ActivatorSettings,
     command: &str,
-    rules: Rules,
+    engine: Engine,
     hook: Option<ShutdownHook>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let Engine { config, clock } = engine;
     // SAFETY: `BoundSocket` owns its socket for its whole life and always returns that fd.
     let socket = unsafe { AsyncFd::register_with_interest(bound, tokio::io::Interest::READABLE) }
         .map_err(|error| error.into_parts().1)?;
     let meter = TrafficMeter::new();
-    let mut life = Lifecycle::default();
+    let mut life = Lifecycle::new(&config);
     let mut process: Option<LocalProcess> = None;
-    let mut ticker = tokio::time::interval(tick_interval(rules));
+    let mut ticker = tokio::time::interval(tick_interval(&config));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let exited = async {
@@ -468,7 +481,7 @@ async fn handoff(
                 meter.touch();
                 if life.demand() == Some(Action::Start) {
                     let started = start_handoff(socket.get_ref(), command, activator.wake_timeout).await;
-                    life.started(Instant::now(), started.is_some());
+                    life.started(&config, clock(), started.is_some().then_some(1));
                     if started.is_none() {
                         let closed = socket.get_ref().close_waiting_connections();
                         tracing::warn!(closed, "The target failed to start; closed the waiting clients.");
@@ -479,9 +492,11 @@ async fn handoff(
                 ready.clear_ready();
             }
             _ = ticker.tick() => {
-                let activity = Activity { open_connections: 0, since_last: meter.since_last() };
-                if let Some(Action::Stop(reason)) = life.tick(Instant::now(), rules, activity, 0) {
-                    let why = describe(reason, rules);
+                // The command accepts on the socket itself: traffic is each new connection's
+                // arrival, and none is ever counted open here.
+                let now = clock();
+                if let Some(Action::Stop(reason)) = life.tick(&config, now, meter.snapshot(now)) {
+                    let why = describe(&reason);
                     tracing::info!(reason = %why, "Stopping the target.");
                     if let Some(hook) = &hook {
                         hook.call_and_log(&why).await;

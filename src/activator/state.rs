@@ -1,12 +1,27 @@
-//! The activator's pure state machine: Down → Starting → Up → Stopping → Down, with the rules
-//! for when to start (demand while Down) and when to stop (the engine's [`stop_due`]).
+//! The activator's pure state machine: Down → Starting → Up → Stopping → Down. It starts on
+//! demand while Down; when to stop an Up target (`idle_after`, `max_age`) is the engine's
+//! [`step`], taken on every tick with the target's size and traffic, as the worker's loop takes
+//! it on every heartbeat.
 //!
 //! No I/O and no clock: every method takes `now`. The async shell (`run.rs`) carries out the
 //! [`Action`]s and reports back; it keeps a copy of the phase in atomics for the hot path.
 
-use crate::decision::{stop_due, StopReason};
+use crate::decision::{step, Acted, Config, Inputs, ScaleReason, ScaleTo, State, Traffic};
+use crate::schedule::Schedule;
+use chrono::{DateTime, Utc};
 use std::time::Duration;
-use tokio::time::Instant;
+
+/// The engine's settings as the activator uses them: its own `idle_after`, no upper bound (it
+/// starts and stops, and never follows a bound), and for a local command, which is no dyno,
+/// no minimum either.
+pub fn rules(mut config: Config, idle_after: Option<Duration>, local: bool) -> Config {
+    config.idle_after = idle_after;
+    config.max_dynos = Schedule::Fixed(u32::MAX);
+    if local {
+        config.min_dynos = Schedule::Fixed(0);
+    }
+    config
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -20,44 +35,31 @@ pub enum Phase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Start,
-    Stop(StopReason),
-}
-
-/// The rules in force, from the settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rules {
-    pub idle_after: Option<Duration>,
-    pub max_age: Option<Duration>,
-}
-
-/// What the traffic meter says at one moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Activity {
-    pub open_connections: u64,
-    /// Since the last connection opened or closed; `None`: none yet.
-    pub since_last: Option<Duration>,
+    /// Stop the target, for this reason (`Idle` or `MaxAge`).
+    Stop(ScaleReason),
 }
 
 #[derive(Debug, Clone)]
 pub struct Lifecycle {
     pub phase: Phase,
-    /// When the target last came up.
-    pub up_since: Option<Instant>,
     /// Failed starts so far: waiting clients give up when this moves past what they saw.
     pub failed_starts: u64,
-}
-
-impl Default for Lifecycle {
-    fn default() -> Self {
-        Lifecycle {
-            phase: Phase::Down,
-            up_since: None,
-            failed_starts: 0,
-        }
-    }
+    /// The size the target was started at, while it is up.
+    size: u32,
+    /// The engine's state for the target: since when it runs.
+    engine: State,
 }
 
 impl Lifecycle {
+    pub fn new(config: &Config) -> Self {
+        Lifecycle {
+            phase: Phase::Down,
+            failed_starts: 0,
+            size: 0,
+            engine: State::new(config),
+        }
+    }
+
     /// A client wants the target. Starts it when it is down; otherwise the client waits for
     /// the start (or the stop, then a start) in progress.
     pub fn demand(&mut self) -> Option<Action> {
@@ -68,42 +70,64 @@ impl Lifecycle {
         None
     }
 
-    /// The start finished: the target accepts (`ok`), or it failed and is down again.
-    pub fn started(&mut self, now: Instant, ok: bool) {
-        if ok {
-            self.phase = Phase::Up;
-            self.up_since = Some(now);
-        } else {
-            self.phase = Phase::Down;
-            self.up_since = None;
-            self.failed_starts += 1;
+    /// The start finished: the target accepts at `size` (`Some`), or it failed and is down
+    /// again (`None`).
+    pub fn started(&mut self, config: &Config, now: DateTime<Utc>, size: Option<u32>) {
+        match size {
+            Some(size) => {
+                self.phase = Phase::Up;
+                self.size = size;
+                let scale = ScaleTo {
+                    from: 0,
+                    to: size,
+                    reason: ScaleReason::Demand,
+                };
+                self.engine.acted(
+                    config,
+                    &Acted::Scaled {
+                        scale,
+                        dry_run: false,
+                    },
+                    now,
+                );
+            }
+            None => {
+                self.phase = Phase::Down;
+                self.failed_starts += 1;
+            }
         }
     }
 
-    /// The timer: stop an Up target when the engine's scale-to-zero rule says so. `min_in_force`
-    /// is `min_dynos` in force for a scaled target, 0 for a local command (not a dyno).
+    /// The timer: stop an Up target when the engine's step says so. `config`'s `min_dynos` is
+    /// the minimum in force for a scaled target, 0 for a local command (not a dyno). Only a
+    /// stop is the activator's to carry out: it neither follows the bounds nor tells anyone.
     pub fn tick(
         &mut self,
-        now: Instant,
-        rules: Rules,
-        activity: Activity,
-        min_in_force: u32,
+        config: &Config,
+        now: DateTime<Utc>,
+        traffic: Traffic,
     ) -> Option<Action> {
         if self.phase != Phase::Up {
             return None;
         }
-        let running_for = now.saturating_duration_since(self.up_since?);
-        let quiet_for = (activity.open_connections == 0)
-            .then(|| activity.since_last.unwrap_or(running_for).min(running_for));
-        let reason = stop_due(
-            rules.idle_after,
-            rules.max_age,
-            min_in_force,
-            running_for,
-            quiet_for,
-        )?;
-        self.phase = Phase::Stopping;
-        Some(Action::Stop(reason))
+        // The activator follows no bound: should a `min_dynos` schedule rise past the size it
+        // started, the engine is told the size at that minimum, so that only its stop rules
+        // act (as `max_age` stops the target whatever the bounds).
+        let size = self.size.max(config.bounds_at(now).min);
+        let inputs = Inputs {
+            size: Some(size),
+            traffic: Some(traffic),
+            ..Inputs::default()
+        };
+        let (next, output) = step(&self.engine, config, &inputs, now);
+        self.engine = next;
+        match output.scale {
+            Some(ScaleTo { to: 0, reason, .. }) => {
+                self.phase = Phase::Stopping;
+                Some(Action::Stop(reason))
+            }
+            _ => None,
+        }
     }
 
     /// A stop decided by [`Lifecycle::tick`] was called off: a connection arrived meanwhile.
@@ -116,66 +140,99 @@ impl Lifecycle {
     /// The stop finished, or the target went away by itself (its process exited).
     pub fn stopped(&mut self) {
         self.phase = Phase::Down;
-        self.up_since = None;
+        self.size = 0;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
+    use std::collections::HashMap;
 
-    const RULES: Rules = Rules {
-        idle_after: Some(Duration::from_secs(60)),
-        max_age: Some(Duration::from_secs(3600)),
-    };
+    /// `idle_after` 60 s and `max_age` 1 h, with `min_dynos` at `min_in_force` (0: a local
+    /// command).
+    fn config(min_in_force: u32) -> Config {
+        let text = format!(
+            "heroku_app_name = \"a\"\nheroku_api_key = \"k\"\nmax_age = \"1h\"\n\
+             min_dynos = {min_in_force}\nmax_dynos = {}\n",
+            min_in_force.max(1)
+        );
+        let settings = crate::settings::from_toml_str(&text, &HashMap::new())
+            .unwrap()
+            .apps
+            .remove(0);
+        rules(
+            settings.engine_config(),
+            Some(Duration::from_secs(60)),
+            min_in_force == 0,
+        )
+    }
 
-    fn quiet(seconds: u64) -> Activity {
-        Activity {
+    fn start() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).unwrap()
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        start() + chrono::Duration::seconds(seconds)
+    }
+
+    /// No connection open, the last traffic `seconds` before `now`.
+    fn quiet(now: DateTime<Utc>, seconds: i64) -> Traffic {
+        Traffic {
+            last_at: Some(now - chrono::Duration::seconds(seconds)),
             open_connections: 0,
-            since_last: Some(Duration::from_secs(seconds)),
         }
+    }
+
+    fn up(config: &Config, size: u32) -> Lifecycle {
+        let mut life = Lifecycle::new(config);
+        life.demand();
+        life.started(config, start(), Some(size));
+        life
     }
 
     #[test]
     fn demand_starts_a_down_target_once() {
-        let mut life = Lifecycle::default();
+        let config = config(0);
+        let mut life = Lifecycle::new(&config);
         assert_eq!(life.demand(), Some(Action::Start));
         assert_eq!(life.phase, Phase::Starting);
         assert_eq!(life.demand(), None, "the start in progress serves everyone");
-        life.started(Instant::now(), true);
+        life.started(&config, start(), Some(1));
         assert_eq!(life.phase, Phase::Up);
         assert_eq!(life.demand(), None);
     }
 
     #[test]
     fn a_failed_start_is_counted_and_the_next_demand_tries_again() {
-        let mut life = Lifecycle::default();
+        let config = config(0);
+        let mut life = Lifecycle::new(&config);
         life.demand();
-        life.started(Instant::now(), false);
+        life.started(&config, start(), None);
         assert_eq!((life.phase, life.failed_starts), (Phase::Down, 1));
         assert_eq!(life.demand(), Some(Action::Start));
     }
 
     #[test]
     fn idle_stops_after_idle_after_with_no_open_connection() {
-        let start = Instant::now();
-        let mut life = Lifecycle::default();
-        life.demand();
-        life.started(start, true);
-        let at = |s: u64| start + Duration::from_secs(s);
-        assert_eq!(life.tick(at(120), RULES, quiet(59), 0), None);
-        let busy = Activity {
+        let config = config(0);
+        let mut life = up(&config, 1);
+        assert_eq!(life.tick(&config, at(120), quiet(at(120), 59)), None);
+        let busy = Traffic {
+            last_at: Some(at(100)),
             open_connections: 1,
-            since_last: Some(Duration::from_secs(600)),
         };
         assert_eq!(
-            life.tick(at(700), RULES, busy, 0),
+            life.tick(&config, at(700), busy),
             None,
             "an open connection"
         );
         assert_eq!(
-            life.tick(at(700), RULES, quiet(60), 0),
-            Some(Action::Stop(StopReason::Idle))
+            life.tick(&config, at(700), quiet(at(700), 60)),
+            Some(Action::Stop(ScaleReason::Idle {
+                after: Duration::from_secs(60)
+            }))
         );
         assert_eq!(life.phase, Phase::Stopping);
         assert_eq!(
@@ -189,48 +246,55 @@ mod tests {
 
     #[test]
     fn a_fresh_start_gets_a_whole_idle_after_even_after_a_long_quiet() {
-        let start = Instant::now();
-        let mut life = Lifecycle::default();
-        life.demand();
-        life.started(start, true);
-        let long_ago = quiet(10_000);
-        assert_eq!(
-            life.tick(start + Duration::from_secs(30), RULES, long_ago, 0),
-            None
-        );
-        assert!(life
-            .tick(start + Duration::from_secs(61), RULES, long_ago, 0)
-            .is_some());
+        let config = config(0);
+        let mut life = up(&config, 1);
+        let long_ago = |now| quiet(now, 10_000);
+        assert_eq!(life.tick(&config, at(30), long_ago(at(30))), None);
+        assert!(life.tick(&config, at(61), long_ago(at(61))).is_some());
     }
 
     #[test]
     fn max_age_stops_whatever_the_traffic_and_a_minimum_blocks_only_idle() {
-        let start = Instant::now();
-        let mut life = Lifecycle::default();
-        life.demand();
-        life.started(start, true);
-        assert_eq!(
-            life.tick(start + Duration::from_secs(600), RULES, quiet(600), 2),
-            None
-        );
-        let busy = Activity {
+        let config = config(2);
+        let mut life = up(&config, 2);
+        assert_eq!(life.tick(&config, at(600), quiet(at(600), 600)), None);
+        let busy = Traffic {
+            last_at: Some(at(3600)),
             open_connections: 9,
-            since_last: Some(Duration::ZERO),
         };
         assert_eq!(
-            life.tick(start + Duration::from_secs(3600), RULES, busy, 2),
-            Some(Action::Stop(StopReason::MaxAge))
+            life.tick(&config, at(3600), busy),
+            Some(Action::Stop(ScaleReason::MaxAge {
+                age: Duration::from_secs(3600)
+            }))
         );
         life.stop_cancelled();
         assert_eq!(life.phase, Phase::Up);
     }
 
     #[test]
+    fn a_minimum_risen_past_the_started_size_never_holds_max_age_back() {
+        let config = config(2);
+        let mut life = up(&config, 1);
+        let busy = Traffic {
+            last_at: Some(at(3600)),
+            open_connections: 1,
+        };
+        assert_eq!(
+            life.tick(&config, at(3600), busy),
+            Some(Action::Stop(ScaleReason::MaxAge {
+                age: Duration::from_secs(3600)
+            }))
+        );
+    }
+
+    #[test]
     fn a_down_or_starting_target_is_never_stopped_by_the_timer() {
-        let mut life = Lifecycle::default();
-        let later = Instant::now() + Duration::from_secs(99_999);
-        assert_eq!(life.tick(later, RULES, quiet(99_999), 0), None);
+        let config = config(0);
+        let mut life = Lifecycle::new(&config);
+        let later = at(99_999);
+        assert_eq!(life.tick(&config, later, quiet(later, 99_999)), None);
         life.demand();
-        assert_eq!(life.tick(later, RULES, quiet(99_999), 0), None);
+        assert_eq!(life.tick(&config, later, quiet(later, 99_999)), None);
     }
 }

@@ -1,13 +1,15 @@
 //! How the worker talks to the platform: reading the size within the API key's budget,
 //! setting it, and pausing platform calls after a refusal.
 //!
-//! It owns [`Pace`], the refusal pause and the accounting of each call against the budget.
-//! It must not decide anything: the engine plans, the loop in [`super`] chooses when to call
-//! here, and what a result means for the engine's state is the loop's business, not this one's.
+//! It owns [`Pace`], the refusal pause and the accounting of each call against the budget:
+//! every read and every write spends from the budget through [`Worker::spend`]. It must not
+//! decide anything: the engine decides, the loop in [`super`] chooses when to call here and
+//! hands what came of a call back to the engine.
 
 use super::Worker;
 use crate::budget::{ApiBudget, Call};
-use crate::decision::{AppState, Heartbeat, Plan, ScaleTo};
+use crate::decision::{Acted, ScaleTo};
+use crate::notices;
 use autoscalebot_backends::retry::Backoff;
 use autoscalebot_backends::scaler::ScaleError;
 use std::sync::{Arc, Mutex};
@@ -36,7 +38,7 @@ pub fn refusal_pause(heartbeat_interval: Duration, count: u32) -> Duration {
 
 /// Logs a read or write that failed without a refusal: `what` failed, and the next heartbeat
 /// tries again, unless the call ended because the worker is shutting down.
-pub(super) fn failed_call(app: &str, error: &ScaleError, message: &str, what: &str) {
+fn failed_call(app: &str, error: &ScaleError, message: &str, what: &str) {
     if matches!(error, ScaleError::ShuttingDown { .. }) {
         tracing::warn!(%app, kind = error.kind(), error = %message, "{what}: not retried because the worker is shutting down.");
     } else {
@@ -53,75 +55,112 @@ pub struct Pace {
     pub refresh_every_beats: Option<u32>,
 }
 
-/// Where this heartbeat's size came from.
+/// What the beat tells when the key's budget has no call left for a read.
+const NO_BUDGET: &str = "the API budget of this key has no call left; trying again next heartbeat";
+
+/// Where this beat's size came from.
 pub(super) enum Size {
     /// Read from the platform just now.
     Read(u32),
-    /// The last size known: no decision needed a read. The engine already ran on a copy of
-    /// its state, which becomes the state.
-    Known(u32, Box<AppState>, Plan),
+    /// The last size known: the budget's pace asked for no read.
+    Known(u32),
+    /// The read failed.
+    Failed(ScaleError),
+    /// No call was made (a standby, a refusal pause, no budget left), with what the beat
+    /// says about it.
+    Skipped(Option<String>),
 }
 
-/// Why this heartbeat has no size.
-pub(super) enum NoSize {
-    Failed(ScaleError),
-    /// The key's budget has no call left for this read.
+impl Size {
+    pub(super) fn quantity(&self) -> Option<u32> {
+        match self {
+            Size::Read(quantity) | Size::Known(quantity) => Some(*quantity),
+            Size::Failed(_) | Size::Skipped(_) => None,
+        }
+    }
+
+    /// Why no call was made, for the beat's record.
+    pub(super) fn skipped_why(&self) -> Option<String> {
+        match self {
+            Size::Skipped(why) => why.clone(),
+            _ => None,
+        }
+    }
+}
+
+/// What came of a write.
+pub(super) enum Applied {
+    /// The platform reports this quantity (a dry run: the quantity it would).
+    Done(u32),
+    /// This copy no longer holds the leader lock: nothing was written.
+    NotLeader,
+    /// The key's budget has no call left: nothing was written, and the engine asks again.
     NoBudget,
+    Failed(ScaleError),
 }
 
 impl Worker {
-    /// The size to decide from: the last one known when no decision needs a read and the
-    /// budget's pace does not ask for one, else a fresh read, spent from the budget.
-    pub(super) async fn size(&mut self, heartbeat: &Heartbeat) -> Result<Size, NoSize> {
+    /// The size to decide from: nothing for a standby or during a refusal pause; a read when
+    /// the budget's pace allows one (or when nothing is known yet), else the last size known.
+    pub(super) async fn size(&mut self, leader: bool) -> Size {
+        if !leader {
+            // A standby keeps its streaks warm for the moment it takes over, and spends no
+            // API call: the leader reads for both.
+            tracing::debug!(app = %self.settings.heroku_app_name, "Standby: not reading, scaling or telling.");
+            return Size::Skipped(None);
+        }
+        if let Some(paused) = self.paused_by_refusal() {
+            // Heartbeats go on and count; the platform is left alone until the pause ends.
+            return Size::Skipped(Some(paused));
+        }
         let Some(pace) = self.pace.clone() else {
-            return self.read().await.map(Size::Read);
+            return self.read().await;
         };
-        let call = match self.scaler.recent() {
-            // Nothing known yet (or the last read failed): a read is needed to decide.
-            None => Call::Decision,
+        match self.scaler.recent() {
             Some(known) => {
-                let now = (self.clock)();
-                let mut state = self.state.clone();
-                let plan = self.plan_on(&mut state, known.quantity, now, heartbeat);
-                if plan.scale.is_some() {
-                    Call::Decision
+                let due = self.refresh_due(&pace, known.at);
+                if self.spend(&pace, Call::Refresh { due }) {
+                    self.read().await
                 } else {
-                    let call = Call::Refresh {
-                        due: self.refresh_due(&pace, known.at),
-                    };
-                    if !self.take(&pace, call) {
-                        return Ok(Size::Known(known.quantity, Box::new(state), plan));
-                    }
-                    return self.read().await.map(Size::Read);
+                    Size::Known(known.quantity)
                 }
             }
-        };
-        if !self.take(&pace, call) {
-            return Err(NoSize::NoBudget);
+            // Nothing known yet (or the last read failed): a read is needed to decide.
+            None => self.confirm_size().await,
         }
-        self.read().await.map(Size::Read)
+    }
+
+    /// A read for a decision: before a write the engine wants on a size only known.
+    pub(super) async fn confirm_size(&mut self) -> Size {
+        if let Some(pace) = self.pace.clone() {
+            if !self.spend(&pace, Call::Decision) {
+                tracing::warn!(app = %self.settings.heroku_app_name, "Not reading the formation: the API budget is spent.");
+                return Size::Skipped(Some(NO_BUDGET.to_string()));
+            }
+        }
+        self.read().await
     }
 
     /// The planned pace says the size read at `read_at` is stale.
-    pub(super) fn refresh_due(&self, pace: &Pace, read_at: Instant) -> bool {
+    fn refresh_due(&self, pace: &Pace, read_at: Instant) -> bool {
         let age = Instant::now().saturating_duration_since(read_at);
         pace.refresh_every_beats
             .is_some_and(|beats| age >= self.settings.heartbeat_interval.saturating_mul(beats))
     }
 
-    pub(super) fn take(&self, pace: &Pace, call: Call) -> bool {
+    /// Takes one call from the key's budget when `call` may have it now.
+    fn spend(&self, pace: &Pace, call: Call) -> bool {
         let mut budget = pace.budget.lock().expect("not poisoned");
         budget.try_take(Instant::now(), call)
     }
 
-    async fn read(&self) -> Result<u32, NoSize> {
-        self.read_raw().await.map_err(NoSize::Failed)
-    }
-
-    pub(super) async fn read_raw(&self) -> Result<u32, ScaleError> {
+    async fn read(&self) -> Size {
         let result = self.scaler.current().await;
         self.account(&result);
-        result
+        match result {
+            Ok(quantity) => Size::Read(quantity),
+            Err(error) => Size::Failed(error),
+        }
     }
 
     /// Tells the budget what the platform said about the account's calls.
@@ -140,7 +179,7 @@ impl Worker {
     }
 
     /// `Some(why)` while platform calls are paused after a refusal.
-    pub(super) fn paused_by_refusal(&self) -> Option<String> {
+    fn paused_by_refusal(&self) -> Option<String> {
         let refusal = self.refusal.as_ref()?;
         if Instant::now() >= refusal.until {
             return None;
@@ -161,10 +200,34 @@ impl Worker {
         }
     }
 
+    /// A read or a write failed: counts it, logs it, pauses platform calls when the platform
+    /// refused it, and says what to feed back to the engine.
+    pub(super) fn failed(
+        &mut self,
+        error: &ScaleError,
+        scale: Option<ScaleTo>,
+        message: String,
+        what: &str,
+    ) -> Acted {
+        self.telemetry.metrics.api_error(error.kind());
+        if self.refused(error, &message) {
+            Acted::Refused {
+                scale,
+                error: message,
+            }
+        } else {
+            failed_call(&self.settings.heroku_app_name, error, &message, what);
+            Acted::Failed {
+                scale,
+                error: message,
+            }
+        }
+    }
+
     /// When the platform refused the call (a 4xx other than 429: a wrong key, app or process
     /// type, which trying again will not fix), pauses platform calls for a growing time and
     /// says so: one warning when the refusals start or change cause, quieter after.
-    pub(super) fn refused(&mut self, error: &ScaleError, message: &str) -> bool {
+    fn refused(&mut self, error: &ScaleError, message: &str) -> bool {
         if error.is_retriable() {
             return false;
         }
@@ -191,23 +254,23 @@ impl Worker {
         true
     }
 
-    /// Sets the size. `Ok(None)` when this copy no longer leads or the budget has no call left:
-    /// nothing was written, and the streak stays for the next heartbeat.
-    pub(super) async fn apply(&self, scale: ScaleTo) -> Result<Option<u32>, ScaleError> {
+    /// Sets the size: in a dry run, only says so; otherwise with the leader lock confirmed and
+    /// a call from the budget, and the shutdown hook called first when it stops the app.
+    pub(super) async fn apply(&self, scale: ScaleTo) -> Applied {
         let app = &self.settings.heroku_app_name;
-        let reason = scale.reason.describe(&self.settings);
+        let reason = notices::describe(&scale.reason);
         if self.dry_run {
             tracing::info!(%app, from = scale.from, to = scale.to, %reason, "Would scale (dry run).");
-            return Ok(Some(scale.to));
+            return Applied::Done(scale.to);
         }
         if !self.leadership.confirm().await {
             tracing::warn!(%app, from = scale.from, to = scale.to, "Not scaling: this worker no longer holds the leader lock.");
-            return Ok(None);
+            return Applied::NotLeader;
         }
         if let Some(pace) = &self.pace {
-            if !self.take(pace, Call::Decision) {
+            if !self.spend(pace, Call::Decision) {
                 tracing::warn!(%app, from = scale.from, to = scale.to, "Not scaling yet: the API budget is spent; trying again next heartbeat.");
-                return Ok(None);
+                return Applied::NoBudget;
             }
         }
         if scale.to == 0 && scale.from > 0 {
@@ -217,8 +280,12 @@ impl Worker {
         }
         let result = self.scaler.set(scale.to).await;
         self.account(&result);
-        let quantity = result?;
-        tracing::info!(%app, from = scale.from, to = quantity, %reason, "Scaled.");
-        Ok(Some(quantity))
+        match result {
+            Ok(quantity) => {
+                tracing::info!(%app, from = scale.from, to = quantity, %reason, "Scaled.");
+                Applied::Done(quantity)
+            }
+            Err(error) => Applied::Failed(error),
+        }
     }
 }

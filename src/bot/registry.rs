@@ -103,7 +103,7 @@ pub async fn send_test_notifications(
     settings: &AppSettings,
     now: DateTime<Utc>,
 ) -> Vec<(String, Result<Delivered, NotifyError>)> {
-    let bounds = crate::decision::bounds_at(settings, now);
+    let bounds = settings.engine_config().bounds_at(now);
     let mut event = Event::new(
         now,
         &settings.heroku_app_name,

@@ -2,9 +2,9 @@
 //! minutes of heartbeats in milliseconds and can check what the loop did at each step.
 
 use super::*;
-use crate::activator::meter::TrafficMeter;
 use crate::settings::from_toml_str;
 use crate::test_doubles::{MemoryScaler, ScriptedProbe};
+use crate::traffic::TrafficMeter;
 use async_trait::async_trait;
 use autoscalebot_backends::notify::EventKind;
 use autoscalebot_backends::scaler::ScaleError;
@@ -438,7 +438,7 @@ async fn the_router_signal_decides_from_the_drain_window_without_probing() {
     };
     for _ in 0..3 {
         telemetry.ingest(&IngestCounts::default(), vec![slow; 50]);
-        let beat = worker.act_on_router().await;
+        let beat = worker.beat().await;
         assert_eq!(beat.router.as_ref().unwrap().requests, 50);
         tokio::time::advance(Duration::from_secs(31)).await;
     }
@@ -473,10 +473,7 @@ async fn with_both_signals_slow_router_lines_scale_up_despite_fast_heartbeats() 
             Observation::Fail,
             "round {round}"
         );
-        assert!(beat
-            .heartbeat
-            .summary
-            .starts_with("10 ms; router p95 1800 ms"));
+        assert!(crate::notices::summary(&beat.heartbeat).starts_with("10 ms; router p95 1800 ms"));
     }
     assert_eq!(*scaler.writes.lock().unwrap(), vec![2]);
     assert_eq!(
@@ -689,7 +686,11 @@ notify_on_every_ping = true",
     assert!(scaler.writes.lock().unwrap().is_empty());
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert!(notifier.events().is_empty(), "a standby told");
-    assert_eq!(worker.state.consecutive_fails, 5, "heartbeats counted");
+    assert_eq!(
+        worker.state.streaks().unwrap().consecutive_fails,
+        5,
+        "heartbeats counted"
+    );
     lead.send_replace(true);
     let beat = worker.beat().await;
     assert_eq!(
@@ -764,4 +765,43 @@ fn the_refusal_pause_doubles_from_the_interval_up_to_ten_minutes() {
     assert_eq!(pause(30_000, 60), Duration::from_secs(600));
     assert_eq!(pause(200, 1), Duration::from_secs(1), "at least a second");
     assert_eq!(pause(200, 3), Duration::from_secs(4));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_app_whose_read_is_refused_is_told_as_a_refusal_and_stays_alive() {
+    let probe = ScriptedProbe::new(&[100]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(0),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let mut worker = worker(
+        settings("min_dynos = 0"),
+        probe.clone(),
+        scaler.clone(),
+        &notifier,
+    );
+    let telemetry = worker.telemetry();
+    assert_eq!(worker.beat().await.quantity, Some(0));
+    *scaler.failing.lock().unwrap() = Some(ScaleError::Unauthorized {
+        id: "unauthorized".into(),
+    });
+    // Longer than /healthz's stall limit (115 s): only this beat can stamp the loop alive.
+    tokio::time::advance(Duration::from_secs(200)).await;
+    let beat = worker.beat().await;
+    assert!(beat.stopped);
+    assert!(
+        beat.error
+            .as_deref()
+            .is_some_and(|error| error.contains("401")),
+        "{:?}",
+        beat.error
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        kinds(&notifier),
+        vec![EventKind::ScaleFailed],
+        "a refusal is told without notify_on_scale_fails"
+    );
+    assert!(telemetry.is_alive(), "every beat stamps the loop alive");
 }

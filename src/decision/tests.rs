@@ -3,7 +3,9 @@
 //! FAILS 3, PASSES 5, MIN_DYNOS 1, MAX_DYNOS 3, INCREMENT 1, NOTIFY_IF_NEEDS_BELOW_MIN on.
 
 use super::*;
+use crate::notices;
 use crate::settings::{from_toml_str, AppSettings};
+use autoscalebot_backends::notify::{Event, EventKind};
 use chrono::TimeZone;
 use std::collections::HashMap;
 
@@ -51,7 +53,7 @@ fn noon() -> DateTime<Utc> {
 /// Plays heartbeats against the engine as the loop would, with a platform that always obeys.
 struct Sim {
     settings: AppSettings,
-    state: AppState,
+    state: State,
     dynos: u32,
     now: DateTime<Utc>,
     events: Vec<Event>,
@@ -59,62 +61,77 @@ struct Sim {
     platform_fails: bool,
     /// Planned downtime windows, told to the engine before each heartbeat as the loop does.
     windows: Vec<Window>,
+    /// Real traffic, told to the engine with each heartbeat as the loop does.
+    traffic: Option<Traffic>,
 }
 
 impl Sim {
     fn new(settings: AppSettings, dynos: u32) -> Self {
         Sim {
+            state: State::new(&settings.engine_config()),
             settings,
-            state: AppState::new(),
             dynos,
             now: noon(),
             events: Vec::new(),
             scales: Vec::new(),
             platform_fails: false,
             windows: Vec::new(),
+            traffic: None,
         }
     }
 
-    fn outcome(&mut self, outcome: ProbeOutcome) -> Plan {
-        let active = crate::downtime::active_window(&self.windows, self.now).cloned();
-        let events = self
-            .state
-            .set_downtime(&self.settings, self.now, active.as_ref());
-        self.events.extend(events);
-        let heartbeat = classify(
-            &outcome,
-            self.settings.max_response_time_ms,
-            self.settings.min_response_time_ms,
-        );
-        let plan = self
-            .state
-            .observe(&self.settings, self.now, &heartbeat, self.dynos);
-        self.events.extend(plan.events.clone());
-        if let Some(scale) = plan.scale {
-            if self.platform_fails {
-                let events = self.state.scale_failed(
-                    &self.settings,
-                    self.now,
-                    Some(scale),
-                    "the platform answered 503",
-                );
-                self.events.extend(events);
+    fn outcome(&mut self, reading: HeartbeatReading) -> Output {
+        self.step_with(Some(reading), None)
+    }
+
+    /// One beat: the engine's step with what was seen, then what came of its scale.
+    fn step_with(
+        &mut self,
+        heartbeat: Option<HeartbeatReading>,
+        router: Option<RouterStats>,
+    ) -> Output {
+        let config = self.settings.engine_config();
+        let inputs = Inputs {
+            heartbeat,
+            router,
+            size: Some(self.dynos),
+            downtime: crate::downtime::active_window(&self.windows, self.now).cloned(),
+            traffic: self.traffic,
+        };
+        let (state, output) = step(&self.state, &config, &inputs, self.now);
+        self.state = state;
+        self.tell(&output.notices);
+        if let Some(scale) = output.scale {
+            let acted = if self.platform_fails {
+                Acted::Failed {
+                    scale: Some(scale),
+                    error: "the platform answered 503".to_string(),
+                }
             } else {
                 self.dynos = scale.to;
                 self.scales.push(scale);
-                let events = self.state.scaled(&self.settings, self.now, scale, false);
-                self.events.extend(events);
-            }
+                Acted::Scaled {
+                    scale,
+                    dry_run: false,
+                }
+            };
+            let told = self.state.acted(&config, &acted, self.now);
+            self.tell(&told);
         }
         self.now += chrono::Duration::seconds(30);
-        plan
+        output
     }
 
-    fn beat_ms(&mut self, ms: u64) -> Plan {
-        self.outcome(ProbeOutcome::Response {
+    fn tell(&mut self, told: &[Notice]) {
+        let app = self.settings.heroku_app_name.clone();
+        self.events
+            .extend(notices::events(&app, self.now, told, None));
+    }
+
+    fn beat_ms(&mut self, ms: u64) -> Output {
+        self.outcome(HeartbeatReading::Answered {
             status: 200,
             elapsed: Duration::from_millis(ms),
-            downtime_header: None,
         })
     }
 
@@ -163,8 +180,8 @@ fn case_03_the_latest_heartbeat_decides_the_streak() {
     let mut sim = Sim::new(settings_with(""), 2);
     sim.fails(2);
     sim.passes(1);
-    assert_eq!(sim.state.consecutive_fails, 0);
-    assert_eq!(sim.state.consecutive_passes, 1);
+    assert_eq!(sim.state.streaks().unwrap().consecutive_fails, 0);
+    assert_eq!(sim.state.streaks().unwrap().consecutive_passes, 1);
 }
 
 #[test]
@@ -173,7 +190,8 @@ fn case_04_seven_passes_scale_down_once_and_keep_counting() {
     sim.passes(7);
     assert_eq!(sim.dynos, 2, "one scale-down after the 5th pass");
     assert_eq!(
-        sim.state.consecutive_passes, 2,
+        sim.state.streaks().unwrap().consecutive_passes,
+        2,
         "counting restarts after a scale"
     );
 }
@@ -258,7 +276,7 @@ fn at(hour: u32, minute: u32) -> DateTime<Utc> {
 #[test]
 fn case_13_max_table() {
     let settings = settings_with(r#"max_dynos = { "0:00" = 2, "9:00" = 5, "17:00" = 3 }"#);
-    let max = |h, m| bounds_at(&settings, at(h, m)).max;
+    let max = |h, m| settings.engine_config().bounds_at(at(h, m)).max;
     assert_eq!(
         [max(1, 0), max(12, 0), max(18, 0), max(9, 5), max(9, 0)],
         [2, 5, 3, 5, 5]
@@ -271,7 +289,7 @@ fn case_14_min_table() {
         r#"min_dynos = { "0:00" = 2, "9:00" = 5, "17:00" = 3 }
 max_dynos = 10"#,
     );
-    let min = |h, m| bounds_at(&settings, at(h, m)).min;
+    let min = |h, m| settings.engine_config().bounds_at(at(h, m)).min;
     assert_eq!(
         [min(1, 0), min(12, 0), min(18, 0), min(9, 5), min(9, 0)],
         [2, 5, 3, 5, 5]
@@ -313,7 +331,10 @@ fn case_18_scaling_clears_the_streaks() {
     sim.fails(3);
     assert_eq!(sim.dynos, 2);
     assert_eq!(
-        (sim.state.consecutive_fails, sim.state.consecutive_passes),
+        (
+            sim.state.streaks().unwrap().consecutive_fails,
+            sim.state.streaks().unwrap().consecutive_passes
+        ),
         (0, 0)
     );
     sim.fails(2);
@@ -331,10 +352,9 @@ fn case_19_low_low_low_high_high_high_scales_up() {
 #[test]
 fn case_20_half_a_second_is_in_band() {
     let heartbeat = classify(
-        &ProbeOutcome::Response {
+        &HeartbeatReading::Answered {
             status: 200,
             elapsed: Duration::from_millis(500),
-            downtime_header: None,
         },
         1000,
         400,
@@ -345,8 +365,8 @@ fn case_20_half_a_second_is_in_band() {
 #[test]
 fn case_21_an_error_is_a_fail() {
     let heartbeat = classify(
-        &ProbeOutcome::ConnectError {
-            message: "connection refused".into(),
+        &HeartbeatReading::Unreachable {
+            error: "connection refused".into(),
         },
         1000,
         400,
@@ -357,10 +377,9 @@ fn case_21_an_error_is_a_fail() {
 #[test]
 fn case_22_two_seconds_is_a_fail() {
     let heartbeat = classify(
-        &ProbeOutcome::Response {
+        &HeartbeatReading::Answered {
             status: 200,
             elapsed: Duration::from_secs(2),
-            downtime_header: None,
         },
         1000,
         400,
@@ -371,10 +390,9 @@ fn case_22_two_seconds_is_a_fail() {
 #[test]
 fn case_23_an_instant_answer_is_a_pass() {
     let heartbeat = classify(
-        &ProbeOutcome::Response {
+        &HeartbeatReading::Answered {
             status: 200,
             elapsed: Duration::ZERO,
-            downtime_header: None,
         },
         1000,
         400,
@@ -520,37 +538,34 @@ async fn case_33_every_backend_gets_the_message() {
 fn a_4xx_breaks_streaks_and_never_adds_dynos() {
     let mut sim = Sim::new(settings_with(""), 1);
     sim.fails(2);
-    sim.outcome(ProbeOutcome::Response {
+    sim.outcome(HeartbeatReading::Answered {
         status: 404,
         elapsed: Duration::from_millis(5000),
-        downtime_header: None,
     });
     sim.fails(2);
     assert_eq!(sim.dynos, 1);
     for _ in 0..10 {
-        sim.outcome(ProbeOutcome::Response {
+        sim.outcome(HeartbeatReading::Answered {
             status: 401,
             elapsed: Duration::from_millis(5000),
-            downtime_header: None,
         });
     }
     assert_eq!(sim.dynos, 1);
-    assert_eq!(sim.state.consecutive_fails, 0);
+    assert_eq!(sim.state.streaks().unwrap().consecutive_fails, 0);
 }
 
 #[test]
 fn a_5xx_and_a_timeout_are_fails() {
     let mut sim = Sim::new(settings_with(""), 1);
-    sim.outcome(ProbeOutcome::Response {
+    sim.outcome(HeartbeatReading::Answered {
         status: 503,
         elapsed: Duration::from_millis(3),
-        downtime_header: None,
     });
-    sim.outcome(ProbeOutcome::Timeout {
-        elapsed: Duration::from_secs(5),
+    sim.outcome(HeartbeatReading::TimedOut {
+        after: Duration::from_secs(5),
     });
-    sim.outcome(ProbeOutcome::ConnectError {
-        message: "reset".into(),
+    sim.outcome(HeartbeatReading::Unreachable {
+        error: "reset".into(),
     });
     assert_eq!(sim.dynos, 2);
 }
@@ -559,10 +574,9 @@ fn a_5xx_and_a_timeout_are_fails() {
 fn the_max_and_min_are_strict() {
     let exactly = |ms| {
         classify(
-            &ProbeOutcome::Response {
+            &HeartbeatReading::Answered {
                 status: 200,
                 elapsed: Duration::from_millis(ms),
-                downtime_header: None,
             },
             1000,
             400,
@@ -715,12 +729,12 @@ max_dynos = 6
 min_dynos = { "8:00" = 4, "20:00" = 1 }"#,
     );
     let utc_evening = Utc.with_ymd_and_hms(2026, 3, 10, 23, 0, 0).unwrap();
-    assert_eq!(bounds_at(&settings, utc_evening).min, 4);
+    assert_eq!(settings.engine_config().bounds_at(utc_evening).min, 4);
     // 10:00 UTC is 23:00 in Auckland: the evening entry applies, and it wraps past midnight.
     let utc_morning = Utc.with_ymd_and_hms(2026, 3, 10, 10, 0, 0).unwrap();
-    assert_eq!(bounds_at(&settings, utc_morning).min, 1);
+    assert_eq!(settings.engine_config().bounds_at(utc_morning).min, 1);
     let after_midnight = Utc.with_ymd_and_hms(2026, 3, 10, 14, 0, 0).unwrap(); // 3:00 local
-    assert_eq!(bounds_at(&settings, after_midnight).min, 1);
+    assert_eq!(settings.engine_config().bounds_at(after_midnight).min, 1);
 
     let mut sim = Sim::new(settings, 1);
     sim.now = utc_evening;
@@ -755,14 +769,25 @@ notify_if_scale_diff_exceeds_period_in_minutes = 60"#,
 
 #[test]
 fn dry_run_scales_are_worded_as_such() {
-    let settings = settings_with("notify_on_every_scale = true");
-    let mut state = AppState::new();
+    let config = settings_with("notify_on_every_scale = true").engine_config();
+    let mut state = State::new(&config);
     let scale = ScaleTo {
         from: 1,
         to: 2,
-        reason: ScaleReason::TooSlow,
+        reason: ScaleReason::TooSlow {
+            heartbeats: 3,
+            slower_than_ms: 1000,
+        },
     };
-    let events = state.scaled(&settings, noon(), scale, true);
+    let told = state.acted(
+        &config,
+        &Acted::Scaled {
+            scale,
+            dry_run: true,
+        },
+        noon(),
+    );
+    let events = notices::events("test-app", noon(), &told, None);
     assert_eq!(events[0].message, "Would scale to (2) dynos (dry run).");
 }
 
@@ -808,7 +833,7 @@ fn during_downtime_fails_are_not_counted_and_nothing_scales_up() {
     sim.fails(20); // the whole window at 30 s
     assert_eq!(sim.dynos, 1);
     assert!(sim.scales.is_empty());
-    assert_eq!(sim.state.consecutive_fails, 0);
+    assert_eq!(sim.state.streaks().unwrap().consecutive_fails, 0);
     assert!(
         !sim.kinds().contains(&EventKind::NeedsAboveMax),
         "{:?}",
@@ -827,7 +852,7 @@ fn scale_up_resumes_after_the_window_from_fresh_counts() {
     assert_eq!(sim.dynos, 1, "the two fails before the window do not count");
     sim.fails(1);
     assert_eq!(sim.dynos, 2, "three fresh fails after the window scale up");
-    assert_eq!(sim.scales[0].reason, ScaleReason::TooSlow);
+    assert!(matches!(sim.scales[0].reason, ScaleReason::TooSlow { .. }));
 }
 
 #[test]
@@ -986,7 +1011,7 @@ fn during_downtime_passes_do_not_scale_down() {
     sim.windows = vec![window_minutes(0, 10)];
     sim.passes(20);
     assert_eq!(sim.dynos, 3);
-    assert_eq!(sim.state.consecutive_passes, 0);
+    assert_eq!(sim.state.streaks().unwrap().consecutive_passes, 0);
 }
 
 #[test]
@@ -1009,16 +1034,25 @@ fn notify_on_downtime_off_tells_nothing_but_still_holds() {
 
 #[test]
 fn a_failed_formation_read_during_downtime_counts_nothing() {
-    let settings = settings_with("");
-    let mut state = AppState::new();
-    state.set_downtime(&settings, noon(), Some(&window_minutes(0, 5)));
-    state.record(Observation::Fail);
-    state.record(Observation::Fail);
-    assert_eq!(state.consecutive_fails, 0);
+    let config = settings_with("").engine_config();
+    let mut state = State::new(&config);
+    // The read failed: no size, so the beat only counts what it saw.
+    let slow = |downtime: Option<Window>| Inputs {
+        heartbeat: Some(HeartbeatReading::Answered {
+            status: 200,
+            elapsed: Duration::from_millis(2000),
+        }),
+        downtime,
+        ..Inputs::default()
+    };
+    for _ in 0..2 {
+        (state, _) = step(&state, &config, &slow(Some(window_minutes(0, 5))), noon());
+    }
+    assert_eq!(state.streaks().unwrap().consecutive_fails, 0);
     assert!(state.downtime().is_some());
-    state.set_downtime(&settings, noon() + chrono::Duration::minutes(5), None);
-    state.record(Observation::Fail);
-    assert_eq!(state.consecutive_fails, 1);
+    let later = noon() + chrono::Duration::minutes(5);
+    (state, _) = step(&state, &config, &slow(None), later);
+    assert_eq!(state.streaks().unwrap().consecutive_fails, 1);
 }
 
 #[test]
@@ -1076,22 +1110,18 @@ fn a_router_window_is_classified_by_its_p95_against_the_same_min_and_max() {
     assert_eq!(classify(Some(u64::MAX)), Observation::Fail, "router errors");
     let idle = classify_router(&router_stats(None, 0), 1000, 400);
     assert_eq!(idle.observation, Observation::Pass);
-    assert!(idle.summary.contains("no requests"), "{}", idle.summary);
+    let idle_summary = notices::summary(&idle);
+    assert!(idle_summary.contains("no requests"), "{idle_summary}");
     let slow = classify_router(&router_stats(Some(1200), 90), 1000, 400);
     assert_eq!(slow.response_time_ms, Some(1200));
-    assert!(slow.summary.contains("p95 1200 ms over 90 requests"));
+    assert!(notices::summary(&slow).contains("p95 1200 ms over 90 requests"));
 }
 
 #[test]
 fn router_windows_drive_the_same_streaks_and_scales() {
     let mut sim = Sim::new(settings_with(""), 1);
-    let slow = classify_router(&router_stats(Some(1500), 300), 1000, 400);
     for _ in 0..3 {
-        let plan = sim.state.observe(&sim.settings, sim.now, &slow, sim.dynos);
-        if let Some(scale) = plan.scale {
-            sim.dynos = scale.to;
-            sim.state.scaled(&sim.settings, sim.now, scale, false);
-        }
+        sim.step_with(None, Some(router_stats(Some(1500), 300)));
     }
     assert_eq!(sim.dynos, 2, "three slow windows add a dyno");
 }
@@ -1102,7 +1132,7 @@ fn with_both_signals_a_fail_from_either_counts() {
     let beat = |observation| Heartbeat {
         observation,
         response_time_ms: Some(10),
-        summary: "hb".into(),
+        seen: Seen::Nothing,
     };
     let cases = [
         (Fail, Pass, Fail),
@@ -1128,12 +1158,15 @@ fn with_both_signals_a_fail_from_either_counts() {
         &Heartbeat {
             observation: Pass,
             response_time_ms: Some(30),
-            summary: "30 ms".into(),
+            seen: Seen::Heartbeat(HeartbeatReading::Answered {
+                status: 200,
+                elapsed: Duration::from_millis(30),
+            }),
         },
         &classify_router(&router_stats(Some(1500), 9), 1000, 400),
     );
     assert_eq!(combined.response_time_ms, Some(1500));
-    assert!(combined.summary.starts_with("30 ms; router p95 1500 ms"));
+    assert!(notices::summary(&combined).starts_with("30 ms; router p95 1500 ms"));
 }
 
 // ---- Scale to zero: idle_after, max_age, and a stopped app ----
@@ -1182,7 +1215,7 @@ fn passes_never_take_the_app_below_one_dyno() {
 fn idle_after_scales_to_zero_after_that_long_without_traffic() {
     let mut sim = Sim::new(settings_with("min_dynos = 0\nidle_after = \"10m\""), 1);
     let start = sim.now;
-    sim.state.traffic = Some(Traffic {
+    sim.traffic = Some(Traffic {
         last_at: Some(start),
         open_connections: 0,
     });
@@ -1194,22 +1227,27 @@ fn idle_after_scales_to_zero_after_that_long_without_traffic() {
     sim.beat_ms(500);
     assert_eq!(sim.dynos, 0);
     let last = sim.scales.last().unwrap();
-    assert_eq!(last.reason, ScaleReason::Idle);
-    assert!(last.reason.describe(&sim.settings).contains("10m"));
+    assert_eq!(
+        last.reason,
+        ScaleReason::Idle {
+            after: Duration::from_secs(600)
+        }
+    );
+    assert!(notices::describe(&last.reason).contains("10m"));
 }
 
 #[test]
 fn traffic_or_an_open_connection_keeps_the_app_up() {
     let mut sim = Sim::new(settings_with("min_dynos = 0\nidle_after = \"2m\""), 1);
     for _ in 0..40 {
-        sim.state.traffic = Some(Traffic {
+        sim.traffic = Some(Traffic {
             last_at: Some(sim.now - chrono::Duration::seconds(60)),
             open_connections: 0,
         });
         sim.beat_ms(500);
     }
     assert_eq!(sim.dynos, 1, "traffic every minute");
-    sim.state.traffic = Some(Traffic {
+    sim.traffic = Some(Traffic {
         last_at: Some(sim.now - chrono::Duration::hours(1)),
         open_connections: 1,
     });
@@ -1230,7 +1268,7 @@ fn without_a_traffic_signal_idle_after_never_stops_the_app() {
 fn a_fresh_start_gets_a_whole_idle_after() {
     let mut sim = Sim::new(settings_with("min_dynos = 0\nidle_after = \"2m\""), 0);
     // Traffic last seen long ago, then the app is started (say, by a schedule).
-    sim.state.traffic = Some(Traffic {
+    sim.traffic = Some(Traffic {
         last_at: Some(sim.now - chrono::Duration::hours(5)),
         open_connections: 0,
     });
@@ -1246,7 +1284,7 @@ fn a_fresh_start_gets_a_whole_idle_after() {
 #[test]
 fn max_age_stops_the_app_whatever_the_traffic_and_the_minimum_restarts_it() {
     let mut sim = Sim::new(settings_with("min_dynos = 1\nmax_age = \"5m\""), 2);
-    sim.state.traffic = Some(Traffic {
+    sim.traffic = Some(Traffic {
         last_at: None,
         open_connections: 7,
     });
@@ -1257,10 +1295,15 @@ fn max_age_stops_the_app_whatever_the_traffic_and_the_minimum_restarts_it() {
     assert_eq!(sim.dynos, 2);
     sim.beat_ms(500);
     assert_eq!(sim.dynos, 0);
-    assert_eq!(sim.scales.last().unwrap().reason, ScaleReason::MaxAge);
+    assert_eq!(
+        sim.scales.last().unwrap().reason,
+        ScaleReason::MaxAge {
+            age: Duration::from_secs(300)
+        }
+    );
     assert_eq!(sim.state.running_since, None);
     // At 0 the loop does not probe; the engine's stopped decision brings back the minimum.
-    let plan = sim.state.observe_stopped(&sim.settings, sim.now);
+    let plan = stopped(&mut sim.state, &sim.settings, sim.now);
     let scale = plan.scale.expect("below min_dynos");
     assert_eq!(
         (scale.from, scale.to, scale.reason),
@@ -1271,13 +1314,23 @@ fn max_age_stops_the_app_whatever_the_traffic_and_the_minimum_restarts_it() {
 #[test]
 fn a_stopped_app_stays_stopped_at_a_zero_minimum_and_forgets_old_streaks() {
     let settings = settings_with("min_dynos = { \"0:00\" = 0, \"13:00\" = 2 }");
-    let mut state = AppState::new();
-    state.consecutive_fails = 2;
-    let plan = state.observe_stopped(&settings, noon());
+    let config = settings.engine_config();
+    let mut state = State::new(&config);
+    let fail = Inputs {
+        heartbeat: Some(HeartbeatReading::TimedOut {
+            after: Duration::from_secs(5),
+        }),
+        ..Inputs::default()
+    };
+    for _ in 0..2 {
+        (state, _) = step(&state, &config, &fail, noon());
+    }
+    assert_eq!(state.streaks().unwrap().consecutive_fails, 2);
+    let plan = stopped(&mut state, &settings, noon());
     assert_eq!(plan.scale, None);
-    assert_eq!(state.consecutive_fails, 0);
+    assert_eq!(state.streaks().unwrap().consecutive_fails, 0);
     // The schedule's 13:00 minimum wakes it.
-    let plan = state.observe_stopped(&settings, noon() + chrono::Duration::hours(1));
+    let plan = stopped(&mut state, &settings, noon() + chrono::Duration::hours(1));
     assert_eq!(plan.scale.map(|scale| scale.to), Some(2));
 }
 
@@ -1285,39 +1338,95 @@ fn a_stopped_app_stays_stopped_at_a_zero_minimum_and_forgets_old_streaks() {
 fn a_refusal_is_told_even_without_notify_on_scale_fails_and_so_is_its_end() {
     let settings = settings_with("");
     assert!(!settings.notify_on_scale_fails);
-    let mut state = AppState::new();
+    let config = settings.engine_config();
+    let mut state = State::new(&config);
     let error = "reading the formation: the platform refused the API key (401 unauthorized)";
-    let told = state.scale_refused(&settings, noon(), None, error);
+    let refused = Acted::Refused {
+        scale: None,
+        error: error.to_string(),
+    };
+    let told = notices::events(
+        "test-app",
+        noon(),
+        &state.acted(&config, &refused, noon()),
+        None,
+    );
     assert_eq!(told.len(), 1);
     assert!(told[0].message.contains("refuses"), "{}", told[0].message);
     assert!(told[0].reason.contains("401"));
     let later = noon() + chrono::Duration::seconds(30);
     assert!(
-        state
-            .scale_refused(&settings, later, None, error)
-            .is_empty(),
+        state.acted(&config, &refused, later).is_empty(),
         "told once"
     );
     // An ordinary failure stays silent without notify_on_scale_fails.
-    let mut quiet = AppState::new();
-    assert!(quiet
-        .scale_failed(&settings, noon(), None, "503")
-        .is_empty());
+    let mut quiet = State::new(&config);
+    let failed = Acted::Failed {
+        scale: None,
+        error: "503".to_string(),
+    };
+    assert!(quiet.acted(&config, &failed, noon()).is_empty());
     // The end of a refusal is told.
-    let plan = state.observe(
-        &settings,
+    let inputs = Inputs {
+        heartbeat: Some(HeartbeatReading::Answered {
+            status: 200,
+            elapsed: Duration::from_millis(700),
+        }),
+        size: Some(1),
+        ..Inputs::default()
+    };
+    let (_, plan) = step(
+        &state,
+        &config,
+        &inputs,
         later + chrono::Duration::seconds(30),
-        &classify(
-            &ProbeOutcome::Response {
-                status: 200,
-                elapsed: Duration::from_millis(700),
-                downtime_header: None,
-            },
-            1000,
-            400,
-        ),
-        1,
     );
-    let kinds: Vec<EventKind> = plan.events.iter().map(|event| event.kind).collect();
+    let kinds: Vec<EventKind> = notices::events("test-app", later, &plan.notices, None)
+        .iter()
+        .map(|event| event.kind)
+        .collect();
     assert_eq!(kinds, vec![EventKind::ScaleRecovered]);
+}
+
+/// The beat of a stopped app: its size read at 0, no heartbeat.
+fn stopped(state: &mut State, settings: &AppSettings, now: DateTime<Utc>) -> Output {
+    let inputs = Inputs {
+        size: Some(0),
+        ..Inputs::default()
+    };
+    let (next, output) = step(state, &settings.engine_config(), &inputs, now);
+    *state = next;
+    output
+}
+
+#[test]
+fn the_step_is_pure_the_same_state_and_inputs_give_the_same_output() {
+    let config = settings_with("notify_on_every_ping = true").engine_config();
+    let mut state = State::new(&config);
+    let slow = Inputs {
+        heartbeat: Some(HeartbeatReading::Answered {
+            status: 200,
+            elapsed: Duration::from_millis(2000),
+        }),
+        size: Some(1),
+        ..Inputs::default()
+    };
+    for _ in 0..2 {
+        (state, _) = step(&state, &config, &slow, noon());
+    }
+    let before = format!("{state:?}");
+    let (first_state, first) = step(&state, &config, &slow, noon());
+    let (second_state, second) = step(&state, &config, &slow, noon());
+    assert_eq!(first, second);
+    assert_eq!(format!("{first_state:?}"), format!("{second_state:?}"));
+    assert_eq!(
+        format!("{state:?}"),
+        before,
+        "the state given is left as it was"
+    );
+    assert_eq!(
+        first.scale.map(|scale| (scale.from, scale.to)),
+        Some((1, 2)),
+        "the third fail scales"
+    );
 }

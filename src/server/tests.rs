@@ -24,7 +24,7 @@ fn telemetry(extra: &str) -> Telemetry {
         .apps
         .remove(0);
     let start = Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).unwrap();
-    Telemetry::alone(&settings, crate::bot::tokio_clock(start))
+    Telemetry::alone(&settings, crate::clock::tokio_clock(start))
 }
 
 fn basic(user: &str, password: &str) -> String {
@@ -271,7 +271,13 @@ fn fleet(entries: &[(&str, &str, &str)]) -> Vec<Telemetry> {
                 .apps
                 .remove(0);
             let metrics = registry.app(name, process_type, Vec::new());
-            Telemetry::new(Arc::new(settings), crate::bot::tokio_clock(start), metrics)
+            let drain = crate::drain::Drain::new(settings.router_window);
+            Telemetry::new(
+                Arc::new(settings),
+                crate::clock::tokio_clock(start),
+                metrics,
+                drain,
+            )
         })
         .collect()
 }

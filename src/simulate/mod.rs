@@ -13,7 +13,6 @@ pub mod replay;
 pub mod report;
 pub mod trace;
 
-use crate::decision::bounds_at;
 use crate::settings::{self, AppSettings, SettingsError};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use queue::DynoModel;
@@ -281,7 +280,7 @@ pub fn simulate(
     let beats_of = |s: &AppSettings| span_ms / (s.heartbeat_interval.as_millis() as u64).max(1);
     let mut progress = Progress::new(beats_of(&settings) + beats_of(&defaults));
 
-    let ours_initial_dynos = bounds_at(&settings, start).min;
+    let ours_initial_dynos = settings.engine_config().bounds_at(start).min;
     let calendar = downtime_calendar(&settings);
     let mut rng = Pcg64Mcg::seed_from_u64(args.seed);
     let timeout = settings.heartbeat_timeout;
@@ -293,7 +292,7 @@ pub fn simulate(
         &mut |_, moment| heartbeat_outcome(moment.sample_ms(&mut rng), timeout),
         &mut || progress.tick(),
     );
-    let defaults_initial_dynos = bounds_at(&defaults, start).min;
+    let defaults_initial_dynos = defaults.engine_config().bounds_at(start).min;
     // Its own generator with the same seed: the reference never depends on our settings, and
     // settings equal to the defaults give equal rows.
     let mut rng = Pcg64Mcg::seed_from_u64(args.seed);

@@ -2,15 +2,14 @@
 //! was: the settings through the real engine, a fixed size at `max_dynos`, or the oracle.
 //!
 //! For the engine this is the worker's loop with a simulated clock: at each heartbeat time it
-//! classifies an outcome with [`classify`], tells the engine the planned downtime window in
-//! force ([`AppState::set_downtime`]), hands the heartbeat to [`AppState::observe`] with the
-//! quantity the platform would report, and reports a scale back with [`AppState::scaled`]. It
-//! holds no rule of its own; the only things it adds are physics: dynos that take `boot_time` to serve,
-//! and the queue between heartbeats.
+//! takes the engine's [`step`] with the heartbeat's reading, the quantity the platform would
+//! report and the planned downtime window in force, and reports a scale back with
+//! [`State::acted`]. It holds no rule of its own; the only things it adds are physics: dynos
+//! that take `boot_time` to serve, and the queue between heartbeats.
 
 use super::queue::{Backlog, DynoModel, Moment, ROUTER_TIMEOUT};
 use super::trace::{utc, Trace};
-use crate::decision::{bounds_at, classify, AppState, Observation, ScaleReason};
+use crate::decision::{step, Acted, HeartbeatReading, Inputs, Observation, ScaleReason, State};
 use crate::downtime::Calendar;
 use crate::settings::AppSettings;
 use autoscalebot_backends::probe::ProbeOutcome;
@@ -205,7 +204,8 @@ impl Bench<'_> {
         let start_ms = self.trace.start_ms();
         let end_ms = self.trace.end_ms();
         let interval_ms = (settings.heartbeat_interval.as_millis() as i64).max(1);
-        let mut state = AppState::new();
+        let config = settings.engine_config();
+        let mut state = State::new(&config);
         let mut fleet = Fleet::running(initial_dynos, start_ms);
         let mut books = Accounting {
             totals: Totals::default(),
@@ -221,18 +221,26 @@ impl Bench<'_> {
             let moment = Moment::new(&self.model, fleet.serving(beat_ms), rate, books.backlog);
             let outcome = probe(beat_ms, &moment);
             let now = utc(beat_ms);
-            let heartbeat = classify(
-                &outcome,
-                settings.max_response_time_ms,
-                settings.min_response_time_ms,
-            );
-            // As the worker does before each decision (notifications are not simulated).
-            state.set_downtime(settings, now, calendar.active(now));
-            let plan = state.observe(settings, now, &heartbeat, fleet.quantity());
+            // As the worker's beat does (notifications are not simulated).
+            let inputs = Inputs {
+                heartbeat: Some(HeartbeatReading::from(&outcome)),
+                size: Some(fleet.quantity()),
+                downtime: calendar.active(now).cloned(),
+                ..Inputs::default()
+            };
+            let (next, output) = step(&state, &config, &inputs, now);
+            state = next;
             let mut scaled = None;
-            if let Some(scale) = plan.scale {
+            if let Some(scale) = output.scale {
                 fleet.resize(scale.to, beat_ms, self.boot_ms());
-                state.scaled(settings, now, scale, false);
+                state.acted(
+                    &config,
+                    &Acted::Scaled {
+                        scale,
+                        dry_run: false,
+                    },
+                    now,
+                );
                 let decision = Decision {
                     at: now,
                     from: scale.from,
@@ -265,7 +273,7 @@ impl Bench<'_> {
                         }
                         _ => None,
                     },
-                    observation: heartbeat.observation,
+                    observation: output.observed.observation,
                     p95_ms: first_p95_ms.unwrap_or_default(),
                     dynos: fleet.quantity(),
                     serving_dynos: fleet.serving(beat_ms),
@@ -284,7 +292,8 @@ impl Bench<'_> {
     pub fn run_fixed_at_max(&self, settings: &AppSettings) -> Run {
         let start_ms = self.trace.start_ms();
         let end_ms = self.trace.end_ms();
-        let max_at = |at_ms: i64| bounds_at(settings, utc(at_ms)).max;
+        let config = settings.engine_config();
+        let max_at = |at_ms: i64| config.bounds_at(utc(at_ms)).max;
         let mut fleet = Fleet::running(max_at(start_ms), start_ms);
         let mut books = Accounting {
             totals: Totals::default(),

@@ -1,7 +1,9 @@
-//! Counts connections and remembers when traffic was last seen, with atomics only: the
-//! forwarding path touches it on every connection and must never wait on a lock.
+//! Real traffic: counts connections and remembers when traffic was last seen, with atomics
+//! only: the activator's forwarding path touches it on every connection and must never wait on
+//! a lock.
 //!
-//! The activator writes it; the worker's engine and the activator's idle timer read it. Time is
+//! The activator's connections and the log drain's router requests write it; the worker's loop
+//! and the activator read it into the engine's [`Traffic`] input. It decides nothing. Time is
 //! tokio's, so paused-time tests move it too.
 
 use crate::decision::Traffic;

@@ -1,0 +1,314 @@
+//! The words people read: turns the engine's [`Notice`]s into the notifiers' [`Event`]s, and
+//! words a scale's reason and a beat's observation for logs, the demo and the status page.
+//!
+//! Every sentence a notification carries is written here and nowhere else; the engine hands
+//! over numbers. It decides nothing (which notice exists and when is the engine's) and sends
+//! nothing (that is the loop's, through the dispatcher).
+
+use crate::decision::{
+    Bounds, Heartbeat, HeartbeatReading, Notice, Observation, ScaleReason, ScaleTo, Seen,
+};
+use crate::downtime::local_time;
+use crate::settings::format_duration;
+use autoscalebot_backends::notify::{Event, EventKind};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// The events of `notices`, told at `at` for `app`. Each carries `response_time_ms`, the time
+/// measured by the beat behind it (a downtime's start or end is about the calendar, not about
+/// a beat, and carries none).
+pub fn events(
+    app: &str,
+    at: DateTime<Utc>,
+    notices: &[Notice],
+    response_time_ms: Option<u64>,
+) -> Vec<Event> {
+    notices
+        .iter()
+        .map(|notice| {
+            let mut event = event(app, at, notice);
+            if !matches!(
+                notice,
+                Notice::DowntimeStarted { .. } | Notice::DowntimeEnded { .. }
+            ) {
+                event.response_time_ms = event.response_time_ms.or(response_time_ms);
+            }
+            event
+        })
+        .collect()
+}
+
+/// One notice as an event.
+pub fn event(app: &str, at: DateTime<Utc>, notice: &Notice) -> Event {
+    let new = |kind: EventKind, message: String| Event::new(at, app, kind, message);
+    match notice {
+        Notice::Ping {
+            heartbeat,
+            in_downtime,
+            dynos,
+            bounds,
+        } => {
+            let band = match heartbeat.observation {
+                Observation::Fail => "high",
+                Observation::Pass => "low",
+                Observation::InBand => "right",
+                Observation::Misconfigured { .. } => "misconfigured",
+            };
+            let during = if *in_downtime {
+                " (planned downtime)"
+            } else {
+                ""
+            };
+            let mut event = new(
+                EventKind::Ping,
+                format!("Ping: {}, {band}{during}", summary(heartbeat)),
+            );
+            event.response_time_ms = heartbeat.response_time_ms;
+            event.from_quantity = Some(*dynos);
+            with_bounds(event, *bounds)
+        }
+        Notice::Scaled {
+            scale,
+            bounds,
+            dry_run,
+        } => {
+            let message = if *dry_run {
+                format!("Would scale to ({}) dynos (dry run).", scale.to)
+            } else {
+                format!("Scaled to ({}) dynos.", scale.to)
+            };
+            let mut event = new(EventKind::Scaled, message);
+            event.reason = format!(
+                "from {} to {}: {}",
+                scale.from,
+                scale.to,
+                describe(&scale.reason)
+            );
+            with_scale(event, *scale, *bounds)
+        }
+        Notice::ScaleFailed {
+            scale,
+            bounds,
+            error,
+            refused,
+        } => {
+            let message = if *refused {
+                "The platform refuses the worker's calls: scaling is paused until a setting is fixed."
+            } else {
+                "Just tried to scale, and it failed."
+            };
+            let mut event = new(EventKind::ScaleFailed, message.to_string());
+            event.reason.clone_from(error);
+            match scale {
+                Some(scale) => with_scale(event, *scale, *bounds),
+                None => event,
+            }
+        }
+        Notice::ScaleRecovered => new(
+            EventKind::ScaleRecovered,
+            "Scaling works again: the platform answered.".to_string(),
+        ),
+        Notice::NeedsAboveMax {
+            dynos,
+            bounds,
+            because,
+        } => {
+            let mut event = new(
+                EventKind::NeedsAboveMax,
+                format!("We are at the max ({dynos}) dynos, but the response is still too slow."),
+            );
+            event.reason = format!("{}; consider raising max_dynos", leaning(because));
+            at_bound(event, *dynos, *bounds)
+        }
+        Notice::NeedsAboveMaxEnded { dynos, bounds } => at_bound(
+            new(
+                EventKind::NeedsAboveMaxEnded,
+                format!("No longer too slow at the max; now at {dynos} dynos."),
+            ),
+            *dynos,
+            *bounds,
+        ),
+        Notice::NeedsBelowMin {
+            dynos,
+            bounds,
+            because,
+        } => {
+            let mut event = new(
+                EventKind::NeedsBelowMin,
+                format!(
+                    "We are at the minimum ({dynos}) dynos, but the response is still low enough we could scale down further."
+                ),
+            );
+            event.reason = format!("{}; consider lowering min_dynos", leaning(because));
+            at_bound(event, *dynos, *bounds)
+        }
+        Notice::NeedsBelowMinEnded { dynos, bounds } => at_bound(
+            new(
+                EventKind::NeedsBelowMinEnded,
+                format!("No longer fast enough to go below the minimum; now at {dynos} dynos."),
+            ),
+            *dynos,
+            *bounds,
+        ),
+        Notice::ScaleDiffExceeded {
+            moved,
+            period,
+            threshold,
+        } => {
+            let mut event = new(
+                EventKind::ScaleDiffExceeded,
+                "Too much scaling over too little time!".to_string(),
+            );
+            event.reason = moved_within(*moved, *period, "more than", *threshold);
+            event
+        }
+        Notice::ScaleDiffEnded {
+            moved,
+            period,
+            threshold,
+        } => {
+            let mut event = new(
+                EventKind::ScaleDiffEnded,
+                "Scaling has calmed down.".to_string(),
+            );
+            event.reason = moved_within(*moved, *period, "within", *threshold);
+            event
+        }
+        Notice::DowntimeStarted {
+            window,
+            time_zone,
+            holding,
+        } => {
+            let hold = holding
+                .map(|dynos| format!(" Holding {dynos} dynos."))
+                .unwrap_or_default();
+            let mut event = new(
+                EventKind::DowntimeStarted,
+                format!(
+                    "Planned downtime until {}: fails are not counted and the worker does not scale up.{hold}",
+                    local_time(window.end, *time_zone)
+                ),
+            );
+            event.reason = format!("{}, from {}", window.local_span(*time_zone), window.source);
+            event
+        }
+        Notice::DowntimeEnded {
+            window,
+            time_zone,
+            back_to,
+        } => {
+            let back = back_to
+                .map(|dynos| format!(" Going back to {dynos} dynos."))
+                .unwrap_or_default();
+            let mut event = new(
+                EventKind::DowntimeEnded,
+                format!("Planned downtime is over: counting heartbeats afresh.{back}"),
+            );
+            event.reason = format!("{}, from {}", window.local_span(*time_zone), window.source);
+            event
+        }
+    }
+}
+
+/// "3 dynos moved in the last 30 minutes, more than the threshold of 2".
+fn moved_within(moved: u32, period: Duration, relation: &str, threshold: u32) -> String {
+    let minutes = period.as_secs_f64() / 60.0;
+    format!("{moved} dynos moved in the last {minutes} minutes, {relation} the threshold of {threshold}")
+}
+
+/// A condition at a bound: told at `dynos`, with the bounds in force.
+fn at_bound(mut event: Event, dynos: u32, bounds: Bounds) -> Event {
+    event.from_quantity = Some(dynos);
+    with_bounds(event, bounds)
+}
+
+fn with_bounds(mut event: Event, bounds: Bounds) -> Event {
+    event.min_dynos = Some(bounds.min);
+    event.max_dynos = Some(bounds.max);
+    event
+}
+
+fn with_scale(mut event: Event, scale: ScaleTo, bounds: Bounds) -> Event {
+    event.from_quantity = Some(scale.from);
+    event.to_quantity = Some(scale.to);
+    with_bounds(event, bounds)
+}
+
+/// Why a scale happens, in a few words: "3 consecutive heartbeats slower than 1000 ms or
+/// failing".
+pub fn describe(reason: &ScaleReason) -> String {
+    match reason {
+        ScaleReason::TooSlow {
+            heartbeats,
+            slower_than_ms,
+        } => format!(
+            "{heartbeats} consecutive heartbeats slower than {slower_than_ms} ms or failing"
+        ),
+        ScaleReason::FastEnough {
+            heartbeats,
+            faster_than_ms,
+        } => format!("{heartbeats} consecutive heartbeats faster than {faster_than_ms} ms"),
+        ScaleReason::AboveMax => "above max_dynos in force".to_string(),
+        ScaleReason::BelowMin => "below min_dynos in force".to_string(),
+        ScaleReason::Idle { after } => format!("no traffic for {}", format_duration(*after)),
+        ScaleReason::MaxAge { age } => format!("running for {} (max_age)", format_duration(*age)),
+        ScaleReason::DowntimeHold => "holding downtime_dynos during planned downtime".to_string(),
+        ScaleReason::DowntimeOver => "back to the size before the planned downtime".to_string(),
+        ScaleReason::Demand => "a client is waiting for the stopped app".to_string(),
+    }
+}
+
+/// What a policy leans on when it wants past a bound: "4 consecutive heartbeats slower than
+/// 1000 ms".
+fn leaning(because: &ScaleReason) -> String {
+    match because {
+        ScaleReason::TooSlow {
+            heartbeats,
+            slower_than_ms,
+        } => format!("{heartbeats} consecutive heartbeats slower than {slower_than_ms} ms"),
+        other => describe(other),
+    }
+}
+
+/// What a beat saw, in a few words, for logs, pings and the status page: "1203 ms",
+/// "timeout after 5000 ms", "status 503 in 12 ms", "router p95 1800 ms over 20 requests in
+/// 30 s (0 errors)".
+pub fn summary(heartbeat: &Heartbeat) -> String {
+    seen(&heartbeat.seen)
+}
+
+fn seen(seen_: &Seen) -> String {
+    match seen_ {
+        Seen::Heartbeat(HeartbeatReading::Answered { status, elapsed }) => {
+            let ms = elapsed.as_millis();
+            if (200..300).contains(status) {
+                format!("{ms} ms")
+            } else {
+                format!("status {status} in {ms} ms")
+            }
+        }
+        Seen::Heartbeat(HeartbeatReading::TimedOut { after }) => {
+            format!("timeout after {} ms", after.as_millis())
+        }
+        Seen::Heartbeat(HeartbeatReading::Unreachable { error }) => error.clone(),
+        Seen::Router(router) => {
+            let seconds = router.window.as_secs_f64();
+            match router.latency_p95_ms {
+                None => format!("router: no requests in {seconds} s"),
+                Some(p95) => {
+                    let p95_text = if p95 == u64::MAX {
+                        "router errors".to_string()
+                    } else {
+                        format!("{p95} ms")
+                    };
+                    format!(
+                        "router p95 {p95_text} over {} requests in {seconds} s ({} errors)",
+                        router.requests, router.errors
+                    )
+                }
+            }
+        }
+        Seen::Both(heartbeat, router) => format!("{}; {}", seen(heartbeat), seen(router)),
+        Seen::Nothing => "stopped: no heartbeat".to_string(),
+    }
+}
