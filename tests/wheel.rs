@@ -1,0 +1,134 @@
+//! The Python wheel (pyproject.toml, maturin's "bin" bindings) as a Python app would use it:
+//! build it, install it into a fresh virtual environment, and run the `autoscalebot` that pip
+//! put there: `check` on a settings file, then a worker against `autoscalebot sandbox` until it
+//! scales.
+//!
+//! One test, so the release build happens once per run; maturin builds into the workspace's
+//! target/ and so reuses what an earlier build left there. maturin itself comes from PyPI, into
+//! a virtual environment kept under target/.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
+
+/// Where the test keeps maturin, the built wheel and the fresh environment.
+fn work_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("wheel")
+}
+
+fn run(command: &mut Command) -> Output {
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("{command:?} did not start: {error}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// maturin in a virtual environment of its own, installed from PyPI on first use.
+fn maturin() -> PathBuf {
+    let venv = work_dir().join("maturin");
+    let maturin = venv.join("bin/maturin");
+    if !maturin.exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+        run(Command::new(venv.join("bin/pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "maturin>=1.5,<2",
+        ]));
+    }
+    maturin
+}
+
+/// The installed command, with none of the machine's AUTOSCALE_* or HEROKU_API_KEY.
+fn installed(venv: &Path) -> Command {
+    let mut command = Command::new(venv.join("bin/autoscalebot"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("AUTOSCALE_") || name == "HEROKU_API_KEY" || name == "RUST_LOG" {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+#[tokio::test]
+async fn the_wheel_installs_with_pip_and_its_autoscalebot_checks_settings_and_scales() {
+    let dir = work_dir();
+    let dist = dir.join("dist");
+    let _ = std::fs::remove_dir_all(&dist);
+
+    let started = Instant::now();
+    run(Command::new(maturin())
+        .args(["build", "--release", "--quiet", "--out"])
+        .arg(&dist)
+        .current_dir(env!("CARGO_MANIFEST_DIR")));
+    eprintln!("maturin build --release took {:.1?}", started.elapsed());
+    let wheels: Vec<PathBuf> = std::fs::read_dir(&dist)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(wheels.len(), 1, "one wheel expected: {wheels:?}");
+    let wheel = &wheels[0];
+    let name = wheel.file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        name.starts_with(&format!("autoscalebot_rs-{}-", env!("CARGO_PKG_VERSION")))
+            && name.ends_with(".whl"),
+        "unexpected wheel name {name}"
+    );
+
+    // A fresh environment, as a Python app's build would make, with the wheel alone in it.
+    let venv = dir.join("app");
+    let _ = std::fs::remove_dir_all(&venv);
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+    run(Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "--no-index"])
+        .arg(wheel));
+    let version = run(installed(&venv).arg("--version"));
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("autoscalebot {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let mut sandbox = common::SandboxProcess::start(&[]).await;
+    let (settings_dir, settings) = common::settings_file(&common::sandbox_settings(
+        &sandbox,
+        "min_dynos = 2\nmax_dynos = 3\n",
+    ));
+
+    let checked = run(installed(&venv)
+        .arg("check")
+        .arg(format!("--settings={}", settings.display()))
+        .envs(common::sandbox_env()));
+    let checked = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.contains("min_dynos = 2"), "{checked}");
+    assert!(checked.contains("# settings are valid"), "{checked}");
+    assert!(!checked.contains(common::SANDBOX_KEY), "check printed the key");
+
+    // The sandbox starts with 1 dyno and the settings' minimum is 2: the first beat scales.
+    let mut worker = installed(&venv)
+        .arg(format!("--settings={}", settings.display()))
+        .envs(common::sandbox_env())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the installed autoscalebot starts");
+    common::wait_until_async("the installed worker scaled the sandbox to 2", || async {
+        sandbox.accepted_patches().await.contains(&2)
+    })
+    .await;
+    assert_eq!(sandbox.quantity().await, 2);
+    let status = common::terminate(&mut worker).await;
+    assert!(status.success(), "the worker exited with {status}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut worker.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!stderr.contains(common::SANDBOX_KEY), "the worker logged the key");
+    sandbox.terminate().await;
+    drop(settings_dir);
+}
