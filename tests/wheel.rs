@@ -88,7 +88,12 @@ async fn the_wheel_installs_with_pip_and_its_autoscalebot_checks_settings_and_sc
     let _ = std::fs::remove_dir_all(&venv);
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
     run(Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check", "--no-index"])
+        .args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-index",
+        ])
         .arg(wheel));
     let version = run(installed(&venv).arg("--version"));
     assert_eq!(
@@ -109,7 +114,10 @@ async fn the_wheel_installs_with_pip_and_its_autoscalebot_checks_settings_and_sc
     let checked = String::from_utf8_lossy(&checked.stdout);
     assert!(checked.contains("min_dynos = 2"), "{checked}");
     assert!(checked.contains("# settings are valid"), "{checked}");
-    assert!(!checked.contains(common::SANDBOX_KEY), "check printed the key");
+    assert!(
+        !checked.contains(common::SANDBOX_KEY),
+        "check printed the key"
+    );
 
     // The sandbox starts with 1 dyno and the settings' minimum is 2: the first beat scales.
     let mut worker = installed(&venv)
@@ -128,7 +136,10 @@ async fn the_wheel_installs_with_pip_and_its_autoscalebot_checks_settings_and_sc
     assert!(status.success(), "the worker exited with {status}");
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut worker.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(!stderr.contains(common::SANDBOX_KEY), "the worker logged the key");
+    assert!(
+        !stderr.contains(common::SANDBOX_KEY),
+        "the worker logged the key"
+    );
     sandbox.terminate().await;
     drop(settings_dir);
 }
