@@ -535,7 +535,9 @@ async fn heartbeat_example_answers_200_then_503_without_redis(mut command: Comma
     let (cache_control, body) = wait_for_status(&client, &url, 200, &app).await;
     assert_eq!(body, "ok\n");
     assert!(
-        cache_control.as_deref().is_some_and(|value| value.contains("no-store")),
+        cache_control
+            .as_deref()
+            .is_some_and(|value| value.contains("no-store")),
         "the heartbeat may be cached: Cache-Control {cache_control:?}"
     );
     redis.stop();

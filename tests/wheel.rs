@@ -47,6 +47,31 @@ fn maturin() -> PathBuf {
     maturin
 }
 
+/// maturin run as a person would run it: without the variables `cargo test` sets for a test
+/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, …), which some build scripts watch, so that the
+/// release build reuses what `cargo build --release` left in target/ and the other way round.
+fn maturin_command() -> Command {
+    let mut command = Command::new(maturin());
+    for (name, _) in std::env::vars() {
+        let set_by_cargo_test = [
+            "CARGO_PKG_",
+            "CARGO_BIN_",
+            "CARGO_CRATE_",
+            "CARGO_MANIFEST_",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+            || matches!(
+                name.as_str(),
+                "CARGO_TARGET_TMPDIR" | "CARGO_PRIMARY_PACKAGE"
+            );
+        if set_by_cargo_test {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 /// The installed command, with none of the machine's AUTOSCALE_* or HEROKU_API_KEY.
 fn installed(venv: &Path) -> Command {
     let mut command = Command::new(venv.join("bin/autoscalebot"));
@@ -65,7 +90,7 @@ async fn the_wheel_installs_with_pip_and_its_autoscalebot_checks_settings_and_sc
     let _ = std::fs::remove_dir_all(&dist);
 
     let started = Instant::now();
-    run(Command::new(maturin())
+    run(maturin_command()
         .args(["build", "--release", "--quiet", "--out"])
         .arg(&dist)
         .current_dir(env!("CARGO_MANIFEST_DIR")));
