@@ -9,26 +9,14 @@
 
 mod common;
 
+use common::run_ok as run;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// Where the test keeps maturin, the built wheel and the fresh environment.
 fn work_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("wheel")
-}
-
-fn run(command: &mut Command) -> Output {
-    let output = command
-        .output()
-        .unwrap_or_else(|error| panic!("{command:?} did not start: {error}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 /// maturin in a virtual environment of its own, installed from PyPI on first use.
@@ -74,13 +62,7 @@ fn maturin_command() -> Command {
 
 /// The installed command, with none of the machine's AUTOSCALE_* or HEROKU_API_KEY.
 fn installed(venv: &Path) -> Command {
-    let mut command = Command::new(venv.join("bin/autoscalebot"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("AUTOSCALE_") || name == "HEROKU_API_KEY" || name == "RUST_LOG" {
-            command.env_remove(name);
-        }
-    }
-    command
+    common::clean_command(venv.join("bin/autoscalebot"))
 }
 
 #[tokio::test]
