@@ -1,7 +1,7 @@
 //! Drain ingestion speed: router lines per second through the logplex splitter, the router
 //! line parser and the window (what `POST /logs` does per batch), then end to end through the
 //! HTTP server on loopback with the client on the same thread. Run on one core with
-//! `bench/drain_ingest.sh`; the numbers go in README.md ("Drain ingestion speed").
+//! `bench/drain_ingest.sh`; the numbers go in docs/benchmarks.md ("Log drain ingestion").
 
 use autoscalebot::router_log::{parse_batch, RouterWindow};
 use autoscalebot::settings::from_toml_str;

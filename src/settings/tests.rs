@@ -379,7 +379,8 @@ fn settings_example_is_valid_and_names_every_setting() {
         .apps
         .remove(0);
     let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/settings.md"))
+            .unwrap();
     for (key, _) in app.effective() {
         assert!(
             text.contains(&format!("{key} =")),
@@ -387,7 +388,7 @@ fn settings_example_is_valid_and_names_every_setting() {
         );
         assert!(
             readme.contains(&format!("`{key}`")),
-            "README.md lacks `{key}`"
+            "docs/settings.md lacks `{key}`"
         );
     }
 }
@@ -1199,7 +1200,8 @@ fn the_worker_settings_are_in_the_example_and_the_readme() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("settings.example.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/settings.md"))
+            .unwrap();
     let settings = load(Some(&path), &HashMap::new()).unwrap();
     // The example sets the default key: a copy of it must share the lock with a worker without.
     assert_eq!(
@@ -1214,7 +1216,7 @@ fn the_worker_settings_are_in_the_example_and_the_readme() {
         );
         assert!(
             readme.contains(&format!("`{key}`")),
-            "README.md lacks `{key}`"
+            "docs/settings.md lacks `{key}`"
         );
     }
     assert!(text.contains("[[apps]]"), "the example shows [[apps]]");

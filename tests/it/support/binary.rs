@@ -20,13 +20,33 @@ pub struct Bot {
 /// A command for the binary with a clean environment: no AUTOSCALE_* or HEROKU_API_KEY from
 /// the machine running the tests.
 pub fn command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_autoscalebot"));
+    clean_command(env!("CARGO_BIN_EXE_autoscalebot"))
+}
+
+/// `program` (an `autoscalebot` installed elsewhere, say) with the same clean environment as
+/// [`command`].
+pub fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(program);
     for (name, _) in std::env::vars() {
         if name.starts_with("AUTOSCALE_") || name == "HEROKU_API_KEY" || name == "RUST_LOG" {
             command.env_remove(name);
         }
     }
     command
+}
+
+/// Runs `command` to its end and returns its output; panics with the output when it fails.
+pub fn run_ok(command: &mut Command) -> std::process::Output {
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("{command:?} did not start: {error}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
 }
 
 /// Writes `settings` to a temporary file and returns its directory and path.
