@@ -5,6 +5,7 @@
 //! - [`schedule`]: time-of-day tables for `min_dynos` and `max_dynos`.
 //! - [`downtime`]: planned downtime windows: the ISO 8601 interval parser and the calendar.
 //! - [`decision`]: the pure engine (settings, now, size, heartbeat) → plan.
+//! - [`policy`]: decision policies beside the streaks (target tracking), pure.
 //! - [`bot`]: the async loop that probes, decides, scales and notifies.
 //! - [`budget`]: the Platform API budget per key, the pace of formation reads, heartbeat spread.
 //! - [`activator`]: wakes a stopped target on demand, forwards, stops it when idle.
@@ -25,6 +26,7 @@ pub mod decision;
 pub mod demo;
 pub mod downtime;
 pub mod metrics;
+pub mod policy;
 pub mod router_log;
 pub mod schedule;
 pub mod server;
