@@ -110,8 +110,10 @@ pub struct RouterSignal {
     pub mean_service_ms: Option<f64>,
     /// p95 of `connect=` + `service=`.
     pub p95_latency_ms: Option<f64>,
-    /// H12 (router timeout) and H13 (closed without response) lines in the window.
+    /// H11, H12 and H13 lines (the app could not keep up) in the window.
     pub timeouts: u64,
+    /// H10, H14… lines (the app is down): never a reason to remove dynos.
+    pub unavailable: u64,
     /// Since the newest line arrived: the staleness of the window.
     pub age: Duration,
 }
@@ -165,6 +167,8 @@ pub enum Why {
     SignalMissing,
     /// The router window's newest line is older than `stale_after`.
     SignalStale { age: Duration },
+    /// The router says the app is down (H10, H14…): not slow, and no reason to remove dynos.
+    AppDown { lines: u64 },
 }
 
 impl Why {
@@ -207,6 +211,9 @@ impl Why {
             Why::SignalStale { age } => format!(
                 "the router window is {} s old: holding (never down on a stale signal)",
                 age.as_secs()
+            ),
+            Why::AppDown { lines } => format!(
+                "{lines} router lines say the app is down (H10, H14…): holding (never down while it is)"
             ),
         }
     }
@@ -386,7 +393,13 @@ impl TargetState {
             requests_per_second: router.requests_per_second,
             service_ms,
         };
-        self.track(config, desired, current, bounds, now, load)
+        let decision = self.track(config, desired, current, bounds, now, load);
+        match decision.to {
+            Some(to) if to < current && router.unavailable > 0 => hold(Why::AppDown {
+                lines: router.unavailable,
+            }),
+            _ => decision,
+        }
     }
 
     /// Records what this observation wants and decides: up to the smallest of the last
