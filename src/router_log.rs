@@ -514,7 +514,10 @@ impl RouterWindow {
     /// The statistics of the requests within `window` before `now`.
     pub fn stats(&mut self, now: DateTime<Utc>) -> RouterStats {
         self.prune(now);
-        window_stats(self.window, self.requests.iter().map(|(_, request)| request))
+        window_stats(
+            self.window,
+            self.requests.iter().map(|(_, request)| request),
+        )
     }
 }
 

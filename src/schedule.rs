@@ -65,8 +65,8 @@ impl Schedule {
         let mut given: [Option<String>; 7] = Default::default();
         let mut table = Vec::new();
         for (key, entries) in days {
-            let Schedule::Daily(day_table) = Schedule::daily(entries.iter().copied())
-                .map_err(|why| format!("{key}: {why}"))?
+            let Schedule::Daily(day_table) =
+                Schedule::daily(entries.iter().copied()).map_err(|why| format!("{key}: {why}"))?
             else {
                 unreachable!("daily() builds a daily table");
             };
@@ -79,7 +79,11 @@ impl Schedule {
                 }
                 given[day] = Some(key.to_string());
                 let start = day as u16 * MINUTES_PER_DAY;
-                table.extend(day_table.iter().map(|(minute, value)| (start + minute, *value)));
+                table.extend(
+                    day_table
+                        .iter()
+                        .map(|(minute, value)| (start + minute, *value)),
+                );
             }
         }
         let missing: Vec<&str> = (0..7)
@@ -174,7 +178,9 @@ impl Schedule {
                     let mut entries = Vec::new();
                     for (time, count) in times {
                         let count = whole_number(count).ok_or_else(|| {
-                            format!("{key}.\"{time}\" = {count}: expected a whole number (0 or more)")
+                            format!(
+                                "{key}.\"{time}\" = {count}: expected a whole number (0 or more)"
+                            )
                         })?;
                         entries.push((time.as_str(), count));
                     }
@@ -310,7 +316,10 @@ pub fn minute_of_day(now: DateTime<Utc>, time_zone: Tz) -> u16 {
 
 /// The local minute of the week (0..10080, from Monday 0:00) of `now` in `time_zone`.
 pub fn minute_of_week(now: DateTime<Utc>, time_zone: Tz) -> u16 {
-    let day = now.with_timezone(&time_zone).weekday().num_days_from_monday() as u16;
+    let day = now
+        .with_timezone(&time_zone)
+        .weekday()
+        .num_days_from_monday() as u16;
     day * MINUTES_PER_DAY + minute_of_day(now, time_zone)
 }
 
@@ -438,11 +447,22 @@ mod tests {
 
     #[test]
     fn before_a_days_first_entry_the_day_before_holds_even_across_the_week() {
-        let max = week(&[("mon-sat", &[("8:00", 5), ("20:00", 2)]), ("sun", &[("12:00", 1)])])
-            .unwrap();
+        let max = week(&[
+            ("mon-sat", &[("8:00", 5), ("20:00", 2)]),
+            ("sun", &[("12:00", 1)]),
+        ])
+        .unwrap();
         assert_eq!(max.at_minute(7 * 60), 1, "Monday 7:00: Sunday's last entry");
-        assert_eq!(max.at_minute(TUE + 7 * 60), 2, "Tuesday 7:00: Monday evening's");
-        assert_eq!(max.at_minute(SUN + 11 * 60), 2, "Sunday 11:00: Saturday evening's");
+        assert_eq!(
+            max.at_minute(TUE + 7 * 60),
+            2,
+            "Tuesday 7:00: Monday evening's"
+        );
+        assert_eq!(
+            max.at_minute(SUN + 11 * 60),
+            2,
+            "Sunday 11:00: Saturday evening's"
+        );
         assert_eq!(max.at_minute(SUN + 12 * 60), 1);
     }
 
@@ -451,13 +471,20 @@ mod tests {
         assert_eq!(parse_days("mon"), Ok(vec![0]));
         assert_eq!(parse_days("Monday"), Ok(vec![0]));
         assert_eq!(parse_days("mon-fri"), Ok(vec![0, 1, 2, 3, 4]));
-        assert_eq!(parse_days("fri-mon"), Ok(vec![4, 5, 6, 0]), "a range may wrap");
+        assert_eq!(
+            parse_days("fri-mon"),
+            Ok(vec![4, 5, 6, 0]),
+            "a range may wrap"
+        );
         assert_eq!(parse_days("sat,sun"), Ok(vec![5, 6]));
         assert_eq!(parse_days("weekdays"), Ok(vec![0, 1, 2, 3, 4]));
         assert_eq!(parse_days("weekends"), Ok(vec![5, 6]));
         for bad in ["9:00", "mondays", "mon-", "mon-mun", ""] {
             let why = parse_days(bad).unwrap_err();
-            assert!(why.contains(&format!("\"{bad}\"")) && why.contains("mon-fri"), "{why}");
+            assert!(
+                why.contains(&format!("\"{bad}\"")) && why.contains("mon-fri"),
+                "{why}"
+            );
         }
         assert!(parse_days("mon,mon").unwrap_err().contains("twice"));
     }
@@ -467,10 +494,16 @@ mod tests {
         let missing = week(&[("mon-fri", &[("0:00", 2)])]).unwrap_err();
         assert!(missing.contains("sat, sun are not given"), "{missing}");
         let twice = week(&[("mon-fri", &[("0:00", 2)]), ("fri-sun", &[("0:00", 1)])]).unwrap_err();
-        assert!(twice.contains("fri is given twice (mon-fri and fri-sun)"), "{twice}");
-        let bad_time = week(&[("weekdays", &[("25:00", 2)]), ("weekends", &[("0:00", 1)])])
-            .unwrap_err();
-        assert!(bad_time.starts_with("weekdays: \"25:00\" is not a time of day"), "{bad_time}");
+        assert!(
+            twice.contains("fri is given twice (mon-fri and fri-sun)"),
+            "{twice}"
+        );
+        let bad_time =
+            week(&[("weekdays", &[("25:00", 2)]), ("weekends", &[("0:00", 1)])]).unwrap_err();
+        assert!(
+            bad_time.starts_with("weekdays: \"25:00\" is not a time of day"),
+            "{bad_time}"
+        );
     }
 
     #[test]
@@ -489,9 +522,14 @@ mod tests {
         assert!(!Schedule::is_weekly_value(&daily));
         let bad = raw(r#"max_dynos = { mon-fri = { "9:00" = "lots" }, sat-sun = 1 }"#);
         let why = Schedule::weekly_from_value(&bad).unwrap_err();
-        assert!(why.contains("mon-fri.\"9:00\"") && why.contains("whole number"), "{why}");
+        assert!(
+            why.contains("mon-fri.\"9:00\"") && why.contains("whole number"),
+            "{why}"
+        );
         let bad = raw(r#"max_dynos = { mon-fri = -1, sat-sun = 1 }"#);
-        assert!(Schedule::weekly_from_value(&bad).unwrap_err().starts_with("mon-fri = -1"));
+        assert!(Schedule::weekly_from_value(&bad)
+            .unwrap_err()
+            .starts_with("mon-fri = -1"));
         let mixed = raw(r#"max_dynos = { mon-fri = 2, "9:00" = 1 }"#);
         let why = Schedule::weekly_from_value(&mixed).unwrap_err();
         assert!(why.contains("\"9:00\" is not a day of the week"), "{why}");
@@ -514,8 +552,11 @@ mod tests {
         let minutes = daily.change_minutes();
         assert_eq!(minutes.len(), 14);
         assert!(minutes.contains(&(SUN + 9 * 60)));
-        let weekly = week(&[("mon-fri", &[("0:00", 2), ("9:00", 8)]), ("sat-sun", &[("0:00", 1)])])
-            .unwrap();
+        let weekly = week(&[
+            ("mon-fri", &[("0:00", 2), ("9:00", 8)]),
+            ("sat-sun", &[("0:00", 1)]),
+        ])
+        .unwrap();
         assert_eq!(weekly.change_minutes().len(), 12);
         assert_eq!(format_minute_of_week(TUE + 9 * 60 + 5), "Tue 9:05");
         assert_eq!(format_minute_of_week(0), "Mon 0:00");

@@ -121,7 +121,9 @@ pub struct RouterSignal {
 /// What the heartbeat saw.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum HeartbeatSignal {
-    Answered { response_ms: f64 },
+    Answered {
+        response_ms: f64,
+    },
     /// A timeout, a connection error or a 5xx.
     Failed,
 }
@@ -154,21 +156,32 @@ pub enum Why {
         service_ms: f64,
     },
     /// Heartbeat alone: `ratio` times over the max.
-    Slow { ratio: f64 },
+    Slow {
+        ratio: f64,
+    },
     /// Heartbeat alone: no slow answer for the whole scale-down delay.
     FastFor(Duration),
     /// More dynos are wanted but not yet by `needed` observations in a row.
-    Confirming { seen: u32, needed: u32 },
+    Confirming {
+        seen: u32,
+        needed: u32,
+    },
     /// Fewer dynos are wanted but the scale-down delay has not passed.
-    Stabilising { desired: u32 },
+    Stabilising {
+        desired: u32,
+    },
     /// The size is what the load needs.
     Steady,
     /// The router window has no request (the drain is quiet, or sends garbage).
     SignalMissing,
     /// The router window's newest line is older than `stale_after`.
-    SignalStale { age: Duration },
+    SignalStale {
+        age: Duration,
+    },
     /// The router says the app is down (H10, H14…): not slow, and no reason to remove dynos.
-    AppDown { lines: u64 },
+    AppDown {
+        lines: u64,
+    },
 }
 
 impl Why {
@@ -306,7 +319,8 @@ impl TargetState {
                         // The heartbeat, when there is one, may still add dynos, never remove.
                         let mut decision = match heartbeat {
                             Some(beat) => {
-                                let decision = self.on_heartbeat(config, beat, current, bounds, now);
+                                let decision =
+                                    self.on_heartbeat(config, beat, current, bounds, now);
                                 match decision.to {
                                     Some(to) if to > current => decision,
                                     _ => hold(why),
@@ -502,7 +516,9 @@ impl TargetState {
                 .take(needed)
                 .fold(f64::INFINITY, |a, &b| a.min(b));
             self.slow_ratios.clear();
-            let step = (f64::from(current) * (confirmed - 1.0).min(1.0)).ceil().max(1.0) as u32;
+            let step = (f64::from(current) * (confirmed - 1.0).min(1.0))
+                .ceil()
+                .max(1.0) as u32;
             let to = current.saturating_add(step).min(bounds.max);
             return scale(current, to, Why::Slow { ratio: confirmed });
         }

@@ -283,7 +283,10 @@ fn the_window_is_bounded_and_errors_push_the_p95_up() {
     window.push(t0, (0..50).map(|_| request(5)));
     window.push(t0, std::iter::repeat_n(untimed(14), 50));
     let stats = window.stats(t0);
-    assert_eq!((stats.requests, stats.unavailable, stats.errors), (50, 50, 50));
+    assert_eq!(
+        (stats.requests, stats.unavailable, stats.errors),
+        (50, 50, 50)
+    );
     assert_eq!(stats.latency_p95_ms, Some(6));
 }
 
@@ -335,7 +338,11 @@ fn each_router_code_means_what_herokus_documentation_says() {
         .meaning()
     };
     assert_eq!(meaning(None, 200), Meaning::Served);
-    assert_eq!(meaning(None, 500), Meaning::Served, "the app's own 500 is its answer");
+    assert_eq!(
+        meaning(None, 500),
+        Meaning::Served,
+        "the app's own 500 is its answer"
+    );
     assert_eq!(meaning(None, 499), Meaning::Silent, "the client hung up");
     for code in [11, 12, 13] {
         assert_eq!(meaning(Some(code), 503), Meaning::Overloaded, "H{code}");
@@ -346,7 +353,9 @@ fn each_router_code_means_what_herokus_documentation_says() {
     for code in [17, 18] {
         assert_eq!(meaning(Some(code), 503), Meaning::Served, "H{code}");
     }
-    for code in [15, 16, 22, 23, 24, 25, 26, 27, 28, 31, 32, 80, 81, 82, 83, 99] {
+    for code in [
+        15, 16, 22, 23, 24, 25, 26, 27, 28, 31, 32, 80, 81, 82, 83, 99,
+    ] {
         assert_eq!(meaning(Some(code), 503), Meaning::Silent, "H{code}");
     }
     assert_eq!(one_request(H80).meaning(), Meaning::Silent);
@@ -384,7 +393,10 @@ fn the_mean_service_time_counts_timeouts_at_their_30_s() {
     window.push(t0, (0..9).map(|_| request(100)));
     window.push(t0, [one_request(H12), one_request(H10)]);
     let stats = window.stats(t0);
-    assert_eq!((stats.requests, stats.timeouts, stats.unavailable), (10, 1, 1));
+    assert_eq!(
+        (stats.requests, stats.timeouts, stats.unavailable),
+        (10, 1, 1)
+    );
     assert_eq!(stats.mean_service_ms, Some((900.0 + 30_000.0) / 10.0));
     assert!((stats.requests_per_second - 1.0).abs() < 1e-9);
 }

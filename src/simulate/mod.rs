@@ -22,9 +22,9 @@ pub mod trace;
 
 use crate::decision::bounds_at;
 use crate::policy::target::TargetConfig;
-use policies::{Hpa, Kpa, TargetSizer};
 use crate::settings::{self, AppSettings, SettingsError};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use policies::{Hpa, Kpa, TargetSizer};
 use queue::DynoModel;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;

@@ -13,7 +13,9 @@ use super::signal::RouterFeed;
 use super::trace::utc;
 use crate::decision::bounds_at;
 use crate::downtime::Calendar;
-use crate::policy::target::{HeartbeatSignal, RouterSignal, TargetConfig, TargetInput, TargetState};
+use crate::policy::target::{
+    HeartbeatSignal, RouterSignal, TargetConfig, TargetInput, TargetState,
+};
 use crate::policy::Bounds;
 use crate::settings::AppSettings;
 use autoscalebot_backends::probe::ProbeOutcome;

@@ -232,7 +232,9 @@ impl Moment {
         let router_ms = ROUTER_TIMEOUT.as_secs_f64() * 1000.0;
         match &self.queue {
             None => router_ms,
-            Some(queue) => ((self.backlog_delay_s + queue.mean_response_s()) * 1000.0).min(router_ms),
+            Some(queue) => {
+                ((self.backlog_delay_s + queue.mean_response_s()) * 1000.0).min(router_ms)
+            }
         }
     }
 

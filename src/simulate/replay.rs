@@ -401,7 +401,9 @@ impl Bench<'_> {
         let mut at_ms = start_ms;
         while at_ms < end_ms {
             let next_ms = (at_ms + tick_ms).min(end_ms);
-            let rate = self.trace.mean_rate(at_ms, (at_ms + MAX_STEP_MS).min(next_ms));
+            let rate = self
+                .trace
+                .mean_rate(at_ms, (at_ms + MAX_STEP_MS).min(next_ms));
             let moment = Moment::new(&self.model, fleet.serving(at_ms), rate, books.backlog);
             let tick = Tick {
                 at_ms,

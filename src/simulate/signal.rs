@@ -46,7 +46,9 @@ impl RouterFeed {
     /// The thinning that keeps a window at the busiest rate under [`LINES_PER_WINDOW`] lines.
     pub fn thin_for(peak_per_s: f64, window: Duration) -> u32 {
         let lines = peak_per_s * window.as_secs_f64().max(1.0);
-        (lines / LINES_PER_WINDOW).ceil().clamp(1.0, f64::from(u32::MAX)) as u32
+        (lines / LINES_PER_WINDOW)
+            .ceil()
+            .clamp(1.0, f64::from(u32::MAX)) as u32
     }
 
     /// The router lines of the requests arriving in `[from_ms, to_ms)` at `rate` per second,
@@ -100,11 +102,9 @@ impl RouterFeed {
 
     /// Since the newest line, at `now_ms` (the window's staleness).
     pub fn age(&self, now_ms: i64) -> Duration {
-        self.window
-            .last_request_at()
-            .map_or(Duration::MAX, |at| {
-                Duration::from_millis((now_ms - at.timestamp_millis()).max(0) as u64)
-            })
+        self.window.last_request_at().map_or(Duration::MAX, |at| {
+            Duration::from_millis((now_ms - at.timestamp_millis()).max(0) as u64)
+        })
     }
 
     /// The mean number of requests in the app (served or waiting) over the last `span`
@@ -182,9 +182,14 @@ mod tests {
     fn poisson_counts_have_the_right_mean() {
         let mut rng = Pcg64Mcg::seed_from_u64(3);
         for mean in [0.5, 4.0, 29.0, 120.0] {
-            let total: u64 = (0..20_000).map(|_| u64::from(poisson(&mut rng, mean))).sum();
+            let total: u64 = (0..20_000)
+                .map(|_| u64::from(poisson(&mut rng, mean)))
+                .sum();
             let measured = total as f64 / 20_000.0;
-            assert!((measured - mean).abs() < 0.03 * mean + 0.02, "{mean}: {measured}");
+            assert!(
+                (measured - mean).abs() < 0.03 * mean + 0.02,
+                "{mean}: {measured}"
+            );
         }
         assert_eq!(poisson(&mut rng, 0.0), 0);
     }
@@ -197,12 +202,21 @@ mod tests {
             let mut feed = RouterFeed::new(Duration::from_secs(30), thin, 1);
             feed.arrive(&moment, 100.0, 0, 30_000);
             let stats = feed.stats(29_999);
-            assert!((stats.requests_per_second - 100.0).abs() < 8.0, "{thin}: {stats:?}");
+            assert!(
+                (stats.requests_per_second - 100.0).abs() < 8.0,
+                "{thin}: {stats:?}"
+            );
             let mean = stats.mean_service_ms.unwrap();
             let expected = moment.mean_ms();
-            assert!((mean - expected).abs() < 0.1 * expected, "{thin}: {mean} vs {expected}");
+            assert!(
+                (mean - expected).abs() < 0.1 * expected,
+                "{thin}: {mean} vs {expected}"
+            );
             let p95 = stats.latency_p95_ms.unwrap() as f64;
-            assert!((p95 - moment.p95_ms()).abs() < 0.15 * moment.p95_ms(), "{p95}");
+            assert!(
+                (p95 - moment.p95_ms()).abs() < 0.15 * moment.p95_ms(),
+                "{p95}"
+            );
             // Little's law: about rate × mean time requests in the app.
             let inside = feed.concurrency(30_000, Duration::from_secs(30));
             assert!((inside - 100.0 * expected / 1000.0).abs() < 0.6, "{inside}");

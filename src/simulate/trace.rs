@@ -391,7 +391,9 @@ pub fn parse_router_log(name: &str, text: &str) -> Result<Trace, BadInput> {
         let request = match parse_router_line(fields) {
             Ok(parsed) => Request::from(&parsed),
             Err(error) => {
-                warnings.push(format!("line {line}: a router line where {error} (skipped)"));
+                warnings.push(format!(
+                    "line {line}: a router line where {error} (skipped)"
+                ));
                 continue;
             }
         };
