@@ -25,6 +25,7 @@ pub mod budget;
 pub mod decision;
 pub mod demo;
 pub mod downtime;
+pub mod erlang;
 pub mod metrics;
 pub mod policy;
 pub mod router_log;

@@ -3,10 +3,12 @@
 //! largest size asked for during the whole scale-down delay, as Kubernetes' HPA stabilises).
 //!
 //! With the log drain the size comes from Little's law: busy workers = request rate × service
-//! time, and each dyno should run at most `dyno_concurrency × target_utilisation` of them. The
-//! service time is the smallest mean `service=` seen over the last [`SERVICE_HORIZON`]: Heroku's
-//! `service=` includes the time a request waited inside a busy dyno, so the mean of a busy
-//! window overstates the work, while the quietest recent window shows it. With the heartbeat
+//! time, and each dyno should run at most `dyno_concurrency × target_utilisation` of them.
+//! Heroku's `service=` includes the time a request waited inside a busy dyno, so the mean of a
+//! busy window overstates the work: the work is what remains once the wait of a dyno of
+//! `dyno_concurrency` workers fed at random (Heroku's router) is taken out, by Erlang C, and
+//! the smallest such estimate over the last [`SERVICE_HORIZON`] is used, so that a window with
+//! a backlog (whose wait no steady queue explains) never inflates it. With the heartbeat
 //! alone there is no load to read, so the step is sized from how far the answer is over
 //! `max_response_time_in_ms`, and the size goes down one dyno per delay, never back to a size
 //! that was recently slow.
@@ -35,6 +37,9 @@ pub const DEFAULT_DYNO_CONCURRENCY: u32 = 4;
 /// How far back the quietest window is looked for when estimating the service time: long
 /// enough to include a calm moment, short enough to follow a deploy that changes it.
 pub const SERVICE_HORIZON: Duration = Duration::from_secs(30 * 60);
+/// A window whose wait would put the dyno's workers busier than this is a backlog, not a
+/// steady queue: its wait says nothing of the work.
+const SATURATED_SHARE: f64 = 0.95;
 /// A failed heartbeat (timeout, connection error, 5xx) counts as an answer this many times
 /// over the max: far enough over to double the size, no further.
 const FAILED_RATIO: f64 = 2.0;
@@ -368,9 +373,12 @@ impl TargetState {
         self.fast_since = None;
     }
 
-    /// The quietest recent window's mean service time, this one included.
-    fn service_estimate_ms(&mut self, mean_ms: f64, now: DateTime<Utc>) -> f64 {
-        self.service_ms.push_back((now, mean_ms));
+    /// The smallest work per request over the horizon, this window's included when a steady
+    /// queue explains it; `None` when no window of the horizon could be read that way.
+    fn service_estimate_ms(&mut self, work_ms: Option<f64>, now: DateTime<Utc>) -> Option<f64> {
+        if let Some(ms) = work_ms {
+            self.service_ms.push_back((now, ms));
+        }
         let horizon = chrono::Duration::from_std(SERVICE_HORIZON).unwrap_or_default();
         while self
             .service_ms
@@ -379,10 +387,7 @@ impl TargetState {
         {
             self.service_ms.pop_front();
         }
-        self.service_ms
-            .iter()
-            .map(|(_, ms)| *ms)
-            .fold(f64::INFINITY, f64::min)
+        self.service_ms.iter().map(|(_, ms)| *ms).reduce(f64::min)
     }
 
     fn on_router(
@@ -394,7 +399,9 @@ impl TargetState {
         now: DateTime<Utc>,
     ) -> TargetDecision {
         let mean_ms = router.mean_service_ms.unwrap_or_default().max(0.0);
-        let service_ms = self.service_estimate_ms(mean_ms, now);
+        let per_dyno = router.requests_per_second.max(0.0) / f64::from(current.max(1));
+        let work_ms = work_in(mean_ms, per_dyno, config.dyno_concurrency);
+        let service_ms = self.service_estimate_ms(work_ms, now).unwrap_or(mean_ms);
         let busy_workers = router.requests_per_second.max(0.0) * service_ms / 1000.0;
         let desired = (busy_workers / config.busy_per_dyno()).ceil();
         let desired = if desired.is_finite() {
@@ -541,6 +548,38 @@ impl TargetState {
         self.fast_since = Some(now);
         scale(current, to, Why::FastFor(config.scale_down_delay))
     }
+}
+
+/// The mean work of a request whose mean time in the dyno was `mean_ms`, at `per_dyno_rate`
+/// requests per second on a dyno of `workers` (M/M/c: time = S + C(c, λS)·S / (c − λS), which
+/// grows with S; solved by bisection). `None` for a time only a dyno at saturation would
+/// give (a backlog: its wait says nothing of the work).
+pub fn work_in(mean_ms: f64, per_dyno_rate: f64, workers: u32) -> Option<f64> {
+    let workers = workers.max(1);
+    let c = f64::from(workers);
+    let mean_s = mean_ms / 1000.0;
+    if per_dyno_rate <= 0.0 || mean_s <= 0.0 {
+        return Some(mean_ms);
+    }
+    let time_in_dyno = |work_s: f64| {
+        let load = per_dyno_rate * work_s;
+        work_s + crate::erlang::erlang_c(workers, load) * work_s / (c - load)
+    };
+    let (mut low, mut high) = (0.0, mean_s.min(c / per_dyno_rate * (1.0 - 1e-9)));
+    if time_in_dyno(high) <= mean_s {
+        return None;
+    }
+    for _ in 0..60 {
+        let mid = 0.5 * (low + high);
+        if time_in_dyno(mid) < mean_s {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    let work_s = 0.5 * (low + high);
+    // So close to saturation, no steady queue holds: the wait is a backlog's.
+    (per_dyno_rate * work_s / c <= SATURATED_SHARE).then_some(work_s * 1000.0)
 }
 
 fn hold(why: Why) -> TargetDecision {
