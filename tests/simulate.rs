@@ -260,7 +260,7 @@ fn the_target_policy_on_the_router_signal_beats_the_streaks_on_a_surge() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("Target policy: 85 %"), "{stdout}");
+    assert!(stdout.contains("Target policy: 90 %"), "{stdout}");
     let target = row(&stdout, "ours (");
     let streaks = row(&stdout, "2.1 defaults");
     assert!(stdout.contains("target)"), "{stdout}");

@@ -124,8 +124,8 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = crate::policy::target::DEFAULT_TARGET_UTILISATION, value_name = "SHARE", allow_negative_numbers = true)]
     pub target_utilisation: f64,
 
-    /// The target policy's scale-down delay ("5m").
-    #[arg(long, default_value = "5m", value_parser = parse_boot_time, value_name = "DURATION")]
+    /// The target policy's scale-down delay ("3m").
+    #[arg(long, default_value = "3m", value_parser = parse_boot_time, value_name = "DURATION")]
     pub scale_down_delay: Duration,
 
     /// Observations in a row the target policy needs before it scales up.
