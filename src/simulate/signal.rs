@@ -149,7 +149,7 @@ fn router_line(response_ms: f64) -> Request {
 /// approximation above 30 (exact enough for a count of arrivals). Written here rather than
 /// adding a distributions crate for these few lines.
 fn poisson(rng: &mut Pcg64Mcg, mean: f64) -> u32 {
-    if !(mean > 0.0) {
+    if mean.is_nan() || mean <= 0.0 {
         return 0;
     }
     if mean < 30.0 {
