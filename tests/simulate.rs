@@ -278,11 +278,17 @@ fn a_schedule_by_day_of_the_week_is_read_and_a_bad_one_exits_2() {
     let (_dir, settings) = common::settings_file(
         "max_dynos = { mon-fri = { \"0:00\" = 2, \"9:00\" = 6 }, sat-sun = 1 }\n",
     );
-    let output = simulate(&settings, &["--trace", "builtin:flash-crowd"]);
+    let output = simulate(&settings, &["--trace", "builtin:flash-crowd", "--json"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
-    let fixed = row(&stdout, "fixed at max_dynos");
-    assert_eq!(fixed.0, 3.0 * 2.0 + 3.0 * 6.0, "{stdout}");
+    let table: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let fixed = &table["rows"][2];
+    assert_eq!(fixed["row"], "fixed_at_max");
+    assert_eq!(
+        fixed["dyno_hours"].as_f64(),
+        Some(3.0 * 2.0 + 3.0 * 6.0),
+        "{stdout}"
+    );
 
     let (_dir, settings) = common::settings_file("max_dynos = { mon-fri = 4 }\n");
     let output = simulate(&settings, &["--trace", "builtin:flash-crowd"]);
