@@ -100,6 +100,22 @@ pub struct BeatRecord {
     pub scaled: Option<Decision>,
 }
 
+impl BeatRecord {
+    /// A beat without a heartbeat or an observation (a [`Sizer`]'s tick).
+    fn at(at_ms: i64, rate: f64, p95_ms: f64, fleet: &Fleet, scaled: Option<Decision>) -> Self {
+        BeatRecord {
+            at_ms,
+            requests_per_second: rate,
+            heartbeat_ms: None,
+            observation: None,
+            p95_ms,
+            dynos: fleet.quantity(),
+            serving_dynos: fleet.serving(at_ms),
+            scaled,
+        }
+    }
+}
+
 /// What one way of sizing cost and how it served.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Totals {
@@ -175,6 +191,7 @@ impl SurgeTracker {
 }
 
 /// The queue, the bill and the surges between two moments.
+#[derive(Default)]
 struct Accounting {
     totals: Totals,
     backlog: Backlog,
@@ -296,11 +313,7 @@ impl Bench<'_> {
         let interval_ms = (settings.heartbeat_interval.as_millis() as i64).max(1);
         let mut state = AppState::new();
         let mut fleet = Fleet::running(initial_dynos, start_ms);
-        let mut books = Accounting {
-            totals: Totals::default(),
-            backlog: Backlog::default(),
-            surges: SurgeTracker::default(),
-        };
+        let mut books = Accounting::default();
         let mut run = Run::default();
         let mut beat_ms = start_ms;
         let sends_heartbeat = feed.is_none() || settings.signal.uses_heartbeat();
@@ -354,20 +367,17 @@ impl Bench<'_> {
                 books.surges.scaled_up(&mut books.totals, beat_ms);
             }
             if record_beats {
+                let heartbeat_ms = match outcome {
+                    Some(ProbeOutcome::Response { elapsed, .. }) => {
+                        Some(elapsed.as_secs_f64() * 1000.0)
+                    }
+                    _ => None,
+                };
+                let beat = BeatRecord::at(beat_ms, rate, first_p95_ms, &fleet, scaled);
                 run.beats.push(BeatRecord {
-                    at_ms: beat_ms,
-                    requests_per_second: rate,
-                    heartbeat_ms: match outcome {
-                        Some(ProbeOutcome::Response { elapsed, .. }) => {
-                            Some(elapsed.as_secs_f64() * 1000.0)
-                        }
-                        _ => None,
-                    },
+                    heartbeat_ms,
                     observation: Some(observed.observation),
-                    p95_ms: first_p95_ms,
-                    dynos: fleet.quantity(),
-                    serving_dynos: fleet.serving(beat_ms),
-                    scaled,
+                    ..beat
                 });
             }
             on_beat();
@@ -392,11 +402,7 @@ impl Bench<'_> {
         let tick_ms = (sizer.tick_every().as_millis() as i64).max(1);
         let mut feed = sizer.router_window().map(|window| self.feed(window, seed));
         let mut fleet = Fleet::running(initial_dynos, start_ms);
-        let mut books = Accounting {
-            totals: Totals::default(),
-            backlog: Backlog::default(),
-            surges: SurgeTracker::default(),
-        };
+        let mut books = Accounting::default();
         let mut run = Run::default();
         let mut at_ms = start_ms;
         while at_ms < end_ms {
@@ -432,16 +438,8 @@ impl Bench<'_> {
                 books.surges.scaled_up(&mut books.totals, at_ms);
             }
             if record_beats {
-                run.beats.push(BeatRecord {
-                    at_ms,
-                    requests_per_second: rate,
-                    heartbeat_ms: None,
-                    observation: None,
-                    p95_ms: first_p95_ms,
-                    dynos: fleet.quantity(),
-                    serving_dynos: fleet.serving(at_ms),
-                    scaled,
-                });
+                run.beats
+                    .push(BeatRecord::at(at_ms, rate, first_p95_ms, &fleet, scaled));
             }
             on_tick();
             at_ms = next_ms;
@@ -457,11 +455,7 @@ impl Bench<'_> {
         let end_ms = self.trace.end_ms();
         let max_at = |at_ms: i64| bounds_at(settings, utc(at_ms)).max;
         let mut fleet = Fleet::running(max_at(start_ms), start_ms);
-        let mut books = Accounting {
-            totals: Totals::default(),
-            backlog: Backlog::default(),
-            surges: SurgeTracker::default(),
-        };
+        let mut books = Accounting::default();
         let mut run = Run::default();
         let mut step_ms = start_ms;
         while step_ms < end_ms {
@@ -497,11 +491,7 @@ impl Bench<'_> {
         let end_ms = self.trace.end_ms();
         let wanted_at = |at_ms: i64| bounds_of(settings, at_ms).clamp(self.needs.at(at_ms));
         let mut fleet = Fleet::running(wanted_at(start_ms), start_ms);
-        let mut books = Accounting {
-            totals: Totals::default(),
-            backlog: Backlog::default(),
-            surges: SurgeTracker::default(),
-        };
+        let mut books = Accounting::default();
         let mut run = Run::default();
         let mut minute_ms = start_ms;
         while minute_ms < end_ms {
