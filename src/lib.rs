@@ -9,6 +9,7 @@
 //! - [`bot`]: the async loop: gather the inputs, take the engine's step, act, tell, record.
 //! - [`clock`]: where `now` comes from (the system's, or tokio's in tests).
 //! - [`traffic`], [`drain`]: real traffic, and the log drain's router window, as inputs.
+//! - [`policy`]: decision policies beside the streaks (target tracking), pure.
 //! - [`budget`]: the Platform API budget per key, the pace of formation reads, heartbeat spread.
 //! - [`activator`]: wakes a stopped target on demand, forwards, stops it when idle.
 //! - [`demo`]: `autoscalebot demo`, the sandbox, a traffic surge and the worker in one process.
@@ -29,8 +30,10 @@ pub mod decision;
 pub mod demo;
 pub mod downtime;
 pub mod drain;
+pub mod erlang;
 pub mod metrics;
 pub mod notices;
+pub mod policy;
 pub mod router_log;
 pub mod schedule;
 pub mod server;

@@ -255,6 +255,32 @@ fn parse_ms(key: &'static str, value: &str) -> Result<Option<u32>, LineError> {
         })
 }
 
+/// What a router line says about the app, decided from Heroku's error-code documentation
+/// (devcenter.heroku.com/articles/error-codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meaning {
+    /// The app answered (`at=info`, or an error the app itself caused, such as H17 or H18):
+    /// its times measure the app's speed and its work.
+    Served,
+    /// The app could not keep up: H11 "Backlog too deep" (Heroku: "increase your app's
+    /// throughput by adding more dynos"), H12 "Request timeout" (30 s), H13 "Connection
+    /// closed without response" (typically a worker killed by the server's own timeout).
+    /// Slow; without times, endlessly slow.
+    Overloaded,
+    /// The app is down, not slow: H10 "App crashed", H14 "No web dynos running", H19 "Backend
+    /// connection timeout", H20 "App boot timeout", H21 "Backend connection refused". More
+    /// dynos do not fix these, and they are no reason to remove any either.
+    Down,
+    /// Nothing about the app's speed or load: H80 "Maintenance mode" (the router answers,
+    /// `at=info`, no times), H81 "Blank app", H82 "Dyno hour pool used up", H83 "Planned
+    /// service degradation", H99 "Platform error"; the client's doing: H27 "Client request
+    /// interrupted", H28 "Client connection idle", any 499, H25/H26 (a restricted or
+    /// malformed request), H31/H32 (a misdirected request, a TLS mismatch); H15 "Idle
+    /// connection" (a connection held open 55 s, as streams and websockets do); H16, H22,
+    /// H23, H24 (redirects, connection limits, misconfigured endpoints, forced closes).
+    Silent,
+}
+
 /// One request kept in the window: what the percentiles and counts need, nothing borrowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request {
@@ -265,13 +291,28 @@ pub struct Request {
 }
 
 impl Request {
-    /// What the request cost the user at the router: queue plus service. A router error
-    /// without times (H10 crash, H13 closed, H14 no dynos…) counts as endlessly slow, so a
-    /// burst of them makes the p95 a fail, as a 5xx heartbeat is.
-    pub fn latency_ms(&self) -> u64 {
-        match (self.connect_ms, self.service_ms) {
-            (None, None) if self.code.is_some() || self.status >= 500 => u64::MAX,
-            (connect, service) => connect.unwrap_or(0) as u64 + service.unwrap_or(0) as u64,
+    pub fn meaning(&self) -> Meaning {
+        match self.code {
+            Some(11..=13) => Meaning::Overloaded,
+            Some(10 | 14 | 19..=21) => Meaning::Down,
+            Some(17 | 18) => Meaning::Served,
+            Some(_) => Meaning::Silent,
+            None if self.status == 499 => Meaning::Silent,
+            None => Meaning::Served,
+        }
+    }
+
+    /// What the request cost the user at the router: queue plus service, for the lines that
+    /// measure the app's speed. An overload error without times (H11) counts as endlessly
+    /// slow; lines that say nothing of the speed ([`Meaning::Down`], [`Meaning::Silent`])
+    /// have none.
+    pub fn latency_ms(&self) -> Option<u64> {
+        match (self.meaning(), self.connect_ms, self.service_ms) {
+            (Meaning::Down | Meaning::Silent, ..) => None,
+            (Meaning::Overloaded, None, None) => Some(u64::MAX),
+            (_, connect, service) => {
+                Some(connect.unwrap_or(0) as u64 + service.unwrap_or(0) as u64)
+            }
         }
     }
 }
@@ -395,15 +436,27 @@ pub fn nearest_rank(sorted: &[u64], p: u32) -> u64 {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RouterStats {
     pub window: Duration,
+    /// Requests that reached the app ([`Meaning::Served`] and [`Meaning::Overloaded`]): the
+    /// load. Lines that say nothing of the app are counted apart below.
     pub requests: u64,
     pub requests_per_second: f64,
     pub connect: Option<Quantiles>,
     pub service: Option<Quantiles>,
+    /// The mean `service=` of those requests, H12 timeouts counted at their 30 s: with the
+    /// rate, the work the app did (Little's law).
+    pub mean_service_ms: Option<f64>,
     /// p95 of [`Request::latency_ms`]: what the decision uses. `u64::MAX` when more than 5%
-    /// of the requests were router errors without times.
+    /// of the requests were overload errors without times (H11).
     pub latency_p95_ms: Option<u64>,
-    /// Requests answered with a 5xx or a router error code.
+    /// Requests answered with a 5xx or a router error code, whatever it means.
     pub errors: u64,
+    /// [`Meaning::Overloaded`] lines: H11, H12, H13.
+    pub timeouts: u64,
+    /// [`Meaning::Down`] lines: H10, H14, H19, H20, H21. The app is down, not slow.
+    pub unavailable: u64,
+    /// [`Meaning::Silent`] lines: maintenance (H80), the client's doing (H27, H28, 499), idle
+    /// connections (H15)…
+    pub silent: u64,
 }
 
 /// The requests of the last `window`, by arrival time. Bounded: past `capacity` the oldest are
@@ -461,34 +514,62 @@ impl RouterWindow {
     /// The statistics of the requests within `window` before `now`.
     pub fn stats(&mut self, now: DateTime<Utc>) -> RouterStats {
         self.prune(now);
-        let count = self.requests.len();
-        let mut connect = Vec::with_capacity(count);
-        let mut service = Vec::with_capacity(count);
-        let mut latency = Vec::with_capacity(count);
-        let mut errors = 0;
-        for (_, request) in &self.requests {
-            connect.extend(request.connect_ms.map(u64::from));
-            service.extend(request.service_ms.map(u64::from));
-            latency.push(request.latency_ms());
-            if request.code.is_some() || request.status >= 500 {
-                errors += 1;
-            }
-        }
-        let seconds = self.window.as_secs_f64();
-        RouterStats {
-            window: self.window,
-            requests: count as u64,
-            requests_per_second: if seconds > 0.0 {
-                count as f64 / seconds
-            } else {
-                0.0
-            },
-            connect: Quantiles::of(&mut connect),
-            service: Quantiles::of(&mut service),
-            latency_p95_ms: Quantiles::of(&mut latency).map(|q| q.p95_ms),
-            errors,
-        }
+        window_stats(
+            self.window,
+            self.requests.iter().map(|(_, request)| request),
+        )
     }
+}
+
+/// The statistics of `requests`, as logged over `window`: what [`RouterWindow::stats`]
+/// reports, for any set of requests (the simulator's too).
+pub fn window_stats<'a>(
+    window: Duration,
+    requests: impl IntoIterator<Item = &'a Request>,
+) -> RouterStats {
+    let mut connect = Vec::new();
+    let mut service = Vec::new();
+    let mut latency = Vec::new();
+    let mut stats = RouterStats {
+        window,
+        ..RouterStats::default()
+    };
+    let mut service_sum_ms = 0.0;
+    for request in requests {
+        if request.code.is_some() || request.status >= 500 {
+            stats.errors += 1;
+        }
+        match request.meaning() {
+            Meaning::Down => {
+                stats.unavailable += 1;
+                continue;
+            }
+            Meaning::Silent => {
+                stats.silent += 1;
+                continue;
+            }
+            Meaning::Overloaded => stats.timeouts += 1,
+            Meaning::Served => {}
+        }
+        stats.requests += 1;
+        connect.extend(request.connect_ms.map(u64::from));
+        if let Some(ms) = request.service_ms {
+            service.push(u64::from(ms));
+            service_sum_ms += f64::from(ms);
+        }
+        latency.extend(request.latency_ms());
+    }
+    let seconds = window.as_secs_f64();
+    if seconds > 0.0 {
+        stats.requests_per_second = stats.requests as f64 / seconds;
+    }
+    if !service.is_empty() {
+        stats.mean_service_ms = Some(service_sum_ms / service.len() as f64);
+    }
+    stats.connect = Quantiles::of(&mut connect);
+    stats.service = Quantiles::of(&mut service);
+    stats.latency_p95_ms = Quantiles::of(&mut latency).map(|q| q.p95_ms);
+    stats
 }
 
 #[cfg(test)]

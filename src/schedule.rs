@@ -1,11 +1,31 @@
-//! Time-of-day tables: `max_dynos = { "0:00" = 2, "9:00" = 5, "17:00" = 2 }`.
+//! Time-of-day tables: `max_dynos = { "0:00" = 2, "9:00" = 5, "17:00" = 2 }`, the same every
+//! day, or one per day of the week:
+//! `max_dynos = { mon-fri = { "0:00" = 2, "9:00" = 8, "18:00" = 3 }, sat-sun = 1 }`.
 //!
-//! The latest entry at or before the local time applies, wrapping to the last entry of the day
-//! before; minutes count and 0 is a value. This module knows nothing of settings files or
-//! clocks: it turns a local time of day into a number.
+//! The latest entry at or before the local time applies, wrapping to the last entry before it
+//! (the evening before, or last Sunday's for Monday morning); minutes count and 0 is a value.
+//! This module knows nothing of settings files or clocks: it turns a local time into a number,
+//! and a raw settings value into a table.
 
-use chrono::{DateTime, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveTime, Timelike, Utc};
 use chrono_tz::Tz;
+use config::{Value, ValueKind};
+
+const MINUTES_PER_DAY: u16 = 24 * 60;
+/// Minutes in a week: the range of a minute of the week, from Monday 0:00.
+pub const MINUTES_PER_WEEK: u16 = 7 * MINUTES_PER_DAY;
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const FULL_DAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+const EXPECTED_DAYS: &str =
+    "a day of the week (mon … sun), a range such as mon-fri, a list such as \"sat,sun\", weekdays or weekends";
 
 /// A whole number that is either fixed or changes with the time of day.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +33,8 @@ pub enum Schedule {
     Fixed(u32),
     /// `(minute of the day, value)`, sorted by minute, never empty.
     Daily(Vec<(u16, u32)>),
+    /// `(minute of the week from Monday 0:00, value)`, sorted by minute, never empty.
+    Weekly(Vec<(u16, u32)>),
 }
 
 impl Schedule {
@@ -35,31 +57,88 @@ impl Schedule {
         Ok(Schedule::Daily(table))
     }
 
-    /// The value at a minute of the day (0..1440).
-    pub fn at_minute(&self, minute_of_day: u16) -> u32 {
-        match self {
-            Schedule::Fixed(value) => *value,
-            Schedule::Daily(table) => table
+    /// Builds a table by day of the week from `(days, entries)` pairs: `days` as written
+    /// (`"mon-fri"`), `entries` a time-of-day table. Every day must be given exactly once.
+    pub fn weekly<'a>(
+        days: impl IntoIterator<Item = (&'a str, Vec<(&'a str, u32)>)>,
+    ) -> Result<Schedule, String> {
+        let mut given: [Option<String>; 7] = Default::default();
+        let mut table = Vec::new();
+        for (key, entries) in days {
+            let Schedule::Daily(day_table) =
+                Schedule::daily(entries.iter().copied()).map_err(|why| format!("{key}: {why}"))?
+            else {
+                unreachable!("daily() builds a daily table");
+            };
+            for day in parse_days(key)? {
+                if let Some(first) = &given[day] {
+                    return Err(format!(
+                        "{} is given twice ({first} and {key}); give every day once",
+                        DAYS[day]
+                    ));
+                }
+                given[day] = Some(key.to_string());
+                let start = day as u16 * MINUTES_PER_DAY;
+                table.extend(
+                    day_table
+                        .iter()
+                        .map(|(minute, value)| (start + minute, *value)),
+                );
+            }
+        }
+        let missing: Vec<&str> = (0..7)
+            .filter(|&day| given[day].is_none())
+            .map(|day| DAYS[day])
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "{} {} not given; give every day of the week once (such as mon-fri and sat-sun)",
+                missing.join(", "),
+                if missing.len() == 1 { "is" } else { "are" }
+            ));
+        }
+        table.sort_by_key(|(minute, _)| *minute);
+        Ok(Schedule::Weekly(table))
+    }
+
+    /// The value at a minute of the week (0..10080, from Monday 0:00). A daily table reads
+    /// the minute of the day, so for it a minute of the day works the same.
+    pub fn at_minute(&self, minute: u16) -> u32 {
+        let latest = |table: &[(u16, u32)], at: u16| {
+            table
                 .iter()
                 .rev()
-                .find(|(minute, _)| *minute <= minute_of_day)
-                // Before the day's first entry, yesterday's last entry is still in force.
+                .find(|(minute, _)| *minute <= at)
+                // Before the first entry, the last one (the day or week before) is in force.
                 .or_else(|| table.last())
                 .map(|(_, value)| *value)
-                .expect("a daily table is never empty"),
+                .expect("a table is never empty")
+        };
+        match self {
+            Schedule::Fixed(value) => *value,
+            Schedule::Daily(table) => latest(table, minute % MINUTES_PER_DAY),
+            Schedule::Weekly(table) => latest(table, minute % MINUTES_PER_WEEK),
         }
     }
 
     /// The value in force at `now` in the zone `time_zone`.
     pub fn at(&self, now: DateTime<Utc>, time_zone: Tz) -> u32 {
-        self.at_minute(minute_of_day(now, time_zone))
+        self.at_minute(minute_of_week(now, time_zone))
     }
 
-    /// The minutes at which the value may change (empty when fixed).
+    /// The minutes of the week at which the value may change (empty when fixed): with
+    /// midnight, checking these covers the whole week.
     pub fn change_minutes(&self) -> Vec<u16> {
         match self {
             Schedule::Fixed(_) => Vec::new(),
-            Schedule::Daily(table) => table.iter().map(|(minute, _)| *minute).collect(),
+            Schedule::Daily(table) => (0..7)
+                .flat_map(|day| {
+                    table
+                        .iter()
+                        .map(move |(minute, _)| day * MINUTES_PER_DAY + minute)
+                })
+                .collect(),
+            Schedule::Weekly(table) => table.iter().map(|(minute, _)| *minute).collect(),
         }
     }
 
@@ -67,23 +146,163 @@ impl Schedule {
     pub fn highest(&self) -> u32 {
         match self {
             Schedule::Fixed(value) => *value,
-            Schedule::Daily(table) => table.iter().map(|(_, value)| *value).max().unwrap_or(0),
+            Schedule::Daily(table) | Schedule::Weekly(table) => {
+                table.iter().map(|(_, value)| *value).max().unwrap_or(0)
+            }
         }
     }
+
+    /// Whether a raw settings table is by day of the week (its keys name days, or its values
+    /// are tables) rather than by time of day.
+    pub fn is_weekly_value(value: &Value) -> bool {
+        match &value.kind {
+            ValueKind::Table(entries) => entries.iter().any(|(key, entry)| {
+                parse_days(key).is_ok() || matches!(entry.kind, ValueKind::Table(_))
+            }),
+            _ => false,
+        }
+    }
+
+    /// Reads a table by day of the week from the raw settings value: each day, range or list
+    /// of days gives a whole number or a time-of-day table of whole numbers. The error says
+    /// which entry is wrong and what was expected.
+    pub fn weekly_from_value(value: &Value) -> Result<Schedule, String> {
+        let ValueKind::Table(days) = &value.kind else {
+            return Err("a table by day of the week".to_string());
+        };
+        let mut parsed: Vec<(&str, Vec<(&str, u32)>)> = Vec::new();
+        for (key, entry) in days {
+            parse_days(key)?;
+            let entries = match &entry.kind {
+                ValueKind::Table(times) => {
+                    let mut entries = Vec::new();
+                    for (time, count) in times {
+                        let count = whole_number(count).ok_or_else(|| {
+                            format!(
+                                "{key}.\"{time}\" = {count}: expected a whole number (0 or more)"
+                            )
+                        })?;
+                        entries.push((time.as_str(), count));
+                    }
+                    entries
+                }
+                _ => {
+                    let count = whole_number(entry).ok_or_else(|| {
+                        format!("{key} = {entry}: expected a whole number (0 or more) or a time-of-day table")
+                    })?;
+                    vec![("0:00", count)]
+                }
+            };
+            parsed.push((key.as_str(), entries));
+        }
+        Schedule::weekly(parsed)
+    }
+}
+
+/// A TOML whole number (or text of one) that fits a `u32`.
+fn whole_number(value: &Value) -> Option<u32> {
+    match &value.kind {
+        ValueKind::I64(n) => u32::try_from(*n).ok(),
+        ValueKind::U64(n) => u32::try_from(*n).ok(),
+        ValueKind::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The days (0 = Monday) a key names: `mon`, `monday`, `mon-fri` (ranges may wrap:
+/// `fri-mon`), `sat,sun`, `weekdays`, `weekends`.
+pub fn parse_days(key: &str) -> Result<Vec<usize>, String> {
+    let invalid = || format!("\"{key}\" is not {EXPECTED_DAYS}");
+    let day = |text: &str| {
+        let text = text.trim().to_ascii_lowercase();
+        DAYS.iter()
+            .position(|day| *day == text)
+            .or_else(|| FULL_DAYS.iter().position(|day| *day == text))
+    };
+    let lowered = key.trim().to_ascii_lowercase();
+    match lowered.as_str() {
+        "weekdays" => return Ok((0..5).collect()),
+        "weekends" | "weekend" => return Ok(vec![5, 6]),
+        _ => {}
+    }
+    let mut days = Vec::new();
+    for part in lowered.split(',') {
+        match part.split_once('-') {
+            Some((from, to)) => {
+                let (from, to) = (day(from).ok_or_else(invalid)?, day(to).ok_or_else(invalid)?);
+                let mut at = from;
+                loop {
+                    days.push(at);
+                    if at == to {
+                        break;
+                    }
+                    at = (at + 1) % 7;
+                }
+            }
+            None => days.push(day(part).ok_or_else(invalid)?),
+        }
+    }
+    let mut unique = days.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    if unique.len() != days.len() {
+        return Err(format!("\"{key}\" names a day twice"));
+    }
+    Ok(days)
+}
+
+/// A minute of the week as people read it: "Tue 9:05".
+pub fn format_minute_of_week(minute: u16) -> String {
+    let day = (minute / MINUTES_PER_DAY) as usize % 7;
+    let minute = minute % MINUTES_PER_DAY;
+    let mut name = DAYS[day].to_string();
+    name[..1].make_ascii_uppercase();
+    format!("{name} {}:{:02}", minute / 60, minute % 60)
 }
 
 impl std::fmt::Display for Schedule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let entries = |table: &[(u16, u32)]| -> String {
+            let entries: Vec<String> = table
+                .iter()
+                .map(|(minute, value)| format!("\"{}:{:02}\" = {value}", minute / 60, minute % 60))
+                .collect();
+            format!("{{ {} }}", entries.join(", "))
+        };
         match self {
             Schedule::Fixed(value) => write!(f, "{value}"),
-            Schedule::Daily(table) => {
-                let entries: Vec<String> = table
-                    .iter()
-                    .map(|(minute, value)| {
-                        format!("\"{}:{:02}\" = {value}", minute / 60, minute % 60)
+            Schedule::Daily(table) => write!(f, "{}", entries(table)),
+            Schedule::Weekly(table) => {
+                // Each day's own entries; days in a row with the same entries as one range.
+                let day_tables: Vec<Vec<(u16, u32)>> = (0..7u16)
+                    .map(|day| {
+                        table
+                            .iter()
+                            .filter(|(minute, _)| minute / MINUTES_PER_DAY == day)
+                            .map(|(minute, value)| (minute % MINUTES_PER_DAY, *value))
+                            .collect()
                     })
                     .collect();
-                write!(f, "{{ {} }}", entries.join(", "))
+                let mut groups: Vec<String> = Vec::new();
+                let mut start = 0;
+                for day in 1..=7 {
+                    if day < 7 && day_tables[day] == day_tables[start] {
+                        continue;
+                    }
+                    let days = if day - 1 == start {
+                        DAYS[start].to_string()
+                    } else {
+                        format!("{}-{}", DAYS[start], DAYS[day - 1])
+                    };
+                    let value = if day_tables[start].is_empty() {
+                        "{}".to_string()
+                    } else {
+                        entries(&day_tables[start])
+                    };
+                    groups.push(format!("{days} = {value}"));
+                    start = day;
+                }
+                write!(f, "{{ {} }}", groups.join(", "))
             }
         }
     }
@@ -93,6 +312,15 @@ impl std::fmt::Display for Schedule {
 pub fn minute_of_day(now: DateTime<Utc>, time_zone: Tz) -> u16 {
     let local: NaiveTime = now.with_timezone(&time_zone).time();
     (local.hour() * 60 + local.minute()) as u16
+}
+
+/// The local minute of the week (0..10080, from Monday 0:00) of `now` in `time_zone`.
+pub fn minute_of_week(now: DateTime<Utc>, time_zone: Tz) -> u16 {
+    let day = now
+        .with_timezone(&time_zone)
+        .weekday()
+        .num_days_from_monday() as u16;
+    day * MINUTES_PER_DAY + minute_of_day(now, time_zone)
 }
 
 /// Parses `"H:MM"` or `"HH:MM"` (0:00 to 23:59) into a minute of the day.
@@ -184,5 +412,153 @@ mod tests {
         let max = table(&[("17:00", 2), ("9:05", 5)]);
         assert_eq!(max.to_string(), "{ \"9:05\" = 5, \"17:00\" = 2 }");
         assert_eq!(Schedule::Fixed(3).to_string(), "3");
+    }
+
+    fn week(days: &[(&str, &[(&str, u32)])]) -> Result<Schedule, String> {
+        Schedule::weekly(days.iter().map(|(key, entries)| (*key, entries.to_vec())))
+    }
+
+    const TUE: u16 = MINUTES_PER_DAY;
+    const SAT: u16 = 5 * MINUTES_PER_DAY;
+    const SUN: u16 = 6 * MINUTES_PER_DAY;
+
+    #[test]
+    fn weekdays_and_weekends_have_their_own_tables() {
+        let max = week(&[
+            ("mon-fri", &[("0:00", 2), ("9:00", 8), ("18:00", 3)]),
+            ("sat-sun", &[("0:00", 1)]),
+        ])
+        .unwrap();
+        assert_eq!(max.at_minute(TUE + 9 * 60), 8);
+        assert_eq!(max.at_minute(TUE + 8 * 60 + 59), 2);
+        assert_eq!(max.at_minute(TUE + 20 * 60), 3);
+        assert_eq!(max.at_minute(SAT + 9 * 60), 1);
+        assert_eq!(max.at_minute(SUN + 23 * 60), 1);
+        assert_eq!(max.highest(), 8);
+        // Friday 2026-01-16 10:00 and Saturday 2026-01-17 10:00 in Paris (UTC+1).
+        let friday = Utc.with_ymd_and_hms(2026, 1, 16, 9, 0, 0).unwrap();
+        assert_eq!(max.at(friday, chrono_tz::Europe::Paris), 8);
+        let saturday = Utc.with_ymd_and_hms(2026, 1, 17, 9, 0, 0).unwrap();
+        assert_eq!(max.at(saturday, chrono_tz::Europe::Paris), 1);
+        // 23:30 UTC on a Friday is already Saturday in Paris.
+        let late = Utc.with_ymd_and_hms(2026, 1, 16, 23, 30, 0).unwrap();
+        assert_eq!(minute_of_week(late, chrono_tz::Europe::Paris), SAT + 30);
+    }
+
+    #[test]
+    fn before_a_days_first_entry_the_day_before_holds_even_across_the_week() {
+        let max = week(&[
+            ("mon-sat", &[("8:00", 5), ("20:00", 2)]),
+            ("sun", &[("12:00", 1)]),
+        ])
+        .unwrap();
+        assert_eq!(max.at_minute(7 * 60), 1, "Monday 7:00: Sunday's last entry");
+        assert_eq!(
+            max.at_minute(TUE + 7 * 60),
+            2,
+            "Tuesday 7:00: Monday evening's"
+        );
+        assert_eq!(
+            max.at_minute(SUN + 11 * 60),
+            2,
+            "Sunday 11:00: Saturday evening's"
+        );
+        assert_eq!(max.at_minute(SUN + 12 * 60), 1);
+    }
+
+    #[test]
+    fn days_are_written_as_people_write_them() {
+        assert_eq!(parse_days("mon"), Ok(vec![0]));
+        assert_eq!(parse_days("Monday"), Ok(vec![0]));
+        assert_eq!(parse_days("mon-fri"), Ok(vec![0, 1, 2, 3, 4]));
+        assert_eq!(
+            parse_days("fri-mon"),
+            Ok(vec![4, 5, 6, 0]),
+            "a range may wrap"
+        );
+        assert_eq!(parse_days("sat,sun"), Ok(vec![5, 6]));
+        assert_eq!(parse_days("weekdays"), Ok(vec![0, 1, 2, 3, 4]));
+        assert_eq!(parse_days("weekends"), Ok(vec![5, 6]));
+        for bad in ["9:00", "mondays", "mon-", "mon-mun", ""] {
+            let why = parse_days(bad).unwrap_err();
+            assert!(
+                why.contains(&format!("\"{bad}\"")) && why.contains("mon-fri"),
+                "{why}"
+            );
+        }
+        assert!(parse_days("mon,mon").unwrap_err().contains("twice"));
+    }
+
+    #[test]
+    fn every_day_once_or_the_error_names_the_day() {
+        let missing = week(&[("mon-fri", &[("0:00", 2)])]).unwrap_err();
+        assert!(missing.contains("sat, sun are not given"), "{missing}");
+        let twice = week(&[("mon-fri", &[("0:00", 2)]), ("fri-sun", &[("0:00", 1)])]).unwrap_err();
+        assert!(
+            twice.contains("fri is given twice (mon-fri and fri-sun)"),
+            "{twice}"
+        );
+        let bad_time =
+            week(&[("weekdays", &[("25:00", 2)]), ("weekends", &[("0:00", 1)])]).unwrap_err();
+        assert!(
+            bad_time.starts_with("weekdays: \"25:00\" is not a time of day"),
+            "{bad_time}"
+        );
+    }
+
+    #[test]
+    fn a_raw_settings_value_by_day_is_read_with_numbers_or_tables() {
+        let text = r#"max_dynos = { mon-fri = { "0:00" = 2, "9:00" = 8 }, sat-sun = 1 }"#;
+        let value = raw(text);
+        assert!(Schedule::is_weekly_value(&value));
+        let max = Schedule::weekly_from_value(&value).unwrap();
+        assert_eq!(max.at_minute(9 * 60), 8);
+        assert_eq!(max.at_minute(SAT + 9 * 60), 1);
+        assert_eq!(
+            max.to_string(),
+            r#"{ mon-fri = { "0:00" = 2, "9:00" = 8 }, sat-sun = { "0:00" = 1 } }"#
+        );
+        let daily = raw(r#"max_dynos = { "0:00" = 2, "9:00" = 8 }"#);
+        assert!(!Schedule::is_weekly_value(&daily));
+        let bad = raw(r#"max_dynos = { mon-fri = { "9:00" = "lots" }, sat-sun = 1 }"#);
+        let why = Schedule::weekly_from_value(&bad).unwrap_err();
+        assert!(
+            why.contains("mon-fri.\"9:00\"") && why.contains("whole number"),
+            "{why}"
+        );
+        let bad = raw(r#"max_dynos = { mon-fri = -1, sat-sun = 1 }"#);
+        assert!(Schedule::weekly_from_value(&bad)
+            .unwrap_err()
+            .starts_with("mon-fri = -1"));
+        let mixed = raw(r#"max_dynos = { mon-fri = 2, "9:00" = 1 }"#);
+        let why = Schedule::weekly_from_value(&mixed).unwrap_err();
+        assert!(why.contains("\"9:00\" is not a day of the week"), "{why}");
+    }
+
+    /// The raw value of `max_dynos` in a TOML text, as the settings reader gets it.
+    fn raw(text: &str) -> Value {
+        let table: std::collections::HashMap<String, Value> = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap();
+        table["max_dynos"].clone()
+    }
+
+    #[test]
+    fn the_change_minutes_cover_every_day_so_checks_see_the_whole_week() {
+        let daily = table(&[("0:00", 2), ("9:00", 5)]);
+        let minutes = daily.change_minutes();
+        assert_eq!(minutes.len(), 14);
+        assert!(minutes.contains(&(SUN + 9 * 60)));
+        let weekly = week(&[
+            ("mon-fri", &[("0:00", 2), ("9:00", 8)]),
+            ("sat-sun", &[("0:00", 1)]),
+        ])
+        .unwrap();
+        assert_eq!(weekly.change_minutes().len(), 12);
+        assert_eq!(format_minute_of_week(TUE + 9 * 60 + 5), "Tue 9:05");
+        assert_eq!(format_minute_of_week(0), "Mon 0:00");
     }
 }

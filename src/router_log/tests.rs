@@ -109,8 +109,8 @@ fn error_lines_have_codes_and_may_have_empty_times() {
     let h14 = parse_router_line(router_message(H14)).unwrap();
     assert_eq!(h14.code, Some(14));
     assert_eq!((h14.connect_ms, h14.service_ms, h14.dyno), (None, None, ""));
-    assert_eq!(Request::from(&h14).latency_ms(), u64::MAX);
-    assert_eq!(Request::from(&h12).latency_ms(), 30000);
+    assert_eq!(Request::from(&h14).latency_ms(), None, "down, not slow");
+    assert_eq!(Request::from(&h12).latency_ms(), Some(30000));
 }
 
 #[test]
@@ -260,22 +260,34 @@ fn the_window_is_bounded_and_errors_push_the_p95_up() {
     let mut window = RouterWindow::new(Duration::from_secs(30), 100);
     window.push(t0, (0..250).map(|_| request(5)));
     assert_eq!(window.stats(t0).requests, 100);
-    let h14 = Request {
+    let untimed = |code: u8| Request {
         connect_ms: None,
         service_ms: None,
         status: 503,
-        code: Some(14),
+        code: Some(code),
     };
-    // 10 of 100 are H14: more than 5%, so the p95 is a router error.
-    window.push(t0, std::iter::repeat_n(h14, 10));
+    // 10 of 110 are H11 (backlog too deep, no times): more than 5%, so the p95 is an
+    // endless wait.
+    window.push(t0, std::iter::repeat_n(untimed(11), 10));
     let stats = window.stats(t0);
     assert_eq!(stats.errors, 10);
+    assert_eq!(stats.timeouts, 10);
     assert_eq!(stats.latency_p95_ms, Some(u64::MAX));
     assert_eq!(
         stats.service.unwrap().p95_ms,
         5,
         "untimed errors have no service time"
     );
+    // H14 (no web dynos) says the app is down: counted apart, never slow.
+    let mut window = RouterWindow::new(Duration::from_secs(30), 100);
+    window.push(t0, (0..50).map(|_| request(5)));
+    window.push(t0, std::iter::repeat_n(untimed(14), 50));
+    let stats = window.stats(t0);
+    assert_eq!(
+        (stats.requests, stats.unavailable, stats.errors),
+        (50, 50, 50)
+    );
+    assert_eq!(stats.latency_p95_ms, Some(6));
 }
 
 #[test]
@@ -303,4 +315,88 @@ fn the_workers_own_heartbeat_lines_are_counted_apart() {
     );
     assert_eq!((counts.router_lines, counts.heartbeat_lines), (3, 2));
     assert_eq!(requests.len(), 3, "heartbeat lines still count for latency");
+}
+
+const H80: &str = "<158>1 2026-03-10T12:00:00+00:00 host heroku router - at=info code=H80 desc=\"Maintenance mode\" method=GET path=\"/\" host=myapp.herokuapp.com fwd=\"1.2.3.4\" dyno= connect= service= status=503 bytes=";
+const H27: &str = "<158>1 2026-03-10T12:00:00+00:00 host heroku router - at=info code=H27 desc=\"Client Request Interrupted\" method=POST path=\"/submit/\" host=myapp.herokuapp.com fwd=\"1.2.3.4\" dyno=web.1 connect=1ms service=4000ms status=499 bytes=0";
+const H15: &str = "<158>1 2026-03-10T12:00:00+00:00 host heroku router - at=error code=H15 desc=\"Idle connection\" dyno=web.1 connect=1ms service=55449ms status=503 bytes=18";
+const H10: &str = "<158>1 2026-03-10T12:00:00+00:00 host heroku router - at=error code=H10 desc=\"App crashed\" method=GET path=\"/\" host=myapp.herokuapp.com fwd=\"1.2.3.4\" dyno= connect= service= status=503 bytes=";
+
+fn one_request(line: &str) -> Request {
+    Request::from(&parse_router_line(router_message(line)).unwrap())
+}
+
+#[test]
+fn each_router_code_means_what_herokus_documentation_says() {
+    let meaning = |code: Option<u8>, status: u16| {
+        Request {
+            connect_ms: Some(1),
+            service_ms: Some(10),
+            status,
+            code,
+        }
+        .meaning()
+    };
+    assert_eq!(meaning(None, 200), Meaning::Served);
+    assert_eq!(
+        meaning(None, 500),
+        Meaning::Served,
+        "the app's own 500 is its answer"
+    );
+    assert_eq!(meaning(None, 499), Meaning::Silent, "the client hung up");
+    for code in [11, 12, 13] {
+        assert_eq!(meaning(Some(code), 503), Meaning::Overloaded, "H{code}");
+    }
+    for code in [10, 14, 19, 20, 21] {
+        assert_eq!(meaning(Some(code), 503), Meaning::Down, "H{code}");
+    }
+    for code in [17, 18] {
+        assert_eq!(meaning(Some(code), 503), Meaning::Served, "H{code}");
+    }
+    for code in [
+        15, 16, 22, 23, 24, 25, 26, 27, 28, 31, 32, 80, 81, 82, 83, 99,
+    ] {
+        assert_eq!(meaning(Some(code), 503), Meaning::Silent, "H{code}");
+    }
+    assert_eq!(one_request(H80).meaning(), Meaning::Silent);
+    assert_eq!(one_request(H27).meaning(), Meaning::Silent);
+    assert_eq!(one_request(H15).meaning(), Meaning::Silent);
+    assert_eq!(one_request(H10).meaning(), Meaning::Down);
+    assert_eq!(one_request(H12).meaning(), Meaning::Overloaded);
+}
+
+#[test]
+fn maintenance_client_aborts_and_idle_connections_never_make_a_window_slow() {
+    let t0 = Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).unwrap();
+    let mut window = RouterWindow::new(Duration::from_secs(30), 1000);
+    // 16 batches of H80, as in the report that scaled an app from 1 to 3 dynos.
+    for _ in 0..16 {
+        window.push(t0, std::iter::repeat_n(one_request(H80), 10));
+    }
+    window.push(t0, [one_request(H27), one_request(H15)]);
+    let stats = window.stats(t0);
+    assert_eq!((stats.requests, stats.silent), (0, 162));
+    assert_eq!(stats.latency_p95_ms, None);
+    assert_eq!(stats.requests_per_second, 0.0);
+    // Beside real traffic they change neither the rate nor the p95.
+    window.push(t0, (0..20).map(|_| request(40)));
+    let stats = window.stats(t0);
+    assert_eq!(stats.requests, 20);
+    assert_eq!(stats.latency_p95_ms, Some(41));
+    assert_eq!(stats.mean_service_ms, Some(40.0));
+}
+
+#[test]
+fn the_mean_service_time_counts_timeouts_at_their_30_s() {
+    let t0 = Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).unwrap();
+    let mut window = RouterWindow::new(Duration::from_secs(10), 1000);
+    window.push(t0, (0..9).map(|_| request(100)));
+    window.push(t0, [one_request(H12), one_request(H10)]);
+    let stats = window.stats(t0);
+    assert_eq!(
+        (stats.requests, stats.timeouts, stats.unavailable),
+        (10, 1, 1)
+    );
+    assert_eq!(stats.mean_service_ms, Some((900.0 + 30_000.0) / 10.0));
+    assert!((stats.requests_per_second - 1.0).abs() < 1e-9);
 }

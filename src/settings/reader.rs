@@ -465,8 +465,13 @@ impl Reader {
 
     /// A whole number or a time-of-day table of whole numbers.
     pub fn schedule(&mut self, key: &str, value: Value) -> Option<Schedule> {
-        let expected = "a whole number (0 or more) or a time-of-day table such as { \"0:00\" = 2, \"9:00\" = 5 }";
+        let expected = "a whole number (0 or more), a time-of-day table such as { \"0:00\" = 2, \"9:00\" = 5 }, or one by day such as { mon-fri = { \"0:00\" = 2, \"9:00\" = 5 }, sat-sun = 1 }";
         match value.kind.clone() {
+            ValueKind::Table(_) if Schedule::is_weekly_value(&value) => {
+                Schedule::weekly_from_value(&value)
+                    .map_err(|why| self.bad(key, &value, format!("a table by day: {why}")))
+                    .ok()
+            }
             ValueKind::Table(entries) => {
                 let mut parsed = Vec::new();
                 let mut ok = true;

@@ -1,20 +1,29 @@
-//! `autoscalebot simulate`: replays a traffic trace through the real decision engine and shows
-//! what the settings would have cost and how long the app would have been slow, beside three
-//! references (the 2.1 defaults, a fixed size at `max_dynos`, and an oracle).
+//! `autoscalebot simulate`: replays a traffic trace through the real decision engine (or the
+//! target policy) and shows what the settings would have cost and how long the app would have
+//! been slow, beside references: the 2.1 defaults within the same bounds, a fixed size at
+//! `max_dynos`, the reactive limit, reconstructions of Kubernetes' HPA and Knative's KPA, and
+//! the oracle.
 //!
 //! Layout: [`trace`] reads the traffic, [`builtin`] makes the built-in traces, [`queue`] turns
-//! rate and dynos into response times, [`replay`] drives the engine on a simulated clock, and
-//! [`report`] prints the table and writes the CSV and SVG. This module only wires them. No rule
-//! of scaling lives here or below: every decision comes from [`crate::decision`].
+//! rate and dynos into response times, [`signal`] turns requests into the router lines the
+//! drain would see, [`policies`] holds the target policy's adapter and the HPA and KPA
+//! reconstructions, [`replay`] drives them on a simulated clock, and [`report`] prints the
+//! table (or JSON) and writes the CSV and SVG. This module only wires them. No rule of our
+//! scaling lives here or below: decisions come from [`crate::decision`] and
+//! [`crate::policy`].
 
 pub mod builtin;
+pub mod policies;
 pub mod queue;
 pub mod replay;
 pub mod report;
+pub mod signal;
 pub mod trace;
 
+use crate::policy::target::TargetConfig;
 use crate::settings::{self, AppSettings, SettingsError};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use policies::{Hpa, Kpa, TargetSizer};
 use queue::DynoModel;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
@@ -104,6 +113,27 @@ pub struct SimulateArgs {
     /// scale events marked.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+
+    /// How "ours" decides: "streaks" (2.1's algorithm, the worker's default) or "target"
+    /// (scale to the size the measured load needs).
+    #[arg(long, default_value = "streaks", value_parser = ["streaks", "target"], value_name = "POLICY")]
+    pub policy: String,
+
+    /// The target policy's share of each dyno's workers kept busy, in (0, 1].
+    #[arg(long, default_value_t = crate::policy::target::DEFAULT_TARGET_UTILISATION, value_name = "SHARE", allow_negative_numbers = true)]
+    pub target_utilisation: f64,
+
+    /// The target policy's scale-down delay ("3m").
+    #[arg(long, default_value = "3m", value_parser = parse_boot_time, value_name = "DURATION")]
+    pub scale_down_delay: Duration,
+
+    /// Observations in a row the target policy needs before it scales up.
+    #[arg(long, default_value_t = crate::policy::target::DEFAULT_CONFIRMATIONS, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub confirmations: u32,
+
+    /// Prints the table as JSON: the trace, the model and one object per row.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn parse_boot_time(text: &str) -> Result<Duration, String> {
@@ -117,6 +147,9 @@ pub struct Simulation {
     pub model: DynoModel,
     /// Where the service time came from, for the header.
     pub service_time_origin: String,
+    /// What the service time means for the max, when a router log's says something worth
+    /// knowing (timeouts dominate it, or it is over the max by itself).
+    pub service_time_note: Option<String>,
     pub settings: AppSettings,
     pub defaults: AppSettings,
     pub needs: Needs,
@@ -124,6 +157,11 @@ pub struct Simulation {
     pub defaults_run: Run,
     pub fixed: Run,
     pub oracle: Run,
+    pub reactive: Run,
+    pub hpa: Run,
+    pub kpa: Run,
+    /// The target policy's knobs, when "ours" ran it.
+    pub target: Option<TargetConfig>,
     pub ours_initial_dynos: u32,
     pub defaults_initial_dynos: u32,
     pub elapsed: Duration,
@@ -146,7 +184,14 @@ pub fn run(
         || "settings".to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    print!("{}", report::table(&simulation, args, &label));
+    if let Some(note) = &simulation.service_time_note {
+        eprintln!("autoscalebot: note: {note}");
+    }
+    if args.json {
+        println!("{}", report::json(&simulation, args, &label));
+    } else {
+        print!("{}", report::table(&simulation, args, &label));
+    }
     if let Some(path) = &args.csv {
         report::write_csv(path, &simulation)
             .map_err(|e| anyhow::anyhow!("writing --csv {}: {e}", path.display()))?;
@@ -180,6 +225,12 @@ fn check_flags(args: &SimulateArgs) -> Result<(), BadInput> {
             args.rate_scale
         )));
     }
+    if !(args.target_utilisation > 0.0 && args.target_utilisation <= 1.0) {
+        return Err(BadInput(format!(
+            "--target-utilisation {}: expected a share of each dyno's workers above 0 and at most 1, such as 0.85",
+            args.target_utilisation
+        )));
+    }
     if let Some(plot) = &args.plot {
         if plot.extension().is_none_or(|ext| ext != "svg") {
             return Err(BadInput(format!(
@@ -191,11 +242,17 @@ fn check_flags(args: &SimulateArgs) -> Result<(), BadInput> {
     Ok(())
 }
 
-const CREDENTIALS: [&str; 2] = ["heroku_app_name", "heroku_api_key"];
+/// What a simulation does without: it calls no API and listens on no port.
+const CREDENTIALS: [&str; 4] = [
+    "heroku_app_name",
+    "heroku_api_key",
+    "log_drain_password",
+    "http_port",
+];
 
-/// Loads the settings as the worker does. A simulation calls no API, so when the only problem
-/// is a missing app name or API key, placeholders stand in for them (the worker itself still
-/// refuses to start without them).
+/// Loads the settings as the worker does. A simulation calls no API and runs no drain, so when
+/// the only problems are a missing app name, API key, drain password or port, placeholders
+/// stand in for them (the worker itself still refuses to start without them).
 pub fn load_settings(
     path: Option<&Path>,
     env: &HashMap<String, String>,
@@ -222,6 +279,10 @@ pub fn load_settings(
         env.entry("AUTOSCALE_HEROKU_API_KEY".to_string())
             .or_insert_with(|| "simulated".to_string());
     }
+    env.entry("AUTOSCALE_LOG_DRAIN_PASSWORD".to_string())
+        .or_insert_with(|| "simulated".to_string());
+    env.entry("AUTOSCALE_HTTP_PORT".to_string())
+        .or_insert_with(|| "0".to_string());
     settings::load(path, &env).map(first_app)
 }
 
@@ -246,26 +307,71 @@ pub fn defaults_like(ours: &AppSettings) -> AppSettings {
     first_app(settings::load(None, &env).expect("the defaults are valid"))
 }
 
-/// Runs the four rows on one trace. Pure but for the progress bar on stderr.
+/// The 2.1 defaults within the user's own `min_dynos` and `max_dynos`: 2.1's algorithm on the
+/// same bounds, so that the row means something on a trace that needs more than 3 dynos.
+pub fn defaults_within(ours: &AppSettings) -> AppSettings {
+    let mut defaults = defaults_like(ours);
+    defaults.min_dynos = ours.min_dynos.clone();
+    defaults.max_dynos = ours.max_dynos.clone();
+    defaults
+}
+
+/// The service time of the model, where it came from, and a note when a router log's mean is
+/// dominated by 30 s timeouts (then the model takes the mean of the other requests: no number
+/// of dynos serves a request the app itself takes 30 s on) or is over the max by itself.
+fn service_time(
+    args: &SimulateArgs,
+    trace: &Trace,
+    max_response_time_ms: f64,
+) -> (f64, String, Option<String>) {
+    if let Some(ms) = args.service_time_ms {
+        return (ms, "--service-time-ms".to_string(), None);
+    }
+    let Some(times) = trace.service_times else {
+        return (DEFAULT_SERVICE_TIME_MS, "default".to_string(), None);
+    };
+    let timed_out_ms = times.timeouts as f64 * queue::ROUTER_TIMEOUT.as_secs_f64() * 1000.0;
+    let total_ms = times.mean_ms * times.requests as f64;
+    let others = times.requests.saturating_sub(times.timeouts);
+    if times.timeouts > 0 && timed_out_ms > 0.5 * total_ms && others > 0 {
+        let mean_ms = (total_ms - timed_out_ms) / others as f64;
+        let note = format!(
+            "{:.0} % of the service time in this router log is {} requests that hit the router's 30 s timeout (H12), {:.1} % of the requests; their mean service= of {:.0} ms is over max_response_time_in_ms ({max_response_time_ms} ms) whatever the number of dynos. Simulating with the mean of the other {others} requests ({mean_ms:.1} ms); look at what times out first.",
+            100.0 * timed_out_ms / total_ms,
+            times.timeouts,
+            100.0 * times.timeouts as f64 / times.requests as f64,
+            times.mean_ms,
+        );
+        return (
+            mean_ms,
+            format!("mean service= of {others} router lines, timeouts left out"),
+            Some(note),
+        );
+    }
+    let origin = format!("mean service= of {} router lines", times.requests);
+    let note = (times.mean_ms >= max_response_time_ms).then(|| {
+        format!(
+            "the mean service= of this router log ({:.0} ms) is at or over max_response_time_in_ms ({max_response_time_ms} ms): no number of dynos makes the app fast; every row will be slow",
+            times.mean_ms
+        )
+    });
+    (times.mean_ms, origin, note)
+}
+
+/// Runs every row on one trace. Pure but for the progress bar on stderr.
 pub fn simulate(
     settings: AppSettings,
     trace: Trace,
     args: &SimulateArgs,
 ) -> Result<Simulation, SimulateError> {
     let started = Instant::now();
-    let (service_time_ms, service_time_origin) = match (args.service_time_ms, trace.service_times) {
-        (Some(ms), _) => (ms, "--service-time-ms".to_string()),
-        (None, Some(times)) => (
-            times.mean_ms,
-            format!("mean service= of {} router lines", times.requests),
-        ),
-        (None, None) => (DEFAULT_SERVICE_TIME_MS, "default".to_string()),
-    };
+    let max_response_time_ms = settings.max_response_time_ms as f64;
+    let (service_time_ms, service_time_origin, service_time_note) =
+        service_time(args, &trace, max_response_time_ms);
     let model = DynoModel {
         dyno_concurrency: args.dyno_concurrency,
         service_time_ms,
     };
-    let max_response_time_ms = settings.max_response_time_ms as f64;
     let needs = Needs::compute(&trace, &model, max_response_time_ms);
     let bench = Bench {
         trace: &trace,
@@ -274,24 +380,54 @@ pub fn simulate(
         max_response_time_ms,
         needs: &needs,
     };
-    let defaults = defaults_like(&settings);
+    let defaults = defaults_within(&settings);
     let start = trace.start();
     let span_ms = (trace.end_ms() - trace.start_ms()) as u64;
     let beats_of = |s: &AppSettings| span_ms / (s.heartbeat_interval.as_millis() as u64).max(1);
-    let mut progress = Progress::new(beats_of(&settings) + beats_of(&defaults));
-
-    let ours_initial_dynos = settings.engine_config().bounds_at(start).min;
-    let calendar = downtime_calendar(&settings);
-    let mut rng = Pcg64Mcg::seed_from_u64(args.seed);
-    let timeout = settings.heartbeat_timeout;
-    let ours = bench.run_engine(
-        &settings,
-        &calendar,
-        ours_initial_dynos,
-        true,
-        &mut |_, moment| heartbeat_outcome(moment.sample_ms(&mut rng), timeout),
-        &mut || progress.tick(),
+    let ticks_of = |every: Duration| span_ms / (every.as_millis() as u64).max(1);
+    let mut progress = Progress::new(
+        beats_of(&settings) + beats_of(&defaults) + ticks_of(Hpa::SYNC) + ticks_of(Kpa::TICK),
     );
+
+    // A stopped app stays stopped under the streaks until the min starts it; the sizers start
+    // from one dyno, as an app they scale would be running.
+    let sizer_initial_dynos = settings.engine_config().bounds_at(start).min.max(1);
+    let ours_initial_dynos = match args.policy.as_str() {
+        "target" => sizer_initial_dynos,
+        _ => settings.engine_config().bounds_at(start).min,
+    };
+    let calendar = downtime_calendar(&settings);
+    let target = (args.policy == "target").then(|| target_config(&settings, args));
+    let ours = match &target {
+        Some(config) => {
+            let mut sizer = TargetSizer::new(config.clone(), &settings, &calendar, args.seed);
+            bench.run_sizer(
+                &mut sizer,
+                &settings,
+                ours_initial_dynos,
+                true,
+                args.seed,
+                &mut || progress.tick(),
+            )
+        }
+        None => {
+            let mut rng = Pcg64Mcg::seed_from_u64(args.seed);
+            let timeout = settings.heartbeat_timeout;
+            let mut feed = settings
+                .signal
+                .uses_router()
+                .then(|| bench.feed(settings.router_window, args.seed));
+            bench.run_engine_on(
+                &settings,
+                &calendar,
+                ours_initial_dynos,
+                true,
+                &mut |_, moment| heartbeat_outcome(moment.sample_ms(&mut rng), timeout),
+                feed.as_mut(),
+                &mut || progress.tick(),
+            )
+        }
+    };
     let defaults_initial_dynos = defaults.engine_config().bounds_at(start).min;
     // Its own generator with the same seed: the reference never depends on our settings, and
     // settings equal to the defaults give equal rows.
@@ -307,15 +443,39 @@ pub fn simulate(
     );
     let fixed = bench.run_fixed_at_max(&settings);
     let oracle = bench.run_oracle();
+    let reactive = bench.run_reactive_limit(&settings);
+    // The same metric and target as the target policy: busy workers per dyno.
+    let target_per_dyno = f64::from(args.dyno_concurrency) * args.target_utilisation;
+    let hpa = bench.run_sizer(
+        &mut Hpa::new(target_per_dyno),
+        &settings,
+        sizer_initial_dynos,
+        false,
+        args.seed,
+        &mut || progress.tick(),
+    );
+    let kpa = bench.run_sizer(
+        &mut Kpa::new(target_per_dyno),
+        &settings,
+        sizer_initial_dynos,
+        false,
+        args.seed,
+        &mut || progress.tick(),
+    );
     progress.finish();
     Ok(Simulation {
         model,
         service_time_origin,
+        service_time_note,
         needs,
         ours,
         defaults_run,
         fixed,
         oracle,
+        reactive,
+        hpa,
+        kpa,
+        target,
         ours_initial_dynos,
         defaults_initial_dynos,
         settings,
@@ -323,6 +483,17 @@ pub fn simulate(
         elapsed: started.elapsed(),
         trace,
     })
+}
+
+/// The target policy's knobs for a simulation: the settings' latency target, the flags' rest.
+pub fn target_config(settings: &AppSettings, args: &SimulateArgs) -> TargetConfig {
+    TargetConfig {
+        target_utilisation: args.target_utilisation,
+        dyno_concurrency: args.dyno_concurrency,
+        scale_down_delay: args.scale_down_delay,
+        confirmations: args.confirmations,
+        ..TargetConfig::new(settings.max_response_time_ms)
+    }
 }
 
 /// The worker's planned downtime windows: those of the settings and, when it can be read, the

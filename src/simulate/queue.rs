@@ -2,7 +2,12 @@
 //! response-time distribution.
 //!
 //! Each dyno is `dyno_concurrency` servers with exponential service times (mean
-//! `service_time_ms`), fed by Poisson arrivals: an M/M/c queue, solved exactly with Erlang C.
+//! `service_time_ms`). Heroku's routers pick a dyno at random for each request ("Routers use a
+//! random selection algorithm for HTTP request load balancing across web dynos", Heroku's HTTP
+//! routing documentation) and each dyno queues its own requests, so Poisson arrivals split
+//! into one Poisson stream per dyno: every serving dyno is its own M/M/c queue at the rate
+//! divided by the dynos, solved exactly with Erlang C. That is slower than one pooled queue
+//! of all the workers (a request can wait at a busy dyno while another is idle).
 //! An M/M/c has no steady state in overload, so a fluid backlog carries the excess from one
 //! step to the next and drains at the spare capacity, capped by the router's 30 s timeout.
 //! This module owns the arithmetic only: it knows nothing of settings, clocks or the engine.
@@ -38,24 +43,7 @@ impl DynoModel {
     }
 }
 
-/// Erlang C: the probability that an arrival waits, for `servers` servers and an offered load
-/// of `offered_erlangs` (arrival rate / service rate per server). 1 when the queue is unstable.
-pub fn erlang_c(servers: u32, offered_erlangs: f64) -> f64 {
-    if servers == 0 || offered_erlangs >= f64::from(servers) {
-        return 1.0;
-    }
-    if offered_erlangs <= 0.0 {
-        return 0.0;
-    }
-    // Erlang B by its recurrence, which stays finite for thousands of servers (the closed
-    // form overflows factorials long before that).
-    let mut erlang_b = 1.0;
-    for k in 1..=servers {
-        erlang_b = offered_erlangs * erlang_b / (f64::from(k) + offered_erlangs * erlang_b);
-    }
-    let c = f64::from(servers);
-    c * erlang_b / (c - offered_erlangs * (1.0 - erlang_b))
-}
+pub use crate::erlang::erlang_c;
 
 /// A stable M/M/c queue.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -190,9 +178,8 @@ impl Moment {
         arrival_per_s: f64,
         backlog: Backlog,
     ) -> Moment {
-        let servers = serving_dynos * model.dyno_concurrency;
         let capacity = model.capacity_per_s(serving_dynos);
-        if servers == 0 {
+        if serving_dynos == 0 || model.dyno_concurrency == 0 {
             return Moment {
                 queue: None,
                 backlog_delay_s: 0.0,
@@ -204,8 +191,10 @@ impl Moment {
         } else {
             arrival_per_s
         };
+        // Random routing: each dyno sees its share of the arrivals and queues them alone.
+        let per_dyno = arrival / f64::from(serving_dynos);
         Moment {
-            queue: Mmc::new(servers, arrival, model.service_rate_per_s()),
+            queue: Mmc::new(model.dyno_concurrency, per_dyno, model.service_rate_per_s()),
             backlog_delay_s: backlog.requests / capacity,
         }
     }
@@ -217,6 +206,17 @@ impl Moment {
             None => router_ms,
             Some(queue) => {
                 ((self.backlog_delay_s + queue.response_quantile_s(0.95)) * 1000.0).min(router_ms)
+            }
+        }
+    }
+
+    /// The mean response time, capped at the router timeout.
+    pub fn mean_ms(&self) -> f64 {
+        let router_ms = ROUTER_TIMEOUT.as_secs_f64() * 1000.0;
+        match &self.queue {
+            None => router_ms,
+            Some(queue) => {
+                ((self.backlog_delay_s + queue.mean_response_s()) * 1000.0).min(router_ms)
             }
         }
     }

@@ -1,13 +1,17 @@
 //! Replays a trace through one way of sizing the app and adds up what it cost and how slow it
-//! was: the settings through the real engine, a fixed size at `max_dynos`, or the oracle.
+//! was: the settings through the real engine, a [`Sizer`] (the target policy, HPA, KPA) on
+//! the router signal, a fixed size at `max_dynos`, the reactive limit, or the oracle.
 //!
 //! For the engine this is the worker's loop with a simulated clock: at each heartbeat time it
-//! takes the engine's [`step`] with the heartbeat's reading, the quantity the platform would
-//! report and the planned downtime window in force, and reports a scale back with
-//! [`State::acted`]. It holds no rule of its own; the only things it adds are physics: dynos
-//! that take `boot_time` to serve, and the queue between heartbeats.
+//! gathers the inputs the worker would (the heartbeat's reading, the router window, the
+//! quantity the platform would report, the planned downtime window in force), takes the
+//! engine's [`step`], and reports a scale back with [`State::acted`]. It holds no rule of its
+//! own; the only things it adds are physics: dynos that take `boot_time` to serve,
+//! and the queue between heartbeats.
 
+use super::policies::{bounds_of, Sizer, Tick};
 use super::queue::{Backlog, DynoModel, Moment, ROUTER_TIMEOUT};
+use super::signal::RouterFeed;
 use super::trace::{utc, Trace};
 use crate::decision::{step, Acted, HeartbeatReading, Inputs, Observation, ScaleReason, State};
 use crate::downtime::Calendar;
@@ -37,6 +41,15 @@ impl Fleet {
     /// What the platform reports (and bills): booting dynos included.
     pub fn quantity(&self) -> u32 {
         self.ready_at_ms.len() as u32
+    }
+
+    /// The next moment after `now_ms` at which a booting dyno starts serving.
+    pub fn next_ready_after(&self, now_ms: i64) -> Option<i64> {
+        self.ready_at_ms
+            .iter()
+            .copied()
+            .filter(|&ready| ready > now_ms)
+            .min()
     }
 
     pub fn serving(&self, now_ms: i64) -> u32 {
@@ -73,15 +86,35 @@ pub struct Decision {
 pub struct BeatRecord {
     pub at_ms: i64,
     pub requests_per_second: f64,
-    /// `None` for a timeout.
+    /// `None` for a timeout, or when no heartbeat was sent.
     pub heartbeat_ms: Option<f64>,
-    pub observation: Observation,
+    /// A heartbeat was sent and got no answer within `heartbeat_timeout_in_ms`.
+    pub heartbeat_timed_out: bool,
+    /// What the engine made of the heartbeat or router window; `None` for a [`Sizer`].
+    pub observation: Option<Observation>,
     /// The p95 right after the decision, for the dynos then serving.
     pub p95_ms: f64,
     /// The quantity after this heartbeat's decision.
     pub dynos: u32,
     pub serving_dynos: u32,
     pub scaled: Option<Decision>,
+}
+
+impl BeatRecord {
+    /// A beat without a heartbeat or an observation (a [`Sizer`]'s tick).
+    fn at(at_ms: i64, rate: f64, p95_ms: f64, fleet: &Fleet, scaled: Option<Decision>) -> Self {
+        BeatRecord {
+            at_ms,
+            requests_per_second: rate,
+            heartbeat_ms: None,
+            heartbeat_timed_out: false,
+            observation: None,
+            p95_ms,
+            dynos: fleet.quantity(),
+            serving_dynos: fleet.serving(at_ms),
+            scaled,
+        }
+    }
 }
 
 /// What one way of sizing cost and how it served.
@@ -159,6 +192,7 @@ impl SurgeTracker {
 }
 
 /// The queue, the bill and the surges between two moments.
+#[derive(Default)]
 struct Accounting {
     totals: Totals,
     backlog: Backlog,
@@ -170,8 +204,16 @@ impl Bench<'_> {
         self.boot_time.as_millis() as i64
     }
 
-    /// Accounts `[from_ms, to_ms)` at the fleet as it is at `from_ms`.
-    fn account(&self, books: &mut Accounting, fleet: &Fleet, from_ms: i64, to_ms: i64) -> f64 {
+    /// Accounts `[from_ms, to_ms)` at the fleet as it is at `from_ms`, and hands the requests
+    /// of that stretch to the drain's view, if any.
+    fn account(
+        &self,
+        books: &mut Accounting,
+        fleet: &Fleet,
+        from_ms: i64,
+        to_ms: i64,
+        feed: Option<&mut RouterFeed>,
+    ) -> f64 {
         let step_s = (to_ms - from_ms) as f64 / 1000.0;
         let rate = self.trace.mean_rate(from_ms, to_ms);
         let serving = fleet.serving(from_ms);
@@ -183,10 +225,51 @@ impl Bench<'_> {
         books.totals.dyno_seconds += f64::from(fleet.quantity()) * step_s;
         let under = self.needs.at(from_ms) > serving;
         books.surges.step(&mut books.totals, from_ms, under);
+        if let Some(feed) = feed {
+            feed.arrive(&moment, rate, from_ms, to_ms);
+        }
         books
             .backlog
             .advance(rate, self.model.capacity_per_s(serving), step_s);
         p95_ms
+    }
+
+    /// Accounts `[from_ms, to_ms)` in steps of at most [`MAX_STEP_MS`], cut where a booting
+    /// dyno starts serving. Returns the p95 of the first step.
+    fn advance(
+        &self,
+        books: &mut Accounting,
+        fleet: &Fleet,
+        from_ms: i64,
+        to_ms: i64,
+        mut feed: Option<&mut RouterFeed>,
+    ) -> f64 {
+        let mut step_ms = from_ms;
+        let mut first_p95_ms = None;
+        while step_ms < to_ms {
+            let mut step_end = (step_ms + MAX_STEP_MS).min(to_ms);
+            if let Some(ready) = fleet.next_ready_after(step_ms) {
+                step_end = step_end.min(ready);
+            }
+            let p95_ms = self.account(books, fleet, step_ms, step_end, feed.as_deref_mut());
+            first_p95_ms.get_or_insert(p95_ms);
+            step_ms = step_end;
+        }
+        first_p95_ms.unwrap_or_default()
+    }
+
+    /// The peak rate of the trace, for the drain's thinning.
+    pub fn peak_rate(&self) -> f64 {
+        self.trace
+            .points()
+            .iter()
+            .map(|p| p.requests_per_second)
+            .fold(0.0, f64::max)
+    }
+
+    /// A drain's view for one run, with the window `window`.
+    pub fn feed(&self, window: Duration, seed: u64) -> RouterFeed {
+        RouterFeed::new(window, RouterFeed::thin_for(self.peak_rate(), window), seed)
     }
 
     /// Runs the settings through the decision engine. `probe` turns the queue as a request
@@ -201,29 +284,52 @@ impl Bench<'_> {
         probe: &mut dyn FnMut(i64, &Moment) -> ProbeOutcome,
         on_beat: &mut dyn FnMut(),
     ) -> Run {
+        self.run_engine_on(
+            settings,
+            calendar,
+            initial_dynos,
+            record_beats,
+            probe,
+            None,
+            on_beat,
+        )
+    }
+
+    /// [`Bench::run_engine`], with the drain's view when the settings' signal uses the router:
+    /// each beat classifies the router window as the worker does (and combines it with the
+    /// heartbeat for `signal = "both"`; with `"router"` no heartbeat is sent).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_engine_on(
+        &self,
+        settings: &AppSettings,
+        calendar: &Calendar,
+        initial_dynos: u32,
+        record_beats: bool,
+        probe: &mut dyn FnMut(i64, &Moment) -> ProbeOutcome,
+        mut feed: Option<&mut RouterFeed>,
+        on_beat: &mut dyn FnMut(),
+    ) -> Run {
         let start_ms = self.trace.start_ms();
         let end_ms = self.trace.end_ms();
         let interval_ms = (settings.heartbeat_interval.as_millis() as i64).max(1);
         let config = settings.engine_config();
         let mut state = State::new(&config);
         let mut fleet = Fleet::running(initial_dynos, start_ms);
-        let mut books = Accounting {
-            totals: Totals::default(),
-            backlog: Backlog::default(),
-            surges: SurgeTracker::default(),
-        };
+        let mut books = Accounting::default();
         let mut run = Run::default();
         let mut beat_ms = start_ms;
+        let sends_heartbeat = feed.is_none() || settings.signal.uses_heartbeat();
         while beat_ms < end_ms {
             let next_ms = (beat_ms + interval_ms).min(end_ms);
             let first_step_end = (beat_ms + MAX_STEP_MS).min(next_ms);
             let rate = self.trace.mean_rate(beat_ms, first_step_end);
             let moment = Moment::new(&self.model, fleet.serving(beat_ms), rate, books.backlog);
-            let outcome = probe(beat_ms, &moment);
+            let outcome = sends_heartbeat.then(|| probe(beat_ms, &moment));
             let now = utc(beat_ms);
             // As the worker's beat does (notifications are not simulated).
             let inputs = Inputs {
-                heartbeat: Some(HeartbeatReading::from(&outcome)),
+                heartbeat: outcome.as_ref().map(HeartbeatReading::from),
+                router: feed.as_deref_mut().map(|feed| feed.stats(beat_ms)),
                 size: Some(fleet.quantity()),
                 downtime: calendar.active(now).cloned(),
                 ..Inputs::default()
@@ -251,37 +357,90 @@ impl Bench<'_> {
                 run.decisions.push(decision);
                 scaled = Some(decision);
             }
-            let mut step_ms = beat_ms;
-            let mut first_p95_ms = None;
-            while step_ms < next_ms {
-                let step_end = (step_ms + MAX_STEP_MS).min(next_ms);
-                let p95_ms = self.account(&mut books, &fleet, step_ms, step_end);
-                first_p95_ms.get_or_insert(p95_ms);
-                step_ms = step_end;
-            }
+            let first_p95_ms =
+                self.advance(&mut books, &fleet, beat_ms, next_ms, feed.as_deref_mut());
             // A scale-up answers a surge that started before it, not one it starts itself.
             if scaled.is_some_and(|d| d.to > d.from) {
                 books.surges.scaled_up(&mut books.totals, beat_ms);
             }
             if record_beats {
+                let heartbeat_ms = match outcome {
+                    Some(ProbeOutcome::Response { elapsed, .. }) => {
+                        Some(elapsed.as_secs_f64() * 1000.0)
+                    }
+                    _ => None,
+                };
+                let beat = BeatRecord::at(beat_ms, rate, first_p95_ms, &fleet, scaled);
                 run.beats.push(BeatRecord {
-                    at_ms: beat_ms,
-                    requests_per_second: rate,
-                    heartbeat_ms: match outcome {
-                        ProbeOutcome::Response { elapsed, .. } => {
-                            Some(elapsed.as_secs_f64() * 1000.0)
-                        }
-                        _ => None,
-                    },
-                    observation: output.observed.observation,
-                    p95_ms: first_p95_ms.unwrap_or_default(),
-                    dynos: fleet.quantity(),
-                    serving_dynos: fleet.serving(beat_ms),
-                    scaled,
+                    heartbeat_timed_out: outcome.is_some() && heartbeat_ms.is_none(),
+                    heartbeat_ms,
+                    observation: Some(output.observed.observation),
+                    ..beat
                 });
             }
             on_beat();
             beat_ms = next_ms;
+        }
+        run.totals = books.totals;
+        run
+    }
+
+    /// Runs a [`Sizer`] at its own ticks, with the drain's view when it reads the router.
+    pub fn run_sizer(
+        &self,
+        sizer: &mut dyn Sizer,
+        settings: &AppSettings,
+        initial_dynos: u32,
+        record_beats: bool,
+        seed: u64,
+        on_tick: &mut dyn FnMut(),
+    ) -> Run {
+        let start_ms = self.trace.start_ms();
+        let end_ms = self.trace.end_ms();
+        let tick_ms = (sizer.tick_every().as_millis() as i64).max(1);
+        let mut feed = sizer.router_window().map(|window| self.feed(window, seed));
+        let mut fleet = Fleet::running(initial_dynos, start_ms);
+        let mut books = Accounting::default();
+        let mut run = Run::default();
+        let mut at_ms = start_ms;
+        while at_ms < end_ms {
+            let next_ms = (at_ms + tick_ms).min(end_ms);
+            let rate = self
+                .trace
+                .mean_rate(at_ms, (at_ms + MAX_STEP_MS).min(next_ms));
+            let moment = Moment::new(&self.model, fleet.serving(at_ms), rate, books.backlog);
+            let tick = Tick {
+                at_ms,
+                quantity: fleet.quantity(),
+                serving: fleet.serving(at_ms),
+                moment: &moment,
+                bounds: bounds_of(settings, at_ms),
+            };
+            let wanted = sizer.decide(&tick, feed.as_mut());
+            let mut scaled = None;
+            if let Some(to) = wanted.filter(|&to| to != fleet.quantity()) {
+                let from = fleet.quantity();
+                fleet.resize(to, at_ms, self.boot_ms());
+                let decision = Decision {
+                    at: utc(at_ms),
+                    from,
+                    to,
+                    reason: None,
+                };
+                books.totals.scale_events += 1;
+                run.decisions.push(decision);
+                scaled = Some(decision);
+            }
+            let first_p95_ms = self.advance(&mut books, &fleet, at_ms, next_ms, feed.as_mut());
+            if scaled.is_some_and(|d| d.to > d.from) {
+                books.surges.scaled_up(&mut books.totals, at_ms);
+            }
+            if record_beats {
+                run.beats
+                    .push(BeatRecord::at(at_ms, rate, first_p95_ms, &fleet, scaled));
+            }
+            on_tick();
+            at_ms = next_ms;
         }
         run.totals = books.totals;
         run
@@ -295,11 +454,7 @@ impl Bench<'_> {
         let config = settings.engine_config();
         let max_at = |at_ms: i64| config.bounds_at(utc(at_ms)).max;
         let mut fleet = Fleet::running(max_at(start_ms), start_ms);
-        let mut books = Accounting {
-            totals: Totals::default(),
-            backlog: Backlog::default(),
-            surges: SurgeTracker::default(),
-        };
+        let mut books = Accounting::default();
         let mut run = Run::default();
         let mut step_ms = start_ms;
         while step_ms < end_ms {
@@ -319,8 +474,44 @@ impl Bench<'_> {
                 }
             }
             let step_end = (step_ms + MAX_STEP_MS).min(end_ms);
-            self.account(&mut books, &fleet, step_ms, step_end);
+            self.advance(&mut books, &fleet, step_ms, step_end, None);
             step_ms = step_end;
+        }
+        run.totals = books.totals;
+        run
+    }
+
+    /// The reactive limit: at the start of each minute, exactly the dynos [`Needs`] says for
+    /// that minute (the fewest that keep its p95 under the max), but new dynos serve only
+    /// after the boot time and the backlog of the minutes before is carried. No policy that
+    /// reacts to what it measures can do better: the floor we measure ourselves against.
+    pub fn run_reactive_limit(&self, settings: &AppSettings) -> Run {
+        let start_ms = self.trace.start_ms();
+        let end_ms = self.trace.end_ms();
+        let wanted_at = |at_ms: i64| bounds_of(settings, at_ms).clamp(self.needs.at(at_ms));
+        let mut fleet = Fleet::running(wanted_at(start_ms), start_ms);
+        let mut books = Accounting::default();
+        let mut run = Run::default();
+        let mut minute_ms = start_ms;
+        while minute_ms < end_ms {
+            let wanted = wanted_at(minute_ms);
+            let from = fleet.quantity();
+            if wanted != from {
+                fleet.resize(wanted, minute_ms, self.boot_ms());
+                run.decisions.push(Decision {
+                    at: utc(minute_ms),
+                    from,
+                    to: wanted,
+                    reason: None,
+                });
+                books.totals.scale_events += 1;
+            }
+            let next_ms = (minute_ms + 60_000).min(end_ms);
+            self.advance(&mut books, &fleet, minute_ms, next_ms, None);
+            if wanted > from {
+                books.surges.scaled_up(&mut books.totals, minute_ms);
+            }
+            minute_ms = next_ms;
         }
         run.totals = books.totals;
         run

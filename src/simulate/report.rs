@@ -39,10 +39,79 @@ pub fn format_duration_s(seconds: f64) -> String {
     }
 }
 
-/// The labels of the four rows, in order.
-pub const ROW_LABELS: [&str; 4] = ["ours", "2.1 defaults", "fixed at max_dynos", "oracle"];
+/// The labels of the rows, in order (the first is followed by the settings' name).
+pub const ROW_LABELS: [&str; 7] = [
+    "ours",
+    "2.1 defaults",
+    "fixed at max_dynos",
+    "reactive limit",
+    "Kubernetes HPA",
+    "Knative KPA",
+    "oracle",
+];
 
-/// The header lines and the four rows.
+/// One row of the table: its stable key (for JSON), its label, its run, and its reaction
+/// when that is known by definition.
+struct Row<'a> {
+    key: &'static str,
+    label: String,
+    run: &'a Run,
+    reaction: Option<&'static str>,
+}
+
+fn rows<'a>(sim: &'a Simulation, settings_label: &str) -> Vec<Row<'a>> {
+    let policy = if sim.target.is_some() {
+        "target"
+    } else {
+        "streaks"
+    };
+    vec![
+        Row {
+            key: "ours",
+            label: format!("{} ({settings_label}, {policy})", ROW_LABELS[0]),
+            run: &sim.ours,
+            reaction: None,
+        },
+        Row {
+            key: "defaults_2_1",
+            label: format!("{} (same min/max)", ROW_LABELS[1]),
+            run: &sim.defaults_run,
+            reaction: None,
+        },
+        Row {
+            key: "fixed_at_max",
+            label: format!("{} ({})", ROW_LABELS[2], sim.settings.max_dynos),
+            run: &sim.fixed,
+            reaction: None,
+        },
+        Row {
+            key: "reactive_limit",
+            label: format!("{} (needs, after boot)", ROW_LABELS[3]),
+            run: &sim.reactive,
+            reaction: Some("0s (by definition)"),
+        },
+        Row {
+            key: "hpa",
+            label: format!("{} (reconstructed)", ROW_LABELS[4]),
+            run: &sim.hpa,
+            reaction: None,
+        },
+        Row {
+            key: "kpa",
+            label: format!("{} (reconstructed)", ROW_LABELS[5]),
+            run: &sim.kpa,
+            reaction: None,
+        },
+        Row {
+            key: "oracle",
+            label: format!("{} (per minute)", ROW_LABELS[6]),
+            run: &sim.oracle,
+            reaction: Some("0s (by definition)"),
+        },
+    ]
+}
+
+/// The header lines and the rows.
 pub fn table(sim: &Simulation, args: &SimulateArgs, settings_label: &str) -> String {
     let trace = &sim.trace;
     let span_s = (trace.end_ms() - trace.start_ms()) as f64 / 1000.0;
@@ -63,7 +132,7 @@ pub fn table(sim: &Simulation, args: &SimulateArgs, settings_label: &str) -> Str
     );
     let _ = writeln!(
         out,
-        "Model: M/M/c, {} requests at once per dyno, {:.1} ms mean service ({}), boot {}, ${} per dyno-hour, seed {}",
+        "Model: a random dyno per request (Heroku's router), each an M/M/c of {} requests at once, {:.1} ms mean service ({}), boot {}, ${} per dyno-hour, seed {}",
         sim.model.dyno_concurrency,
         sim.model.service_time_ms,
         sim.service_time_origin,
@@ -71,6 +140,17 @@ pub fn table(sim: &Simulation, args: &SimulateArgs, settings_label: &str) -> Str
         args.dyno_cost_per_hour,
         args.seed
     );
+    if let Some(target) = &sim.target {
+        let _ = writeln!(
+            out,
+            "Target policy: {:.0} % of {} workers per dyno, scale-down delay {}, {} confirmations, on the {} signal",
+            target.target_utilisation * 100.0,
+            target.dyno_concurrency,
+            format_duration_s(target.scale_down_delay.as_secs_f64()),
+            target.confirmations,
+            sim.settings.signal.as_str(),
+        );
+    }
     let _ = writeln!(
         out,
         "Slow = p95 above max_response_time_in_ms ({} ms). Simulated in {} ms.",
@@ -80,30 +160,12 @@ pub fn table(sim: &Simulation, args: &SimulateArgs, settings_label: &str) -> Str
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "{:<32} {:>10} {:>10} {:>12} {:>7}  surge → first scale-up (median)",
+        "{:<38} {:>10} {:>10} {:>12} {:>7}  surge → first scale-up (median)",
         "policy", "dyno-hours", "cost", "slow minutes", "scales"
     );
-    let rows: [(String, &Run, Option<&str>); 4] = [
-        (
-            format!("{} ({settings_label})", ROW_LABELS[0]),
-            &sim.ours,
-            None,
-        ),
-        (ROW_LABELS[1].to_string(), &sim.defaults_run, None),
-        (
-            format!("{} ({})", ROW_LABELS[2], sim.settings.max_dynos),
-            &sim.fixed,
-            None,
-        ),
-        (
-            format!("{} (per minute)", ROW_LABELS[3]),
-            &sim.oracle,
-            Some("0s (by definition)"),
-        ),
-    ];
-    for (label, run, reaction) in rows {
-        let totals = &run.totals;
-        let reaction = reaction.map(str::to_string).unwrap_or_else(|| {
+    for row in rows(sim, settings_label) {
+        let totals = &row.run.totals;
+        let reaction = row.reaction.map(str::to_string).unwrap_or_else(|| {
             match (totals.surges, totals.median_reaction_s()) {
                 (0, _) => "no surge".to_string(),
                 (n, None) => format!("— (none of {n} surges answered)"),
@@ -116,8 +178,8 @@ pub fn table(sim: &Simulation, args: &SimulateArgs, settings_label: &str) -> Str
         });
         let _ = writeln!(
             out,
-            "{:<32} {:>10.1} {:>10} {:>12.1} {:>7}  {}",
-            label,
+            "{:<38} {:>10.1} {:>10} {:>12.1} {:>7}  {}",
+            row.label,
             totals.dyno_hours(),
             format!("${:.2}", totals.dyno_hours() * args.dyno_cost_per_hour),
             totals.slow_seconds / 60.0,
@@ -126,6 +188,51 @@ pub fn table(sim: &Simulation, args: &SimulateArgs, settings_label: &str) -> Str
         );
     }
     out
+}
+
+/// The whole table as JSON: the trace, the model and one object per row, for pipelines.
+pub fn json(sim: &Simulation, args: &SimulateArgs, settings_label: &str) -> String {
+    let rows: Vec<serde_json::Value> = rows(sim, settings_label)
+        .into_iter()
+        .map(|row| {
+            let totals = &row.run.totals;
+            let median = match row.reaction {
+                Some(_) => Some(0.0),
+                None => totals.median_reaction_s(),
+            };
+            serde_json::json!({
+                "row": row.key,
+                "label": row.label,
+                "dyno_hours": totals.dyno_hours(),
+                "cost": totals.dyno_hours() * args.dyno_cost_per_hour,
+                "slow_minutes": totals.slow_seconds / 60.0,
+                "scales": totals.scale_events,
+                "median_reaction_s": median,
+                "surges": totals.surges,
+                "surges_answered": totals.reactions_s.len(),
+            })
+        })
+        .collect();
+    let trace = &sim.trace;
+    let value = serde_json::json!({
+        "trace": trace.name,
+        "start": utc(trace.start_ms()).to_rfc3339(),
+        "end": utc(trace.end_ms()).to_rfc3339(),
+        "minutes": (trace.end_ms() - trace.start_ms()) as f64 / 60_000.0,
+        "rate_scale": args.rate_scale,
+        "max_response_time_ms": sim.settings.max_response_time_ms,
+        "model": {
+            "dyno_concurrency": sim.model.dyno_concurrency,
+            "service_time_ms": sim.model.service_time_ms,
+            "service_time_origin": sim.service_time_origin,
+            "boot_time_s": args.boot_time.as_secs_f64(),
+            "dyno_cost_per_hour": args.dyno_cost_per_hour,
+            "seed": args.seed,
+        },
+        "service_time_note": sim.service_time_note,
+        "rows": rows,
+    });
+    serde_json::to_string_pretty(&value).unwrap_or_default()
 }
 
 /// The quantity a run had at increasing times, from its decisions.
@@ -176,18 +283,23 @@ pub fn write_csv(path: &Path, sim: &Simulation) -> std::io::Result<()> {
     let mut fixed = Steps::new(fixed_initial, &sim.fixed.decisions);
     for beat in &sim.ours.beats {
         let observation = match beat.observation {
-            crate::decision::Observation::Fail => "fail",
-            crate::decision::Observation::Pass => "pass",
-            crate::decision::Observation::InBand => "in_band",
-            crate::decision::Observation::Misconfigured { .. } => "misconfigured",
+            Some(crate::decision::Observation::Fail) => "fail",
+            Some(crate::decision::Observation::Pass) => "pass",
+            Some(crate::decision::Observation::InBand) => "in_band",
+            Some(crate::decision::Observation::Misconfigured { .. }) => "misconfigured",
+            None => "",
         };
         writeln!(
             out,
             "{},{:.4},{},{},{:.1},{},{},{},{},{},{}",
             utc(beat.at_ms).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             beat.requests_per_second,
-            beat.heartbeat_ms
-                .map_or("timeout".to_string(), |ms| format!("{ms:.1}")),
+            match (beat.heartbeat_ms, beat.observation) {
+                (Some(ms), _) => format!("{ms:.1}"),
+                // A sizer sends no heartbeat.
+                (None, None) => String::new(),
+                (None, Some(_)) => "timeout".to_string(),
+            },
             observation,
             beat.p95_ms,
             beat.dynos,
@@ -282,9 +394,15 @@ pub fn write_svg(path: &Path, sim: &Simulation) -> Result<(), Box<dyn std::error
             .map(|chunk| {
                 let heartbeat = chunk
                     .iter()
-                    .map(|b| b.heartbeat_ms.unwrap_or(timeout_ms))
+                    .map(|b| match b.heartbeat_ms {
+                        Some(ms) => ms,
+                        None if b.heartbeat_timed_out => timeout_ms,
+                        // No heartbeat sent (a sizer, or the router signal alone): the
+                        // point is the p95 it left.
+                        None => b.p95_ms,
+                    })
                     .fold(0.0, f64::max);
-                let timed_out = chunk.iter().any(|b| b.heartbeat_ms.is_none());
+                let timed_out = chunk.iter().any(|b| b.heartbeat_timed_out);
                 // The median, so that one bad minute does not paint a whole bucket slow.
                 let mut p95s: Vec<f64> = chunk.iter().map(|b| b.p95_ms).collect();
                 p95s.sort_by(f64::total_cmp);

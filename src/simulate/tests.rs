@@ -131,3 +131,82 @@ fn the_rows_bracket_each_other_as_they_must() {
     assert!(sim.ours.decisions.iter().any(|d| d.to > d.from));
     assert!(!sim.ours.totals.reactions_s.is_empty());
 }
+
+fn router_log_trace(mean_ms: f64, requests: usize, timeouts: usize) -> Trace {
+    let mut trace = Trace::from_points(
+        "router.log",
+        vec![trace::Point {
+            at_ms: 0,
+            requests_per_second: 10.0,
+        }],
+    )
+    .unwrap();
+    trace.service_times = Some(trace::ServiceTimes {
+        mean_ms,
+        requests,
+        timeouts,
+    });
+    trace
+}
+
+#[test]
+fn a_mean_service_time_dominated_by_timeouts_is_said_and_left_out() {
+    let flags = args(&["--trace", "router.log"]);
+    // 1000 requests, 10 of them 30 s timeouts, the others 40 ms: a mean of 339.6 ms.
+    let mean_ms = (10.0 * 30_000.0 + 990.0 * 40.0) / 1000.0;
+    let (ms, origin, note) = service_time(&flags, &router_log_trace(mean_ms, 1000, 10), 300.0);
+    assert!((ms - 40.0).abs() < 1e-9, "{ms}");
+    assert!(origin.contains("timeouts left out"), "{origin}");
+    let note = note.unwrap();
+    assert!(
+        note.contains("88 % of the service time") && note.contains("H12"),
+        "{note}"
+    );
+    // A few timeouts that do not dominate are kept, and nothing is said.
+    let mean_ms = (30_000.0 + 9_999.0 * 40.0) / 10_000.0;
+    let (ms, _, note) = service_time(&flags, &router_log_trace(mean_ms, 10_000, 1), 1000.0);
+    assert_eq!((ms, note), (mean_ms, None));
+    // A service time over the max by itself is said too.
+    let (_, _, note) = service_time(&flags, &router_log_trace(1500.0, 100, 0), 1000.0);
+    assert!(note.unwrap().contains("no number of dynos"));
+    // The flag wins over the log.
+    let flags = args(&["--trace", "router.log", "--service-time-ms", "25"]);
+    assert_eq!(
+        service_time(&flags, &router_log_trace(900.0, 10, 5), 300.0).0,
+        25.0
+    );
+}
+
+#[test]
+fn the_defaults_row_keeps_the_users_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_settings(&dir, "max_dynos = 15\nmin_dynos = 2\n");
+    let ours = load_settings(Some(&path), &HashMap::new()).unwrap();
+    let within = defaults_within(&ours);
+    assert_eq!(
+        (within.min_dynos.highest(), within.max_dynos.highest()),
+        (2, 15)
+    );
+    assert_eq!(within.number_of_fails_to_scale_up_after, 3);
+    assert_eq!(within.increment, 1);
+}
+
+#[test]
+fn a_router_signal_simulates_without_a_drain_password_or_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_settings(&dir, "signal = \"router\"\n");
+    let settings = load_settings(Some(&path), &HashMap::new()).unwrap();
+    assert!(settings.signal.uses_router());
+}
+
+#[test]
+fn a_bad_target_utilisation_is_bad_input_naming_the_flag() {
+    for share in ["0", "1.5", "-0.2"] {
+        let flags = args(&["--trace", "x", "--target-utilisation", share]);
+        let error = check_flags(&flags).unwrap_err();
+        assert!(error.0.contains("--target-utilisation"), "{error}");
+    }
+    let flags = args(&["--trace", "x", "--target-utilisation", "1"]);
+    assert!(check_flags(&flags).is_ok());
+    assert!(Flags::try_parse_from(["simulate", "--trace", "x", "--policy", "magic"]).is_err());
+}

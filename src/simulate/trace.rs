@@ -8,6 +8,7 @@
 
 use super::builtin;
 use super::BadInput;
+use crate::router_log::{parse_router_line, Meaning, Request};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use std::collections::BTreeMap;
@@ -22,8 +23,11 @@ pub struct Point {
 /// Service times read from a router log.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ServiceTimes {
+    /// Over the requests that reached the app, H12 timeouts at their 30 s.
     pub mean_ms: f64,
     pub requests: usize,
+    /// Among them, the router's timeouts (H12).
+    pub timeouts: usize,
 }
 
 /// A validated trace: sorted, no duplicates, no negative rates, at least one point.
@@ -301,9 +305,11 @@ fn looks_like_router_log(text: &str) -> bool {
         .any(|line| is_router_message(line) || is_frame_start(line))
 }
 
+/// A line of the router, whatever it logged: `method=` is missing from some error lines
+/// (H15), which the drain counts all the same.
 fn is_router_message(message: &str) -> bool {
     (message.contains("heroku[router]:") || message.contains(" heroku router "))
-        && message.contains("method=")
+        && message.contains("at=")
 }
 
 /// Logplex frames are octet-counted syslog: `LEN <PRI>1 TIMESTAMP …`.
@@ -349,7 +355,10 @@ fn split_frames(text: &str) -> Option<Vec<(usize, &str)>> {
     Some(frames)
 }
 
-/// Counts router lines per second and averages their `service=` times.
+/// Counts router lines per second and averages their `service=` times, as the drain reads
+/// them: only the lines of requests that reached the app count ([`Meaning::Served`] and
+/// [`Meaning::Overloaded`]); maintenance pages, client aborts, idle connections and the app
+/// being down are counted apart and said in a warning.
 pub fn parse_router_log(name: &str, text: &str) -> Result<Trace, BadInput> {
     let first = text.trim_start().lines().next().unwrap_or_default();
     let messages: Vec<(usize, &str)> = if is_frame_start(first) {
@@ -360,7 +369,8 @@ pub fn parse_router_log(name: &str, text: &str) -> Result<Trace, BadInput> {
     };
     let mut warnings = Vec::new();
     let mut per_second: BTreeMap<i64, u32> = BTreeMap::new();
-    let (mut service_sum_ms, mut service_count) = (0.0, 0usize);
+    let (mut service_sum_ms, mut service_count, mut timeouts) = (0.0, 0usize, 0usize);
+    let (mut down, mut silent) = (0usize, 0usize);
     let mut router_lines = 0;
     for (line, message) in messages {
         if !is_router_message(message) {
@@ -377,16 +387,43 @@ pub fn parse_router_log(name: &str, text: &str) -> Result<Trace, BadInput> {
             ));
             continue;
         };
+        let fields = message.find("at=").map_or("", |at| &message[at..]);
+        let request = match parse_router_line(fields) {
+            Ok(parsed) => Request::from(&parsed),
+            Err(error) => {
+                warnings.push(format!(
+                    "line {line}: a router line where {error} (skipped)"
+                ));
+                continue;
+            }
+        };
+        match request.meaning() {
+            Meaning::Down => {
+                down += 1;
+                continue;
+            }
+            Meaning::Silent => {
+                silent += 1;
+                continue;
+            }
+            Meaning::Overloaded => timeouts += usize::from(request.code == Some(12)),
+            Meaning::Served => {}
+        }
         *per_second.entry(at_ms.div_euclid(1000)).or_default() += 1;
-        match field_ms(message, "service=") {
+        match request.service_ms {
             Some(ms) => {
-                service_sum_ms += ms;
+                service_sum_ms += f64::from(ms);
                 service_count += 1;
             }
             None => warnings.push(format!(
                 "line {line}: a router line without service=Nms (counted as a request, no service time)"
             )),
         }
+    }
+    if down + silent > 0 {
+        warnings.push(format!(
+            "{down} router lines say the app was down (H10, H14…) and {silent} say nothing of its speed (H80 maintenance, H27/H28/499 client aborts, H15 idle connections…): not counted as requests"
+        ));
     }
     let (Some(&first_s), Some(&last_s)) = (per_second.keys().next(), per_second.keys().last())
     else {
@@ -405,21 +442,10 @@ pub fn parse_router_log(name: &str, text: &str) -> Result<Trace, BadInput> {
         trace.service_times = Some(ServiceTimes {
             mean_ms: service_sum_ms / service_count as f64,
             requests: service_count,
+            timeouts,
         });
     }
     Ok(trace)
-}
-
-/// `service=23ms` → 23.0.
-fn field_ms(message: &str, key: &str) -> Option<f64> {
-    let value = message
-        .split_whitespace()
-        .find_map(|token| token.strip_prefix(key))?;
-    value
-        .strip_suffix("ms")?
-        .parse::<f64>()
-        .ok()
-        .filter(|ms| *ms >= 0.0)
 }
 
 #[cfg(test)]

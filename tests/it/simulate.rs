@@ -4,7 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-const ROWS: [&str; 4] = ["ours (", "2.1 defaults", "fixed at max_dynos", "oracle ("];
+const ROWS: [&str; 7] = [
+    "ours (",
+    "2.1 defaults",
+    "fixed at max_dynos",
+    "reactive limit",
+    "Kubernetes HPA",
+    "Knative KPA",
+    "oracle (",
+];
 
 fn simulate(settings: &Path, args: &[&str]) -> Output {
     crate::support::command()
@@ -202,4 +210,88 @@ fn the_world_cup_week_parses_cleanly_and_simulates() {
     assert!(stdout.contains("10080 points"), "{stdout}");
     let fixed = row(&stdout, "fixed at max_dynos");
     assert_eq!(fixed.0, 60.0 * 7.0 * 24.0);
+}
+
+#[test]
+fn json_prints_every_row_with_its_numbers() {
+    let (_dir, settings) = crate::support::settings_file("max_dynos = 8\n");
+    let output = simulate(&settings, &["--trace", "builtin:flash-crowd", "--json"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let table: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let rows = table["rows"].as_array().unwrap();
+    let keys: Vec<&str> = rows.iter().map(|r| r["row"].as_str().unwrap()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "ours",
+            "defaults_2_1",
+            "fixed_at_max",
+            "reactive_limit",
+            "hpa",
+            "kpa",
+            "oracle"
+        ]
+    );
+    for row in rows {
+        for field in ["dyno_hours", "cost", "slow_minutes"] {
+            assert!(row[field].as_f64().unwrap() >= 0.0, "{row}");
+        }
+        assert!(row["scales"].as_u64().is_some(), "{row}");
+        assert!(row.get("median_reaction_s").is_some(), "{row}");
+    }
+    assert_eq!(table["minutes"].as_f64(), Some(360.0));
+    let oracle = &rows[6];
+    assert_eq!(oracle["slow_minutes"].as_f64(), Some(0.0));
+    // The reactive limit waits for its dynos to boot: never cheaper than the oracle.
+    let limit = &rows[3];
+    assert!(limit["dyno_hours"].as_f64() >= oracle["dyno_hours"].as_f64());
+}
+
+#[test]
+fn the_target_policy_on_the_router_signal_beats_the_streaks_on_a_surge() {
+    let (_dir, settings) = crate::support::settings_file("max_dynos = 8\nsignal = \"router\"\n");
+    let output = simulate(
+        &settings,
+        &["--trace", "builtin:flash-crowd", "--policy", "target"],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Target policy: 90 %"), "{stdout}");
+    let target = row(&stdout, "ours (");
+    let streaks = row(&stdout, "2.1 defaults");
+    assert!(stdout.contains("target)"), "{stdout}");
+    assert!(
+        target.3 >= 2,
+        "it scales up for the surge and back: {stdout}"
+    );
+    assert!(target.2 <= streaks.2, "{stdout}");
+    assert!(target.3 < streaks.3, "fewer scale events: {stdout}");
+}
+
+#[test]
+fn a_schedule_by_day_of_the_week_is_read_and_a_bad_one_exits_2() {
+    // builtin:flash-crowd is a Monday from 6:00 to 12:00.
+    let (_dir, settings) = crate::support::settings_file(
+        "max_dynos = { mon-fri = { \"0:00\" = 2, \"9:00\" = 6 }, sat-sun = 1 }\n",
+    );
+    let output = simulate(&settings, &["--trace", "builtin:flash-crowd", "--json"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let table: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let fixed = &table["rows"][2];
+    assert_eq!(fixed["row"], "fixed_at_max");
+    assert_eq!(
+        fixed["dyno_hours"].as_f64(),
+        Some(3.0 * 2.0 + 3.0 * 6.0),
+        "{stdout}"
+    );
+
+    let (_dir, settings) = crate::support::settings_file("max_dynos = { mon-fri = 4 }\n");
+    let output = simulate(&settings, &["--trace", "builtin:flash-crowd"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("max_dynos"), "{stderr}");
+    assert!(stderr.contains("sat, sun are not given"), "{stderr}");
 }

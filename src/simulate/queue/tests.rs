@@ -130,3 +130,27 @@ fn a_backlog_adds_its_drain_time_to_the_p95() {
     let light = Moment::new(&model, 1, 0.01, Backlog::default());
     assert!(close(light.p95_ms(), 100.0 * 20f64.ln(), 0.01));
 }
+
+#[test]
+fn random_routing_makes_each_dyno_its_own_queue_slower_than_one_pooled_queue() {
+    let model = DynoModel {
+        dyno_concurrency: 4,
+        service_time_ms: 50.0,
+    };
+    // 3 dynos at 210 req/s: each an M/M/4 at 70 req/s (87.5 % busy).
+    let moment = Moment::new(&model, 3, 210.0, Backlog::default());
+    let one_dyno = Mmc::new(4, 70.0, 20.0).unwrap();
+    assert!(close(
+        moment.p95_ms(),
+        one_dyno.response_quantile_s(0.95) * 1000.0,
+        1e-9
+    ));
+    assert!(close(
+        moment.mean_ms(),
+        one_dyno.mean_response_s() * 1000.0,
+        1e-9
+    ));
+    // All twelve workers behind one queue would wait far less.
+    let pooled = Mmc::new(12, 210.0, 20.0).unwrap();
+    assert!(moment.p95_ms() > 1.3 * pooled.response_quantile_s(0.95) * 1000.0);
+}

@@ -206,3 +206,49 @@ fn a_booting_dyno_is_billed_before_it_serves() {
     assert_eq!((beat.dynos, beat.serving_dynos), (2, 1));
     assert_eq!(run.beats[3].serving_dynos, 2, "serving after 30 s of boot");
 }
+
+#[test]
+fn the_reactive_limit_follows_the_needs_but_waits_for_the_boot() {
+    // 100 req/s for ten minutes, then 400 req/s: the needs rise at minute 10.
+    let trace = trace(20, |m| if m < 10 { 100.0 } else { 400.0 });
+    let needs = Needs::compute(&trace, &MODEL, 1000.0);
+    let bench = bench(&trace, &needs);
+    let settings = settings(&[("max_dynos", "20")]);
+    let limit = bench.run_reactive_limit(&settings);
+    let oracle = bench.run_oracle();
+    assert_eq!(limit.decisions.len(), 1);
+    assert_eq!(limit.decisions[0].at.timestamp_millis(), 10 * 60_000);
+    assert_eq!(limit.decisions[0].to, needs.at(10 * 60_000));
+    // Slow while the new dynos boot (and while their backlog drains), never before.
+    assert!(limit.totals.slow_seconds >= 30.0, "{:?}", limit.totals);
+    assert!(limit.totals.slow_seconds <= 120.0, "{:?}", limit.totals);
+    assert_eq!(oracle.totals.slow_seconds, 0.0);
+    assert!((limit.totals.dyno_hours() - oracle.totals.dyno_hours()).abs() < 1e-9);
+}
+
+#[test]
+fn the_target_policy_on_the_router_signal_scales_a_surge_in_one_step() {
+    use crate::simulate::policies::TargetSizer;
+    let trace = trace(30, |m| if m < 10 { 60.0 } else { 600.0 });
+    let needs = Needs::compute(&trace, &MODEL, 1000.0);
+    let bench = bench(&trace, &needs);
+    let settings = settings(&[
+        ("max_dynos", "20"),
+        ("signal", "router"),
+        ("log_drain_password", "x"),
+        ("http_port", "0"),
+    ]);
+    let calendar = calendar_for(&settings);
+    let config = crate::policy::target::TargetConfig::new(1000);
+    let mut sizer = TargetSizer::new(config, &settings, &calendar, 1);
+    let run = bench.run_sizer(&mut sizer, &settings, 1, true, 1, &mut || {});
+    let ups: Vec<&Decision> = run.decisions.iter().filter(|d| d.to > d.from).collect();
+    assert_eq!(ups.len(), 1, "{:?}", run.decisions);
+    // 600 req/s × 50 ms / (4 × 0.9) = 8.3: eight or nine dynos (the work is estimated from
+    // sampled lines), at the second window of the surge.
+    assert!((8..=9).contains(&ups[0].to), "{:?}", ups[0]);
+    let at_s = (ups[0].at.timestamp_millis() - 10 * 60_000) / 1000;
+    assert!((30..=60).contains(&at_s), "{at_s}");
+    assert!(ups[0].to >= needs.at(20 * 60_000));
+    assert!(run.beats.iter().all(|b| b.observation.is_none()));
+}

@@ -194,3 +194,34 @@ fn from_points_refuses_what_parsing_would_have_skipped() {
     assert!(Trace::from_points("t", vec![point(0, -1.0)]).is_err());
     assert!(Trace::from_points("t", vec![point(0, f64::NAN)]).is_err());
 }
+
+#[test]
+fn router_lines_count_as_the_drain_counts_them() {
+    let lines = "\
+2024-03-01T10:00:00+00:00 heroku[router]: at=info method=GET path=\"/\" dyno=web.1 connect=0ms service=20ms status=200 bytes=100
+2024-03-01T10:00:00+00:00 heroku[router]: at=error code=H12 desc=\"Request timeout\" method=GET path=\"/slow\" dyno=web.1 connect=0ms service=30000ms status=503 bytes=0
+2024-03-01T10:00:00+00:00 heroku[router]: at=error code=H15 desc=\"Idle connection\" dyno=web.1 connect=1ms service=55449ms status=503 bytes=18
+2024-03-01T10:00:01+00:00 heroku[router]: at=info code=H80 desc=\"Maintenance mode\" method=GET path=\"/\" dyno= connect= service= status=503 bytes=
+2024-03-01T10:00:01+00:00 heroku[router]: at=info code=H27 desc=\"Client Request Interrupted\" method=POST path=\"/\" dyno=web.1 connect=1ms service=900ms status=499 bytes=
+2024-03-01T10:00:01+00:00 heroku[router]: at=error code=H10 desc=\"App crashed\" method=GET path=\"/\" dyno= connect= service= status=503 bytes=
+2024-03-01T10:00:02+00:00 heroku[router]: at=info method=GET path=\"/\" dyno=web.1 connect=0ms service=40ms status=200 bytes=100
+";
+    let trace = parse_router_log("router.log", lines).unwrap();
+    let rates: Vec<f64> = trace
+        .points()
+        .iter()
+        .map(|p| p.requests_per_second)
+        .collect();
+    // The served requests and the timeout reached the app; H15, H80, H27 and H10 did not
+    // load it (the H15 line, without method=, is still read as a router line).
+    assert_eq!(rates, vec![2.0, 0.0, 1.0]);
+    let service = trace.service_times.unwrap();
+    assert_eq!((service.requests, service.timeouts), (3, 1));
+    assert!((service.mean_ms - (20.0 + 30_000.0 + 40.0) / 3.0).abs() < 1e-9);
+    assert!(
+        warnings_mention(&trace, "1 router lines say the app was down")
+            && warnings_mention(&trace, "3 say nothing of its speed"),
+        "{:?}",
+        trace.warnings
+    );
+}

@@ -1,0 +1,604 @@
+//! Target tracking: compute the dynos the measured load needs and scale straight to it, up
+//! fast (several dynos at once, as soon as two observations agree), down slowly (to the
+//! largest size asked for during the whole scale-down delay, as Kubernetes' HPA stabilises).
+//!
+//! With the log drain the size comes from Little's law: busy workers = request rate × service
+//! time, and each dyno should run at most `dyno_concurrency × target_utilisation` of them.
+//! Heroku's `service=` includes the time a request waited inside a busy dyno, so the mean of a
+//! busy window overstates the work: the work is what remains once the wait of a dyno of
+//! `dyno_concurrency` workers fed at random (Heroku's router) is taken out, by Erlang C, and
+//! the smallest such estimate over the last [`SERVICE_HORIZON`] is used, so that a window with
+//! a backlog (whose wait no steady queue explains) never inflates it. With the heartbeat
+//! alone there is no load to read, so the step is sized from how far the answer is over
+//! `max_response_time_in_ms`, and the size goes down one dyno per delay, never back to a size
+//! that was recently slow.
+//!
+//! It holds (never moves down) while the signal is missing or stale, stays inside the bounds
+//! in force, and is frozen during planned downtime. Pure: no I/O, `now` is an argument; what to
+//! log or tell is the caller's business ([`TargetDecision::signal_lost`] says when to log).
+
+use super::Bounds;
+use chrono::{DateTime, Utc};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// The share of each dyno's workers the policy keeps busy by default: 10 % headroom absorbs
+/// most rises of traffic while a new dyno boots (tuned on three real traces in
+/// `bench/policies.sh`: 0.85 costs 5–10 % more dyno-hours, 0.95 is slow too often).
+pub const DEFAULT_TARGET_UTILISATION: f64 = 0.9;
+/// Three minutes: HPA's 300 s holds noisy traffic (NASA's) 7 % more dyno-hours for few
+/// slow minutes less; two minutes lets the World Cup's and Wikipedia's surges catch it small.
+pub const DEFAULT_SCALE_DOWN_DELAY: Duration = Duration::from_secs(180);
+/// Two observations in a row must agree before a scale up: one noisy window does not move it.
+pub const DEFAULT_CONFIRMATIONS: u32 = 2;
+/// A router window whose newest line is older than this is stale.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(120);
+/// Web workers × threads of a typical dyno (and `simulate`'s default).
+pub const DEFAULT_DYNO_CONCURRENCY: u32 = 4;
+
+/// How far back the quietest window is looked for when estimating the service time: long
+/// enough to include a calm moment, short enough to follow a deploy that changes it.
+pub const SERVICE_HORIZON: Duration = Duration::from_secs(30 * 60);
+/// A window whose wait would put the dyno's workers busier than this is a backlog, not a
+/// steady queue: its wait says nothing of the work.
+const SATURATED_SHARE: f64 = 0.95;
+/// A failed heartbeat (timeout, connection error, 5xx) counts as an answer this many times
+/// over the max: far enough over to double the size, no further.
+const FAILED_RATIO: f64 = 2.0;
+/// With the heartbeat alone, a size that was slow is not gone back to for this many
+/// scale-down delays: a fast answer says little about headroom.
+const SLOW_MEMORY_DELAYS: u32 = 4;
+
+/// The policy's knobs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetConfig {
+    /// The latency target: `max_response_time_in_ms`.
+    pub max_response_time_ms: u64,
+    /// The share of each dyno's workers kept busy, in (0, 1].
+    pub target_utilisation: f64,
+    /// Requests one dyno serves at once (web workers × threads).
+    pub dyno_concurrency: u32,
+    /// How long every observation must have asked for fewer dynos before scaling down.
+    pub scale_down_delay: Duration,
+    /// Observations in a row that must ask for more dynos before scaling up (at least 1).
+    pub confirmations: u32,
+    /// A router window older than this is stale: hold.
+    pub stale_after: Duration,
+}
+
+impl TargetConfig {
+    /// The defaults, for a latency target.
+    pub fn new(max_response_time_ms: u64) -> Self {
+        TargetConfig {
+            max_response_time_ms,
+            target_utilisation: DEFAULT_TARGET_UTILISATION,
+            dyno_concurrency: DEFAULT_DYNO_CONCURRENCY,
+            scale_down_delay: DEFAULT_SCALE_DOWN_DELAY,
+            confirmations: DEFAULT_CONFIRMATIONS,
+            stale_after: DEFAULT_STALE_AFTER,
+        }
+    }
+
+    /// Every knob out of range, as `(knob, what is expected)`.
+    pub fn problems(&self) -> Vec<(&'static str, &'static str)> {
+        let mut problems = Vec::new();
+        if !(self.target_utilisation > 0.0 && self.target_utilisation <= 1.0) {
+            problems.push((
+                "target_utilisation",
+                "a share of each dyno's workers above 0 and at most 1, such as 0.85",
+            ));
+        }
+        if self.dyno_concurrency == 0 {
+            problems.push(("dyno_concurrency", "a whole number of requests, 1 or more"));
+        }
+        if self.confirmations == 0 {
+            problems.push(("confirmations", "a whole number of observations, 1 or more"));
+        }
+        if self.max_response_time_ms == 0 {
+            problems.push(("max_response_time_in_ms", "a number of ms above 0"));
+        }
+        problems
+    }
+
+    /// Busy workers one dyno should carry.
+    fn busy_per_dyno(&self) -> f64 {
+        f64::from(self.dyno_concurrency.max(1)) * self.target_utilisation.clamp(0.01, 1.0)
+    }
+}
+
+/// The router's view of the last window, as the log drain aggregates it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RouterSignal {
+    /// Requests the router logged in the window (H80 maintenance pages and client aborts
+    /// excluded: they say nothing of the app's load).
+    pub requests: u64,
+    pub requests_per_second: f64,
+    /// Mean `service=` of the window's requests, H12 timeouts counted at their 30 s.
+    pub mean_service_ms: Option<f64>,
+    /// p95 of `connect=` + `service=`.
+    pub p95_latency_ms: Option<f64>,
+    /// H11, H12 and H13 lines (the app could not keep up) in the window.
+    pub timeouts: u64,
+    /// H10, H14… lines (the app is down): never a reason to remove dynos.
+    pub unavailable: u64,
+    /// Since the newest line arrived: the staleness of the window.
+    pub age: Duration,
+}
+
+/// What the heartbeat saw.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HeartbeatSignal {
+    Answered {
+        response_ms: f64,
+    },
+    /// A timeout, a connection error or a 5xx.
+    Failed,
+}
+
+/// One observation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TargetInput {
+    /// `None` when the worker has no drain.
+    pub router: Option<RouterSignal>,
+    /// `None` when no heartbeat was sent.
+    pub heartbeat: Option<HeartbeatSignal>,
+    /// The quantity the platform reports.
+    pub current: u32,
+    pub bounds: Bounds,
+    /// A planned downtime window is in force.
+    pub downtime: bool,
+}
+
+/// Why the policy moved or held.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Why {
+    /// Frozen: planned downtime.
+    Downtime,
+    AboveMax,
+    BelowMin,
+    /// The load needs `desired` dynos (router: rate × service time).
+    Load {
+        desired: u32,
+        requests_per_second: f64,
+        service_ms: f64,
+    },
+    /// Heartbeat alone: `ratio` times over the max.
+    Slow {
+        ratio: f64,
+    },
+    /// Heartbeat alone: no slow answer for the whole scale-down delay.
+    FastFor(Duration),
+    /// More dynos are wanted but not yet by `needed` observations in a row.
+    Confirming {
+        seen: u32,
+        needed: u32,
+    },
+    /// Fewer dynos are wanted but the scale-down delay has not passed.
+    Stabilising {
+        desired: u32,
+    },
+    /// The size is what the load needs.
+    Steady,
+    /// The router window has no request (the drain is quiet, or sends garbage).
+    SignalMissing,
+    /// The router window's newest line is older than `stale_after`.
+    SignalStale {
+        age: Duration,
+    },
+    /// The router says the app is down (H10, H14…): not slow, and no reason to remove dynos.
+    AppDown {
+        lines: u64,
+    },
+}
+
+impl Why {
+    /// A few words for logs and notifications.
+    pub fn describe(&self, config: &TargetConfig) -> String {
+        match self {
+            Why::Downtime => "planned downtime: the size is frozen".to_string(),
+            Why::AboveMax => "above max_dynos in force".to_string(),
+            Why::BelowMin => "below min_dynos in force".to_string(),
+            Why::Load {
+                desired,
+                requests_per_second,
+                service_ms,
+            } => format!(
+                "the router's {requests_per_second:.1} req/s at {service_ms:.0} ms of service need {desired} dynos at {:.0} % of {} workers each",
+                config.target_utilisation * 100.0,
+                config.dyno_concurrency
+            ),
+            Why::Slow { ratio } => format!(
+                "heartbeat {ratio:.1} times the max of {} ms",
+                config.max_response_time_ms
+            ),
+            Why::FastFor(delay) => format!(
+                "no heartbeat over {} ms for {} s",
+                config.max_response_time_ms,
+                delay.as_secs()
+            ),
+            Why::Confirming { seen, needed } => {
+                format!("more dynos wanted by {seen} of {needed} observations in a row")
+            }
+            Why::Stabilising { desired } => format!(
+                "{desired} dynos would do, but not for the whole scale-down delay of {} s yet",
+                config.scale_down_delay.as_secs()
+            ),
+            Why::Steady => "the size matches the load".to_string(),
+            Why::SignalMissing => {
+                "no request in the router window: holding (never down without a signal)"
+                    .to_string()
+            }
+            Why::SignalStale { age } => format!(
+                "the router window is {} s old: holding (never down on a stale signal)",
+                age.as_secs()
+            ),
+            Why::AppDown { lines } => format!(
+                "{lines} router lines say the app is down (H10, H14…): holding (never down while it is)"
+            ),
+        }
+    }
+}
+
+/// A signal that went missing: since when, and whether this observation is the first of it
+/// (log and tell once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignalLost {
+    pub since: DateTime<Utc>,
+    pub first: bool,
+}
+
+/// What one observation decided.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TargetDecision {
+    /// `Some(n)`, `n` different from the current size: scale to `n`.
+    pub to: Option<u32>,
+    pub why: Why,
+    /// While the signal is missing or stale.
+    pub signal_lost: Option<SignalLost>,
+}
+
+/// What the policy remembers between observations.
+#[derive(Debug, Clone, Default)]
+pub struct TargetState {
+    /// `(when, dynos wanted)` of the usable observations within the scale-down delay.
+    wanted: VecDeque<(DateTime<Utc>, u32)>,
+    /// Usable observations in a row that wanted more dynos than the size then.
+    wanted_more_in_a_row: u32,
+    /// `(when, mean service ms)` of router windows within [`SERVICE_HORIZON`].
+    service_ms: VecDeque<(DateTime<Utc>, f64)>,
+    /// Heartbeat alone: the ratios of the slow answers in a row.
+    slow_ratios: Vec<f64>,
+    /// Heartbeat alone: the last slow answer, and the size it was slow at.
+    last_slow: Option<(DateTime<Utc>, u32)>,
+    /// Heartbeat alone: since when every answer was under the max.
+    fast_since: Option<DateTime<Utc>>,
+    /// Since when the signal has been missing or stale.
+    lost_since: Option<DateTime<Utc>>,
+}
+
+impl TargetState {
+    pub fn new() -> Self {
+        TargetState::default()
+    }
+
+    /// Decides on one observation.
+    pub fn step(
+        &mut self,
+        config: &TargetConfig,
+        input: &TargetInput,
+        now: DateTime<Utc>,
+    ) -> TargetDecision {
+        let current = input.current;
+        let bounds = input.bounds;
+        if input.downtime {
+            // What was seen before the window says nothing of the load after it.
+            self.forget_streaks();
+            return hold(Why::Downtime);
+        }
+        if current > bounds.max {
+            self.forget_streaks();
+            return scale(current, bounds.max, Why::AboveMax);
+        }
+        if current < bounds.min {
+            self.forget_streaks();
+            return scale(current, bounds.min, Why::BelowMin);
+        }
+        if current == 0 {
+            // A stopped app is started by the bounds or the activator, never by a policy.
+            return hold(Why::Steady);
+        }
+        match (input.router, input.heartbeat) {
+            (Some(router), heartbeat) => {
+                let lost = if router.age > config.stale_after {
+                    Some(Why::SignalStale { age: router.age })
+                } else if router.requests == 0 || router.mean_service_ms.is_none() {
+                    Some(Why::SignalMissing)
+                } else {
+                    None
+                };
+                match lost {
+                    None => {
+                        self.lost_since = None;
+                        self.on_router(config, &router, current, bounds, now)
+                    }
+                    Some(why) => {
+                        let signal_lost = self.lost(now);
+                        // The heartbeat, when there is one, may still add dynos, never remove.
+                        let mut decision = match heartbeat {
+                            Some(beat) => {
+                                let decision =
+                                    self.on_heartbeat(config, beat, current, bounds, now);
+                                match decision.to {
+                                    Some(to) if to > current => decision,
+                                    _ => hold(why),
+                                }
+                            }
+                            None => hold(why),
+                        };
+                        decision.signal_lost = Some(signal_lost);
+                        decision
+                    }
+                }
+            }
+            (None, Some(beat)) => {
+                self.lost_since = None;
+                self.on_heartbeat(config, beat, current, bounds, now)
+            }
+            (None, None) => {
+                let mut decision = hold(Why::SignalMissing);
+                decision.signal_lost = Some(self.lost(now));
+                decision
+            }
+        }
+    }
+
+    fn lost(&mut self, now: DateTime<Utc>) -> SignalLost {
+        match self.lost_since {
+            Some(since) => SignalLost {
+                since,
+                first: false,
+            },
+            None => {
+                self.lost_since = Some(now);
+                SignalLost {
+                    since: now,
+                    first: true,
+                }
+            }
+        }
+    }
+
+    fn forget_streaks(&mut self) {
+        self.wanted.clear();
+        self.wanted_more_in_a_row = 0;
+        self.slow_ratios.clear();
+        self.fast_since = None;
+    }
+
+    /// The smallest work per request over the horizon, this window's included when a steady
+    /// queue explains it; `None` when no window of the horizon could be read that way.
+    fn service_estimate_ms(&mut self, work_ms: Option<f64>, now: DateTime<Utc>) -> Option<f64> {
+        if let Some(ms) = work_ms {
+            self.service_ms.push_back((now, ms));
+        }
+        let horizon = chrono::Duration::from_std(SERVICE_HORIZON).unwrap_or_default();
+        while self
+            .service_ms
+            .front()
+            .is_some_and(|(at, _)| now - *at > horizon)
+        {
+            self.service_ms.pop_front();
+        }
+        self.service_ms.iter().map(|(_, ms)| *ms).reduce(f64::min)
+    }
+
+    fn on_router(
+        &mut self,
+        config: &TargetConfig,
+        router: &RouterSignal,
+        current: u32,
+        bounds: Bounds,
+        now: DateTime<Utc>,
+    ) -> TargetDecision {
+        let mean_ms = router.mean_service_ms.unwrap_or_default().max(0.0);
+        let per_dyno = router.requests_per_second.max(0.0) / f64::from(current.max(1));
+        let work_ms = work_in(mean_ms, per_dyno, config.dyno_concurrency);
+        let service_ms = self.service_estimate_ms(work_ms, now).unwrap_or(mean_ms);
+        let busy_workers = router.requests_per_second.max(0.0) * service_ms / 1000.0;
+        let desired = (busy_workers / config.busy_per_dyno()).ceil();
+        let desired = if desired.is_finite() {
+            desired.clamp(1.0, f64::from(u32::MAX)) as u32
+        } else {
+            u32::MAX
+        };
+        let load = Why::Load {
+            desired,
+            requests_per_second: router.requests_per_second,
+            service_ms,
+        };
+        let decision = self.track(config, desired, current, bounds, now, load);
+        match decision.to {
+            Some(to) if to < current && router.unavailable > 0 => hold(Why::AppDown {
+                lines: router.unavailable,
+            }),
+            _ => decision,
+        }
+    }
+
+    /// Records what this observation wants and decides: up to the smallest of the last
+    /// `confirmations` wishes when they all want more; down to the largest wish of the whole
+    /// scale-down delay when they all want less.
+    fn track(
+        &mut self,
+        config: &TargetConfig,
+        desired: u32,
+        current: u32,
+        bounds: Bounds,
+        now: DateTime<Utc>,
+        why: Why,
+    ) -> TargetDecision {
+        let floor = bounds.min.max(1).min(bounds.max);
+        let desired = desired.max(floor).min(bounds.max);
+        self.wanted.push_back((now, desired));
+        let delay = chrono::Duration::from_std(config.scale_down_delay).unwrap_or_default();
+        // Keep the newest wish older than the delay: it shows the delay is covered.
+        while self.wanted.len() > 1 && self.wanted.get(1).is_some_and(|(at, _)| now - *at >= delay)
+        {
+            self.wanted.pop_front();
+        }
+        if desired > current {
+            self.wanted_more_in_a_row += 1;
+        } else {
+            self.wanted_more_in_a_row = 0;
+        }
+        let needed = config.confirmations.max(1);
+        if desired > current {
+            if self.wanted_more_in_a_row < needed {
+                return hold(Why::Confirming {
+                    seen: self.wanted_more_in_a_row,
+                    needed,
+                });
+            }
+            let confirmed = self
+                .wanted
+                .iter()
+                .rev()
+                .take(needed as usize)
+                .map(|(_, wanted)| *wanted)
+                .min()
+                .unwrap_or(desired);
+            self.wanted_more_in_a_row = 0;
+            return scale(current, confirmed.max(current + 1).min(bounds.max), why);
+        }
+        if desired < current {
+            let covered = self
+                .wanted
+                .front()
+                .is_some_and(|(at, _)| now - *at >= delay);
+            let largest = self
+                .wanted
+                .iter()
+                .map(|(_, wanted)| *wanted)
+                .max()
+                .unwrap_or(current);
+            if covered && largest < current {
+                return scale(current, largest, why);
+            }
+            return hold(Why::Stabilising { desired: largest });
+        }
+        hold(Why::Steady)
+    }
+
+    fn on_heartbeat(
+        &mut self,
+        config: &TargetConfig,
+        heartbeat: HeartbeatSignal,
+        current: u32,
+        bounds: Bounds,
+        now: DateTime<Utc>,
+    ) -> TargetDecision {
+        let max_ms = config.max_response_time_ms.max(1) as f64;
+        let ratio = match heartbeat {
+            HeartbeatSignal::Answered { response_ms } => response_ms.max(0.0) / max_ms,
+            HeartbeatSignal::Failed => FAILED_RATIO,
+        };
+        let delay = chrono::Duration::from_std(config.scale_down_delay).unwrap_or_default();
+        if ratio > 1.0 {
+            self.fast_since = None;
+            self.last_slow = Some((now, current));
+            self.slow_ratios.push(ratio);
+            let needed = config.confirmations.max(1) as usize;
+            if self.slow_ratios.len() < needed {
+                return hold(Why::Confirming {
+                    seen: self.slow_ratios.len() as u32,
+                    needed: needed as u32,
+                });
+            }
+            if current >= bounds.max {
+                return hold(Why::Slow { ratio });
+            }
+            // The smallest of the confirming answers: the step that all of them ask for.
+            let confirmed = self
+                .slow_ratios
+                .iter()
+                .rev()
+                .take(needed)
+                .fold(f64::INFINITY, |a, &b| a.min(b));
+            self.slow_ratios.clear();
+            let step = (f64::from(current) * (confirmed - 1.0).min(1.0))
+                .ceil()
+                .max(1.0) as u32;
+            let to = current.saturating_add(step).min(bounds.max);
+            return scale(current, to, Why::Slow { ratio: confirmed });
+        }
+        self.slow_ratios.clear();
+        let fast_since = *self.fast_since.get_or_insert(now);
+        let floor = bounds.min.max(1).min(bounds.max);
+        if now - fast_since < delay || current <= floor {
+            return hold(Why::Steady);
+        }
+        let memory = delay * SLOW_MEMORY_DELAYS as i32;
+        let recently_slow_at = self
+            .last_slow
+            .filter(|(at, _)| now - *at < memory)
+            .map(|(_, size)| size);
+        let to = current - 1;
+        if recently_slow_at.is_some_and(|size| to <= size) {
+            return hold(Why::Steady);
+        }
+        // The delay starts again: one dyno per delay.
+        self.fast_since = Some(now);
+        scale(current, to, Why::FastFor(config.scale_down_delay))
+    }
+}
+
+/// The mean work of a request whose mean time in the dyno was `mean_ms`, at `per_dyno_rate`
+/// requests per second on a dyno of `workers` (M/M/c: time = S + C(c, λS)·S / (c − λS), which
+/// grows with S; solved by bisection). `None` for a time only a dyno at saturation would
+/// give (a backlog: its wait says nothing of the work).
+pub fn work_in(mean_ms: f64, per_dyno_rate: f64, workers: u32) -> Option<f64> {
+    let workers = workers.max(1);
+    let c = f64::from(workers);
+    let mean_s = mean_ms / 1000.0;
+    if per_dyno_rate <= 0.0 || mean_s <= 0.0 {
+        return Some(mean_ms);
+    }
+    let time_in_dyno = |work_s: f64| {
+        let load = per_dyno_rate * work_s;
+        work_s + crate::erlang::erlang_c(workers, load) * work_s / (c - load)
+    };
+    let (mut low, mut high) = (0.0, mean_s.min(c / per_dyno_rate * (1.0 - 1e-9)));
+    if time_in_dyno(high) <= mean_s {
+        return None;
+    }
+    for _ in 0..60 {
+        let mid = 0.5 * (low + high);
+        if time_in_dyno(mid) < mean_s {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    let work_s = 0.5 * (low + high);
+    // So close to saturation, no steady queue holds: the wait is a backlog's.
+    (per_dyno_rate * work_s / c <= SATURATED_SHARE).then_some(work_s * 1000.0)
+}
+
+fn hold(why: Why) -> TargetDecision {
+    TargetDecision {
+        to: None,
+        why,
+        signal_lost: None,
+    }
+}
+
+fn scale(current: u32, to: u32, why: Why) -> TargetDecision {
+    TargetDecision {
+        to: (to != current).then_some(to),
+        why,
+        signal_lost: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

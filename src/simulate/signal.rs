@@ -1,0 +1,239 @@
+//! The router signal as the worker sees it: one router line per request, each request sent
+//! to a random serving dyno and timed by that dyno's queue, gathered into the worker's own
+//! [`RouterWindow`] and read with its own statistics, so a policy in the simulator reads what
+//! it would read from the log drain in production.
+//!
+//! A request's line is drawn from the [`Moment`] it arrived in (the per-dyno M/M/c of random
+//! routing, with the backlog ahead of it); one that would wait past the router's 30 s is an
+//! H12 line at `service=30000ms`, as Heroku logs it. At high rates only every `thin`-th
+//! request is drawn (each kept line stands for `thin`): the counts and rates are scaled back,
+//! and the percentiles and means come from thousands of lines a window, as many as a window
+//! needs for them to settle. This module measures; it decides nothing.
+
+use super::queue::{Moment, ROUTER_TIMEOUT};
+use super::trace::utc;
+use crate::router_log::{Request, RouterStats, RouterWindow};
+use rand::{RngExt, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// Lines drawn per window at the busiest moment, at most: enough for a stable p95.
+const LINES_PER_WINDOW: f64 = 5000.0;
+/// Per-second sums kept for the concurrency windows of the HPA and KPA reconstructions.
+const KEPT_SECONDS: usize = 60;
+
+/// The drain's view of one simulated app.
+pub struct RouterFeed {
+    window: RouterWindow,
+    thin: u32,
+    /// `(second, lines, sum of service ms)` of the last [`KEPT_SECONDS`] seconds.
+    seconds: VecDeque<(i64, u32, f64)>,
+    rng: Pcg64Mcg,
+}
+
+impl RouterFeed {
+    /// A feed with the worker's window, drawing one line in `thin`.
+    pub fn new(window: Duration, thin: u32, seed: u64) -> RouterFeed {
+        RouterFeed {
+            window: RouterWindow::new(window, usize::MAX),
+            thin: thin.max(1),
+            seconds: VecDeque::new(),
+            rng: Pcg64Mcg::seed_from_u64(seed),
+        }
+    }
+
+    /// The thinning that keeps a window at the busiest rate under [`LINES_PER_WINDOW`] lines.
+    pub fn thin_for(peak_per_s: f64, window: Duration) -> u32 {
+        let lines = peak_per_s * window.as_secs_f64().max(1.0);
+        (lines / LINES_PER_WINDOW)
+            .ceil()
+            .clamp(1.0, f64::from(u32::MAX)) as u32
+    }
+
+    /// The router lines of the requests arriving in `[from_ms, to_ms)` at `rate` per second,
+    /// timed by `moment`.
+    pub fn arrive(&mut self, moment: &Moment, rate: f64, from_ms: i64, to_ms: i64) {
+        let mut at_ms = from_ms;
+        while at_ms < to_ms {
+            let second = at_ms.div_euclid(1000);
+            let end_ms = ((second + 1) * 1000).min(to_ms);
+            let expected = rate * (end_ms - at_ms) as f64 / 1000.0 / f64::from(self.thin);
+            let lines = poisson(&mut self.rng, expected);
+            if lines > 0 {
+                let mut service_sum_ms = 0.0;
+                let rng = &mut self.rng;
+                let requests: Vec<Request> = (0..lines)
+                    .map(|_| {
+                        let request = router_line(moment.sample_ms(rng));
+                        service_sum_ms += f64::from(request.service_ms.unwrap_or(0));
+                        request
+                    })
+                    .collect();
+                self.window.push(utc(at_ms), requests);
+                match self.seconds.back_mut() {
+                    Some((last, count, sum)) if *last == second => {
+                        *count += lines;
+                        *sum += service_sum_ms;
+                    }
+                    _ => self.seconds.push_back((second, lines, service_sum_ms)),
+                }
+                while self.seconds.len() > KEPT_SECONDS {
+                    self.seconds.pop_front();
+                }
+            }
+            at_ms = end_ms;
+        }
+    }
+
+    /// The window at `now_ms`, as `RouterWindow::stats` reports it, counts scaled back to all
+    /// requests.
+    pub fn stats(&mut self, now_ms: i64) -> RouterStats {
+        let mut stats = self.window.stats(utc(now_ms));
+        let thin = u64::from(self.thin);
+        stats.requests *= thin;
+        stats.requests_per_second *= f64::from(self.thin);
+        stats.errors *= thin;
+        stats.timeouts *= thin;
+        stats.unavailable *= thin;
+        stats.silent *= thin;
+        stats
+    }
+
+    /// Since the newest line, at `now_ms` (the window's staleness).
+    pub fn age(&self, now_ms: i64) -> Duration {
+        self.window.last_request_at().map_or(Duration::MAX, |at| {
+            Duration::from_millis((now_ms - at.timestamp_millis()).max(0) as u64)
+        })
+    }
+
+    /// The mean number of requests in the app (served or waiting) over the last `span`
+    /// before `now_ms`, by Little's law on the lines: the sum of their `service=` over the
+    /// span. `span` is at most a minute.
+    pub fn concurrency(&self, now_ms: i64, span: Duration) -> f64 {
+        let span_s = span.as_secs().clamp(1, KEPT_SECONDS as u64) as i64;
+        let now_s = now_ms.div_euclid(1000);
+        let service_ms: f64 = self
+            .seconds
+            .iter()
+            .filter(|(second, ..)| *second >= now_s - span_s && *second < now_s)
+            .map(|(_, _, sum)| sum)
+            .sum();
+        service_ms * f64::from(self.thin) / 1000.0 / span_s as f64
+    }
+}
+
+/// The router line of a request that took `response_ms`: served, or an H12 at the router's
+/// timeout.
+fn router_line(response_ms: f64) -> Request {
+    let router_ms = ROUTER_TIMEOUT.as_millis() as u32;
+    let ms = response_ms.round().clamp(0.0, f64::from(router_ms)) as u32;
+    if ms >= router_ms {
+        Request {
+            connect_ms: None,
+            service_ms: Some(router_ms),
+            status: 503,
+            code: Some(12),
+        }
+    } else {
+        Request {
+            connect_ms: Some(0),
+            service_ms: Some(ms),
+            status: 200,
+            code: None,
+        }
+    }
+}
+
+/// A Poisson count with mean `mean`: Knuth's product of uniforms for small means, the normal
+/// approximation above 30 (exact enough for a count of arrivals). Written here rather than
+/// adding a distributions crate for these few lines.
+fn poisson(rng: &mut Pcg64Mcg, mean: f64) -> u32 {
+    if mean.is_nan() || mean <= 0.0 {
+        return 0;
+    }
+    if mean < 30.0 {
+        let limit = (-mean).exp();
+        let mut product = rng.random::<f64>();
+        let mut count = 0;
+        while product > limit {
+            product *= rng.random::<f64>();
+            count += 1;
+        }
+        return count;
+    }
+    // Box–Muller: 1 − u lies in (0, 1], so the logarithm is finite.
+    let (u, v) = (1.0 - rng.random::<f64>(), rng.random::<f64>());
+    let normal = (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos();
+    (mean + mean.sqrt() * normal).round().max(0.0) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulate::queue::{Backlog, DynoModel};
+
+    const MODEL: DynoModel = DynoModel {
+        dyno_concurrency: 4,
+        service_time_ms: 50.0,
+    };
+
+    #[test]
+    fn poisson_counts_have_the_right_mean() {
+        let mut rng = Pcg64Mcg::seed_from_u64(3);
+        for mean in [0.5, 4.0, 29.0, 120.0] {
+            let total: u64 = (0..20_000)
+                .map(|_| u64::from(poisson(&mut rng, mean)))
+                .sum();
+            let measured = total as f64 / 20_000.0;
+            assert!(
+                (measured - mean).abs() < 0.03 * mean + 0.02,
+                "{mean}: {measured}"
+            );
+        }
+        assert_eq!(poisson(&mut rng, 0.0), 0);
+    }
+
+    #[test]
+    fn the_window_reads_the_rate_and_the_service_time_of_the_requests() {
+        // 2 dynos at 100 req/s: each an M/M/4 at 50 req/s.
+        let moment = Moment::new(&MODEL, 2, 100.0, Backlog::default());
+        for thin in [1, 4] {
+            let mut feed = RouterFeed::new(Duration::from_secs(30), thin, 1);
+            feed.arrive(&moment, 100.0, 0, 30_000);
+            let stats = feed.stats(29_999);
+            assert!(
+                (stats.requests_per_second - 100.0).abs() < 8.0,
+                "{thin}: {stats:?}"
+            );
+            let mean = stats.mean_service_ms.unwrap();
+            let expected = moment.mean_ms();
+            assert!(
+                (mean - expected).abs() < 0.1 * expected,
+                "{thin}: {mean} vs {expected}"
+            );
+            let p95 = stats.latency_p95_ms.unwrap() as f64;
+            assert!(
+                (p95 - moment.p95_ms()).abs() < 0.15 * moment.p95_ms(),
+                "{p95}"
+            );
+            // Little's law: about rate × mean time requests in the app.
+            let inside = feed.concurrency(30_000, Duration::from_secs(30));
+            assert!((inside - 100.0 * expected / 1000.0).abs() < 0.6, "{inside}");
+            assert!(feed.age(30_000) <= Duration::from_secs(1));
+        }
+    }
+
+    #[test]
+    fn requests_past_the_router_timeout_are_h12_lines() {
+        let nobody = Moment::new(&MODEL, 0, 10.0, Backlog::default());
+        let mut feed = RouterFeed::new(Duration::from_secs(10), 1, 1);
+        feed.arrive(&nobody, 10.0, 0, 10_000);
+        let stats = feed.stats(10_000);
+        assert!(stats.requests > 50);
+        assert_eq!(stats.timeouts, stats.requests);
+        assert_eq!(stats.mean_service_ms, Some(30_000.0));
+        assert_eq!(RouterFeed::thin_for(1000.0, Duration::from_secs(30)), 6);
+        assert_eq!(RouterFeed::thin_for(10.0, Duration::from_secs(30)), 1);
+    }
+}
