@@ -14,6 +14,7 @@ pub mod notify;
 pub mod probe;
 pub mod scaler;
 mod secret;
+pub mod settings;
 pub mod shell;
 pub mod shutdown_hook;
 
