@@ -294,6 +294,11 @@ impl Raw {
         &self.key
     }
 
+    /// The environment variable that sets it: `AUTOSCALE_EMAIL__SMTP_URL`.
+    pub fn variable(&self) -> String {
+        variable_of(&self.key)
+    }
+
     pub fn is_set(&self) -> bool {
         self.value.is_some()
     }
@@ -576,18 +581,36 @@ impl SecretRaw {
     /// A secret in force, as `check` shows it: `shown` must already hide it (`"***"`, a
     /// redacted URL); `variable` is where an `"env:NAME"` took it from.
     pub fn shown(shown: String, variable: Option<&str>) -> Self {
-        SecretRaw(Raw::shown(match variable {
-            Some(variable) => format!("{shown} (from env:{variable})"),
-            None => shown,
-        }))
+        SecretRaw(Raw::shown(hidden_from(shown, variable)))
+    }
+
+    /// The same setting with `text` as its value (a header value written as a number).
+    pub fn with_text(&self, text: String) -> SecretRaw {
+        SecretRaw(Raw::new(self.0.key.clone(), Some(Value::new(None, text))))
     }
 
     pub fn key(&self) -> &str {
         &self.0.key
     }
 
+    /// The environment variable that sets it: `AUTOSCALE_WEBHOOK__URL`.
+    pub fn variable(&self) -> String {
+        variable_of(&self.0.key)
+    }
+
     pub fn is_set(&self) -> bool {
         self.0.is_set()
+    }
+
+    /// Renamed: a header whose name came from an environment variable (`X_API_KEY` is the
+    /// header `X-Api-Key`).
+    pub fn renamed(&self, key: String) -> SecretRaw {
+        SecretRaw(Raw::new(key, self.0.value.clone()))
+    }
+
+    /// The value as written, for a caller that must look at its kind first.
+    pub fn value(&self) -> Option<&Value> {
+        self.0.value()
     }
 
     /// Records that the (hidden) value is not what was expected.
@@ -689,6 +712,34 @@ impl SecretRaw {
                 .collect(),
         )
     }
+}
+
+/// A hidden secret as `check` shows it, and the variable an `"env:NAME"` took it from.
+pub fn hidden_from(shown: String, variable: Option<&str>) -> String {
+    match variable {
+        Some(variable) => format!("{shown} (from env:{variable})"),
+        None => shown,
+    }
+}
+
+fn variable_of(key: &str) -> String {
+    format!("AUTOSCALE_{}", key.replace('.', "__").to_ascii_uppercase())
+}
+
+/// Where `check` says a secret came from: the variable its `"env:NAME"` named, from the
+/// (setting → variable) pairs [`Check::env_references`] recorded. Header names are compared
+/// as HTTP does, ignoring case.
+pub fn variable_for<'a>(variables: &'a BTreeMap<String, String>, setting: &str) -> Option<&'a str> {
+    variables
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(setting))
+        .map(|(_, variable)| variable.as_str())
+}
+
+/// A raw section whose fields have their names and no value: what a part needs to name its
+/// keys (in a message, or to find a secret's variable) without writing them again.
+pub fn named<T: DeserializeOwned>(prefix: &str) -> T {
+    de::take(&mut Table::new(), prefix)
 }
 
 fn is_variable_name(name: &str) -> bool {

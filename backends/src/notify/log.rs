@@ -1,14 +1,17 @@
 //! `log`: a `tracing` event with structured fields, for log collectors.
 
 use super::{Delivered, Event, Notifier, NotifyError};
+use super::{BuildContext, NoSettings, NotifierEntry, NotifierSettings};
+use crate::settings::{Check, Raw};
 use async_trait::async_trait;
+use std::sync::Arc;
 
 pub struct LogNotifier;
 
 #[async_trait]
 impl Notifier for LogNotifier {
     fn name(&self) -> &'static str {
-        "log"
+        NAME
     }
 
     async fn send(&self, event: &Event) -> Result<Delivered, NotifyError> {
@@ -27,4 +30,21 @@ impl Notifier for LogNotifier {
         );
         Ok(Delivered::ALL)
     }
+}
+
+const NAME: &str = "log";
+
+/// The registry's entry: `log` has no settings.
+pub const ENTRY: NotifierEntry = NotifierEntry {
+    name: NAME,
+    keys: super::no_keys,
+    read,
+};
+
+fn read(_table: &Raw, named: bool, _check: &mut Check) -> Option<Arc<dyn NotifierSettings>> {
+    NoSettings { name: NAME, build }.when_named(named)
+}
+
+fn build(_context: &BuildContext) -> Arc<dyn super::Notifier> {
+    Arc::new(LogNotifier)
 }

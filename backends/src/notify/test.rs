@@ -1,6 +1,8 @@
 //! `test`: keeps every event in memory so the project's own tests can read them back.
 
 use super::{Delivered, Event, Notifier, NotifyError};
+use super::{BuildContext, NoSettings, NotifierEntry, NotifierSettings};
+use crate::settings::{Check, Raw};
 use async_trait::async_trait;
 use std::sync::{Arc, Mutex};
 
@@ -27,7 +29,7 @@ impl TestNotifier {
 #[async_trait]
 impl Notifier for TestNotifier {
     fn name(&self) -> &'static str {
-        "test"
+        NAME
     }
 
     async fn send(&self, event: &Event) -> Result<Delivered, NotifyError> {
@@ -37,4 +39,21 @@ impl Notifier for TestNotifier {
             .push(event.clone());
         Ok(Delivered::ALL)
     }
+}
+
+const NAME: &str = "test";
+
+/// The registry's entry: `test` has no settings.
+pub const ENTRY: NotifierEntry = NotifierEntry {
+    name: NAME,
+    keys: super::no_keys,
+    read,
+};
+
+fn read(_table: &Raw, named: bool, _check: &mut Check) -> Option<Arc<dyn NotifierSettings>> {
+    NoSettings { name: NAME, build }.when_named(named)
+}
+
+fn build(context: &BuildContext) -> Arc<dyn super::Notifier> {
+    Arc::new(context.test_notifier.clone().unwrap_or_default())
 }
