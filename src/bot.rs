@@ -125,13 +125,16 @@ impl Worker {
         let settings = Arc::new(settings);
         let dispatcher = Dispatcher::start(notifiers);
         let metrics = WorkerMetrics::new().app(
-            &settings.heroku_app_name,
+            &settings.app_name,
             &settings.process_type,
             dispatcher.counts(),
         );
         let telemetry = Telemetry::new(settings.clone(), clock.clone(), metrics);
-        let mut calendar = Calendar::new(settings.time_zone, settings.downtime.clone());
-        calendar.already_reported(&settings.downtime_warnings);
+        let mut calendar = Calendar::new(
+            settings.thresholds.time_zone,
+            settings.downtime.windows.clone(),
+        );
+        calendar.already_reported(&settings.downtime.warnings);
         Worker {
             calendar,
             downtime_file_error: None,
@@ -158,7 +161,7 @@ impl Worker {
     /// worker's one server shows every app's metrics).
     pub fn with_metrics(mut self, worker: &Arc<WorkerMetrics>) -> Self {
         self.telemetry.metrics = worker.app(
-            &self.settings.heroku_app_name,
+            &self.settings.app_name,
             &self.settings.process_type,
             self.dispatcher.counts(),
         );
@@ -224,22 +227,23 @@ impl Worker {
         shutdown: &CancellationToken,
     ) -> Self {
         let downtime_header = settings
-            .downtime_header
+            .downtime
+            .header
             .as_ref()
-            .filter(|_| !settings.downtime_disable)
+            .filter(|_| !settings.downtime.disable)
             .and_then(|name| reqwest::header::HeaderName::from_bytes(name.as_bytes()).ok());
         let probe = Arc::new(
             HeartbeatProbe::new(
                 client.clone(),
-                settings.heartbeat_url.clone(),
-                settings.heartbeat_timeout,
+                settings.heartbeat.url.clone(),
+                settings.heartbeat.timeout,
             )
             .with_downtime_header(downtime_header),
         );
         let scaler = scaler_for(&settings, client.clone(), shutdown);
         let hook = shutdown_hook_for(&settings, client);
         let notifiers = notifiers_for(&settings, test_notifier);
-        let drain_on = settings.log_drain_password.is_some();
+        let drain_on = settings.drain.log_drain_password.is_some();
         let worker = Worker::new(settings, probe, scaler, notifiers, system_clock(), dry_run)
             .with_shutdown_hook(hook);
         // With a log drain, router requests are the app's traffic, so `idle_after` works.
@@ -261,24 +265,24 @@ impl Worker {
 
     async fn run_boxed(mut self: Box<Self>, shutdown: CancellationToken) {
         tracing::info!(
-            app = %self.settings.heroku_app_name,
+            app = %self.settings.app_name,
             scales = %self.scaler.describe(),
-            heartbeat = %self.settings.heartbeat_url,
-            signal = self.settings.signal.as_str(),
-            interval = ?self.settings.heartbeat_interval,
+            heartbeat = %self.settings.heartbeat.url,
+            signal = self.settings.drain.signal.as_str(),
+            interval = ?self.settings.heartbeat.interval,
             dry_run = self.dry_run,
             "Worker started."
         );
-        if self.settings.idle_after.is_some() && self.traffic.is_none() {
+        if self.settings.thresholds.idle_after.is_some() && self.traffic.is_none() {
             tracing::warn!(
-                app = %self.settings.heroku_app_name,
+                app = %self.settings.app_name,
                 "idle_after is set but this worker measures no traffic, so it will not stop the app for idleness; `autoscalebot activate` does, in front of the app."
             );
         }
         self.log_downtime_sources();
         let mut ticker = tokio::time::interval_at(
             Instant::now() + self.first_beat_after,
-            self.settings.heartbeat_interval,
+            self.settings.heartbeat.interval,
         );
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         self.telemetry.stamp_alive();
@@ -294,7 +298,7 @@ impl Worker {
             if self.stopped && Box::pin(self.stopped_beat()).await.is_some() {
                 continue;
             }
-            if self.settings.signal.uses_heartbeat() {
+            if self.settings.drain.signal.uses_heartbeat() {
                 let outcome = tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => break,
@@ -306,7 +310,7 @@ impl Worker {
                 Box::pin(self.act_on_router()).await;
             }
         }
-        tracing::info!(app = %self.settings.heroku_app_name, "Worker stopping.");
+        tracing::info!(app = %self.settings.app_name, "Worker stopping.");
         Box::pin(self.dispatcher.drain(std::time::Duration::from_secs(5))).await;
     }
 
@@ -324,7 +328,7 @@ impl Worker {
     /// The beat of an app believed stopped: read the quantity, no heartbeat. `None` when the
     /// app runs again (someone woke it), so the caller probes it at once.
     async fn stopped_beat(&mut self) -> Option<Beat> {
-        let app = self.settings.heroku_app_name.clone();
+        let app = self.settings.app_name.clone();
         let none = Heartbeat {
             observation: Observation::InBand,
             response_time_ms: None,
@@ -416,8 +420,8 @@ impl Worker {
         let settings = &self.settings;
         let heartbeat = classify(
             &outcome,
-            settings.max_response_time_ms,
-            settings.min_response_time_ms,
+            settings.thresholds.max_response_time_ms,
+            settings.thresholds.min_response_time_ms,
         );
         self.telemetry
             .metrics
@@ -425,11 +429,12 @@ impl Worker {
         // With the drain on, the window is read every beat (metrics, status page) even when
         // only the heartbeat decides.
         let router = settings
+            .drain
             .log_drain_password
             .is_some()
             .then(|| self.telemetry.router_stats());
         let observed = match &router {
-            Some(stats) if settings.signal.uses_router() => {
+            Some(stats) if settings.drain.signal.uses_router() => {
                 combine(&heartbeat, &self.classify_router(stats))
             }
             _ => heartbeat,
@@ -448,8 +453,8 @@ impl Worker {
     fn classify_router(&self, stats: &RouterStats) -> Heartbeat {
         classify_router(
             stats,
-            self.settings.max_response_time_ms,
-            self.settings.min_response_time_ms,
+            self.settings.thresholds.max_response_time_ms,
+            self.settings.thresholds.min_response_time_ms,
         )
     }
 
@@ -476,10 +481,10 @@ impl Worker {
         router: Option<RouterStats>,
     ) -> Beat {
         let settings = &self.settings;
-        let app = settings.heroku_app_name.clone();
+        let app = settings.app_name.clone();
         if let Observation::Misconfigured { status } = heartbeat.observation {
             tracing::warn!(
-                %app, status, url = %settings.heartbeat_url,
+                %app, status, url = %settings.heartbeat.url,
                 "The heartbeat URL answered {status}: check heartbeat_url and app_url. A 4xx never adds dynos."
             );
         } else {
@@ -494,7 +499,7 @@ impl Worker {
             .set_downtime(&self.settings, now, window.as_ref());
         match (&window, was_down) {
             (Some(window), false) => tracing::info!(
-                %app, window = %window.local_span(self.settings.time_zone), source = %window.source,
+                %app, window = %window.local_span(self.settings.thresholds.time_zone), source = %window.source,
                 "Planned downtime started: fails are not counted and the worker does not scale up."
             ),
             (None, true) => {
@@ -604,7 +609,7 @@ impl Worker {
 
     /// Sends the plan's events, then makes its scale, if any, and reports back to the engine.
     async fn carry_out(&mut self, plan: Plan, beat: &mut Beat, heartbeat: &Heartbeat) {
-        let app = self.settings.heroku_app_name.clone();
+        let app = self.settings.app_name.clone();
         self.send(&plan.events);
         if let Some(until) = plan.cooling_until {
             tracing::info!(%app, %until, "A scale is due but the cool-off holds it.");

@@ -155,8 +155,14 @@ pub struct Bounds {
 
 pub fn bounds_at(settings: &AppSettings, now: DateTime<Utc>) -> Bounds {
     Bounds {
-        min: settings.min_dynos.at(now, settings.time_zone),
-        max: settings.max_dynos.at(now, settings.time_zone),
+        min: settings
+            .thresholds
+            .min_dynos
+            .at(now, settings.thresholds.time_zone),
+        max: settings
+            .thresholds
+            .max_dynos
+            .at(now, settings.thresholds.time_zone),
     }
 }
 
@@ -186,21 +192,25 @@ impl ScaleReason {
         match self {
             ScaleReason::TooSlow => format!(
                 "{} consecutive heartbeats slower than {} ms or failing",
-                settings.number_of_fails_to_scale_up_after, settings.max_response_time_ms
+                settings.thresholds.number_of_fails_to_scale_up_after,
+                settings.thresholds.max_response_time_ms
             ),
             ScaleReason::FastEnough => format!(
                 "{} consecutive heartbeats faster than {} ms",
-                settings.number_of_passes_to_scale_down_after, settings.min_response_time_ms
+                settings.thresholds.number_of_passes_to_scale_down_after,
+                settings.thresholds.min_response_time_ms
             ),
             ScaleReason::AboveMax => "above max_dynos in force".to_string(),
             ScaleReason::BelowMin => "below min_dynos in force".to_string(),
             ScaleReason::Idle => format!(
                 "no traffic for {}",
-                crate::settings::format_duration(settings.idle_after.unwrap_or_default())
+                crate::settings::format_duration(
+                    settings.thresholds.idle_after.unwrap_or_default()
+                )
             ),
             ScaleReason::MaxAge => format!(
                 "running for {} (max_age)",
-                crate::settings::format_duration(settings.max_age.unwrap_or_default())
+                crate::settings::format_duration(settings.thresholds.max_age.unwrap_or_default())
             ),
             ScaleReason::DowntimeHold => {
                 "holding downtime_dynos during planned downtime".to_string()
@@ -379,7 +389,7 @@ impl AppState {
         window: Option<&Window>,
     ) -> Vec<Event> {
         let previous = std::mem::replace(&mut self.downtime, window.cloned());
-        let zone = settings.time_zone;
+        let zone = settings.thresholds.time_zone;
         let (kind, message, reason) = match (previous, window) {
             (None, Some(window)) => {
                 self.clear_streaks();
@@ -390,7 +400,8 @@ impl AppState {
                 // A window that starts before the last one's size was restored keeps that size.
                 self.size_before_downtime = self.restore_after_downtime.take();
                 let hold = settings
-                    .downtime_dynos
+                    .downtime
+                    .dynos
                     .map(|dynos| format!(" Holding {dynos} dynos."))
                     .unwrap_or_default();
                 (
@@ -417,7 +428,7 @@ impl AppState {
             }
             _ => return Vec::new(),
         };
-        if !settings.notify_on_downtime {
+        if !settings.notify.on_downtime {
             return Vec::new();
         }
         let mut event = self.event(settings, now, kind, message);
@@ -472,7 +483,7 @@ impl AppState {
             // The read worked and nothing needs writing: the platform is fine again.
             plan.events.extend(self.platform_answered(settings, now));
         }
-        if settings.notify_on_every_ping {
+        if settings.notify.on_every_ping {
             let band = match heartbeat.observation {
                 Observation::Fail => "high",
                 Observation::Pass => "low",
@@ -536,8 +547,10 @@ impl AppState {
             }
             self.restore_after_downtime = None;
         }
-        let wants_up = self.consecutive_fails >= settings.number_of_fails_to_scale_up_after;
-        let wants_down = self.consecutive_passes >= settings.number_of_passes_to_scale_down_after;
+        let wants_up =
+            self.consecutive_fails >= settings.thresholds.number_of_fails_to_scale_up_after;
+        let wants_down =
+            self.consecutive_passes >= settings.thresholds.number_of_passes_to_scale_down_after;
         let mut needs_above_max = false;
         let mut needs_below_min = false;
 
@@ -555,8 +568,10 @@ impl AppState {
             });
         } else if wants_up {
             if current < bounds.max {
-                let to = current.saturating_add(settings.increment).min(bounds.max);
-                match self.cooling_until(settings.scale_up_cooldown, now) {
+                let to = current
+                    .saturating_add(settings.thresholds.increment)
+                    .min(bounds.max);
+                match self.cooling_until(settings.thresholds.scale_up_cooldown, now) {
                     Some(until) => plan.cooling_until = Some(until),
                     None => {
                         plan.scale = Some(ScaleTo {
@@ -573,8 +588,10 @@ impl AppState {
             // Heartbeats never stop the app: only idle_after and max_age take it to 0.
             let floor = bounds.min.max(1);
             if current > floor {
-                let to = current.saturating_sub(settings.increment).max(floor);
-                match self.cooling_until(settings.scale_down_cooldown, now) {
+                let to = current
+                    .saturating_sub(settings.thresholds.increment)
+                    .max(floor);
+                match self.cooling_until(settings.thresholds.scale_down_cooldown, now) {
                     Some(until) => plan.cooling_until = Some(until),
                     None => {
                         plan.scale = Some(ScaleTo {
@@ -599,7 +616,7 @@ impl AppState {
             && holding
             && self.needs_above_max.is_on()
             && current >= bounds.max
-            && self.heartbeats_since_fail < settings.number_of_fails_to_scale_up_after
+            && self.heartbeats_since_fail < settings.thresholds.number_of_fails_to_scale_up_after
         {
             needs_above_max = true;
         }
@@ -608,14 +625,14 @@ impl AppState {
             && self.needs_below_min.is_on()
             && current <= bounds.min
             && current > 1
-            && self.heartbeats_since_pass < settings.number_of_passes_to_scale_down_after
+            && self.heartbeats_since_pass < settings.thresholds.number_of_passes_to_scale_down_after
         {
             needs_below_min = true;
         }
 
-        let repeat = settings.notify_repeat_after;
+        let repeat = settings.notify.repeat_after;
         match self.needs_above_max.update(needs_above_max, now, repeat) {
-            Some(change) if settings.notify_if_needs_exceed_max => {
+            Some(change) if settings.notify.if_needs_exceed_max => {
                 let (kind, message) = match change {
                     AlertChange::Started | AlertChange::Repeated => (
                         EventKind::NeedsAboveMax,
@@ -630,7 +647,7 @@ impl AppState {
                 event.reason = if kind == EventKind::NeedsAboveMax {
                     format!(
                         "{} consecutive heartbeats slower than {} ms; consider raising max_dynos",
-                        self.consecutive_fails, settings.max_response_time_ms
+                        self.consecutive_fails, settings.thresholds.max_response_time_ms
                     )
                 } else {
                     String::new()
@@ -643,7 +660,7 @@ impl AppState {
             _ => {}
         }
         match self.needs_below_min.update(needs_below_min, now, repeat) {
-            Some(change) if settings.notify_if_needs_below_min => {
+            Some(change) if settings.notify.if_needs_below_min => {
                 let (kind, message) = match change {
                     AlertChange::Started | AlertChange::Repeated => (
                         EventKind::NeedsBelowMin,
@@ -660,7 +677,7 @@ impl AppState {
                 if kind == EventKind::NeedsBelowMin {
                     event.reason = format!(
                         "{} consecutive heartbeats faster than {} ms; consider lowering min_dynos",
-                        self.consecutive_passes, settings.min_response_time_ms
+                        self.consecutive_passes, settings.thresholds.min_response_time_ms
                     );
                 }
                 event.from_quantity = Some(current);
@@ -695,8 +712,8 @@ impl AppState {
             Some(since_traffic.min(running_for))
         });
         stop_due(
-            settings.idle_after,
-            settings.max_age,
+            settings.thresholds.idle_after,
+            settings.thresholds.max_age,
             min,
             running_for,
             quiet_for,
@@ -724,7 +741,7 @@ impl AppState {
         bounds: Bounds,
         current: u32,
     ) -> Option<ScaleTo> {
-        let (to, reason) = match settings.downtime_dynos {
+        let (to, reason) = match settings.downtime.dynos {
             Some(hold) => {
                 self.size_before_downtime.get_or_insert(current);
                 (hold, ScaleReason::DowntimeHold)
@@ -770,7 +787,7 @@ impl AppState {
         self.scale_history
             .push_back((now, scale.from.abs_diff(scale.to)));
         let mut events = self.platform_answered(settings, now);
-        if settings.notify_on_every_scale {
+        if settings.notify.on_every_scale {
             let message = if dry_run {
                 format!("Would scale to ({}) dynos (dry run).", scale.to)
             } else {
@@ -827,11 +844,11 @@ impl AppState {
         // heartbeat of an outage.
         let change = self
             .platform_failing
-            .update(true, now, settings.notify_repeat_after);
+            .update(true, now, settings.notify.repeat_after);
         if change == Some(AlertChange::Started) {
             self.platform_refusal_told = refused;
         }
-        let tell = settings.notify_on_scale_fails || refused;
+        let tell = settings.notify.on_scale_fails || refused;
         if !tell || change.is_none() {
             return Vec::new();
         }
@@ -853,9 +870,9 @@ impl AppState {
     fn platform_answered(&mut self, settings: &AppSettings, now: DateTime<Utc>) -> Vec<Event> {
         let change = self
             .platform_failing
-            .update(false, now, settings.notify_repeat_after);
+            .update(false, now, settings.notify.repeat_after);
         let refusal_told = std::mem::take(&mut self.platform_refusal_told);
-        if change != Some(AlertChange::Ended) || !(settings.notify_on_scale_fails || refusal_told) {
+        if change != Some(AlertChange::Ended) || !(settings.notify.on_scale_fails || refusal_told) {
             return Vec::new();
         }
         vec![self.event(
@@ -869,8 +886,8 @@ impl AppState {
     /// Tells when the dynos moved within the period exceed the threshold in force.
     fn check_scale_diff(&mut self, settings: &AppSettings, now: DateTime<Utc>) -> Vec<Event> {
         let (Some(threshold), Some(period)) = (
-            &settings.notify_if_scale_diff_exceeds_threshold,
-            settings.notify_if_scale_diff_exceeds_period,
+            &settings.notify.if_scale_diff_exceeds_threshold,
+            settings.notify.if_scale_diff_exceeds_period,
         ) else {
             return Vec::new();
         };
@@ -882,11 +899,11 @@ impl AppState {
             }
         }
         let moved: u32 = self.scale_history.iter().map(|(_, diff)| diff).sum();
-        let limit = threshold.at(now, settings.time_zone);
+        let limit = threshold.at(now, settings.thresholds.time_zone);
         let minutes = period.as_secs_f64() / 60.0;
         let change = self
             .scale_diff
-            .update(moved > limit, now, settings.notify_repeat_after);
+            .update(moved > limit, now, settings.notify.repeat_after);
         let (kind, message, reason) = match change {
             None => return Vec::new(),
             Some(AlertChange::Started | AlertChange::Repeated) => (
@@ -912,7 +929,7 @@ impl AppState {
         kind: EventKind,
         message: impl Into<String>,
     ) -> Event {
-        Event::new(now, &settings.heroku_app_name, kind, message)
+        Event::new(now, &settings.app_name, kind, message)
     }
 
     fn fill(&self, event: &mut Event, settings: &AppSettings, now: DateTime<Utc>, scale: ScaleTo) {

@@ -252,7 +252,7 @@ fn print_check(settings: &Settings) {
             writeln!(out, "{key} = {value}")?;
         }
         for app in &settings.apps {
-            writeln!(out, "# app {} ({})", app.heroku_app_name, app.process_type)?;
+            writeln!(out, "# app {} ({})", app.app_name, app.process_type)?;
             for (key, value) in app.effective() {
                 writeln!(out, "{key} = {value}")?;
             }
@@ -311,10 +311,10 @@ fn budget_lines(settings: &Settings) -> Vec<String> {
 async fn notify_test(settings: &Settings) -> bool {
     let mut all_delivered = true;
     for app in &settings.apps {
-        if app.notification_backends.is_empty() {
+        if app.notify.backends.is_empty() {
             println!(
                 "{}: no notification backends: set notification_backends",
-                app.heroku_app_name
+                app.app_name
             );
             all_delivered = false;
         }
@@ -349,16 +349,16 @@ fn downtime_lines(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<String> {
     use autoscalebot::downtime::{parse_file, Window};
-    let zone = app.time_zone;
-    if app.downtime_disable {
+    let zone = app.thresholds.time_zone;
+    if app.downtime.disable {
         return vec![
             "# planned downtime: disabled (downtime_disable): every source is ignored".into(),
         ];
     }
-    let mut windows: Vec<Window> = app.downtime.clone();
-    let mut bad = app.downtime_warnings.clone();
+    let mut windows: Vec<Window> = app.downtime.windows.clone();
+    let mut bad = app.downtime.warnings.clone();
     let mut notes = Vec::new();
-    if let Some(path) = &app.downtime_file {
+    if let Some(path) = &app.downtime.file {
         match autoscalebot::bot::read_downtime_file(path) {
             Ok(Some(text)) => {
                 let (found, problems) = parse_file(&text, path, zone);
@@ -375,7 +375,7 @@ fn downtime_lines(
             )),
         }
     }
-    if let Some(name) = &app.downtime_header {
+    if let Some(name) = &app.downtime.header {
         notes.push(format!(
             "# downtime header {name}: read from each heartbeat response while the worker runs"
         ));

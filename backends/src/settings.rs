@@ -87,6 +87,17 @@ impl Check {
         }
     }
 
+    /// A check of its own for an `[[apps]]` entry, whose problems start with `label` and whose
+    /// settings came from the variables in `origins`.
+    pub fn entry(&self, label: &str, origins: HashMap<String, String>) -> Check {
+        Check::new(self.env.clone(), origins, label, self.settings_dir.clone())
+    }
+
+    /// Setting → the environment variable that set it.
+    pub fn origins(&self) -> &HashMap<String, String> {
+        &self.origins
+    }
+
     /// Takes the raw section `T` out of `table`: each of its fields gets its value, if there
     /// is one, and its setting's name (`prefix` and the field's name). Other keys stay.
     pub fn section<T: DeserializeOwned>(&self, table: &mut Table, prefix: &str) -> T {
@@ -211,7 +222,8 @@ impl Check {
 
     /// Takes the (setting, variable) pairs recorded since `from`.
     pub fn take_env_references(&mut self, from: usize) -> Vec<(String, String)> {
-        self.env_references.split_off(from.min(self.env_references.len()))
+        self.env_references
+            .split_off(from.min(self.env_references.len()))
     }
 
     pub fn env_reference_count(&self) -> usize {
@@ -314,7 +326,10 @@ impl Raw {
 
     /// Records that this present value is not what was expected.
     pub fn bad(&self, check: &mut Check, expected: impl Into<String>) {
-        let shown = self.value.as_ref().map_or_else(|| NOT_SET.to_string(), show);
+        let shown = self
+            .value
+            .as_ref()
+            .map_or_else(|| NOT_SET.to_string(), show);
         check.problem(&self.key, Some(shown), None, expected);
     }
 
@@ -412,7 +427,13 @@ impl Raw {
     }
 
     /// [`Raw::whole`], `default` when absent; `None` only when bad.
-    pub fn whole_or(&self, check: &mut Check, default: u32, min: i64, expected: &str) -> Option<u32> {
+    pub fn whole_or(
+        &self,
+        check: &mut Check,
+        default: u32,
+        min: i64,
+        expected: &str,
+    ) -> Option<u32> {
         match self.value {
             None => Some(default),
             Some(_) => self.whole(check, min, expected),
@@ -432,7 +453,12 @@ impl Raw {
     }
 
     /// A number that may have a fraction, above zero.
-    pub fn positive_float_or(&self, check: &mut Check, default: f64, expected: &str) -> Option<f64> {
+    pub fn positive_float_or(
+        &self,
+        check: &mut Check,
+        default: f64,
+        expected: &str,
+    ) -> Option<f64> {
         let Some(value) = &self.value else {
             return Some(default);
         };
@@ -481,7 +507,12 @@ impl Raw {
     }
 
     /// A duration above zero, `default` when absent: a timeout. `expected` is told for zero.
-    pub fn timeout_or(&self, check: &mut Check, default: Duration, expected: &str) -> Option<Duration> {
+    pub fn timeout_or(
+        &self,
+        check: &mut Check,
+        default: Duration,
+        expected: &str,
+    ) -> Option<Duration> {
         let duration = self.duration_or(check, default)?;
         if duration.is_zero() {
             self.bad_text(check, "0s", expected);
@@ -752,7 +783,10 @@ fn is_variable_name(name: &str) -> bool {
 
 /// `check`'s rows of a raw struct filled with the values in force: each field's name (under
 /// `prefix`, such as `email.`) and its value, in the struct's order.
-pub fn rows<T: Serialize + DeserializeOwned>(prefix: &str, shown: &T) -> Vec<(&'static str, String)> {
+pub fn rows<T: Serialize + DeserializeOwned>(
+    prefix: &str,
+    shown: &T,
+) -> Vec<(&'static str, String)> {
     let values = match serde_json::to_value(shown) {
         Ok(serde_json::Value::Object(values)) => values,
         _ => unreachable!("a raw section serializes as a map of strings"),

@@ -87,7 +87,7 @@ pub async fn run(
     let hook = shutdown_hook_for(&settings, client.clone());
     let rules = Rules {
         idle_after: activator.idle_after,
-        max_age: settings.max_age,
+        max_age: settings.thresholds.max_age,
     };
     tracing::info!(
         listen = %bound.local_description(),

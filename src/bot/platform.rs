@@ -107,7 +107,7 @@ impl Worker {
     pub(super) fn refresh_due(&self, pace: &Pace, read_at: Instant) -> bool {
         let age = Instant::now().saturating_duration_since(read_at);
         pace.refresh_every_beats
-            .is_some_and(|beats| age >= self.settings.heartbeat_interval.saturating_mul(beats))
+            .is_some_and(|beats| age >= self.settings.heartbeat.interval.saturating_mul(beats))
     }
 
     pub(super) fn take(&self, pace: &Pace, call: Call) -> bool {
@@ -146,7 +146,7 @@ impl Worker {
         if Instant::now() >= refusal.until {
             return None;
         }
-        tracing::debug!(app = %self.settings.heroku_app_name, kind = refusal.kind, "Platform calls paused after a refusal.");
+        tracing::debug!(app = %self.settings.app_name, kind = refusal.kind, "Platform calls paused after a refusal.");
         Some(format!(
             "platform calls paused after {} refusal{} ({})",
             refusal.count,
@@ -158,7 +158,7 @@ impl Worker {
     /// A platform call worked: ends a refusal pause, if one was on.
     pub(super) fn platform_accepts(&mut self) {
         if let Some(refusal) = self.refusal.take() {
-            tracing::info!(app = %self.settings.heroku_app_name, kind = refusal.kind, "The platform accepts the worker's calls again.");
+            tracing::info!(app = %self.settings.app_name, kind = refusal.kind, "The platform accepts the worker's calls again.");
         }
     }
 
@@ -169,13 +169,13 @@ impl Worker {
         if error.is_retriable() {
             return false;
         }
-        let app = &self.settings.heroku_app_name;
+        let app = &self.settings.app_name;
         let kind = error.kind();
         let count = match &self.refusal {
             Some(refusal) if refusal.kind == kind => refusal.count + 1,
             _ => 1,
         };
-        let pause = refusal_pause(self.settings.heartbeat_interval, count);
+        let pause = refusal_pause(self.settings.heartbeat.interval, count);
         if count == 1 {
             tracing::warn!(
                 %app, kind, error = %message, pause = ?pause,
@@ -195,7 +195,7 @@ impl Worker {
     /// Sets the size. `Ok(None)` when this copy no longer leads or the budget has no call left:
     /// nothing was written, and the streak stays for the next heartbeat.
     pub(super) async fn apply(&self, scale: ScaleTo) -> Result<Option<u32>, ScaleError> {
-        let app = &self.settings.heroku_app_name;
+        let app = &self.settings.app_name;
         let reason = scale.reason.describe(&self.settings);
         if self.dry_run {
             tracing::info!(%app, from = scale.from, to = scale.to, %reason, "Would scale (dry run).");

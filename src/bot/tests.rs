@@ -807,6 +807,7 @@ async fn a_refused_key_pauses_platform_calls_for_longer_each_time_while_heartbea
         quantity: Mutex::new(1),
         failing: Mutex::new(Some(ScaleError::Unauthorized {
             id: "unauthorized".into(),
+            hint: "check heroku_api_key or HEROKU_API_KEY",
         })),
         ..Default::default()
     });

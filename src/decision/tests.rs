@@ -83,8 +83,8 @@ impl Sim {
         self.events.extend(events);
         let heartbeat = classify(
             &outcome,
-            self.settings.max_response_time_ms,
-            self.settings.min_response_time_ms,
+            self.settings.thresholds.max_response_time_ms,
+            self.settings.thresholds.min_response_time_ms,
         );
         let plan = self
             .state
@@ -1284,7 +1284,7 @@ fn a_stopped_app_stays_stopped_at_a_zero_minimum_and_forgets_old_streaks() {
 #[test]
 fn a_refusal_is_told_even_without_notify_on_scale_fails_and_so_is_its_end() {
     let settings = settings_with("");
-    assert!(!settings.notify_on_scale_fails);
+    assert!(!settings.notify.on_scale_fails);
     let mut state = AppState::new();
     let error = "reading the formation: the platform refused the API key (401 unauthorized)";
     let told = state.scale_refused(&settings, noon(), None, error);

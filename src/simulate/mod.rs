@@ -139,7 +139,7 @@ pub fn run(
 ) -> Result<(), SimulateError> {
     check_flags(args)?;
     let settings = load_settings(settings_path, env)?;
-    let mut trace = trace::load(&args.trace, settings.time_zone)?;
+    let mut trace = trace::load(&args.trace, settings.thresholds.time_zone)?;
     report::print_warnings(&trace);
     trace.scale_rates(args.rate_scale);
     let simulation = simulate(settings, trace, args)?;
@@ -237,9 +237,9 @@ fn first_app(settings: settings::Settings) -> AppSettings {
 /// The 2.1 defaults (which are our loader's defaults), in the same time zone as `ours`.
 pub fn defaults_like(ours: &AppSettings) -> AppSettings {
     let env: HashMap<String, String> = [
-        ("AUTOSCALE_HEROKU_APP_NAME", ours.heroku_app_name.as_str()),
+        ("AUTOSCALE_HEROKU_APP_NAME", ours.app_name.as_str()),
         ("AUTOSCALE_HEROKU_API_KEY", "simulated"),
-        ("AUTOSCALE_TIME_ZONE", ours.time_zone.name()),
+        ("AUTOSCALE_TIME_ZONE", ours.thresholds.time_zone.name()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -266,7 +266,7 @@ pub fn simulate(
         dyno_concurrency: args.dyno_concurrency,
         service_time_ms,
     };
-    let max_response_time_ms = settings.max_response_time_ms as f64;
+    let max_response_time_ms = settings.thresholds.max_response_time_ms as f64;
     let needs = Needs::compute(&trace, &model, max_response_time_ms);
     let bench = Bench {
         trace: &trace,
@@ -278,13 +278,13 @@ pub fn simulate(
     let defaults = defaults_like(&settings);
     let start = trace.start();
     let span_ms = (trace.end_ms() - trace.start_ms()) as u64;
-    let beats_of = |s: &AppSettings| span_ms / (s.heartbeat_interval.as_millis() as u64).max(1);
+    let beats_of = |s: &AppSettings| span_ms / (s.heartbeat.interval.as_millis() as u64).max(1);
     let mut progress = Progress::new(beats_of(&settings) + beats_of(&defaults));
 
     let ours_initial_dynos = bounds_at(&settings, start).min;
     let calendar = downtime_calendar(&settings);
     let mut rng = Pcg64Mcg::seed_from_u64(args.seed);
-    let timeout = settings.heartbeat_timeout;
+    let timeout = settings.heartbeat.timeout;
     let ours = bench.run_engine(
         &settings,
         &calendar,
@@ -297,7 +297,7 @@ pub fn simulate(
     // Its own generator with the same seed: the reference never depends on our settings, and
     // settings equal to the defaults give equal rows.
     let mut rng = Pcg64Mcg::seed_from_u64(args.seed);
-    let timeout = defaults.heartbeat_timeout;
+    let timeout = defaults.heartbeat.timeout;
     let defaults_run = bench.run_engine(
         &defaults,
         &calendar_for(&defaults),
@@ -330,10 +330,10 @@ pub fn simulate(
 /// downtime file as it is now. A heartbeat's downtime header cannot be replayed.
 fn downtime_calendar(settings: &AppSettings) -> crate::downtime::Calendar {
     let mut calendar = calendar_for(settings);
-    if settings.downtime_disable {
+    if settings.downtime.disable {
         return calendar;
     }
-    if let Some(path) = &settings.downtime_file {
+    if let Some(path) = &settings.downtime.file {
         match crate::bot::read_downtime_file(path) {
             Ok(text) => {
                 let learned = calendar.file_read(path, text.as_deref());

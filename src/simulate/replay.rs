@@ -204,7 +204,7 @@ impl Bench<'_> {
     ) -> Run {
         let start_ms = self.trace.start_ms();
         let end_ms = self.trace.end_ms();
-        let interval_ms = (settings.heartbeat_interval.as_millis() as i64).max(1);
+        let interval_ms = (settings.heartbeat.interval.as_millis() as i64).max(1);
         let mut state = AppState::new();
         let mut fleet = Fleet::running(initial_dynos, start_ms);
         let mut books = Accounting {
@@ -223,8 +223,8 @@ impl Bench<'_> {
             let now = utc(beat_ms);
             let heartbeat = classify(
                 &outcome,
-                settings.max_response_time_ms,
-                settings.min_response_time_ms,
+                settings.thresholds.max_response_time_ms,
+                settings.thresholds.min_response_time_ms,
             );
             // As the worker does before each decision (notifications are not simulated).
             state.set_downtime(settings, now, calendar.active(now));
@@ -407,7 +407,10 @@ pub fn fewest_dynos(model: &DynoModel, rate: f64, max_response_time_ms: f64) -> 
 /// The planned downtime windows of the settings (file and environment), as the worker's
 /// calendar starts. `downtime_disable` leaves it empty, as the settings do.
 pub fn calendar_for(settings: &AppSettings) -> Calendar {
-    Calendar::new(settings.time_zone, settings.downtime.clone())
+    Calendar::new(
+        settings.thresholds.time_zone,
+        settings.downtime.windows.clone(),
+    )
 }
 
 /// What a heartbeat sees when the request takes `response_ms`: an answer, a 503 from the

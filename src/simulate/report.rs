@@ -74,7 +74,7 @@ pub fn table(sim: &Simulation, args: &SimulateArgs, settings_label: &str) -> Str
     let _ = writeln!(
         out,
         "Slow = p95 above max_response_time_in_ms ({} ms). Simulated in {} ms.",
-        sim.settings.max_response_time_ms,
+        sim.settings.thresholds.max_response_time_ms,
         sim.elapsed.as_millis()
     );
     let _ = writeln!(out);
@@ -91,7 +91,7 @@ pub fn table(sim: &Simulation, args: &SimulateArgs, settings_label: &str) -> Str
         ),
         (ROW_LABELS[1].to_string(), &sim.defaults_run, None),
         (
-            format!("{} ({})", ROW_LABELS[2], sim.settings.max_dynos),
+            format!("{} ({})", ROW_LABELS[2], sim.settings.thresholds.max_dynos),
             &sim.fixed,
             None,
         ),
@@ -168,8 +168,9 @@ pub fn write_csv(path: &Path, sim: &Simulation) -> std::io::Result<()> {
     let fixed_initial = sim.fixed.decisions.first().map_or_else(
         || {
             sim.settings
+                .thresholds
                 .max_dynos
-                .at(sim.trace.start(), sim.settings.time_zone)
+                .at(sim.trace.start(), sim.settings.thresholds.time_zone)
         },
         |d| d.from,
     );
@@ -219,7 +220,9 @@ pub fn write_svg(path: &Path, sim: &Simulation) -> Result<(), Box<dyn std::error
     let root = root.titled(
         &format!(
             "autoscalebot simulate: {} (max {} ms, min {} ms)",
-            sim.trace.name, settings.max_response_time_ms, settings.min_response_time_ms
+            sim.trace.name,
+            settings.thresholds.max_response_time_ms,
+            settings.thresholds.min_response_time_ms
         ),
         ("sans-serif", 22),
     )?;
@@ -245,7 +248,7 @@ pub fn write_svg(path: &Path, sim: &Simulation) -> Result<(), Box<dyn std::error
                 .iter()
                 .map(|b| {
                     b.heartbeat_ms
-                        .unwrap_or(settings.heartbeat_timeout.as_millis() as f64)
+                        .unwrap_or(settings.heartbeat.timeout.as_millis() as f64)
                 })
                 .fold(0.0, f64::max);
             // The median, so that one bad minute does not paint a whole bucket slow.
@@ -273,12 +276,12 @@ pub fn write_svg(path: &Path, sim: &Simulation) -> Result<(), Box<dyn std::error
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
     for (ms, color, label) in [
         (
-            settings.max_response_time_ms as f64,
+            settings.thresholds.max_response_time_ms as f64,
             RED,
             "max_response_time_in_ms",
         ),
         (
-            settings.min_response_time_ms as f64,
+            settings.thresholds.min_response_time_ms as f64,
             GREEN,
             "min_response_time_in_ms",
         ),
@@ -304,7 +307,7 @@ pub fn write_svg(path: &Path, sim: &Simulation) -> Result<(), Box<dyn std::error
         sim.oracle.decisions.iter().map(|d| d.to).max().unwrap_or(1),
         sim.needs.dynos.iter().copied().max().unwrap_or(1),
         beats.iter().map(|b| b.dynos).max().unwrap_or(1),
-        settings.max_dynos.highest(),
+        settings.thresholds.max_dynos.highest(),
     ]
     .into_iter()
     .max()

@@ -1,11 +1,11 @@
 //! `console`: one readable line per event on standard output.
 
-use super::{Delivered, Event, Notifier, NotifyError};
 use super::{BuildContext, NoSettings, NotifierEntry, NotifierSettings};
+use super::{Delivered, Event, Notifier, NotifyError};
 use crate::settings::{Check, Raw};
 use async_trait::async_trait;
-use std::sync::Arc;
 use std::io::Write;
+use std::sync::Arc;
 
 pub struct ConsoleNotifier;
 

@@ -1,7 +1,7 @@
 //! `log`: a `tracing` event with structured fields, for log collectors.
 
-use super::{Delivered, Event, Notifier, NotifyError};
 use super::{BuildContext, NoSettings, NotifierEntry, NotifierSettings};
+use super::{Delivered, Event, Notifier, NotifyError};
 use crate::settings::{Check, Raw};
 use async_trait::async_trait;
 use std::sync::Arc;

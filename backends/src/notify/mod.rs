@@ -381,7 +381,11 @@ pub fn keys() -> Vec<String> {
 }
 
 /// `timeout` and `give_up_after` of a backend's table: its [`DeliveryPolicy`].
-pub fn delivery_policy(timeout: &Raw, give_up_after: &Raw, check: &mut Check) -> Option<DeliveryPolicy> {
+pub fn delivery_policy(
+    timeout: &Raw,
+    give_up_after: &Raw,
+    check: &mut Check,
+) -> Option<DeliveryPolicy> {
     let defaults = DeliveryPolicy::default();
     let timeout = timeout.timeout_or(
         check,

@@ -1,7 +1,7 @@
 //! `test`: keeps every event in memory so the project's own tests can read them back.
 
-use super::{Delivered, Event, Notifier, NotifyError};
 use super::{BuildContext, NoSettings, NotifierEntry, NotifierSettings};
+use super::{Delivered, Event, Notifier, NotifyError};
 use crate::settings::{Check, Raw};
 use async_trait::async_trait;
 use std::sync::{Arc, Mutex};

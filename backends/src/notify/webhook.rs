@@ -12,9 +12,7 @@ use super::{
     NotifierSettings, NotifyError,
 };
 use crate::probe::heartbeat::describe_error;
-use crate::settings::{
-    fields, hidden_from, named, variable_for, Check, Raw, SecretRaw, HIDDEN,
-};
+use crate::settings::{fields, hidden_from, named, variable_for, Check, Raw, SecretRaw, HIDDEN};
 use crate::Secret;
 use async_trait::async_trait;
 use config::ValueKind;

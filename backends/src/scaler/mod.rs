@@ -105,7 +105,11 @@ pub fn keys() -> Vec<&'static str> {
     fields::<RawChoice>()
         .iter()
         .copied()
-        .chain(PLATFORMS.iter().flat_map(|entry| (entry.keys)().iter().copied()))
+        .chain(
+            PLATFORMS
+                .iter()
+                .flat_map(|entry| (entry.keys)().iter().copied()),
+        )
         .collect()
 }
 
@@ -146,7 +150,10 @@ pub fn read_platform(
 }
 
 /// `check`'s rows of the platform in force: `scaler`, then the platform's own keys.
-pub fn rows(platform: &Platform, variables: &BTreeMap<String, String>) -> Vec<(&'static str, String)> {
+pub fn rows(
+    platform: &Platform,
+    variables: &BTreeMap<String, String>,
+) -> Vec<(&'static str, String)> {
     let settings = platform.settings();
     let choice = RawChoice {
         scaler: Raw::quoted(settings.name()),
@@ -164,7 +171,10 @@ pub enum ScaleError {
     Unauthorized { id: String, hint: &'static str },
     #[error("the API key has no access to this app (403 {id}){}", hinted(hint))]
     Forbidden { id: String, hint: &'static str },
-    #[error("the platform knows no such app or process type (404 {id}){}", hinted(hint))]
+    #[error(
+        "the platform knows no such app or process type (404 {id}){}",
+        hinted(hint)
+    )]
     NotFound { id: String, hint: &'static str },
     #[error("the platform's rate limit is spent (429 {id})")]
     RateLimited {

@@ -92,7 +92,10 @@ impl<'de> MapAccess<'de> for SectionFields<'_> {
         seed.deserialize(field.into_deserializer()).map(Some)
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, ConfigError> {
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, ConfigError> {
         let field = self.current.take().expect("a key before its value");
         seed.deserialize(Field {
             key: format!("{}{field}", self.prefix),
@@ -165,7 +168,10 @@ impl<'de> MapAccess<'de> for RawParts {
         seed.deserialize(name.into_deserializer()).map(Some)
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, ConfigError> {
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, ConfigError> {
         if let Some(key) = self.key.take() {
             return seed.deserialize(key.into_deserializer());
         }

@@ -44,7 +44,11 @@ fn a_section_takes_its_own_keys_and_each_value_knows_its_name() {
     assert_eq!(raw.retries.key(), "hook.retries");
     assert!(!raw.retries.is_set(), "absent, but named");
     assert_eq!(raw.token.key(), "hook.token");
-    assert_eq!(values.keys().collect::<Vec<_>>(), ["other"], "left for the caller");
+    assert_eq!(
+        values.keys().collect::<Vec<_>>(),
+        ["other"],
+        "left for the caller"
+    );
 }
 
 #[test]
@@ -84,7 +88,10 @@ fn a_secret_follows_env_name_and_is_never_shown() {
         [("token".to_string(), "TOKEN".to_string())]
     );
     let debug = format!("{raw:?}");
-    assert!(!debug.contains("env:TOKEN") && !debug.contains("tok-456"), "{debug}");
+    assert!(
+        !debug.contains("env:TOKEN") && !debug.contains("tok-456"),
+        "{debug}"
+    );
 
     let mut cx = check(&[]);
     let raw: RawExample = cx.section(&mut table(&[("token", Value::new(None, "env:TOKEN"))]), "");
