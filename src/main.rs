@@ -148,6 +148,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let settings = match load_settings(&cli) {
         Ok(settings) => settings,
         Err(error) => {
+            // Each command needs only its own settings: a file `activate` runs is valid for
+            // `check`, which says that `run` would want more.
+            if matches!(cli.command, Some(Command::Check)) {
+                if let Ok(settings) = load_settings_for(&cli, settings::Purpose::Activator) {
+                    print_check(&settings, Some(&error));
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
             eprintln!("autoscalebot: {error}");
             return Ok(ExitCode::from(2));
         }
@@ -160,7 +168,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     init_logging(log_format.resolve(on_dyno), "info");
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => {
-            print_check(&settings);
+            print_check(&settings, None);
             Ok(ExitCode::SUCCESS)
         }
         Command::NotifyTest => {
@@ -187,15 +195,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// `autoscalebot activate`: settings and the listening socket are checked before anything
 /// runs; either being wrong is exit 2.
 fn activate(cli: &Cli, on_dyno: bool) -> Result<ExitCode> {
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let settings =
-        match settings::load_for(cli.settings.as_deref(), &env, settings::Purpose::Activator) {
-            Ok(settings) => settings,
-            Err(error) => {
-                eprintln!("autoscalebot: {error}");
-                return Ok(ExitCode::from(2));
-            }
-        };
+    let settings = match load_settings_for(cli, settings::Purpose::Activator) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("autoscalebot: {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let app = settings.apps.into_iter().next().expect("one app");
     init_logging(app.log_format.resolve(on_dyno), "info");
     let bound = match autoscalebot::activator::bind_listen(&app) {
@@ -239,11 +245,17 @@ fn activate(cli: &Cli, on_dyno: bool) -> Result<ExitCode> {
 }
 
 fn load_settings(cli: &Cli) -> Result<Settings, SettingsError> {
-    let env: HashMap<String, String> = std::env::vars().collect();
-    settings::load(cli.settings.as_deref(), &env)
+    load_settings_for(cli, settings::Purpose::Worker)
 }
 
-fn print_check(settings: &Settings) {
+fn load_settings_for(cli: &Cli, purpose: settings::Purpose) -> Result<Settings, SettingsError> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    settings::load_for(cli.settings.as_deref(), &env, purpose)
+}
+
+/// Prints the settings in force. `not_for_run`: the settings were loaded for `activate`,
+/// since `run` refuses them for these problems.
+fn print_check(settings: &Settings, not_for_run: Option<&SettingsError>) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let mut write = || -> std::io::Result<()> {
@@ -263,7 +275,20 @@ fn print_check(settings: &Settings) {
         for line in budget_lines(settings) {
             writeln!(out, "{line}")?;
         }
-        writeln!(out, "# settings are valid")
+        match not_for_run {
+            None => writeln!(out, "# settings are valid"),
+            Some(error) => {
+                writeln!(
+                    out,
+                    "# settings are valid for `autoscalebot activate`; `autoscalebot run` would refuse them ({}):",
+                    error.to_string().lines().next().unwrap_or_default()
+                )?;
+                for problem in &error.problems {
+                    writeln!(out, "#   - {problem}")?;
+                }
+                Ok(())
+            }
+        }
     };
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = write();
