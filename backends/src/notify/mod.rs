@@ -1,8 +1,7 @@
-//! Notifiers tell people what the worker did: `console` (a line on stdout), `email` (SMTP),
-//! `log` (a tracing event), `test` (kept in memory for the project's tests), `webhook` (an
-//! HTTP request). One file per backend, holding its settings section, their checks, its name
-//! and how it is built; [`NOTIFIERS`] is the registry, one line per backend. `template.rs`
-//! fills web hook bodies.
+//! Notifiers tell people what the worker did. One file per backend, holding its settings
+//! section, their checks, its name and how it is built; [`NOTIFIERS`] is the registry, one
+//! line per backend, and what `notification_backends` may name. `template.rs` fills web hook
+//! bodies.
 //!
 //! Which events exist and when they fire is decided by the engine; this module only carries an
 //! [`Event`] to each backend. [`Dispatcher`] gives every backend its own bounded queue and task,
