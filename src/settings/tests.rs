@@ -1985,6 +1985,25 @@ fn check_shows_the_keys_of_the_platform_and_the_backends_in_use() {
     assert!(rows(&with_email).contains(&"email.smtp_url"));
 }
 
+/// settings.example.toml with the lines of every notifier's table uncommented (but the CA
+/// file, which is the reader's own): each backend of the registry configured as documented.
+fn example_with_every_notifier() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("settings.example.toml");
+    let tables: Vec<String> = autoscalebot_backends::notify::table_names()
+        .map(|name| format!("{name}."))
+        .collect();
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(rest) if rest.starts_with("email.tls_ca_file") => line,
+            Some(rest) if tables.iter().any(|table| rest.starts_with(table.as_str())) => rest,
+            _ => line,
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
 /// Every key of every part, each once: the same names `check` shows and the hints suggest.
 fn key_list() -> Vec<String> {
     let mut keys = all_keys();
@@ -1999,11 +2018,11 @@ fn the_key_list_holds_each_key_once_and_check_shows_each_of_them() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), keys.len(), "a key in two parts: {keys:?}");
-    // Every part in use: the Heroku platform and the commands, each notifier's table, the
-    // hook and the activator.
+    // Every part in use: the Heroku platform and the commands, each notifier's table (as the
+    // example documents it), the hook and the activator.
     let hook_tables = "[shutdown_hook]\nurl = \"http://127.0.0.1:9/bye\"\n[activator]\nlisten = \"127.0.0.1:8080\"\ntarget = \"127.0.0.1:8081\"\n";
     let heroku = load_all(
-        &format!("{MINIMAL}min_dynos = 0\n{EMAIL}{hook_tables}"),
+        &format!("{}{hook_tables}", example_with_every_notifier()),
         &[],
     );
     let commands = load_all(
