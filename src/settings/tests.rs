@@ -2065,7 +2065,8 @@ fn every_key_is_in_the_example() {
 }
 
 /// Keys whose reference is in this branch's report, for the user's guide being rewritten.
-const NOT_YET_IN_THE_README: &[&str] = &[];
+const NOT_YET_IN_THE_README: &[&str] =
+    &["slack.webhook_url", "slack.timeout", "slack.give_up_after"];
 
 #[test]
 fn every_key_is_in_the_readme() {

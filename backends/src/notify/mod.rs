@@ -12,6 +12,7 @@
 pub mod console;
 pub mod email;
 pub mod log;
+pub mod slack;
 pub mod template;
 pub mod test;
 pub mod webhook;
@@ -233,6 +234,7 @@ pub const NOTIFIERS: &[NotifierEntry] = &[
     console::ENTRY,
     email::ENTRY,
     log::ENTRY,
+    slack::ENTRY,
     test::ENTRY,
     webhook::ENTRY,
 ];
