@@ -24,7 +24,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-pub use config::Value as RawValue;
 pub use de::fields;
 
 /// A table of raw values, as the `config` crate merged them.
@@ -201,10 +200,6 @@ impl Check {
             Some(dir) => dir.join(path),
             None => PathBuf::from(path),
         }
-    }
-
-    pub fn label(&self) -> &str {
-        &self.label
     }
 
     pub fn problems(&self) -> &[Problem] {
@@ -576,8 +571,18 @@ impl Raw {
         }
     }
 
+    /// The raw section `T` of this table (`[email]`: `email.smtp_url`…), its unknown keys
+    /// told. `None` when absent, or not a table (a problem then).
+    pub fn section<T: DeserializeOwned>(&self, check: &mut Check) -> Option<T> {
+        let mut values = self.section_table(check)?;
+        let prefix = format!("{}.", self.key);
+        let raw: T = check.section(&mut values, &prefix);
+        check.unknown(values, fields::<T>().iter().copied(), &prefix);
+        Some(raw)
+    }
+
     /// A nested section's table: `[email]`, or `email.smtp_url = …` lines.
-    pub fn section_table(&self, check: &mut Check) -> Option<Table> {
+    fn section_table(&self, check: &mut Check) -> Option<Table> {
         let name = self.key.rsplit('.').next().unwrap_or(&self.key).to_string();
         self.table(
             check,
@@ -605,10 +610,6 @@ const ENV_REFERENCE: &str = "env:";
 pub const HIDDEN: &str = "\"***\"";
 
 impl SecretRaw {
-    pub fn new(raw: Raw) -> Self {
-        SecretRaw(raw)
-    }
-
     /// A secret in force, as `check` shows it: `shown` must already hide it (`"***"`, a
     /// redacted URL); `variable` is where an `"env:NAME"` took it from.
     pub fn shown(shown: String, variable: Option<&str>) -> Self {
@@ -820,7 +821,7 @@ fn intern(name: &str) -> &'static str {
 }
 
 /// How a raw value is shown in a message: strings quoted, the rest as written.
-pub fn show(value: &Value) -> String {
+fn show(value: &Value) -> String {
     match &value.kind {
         ValueKind::String(text) => format!("{text:?}"),
         ValueKind::Table(table) => {

@@ -50,7 +50,7 @@ pub(super) fn read(
     purpose: Purpose,
     top_idle_after: Option<Duration>,
 ) -> Option<ActivatorSettings> {
-    let Some(mut values) = table.section_table(check) else {
+    let Some(raw) = table.section::<RawActivator>(check) else {
         if purpose == Purpose::Activator && !table.is_set() {
             table.missing(
                 check,
@@ -59,9 +59,6 @@ pub(super) fn read(
         }
         return None;
     };
-    let prefix = format!("{}.", table.key());
-    let raw: RawActivator = check.section(&mut values, &prefix);
-    check.unknown(values, keys().iter().copied(), &prefix);
     let mark = check.mark();
     let listen = read_endpoint(&raw.listen, check);
     if !raw.listen.is_set() {

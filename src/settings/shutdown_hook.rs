@@ -38,10 +38,7 @@ pub(super) fn keys() -> &'static [&'static str] {
 
 /// Checks the table (the setting `shutdown_hook`; absent when not given).
 pub(super) fn read(table: &Raw, check: &mut Check) -> Option<ShutdownHookSettings> {
-    let mut values = table.section_table(check)?;
-    let prefix = format!("{}.", table.key());
-    let raw: RawShutdownHook = check.section(&mut values, &prefix);
-    check.unknown(values, keys().iter().copied(), &prefix);
+    let raw = table.section::<RawShutdownHook>(check)?;
     let mark = check.mark();
     let url = match raw.url.text(check) {
         None => {

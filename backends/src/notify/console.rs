@@ -1,8 +1,7 @@
 //! `console`: one readable line per event on standard output.
 
-use super::{BuildContext, NoSettings, NotifierEntry, NotifierSettings};
+use super::{BuildContext, NotifierEntry, SettingsKind};
 use super::{Delivered, Event, Notifier, NotifyError};
-use crate::settings::{Check, Raw};
 use async_trait::async_trait;
 use std::io::Write;
 use std::sync::Arc;
@@ -29,14 +28,9 @@ const NAME: &str = "console";
 /// The registry's entry: `console` has no settings.
 pub const ENTRY: NotifierEntry = NotifierEntry {
     name: NAME,
-    keys: super::no_keys,
-    read,
+    settings: SettingsKind::None(build),
 };
 
-fn read(_table: &Raw, named: bool, _check: &mut Check) -> Option<Arc<dyn NotifierSettings>> {
-    NoSettings { name: NAME, build }.when_named(named)
-}
-
-fn build(_context: &BuildContext) -> Arc<dyn super::Notifier> {
+fn build(_context: &BuildContext) -> Arc<dyn Notifier> {
     Arc::new(ConsoleNotifier)
 }

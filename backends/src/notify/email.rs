@@ -11,7 +11,7 @@
 
 use super::{
     delivery_policy, BuildContext, Delivered, DeliveryPolicy, Event, EventKind, Notifier,
-    NotifierEntry, NotifierSettings, NotifyError,
+    NotifierEntry, NotifierSettings, NotifyError, SettingsKind,
 };
 use crate::settings::{fields, named, variable_for, Check, Raw, SecretRaw};
 use crate::Secret;
@@ -38,8 +38,10 @@ const NAME: &str = "email";
 /// The registry's entry.
 pub const ENTRY: NotifierEntry = NotifierEntry {
     name: NAME,
-    keys: fields::<RawEmail>,
-    read,
+    settings: SettingsKind::Table {
+        keys: fields::<RawEmail>,
+        read,
+    },
 };
 
 /// The `[email]` table as written: its keys.
@@ -62,7 +64,7 @@ fn prefix() -> String {
 /// `[email]`: the SMTP server, the sender and the readers. A relative `tls_ca_file` is beside
 /// the settings file; it is read here, once, at startup.
 fn read(table: &Raw, is_named: bool, check: &mut Check) -> Option<Arc<dyn NotifierSettings>> {
-    let Some(mut values) = table.section_table(check) else {
+    let Some(raw) = table.section::<RawEmail>(check) else {
         if is_named && !table.is_set() {
             named::<RawEmail>(&prefix()).smtp_url.missing(
                 check,
@@ -71,8 +73,6 @@ fn read(table: &Raw, is_named: bool, check: &mut Check) -> Option<Arc<dyn Notifi
         }
         return None;
     };
-    let raw: RawEmail = check.section(&mut values, &prefix());
-    check.unknown(values, fields::<RawEmail>().iter().copied(), &prefix());
     let mark = check.mark();
     if !raw.smtp_url.is_set() {
         let variable = raw.smtp_url.variable();

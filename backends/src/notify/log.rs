@@ -1,8 +1,7 @@
 //! `log`: a `tracing` event with structured fields, for log collectors.
 
-use super::{BuildContext, NoSettings, NotifierEntry, NotifierSettings};
+use super::{BuildContext, NotifierEntry, SettingsKind};
 use super::{Delivered, Event, Notifier, NotifyError};
-use crate::settings::{Check, Raw};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -37,14 +36,9 @@ const NAME: &str = "log";
 /// The registry's entry: `log` has no settings.
 pub const ENTRY: NotifierEntry = NotifierEntry {
     name: NAME,
-    keys: super::no_keys,
-    read,
+    settings: SettingsKind::None(build),
 };
 
-fn read(_table: &Raw, named: bool, _check: &mut Check) -> Option<Arc<dyn NotifierSettings>> {
-    NoSettings { name: NAME, build }.when_named(named)
-}
-
-fn build(_context: &BuildContext) -> Arc<dyn super::Notifier> {
+fn build(_context: &BuildContext) -> Arc<dyn Notifier> {
     Arc::new(LogNotifier)
 }

@@ -239,27 +239,53 @@ pub const NOTIFIERS: &[NotifierEntry] = &[
     webhook::ENTRY,
 ];
 
-/// One backend of the registry: its name in `notification_backends`, the keys of its table
-/// (`[email]`; none for a backend without settings) and how its settings are checked.
+/// One backend of the registry: its name in `notification_backends`, and its settings.
 pub struct NotifierEntry {
     pub name: &'static str,
-    pub keys: fn() -> &'static [&'static str],
-    /// Checks the backend's table (the setting named after it, absent when not given) for an
-    /// app whose `notification_backends` names it (`named`) or not. `None`: not used, or wrong
-    /// (the problems are in the check).
-    pub read: fn(table: &Raw, named: bool, check: &mut Check) -> Option<Arc<dyn NotifierSettings>>,
+    pub settings: SettingsKind,
+}
+
+/// A backend's settings, as the registry knows them.
+pub enum SettingsKind {
+    /// None: the backend is built, when named, by this.
+    None(fn(&BuildContext) -> Arc<dyn Notifier>),
+    /// A table named after the backend (`[email]`).
+    Table {
+        keys: fn() -> &'static [&'static str],
+        /// Checks the table (absent when not given) for an app whose `notification_backends`
+        /// names it (`named`) or not. `None`: not used, or wrong (the problems are in the
+        /// check).
+        read: fn(table: &Raw, named: bool, check: &mut Check) -> Option<Arc<dyn NotifierSettings>>,
+    },
 }
 
 impl NotifierEntry {
-    /// Whether the backend has a table of settings.
-    pub fn has_table(&self) -> bool {
-        !(self.keys)().is_empty()
+    /// The keys of its table; none for a backend without settings.
+    pub fn keys(&self) -> &'static [&'static str] {
+        match self.settings {
+            SettingsKind::None(_) => &[],
+            SettingsKind::Table { keys, .. } => keys(),
+        }
     }
-}
 
-/// The keys of a backend without settings.
-pub fn no_keys() -> &'static [&'static str] {
-    &[]
+    fn read(
+        &self,
+        table: &mut Table,
+        named: bool,
+        check: &mut Check,
+    ) -> Option<Arc<dyn NotifierSettings>> {
+        match self.settings {
+            SettingsKind::None(build) => named.then(|| {
+                Arc::new(NoSettings {
+                    name: self.name,
+                    build,
+                }) as Arc<dyn NotifierSettings>
+            }),
+            SettingsKind::Table { read, .. } => {
+                read(&Raw::new(self.name, table.remove(self.name)), named, check)
+            }
+        }
+    }
 }
 
 /// A backend's checked settings, ready to build a notifier from.
@@ -276,16 +302,9 @@ pub trait NotifierSettings: fmt::Debug + Send + Sync + Any {
 }
 
 /// The settings of a backend that has none: its name and how it is built.
-pub struct NoSettings {
-    pub name: &'static str,
-    pub build: fn(&BuildContext) -> Arc<dyn Notifier>,
-}
-
-impl NoSettings {
-    /// For a backend's `read`: settings when `notification_backends` names it.
-    pub fn when_named(self, named: bool) -> Option<Arc<dyn NotifierSettings>> {
-        named.then(|| Arc::new(self) as Arc<dyn NotifierSettings>)
-    }
+struct NoSettings {
+    name: &'static str,
+    build: fn(&BuildContext) -> Arc<dyn Notifier>,
 }
 
 impl fmt::Debug for NoSettings {
@@ -326,14 +345,8 @@ impl Notifiers {
     pub fn read(table: &mut Table, named: &[String], check: &mut Check) -> Notifiers {
         let mut found = Vec::new();
         for entry in NOTIFIERS {
-            let value = if entry.has_table() {
-                table.remove(entry.name)
-            } else {
-                None
-            };
-            let raw = Raw::new(entry.name, value);
             let is_named = named.iter().any(|name| name == entry.name);
-            if let Some(settings) = (entry.read)(&raw, is_named, check) {
+            if let Some(settings) = entry.read(table, is_named, check) {
                 found.push(settings);
             }
         }
@@ -365,7 +378,7 @@ impl Notifiers {
 pub fn table_names() -> impl Iterator<Item = &'static str> + Clone {
     NOTIFIERS
         .iter()
-        .filter(|entry| entry.has_table())
+        .filter(|entry| matches!(entry.settings, SettingsKind::Table { .. }))
         .map(|entry| entry.name)
 }
 
@@ -374,7 +387,8 @@ pub fn keys() -> Vec<String> {
     NOTIFIERS
         .iter()
         .flat_map(|entry| {
-            (entry.keys)()
+            entry
+                .keys()
                 .iter()
                 .map(move |key| format!("{}.{key}", entry.name))
         })

@@ -9,7 +9,7 @@
 
 use super::{
     delivery_policy, BuildContext, Delivered, DeliveryPolicy, Event, Notifier, NotifierEntry,
-    NotifierSettings, NotifyError,
+    NotifierSettings, NotifyError, SettingsKind,
 };
 use crate::probe::heartbeat::describe_error;
 use crate::settings::{fields, named, rows, variable_for, Check, Raw, SecretRaw};
@@ -28,8 +28,10 @@ const NAME: &str = "slack";
 /// The registry's entry.
 pub const ENTRY: NotifierEntry = NotifierEntry {
     name: NAME,
-    keys: fields::<RawSlack>,
-    read,
+    settings: SettingsKind::Table {
+        keys: fields::<RawSlack>,
+        read,
+    },
 };
 
 /// The `[slack]` table as written: its keys.
@@ -86,7 +88,7 @@ fn shown_url(url: &Secret) -> String {
 
 /// `[slack]`: the incoming webhook the `slack` backend posts to.
 fn read(table: &Raw, is_named: bool, check: &mut Check) -> Option<Arc<dyn NotifierSettings>> {
-    let Some(mut values) = table.section_table(check) else {
+    let Some(raw) = table.section::<RawSlack>(check) else {
         if is_named && !table.is_set() {
             named::<RawSlack>(&prefix()).webhook_url.missing(
                 check,
@@ -95,8 +97,6 @@ fn read(table: &Raw, is_named: bool, check: &mut Check) -> Option<Arc<dyn Notifi
         }
         return None;
     };
-    let raw: RawSlack = check.section(&mut values, &prefix());
-    check.unknown(values, fields::<RawSlack>().iter().copied(), &prefix());
     let mark = check.mark();
     if !raw.webhook_url.is_set() {
         let variable = raw.webhook_url.variable();

@@ -1,8 +1,7 @@
 //! `test`: keeps every event in memory so the project's own tests can read them back.
 
-use super::{BuildContext, NoSettings, NotifierEntry, NotifierSettings};
+use super::{BuildContext, NotifierEntry, SettingsKind};
 use super::{Delivered, Event, Notifier, NotifyError};
-use crate::settings::{Check, Raw};
 use async_trait::async_trait;
 use std::sync::{Arc, Mutex};
 
@@ -46,14 +45,9 @@ const NAME: &str = "test";
 /// The registry's entry: `test` has no settings.
 pub const ENTRY: NotifierEntry = NotifierEntry {
     name: NAME,
-    keys: super::no_keys,
-    read,
+    settings: SettingsKind::None(build),
 };
 
-fn read(_table: &Raw, named: bool, _check: &mut Check) -> Option<Arc<dyn NotifierSettings>> {
-    NoSettings { name: NAME, build }.when_named(named)
-}
-
-fn build(context: &BuildContext) -> Arc<dyn super::Notifier> {
+fn build(context: &BuildContext) -> Arc<dyn Notifier> {
     Arc::new(context.test_notifier.clone().unwrap_or_default())
 }

@@ -9,7 +9,7 @@
 use super::template::{Escape, Template, DEFAULT_BODY};
 use super::{
     delivery_policy, BuildContext, Delivered, DeliveryPolicy, Event, Notifier, NotifierEntry,
-    NotifierSettings, NotifyError,
+    NotifierSettings, NotifyError, SettingsKind,
 };
 use crate::probe::heartbeat::describe_error;
 use crate::settings::{fields, hidden_from, named, variable_for, Check, Raw, SecretRaw, HIDDEN};
@@ -30,8 +30,10 @@ const NAME: &str = "webhook";
 /// The registry's entry.
 pub const ENTRY: NotifierEntry = NotifierEntry {
     name: NAME,
-    keys: fields::<RawWebhook>,
-    read,
+    settings: SettingsKind::Table {
+        keys: fields::<RawWebhook>,
+        read,
+    },
 };
 
 /// The `[webhook]` table as written: its keys.
@@ -54,7 +56,7 @@ fn prefix() -> String {
 
 /// `[webhook]`: the request made for each event.
 fn read(table: &Raw, is_named: bool, check: &mut Check) -> Option<Arc<dyn NotifierSettings>> {
-    let Some(mut values) = table.section_table(check) else {
+    let Some(raw) = table.section::<RawWebhook>(check) else {
         if is_named && !table.is_set() {
             named::<RawWebhook>(&prefix()).url.missing(
                 check,
@@ -63,8 +65,6 @@ fn read(table: &Raw, is_named: bool, check: &mut Check) -> Option<Arc<dyn Notifi
         }
         return None;
     };
-    let raw: RawWebhook = check.section(&mut values, &prefix());
-    check.unknown(values, fields::<RawWebhook>().iter().copied(), &prefix());
     let mark = check.mark();
     if !raw.url.is_set() {
         let variable = raw.url.variable();
