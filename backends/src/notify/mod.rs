@@ -11,6 +11,7 @@
 
 pub mod console;
 pub mod email;
+mod http;
 pub mod log;
 pub mod slack;
 pub mod template;

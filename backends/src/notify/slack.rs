@@ -11,7 +11,6 @@ use super::{
     delivery_policy, BuildContext, Delivered, DeliveryPolicy, Event, Notifier, NotifierEntry,
     NotifierSettings, NotifyError, SettingsKind,
 };
-use crate::probe::heartbeat::describe_error;
 use crate::settings::{fields, named, rows, variable_for, Check, Raw, SecretRaw};
 use crate::Secret;
 use async_trait::async_trait;
@@ -239,40 +238,21 @@ impl Notifier for SlackNotifier {
     }
 
     async fn send(&self, event: &Event) -> Result<Delivered, NotifyError> {
-        let target = format!("POST {}", self.shown_url);
-        let response = self
-            .client
-            .post(self.url.clone())
-            .json(&message(event))
-            .timeout(self.policy.timeout)
-            .send()
-            .await
-            .map_err(|error| {
-                let error = error.without_url();
-                NotifyError::transient(if error.is_timeout() {
-                    format!("{target}: no answer within {:?}", self.policy.timeout)
-                } else {
-                    format!("{target}: {}", self.scrub(&describe_error(&error)))
-                })
-            })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(Delivered::ALL);
-        }
+        let request = self.client.post(self.url.clone()).json(&message(event));
         // Slack names what is wrong in a word: "invalid_payload", "no_service", "channel_is_archived".
-        let text = response.text().await.unwrap_or_default();
-        let excerpt: String = text.trim().chars().take(200).collect();
-        let mut message = format!("{target} answered {status}");
-        if !excerpt.is_empty() {
-            message.push_str(&format!(": {}", self.scrub(&excerpt)));
-        }
-        if matches!(status.as_u16(), 403 | 404 | 410) {
-            message.push_str(" (the webhook is gone or its channel is: make a new one and set slack.webhook_url)");
-        }
-        let retriable = status.is_server_error()
-            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-            || status == reqwest::StatusCode::REQUEST_TIMEOUT;
-        Err(NotifyError { message, retriable })
+        let advice = |status: reqwest::StatusCode| {
+            matches!(status.as_u16(), 403 | 404 | 410).then_some(
+                "the webhook is gone or its channel is: make a new one and set slack.webhook_url",
+            )
+        };
+        super::http::send(
+            request,
+            &format!("POST {}", self.shown_url),
+            self.policy.timeout,
+            |text| self.scrub(text),
+            advice,
+        )
+        .await
     }
 }
 

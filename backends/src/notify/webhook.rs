@@ -11,7 +11,6 @@ use super::{
     delivery_policy, BuildContext, Delivered, DeliveryPolicy, Event, Notifier, NotifierEntry,
     NotifierSettings, NotifyError, SettingsKind,
 };
-use crate::probe::heartbeat::describe_error;
 use crate::settings::{fields, hidden_from, named, variable_for, Check, Raw, SecretRaw, HIDDEN};
 use crate::Secret;
 use async_trait::async_trait;
@@ -368,39 +367,24 @@ impl Notifier for WebhookNotifier {
         let mut request = self
             .client
             .request(self.method.clone(), self.url.clone())
-            .headers(self.headers.clone())
-            .timeout(self.policy.timeout);
+            .headers(self.headers.clone());
         if let Some(body) = self.body_for(event) {
             request = request.body(body);
         }
         let target = format!("{} {}", self.method, self.shown_url);
-        let response = request.send().await.map_err(|error| {
-            let error = error.without_url();
-            let message = if error.is_timeout() {
-                format!("{target}: no answer within {:?}", self.policy.timeout)
-            } else {
-                format!("{target}: {}", self.scrub(&describe_error(&error)))
-            };
-            NotifyError::transient(message)
-        })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(Delivered::ALL);
-        }
-        // The answer's first words often say what is wrong ("invalid_payload", "no_text").
-        let text = response.text().await.unwrap_or_default();
-        let excerpt: String = text.trim().chars().take(200).collect();
-        let mut message = format!("{target} answered {status}");
-        if !excerpt.is_empty() {
-            message.push_str(&format!(": {}", self.scrub(&excerpt)));
-        }
-        if status.is_redirection() {
-            message.push_str(" (redirects are not followed: set webhook.url to the final URL)");
-        }
-        let retriable = status.is_server_error()
-            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-            || status == reqwest::StatusCode::REQUEST_TIMEOUT;
-        Err(NotifyError { message, retriable })
+        let advice = |status: reqwest::StatusCode| {
+            status
+                .is_redirection()
+                .then_some("redirects are not followed: set webhook.url to the final URL")
+        };
+        super::http::send(
+            request,
+            &target,
+            self.policy.timeout,
+            |text| self.scrub(text),
+            advice,
+        )
+        .await
     }
 }
 
