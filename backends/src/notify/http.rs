@@ -7,6 +7,16 @@ use crate::probe::heartbeat::describe_error;
 use reqwest::StatusCode;
 use std::time::Duration;
 
+/// The client of a backend: our User-Agent, and no redirect followed, so that what the
+/// request carries never travels to a host the user did not name.
+pub fn client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .user_agent(crate::USER_AGENT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|error| format!("building the HTTP client: {error}"))
+}
+
 /// Sends `request` (named `target` in messages, such as `POST https://host/***`) within
 /// `timeout`. A 2xx is delivered; a timeout, a broken connection, a 408, a 429 or a 5xx may
 /// pass and is retriable; any other answer is not, and its first words are kept (the server

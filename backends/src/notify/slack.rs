@@ -152,11 +152,7 @@ impl SlackNotifier {
     pub fn new(config: &SlackConfig) -> Result<Self, String> {
         let url = Url::parse(config.webhook_url.expose())
             .map_err(|_| "slack.webhook_url is not a URL".to_string())?;
-        let client = reqwest::Client::builder()
-            .user_agent(crate::USER_AGENT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|error| format!("building the HTTP client: {error}"))?;
+        let client = super::http::client()?;
         Ok(SlackNotifier {
             token: Secret::new(url.path().trim_matches('/')),
             shown_url: shown_url(&config.webhook_url),

@@ -291,11 +291,7 @@ pub struct WebhookNotifier {
 
 impl WebhookNotifier {
     pub fn new(config: &WebhookConfig) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .user_agent(crate::USER_AGENT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|error| format!("building the HTTP client: {error}"))?;
+        let client = super::http::client()?;
         let (escape, content_type) = config.escape();
         let mut headers = HeaderMap::new();
         if let Some(content_type) = content_type {
