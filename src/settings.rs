@@ -11,7 +11,7 @@
 //! value, where it came from and what was expected. Secrets are a type, never shown. This
 //! module does no network I/O and never reads the clock.
 
-use autoscalebot_backends::settings::{rows, Check, SecretRaw};
+use autoscalebot_backends::settings::{fields, rows, Check, Raw, SecretRaw};
 use autoscalebot_backends::Secret;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -88,12 +88,8 @@ impl Settings {
             leader_lock_url: lock.map_or_else(SecretRaw::default, |lock| {
                 SecretRaw::shown(lock, self.leader_lock_url_variable.as_deref())
             }),
-            leader_lock_key: autoscalebot_backends::settings::Raw::shown(
-                self.leader_lock_key.to_string(),
-            ),
-            heroku_api_calls_per_hour: autoscalebot_backends::settings::Raw::shown(
-                self.heroku_api_calls_per_hour.to_string(),
-            ),
+            leader_lock_key: Raw::shown(self.leader_lock_key.to_string()),
+            heroku_api_calls_per_hour: Raw::shown(self.heroku_api_calls_per_hour.to_string()),
         };
         rows("", &shown)
     }
@@ -101,13 +97,14 @@ impl Settings {
 
 /// The settings that belong to the worker as a whole: only at the top level of the file,
 /// never inside an `[[apps]]` entry.
-pub static GLOBAL_KEYS: LazyLock<&'static [&'static str]> =
-    LazyLock::new(autoscalebot_backends::settings::fields::<RawWorker>);
+pub static GLOBAL_KEYS: LazyLock<&'static [&'static str]> = LazyLock::new(fields::<RawWorker>);
 
 /// What Heroku gives each account: 4,500 calls an hour (`../shared/heroku/README.md`).
 pub const HEROKU_CALLS_PER_HOUR: u32 = 4500;
 
-/// The validated settings of one app, a section per part.
+/// The validated settings of one app, a section per part. What the engine decides by is in
+/// `thresholds`, `notify` and `downtime`, none of which holds a secret: the engine's own config
+/// is built from those alone.
 #[derive(Debug, Clone)]
 pub struct AppSettings {
     /// `heroku_app_name`, or `"app"` when the platform needs none and none is given: what
@@ -166,12 +163,11 @@ pub enum Purpose {
     Activator,
 }
 
-/// What loading needs beyond the raw values: where the settings file is (a relative
-/// `downtime_file` is beside it) and the `AUTOSCALE_DOWNTIME` list, which adds to the file's
-/// `downtime` rather than replacing it as other variables do.
+/// What loading needs beyond the raw values and the settings file's folder (which the
+/// [`Check`] knows): the `AUTOSCALE_DOWNTIME` list, which adds to the file's `downtime`
+/// rather than replacing it as other variables do.
 #[derive(Debug, Clone, Default)]
 pub struct LoadContext {
-    pub settings_dir: Option<PathBuf>,
     pub env_downtime: Option<String>,
     /// `$PORT`, Heroku's port for the web process: the default of `http_port`.
     pub env_port: Option<String>,
@@ -281,7 +277,6 @@ where
 {
     let mut table = raw_table(file, env)?;
     let context = LoadContext {
-        settings_dir: settings_dir.clone(),
         env_downtime: env.get(ENV_DOWNTIME).cloned(),
         env_port: env.get("PORT").cloned(),
         purpose,
