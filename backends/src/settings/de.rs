@@ -220,14 +220,22 @@ impl<'de> Visitor<'de> for RawVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
         let mut raw = Raw::default();
-        while let Some(part) = map.next_key::<String>()? {
-            match part.as_str() {
-                "key" => raw.key = map.next_value()?,
-                _ => raw.value = map.next_value::<Option<Value>>()?,
+        while let Some(part) = map.next_key::<Part>()? {
+            match part {
+                Part::Key => raw.key = map.next_value()?,
+                Part::Value => raw.value = map.next_value::<Option<Value>>()?,
             }
         }
         Ok(raw)
     }
+}
+
+/// The names of a [`Raw`]'s parts, read without copying them.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum Part {
+    Key,
+    Value,
 }
 
 /// Reads the field names a struct's `Deserialize` asks for, then stops it.
