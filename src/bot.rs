@@ -143,14 +143,17 @@ impl Worker {
         let settings = Arc::new(settings);
         let dispatcher = Dispatcher::start(notifiers);
         let metrics = WorkerMetrics::new().app(
-            &settings.heroku_app_name,
+            &settings.app_name,
             &settings.process_type,
             dispatcher.counts(),
         );
-        let drain = Drain::new(settings.router_window);
+        let drain = Drain::new(settings.drain.router_window);
         let telemetry = Telemetry::new(settings.clone(), clock.clone(), metrics, drain.clone());
-        let mut calendar = Calendar::new(settings.time_zone, settings.downtime.clone());
-        calendar.already_reported(&settings.downtime_warnings);
+        let mut calendar = Calendar::new(
+            settings.thresholds.time_zone,
+            settings.downtime.windows.clone(),
+        );
+        calendar.already_reported(&settings.downtime.warnings);
         let config = settings.engine_config();
         Worker {
             calendar,
@@ -180,7 +183,7 @@ impl Worker {
     /// worker's one server shows every app's metrics).
     pub fn with_metrics(mut self, worker: &Arc<WorkerMetrics>) -> Self {
         self.telemetry.metrics = worker.app(
-            &self.settings.heroku_app_name,
+            &self.settings.app_name,
             &self.settings.process_type,
             self.dispatcher.counts(),
         );
@@ -246,22 +249,23 @@ impl Worker {
         shutdown: &CancellationToken,
     ) -> Self {
         let downtime_header = settings
-            .downtime_header
+            .downtime
+            .header
             .as_ref()
-            .filter(|_| !settings.downtime_disable)
+            .filter(|_| !settings.downtime.disable)
             .and_then(|name| reqwest::header::HeaderName::from_bytes(name.as_bytes()).ok());
         let probe = Arc::new(
             HeartbeatProbe::new(
                 client.clone(),
-                settings.heartbeat_url.clone(),
-                settings.heartbeat_timeout,
+                settings.heartbeat.url.clone(),
+                settings.heartbeat.timeout,
             )
             .with_downtime_header(downtime_header),
         );
         let scaler = scaler_for(&settings, client.clone(), shutdown);
         let hook = shutdown_hook_for(&settings, client);
         let notifiers = notifiers_for(&settings, test_notifier);
-        let drain_on = settings.log_drain_password.is_some();
+        let drain_on = settings.drain.log_drain_password.is_some();
         let worker = Worker::new(settings, probe, scaler, notifiers, system_clock(), dry_run)
             .with_shutdown_hook(hook);
         // With a log drain, router requests are the app's traffic, so `idle_after` works.
@@ -283,24 +287,24 @@ impl Worker {
 
     async fn run_boxed(mut self: Box<Self>, shutdown: CancellationToken) {
         tracing::info!(
-            app = %self.settings.heroku_app_name,
+            app = %self.settings.app_name,
             scales = %self.scaler.describe(),
-            heartbeat = %self.settings.heartbeat_url,
-            signal = self.settings.signal.as_str(),
-            interval = ?self.settings.heartbeat_interval,
+            heartbeat = %self.settings.heartbeat.url,
+            signal = self.settings.drain.signal.as_str(),
+            interval = ?self.settings.heartbeat.interval,
             dry_run = self.dry_run,
             "Worker started."
         );
-        if self.settings.idle_after.is_some() && self.traffic.is_none() {
+        if self.settings.thresholds.idle_after.is_some() && self.traffic.is_none() {
             tracing::warn!(
-                app = %self.settings.heroku_app_name,
+                app = %self.settings.app_name,
                 "idle_after is set but this worker measures no traffic, so it will not stop the app for idleness; `autoscalebot activate` does, in front of the app."
             );
         }
         self.log_downtime_sources();
         let mut ticker = tokio::time::interval_at(
             Instant::now() + self.first_beat_after,
-            self.settings.heartbeat_interval,
+            self.settings.heartbeat.interval,
         );
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         self.telemetry.stamp_alive();
@@ -316,7 +320,7 @@ impl Worker {
                 break;
             }
         }
-        tracing::info!(app = %self.settings.heroku_app_name, "Worker stopping.");
+        tracing::info!(app = %self.settings.app_name, "Worker stopping.");
         Box::pin(self.dispatcher.drain(std::time::Duration::from_secs(5))).await;
     }
 
@@ -362,7 +366,7 @@ impl Worker {
         let mut outcome = None;
         let mut router = None;
         if !stopped {
-            if self.settings.signal.uses_heartbeat() {
+            if self.settings.drain.signal.uses_heartbeat() {
                 let probed = tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => return None,
@@ -378,7 +382,8 @@ impl Worker {
             }
             // With the drain on, the window is read every beat (metrics, status page) even when
             // only the heartbeat decides.
-            if self.settings.log_drain_password.is_some() || !self.settings.signal.uses_heartbeat()
+            if self.settings.drain.log_drain_password.is_some()
+                || !self.settings.drain.signal.uses_heartbeat()
             {
                 let stats = self.drain.stats((self.clock)());
                 self.telemetry.metrics.router_window(&stats);
@@ -399,7 +404,7 @@ impl Worker {
             heartbeat: outcome.as_ref().map(HeartbeatReading::from),
             router: router
                 .clone()
-                .filter(|_| self.settings.signal.uses_router()),
+                .filter(|_| self.settings.drain.signal.uses_router()),
             size: size.quantity(),
             // A stopped app's beat reads no downtime source (the header comes with a
             // heartbeat): the window last known stands.
@@ -499,7 +504,7 @@ impl Worker {
         acted: Option<&Acted>,
         now: DateTime<Utc>,
     ) -> Vec<Event> {
-        let app = &self.settings.heroku_app_name;
+        let app = &self.settings.app_name;
         let response_time_ms = output.observed.response_time_ms;
         let mut events = notices::events(app, now, &output.notices, response_time_ms);
         if let Some(acted) = acted {
@@ -537,7 +542,7 @@ impl Worker {
         match size.quantity() {
             Some(0) => self.stopped = true,
             Some(quantity) if self.stopped => {
-                tracing::info!(app = %self.settings.heroku_app_name, quantity, "The app runs again; heartbeats resume.");
+                tracing::info!(app = %self.settings.app_name, quantity, "The app runs again; heartbeats resume.");
                 self.stopped = false;
             }
             _ => {}
@@ -546,11 +551,11 @@ impl Worker {
 
     /// Logs what the beat saw and what the step made of the downtime and the cool-offs.
     fn log_step(&self, next: &State, output: &Output) {
-        let app = &self.settings.heroku_app_name;
+        let app = &self.settings.app_name;
         let heartbeat = &output.observed;
         if let Observation::Misconfigured { status } = heartbeat.observation {
             tracing::warn!(
-                %app, status, url = %self.settings.heartbeat_url,
+                %app, status, url = %self.settings.heartbeat.url,
                 "The heartbeat URL answered {status}: check heartbeat_url and app_url. A 4xx never adds dynos."
             );
         } else {
@@ -558,7 +563,7 @@ impl Worker {
         }
         match (next.downtime(), self.state.downtime().is_some()) {
             (Some(window), false) => tracing::info!(
-                %app, window = %window.local_span(self.settings.time_zone), source = %window.source,
+                %app, window = %window.local_span(self.settings.thresholds.time_zone), source = %window.source,
                 "Planned downtime started: fails are not counted and the worker does not scale up."
             ),
             (None, true) => {

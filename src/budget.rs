@@ -124,11 +124,7 @@ pub fn plan(settings: &Settings) -> Vec<KeyPlan> {
 pub fn plan_by_key(settings: &Settings) -> BTreeMap<(String, String), KeyPlan> {
     let mut by_key: BTreeMap<(String, String), Vec<&AppSettings>> = BTreeMap::new();
     // Apps scaled by commands spend nothing from Heroku.
-    for app in settings
-        .apps
-        .iter()
-        .filter(|app| app.scaler == crate::settings::ScalerKind::Heroku)
-    {
+    for app in settings.apps.iter().filter(|app| app.heroku().is_some()) {
         by_key.entry(budget_key(app)).or_default().push(app);
     }
     by_key
@@ -137,12 +133,16 @@ pub fn plan_by_key(settings: &Settings) -> BTreeMap<(String, String), KeyPlan> {
         .collect()
 }
 
-/// Which budget an app spends from: its API URL and key. Never shown: it holds the key.
+/// Which budget an app spends from: its API URL and key (none off Heroku). Never shown: it
+/// holds the key.
 pub fn budget_key(app: &AppSettings) -> (String, String) {
-    (
-        app.heroku_api_url.as_str().to_string(),
-        app.heroku_api_key.expose().to_string(),
-    )
+    match app.heroku() {
+        Some(heroku) => (
+            heroku.api_url.as_str().to_string(),
+            heroku.api_key.expose().to_string(),
+        ),
+        None => Default::default(),
+    }
 }
 
 fn plan_key(apps: &[&AppSettings], budget_per_hour: u32) -> KeyPlan {
@@ -150,9 +150,9 @@ fn plan_key(apps: &[&AppSettings], budget_per_hour: u32) -> KeyPlan {
     let mut quickest: BTreeMap<&str, Duration> = BTreeMap::new();
     for app in apps {
         let interval = quickest
-            .entry(app.heroku_app_name.as_str())
-            .or_insert(app.heartbeat_interval);
-        *interval = (*interval).min(app.heartbeat_interval);
+            .entry(app.app_name.as_str())
+            .or_insert(app.heartbeat.interval);
+        *interval = (*interval).min(app.heartbeat.interval);
     }
     let per_hour = |interval: Duration| 3600.0 / interval.as_secs_f64().max(0.001);
     let reads_every_beat_per_hour: f64 = quickest.values().map(|i| per_hour(*i)).sum();
@@ -160,19 +160,17 @@ fn plan_key(apps: &[&AppSettings], budget_per_hour: u32) -> KeyPlan {
         .iter()
         .map(|app| {
             let streak = app
+                .thresholds
                 .number_of_fails_to_scale_up_after
-                .min(app.number_of_passes_to_scale_down_after)
+                .min(app.thresholds.number_of_passes_to_scale_down_after)
                 .max(1);
-            2.0 * per_hour(app.heartbeat_interval) / f64::from(streak)
+            2.0 * per_hour(app.heartbeat.interval) / f64::from(streak)
         })
         .sum();
     let budget = f64::from(budget_per_hour);
     if apps.len() == 1 {
         return KeyPlan {
-            formations: vec![format!(
-                "{}/{}",
-                apps[0].heroku_app_name, apps[0].process_type
-            )],
+            formations: vec![format!("{}/{}", apps[0].app_name, apps[0].process_type)],
             reads_every_beat_per_hour,
             scaling_per_hour,
             budget_per_hour,
@@ -189,7 +187,7 @@ fn plan_key(apps: &[&AppSettings], budget_per_hour: u32) -> KeyPlan {
     KeyPlan {
         formations: apps
             .iter()
-            .map(|app| format!("{}/{}", app.heroku_app_name, app.process_type))
+            .map(|app| format!("{}/{}", app.app_name, app.process_type))
             .collect(),
         reads_every_beat_per_hour,
         scaling_per_hour,

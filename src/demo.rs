@@ -329,15 +329,15 @@ fn write_header(
             Some(path) => format!("settings from {}", path.display()),
             None => "built-in settings".to_string(),
         },
-        settings.heartbeat_interval.as_secs_f64(),
-        settings.number_of_fails_to_scale_up_after,
-        settings.max_response_time_ms,
-        settings.increment,
-        settings.number_of_passes_to_scale_down_after,
-        settings.min_response_time_ms,
-        settings.increment,
-        settings.min_dynos,
-        settings.max_dynos,
+        settings.heartbeat.interval.as_secs_f64(),
+        settings.thresholds.number_of_fails_to_scale_up_after,
+        settings.thresholds.max_response_time_ms,
+        settings.thresholds.increment,
+        settings.thresholds.number_of_passes_to_scale_down_after,
+        settings.thresholds.min_response_time_ms,
+        settings.thresholds.increment,
+        settings.thresholds.min_dynos,
+        settings.thresholds.max_dynos,
     )?;
     writeln!(out)?;
     writeln!(
@@ -487,13 +487,16 @@ mod tests {
             process_type: "web".into(),
         };
         let settings = load_settings(None, &wiring).unwrap();
-        assert_eq!(settings.heroku_api_url.as_str(), "http://127.0.0.1:4001/");
         assert_eq!(
-            settings.heartbeat_url.as_str(),
+            settings.heroku().unwrap().api_url.as_str(),
+            "http://127.0.0.1:4001/"
+        );
+        assert_eq!(
+            settings.heartbeat.url.as_str(),
             "http://127.0.0.1:4000/autoscalebot/heartbeat/"
         );
-        assert_eq!(settings.heroku_api_key.expose(), "k-123");
-        assert_eq!(settings.heartbeat_interval, Duration::from_millis(250));
+        assert_eq!(settings.heroku().unwrap().api_key.expose(), "k-123");
+        assert_eq!(settings.heartbeat.interval, Duration::from_millis(250));
     }
 
     #[test]

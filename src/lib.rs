@@ -120,19 +120,15 @@ pub async fn run(
         if apps.len() < apps.capacity() / 2 {
             apps.shrink_to_fit();
         }
-        let label = format!("{}/{}", app.heroku_app_name, app.process_type);
+        let label = format!("{}/{}", app.app_name, app.process_type);
         let key = budget::budget_key(&app);
-        let heroku = app.scaler == settings::ScalerKind::Heroku;
+        let heroku = app.heroku().is_some();
         let offset = if spread {
-            budget::first_beat_offset(
-                &app.heroku_app_name,
-                &app.process_type,
-                app.heartbeat_interval,
-            )
+            budget::first_beat_offset(&app.app_name, &app.process_type, app.heartbeat.interval)
         } else {
             std::time::Duration::ZERO
         };
-        let formation = formations.get(&(key.clone(), app.heroku_app_name.clone()));
+        let formation = formations.get(&(key.clone(), app.app_name.clone()));
         let mut worker = Worker::from_settings(app, client.clone(), dry_run, None, &shutdown)
             .with_metrics(&registry)
             .with_leadership(leadership.clone())
@@ -225,21 +221,27 @@ fn shared_formations(
     client: &reqwest::Client,
 ) -> HashMap<((String, String), String), Arc<HerokuFormation>> {
     let mut counts: HashMap<((String, String), String), usize> = HashMap::new();
-    for app in &settings.apps {
+    let on_heroku = || {
+        settings
+            .apps
+            .iter()
+            .filter_map(|app| Some((app, app.heroku()?)))
+    };
+    for (app, _) in on_heroku() {
         *counts
-            .entry((budget::budget_key(app), app.heroku_app_name.clone()))
+            .entry((budget::budget_key(app), app.app_name.clone()))
             .or_default() += 1;
     }
     let mut shared = HashMap::new();
-    for app in &settings.apps {
-        let id = (budget::budget_key(app), app.heroku_app_name.clone());
+    for (app, heroku) in on_heroku() {
+        let id = (budget::budget_key(app), app.app_name.clone());
         if counts[&id] > 1 && !shared.contains_key(&id) {
             let formation = HerokuFormation::new(
                 client.clone(),
-                &app.heroku_api_url,
-                &app.heroku_app_name,
-                app.heroku_api_key.clone(),
-                app.heroku_api_timeout,
+                &heroku.api_url,
+                &heroku.app_name,
+                heroku.api_key.clone(),
+                heroku.api_timeout,
                 true,
             );
             shared.insert(id, Arc::new(formation));

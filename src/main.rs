@@ -149,6 +149,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let settings = match load_settings(&cli) {
         Ok(settings) => settings,
         Err(error) => {
+            // Each command needs only its own settings: a file `activate` runs is valid for
+            // `check`, which says that `run` would want more.
+            if matches!(cli.command, Some(Command::Check)) {
+                if let Ok(settings) = load_settings_for(&cli, settings::Purpose::Activator) {
+                    print_check(&settings, Some(&error));
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
             eprintln!("autoscalebot: {error}");
             return Ok(ExitCode::from(2));
         }
@@ -161,7 +169,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     init_logging(log_format.resolve(on_dyno), "info");
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => {
-            print_check(&settings);
+            print_check(&settings, None);
             Ok(ExitCode::SUCCESS)
         }
         Command::NotifyTest => {
@@ -188,15 +196,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// `autoscalebot activate`: settings and the listening socket are checked before anything
 /// runs; either being wrong is exit 2.
 fn activate(cli: &Cli, on_dyno: bool) -> Result<ExitCode> {
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let settings =
-        match settings::load_for(cli.settings.as_deref(), &env, settings::Purpose::Activator) {
-            Ok(settings) => settings,
-            Err(error) => {
-                eprintln!("autoscalebot: {error}");
-                return Ok(ExitCode::from(2));
-            }
-        };
+    let settings = match load_settings_for(cli, settings::Purpose::Activator) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("autoscalebot: {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let app = settings.apps.into_iter().next().expect("one app");
     init_logging(app.log_format.resolve(on_dyno), "info");
     let bound = match autoscalebot::activator::bind_listen(&app) {
@@ -240,11 +246,17 @@ fn activate(cli: &Cli, on_dyno: bool) -> Result<ExitCode> {
 }
 
 fn load_settings(cli: &Cli) -> Result<Settings, SettingsError> {
-    let env: HashMap<String, String> = std::env::vars().collect();
-    settings::load(cli.settings.as_deref(), &env)
+    load_settings_for(cli, settings::Purpose::Worker)
 }
 
-fn print_check(settings: &Settings) {
+fn load_settings_for(cli: &Cli, purpose: settings::Purpose) -> Result<Settings, SettingsError> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    settings::load_for(cli.settings.as_deref(), &env, purpose)
+}
+
+/// Prints the settings in force. `not_for_run`: the settings were loaded for `activate`,
+/// since `run` refuses them for these problems.
+fn print_check(settings: &Settings, not_for_run: Option<&SettingsError>) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let mut write = || -> std::io::Result<()> {
@@ -253,7 +265,7 @@ fn print_check(settings: &Settings) {
             writeln!(out, "{key} = {value}")?;
         }
         for app in &settings.apps {
-            writeln!(out, "# app {} ({})", app.heroku_app_name, app.process_type)?;
+            writeln!(out, "# app {} ({})", app.app_name, app.process_type)?;
             for (key, value) in app.effective() {
                 writeln!(out, "{key} = {value}")?;
             }
@@ -264,7 +276,20 @@ fn print_check(settings: &Settings) {
         for line in budget_lines(settings) {
             writeln!(out, "{line}")?;
         }
-        writeln!(out, "# settings are valid")
+        match not_for_run {
+            None => writeln!(out, "# settings are valid"),
+            Some(error) => {
+                writeln!(
+                    out,
+                    "# settings are valid for `autoscalebot activate`; `autoscalebot run` would refuse them ({}):",
+                    error.to_string().lines().next().unwrap_or_default()
+                )?;
+                for problem in &error.problems {
+                    writeln!(out, "#   - {problem}")?;
+                }
+                Ok(())
+            }
+        }
     };
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = write();
@@ -312,10 +337,10 @@ fn budget_lines(settings: &Settings) -> Vec<String> {
 async fn notify_test(settings: &Settings) -> bool {
     let mut all_delivered = true;
     for app in &settings.apps {
-        if app.notification_backends.is_empty() {
+        if app.notify.backends.is_empty() {
             println!(
                 "{}: no notification backends: set notification_backends",
-                app.heroku_app_name
+                app.app_name
             );
             all_delivered = false;
         }
@@ -350,16 +375,16 @@ fn downtime_lines(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<String> {
     use autoscalebot::downtime::{parse_file, Window};
-    let zone = app.time_zone;
-    if app.downtime_disable {
+    let zone = app.thresholds.time_zone;
+    if app.downtime.disable {
         return vec![
             "# planned downtime: disabled (downtime_disable): every source is ignored".into(),
         ];
     }
-    let mut windows: Vec<Window> = app.downtime.clone();
-    let mut bad = app.downtime_warnings.clone();
+    let mut windows: Vec<Window> = app.downtime.windows.clone();
+    let mut bad = app.downtime.warnings.clone();
     let mut notes = Vec::new();
-    if let Some(path) = &app.downtime_file {
+    if let Some(path) = &app.downtime.file {
         match autoscalebot::bot::read_downtime_file(path) {
             Ok(Some(text)) => {
                 let (found, problems) = parse_file(&text, path, zone);
@@ -376,7 +401,7 @@ fn downtime_lines(
             )),
         }
     }
-    if let Some(name) = &app.downtime_header {
+    if let Some(name) = &app.downtime.header {
         notes.push(format!(
             "# downtime header {name}: read from each heartbeat response while the worker runs"
         ));

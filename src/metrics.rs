@@ -939,9 +939,9 @@ mod tests {
         };
         let id = String::new;
         let errors = [
-            ScaleError::Unauthorized { id: id() },
-            ScaleError::Forbidden { id: id() },
-            ScaleError::NotFound { id: id() },
+            ScaleError::Unauthorized { id: id(), hint: "" },
+            ScaleError::Forbidden { id: id(), hint: "" },
+            ScaleError::NotFound { id: id(), hint: "" },
             ScaleError::RateLimited {
                 id: id(),
                 retry_after: None,

@@ -91,7 +91,7 @@ pub fn router(apps: Vec<Telemetry>) -> Router {
     let mut drains: HashMap<String, Drain> = HashMap::new();
     for (index, telemetry) in apps.iter().enumerate() {
         let settings = telemetry.settings();
-        let name = settings.heroku_app_name.to_lowercase();
+        let name = settings.app_name.to_lowercase();
         pages.insert((name.clone(), settings.process_type.to_lowercase()), index);
         drains.entry(name).or_default().entries.push(index);
     }
@@ -245,7 +245,7 @@ fn drain(apps: &Apps, name: &str, path: &str, headers: &HeaderMap, body: &[u8]) 
         .entries
         .iter()
         .map(|&index| &apps.entries[index])
-        .filter(|telemetry| telemetry.settings().log_drain_password.is_some())
+        .filter(|telemetry| telemetry.settings().drain.log_drain_password.is_some())
         .collect();
     if on.is_empty() {
         return text(
@@ -257,7 +257,7 @@ fn drain(apps: &Apps, name: &str, path: &str, headers: &HeaderMap, body: &[u8]) 
         .iter()
         .copied()
         .filter(|telemetry| {
-            let password = telemetry.settings().log_drain_password.as_ref();
+            let password = telemetry.settings().drain.log_drain_password.as_ref();
             password.is_some_and(|password| authorised(headers, password))
         })
         .collect();
@@ -312,7 +312,7 @@ fn drain(apps: &Apps, name: &str, path: &str, headers: &HeaderMap, body: &[u8]) 
     // Each entry counts its own heartbeat lines, so parse once per heartbeat path.
     let mut parsed: Vec<(&str, IngestCounts, Vec<Request>)> = Vec::new();
     for telemetry in &takers {
-        let heartbeat_path = telemetry.settings().heartbeat_url.path();
+        let heartbeat_path = telemetry.settings().heartbeat.url.path();
         if parsed.iter().any(|(path, _, _)| *path == heartbeat_path) {
             continue;
         }
@@ -325,7 +325,7 @@ fn drain(apps: &Apps, name: &str, path: &str, headers: &HeaderMap, body: &[u8]) 
         parsed.push((heartbeat_path, counts, requests));
     }
     for telemetry in takers {
-        let heartbeat_path = telemetry.settings().heartbeat_url.path();
+        let heartbeat_path = telemetry.settings().heartbeat.url.path();
         let (_, counts, requests) = parsed
             .iter()
             .find(|(path, _, _)| *path == heartbeat_path)
@@ -415,7 +415,7 @@ async fn healthz(State(apps): State<ServerState>) -> Response {
         let limit = telemetry.stall_limit();
         if since > limit {
             let settings = telemetry.settings();
-            let name = format!("{}/{}", settings.heroku_app_name, settings.process_type);
+            let name = format!("{}/{}", settings.app_name, settings.process_type);
             stalled.push((name, since, limit));
         }
     }

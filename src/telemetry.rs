@@ -157,11 +157,11 @@ impl Telemetry {
     /// benchmarks; the worker gives every app its registry through [`Telemetry::new`]).
     pub fn alone(settings: &AppSettings, clock: Clock) -> Self {
         let metrics = crate::metrics::WorkerMetrics::new().app(
-            &settings.heroku_app_name,
+            &settings.app_name,
             &settings.process_type,
             Vec::new(),
         );
-        let drain = Drain::new(settings.router_window);
+        let drain = Drain::new(settings.drain.router_window);
         Telemetry::new(Arc::new(settings.clone()), clock, metrics, drain)
     }
 
@@ -178,9 +178,9 @@ impl Telemetry {
     /// and a read and a write of the formation).
     pub fn stall_limit(&self) -> Duration {
         let settings = &self.settings;
-        settings.heartbeat_interval * 3
-            + settings.heartbeat_timeout
-            + settings.heroku_api_timeout * 2
+        settings.heartbeat.interval * 3
+            + settings.heartbeat.timeout
+            + settings.platform().settings().call_timeout() * 2
     }
 
     /// The loop is alive: called when it starts and after every beat.
@@ -199,7 +199,7 @@ impl Telemetry {
     /// The most beats the chart can show at this app's interval: the history grows to this
     /// and no further, so no app keeps room it will never use.
     fn beats_wanted(&self) -> usize {
-        let interval = self.settings.heartbeat_interval.as_secs_f64().max(0.001);
+        let interval = self.settings.heartbeat.interval.as_secs_f64().max(0.001);
         ((CHART_SPAN.as_secs_f64() / interval) as usize + 2).min(MAX_BEATS)
     }
 
@@ -267,6 +267,7 @@ impl Telemetry {
     pub fn snapshot(&self) -> Snapshot {
         let router = self
             .settings
+            .drain
             .log_drain_password
             .is_some()
             .then(|| self.router_stats());

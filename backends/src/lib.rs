@@ -1,9 +1,11 @@
 //! Every edge of autoscalebot to the outside world.
 //!
 //! Layout: `probe/` measures the app (the heartbeat), `scaler/` reads and sets its size (the
-//! Heroku Platform API), `notify/` tells people what happened (console, log, test). One file per
-//! backend; each kind has a small trait in its `mod.rs` so the worker can hold any of them.
-//! `leader/` decides which copy of the worker may act (a PostgreSQL advisory lock).
+//! Heroku Platform API, the user's commands), `notify/` tells people what happened (console,
+//! email, log, slack, test, webhook). One file per backend, holding its settings section too;
+//! each kind has a small trait and its registry (a list) in its `mod.rs`. `settings` is the
+//! toolkit every backend checks its section with. `leader/` decides which copy of the worker
+//! may act (a PostgreSQL advisory lock).
 //!
 //! Nothing here decides anything: the rules live in the `autoscalebot` crate. Nothing here may
 //! print a secret: keys and passwords travel as [`Secret`], whose `Debug` and `Display` are `***`.
@@ -15,6 +17,7 @@ pub mod probe;
 pub mod retry;
 pub mod scaler;
 mod secret;
+pub mod settings;
 pub mod shell;
 pub mod shutdown_hook;
 

@@ -14,18 +14,18 @@ use std::path::Path;
 impl Worker {
     /// Logs, once at start, where downtime can come from and what is already known.
     pub(super) fn log_downtime_sources(&self) {
-        let app = &self.settings.heroku_app_name;
-        if self.settings.downtime_disable {
+        let app = &self.settings.app_name;
+        if self.settings.downtime.disable {
             tracing::info!(%app, "Planned downtime is disabled (downtime_disable).");
             return;
         }
-        for problem in &self.settings.downtime_warnings {
+        for problem in &self.settings.downtime.warnings {
             tracing::warn!(%app, source = %problem.source, entry = ?problem.text, error = %problem.error, "Ignoring a bad downtime entry.");
         }
         for window in self.calendar.windows() {
-            tracing::info!(%app, window = %window.local_span(self.settings.time_zone), source = %window.source, "Planned downtime window.");
+            tracing::info!(%app, window = %window.local_span(self.settings.thresholds.time_zone), source = %window.source, "Planned downtime window.");
         }
-        if let Some(path) = &self.settings.downtime_file {
+        if let Some(path) = &self.settings.downtime.file {
             tracing::info!(%app, file = %path.display(), present = path.exists(), "Watching the downtime file.");
         }
     }
@@ -34,7 +34,7 @@ impl Worker {
     /// into the calendar. A bad entry or an unreadable file is logged once and ignored; the
     /// worker goes on.
     pub(super) fn refresh_downtime(&mut self, outcome: Option<&ProbeOutcome>) {
-        if self.settings.downtime_disable {
+        if self.settings.downtime.disable {
             return;
         }
         if let (
@@ -42,12 +42,12 @@ impl Worker {
             Some(ProbeOutcome::Response {
                 downtime_header, ..
             }),
-        ) = (&self.settings.downtime_header, outcome)
+        ) = (&self.settings.downtime.header, outcome)
         {
             let learned = self.calendar.header_seen(name, downtime_header.as_deref());
             self.log_learned(learned);
         }
-        let Some(path) = self.settings.downtime_file.clone() else {
+        let Some(path) = self.settings.downtime.file.clone() else {
             return;
         };
         match read_downtime_file(&path) {
@@ -59,7 +59,7 @@ impl Worker {
             Err(error) => {
                 // The windows read before stay in force.
                 if self.downtime_file_error.as_ref() != Some(&error) {
-                    tracing::warn!(app = %self.settings.heroku_app_name, file = %path.display(), %error, "Could not read the downtime file; keeping the windows read before.");
+                    tracing::warn!(app = %self.settings.app_name, file = %path.display(), %error, "Could not read the downtime file; keeping the windows read before.");
                     self.downtime_file_error = Some(error);
                 }
             }
@@ -67,12 +67,12 @@ impl Worker {
     }
 
     fn log_learned(&self, learned: Learned) {
-        let app = &self.settings.heroku_app_name;
+        let app = &self.settings.app_name;
         for problem in learned.new_problems {
             tracing::warn!(%app, source = %problem.source, entry = ?problem.text, error = %problem.error, "Ignoring a bad downtime entry.");
         }
         for window in learned.new_windows {
-            tracing::info!(%app, window = %window.local_span(self.settings.time_zone), source = %window.source, "Planned downtime window found.");
+            tracing::info!(%app, window = %window.local_span(self.settings.thresholds.time_zone), source = %window.source, "Planned downtime window found.");
         }
     }
 }

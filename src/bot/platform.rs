@@ -106,7 +106,7 @@ impl Worker {
         if !leader {
             // A standby keeps its streaks warm for the moment it takes over, and spends no
             // API call: the leader reads for both.
-            tracing::debug!(app = %self.settings.heroku_app_name, "Standby: not reading, scaling or telling.");
+            tracing::debug!(app = %self.settings.app_name, "Standby: not reading, scaling or telling.");
             return Size::Skipped(None);
         }
         if let Some(paused) = self.paused_by_refusal() {
@@ -134,7 +134,7 @@ impl Worker {
     pub(super) async fn confirm_size(&mut self) -> Size {
         if let Some(pace) = self.pace.clone() {
             if !self.spend(&pace, Call::Decision) {
-                tracing::warn!(app = %self.settings.heroku_app_name, "Not reading the formation: the API budget is spent.");
+                tracing::warn!(app = %self.settings.app_name, "Not reading the formation: the API budget is spent.");
                 return Size::Skipped(Some(NO_BUDGET.to_string()));
             }
         }
@@ -145,7 +145,7 @@ impl Worker {
     fn refresh_due(&self, pace: &Pace, read_at: Instant) -> bool {
         let age = Instant::now().saturating_duration_since(read_at);
         pace.refresh_every_beats
-            .is_some_and(|beats| age >= self.settings.heartbeat_interval.saturating_mul(beats))
+            .is_some_and(|beats| age >= self.settings.heartbeat.interval.saturating_mul(beats))
     }
 
     /// Takes one call from the key's budget when `call` may have it now.
@@ -184,7 +184,7 @@ impl Worker {
         if Instant::now() >= refusal.until {
             return None;
         }
-        tracing::debug!(app = %self.settings.heroku_app_name, kind = refusal.kind, "Platform calls paused after a refusal.");
+        tracing::debug!(app = %self.settings.app_name, kind = refusal.kind, "Platform calls paused after a refusal.");
         Some(format!(
             "platform calls paused after {} refusal{} ({})",
             refusal.count,
@@ -196,7 +196,7 @@ impl Worker {
     /// A platform call worked: ends a refusal pause, if one was on.
     pub(super) fn platform_accepts(&mut self) {
         if let Some(refusal) = self.refusal.take() {
-            tracing::info!(app = %self.settings.heroku_app_name, kind = refusal.kind, "The platform accepts the worker's calls again.");
+            tracing::info!(app = %self.settings.app_name, kind = refusal.kind, "The platform accepts the worker's calls again.");
         }
     }
 
@@ -216,7 +216,7 @@ impl Worker {
                 error: message,
             }
         } else {
-            failed_call(&self.settings.heroku_app_name, error, &message, what);
+            failed_call(&self.settings.app_name, error, &message, what);
             Acted::Failed {
                 scale,
                 error: message,
@@ -231,13 +231,13 @@ impl Worker {
         if error.is_retriable() {
             return false;
         }
-        let app = &self.settings.heroku_app_name;
+        let app = &self.settings.app_name;
         let kind = error.kind();
         let count = match &self.refusal {
             Some(refusal) if refusal.kind == kind => refusal.count + 1,
             _ => 1,
         };
-        let pause = refusal_pause(self.settings.heartbeat_interval, count);
+        let pause = refusal_pause(self.settings.heartbeat.interval, count);
         if count == 1 {
             tracing::warn!(
                 %app, kind, error = %message, pause = ?pause,
@@ -257,7 +257,7 @@ impl Worker {
     /// Sets the size: in a dry run, only says so; otherwise with the leader lock confirmed and
     /// a call from the budget, and the shutdown hook called first when it stops the app.
     pub(super) async fn apply(&self, scale: ScaleTo) -> Applied {
-        let app = &self.settings.heroku_app_name;
+        let app = &self.settings.app_name;
         let reason = notices::describe(&scale.reason);
         if self.dry_run {
             tracing::info!(%app, from = scale.from, to = scale.to, %reason, "Would scale (dry run).");

@@ -1,15 +1,15 @@
-//! The registry: builds the backends the settings name (the scaler, the shutdown hook and the
-//! notifiers) and sends `notify-test`'s test events through them.
+//! Builds the backends the settings name (the scaler, the shutdown hook and the notifiers)
+//! from their checked settings, and sends `notify-test`'s test events through them. Which
+//! backends exist is the backends crate's registries' business.
 //!
 //! It only builds and hands over: it keeps no state and must not run the loop, call the
 //! platform or decide anything.
 
-use crate::settings::{AppSettings, ScalerKind};
+use crate::settings::AppSettings;
 use autoscalebot_backends::notify::{
-    ConsoleNotifier, Delivered, EmailNotifier, Event, EventKind, LogNotifier, Notifier,
-    NotifyError, TestNotifier, WebhookNotifier,
+    BuildContext, Delivered, Event, EventKind, Notifier, NotifyError, TestNotifier,
 };
-use autoscalebot_backends::scaler::{CommandScaler, HerokuScaler, Scaler};
+use autoscalebot_backends::scaler::Scaler;
 use autoscalebot_backends::shutdown_hook::ShutdownHook;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -22,23 +22,10 @@ pub fn scaler_for(
     client: reqwest::Client,
     shutdown: &CancellationToken,
 ) -> Arc<dyn Scaler> {
-    match settings.scaler {
-        ScalerKind::Heroku => Arc::new(
-            HerokuScaler::new(
-                client,
-                &settings.heroku_api_url,
-                &settings.heroku_app_name,
-                &settings.process_type,
-                settings.heroku_api_key.clone(),
-                settings.heroku_api_timeout,
-            )
-            .with_shutdown(shutdown.clone()),
-        ),
-        ScalerKind::Command => Arc::new(CommandScaler::new(
-            settings.commands.clone(),
-            settings.command_timeout,
-        )),
-    }
+    settings
+        .platform()
+        .settings()
+        .build(&settings.process_type, client, shutdown)
 }
 
 /// The `[shutdown_hook]`, when one is set.
@@ -63,7 +50,8 @@ pub fn notifiers_for(
     test_notifier: Option<TestNotifier>,
 ) -> Vec<Arc<dyn Notifier>> {
     settings
-        .notification_backends
+        .notify
+        .backends
         .iter()
         .filter_map(|name| match notifier_for(settings, name, &test_notifier) {
             Ok(notifier) => Some(notifier),
@@ -80,19 +68,12 @@ fn notifier_for(
     name: &str,
     test_notifier: &Option<TestNotifier>,
 ) -> Result<Arc<dyn Notifier>, String> {
-    Ok(match name {
-        "console" => Arc::new(ConsoleNotifier),
-        "email" => {
-            let config = settings.email.as_ref().ok_or("no [email] table")?;
-            Arc::new(EmailNotifier::new(config)?)
-        }
-        "log" => Arc::new(LogNotifier),
-        "test" => Arc::new(test_notifier.clone().unwrap_or_default()),
-        "webhook" => {
-            let config = settings.webhook.as_ref().ok_or("no [webhook] table")?;
-            Arc::new(WebhookNotifier::new(config)?)
-        }
-        other => return Err(format!("unknown backend {other:?}")),
+    let settings = settings
+        .notifiers
+        .named(name)
+        .ok_or_else(|| format!("no settings for the backend {name:?}"))?;
+    settings.build(&BuildContext {
+        test_notifier: test_notifier.clone(),
     })
 }
 
@@ -106,7 +87,7 @@ pub async fn send_test_notifications(
     let bounds = settings.engine_config().bounds_at(now);
     let mut event = Event::new(
         now,
-        &settings.heroku_app_name,
+        &settings.app_name,
         EventKind::Test,
         "This is a test notification from autoscalebot: if you read it, this backend works.",
     );
@@ -114,7 +95,7 @@ pub async fn send_test_notifications(
     event.min_dynos = Some(bounds.min);
     event.max_dynos = Some(bounds.max);
     let mut outcomes = Vec::new();
-    for name in &settings.notification_backends {
+    for name in &settings.notify.backends {
         let outcome = match notifier_for(settings, name, &None) {
             Err(error) => Err(NotifyError::permanent(error)),
             Ok(notifier) => {

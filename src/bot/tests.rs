@@ -712,6 +712,7 @@ async fn a_refused_key_pauses_platform_calls_for_longer_each_time_while_heartbea
         quantity: Mutex::new(1),
         failing: Mutex::new(Some(ScaleError::Unauthorized {
             id: "unauthorized".into(),
+            hint: "check heroku_api_key or HEROKU_API_KEY",
         })),
         ..Default::default()
     });
@@ -785,6 +786,7 @@ async fn a_stopped_app_whose_read_is_refused_is_told_as_a_refusal_and_stays_aliv
     assert_eq!(worker.beat().await.quantity, Some(0));
     *scaler.failing.lock().unwrap() = Some(ScaleError::Unauthorized {
         id: "unauthorized".into(),
+        hint: "check heroku_api_key or HEROKU_API_KEY",
     });
     // Longer than /healthz's stall limit (115 s): only this beat can stamp the loop alive.
     tokio::time::advance(Duration::from_secs(200)).await;

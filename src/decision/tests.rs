@@ -123,7 +123,7 @@ impl Sim {
     }
 
     fn tell(&mut self, told: &[Notice]) {
-        let app = self.settings.heroku_app_name.clone();
+        let app = self.settings.app_name.clone();
         self.events
             .extend(notices::events(&app, self.now, told, None));
     }
@@ -1337,7 +1337,7 @@ fn a_stopped_app_stays_stopped_at_a_zero_minimum_and_forgets_old_streaks() {
 #[test]
 fn a_refusal_is_told_even_without_notify_on_scale_fails_and_so_is_its_end() {
     let settings = settings_with("");
-    assert!(!settings.notify_on_scale_fails);
+    assert!(!settings.notify.on_scale_fails);
     let config = settings.engine_config();
     let mut state = State::new(&config);
     let error = "reading the formation: the platform refused the API key (401 unauthorized)";

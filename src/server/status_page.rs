@@ -248,11 +248,11 @@ fn observation_word(observation: Observation) -> &'static str {
 /// The whole page of one app; `in_index` adds a link back to the worker's index of apps.
 pub fn render(snapshot: &Snapshot, in_index: bool) -> String {
     let settings = &snapshot.settings;
-    let zone = settings.time_zone;
+    let zone = settings.thresholds.time_zone;
     let chart = Chart::build(
         &snapshot.beats,
-        settings.min_response_time_ms,
-        settings.max_response_time_ms,
+        settings.thresholds.min_response_time_ms,
+        settings.thresholds.max_response_time_ms,
         zone,
     );
     let last = snapshot.beats.last();
@@ -268,15 +268,15 @@ pub fn render(snapshot: &Snapshot, in_index: bool) -> String {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "autoscalebot: " (settings.heroku_app_name) }
+                title { "autoscalebot: " (settings.app_name) }
                 style { (STYLE) }
             }
             body {
                 @if in_index { p.note { a href="/" { "← all apps" } } }
-                h1 { "autoscalebot: " (settings.heroku_app_name) " (" (settings.process_type) ")" }
+                h1 { "autoscalebot: " (settings.app_name) " (" (settings.process_type) ")" }
                 p.summary {
                     @if alive { span.ok { "running" } } @else { span.bad { "stalled" } }
-                    " · signal " b { (settings.signal.as_str()) }
+                    " · signal " b { (settings.drain.signal.as_str()) }
                     @if let Some(beat) = last {
                         " · dynos " b { (beat.dynos.map_or("?".to_string(), |d| d.to_string())) }
                         " · last beat " (local(beat.at)) ": " (snapshot.last_summary) " (" (observation_word(beat.observation)) ")"
@@ -303,13 +303,13 @@ pub fn render(snapshot: &Snapshot, in_index: bool) -> String {
                 h2 { "The last hours" }
                 p.legend {
                     span style=(format!("color:{LATENCY_COLOUR}")) { "━ response time" } " "
-                    span style=(format!("color:{MAX_COLOUR}")) { "┅ max " (settings.max_response_time_ms) " ms" } " "
-                    span style=(format!("color:{MIN_COLOUR}")) { "┅ min " (settings.min_response_time_ms) " ms" } " "
+                    span style=(format!("color:{MAX_COLOUR}")) { "┅ max " (settings.thresholds.max_response_time_ms) " ms" } " "
+                    span style=(format!("color:{MIN_COLOUR}")) { "┅ min " (settings.thresholds.min_response_time_ms) " ms" } " "
                     span style=(format!("color:{DYNOS_COLOUR}")) { "━ dynos (right axis)" } " "
                     span style=(format!("color:{SCALE_COLOUR}")) { "● scale" }
                     @if !chart.timeout_marks.is_empty() {
                         " " span.timed-out style=(format!("color:{TIMEOUT_COLOUR}")) {
-                            "✕ timed out (" (settings.heartbeat_timeout.as_millis()) " ms, no answer)"
+                            "✕ timed out (" (settings.heartbeat.timeout.as_millis()) " ms, no answer)"
                         }
                     }
                     @if !chart.clipped_marks.is_empty() {
@@ -399,15 +399,15 @@ fn index_row(row: &Summary) -> Markup {
     let bounds = row
         .bounds
         .map_or("?".to_string(), |(min, max)| format!("{min}–{max}"));
-    let link = super::app_page_path(&settings.heroku_app_name, &settings.process_type);
+    let link = super::app_page_path(&settings.app_name, &settings.process_type);
     html! {
         tr {
-            td { (settings.heroku_app_name) }
+            td { (settings.app_name) }
             td { (settings.process_type) }
             td { (dynos) }
             td { (bounds) }
             @if let Some(beat) = last {
-                td { (beat.at.with_timezone(&settings.time_zone).format("%H:%M:%S %Z")) }
+                td { (beat.at.with_timezone(&settings.thresholds.time_zone).format("%H:%M:%S %Z")) }
                 td {
                     (observation_word(beat.observation))
                     @if let Some(ms) = beat.response_time_ms { " (" (ms) " ms)" }

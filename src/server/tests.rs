@@ -271,7 +271,7 @@ fn fleet(entries: &[(&str, &str, &str)]) -> Vec<Telemetry> {
                 .apps
                 .remove(0);
             let metrics = registry.app(name, process_type, Vec::new());
-            let drain = crate::drain::Drain::new(settings.router_window);
+            let drain = crate::drain::Drain::new(settings.drain.router_window);
             Telemetry::new(
                 Arc::new(settings),
                 crate::clock::tokio_clock(start),

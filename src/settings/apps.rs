@@ -1,83 +1,127 @@
-//! The settings of the worker as a whole: the global keys (`leader_lock_url`,
-//! `leader_lock_key`, `heroku_api_calls_per_hour`) and `[[apps]]`, where each entry is one app
-//! with the top-level values as its defaults, and problems are named after the entry.
+//! The settings of the worker as a whole (`leader_lock_url`, `leader_lock_key`,
+//! `heroku_api_calls_per_hour`) and `[[apps]]`, where each entry is one app with the top-level
+//! values as its defaults, and problems are named after the entry.
 //!
 //! Reading one app is `app`'s job: this module only merges tables and names problems; it
 //! must not check any per-app value itself.
 
-use super::reader::show;
-use super::{AppSettings, LoadContext, Problem, Reader, DEFAULT_CALLS_PER_HOUR, GLOBAL_KEYS};
+use super::app::{self, read_app};
+use super::{AppSettings, LoadContext, Problem, GLOBAL_KEYS};
 use autoscalebot_backends::leader::postgres::DEFAULT_LOCK_KEY;
+use autoscalebot_backends::settings::{fields, Check, Raw, SecretRaw, Table};
 use autoscalebot_backends::Secret;
-use config::{Value, ValueKind};
+use config::ValueKind;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// The settings of the worker as a whole.
+/// The worker's default share of Heroku's 4,500 calls an hour, leaving a fifth for deploys,
+/// the CLI and the dashboard.
+const DEFAULT_CALLS_PER_HOUR: u32 = 3600;
+
+/// The worker's own section as written: only at the top level.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWorker {
+    pub leader_lock_url: SecretRaw,
+    pub leader_lock_key: Raw,
+    pub heroku_api_calls_per_hour: Raw,
+}
+
+/// `[[apps]]`, at the top level only.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawApps {
+    apps: Raw,
+}
+
+/// The checked settings of the worker as a whole.
 pub(super) struct Globals {
     pub leader_lock_url: Option<Secret>,
     /// The variable `leader_lock_url` came from: `"env:NAME"`'s NAME, or `DATABASE_URL`.
     pub leader_lock_url_variable: Option<String>,
-    pub leader_lock_key: Option<i64>,
-    pub heroku_api_calls_per_hour: Option<u32>,
+    pub leader_lock_key: i64,
+    pub heroku_api_calls_per_hour: u32,
 }
 
 /// The settings of the worker as a whole: `leader_lock_url` (`"env"` takes `DATABASE_URL`,
 /// `"env:NAME"` the variable NAME, as for every secret), `leader_lock_key` and
 /// `heroku_api_calls_per_hour`.
-pub(super) fn read_globals(reader: &mut Reader, env: &HashMap<String, String>) -> Globals {
-    let mut leader_lock_url_variable = None;
-    let leader_lock_url = match reader.string("leader_lock_url") {
-        None => None,
-        Some(text) if text.trim().is_empty() => None,
-        Some(text) if text.trim() == "env" => match env.get("DATABASE_URL") {
+pub(super) fn read_globals(table: &mut Table, check: &mut Check) -> Option<Globals> {
+    let raw: RawWorker = check.section(table, "");
+    let references = check.env_reference_count();
+    let mut variable = None;
+    let lock = raw.leader_lock_url.secret(check);
+    let lock = match lock.as_ref().map(|lock| lock.expose().trim()) {
+        None | Some("") => None,
+        Some("env") => match check.env().get("DATABASE_URL") {
             Some(url) if !url.trim().is_empty() => {
-                leader_lock_url_variable = Some("DATABASE_URL".to_string());
+                variable = Some("DATABASE_URL".to_string());
                 Some(Secret::new(url.trim()))
             }
             _ => {
-                let value = Value::new(None, "env");
-                reader.bad(
-                    "leader_lock_url",
-                    &value,
+                check.problem(
+                    raw.leader_lock_url.key(),
+                    Some("\"env\"".to_string()),
+                    None,
                     "DATABASE_URL to be set, since leader_lock_url = \"env\" takes the PostgreSQL URL from it",
                 );
                 None
             }
         },
-        Some(text) => Some(Secret::new(text.trim())),
+        Some(text) => Some(Secret::new(text)),
     };
-    if let Some(at) = reader
-        .env_references
-        .iter()
-        .position(|(key, _)| key == "leader_lock_url")
-    {
-        leader_lock_url_variable = Some(reader.env_references.remove(at).1);
+    if let Some((_, name)) = check.take_env_references(references).into_iter().next() {
+        variable = Some(name);
     }
-    if let Some(url) = &leader_lock_url {
+    if let Some(url) = &lock {
         if let Err(expected) = autoscalebot_backends::leader::postgres::parse_url(url) {
-            // The URL may hold a password: never shown.
-            let value = Value::new(None, "***");
-            reader.bad("leader_lock_url", &value, expected);
+            raw.leader_lock_url.bad(check, expected);
         }
     }
-    let lock_key = reader.integer_or(
-        "leader_lock_key",
+    let lock_key = raw.leader_lock_key.integer_or(
+        check,
         DEFAULT_LOCK_KEY,
         "a whole number from -9223372036854775808 to 9223372036854775807 (PostgreSQL's bigint), \
          the same in every copy of one fleet, such as 107157092528995 (the default)",
     );
-    let calls = reader.whole_or(
-        "heroku_api_calls_per_hour",
+    let calls = raw.heroku_api_calls_per_hour.whole_or(
+        check,
         DEFAULT_CALLS_PER_HOUR,
         1,
         "a whole number of calls an hour above 0 (Heroku allows 4500 per account)",
     );
-    Globals {
-        leader_lock_url,
-        leader_lock_url_variable,
-        leader_lock_key: lock_key,
-        heroku_api_calls_per_hour: calls,
-    }
+    Some(Globals {
+        leader_lock_url: lock,
+        leader_lock_url_variable: variable,
+        leader_lock_key: lock_key?,
+        heroku_api_calls_per_hour: calls?,
+    })
+}
+
+/// `[[apps]]`, taken out of the top-level table: `None` when the file describes one app.
+pub(super) fn take_apps(table: &mut Table, check: &Check) -> Option<Raw> {
+    let raw: RawApps = check.section(table, "");
+    raw.apps.is_set().then_some(raw.apps)
+}
+
+/// The keys known at the top level of the file: an app's and the worker's.
+fn top_keys() -> Vec<&'static str> {
+    let mut keys = app::keys();
+    keys.extend(GLOBAL_KEYS.iter());
+    keys.extend(fields::<RawApps>());
+    keys
+}
+
+/// A file without `[[apps]]`: one app, and every key left over is unknown.
+pub(super) fn read_single_app(
+    mut table: Table,
+    check: &mut Check,
+    context: &LoadContext,
+) -> Option<Vec<AppSettings>> {
+    let app = read_app(&mut table, check, context);
+    let known = top_keys();
+    check.unknown(table, known.iter().copied(), "");
+    app.map(|app| vec![app])
 }
 
 /// An entry whose server port differs from an earlier entry's: the worker runs one HTTP server
@@ -94,25 +138,24 @@ fn port_conflict(label: &str, port: u16, first: &str, first_port: u16) -> Proble
     }
 }
 
-/// `[[apps]]`: each entry is one app, with the top-level values as defaults under it. Every
+/// `[[apps]]`: each entry is one app, with the top-level values (`defaults`) under it. Every
 /// problem names the entry (`apps[1] (my-app/web).max_dynos`); a problem that every entry has
 /// with the same top-level value is told once, under the top-level key.
 pub(super) fn read_apps(
-    top: &mut Reader,
-    entries: Value,
+    defaults: Table,
+    entries: Raw,
+    top: &mut Check,
     context: &LoadContext,
 ) -> Option<Vec<AppSettings>> {
     let expected = "a list of [[apps]] tables, each with at least heroku_app_name";
-    let items = match entries.kind.clone() {
-        ValueKind::Array(items) if !items.is_empty() => items,
+    let items = match entries.value().map(|value| &value.kind) {
+        Some(ValueKind::Array(items)) if !items.is_empty() => items.clone(),
         _ => {
-            top.bad("apps", &entries, expected);
+            entries.bad(top, expected);
             return None;
         }
     };
-    let defaults = std::mem::take(&mut top.table);
-    let mut known: Vec<String> = top.known.clone();
-    let mut known_set: std::collections::HashSet<String> = known.iter().cloned().collect();
+    let app_keys = app::keys();
     let mut apps = Vec::with_capacity(items.len());
     let mut all_ok = true;
     // Problems whose value came from the top level, as (the problem under the bare key, the
@@ -124,7 +167,7 @@ pub(super) fn read_apps(
     let mut first_port: Option<(String, u16)> = None;
     for (index, item) in items.into_iter().enumerate() {
         let ValueKind::Table(entry) = item.kind.clone() else {
-            top.bad(&format!("apps[{index}]"), &item, expected);
+            Raw::new(format!("apps[{index}]"), Some(item)).bad(top, expected);
             all_ok = false;
             continue;
         };
@@ -141,53 +184,44 @@ pub(super) fn read_apps(
             Some(name) => format!("apps[{index}] ({name}/{process_type})"),
             None => format!("apps[{index}]"),
         };
-        let mut reader = Reader::new(defaults.clone(), &format!("{label}."));
-        reader.entry_prefix = reader.prefix.clone();
-        reader.env = top.env.clone();
-        for key in defaults.keys() {
-            if entry.contains_key(key) {
-                continue;
-            }
-            if let Some(variable) = top.origins.get(key) {
-                reader
-                    .origins
-                    .insert(format!("{label}.{key}"), variable.clone());
-            }
-        }
+        let prefix = format!("{label}.");
+        // A variable sets a top-level value: it names the value's origin in the entries
+        // that inherit it, not in those that give their own.
+        let origins = top
+            .origins()
+            .iter()
+            .filter(|(setting, _)| {
+                let first = setting.split('.').next().unwrap_or(setting);
+                !entry.contains_key(first)
+            })
+            .map(|(setting, variable)| (setting.clone(), variable.clone()))
+            .collect();
+        let mut check = top.entry(&prefix, origins);
+        let mut table = defaults.clone();
         for (key, value) in &entry {
-            if GLOBAL_KEYS.contains(&key.as_str()) || key == "apps" {
-                reader.bad(
-                    key,
-                    value,
+            if GLOBAL_KEYS.contains(&key.as_str()) || fields::<RawApps>().contains(&key.as_str()) {
+                Raw::new(key.clone(), Some(value.clone())).bad(
+                    &mut check,
                     "no such setting inside [[apps]]: it applies to the whole worker, so set it at the top level",
                 );
                 continue;
             }
-            reader.table.insert(key.clone(), value.clone());
+            table.insert(key.clone(), value.clone());
         }
-        let app = AppSettings::read_in(&mut reader, context);
+        let app = read_app(&mut table, &mut check, context);
         // Unknown keys of this entry are its own; unknown top-level keys are told once below.
-        reader
-            .table
-            .retain(|key, _| entry.contains_key(key) || !defaults.contains_key(key));
-        reader.finish_unknown();
-        // Every entry knows the same keys: each is kept once, not once per entry (10,000
-        // entries would make a list of 600,000 names).
-        for key in &reader.known {
-            if known_set.insert(key.clone()) {
-                known.push(key.clone());
-            }
-        }
-        for problem in reader.problems {
+        table.retain(|key, _| entry.contains_key(key));
+        check.unknown(table, app_keys.iter().copied(), "");
+        for problem in check.into_problems() {
             let bare = problem
                 .key
-                .strip_prefix(&reader.prefix)
+                .strip_prefix(&prefix)
                 .unwrap_or(&problem.key)
                 .to_string();
             let first = bare.split(['.', '"']).next().unwrap_or(&bare);
             let is_default = defaults.contains_key(first) && !entry.contains_key(first);
             if !is_default {
-                top.problems.push(problem);
+                top.push(problem);
                 continue;
             }
             let bare_problem = Problem {
@@ -200,20 +234,16 @@ pub(super) fn read_apps(
             all_ok = false;
             continue;
         };
-        let identity = (
-            app.heroku_app_name.to_lowercase(),
-            app.process_type.to_lowercase(),
-        );
+        let identity = (app.app_name.to_lowercase(), app.process_type.to_lowercase());
         match seen.get(&identity) {
             Some(first) => {
-                let value = Value::new(None, app.process_type.clone());
-                top.problems.push(Problem {
+                top.push(Problem {
                     key: format!("{label}.process_type"),
-                    value: Some(show(&value)),
+                    value: Some(format!("{:?}", app.process_type)),
                     origin: None,
                     expected: format!(
                         "one entry per app and process type: {first} already scales {}/{} (two entries would fight over one formation)",
-                        app.heroku_app_name, app.process_type
+                        app.app_name, app.process_type
                     ),
                 });
                 all_ok = false;
@@ -222,11 +252,10 @@ pub(super) fn read_apps(
                 seen.insert(identity, label.clone());
             }
         }
-        if let Some(port) = app.http_port {
+        if let Some(port) = app.drain.http_port {
             match &first_port {
                 Some((first, first_port)) if *first_port != port => {
-                    top.problems
-                        .push(port_conflict(&label, port, first, *first_port));
+                    top.push(port_conflict(&label, port, first, *first_port));
                     all_ok = false;
                 }
                 Some(_) => {}
@@ -245,17 +274,16 @@ pub(super) fn read_apps(
         if count >= entries_read {
             if !told.contains(bare) {
                 told.push(bare.clone());
-                top.problems.push(bare.clone());
+                top.push(bare.clone());
             }
         } else {
-            top.problems.push(named.clone());
+            top.push(named.clone());
         }
     }
-    // Top-level keys that no app took are unknown.
+    // Top-level keys that no app takes are unknown.
     let mut leftover = defaults;
-    leftover.retain(|key, _| !known_set.contains(key));
-    top.table = leftover;
-    top.known = known;
-    top.finish_unknown();
+    leftover.retain(|key, _| !app_keys.contains(&key.as_str()));
+    let known = top_keys();
+    top.unknown(leftover, known.iter().copied(), "");
     (all_ok && !apps.is_empty()).then_some(apps)
 }

@@ -9,8 +9,8 @@ impl AppSettings {
     /// The engine's [`Config`] for this app.
     pub fn engine_config(&self) -> Config {
         let scale_diff = match (
-            &self.notify_if_scale_diff_exceeds_threshold,
-            self.notify_if_scale_diff_exceeds_period,
+            &self.notify.if_scale_diff_exceeds_threshold,
+            self.notify.if_scale_diff_exceeds_period,
         ) {
             (Some(threshold), Some(period)) => Some(ScaleDiffRule {
                 threshold: threshold.clone(),
@@ -19,29 +19,29 @@ impl AppSettings {
             _ => None,
         };
         Config {
-            min_dynos: self.min_dynos.clone(),
-            max_dynos: self.max_dynos.clone(),
-            time_zone: self.time_zone,
-            max_response_time_ms: self.max_response_time_ms,
-            min_response_time_ms: self.min_response_time_ms,
+            min_dynos: self.thresholds.min_dynos.clone(),
+            max_dynos: self.thresholds.max_dynos.clone(),
+            time_zone: self.thresholds.time_zone,
+            max_response_time_ms: self.thresholds.max_response_time_ms,
+            min_response_time_ms: self.thresholds.min_response_time_ms,
             policy: PolicyConfig::Streaks(StreaksConfig {
-                fails_to_scale_up: self.number_of_fails_to_scale_up_after,
-                passes_to_scale_down: self.number_of_passes_to_scale_down_after,
-                increment: self.increment,
+                fails_to_scale_up: self.thresholds.number_of_fails_to_scale_up_after,
+                passes_to_scale_down: self.thresholds.number_of_passes_to_scale_down_after,
+                increment: self.thresholds.increment,
             }),
-            scale_up_cooldown: self.scale_up_cooldown,
-            scale_down_cooldown: self.scale_down_cooldown,
-            idle_after: self.idle_after,
-            max_age: self.max_age,
-            downtime_dynos: self.downtime_dynos,
+            scale_up_cooldown: self.thresholds.scale_up_cooldown,
+            scale_down_cooldown: self.thresholds.scale_down_cooldown,
+            idle_after: self.thresholds.idle_after,
+            max_age: self.thresholds.max_age,
+            downtime_dynos: self.downtime.dynos,
             notify: NotifyRules {
-                every_ping: self.notify_on_every_ping,
-                every_scale: self.notify_on_every_scale,
-                scale_fails: self.notify_on_scale_fails,
-                downtime: self.notify_on_downtime,
-                needs_above_max: self.notify_if_needs_exceed_max,
-                needs_below_min: self.notify_if_needs_below_min,
-                repeat_after: self.notify_repeat_after,
+                every_ping: self.notify.on_every_ping,
+                every_scale: self.notify.on_every_scale,
+                scale_fails: self.notify.on_scale_fails,
+                downtime: self.notify.on_downtime,
+                needs_above_max: self.notify.if_needs_exceed_max,
+                needs_below_min: self.notify.if_needs_below_min,
+                repeat_after: self.notify.repeat_after,
                 scale_diff,
             },
         }

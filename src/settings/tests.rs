@@ -2,6 +2,10 @@
 
 use super::*;
 use crate::downtime::Source;
+use crate::schedule::Schedule;
+use autoscalebot_backends::activator::Endpoint;
+use autoscalebot_backends::notify::{EmailConfig, WebhookConfig};
+use std::time::Duration;
 
 const MINIMAL: &str = r#"
 heroku_app_name = "my-app"
@@ -40,33 +44,36 @@ fn problem_for<'a>(error: &'a SettingsError, key: &str) -> &'a Problem {
 #[test]
 fn every_default_of_seed_001() {
     let app = load_ok(MINIMAL, &[]);
-    assert_eq!(app.heartbeat_interval, Duration::from_secs(30));
+    assert_eq!(app.heartbeat.interval, Duration::from_secs(30));
     assert_eq!(
-        app.heartbeat_url.as_str(),
+        app.heartbeat.url.as_str(),
         "https://my-app.herokuapp.com/autoscalebot/heartbeat/"
     );
-    assert_eq!(app.max_response_time_ms, 1000);
-    assert_eq!(app.min_response_time_ms, 200);
-    assert_eq!(app.number_of_fails_to_scale_up_after, 3);
-    assert_eq!(app.number_of_passes_to_scale_down_after, 5);
-    assert_eq!(app.max_dynos, Schedule::Fixed(3));
-    assert_eq!(app.min_dynos, Schedule::Fixed(1));
-    assert_eq!(app.increment, 1);
-    assert!(app.notification_backends.is_empty());
-    assert_eq!(app.notify_if_scale_diff_exceeds_threshold, None);
-    assert_eq!(app.notify_if_scale_diff_exceeds_period, None);
-    assert!(app.notify_if_needs_exceed_max);
-    assert!(!app.notify_if_needs_below_min);
-    assert!(!app.notify_on_scale_fails);
-    assert!(!app.notify_on_every_scale);
-    assert!(!app.notify_on_every_ping);
-    assert_eq!(app.time_zone, chrono_tz::UTC);
-    assert_eq!(app.heroku_api_url.as_str(), "https://api.heroku.com/");
+    assert_eq!(app.thresholds.max_response_time_ms, 1000);
+    assert_eq!(app.thresholds.min_response_time_ms, 200);
+    assert_eq!(app.thresholds.number_of_fails_to_scale_up_after, 3);
+    assert_eq!(app.thresholds.number_of_passes_to_scale_down_after, 5);
+    assert_eq!(app.thresholds.max_dynos, Schedule::Fixed(3));
+    assert_eq!(app.thresholds.min_dynos, Schedule::Fixed(1));
+    assert_eq!(app.thresholds.increment, 1);
+    assert!(app.notify.backends.is_empty());
+    assert_eq!(app.notify.if_scale_diff_exceeds_threshold, None);
+    assert_eq!(app.notify.if_scale_diff_exceeds_period, None);
+    assert!(app.notify.if_needs_exceed_max);
+    assert!(!app.notify.if_needs_below_min);
+    assert!(!app.notify.on_scale_fails);
+    assert!(!app.notify.on_every_scale);
+    assert!(!app.notify.on_every_ping);
+    assert_eq!(app.thresholds.time_zone, chrono_tz::UTC);
+    assert_eq!(
+        app.heroku().unwrap().api_url.as_str(),
+        "https://api.heroku.com/"
+    );
     assert_eq!(app.process_type, "web");
-    assert_eq!(app.scale_up_cooldown, Duration::ZERO);
-    assert_eq!(app.scale_down_cooldown, Duration::ZERO);
-    assert_eq!(app.notify_repeat_after, Duration::from_secs(3600));
-    assert_eq!(app.heartbeat_timeout, Duration::from_secs(5));
+    assert_eq!(app.thresholds.scale_up_cooldown, Duration::ZERO);
+    assert_eq!(app.thresholds.scale_down_cooldown, Duration::ZERO);
+    assert_eq!(app.notify.repeat_after, Duration::from_secs(3600));
+    assert_eq!(app.heartbeat.timeout, Duration::from_secs(5));
 }
 
 #[test]
@@ -77,8 +84,8 @@ fn fractional_intervals_and_absolute_heartbeat_urls() {
         ),
         &[],
     );
-    assert_eq!(app.heartbeat_interval, Duration::from_millis(500));
-    assert_eq!(app.heartbeat_url.as_str(), "http://127.0.0.1:9/hb");
+    assert_eq!(app.heartbeat.interval, Duration::from_millis(500));
+    assert_eq!(app.heartbeat.url.as_str(), "http://127.0.0.1:9/hb");
 }
 
 #[test]
@@ -87,7 +94,7 @@ fn a_relative_heartbeat_url_resolves_against_app_url() {
         &format!("{MINIMAL}\napp_url = \"http://127.0.0.1:8080\"\nheartbeat_url = \"/health\""),
         &[],
     );
-    assert_eq!(app.heartbeat_url.as_str(), "http://127.0.0.1:8080/health");
+    assert_eq!(app.heartbeat.url.as_str(), "http://127.0.0.1:8080/health");
 }
 
 #[test]
@@ -103,18 +110,18 @@ fn environment_overrides_the_file() {
             ("UNRELATED", "x"),
         ],
     );
-    assert_eq!(app.max_dynos, Schedule::Fixed(5));
-    assert!(app.notify_on_every_scale);
-    assert_eq!(app.heartbeat_interval, Duration::from_millis(200));
-    assert_eq!(app.notification_backends, vec!["console", "log"]);
-    assert_eq!(app.time_zone, chrono_tz::Europe::London);
+    assert_eq!(app.thresholds.max_dynos, Schedule::Fixed(5));
+    assert!(app.notify.on_every_scale);
+    assert_eq!(app.heartbeat.interval, Duration::from_millis(200));
+    assert_eq!(app.notify.backends, vec!["console", "log"]);
+    assert_eq!(app.thresholds.time_zone, chrono_tz::Europe::London);
 }
 
 #[test]
 fn heroku_api_key_from_the_environment() {
     let text = "heroku_app_name = \"my-app\"";
     let app = load_ok(text, &[("HEROKU_API_KEY", "from-heroku-cli")]);
-    assert_eq!(app.heroku_api_key.expose(), "from-heroku-cli");
+    assert_eq!(app.heroku().unwrap().api_key.expose(), "from-heroku-cli");
     let app = load_ok(
         text,
         &[
@@ -122,12 +129,12 @@ fn heroku_api_key_from_the_environment() {
             ("AUTOSCALE_HEROKU_API_KEY", "from-autoscale"),
         ],
     );
-    assert_eq!(app.heroku_api_key.expose(), "from-autoscale");
+    assert_eq!(app.heroku().unwrap().api_key.expose(), "from-autoscale");
     // A numeric-looking key stays text, leading zeros and all.
     let app = load_ok(text, &[("HEROKU_API_KEY", "0012345")]);
-    assert_eq!(app.heroku_api_key.expose(), "0012345");
+    assert_eq!(app.heroku().unwrap().api_key.expose(), "0012345");
     let app = load_ok(text, &[("AUTOSCALE_HEROKU_API_KEY", "true")]);
-    assert_eq!(app.heroku_api_key.expose(), "true");
+    assert_eq!(app.heroku().unwrap().api_key.expose(), "true");
 }
 
 #[test]
@@ -138,9 +145,9 @@ fn schedules_in_toml() {
         ),
         &[],
     );
-    assert_eq!(app.max_dynos.at_minute(9 * 60), 5);
-    assert_eq!(app.min_dynos.at_minute(9 * 60), 0);
-    assert_eq!(app.min_dynos.at_minute(9 * 60 + 30), 2);
+    assert_eq!(app.thresholds.max_dynos.at_minute(9 * 60), 5);
+    assert_eq!(app.thresholds.min_dynos.at_minute(9 * 60), 0);
+    assert_eq!(app.thresholds.min_dynos.at_minute(9 * 60 + 30), 2);
 }
 
 #[test]
@@ -413,7 +420,7 @@ timeout = "3s"
 #[test]
 fn email_and_webhook_tables_are_read() {
     let app = load_ok(&format!("{MINIMAL}{EMAIL}"), &[]);
-    let email = app.email.as_ref().unwrap();
+    let email = app.notifiers.get::<EmailConfig>().unwrap();
     assert_eq!(
         email.smtp_url.expose(),
         "smtp://ops:smtp-pass-456@mail.example.com:587?tls=required"
@@ -422,7 +429,7 @@ fn email_and_webhook_tables_are_read() {
     assert_eq!(email.to.len(), 2);
     assert_eq!(email.policy.timeout, Duration::from_secs(10));
     assert_eq!(email.policy.give_up_after, Duration::from_secs(600));
-    let hook = app.webhook.as_ref().unwrap();
+    let hook = app.notifiers.get::<WebhookConfig>().unwrap();
     assert_eq!(hook.method, reqwest::Method::POST);
     let names: Vec<&str> = hook.headers.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(
@@ -459,13 +466,13 @@ fn the_environment_reaches_the_tables() {
             ),
         ],
     );
-    let email = app.email.as_ref().unwrap();
+    let email = app.notifiers.get::<EmailConfig>().unwrap();
     assert_eq!(
         email.smtp_url.expose(),
         "smtps://u:env-pass@smtp.example.org"
     );
     assert_eq!(email.to.len(), 3);
-    let hook = app.webhook.as_ref().unwrap();
+    let hook = app.notifiers.get::<WebhookConfig>().unwrap();
     assert_eq!(hook.url.as_str(), "http://127.0.0.1:9/hook");
     assert_eq!(hook.method, reqwest::Method::PUT);
     let header = |wanted: &str| {
@@ -489,7 +496,7 @@ fn the_environment_reaches_the_tables() {
             ("AUTOSCALE_EMAIL__TO", "ops@example.com"),
         ],
     );
-    assert_eq!(app.email.unwrap().to.len(), 1);
+    assert_eq!(app.notifiers.get::<EmailConfig>().unwrap().to.len(), 1);
 }
 
 #[test]
@@ -618,8 +625,8 @@ fn the_example_notification_lines_load_when_uncommented() {
         .unwrap_or_else(|error| panic!("{error}"))
         .apps
         .remove(0);
-    assert_eq!(app.email.unwrap().to.len(), 2);
-    let hook = app.webhook.unwrap();
+    assert_eq!(app.notifiers.get::<EmailConfig>().unwrap().to.len(), 2);
+    let hook = app.notifiers.get::<WebhookConfig>().unwrap();
     assert_eq!(hook.headers.len(), 1);
     assert!(hook.body.is_some());
 }
@@ -656,7 +663,13 @@ fn tls_ca_file_is_read_beside_the_settings_file_and_shown_by_check() {
     )
     .unwrap();
     let app = load(Some(&path), &HashMap::new()).unwrap().apps.remove(0);
-    let ca = app.email.as_ref().unwrap().tls_ca.as_ref().unwrap();
+    let ca = app
+        .notifiers
+        .get::<EmailConfig>()
+        .unwrap()
+        .tls_ca
+        .as_ref()
+        .unwrap();
     assert_eq!(ca.path, dir.path().join("certs/relay-ca.pem"));
     assert_eq!(ca.len(), 2, "every certificate of the file");
     let shown: Vec<(&str, String)> = app.effective();
@@ -674,7 +687,7 @@ fn tls_ca_file_is_read_beside_the_settings_file_and_shown_by_check() {
 
     let app = load_ok(&format!("{MINIMAL}{SMTPS}"), &[]);
     assert!(
-        app.email.unwrap().tls_ca.is_none(),
+        app.notifiers.get::<EmailConfig>().unwrap().tls_ca.is_none(),
         "the webpki roots alone"
     );
 }
@@ -756,7 +769,12 @@ fn tls_ca_file_with_plain_smtp_is_refused_since_mail_would_go_unencrypted() {
             .replace(":465", ":587?tls=required"),
         ca.display()
     );
-    assert!(load_ok(&text, &[]).email.unwrap().tls_ca.is_some());
+    assert!(load_ok(&text, &[])
+        .notifiers
+        .get::<EmailConfig>()
+        .unwrap()
+        .tls_ca
+        .is_some());
 }
 
 #[test]
@@ -790,7 +808,7 @@ fn each_apps_entry_may_trust_its_own_relays_ca() {
     let cas: Vec<bool> = settings
         .apps
         .iter()
-        .map(|app| app.email.as_ref().unwrap().tls_ca.is_some())
+        .map(|app| app.notifiers.get::<EmailConfig>().unwrap().tls_ca.is_some())
         .collect();
     assert_eq!(
         cas,
@@ -810,13 +828,13 @@ fn utc(text: &str) -> chrono::DateTime<chrono::Utc> {
 #[test]
 fn downtime_defaults() {
     let app = load_ok(MINIMAL, &[]);
-    assert!(app.downtime.is_empty());
-    assert!(app.downtime_warnings.is_empty());
-    assert_eq!(app.downtime_file, Some(PathBuf::from("downtime.txt")));
-    assert_eq!(app.downtime_header.as_deref(), Some("X-Downtime"));
-    assert_eq!(app.downtime_dynos, None);
-    assert!(!app.downtime_disable);
-    assert!(app.notify_on_downtime);
+    assert!(app.downtime.windows.is_empty());
+    assert!(app.downtime.warnings.is_empty());
+    assert_eq!(app.downtime.file, Some(PathBuf::from("downtime.txt")));
+    assert_eq!(app.downtime.header.as_deref(), Some("X-Downtime"));
+    assert_eq!(app.downtime.dynos, None);
+    assert!(!app.downtime.disable);
+    assert!(app.notify.on_downtime);
 }
 
 #[test]
@@ -827,12 +845,15 @@ fn downtime_in_the_settings_is_read_in_the_time_zone() {
         ),
         &[],
     );
-    assert_eq!(app.downtime.len(), 2);
-    assert_eq!(app.downtime[0].start, utc("2026-11-25T00:00:00Z"));
-    assert_eq!(app.downtime[0].end, utc("2026-11-25T03:00:00Z"));
-    assert_eq!(app.downtime[1].source, Source::Settings { index: 1 });
-    assert_eq!(app.downtime[1].end, utc("2026-11-26T02:30:00Z"));
-    assert_eq!(app.downtime_dynos, Some(2));
+    assert_eq!(app.downtime.windows.len(), 2);
+    assert_eq!(app.downtime.windows[0].start, utc("2026-11-25T00:00:00Z"));
+    assert_eq!(app.downtime.windows[0].end, utc("2026-11-25T03:00:00Z"));
+    assert_eq!(
+        app.downtime.windows[1].source,
+        Source::Settings { index: 1 }
+    );
+    assert_eq!(app.downtime.windows[1].end, utc("2026-11-26T02:30:00Z"));
+    assert_eq!(app.downtime.dynos, Some(2));
     let effective: HashMap<_, _> = app.effective().into_iter().collect();
     assert_eq!(
         effective["downtime"],
@@ -876,6 +897,7 @@ fn the_environment_adds_windows_and_its_bad_items_are_warnings_not_problems() {
     );
     let sources: Vec<String> = app
         .downtime
+        .windows
         .iter()
         .map(|window| window.source.to_string())
         .collect();
@@ -887,8 +909,8 @@ fn the_environment_adds_windows_and_its_bad_items_are_warnings_not_problems() {
             "environment variable AUTOSCALE_DOWNTIME"
         ]
     );
-    assert_eq!(app.downtime_warnings.len(), 1);
-    assert_eq!(app.downtime_warnings[0].text, "garbage");
+    assert_eq!(app.downtime.warnings.len(), 1);
+    assert_eq!(app.downtime.warnings[0].text, "garbage");
     // The file's list stays the setting shown by `check`.
     let effective: HashMap<_, _> = app.effective().into_iter().collect();
     assert_eq!(
@@ -909,9 +931,9 @@ fn downtime_disable_from_the_environment_ignores_every_source() {
                 ("AUTOSCALE_DOWNTIME", "2026-11-26T01:00/PT1H,garbage"),
             ],
         );
-        assert!(app.downtime_disable, "{flag}");
-        assert!(app.downtime.is_empty());
-        assert!(app.downtime_warnings.is_empty());
+        assert!(app.downtime.disable, "{flag}");
+        assert!(app.downtime.windows.is_empty());
+        assert!(app.downtime.warnings.is_empty());
     }
     let error = load_err(MINIMAL, &[("AUTOSCALE_DOWNTIME_DISABLE", "maybe")]);
     assert_eq!(
@@ -926,7 +948,7 @@ fn the_downtime_file_is_beside_the_settings_file() {
     let path = dir.path().join("settings.toml");
     std::fs::write(&path, MINIMAL).unwrap();
     let app = load(Some(&path), &HashMap::new()).unwrap().apps.remove(0);
-    assert_eq!(app.downtime_file, Some(dir.path().join("downtime.txt")));
+    assert_eq!(app.downtime.file, Some(dir.path().join("downtime.txt")));
 
     std::fs::write(
         &path,
@@ -934,7 +956,7 @@ fn the_downtime_file_is_beside_the_settings_file() {
     )
     .unwrap();
     let app = load(Some(&path), &HashMap::new()).unwrap().apps.remove(0);
-    assert_eq!(app.downtime_file, Some(dir.path().join("ops/planned.txt")));
+    assert_eq!(app.downtime.file, Some(dir.path().join("ops/planned.txt")));
 
     std::fs::write(
         &path,
@@ -942,20 +964,20 @@ fn the_downtime_file_is_beside_the_settings_file() {
     )
     .unwrap();
     let app = load(Some(&path), &HashMap::new()).unwrap().apps.remove(0);
-    assert_eq!(app.downtime_file, Some(PathBuf::from("/srv/planned.txt")));
+    assert_eq!(app.downtime.file, Some(PathBuf::from("/srv/planned.txt")));
 
     let app = load_ok(&format!("{MINIMAL}\ndowntime_file = \"\""), &[]);
-    assert_eq!(app.downtime_file, None, "\"\" turns the file off");
+    assert_eq!(app.downtime.file, None, "\"\" turns the file off");
 }
 
 #[test]
 fn downtime_header_and_dynos_are_checked() {
     let app = load_ok(&format!("{MINIMAL}\ndowntime_header = \"\""), &[]);
-    assert_eq!(app.downtime_header, None);
+    assert_eq!(app.downtime.header, None);
     let app = load_ok(MINIMAL, &[("AUTOSCALE_DOWNTIME_HEADER", "X-Maintenance")]);
-    assert_eq!(app.downtime_header.as_deref(), Some("X-Maintenance"));
+    assert_eq!(app.downtime.header.as_deref(), Some("X-Maintenance"));
     let app = load_ok(MINIMAL, &[("AUTOSCALE_DOWNTIME_DYNOS", "0")]);
-    assert_eq!(app.downtime_dynos, Some(0));
+    assert_eq!(app.downtime.dynos, Some(0));
 
     let error = load_err(
         &format!("{MINIMAL}\ndowntime_header = \"X Down: time\"\ndowntime_dynos = -1"),
@@ -1000,7 +1022,7 @@ fn each_apps_entry_is_one_app_with_the_top_level_as_defaults() {
     let names: Vec<(&str, &str)> = settings
         .apps
         .iter()
-        .map(|app| (app.heroku_app_name.as_str(), app.process_type.as_str()))
+        .map(|app| (app.app_name.as_str(), app.process_type.as_str()))
         .collect();
     assert_eq!(
         names,
@@ -1009,18 +1031,33 @@ fn each_apps_entry_is_one_app_with_the_top_level_as_defaults() {
     let [alpha, beta, worker] = &settings.apps[..] else {
         unreachable!()
     };
-    assert_eq!(alpha.max_dynos, Schedule::Fixed(4), "the top-level default");
-    assert_eq!(beta.max_dynos, Schedule::Fixed(8), "the entry's own value");
-    assert_eq!(beta.min_dynos, Schedule::Fixed(2));
-    assert_eq!(worker.min_dynos, Schedule::Fixed(1), "the built-in default");
-    assert_eq!(alpha.heartbeat_interval, Duration::from_secs(10));
-    assert_eq!(alpha.heroku_api_key.expose(), "shared-secret-key-123");
     assert_eq!(
-        alpha.heartbeat_url.as_str(),
+        alpha.thresholds.max_dynos,
+        Schedule::Fixed(4),
+        "the top-level default"
+    );
+    assert_eq!(
+        beta.thresholds.max_dynos,
+        Schedule::Fixed(8),
+        "the entry's own value"
+    );
+    assert_eq!(beta.thresholds.min_dynos, Schedule::Fixed(2));
+    assert_eq!(
+        worker.thresholds.min_dynos,
+        Schedule::Fixed(1),
+        "the built-in default"
+    );
+    assert_eq!(alpha.heartbeat.interval, Duration::from_secs(10));
+    assert_eq!(
+        alpha.heroku().unwrap().api_key.expose(),
+        "shared-secret-key-123"
+    );
+    assert_eq!(
+        alpha.heartbeat.url.as_str(),
         "https://alpha.herokuapp.com/autoscalebot/heartbeat/"
     );
     assert_eq!(
-        worker.heartbeat_url.as_str(),
+        worker.heartbeat.url.as_str(),
         "https://beta.example.com/worker-health"
     );
 }
@@ -1225,20 +1262,23 @@ fn the_worker_settings_are_in_the_example_and_the_readme() {
 #[test]
 fn observe_settings_default_to_the_heartbeat_alone_and_no_server() {
     let app = load_ok(MINIMAL, &[]);
-    assert_eq!(app.signal, Signal::Heartbeat);
-    assert_eq!(app.router_window, app.heartbeat_interval);
-    assert_eq!(app.http_port, None);
-    assert!(app.log_drain_password.is_none());
+    assert_eq!(app.drain.signal, Signal::Heartbeat);
+    assert_eq!(app.drain.router_window, app.heartbeat.interval);
+    assert_eq!(app.drain.http_port, None);
+    assert!(app.drain.log_drain_password.is_none());
     assert_eq!(app.log_format, LogFormat::Auto);
     let app = load_ok(&format!("{MINIMAL}heartbeat_interval_in_seconds = 10"), &[]);
-    assert_eq!(app.router_window, Duration::from_secs(10));
+    assert_eq!(app.drain.router_window, Duration::from_secs(10));
 }
 
 #[test]
 fn the_server_port_comes_from_http_port_else_from_port() {
-    assert_eq!(load_ok(MINIMAL, &[("PORT", "5000")]).http_port, Some(5000));
+    assert_eq!(
+        load_ok(MINIMAL, &[("PORT", "5000")]).drain.http_port,
+        Some(5000)
+    );
     let app = load_ok(&format!("{MINIMAL}http_port = 8080"), &[("PORT", "5000")]);
-    assert_eq!(app.http_port, Some(8080));
+    assert_eq!(app.drain.http_port, Some(8080));
     let error = load_err(MINIMAL, &[("PORT", "fifty")]);
     let problem = problem_for(&error, "http_port");
     assert_eq!(problem.value.as_deref(), Some("\"fifty\""));
@@ -1260,8 +1300,8 @@ fn the_router_signal_needs_a_drain_password_and_a_port() {
         ),
         &[("PORT", "0")],
     );
-    assert_eq!(app.signal, Signal::Both);
-    assert_eq!(app.router_window, Duration::from_secs(60));
+    assert_eq!(app.drain.signal, Signal::Both);
+    assert_eq!(app.drain.router_window, Duration::from_secs(60));
     let shown: String = app
         .effective()
         .iter()
@@ -1303,6 +1343,13 @@ fn auto_log_format_is_logfmt_on_a_dyno() {
 
 // --- Scale to zero, the command scaler, the shutdown hook and the activator ---
 
+fn commands(app: &AppSettings) -> &CommandPlatform {
+    match &app.platform {
+        Some(Platform::Command(commands)) => commands,
+        other => panic!("not the command platform: {other:?}"),
+    }
+}
+
 fn load_for_ok(text: &str, purpose: Purpose) -> AppSettings {
     from_toml_str_for(text, &HashMap::new(), purpose)
         .unwrap_or_else(|error| panic!("{error}"))
@@ -1323,11 +1370,14 @@ fn the_command_scaler_needs_no_heroku_keys_but_a_command() {
         "scaler = \"command\"\nscale_command = \"./scale.sh\"\nheartbeat_url = \"http://127.0.0.1:9/hb\"",
         &[],
     );
-    assert_eq!(app.scaler, ScalerKind::Command);
-    assert_eq!(app.commands.scale_command.as_deref(), Some("./scale.sh"));
-    assert_eq!(app.command_timeout, Duration::from_secs(60));
-    assert_eq!(app.heroku_app_name, "app");
-    assert_eq!(app.app_url.as_str(), "http://127.0.0.1:9/");
+    assert_eq!(app.platform().settings().name(), "command");
+    assert_eq!(
+        commands(&app).commands.scale_command.as_deref(),
+        Some("./scale.sh")
+    );
+    assert_eq!(commands(&app).timeout, Duration::from_secs(60));
+    assert_eq!(app.app_name, "app");
+    assert_eq!(app.heartbeat.app_url.as_str(), "http://127.0.0.1:9/");
 
     let error = load_err(
         "scaler = \"command\"\nheartbeat_url = \"http://127.0.0.1:9/hb\"",
@@ -1367,7 +1417,10 @@ fn start_and_stop_alone_can_only_run_one() {
         .expected
         .contains("at most 1"));
     let app = load_ok(&format!("{text}\nmax_dynos = 1\nmin_dynos = 0"), &[]);
-    assert_eq!(app.commands.stop_command.as_deref(), Some("./stop.sh"));
+    assert_eq!(
+        commands(&app).commands.stop_command.as_deref(),
+        Some("./stop.sh")
+    );
 }
 
 #[test]
@@ -1376,10 +1429,13 @@ fn idle_after_and_max_age_read_durations_and_need_a_zero_minimum() {
         &format!("{MINIMAL}\nidle_after = \"10m\"\nmax_age = \"10h\"\nmin_dynos = {{ \"0:00\" = 0, \"9:00\" = 2 }}"),
         &[],
     );
-    assert_eq!(app.idle_after, Some(Duration::from_secs(600)));
-    assert_eq!(app.max_age, Some(Duration::from_secs(36_000)));
+    assert_eq!(app.thresholds.idle_after, Some(Duration::from_secs(600)));
+    assert_eq!(app.thresholds.max_age, Some(Duration::from_secs(36_000)));
     let defaults = load_ok(MINIMAL, &[]);
-    assert_eq!((defaults.idle_after, defaults.max_age), (None, None));
+    assert_eq!(
+        (defaults.thresholds.idle_after, defaults.thresholds.max_age),
+        (None, None)
+    );
 
     let error = load_err(&format!("{MINIMAL}\nidle_after = \"10m\""), &[]);
     assert!(problem_for(&error, "min_dynos")
@@ -1607,17 +1663,21 @@ fn env_values_of_secrets_come_from_the_named_variables_at_the_top_and_in_entries
     let [alpha, beta] = &settings.apps[..] else {
         panic!("two apps")
     };
-    assert_eq!(alpha.heroku_api_key.expose(), "alpha-key-0001");
-    assert_eq!(beta.heroku_api_key.expose(), "beta-key-0002", "its own key");
-    assert_eq!(alpha.log_drain_password, None);
+    assert_eq!(alpha.heroku().unwrap().api_key.expose(), "alpha-key-0001");
     assert_eq!(
-        beta.log_drain_password.as_ref().unwrap().expose(),
+        beta.heroku().unwrap().api_key.expose(),
+        "beta-key-0002",
+        "its own key"
+    );
+    assert_eq!(alpha.drain.log_drain_password, None);
+    assert_eq!(
+        beta.drain.log_drain_password.as_ref().unwrap().expose(),
         "drain-pass-0006"
     );
     for app in [alpha, beta] {
-        let email = app.email.as_ref().unwrap();
+        let email = app.notifiers.get::<EmailConfig>().unwrap();
         assert_eq!(email.smtp_url.expose(), ENV_SECRET_VALUES[2].1);
-        let hook = app.webhook.as_ref().unwrap();
+        let hook = app.notifiers.get::<WebhookConfig>().unwrap();
         assert_eq!(hook.url.as_str(), ENV_SECRET_VALUES[3].1);
         let headers: Vec<(&str, &str)> = hook
             .headers
@@ -1650,18 +1710,21 @@ fn an_entrys_own_env_key_wins_over_heroku_api_key_and_autoscale_variables() {
         .concat(),
     );
     assert_eq!(
-        settings.apps[0].heroku_api_key.expose(),
+        settings.apps[0].heroku().unwrap().api_key.expose(),
         "autoscale-key",
         "the top level: AUTOSCALE_ wins over HEROKU_API_KEY and the file"
     );
-    assert_eq!(settings.apps[1].heroku_api_key.expose(), "beta-key-0002");
+    assert_eq!(
+        settings.apps[1].heroku().unwrap().api_key.expose(),
+        "beta-key-0002"
+    );
 
     // HEROKU_API_KEY, itself "env:NAME", is followed too: one way for every secret.
     let app = load_ok(
         "heroku_app_name = \"solo\"\n",
         &[("HEROKU_API_KEY", "env:SOLO_KEY"), ("SOLO_KEY", "solo-key")],
     );
-    assert_eq!(app.heroku_api_key.expose(), "solo-key");
+    assert_eq!(app.heroku().unwrap().api_key.expose(), "solo-key");
 }
 
 #[test]
@@ -1745,7 +1808,7 @@ fn only_a_value_starting_with_env_colon_names_a_variable() {
             &format!("heroku_app_name = \"a\"\nheroku_api_key = \"{literal}\"\n"),
             &[("ALPHA_KEY", "alpha-key-0001")],
         );
-        assert_eq!(app.heroku_api_key.expose(), literal);
+        assert_eq!(app.heroku().unwrap().api_key.expose(), literal);
         assert!(app.secret_variables.is_empty());
     }
     // After env: comes a variable name; what is there instead is not shown.
@@ -1763,7 +1826,10 @@ fn only_a_value_starting_with_env_colon_names_a_variable() {
         "scaler = \"command\"\nscale_command = \"env:SCALE\"\napp_url = \"http://127.0.0.1:1\"\n",
         &[("SCALE", "./scale.sh")],
     );
-    assert_eq!(app.commands.scale_command.as_deref(), Some("env:SCALE"));
+    assert_eq!(
+        commands(&app).commands.scale_command.as_deref(),
+        Some("env:SCALE")
+    );
 }
 
 #[test]
@@ -1816,4 +1882,218 @@ fn a_bad_secret_inside_an_entry_or_from_a_variable_is_never_shown() {
     ] {
         assert!(message.contains(key), "no {key} in:\n{message}");
     }
+}
+
+// ---- each command needs only its own settings; the key list written once ----
+
+/// Seed 003's setup: a TCP proxy in front of a start and a stop hook, nothing else.
+const SEED_003: &str = r#"
+scaler = "command"
+start_command = "./start.sh"
+stop_command = "./stop.sh"
+
+[activator]
+listen = "127.0.0.1:8080"
+target = "127.0.0.1:8081"
+idle_after = "60s"
+"#;
+
+#[test]
+fn activate_in_front_of_a_start_and_a_stop_hook_needs_its_table_and_the_hooks_alone() {
+    let app = load_for_ok(SEED_003, Purpose::Activator);
+    assert_eq!(
+        app.thresholds.min_dynos,
+        Schedule::Fixed(0),
+        "the activator stops the target"
+    );
+    assert_eq!(
+        app.thresholds.max_dynos,
+        Schedule::Fixed(1),
+        "start and stop run one"
+    );
+    assert_eq!(
+        app.activator.unwrap().idle_after,
+        Some(Duration::from_secs(60))
+    );
+    assert_eq!(
+        commands(&load_for_ok(SEED_003, Purpose::Activator))
+            .commands
+            .start_command
+            .as_deref(),
+        Some("./start.sh")
+    );
+
+    // The worker needs a heartbeat, and a minimum of 0 for idle_after: it says so, and never
+    // blames a default the user did not write.
+    let error = load_err(SEED_003, &[]);
+    problem_for(&error, "app_url");
+    assert!(
+        !error.problems.iter().any(|p| p.key == "max_dynos"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_default_is_never_wrong_start_and_stop_alone_run_one_dyno() {
+    let text = "scaler = \"command\"\nstart_command = \"./start.sh\"\nstop_command = \"./stop.sh\"\nheartbeat_url = \"http://127.0.0.1:9/hb\"";
+    let app = load_ok(text, &[]);
+    assert_eq!(app.thresholds.max_dynos, Schedule::Fixed(1));
+    assert_eq!(app.thresholds.min_dynos, Schedule::Fixed(1));
+    // With a scale_command, the default is seed 001's 3.
+    let app = load_ok(&format!("{text}\nscale_command = \"./scale.sh\""), &[]);
+    assert_eq!(app.thresholds.max_dynos, Schedule::Fixed(3));
+    // A maximum the user wrote above what start and stop can run is still refused, named.
+    let error = load_err(
+        &format!("{text}\nmax_dynos = {{ \"0:00\" = 1, \"9:00\" = 2 }}"),
+        &[],
+    );
+    let problem = problem_for(&error, "max_dynos");
+    assert_eq!(
+        problem.to_string(),
+        "max_dynos = \"{ \\\"0:00\\\" = 1, \\\"9:00\\\" = 2 }\": expected at most 1 without a scale_command: start_command and stop_command can only start or stop"
+    );
+}
+
+#[test]
+fn check_shows_the_keys_of_the_platform_and_the_backends_in_use() {
+    let rows = |app: &AppSettings| -> Vec<&'static str> {
+        app.effective().into_iter().map(|(key, _)| key).collect()
+    };
+    let heroku = load_ok(MINIMAL, &[]);
+    let shown = rows(&heroku);
+    assert!(shown.contains(&"heroku_api_key") && shown.contains(&"scaler"));
+    for key in [
+        "scale_command",
+        "command_timeout",
+        "email.smtp_url",
+        "webhook.url",
+    ] {
+        assert!(
+            !shown.contains(&key),
+            "{key} shown for an app that does not use it"
+        );
+    }
+    let commands = load_ok(
+        "scaler = \"command\"\nscale_command = \"./scale.sh\"\napp_url = \"http://127.0.0.1:1\"",
+        &[],
+    );
+    let shown = rows(&commands);
+    assert!(shown.contains(&"scale_command") && shown.contains(&"command_timeout"));
+    assert!(
+        !shown.iter().any(|key| key.starts_with("heroku_api")),
+        "no empty Heroku key beside the commands: {shown:?}"
+    );
+    let with_email = load_ok(&format!("{MINIMAL}{SMTPS}"), &[]);
+    assert!(rows(&with_email).contains(&"email.smtp_url"));
+}
+
+/// settings.example.toml with the lines of every notifier's table uncommented (but the CA
+/// file, which is the reader's own): each backend of the registry configured as documented.
+fn example_with_every_notifier() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("settings.example.toml");
+    let tables: Vec<String> = autoscalebot_backends::notify::table_names()
+        .map(|name| format!("{name}."))
+        .collect();
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(rest) if rest.starts_with("email.tls_ca_file") => line,
+            Some(rest) if tables.iter().any(|table| rest.starts_with(table.as_str())) => rest,
+            _ => line,
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+/// Every key of every part, each once: the same names `check` shows and the hints suggest.
+fn key_list() -> Vec<String> {
+    let mut keys = all_keys();
+    keys.extend(GLOBAL_KEYS.iter().map(|key| key.to_string()));
+    keys
+}
+
+#[test]
+fn the_key_list_holds_each_key_once_and_check_shows_each_of_them() {
+    let keys = key_list();
+    let mut unique = keys.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), keys.len(), "a key in two parts: {keys:?}");
+    // Every part in use: the Heroku platform and the commands, each notifier's table (as the
+    // example documents it), the hook and the activator.
+    let hook_tables = "[shutdown_hook]\nurl = \"http://127.0.0.1:9/bye\"\n[activator]\nlisten = \"127.0.0.1:8080\"\ntarget = \"127.0.0.1:8081\"\n";
+    let heroku = load_all(
+        &format!("{}{hook_tables}", example_with_every_notifier()),
+        &[],
+    );
+    let commands = load_all(
+        &format!("scaler = \"command\"\nscale_command = \"./scale.sh\"\napp_url = \"http://127.0.0.1:1\"\n{hook_tables}"),
+        &[],
+    );
+    let mut shown: Vec<String> = [&heroku, &commands]
+        .iter()
+        .flat_map(|settings| {
+            check_lines(settings)
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|line| line.split(" = ").next().map(str::to_string))
+        .collect();
+    shown.sort();
+    shown.dedup();
+    for key in &keys {
+        assert!(shown.contains(key), "{key} never shown by check");
+    }
+    for key in &shown {
+        assert!(
+            keys.contains(key),
+            "check shows {key}, which is in no part's section"
+        );
+    }
+}
+
+#[test]
+fn every_key_is_in_the_example() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("settings.example.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    for key in key_list() {
+        assert!(
+            text.contains(&format!("{key} =")),
+            "settings.example.toml lacks {key}"
+        );
+    }
+}
+
+#[test]
+fn every_key_is_in_the_settings_reference() {
+    let reference =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/settings.md"))
+            .unwrap();
+    for key in key_list() {
+        assert!(
+            reference.contains(&format!("`{key}`")),
+            "docs/settings.md lacks `{key}`"
+        );
+    }
+}
+
+#[test]
+fn a_secret_is_chosen_by_its_type_not_by_its_name() {
+    // A key named like a secret but typed plain is shown; one typed secret is hidden, however
+    // it is named.
+    let settings = load_all(&format!("{MINIMAL}leader_lock_key = 42\n"), &[]);
+    let rows: HashMap<_, _> = settings.effective().into_iter().collect();
+    assert_eq!(rows["leader_lock_key"], "42");
+    // The web hook's URL, a secret by type, hides its token also in a bad value's message.
+    let error = load_err(
+        &format!("{MINIMAL}[webhook]\nurl = \"ftp://hooks.example.com/token-0013\"\n"),
+        &[],
+    );
+    assert_eq!(
+        problem_for(&error, "webhook.url").value.as_deref(),
+        Some("\"***\"")
+    );
+    assert!(!error.to_string().contains("token-0013"));
 }

@@ -176,7 +176,7 @@ pub fn run(
 ) -> Result<(), SimulateError> {
     check_flags(args)?;
     let settings = load_settings(settings_path, env)?;
-    let mut trace = trace::load(&args.trace, settings.time_zone)?;
+    let mut trace = trace::load(&args.trace, settings.thresholds.time_zone)?;
     report::print_warnings(&trace);
     trace.scale_rates(args.rate_scale);
     let simulation = simulate(settings, trace, args)?;
@@ -297,9 +297,9 @@ fn first_app(settings: settings::Settings) -> AppSettings {
 /// The 2.1 defaults (which are our loader's defaults), in the same time zone as `ours`.
 pub fn defaults_like(ours: &AppSettings) -> AppSettings {
     let env: HashMap<String, String> = [
-        ("AUTOSCALE_HEROKU_APP_NAME", ours.heroku_app_name.as_str()),
+        ("AUTOSCALE_HEROKU_APP_NAME", ours.app_name.as_str()),
         ("AUTOSCALE_HEROKU_API_KEY", "simulated"),
-        ("AUTOSCALE_TIME_ZONE", ours.time_zone.name()),
+        ("AUTOSCALE_TIME_ZONE", ours.thresholds.time_zone.name()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -311,8 +311,8 @@ pub fn defaults_like(ours: &AppSettings) -> AppSettings {
 /// same bounds, so that the row means something on a trace that needs more than 3 dynos.
 pub fn defaults_within(ours: &AppSettings) -> AppSettings {
     let mut defaults = defaults_like(ours);
-    defaults.min_dynos = ours.min_dynos.clone();
-    defaults.max_dynos = ours.max_dynos.clone();
+    defaults.thresholds.min_dynos = ours.thresholds.min_dynos.clone();
+    defaults.thresholds.max_dynos = ours.thresholds.max_dynos.clone();
     defaults
 }
 
@@ -365,7 +365,7 @@ pub fn simulate(
     args: &SimulateArgs,
 ) -> Result<Simulation, SimulateError> {
     let started = Instant::now();
-    let max_response_time_ms = settings.max_response_time_ms as f64;
+    let max_response_time_ms = settings.thresholds.max_response_time_ms as f64;
     let (service_time_ms, service_time_origin, service_time_note) =
         service_time(args, &trace, max_response_time_ms);
     let model = DynoModel {
@@ -383,7 +383,7 @@ pub fn simulate(
     let defaults = defaults_within(&settings);
     let start = trace.start();
     let span_ms = (trace.end_ms() - trace.start_ms()) as u64;
-    let beats_of = |s: &AppSettings| span_ms / (s.heartbeat_interval.as_millis() as u64).max(1);
+    let beats_of = |s: &AppSettings| span_ms / (s.heartbeat.interval.as_millis() as u64).max(1);
     let ticks_of = |every: Duration| span_ms / (every.as_millis() as u64).max(1);
     let mut progress = Progress::new(
         beats_of(&settings) + beats_of(&defaults) + ticks_of(Hpa::SYNC) + ticks_of(Kpa::TICK),
@@ -412,11 +412,12 @@ pub fn simulate(
         }
         None => {
             let mut rng = Pcg64Mcg::seed_from_u64(args.seed);
-            let timeout = settings.heartbeat_timeout;
+            let timeout = settings.heartbeat.timeout;
             let mut feed = settings
+                .drain
                 .signal
                 .uses_router()
-                .then(|| bench.feed(settings.router_window, args.seed));
+                .then(|| bench.feed(settings.drain.router_window, args.seed));
             bench.run_engine_on(
                 &settings,
                 &calendar,
@@ -432,7 +433,7 @@ pub fn simulate(
     // Its own generator with the same seed: the reference never depends on our settings, and
     // settings equal to the defaults give equal rows.
     let mut rng = Pcg64Mcg::seed_from_u64(args.seed);
-    let timeout = defaults.heartbeat_timeout;
+    let timeout = defaults.heartbeat.timeout;
     let defaults_run = bench.run_engine(
         &defaults,
         &calendar_for(&defaults),
@@ -492,7 +493,7 @@ pub fn target_config(settings: &AppSettings, args: &SimulateArgs) -> TargetConfi
         dyno_concurrency: args.dyno_concurrency,
         scale_down_delay: args.scale_down_delay,
         confirmations: args.confirmations,
-        ..TargetConfig::new(settings.max_response_time_ms)
+        ..TargetConfig::new(settings.thresholds.max_response_time_ms)
     }
 }
 
@@ -500,10 +501,10 @@ pub fn target_config(settings: &AppSettings, args: &SimulateArgs) -> TargetConfi
 /// downtime file as it is now. A heartbeat's downtime header cannot be replayed.
 fn downtime_calendar(settings: &AppSettings) -> crate::downtime::Calendar {
     let mut calendar = calendar_for(settings);
-    if settings.downtime_disable {
+    if settings.downtime.disable {
         return calendar;
     }
-    if let Some(path) = &settings.downtime_file {
+    if let Some(path) = &settings.downtime.file {
         match crate::bot::read_downtime_file(path) {
             Ok(text) => {
                 let learned = calendar.file_read(path, text.as_deref());

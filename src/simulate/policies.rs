@@ -82,14 +82,15 @@ impl<'a> TargetSizer<'a> {
 
 impl Sizer for TargetSizer<'_> {
     fn tick_every(&self) -> Duration {
-        self.settings.heartbeat_interval
+        self.settings.heartbeat.interval
     }
 
     fn router_window(&self) -> Option<Duration> {
         self.settings
+            .drain
             .signal
             .uses_router()
-            .then_some(self.settings.router_window)
+            .then_some(self.settings.drain.router_window)
     }
 
     fn decide(&mut self, tick: &Tick, feed: Option<&mut RouterFeed>) -> Option<u32> {
@@ -105,9 +106,9 @@ impl Sizer for TargetSizer<'_> {
                 age: feed.age(tick.at_ms),
             }
         });
-        let heartbeat = self.settings.signal.uses_heartbeat().then(|| {
+        let heartbeat = self.settings.drain.signal.uses_heartbeat().then(|| {
             let sample = tick.moment.sample_ms(&mut self.rng);
-            match heartbeat_outcome(sample, self.settings.heartbeat_timeout) {
+            match heartbeat_outcome(sample, self.settings.heartbeat.timeout) {
                 ProbeOutcome::Response {
                     status: 200..=299,
                     elapsed,

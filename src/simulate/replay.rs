@@ -311,14 +311,14 @@ impl Bench<'_> {
     ) -> Run {
         let start_ms = self.trace.start_ms();
         let end_ms = self.trace.end_ms();
-        let interval_ms = (settings.heartbeat_interval.as_millis() as i64).max(1);
+        let interval_ms = (settings.heartbeat.interval.as_millis() as i64).max(1);
         let config = settings.engine_config();
         let mut state = State::new(&config);
         let mut fleet = Fleet::running(initial_dynos, start_ms);
         let mut books = Accounting::default();
         let mut run = Run::default();
         let mut beat_ms = start_ms;
-        let sends_heartbeat = feed.is_none() || settings.signal.uses_heartbeat();
+        let sends_heartbeat = feed.is_none() || settings.drain.signal.uses_heartbeat();
         while beat_ms < end_ms {
             let next_ms = (beat_ms + interval_ms).min(end_ms);
             let first_step_end = (beat_ms + MAX_STEP_MS).min(next_ms);
@@ -607,7 +607,10 @@ pub fn fewest_dynos(model: &DynoModel, rate: f64, max_response_time_ms: f64) -> 
 /// The planned downtime windows of the settings (file and environment), as the worker's
 /// calendar starts. `downtime_disable` leaves it empty, as the settings do.
 pub fn calendar_for(settings: &AppSettings) -> Calendar {
-    Calendar::new(settings.time_zone, settings.downtime.clone())
+    Calendar::new(
+        settings.thresholds.time_zone,
+        settings.downtime.windows.clone(),
+    )
 }
 
 /// What a heartbeat sees when the request takes `response_ms`: an answer, a 503 from the

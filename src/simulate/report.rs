@@ -80,7 +80,7 @@ fn rows<'a>(sim: &'a Simulation, settings_label: &str) -> Vec<Row<'a>> {
         },
         Row {
             key: "fixed_at_max",
-            label: format!("{} ({})", ROW_LABELS[2], sim.settings.max_dynos),
+            label: format!("{} ({})", ROW_LABELS[2], sim.settings.thresholds.max_dynos),
             run: &sim.fixed,
             reaction: None,
         },
@@ -148,13 +148,13 @@ pub fn table(sim: &Simulation, args: &SimulateArgs, settings_label: &str) -> Str
             target.dyno_concurrency,
             format_duration_s(target.scale_down_delay.as_secs_f64()),
             target.confirmations,
-            sim.settings.signal.as_str(),
+            sim.settings.drain.signal.as_str(),
         );
     }
     let _ = writeln!(
         out,
         "Slow = p95 above max_response_time_in_ms ({} ms). Simulated in {} ms.",
-        sim.settings.max_response_time_ms,
+        sim.settings.thresholds.max_response_time_ms,
         sim.elapsed.as_millis()
     );
     let _ = writeln!(out);
@@ -220,7 +220,7 @@ pub fn json(sim: &Simulation, args: &SimulateArgs, settings_label: &str) -> Stri
         "end": utc(trace.end_ms()).to_rfc3339(),
         "minutes": (trace.end_ms() - trace.start_ms()) as f64 / 60_000.0,
         "rate_scale": args.rate_scale,
-        "max_response_time_ms": sim.settings.max_response_time_ms,
+        "max_response_time_ms": sim.settings.thresholds.max_response_time_ms,
         "model": {
             "dyno_concurrency": sim.model.dyno_concurrency,
             "service_time_ms": sim.model.service_time_ms,
@@ -275,8 +275,9 @@ pub fn write_csv(path: &Path, sim: &Simulation) -> std::io::Result<()> {
     let fixed_initial = sim.fixed.decisions.first().map_or_else(
         || {
             sim.settings
+                .thresholds
                 .max_dynos
-                .at(sim.trace.start(), sim.settings.time_zone)
+                .at(sim.trace.start(), sim.settings.thresholds.time_zone)
         },
         |d| d.from,
     );
@@ -355,7 +356,7 @@ pub fn responsive(svg: &str) -> String {
 /// time zone; a legend for every kind of mark.
 pub fn write_svg(path: &Path, sim: &Simulation) -> Result<(), Box<dyn std::error::Error>> {
     let settings = &sim.settings;
-    let zone = settings.time_zone;
+    let zone = settings.thresholds.time_zone;
     let local = |at_ms: i64| utc(at_ms).with_timezone(&zone);
     let (x_start, x_end) = (local(sim.trace.start_ms()), local(sim.trace.end_ms()));
     let span = x_end - x_start;
@@ -367,7 +368,9 @@ pub fn write_svg(path: &Path, sim: &Simulation) -> Result<(), Box<dyn std::error
         let root = root.titled(
             &format!(
                 "autoscalebot simulate: {} (max {} ms, min {} ms)",
-                sim.trace.name, settings.max_response_time_ms, settings.min_response_time_ms
+                sim.trace.name,
+                settings.thresholds.max_response_time_ms,
+                settings.thresholds.min_response_time_ms
             ),
             ("sans-serif", 22),
         )?;
@@ -385,7 +388,7 @@ pub fn write_svg(path: &Path, sim: &Simulation) -> Result<(), Box<dyn std::error
             .y_desc("response time (ms)")
             .draw()?;
         let clamp = |ms: f64| ms.clamp(PLOT_MS.start, PLOT_MS.end);
-        let timeout_ms = settings.heartbeat_timeout.as_millis() as f64;
+        let timeout_ms = settings.heartbeat.timeout.as_millis() as f64;
         let beats = &sim.ours.beats;
         let per_bucket = beats.len().div_ceil(PLOT_POINTS).max(1);
         // (time, slowest heartbeat, median p95, a heartbeat timed out)
@@ -444,12 +447,12 @@ pub fn write_svg(path: &Path, sim: &Simulation) -> Result<(), Box<dyn std::error
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
         for (ms, color, label) in [
             (
-                settings.max_response_time_ms as f64,
+                settings.thresholds.max_response_time_ms as f64,
                 RED,
                 "max_response_time_in_ms",
             ),
             (
-                settings.min_response_time_ms as f64,
+                settings.thresholds.min_response_time_ms as f64,
                 GREEN,
                 "min_response_time_in_ms",
             ),
@@ -475,7 +478,7 @@ pub fn write_svg(path: &Path, sim: &Simulation) -> Result<(), Box<dyn std::error
             sim.oracle.decisions.iter().map(|d| d.to).max().unwrap_or(1),
             sim.needs.dynos.iter().copied().max().unwrap_or(1),
             beats.iter().map(|b| b.dynos).max().unwrap_or(1),
-            settings.max_dynos.highest(),
+            settings.thresholds.max_dynos.highest(),
         ]
         .into_iter()
         .max()

@@ -52,7 +52,7 @@ fn a_settings_file_without_credentials_still_simulates() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_settings(&dir, "max_dynos = 5\n");
     let settings = load_settings(Some(&path), &HashMap::new()).unwrap();
-    assert_eq!(settings.max_dynos.highest(), 5);
+    assert_eq!(settings.thresholds.max_dynos.highest(), 5);
     // The worker itself still refuses the same file.
     assert!(settings::load(Some(&path), &HashMap::new()).is_err());
 }
@@ -76,22 +76,22 @@ fn the_defaults_reference_is_autoscalebot_2_1() {
     let ours = load_settings(Some(&path), &HashMap::new()).unwrap();
     let defaults = defaults_like(&ours);
     // The 2.1 README's defaults.
-    assert_eq!(defaults.max_response_time_ms, 1000);
-    assert_eq!(defaults.min_response_time_ms, 200);
-    assert_eq!(defaults.number_of_fails_to_scale_up_after, 3);
-    assert_eq!(defaults.number_of_passes_to_scale_down_after, 5);
-    assert_eq!(defaults.max_dynos.highest(), 3);
-    assert_eq!(defaults.min_dynos.highest(), 1);
-    assert_eq!(defaults.increment, 1);
-    assert_eq!(defaults.heartbeat_interval, Duration::from_secs(30));
-    assert_eq!(defaults.time_zone, chrono_tz::Europe::Paris);
+    assert_eq!(defaults.thresholds.max_response_time_ms, 1000);
+    assert_eq!(defaults.thresholds.min_response_time_ms, 200);
+    assert_eq!(defaults.thresholds.number_of_fails_to_scale_up_after, 3);
+    assert_eq!(defaults.thresholds.number_of_passes_to_scale_down_after, 5);
+    assert_eq!(defaults.thresholds.max_dynos.highest(), 3);
+    assert_eq!(defaults.thresholds.min_dynos.highest(), 1);
+    assert_eq!(defaults.thresholds.increment, 1);
+    assert_eq!(defaults.heartbeat.interval, Duration::from_secs(30));
+    assert_eq!(defaults.thresholds.time_zone, chrono_tz::Europe::Paris);
 }
 
 fn run_flash_crowd(seed: &str) -> Simulation {
     let dir = tempfile::tempdir().unwrap();
     let path = write_settings(&dir, "max_dynos = 4\n");
     let settings = load_settings(Some(&path), &HashMap::new()).unwrap();
-    let trace = trace::load("builtin:flash-crowd", settings.time_zone).unwrap();
+    let trace = trace::load("builtin:flash-crowd", settings.thresholds.time_zone).unwrap();
     simulate(
         settings,
         trace,
@@ -184,11 +184,14 @@ fn the_defaults_row_keeps_the_users_bounds() {
     let ours = load_settings(Some(&path), &HashMap::new()).unwrap();
     let within = defaults_within(&ours);
     assert_eq!(
-        (within.min_dynos.highest(), within.max_dynos.highest()),
+        (
+            within.thresholds.min_dynos.highest(),
+            within.thresholds.max_dynos.highest()
+        ),
         (2, 15)
     );
-    assert_eq!(within.number_of_fails_to_scale_up_after, 3);
-    assert_eq!(within.increment, 1);
+    assert_eq!(within.thresholds.number_of_fails_to_scale_up_after, 3);
+    assert_eq!(within.thresholds.increment, 1);
 }
 
 #[test]
@@ -196,7 +199,7 @@ fn a_router_signal_simulates_without_a_drain_password_or_port() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_settings(&dir, "signal = \"router\"\n");
     let settings = load_settings(Some(&path), &HashMap::new()).unwrap();
-    assert!(settings.signal.uses_router());
+    assert!(settings.drain.signal.uses_router());
 }
 
 #[test]

@@ -9,6 +9,7 @@
 mod support;
 
 mod activator;
+mod activator_settings;
 mod apps;
 mod demo;
 mod docs;
@@ -23,6 +24,7 @@ mod sandbox;
 mod schema;
 mod simulate;
 mod simulate_vs_worker;
+mod slack;
 mod status_page_screenshot;
 mod wheel;
 mod worker;

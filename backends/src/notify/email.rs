@@ -9,7 +9,11 @@
 //! connection gone stale would only fail later. When the server refuses one recipient (550),
 //! the message goes again to each recipient on their own, so the others still get it.
 
-use super::{Delivered, DeliveryPolicy, Event, EventKind, Notifier, NotifyError};
+use super::{
+    delivery_policy, BuildContext, Delivered, DeliveryPolicy, Event, EventKind, Notifier,
+    NotifierEntry, NotifierSettings, NotifyError, SettingsKind,
+};
+use crate::settings::{fields, named, variable_for, Check, Raw, SecretRaw};
 use crate::Secret;
 use async_trait::async_trait;
 use lettre::address::Envelope;
@@ -21,9 +25,179 @@ use lettre::transport::smtp::Error as SmtpError;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
+use serde::{Deserialize, Serialize};
+use std::any::Any;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use url::Url;
+
+const NAME: &str = "email";
+
+/// The registry's entry.
+pub const ENTRY: NotifierEntry = NotifierEntry {
+    name: NAME,
+    settings: SettingsKind::Table {
+        keys: fields::<RawEmail>,
+        read,
+    },
+};
+
+/// The `[email]` table as written: its keys.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmail {
+    /// The URL holds the password.
+    smtp_url: SecretRaw,
+    from: Raw,
+    to: Raw,
+    tls_ca_file: Raw,
+    timeout: Raw,
+    give_up_after: Raw,
+}
+
+fn prefix() -> String {
+    format!("{NAME}.")
+}
+
+/// `[email]`: the SMTP server, the sender and the readers. A relative `tls_ca_file` is beside
+/// the settings file; it is read here, once, at startup.
+fn read(table: &Raw, is_named: bool, check: &mut Check) -> Option<Arc<dyn NotifierSettings>> {
+    let Some(raw) = table.section::<RawEmail>(check) else {
+        if is_named && !table.is_set() {
+            named::<RawEmail>(&prefix()).smtp_url.missing(
+                check,
+                "an [email] table with smtp_url, from and to, since notification_backends names \"email\"",
+            );
+        }
+        return None;
+    };
+    let mark = check.mark();
+    if !raw.smtp_url.is_set() {
+        let variable = raw.smtp_url.variable();
+        raw.smtp_url.missing(
+            check,
+            format!("an SMTP URL such as \"smtp://user:password@smtp.example.com:587?tls=required\" (or {variable})"),
+        );
+    }
+    let smtp_url = raw.smtp_url.parsed(check, |text| {
+        check_smtp_url(text).map(|()| Secret::new(text.trim()))
+    });
+    if !raw.from.is_set() {
+        raw.from.missing(
+            check,
+            "the sender's address, such as \"autoscalebot <ops@example.com>\"",
+        );
+    }
+    let from = raw.from.parsed(check, parse_mailbox);
+    let mut to = Vec::new();
+    match raw.to.string_list(check) {
+        None if !raw.to.is_set() => raw.to.missing(
+            check,
+            "a list of addresses such as [\"ops@example.com\"] (the people to tell)",
+        ),
+        None => {}
+        Some(list) if list.is_empty() => raw.to.bad_shown(
+            check,
+            "[]".to_string(),
+            "at least one address, such as [\"ops@example.com\"]",
+        ),
+        Some(list) => {
+            for address in list {
+                match parse_mailbox(&address) {
+                    Ok(mailbox) => to.push(mailbox),
+                    Err(why) => raw.to.bad_text(check, &address, why),
+                }
+            }
+        }
+    }
+    let tls_ca = read_tls_ca(&raw.tls_ca_file, check);
+    if let (Some(url), Some(ca)) = (&smtp_url, &tls_ca) {
+        if !smtp_url_uses_tls(url.expose()) {
+            raw.tls_ca_file.bad_text(
+                check,
+                &ca.path.display().to_string(),
+                "an smtp_url with TLS (\"smtps://…\" or \"smtp://…?tls=required\") for the CA to check: \
+                 this smtp_url is plain SMTP, so mail would go unencrypted",
+            );
+        }
+    }
+    let policy = delivery_policy(&raw.timeout, &raw.give_up_after, check);
+    if check.failed_since(mark) {
+        return None;
+    }
+    Some(Arc::new(EmailConfig {
+        smtp_url: smtp_url?,
+        from: from?,
+        to,
+        policy: policy?,
+        tls_ca,
+    }))
+}
+
+fn read_tls_ca(raw: &Raw, check: &mut Check) -> Option<TrustedCa> {
+    let path = match raw.value()?.clone().into_string() {
+        Ok(path) if path.trim().is_empty() => return None,
+        Ok(path) => path,
+        Err(_) => {
+            raw.bad(
+                check,
+                "the path of one PEM file of CA certificates, such as \"relay-ca.pem\" (several certificates go in that one file)",
+            );
+            return None;
+        }
+    };
+    match TrustedCa::read(&check.beside_settings(path.trim())) {
+        Ok(ca) => Some(ca),
+        Err(why) => {
+            raw.bad(check, why);
+            None
+        }
+    }
+}
+
+impl NotifierSettings for EmailConfig {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn build(&self, _context: &BuildContext) -> Result<Arc<dyn Notifier>, String> {
+        Ok(Arc::new(EmailNotifier::new(self)?))
+    }
+
+    fn rows(&self, variables: &BTreeMap<String, String>) -> Vec<(&'static str, String)> {
+        let keys = named::<RawEmail>(&prefix());
+        let addresses: Vec<String> = self
+            .to
+            .iter()
+            .map(|to| format!("{:?}", to.to_string()))
+            .collect();
+        let shown = RawEmail {
+            smtp_url: SecretRaw::shown(
+                format!("{:?}", redact_smtp_url(self.smtp_url.expose())),
+                variable_for(variables, keys.smtp_url.key()),
+            ),
+            from: Raw::quoted(&self.from.to_string()),
+            to: Raw::shown(format!("[{}]", addresses.join(", "))),
+            tls_ca_file: Raw::optional(self.tls_ca.as_ref(), |ca| {
+                Raw::shown(format!(
+                    "{:?} ({} certificate{})",
+                    ca.path.display().to_string(),
+                    ca.len(),
+                    if ca.len() == 1 { "" } else { "s" }
+                ))
+            }),
+            timeout: Raw::duration(self.policy.timeout),
+            give_up_after: Raw::duration(self.policy.give_up_after),
+        };
+        crate::settings::rows(&prefix(), &shown)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
 
 /// The validated `[email]` table.
 #[derive(Debug, Clone)]

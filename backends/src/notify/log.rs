@@ -1,14 +1,16 @@
 //! `log`: a `tracing` event with structured fields, for log collectors.
 
+use super::{BuildContext, NotifierEntry, SettingsKind};
 use super::{Delivered, Event, Notifier, NotifyError};
 use async_trait::async_trait;
+use std::sync::Arc;
 
 pub struct LogNotifier;
 
 #[async_trait]
 impl Notifier for LogNotifier {
     fn name(&self) -> &'static str {
-        "log"
+        NAME
     }
 
     async fn send(&self, event: &Event) -> Result<Delivered, NotifyError> {
@@ -27,4 +29,16 @@ impl Notifier for LogNotifier {
         );
         Ok(Delivered::ALL)
     }
+}
+
+const NAME: &str = "log";
+
+/// The registry's entry: `log` has no settings.
+pub const ENTRY: NotifierEntry = NotifierEntry {
+    name: NAME,
+    settings: SettingsKind::None(build),
+};
+
+fn build(_context: &BuildContext) -> Arc<dyn Notifier> {
+    Arc::new(LogNotifier)
 }

@@ -1,6 +1,7 @@
-//! Notifiers tell people what the worker did: `console` (a line on stdout), `email` (SMTP),
-//! `log` (a tracing event), `test` (kept in memory for the project's tests), `webhook` (an
-//! HTTP request). One file per backend; `template.rs` fills web hook bodies.
+//! Notifiers tell people what the worker did. One file per backend, holding its settings
+//! section, their checks, its name and how it is built; [`NOTIFIERS`] is the registry, one
+//! line per backend, and what `notification_backends` may name. `template.rs` fills web hook
+//! bodies.
 //!
 //! Which events exist and when they fire is decided by the engine; this module only carries an
 //! [`Event`] to each backend. [`Dispatcher`] gives every backend its own bounded queue and task,
@@ -10,7 +11,9 @@
 
 pub mod console;
 pub mod email;
+mod http;
 pub mod log;
+pub mod slack;
 pub mod template;
 pub mod test;
 pub mod webhook;
@@ -23,9 +26,13 @@ pub use test::TestNotifier;
 pub use webhook::{WebhookConfig, WebhookNotifier};
 
 use crate::retry::Backoff;
+use crate::settings::{Check, Raw, Table};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -219,6 +226,192 @@ pub trait Notifier: Send + Sync {
     fn policy(&self) -> DeliveryPolicy {
         DeliveryPolicy::default()
     }
+}
+
+/// The registry: every notification backend this build knows, in the order the hints list them.
+pub const NOTIFIERS: &[NotifierEntry] = &[
+    console::ENTRY,
+    email::ENTRY,
+    log::ENTRY,
+    slack::ENTRY,
+    test::ENTRY,
+    webhook::ENTRY,
+];
+
+/// One backend of the registry: its name in `notification_backends`, and its settings.
+pub struct NotifierEntry {
+    pub name: &'static str,
+    pub settings: SettingsKind,
+}
+
+/// A backend's settings, as the registry knows them.
+pub enum SettingsKind {
+    /// None: the backend is built, when named, by this.
+    None(fn(&BuildContext) -> Arc<dyn Notifier>),
+    /// A table named after the backend (`[email]`).
+    Table {
+        keys: fn() -> &'static [&'static str],
+        /// Checks the table (absent when not given) for an app whose `notification_backends`
+        /// names it (`named`) or not. `None`: not used, or wrong (the problems are in the
+        /// check).
+        read: fn(table: &Raw, named: bool, check: &mut Check) -> Option<Arc<dyn NotifierSettings>>,
+    },
+}
+
+impl NotifierEntry {
+    /// The keys of its table; none for a backend without settings.
+    pub fn keys(&self) -> &'static [&'static str] {
+        match self.settings {
+            SettingsKind::None(_) => &[],
+            SettingsKind::Table { keys, .. } => keys(),
+        }
+    }
+
+    fn read(
+        &self,
+        table: &mut Table,
+        named: bool,
+        check: &mut Check,
+    ) -> Option<Arc<dyn NotifierSettings>> {
+        match self.settings {
+            SettingsKind::None(build) => named.then(|| {
+                Arc::new(NoSettings {
+                    name: self.name,
+                    build,
+                }) as Arc<dyn NotifierSettings>
+            }),
+            SettingsKind::Table { read, .. } => {
+                read(&Raw::new(self.name, table.remove(self.name)), named, check)
+            }
+        }
+    }
+}
+
+/// A backend's checked settings, ready to build a notifier from.
+pub trait NotifierSettings: fmt::Debug + Send + Sync + Any {
+    /// Its name in `notification_backends`.
+    fn name(&self) -> &'static str;
+    fn build(&self, context: &BuildContext) -> Result<Arc<dyn Notifier>, String>;
+    /// `check`'s rows for its table, secrets hidden; `variables` says which secrets came from
+    /// an `"env:NAME"` (setting → NAME).
+    fn rows(&self, _variables: &BTreeMap<String, String>) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// The settings of a backend that has none: its name and how it is built.
+struct NoSettings {
+    name: &'static str,
+    build: fn(&BuildContext) -> Arc<dyn Notifier>,
+}
+
+impl fmt::Debug for NoSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl NotifierSettings for NoSettings {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn build(&self, context: &BuildContext) -> Result<Arc<dyn Notifier>, String> {
+        Ok((self.build)(context))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// What building a notifier may take besides its settings.
+#[derive(Clone, Default)]
+pub struct BuildContext {
+    /// The `test` backend's event list, shared with the test that reads it.
+    pub test_notifier: Option<TestNotifier>,
+}
+
+/// The backends one app has settings for: each one its `notification_backends` names, and
+/// each one whose table is given.
+#[derive(Clone, Debug, Default)]
+pub struct Notifiers(Vec<Arc<dyn NotifierSettings>>);
+
+impl Notifiers {
+    /// Checks the table of every backend of the registry, taken out of an app's `table`.
+    /// `named`: the app's `notification_backends`, already checked against the registry.
+    pub fn read(table: &mut Table, named: &[String], check: &mut Check) -> Notifiers {
+        let mut found = Vec::new();
+        for entry in NOTIFIERS {
+            let is_named = named.iter().any(|name| name == entry.name);
+            if let Some(settings) = entry.read(table, is_named, check) {
+                found.push(settings);
+            }
+        }
+        Notifiers(found)
+    }
+
+    /// The settings of the backend called `name`.
+    pub fn named(&self, name: &str) -> Option<&Arc<dyn NotifierSettings>> {
+        self.0.iter().find(|settings| settings.name() == name)
+    }
+
+    /// The settings of type `T`: `notifiers.get::<EmailConfig>()`.
+    pub fn get<T: NotifierSettings>(&self) -> Option<&T> {
+        self.0
+            .iter()
+            .find_map(|settings| settings.as_any().downcast_ref::<T>())
+    }
+
+    /// `check`'s rows of every backend that has settings, in the registry's order.
+    pub fn rows(&self, variables: &BTreeMap<String, String>) -> Vec<(&'static str, String)> {
+        self.0
+            .iter()
+            .flat_map(|settings| settings.rows(variables))
+            .collect()
+    }
+}
+
+/// The names of the registry's tables (`email`, `webhook`): keys at the top of an app.
+pub fn table_names() -> impl Iterator<Item = &'static str> + Clone {
+    NOTIFIERS
+        .iter()
+        .filter(|entry| matches!(entry.settings, SettingsKind::Table { .. }))
+        .map(|entry| entry.name)
+}
+
+/// Every key of every backend's table, `email.smtp_url`…: for the settings' key list.
+pub fn keys() -> Vec<String> {
+    NOTIFIERS
+        .iter()
+        .flat_map(|entry| {
+            entry
+                .keys()
+                .iter()
+                .map(move |key| format!("{}.{key}", entry.name))
+        })
+        .collect()
+}
+
+/// `timeout` and `give_up_after` of a backend's table: its [`DeliveryPolicy`].
+pub fn delivery_policy(
+    timeout: &Raw,
+    give_up_after: &Raw,
+    check: &mut Check,
+) -> Option<DeliveryPolicy> {
+    let defaults = DeliveryPolicy::default();
+    let timeout = timeout.timeout_or(
+        check,
+        defaults.timeout,
+        "a duration above zero, such as \"10s\"",
+    );
+    let give_up_after = give_up_after.duration_or(check, defaults.give_up_after);
+    Some(DeliveryPolicy {
+        timeout: timeout?,
+        give_up_after: give_up_after?,
+        ..defaults
+    })
 }
 
 /// How many events each backend may have waiting before new ones are dropped (and counted).

@@ -1,5 +1,6 @@
 //! `test`: keeps every event in memory so the project's own tests can read them back.
 
+use super::{BuildContext, NotifierEntry, SettingsKind};
 use super::{Delivered, Event, Notifier, NotifyError};
 use async_trait::async_trait;
 use std::sync::{Arc, Mutex};
@@ -27,7 +28,7 @@ impl TestNotifier {
 #[async_trait]
 impl Notifier for TestNotifier {
     fn name(&self) -> &'static str {
-        "test"
+        NAME
     }
 
     async fn send(&self, event: &Event) -> Result<Delivered, NotifyError> {
@@ -37,4 +38,16 @@ impl Notifier for TestNotifier {
             .push(event.clone());
         Ok(Delivered::ALL)
     }
+}
+
+const NAME: &str = "test";
+
+/// The registry's entry: `test` has no settings.
+pub const ENTRY: NotifierEntry = NotifierEntry {
+    name: NAME,
+    settings: SettingsKind::None(build),
+};
+
+fn build(context: &BuildContext) -> Arc<dyn Notifier> {
+    Arc::new(context.test_notifier.clone().unwrap_or_default())
 }

@@ -7,14 +7,174 @@
 //! decides nothing; the dispatcher retries what [`NotifyError::retriable`] allows.
 
 use super::template::{Escape, Template, DEFAULT_BODY};
-use super::{Delivered, DeliveryPolicy, Event, Notifier, NotifyError};
-use crate::probe::heartbeat::describe_error;
+use super::{
+    delivery_policy, BuildContext, Delivered, DeliveryPolicy, Event, Notifier, NotifierEntry,
+    NotifierSettings, NotifyError, SettingsKind,
+};
+use crate::settings::{fields, hidden_from, named, variable_for, Check, Raw, SecretRaw, HIDDEN};
 use crate::Secret;
 use async_trait::async_trait;
+use config::ValueKind;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use std::any::Any;
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use url::Url;
+
+const NAME: &str = "webhook";
+
+/// The registry's entry.
+pub const ENTRY: NotifierEntry = NotifierEntry {
+    name: NAME,
+    settings: SettingsKind::Table {
+        keys: fields::<RawWebhook>,
+        read,
+    },
+};
+
+/// The `[webhook]` table as written: its keys.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    /// Its path and query may hold a token.
+    url: SecretRaw,
+    method: Raw,
+    /// A table whose values are secrets.
+    headers: SecretRaw,
+    body: Raw,
+    timeout: Raw,
+    give_up_after: Raw,
+}
+
+fn prefix() -> String {
+    format!("{NAME}.")
+}
+
+/// `[webhook]`: the request made for each event.
+fn read(table: &Raw, is_named: bool, check: &mut Check) -> Option<Arc<dyn NotifierSettings>> {
+    let Some(raw) = table.section::<RawWebhook>(check) else {
+        if is_named && !table.is_set() {
+            named::<RawWebhook>(&prefix()).url.missing(
+                check,
+                "a [webhook] table with at least url, since notification_backends names \"webhook\"",
+            );
+        }
+        return None;
+    };
+    let mark = check.mark();
+    if !raw.url.is_set() {
+        let variable = raw.url.variable();
+        raw.url.missing(
+            check,
+            format!("the URL to call, such as \"https://hooks.example.com/…\" (or {variable})"),
+        );
+    }
+    let url = raw.url.parsed(check, parse_url);
+    let method = if raw.method.is_set() {
+        raw.method.parsed(check, parse_method)
+    } else {
+        Some(Method::POST)
+    };
+    let headers = read_headers(&raw.headers, check);
+    let body = raw.body.parsed(check, |text| {
+        Template::parse(text).map_err(|error| format!("a body template: {error}"))
+    });
+    let policy = delivery_policy(&raw.timeout, &raw.give_up_after, check);
+    if check.failed_since(mark) {
+        return None;
+    }
+    Some(Arc::new(WebhookConfig {
+        url: url?,
+        method: method?,
+        headers,
+        body,
+        policy: policy?,
+    }))
+}
+
+/// `headers`: names and secret values. One header given in the file and by a variable is one
+/// header (names ignore case), and the variable wins, as it does for every setting.
+fn read_headers(raw: &SecretRaw, check: &mut Check) -> Vec<(HeaderName, Secret)> {
+    let mut headers: Vec<(HeaderName, Secret)> = Vec::new();
+    let expected = "a table: a [headers] section, or headers.name = value lines";
+    for (name, entry) in raw.entries(check, expected).unwrap_or_default() {
+        // Variable names cannot hold a dash: AUTOSCALE_WEBHOOK__HEADERS__X_API_KEY means the
+        // header X-Api-Key.
+        let from_env = check.origin(entry.key()).is_some();
+        let (name, entry) = if from_env {
+            let name = name.replace('_', "-");
+            let entry = entry.renamed(format!("{}.{name}", raw.key()));
+            (name, entry)
+        } else {
+            (name, entry)
+        };
+        // A number or a flag is a header value as it is written.
+        let entry = match entry.value().map(|value| &value.kind) {
+            Some(ValueKind::Table(_) | ValueKind::Array(_) | ValueKind::Nil) | None => {
+                entry.bad(check, "a header value (a string)");
+                continue;
+            }
+            Some(kind @ (ValueKind::Float(_) | ValueKind::Boolean(_))) => {
+                entry.with_text(kind.to_string())
+            }
+            Some(_) => entry,
+        };
+        let header = entry.parsed(check, |text| parse_header(&name, text));
+        if let Some(header) = header {
+            match headers.iter().position(|(known, _)| *known == header.0) {
+                Some(at) if from_env => headers[at] = header,
+                Some(_) => {}
+                None => headers.push(header),
+            }
+        }
+    }
+    headers
+}
+
+impl NotifierSettings for WebhookConfig {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn build(&self, _context: &BuildContext) -> Result<Arc<dyn Notifier>, String> {
+        Ok(Arc::new(WebhookNotifier::new(self)?))
+    }
+
+    fn rows(&self, variables: &BTreeMap<String, String>) -> Vec<(&'static str, String)> {
+        let keys = named::<RawWebhook>(&prefix());
+        let headers: Vec<String> = self
+            .headers
+            .iter()
+            .map(|(name, _)| {
+                let key = format!("{}.{name}", keys.headers.key());
+                let shown = hidden_from(HIDDEN.to_string(), variable_for(variables, &key));
+                format!("{:?} = {shown}", name.as_str())
+            })
+            .collect();
+        let shown = RawWebhook {
+            url: SecretRaw::shown(
+                format!("{:?}", redact_url(&self.url)),
+                variable_for(variables, keys.url.key()),
+            ),
+            method: Raw::quoted(self.method.as_str()),
+            headers: SecretRaw::shown(format!("{{ {} }}", headers.join(", ")), None),
+            body: match &self.body {
+                Some(body) => Raw::quoted(body.source()),
+                None => Raw::shown("(default: a JSON object with every field)"),
+            },
+            timeout: Raw::duration(self.policy.timeout),
+            give_up_after: Raw::duration(self.policy.give_up_after),
+        };
+        crate::settings::rows(&prefix(), &shown)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
 
 /// The validated `[webhook]` table.
 #[derive(Clone)]
@@ -131,11 +291,7 @@ pub struct WebhookNotifier {
 
 impl WebhookNotifier {
     pub fn new(config: &WebhookConfig) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .user_agent(crate::USER_AGENT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|error| format!("building the HTTP client: {error}"))?;
+        let client = super::http::client()?;
         let (escape, content_type) = config.escape();
         let mut headers = HeaderMap::new();
         if let Some(content_type) = content_type {
@@ -207,39 +363,24 @@ impl Notifier for WebhookNotifier {
         let mut request = self
             .client
             .request(self.method.clone(), self.url.clone())
-            .headers(self.headers.clone())
-            .timeout(self.policy.timeout);
+            .headers(self.headers.clone());
         if let Some(body) = self.body_for(event) {
             request = request.body(body);
         }
         let target = format!("{} {}", self.method, self.shown_url);
-        let response = request.send().await.map_err(|error| {
-            let error = error.without_url();
-            let message = if error.is_timeout() {
-                format!("{target}: no answer within {:?}", self.policy.timeout)
-            } else {
-                format!("{target}: {}", self.scrub(&describe_error(&error)))
-            };
-            NotifyError::transient(message)
-        })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(Delivered::ALL);
-        }
-        // The answer's first words often say what is wrong ("invalid_payload", "no_text").
-        let text = response.text().await.unwrap_or_default();
-        let excerpt: String = text.trim().chars().take(200).collect();
-        let mut message = format!("{target} answered {status}");
-        if !excerpt.is_empty() {
-            message.push_str(&format!(": {}", self.scrub(&excerpt)));
-        }
-        if status.is_redirection() {
-            message.push_str(" (redirects are not followed: set webhook.url to the final URL)");
-        }
-        let retriable = status.is_server_error()
-            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-            || status == reqwest::StatusCode::REQUEST_TIMEOUT;
-        Err(NotifyError { message, retriable })
+        let advice = |status: reqwest::StatusCode| {
+            status
+                .is_redirection()
+                .then_some("redirects are not followed: set webhook.url to the final URL")
+        };
+        super::http::send(
+            request,
+            &target,
+            self.policy.timeout,
+            |text| self.scrub(text),
+            advice,
+        )
+        .await
     }
 }
 

@@ -11,11 +11,148 @@
 //! Each command runs through [`crate::shell::run_hook`]: a timeout that kills its process group,
 //! the exit code checked, the output logged. This file decides nothing about when to scale.
 
-use super::{ScaleError, Scaler};
+use super::{Platform, PlatformContext, PlatformEntry, PlatformSettings, ScaleError, Scaler};
+use crate::settings::{fields, Check, Raw, Table};
 use crate::shell::{run_hook, HookError};
 use async_trait::async_trait;
-use std::sync::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const NAME: &str = "command";
+
+/// The registry's entry.
+pub const ENTRY: PlatformEntry = PlatformEntry {
+    name: NAME,
+    about: "(your scale_command, start_command and stop_command)",
+    keys: fields::<RawCommands>,
+    read,
+};
+
+/// The commands' keys as written.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommands {
+    scale_command: Raw,
+    start_command: Raw,
+    stop_command: Raw,
+    quantity_command: Raw,
+    command_timeout: Raw,
+}
+
+/// The checked settings of an app scaled by the user's commands.
+#[derive(Debug, Clone)]
+pub struct CommandPlatform {
+    pub commands: Commands,
+    /// How long one command may run before its process group is killed.
+    pub timeout: Duration,
+}
+
+/// Without a `scale_command`, the commands can only start or stop.
+const START_STOP_ONLY: &str =
+    "without a scale_command: start_command and stop_command can only start or stop";
+
+/// The commands, checked: they mean nothing to another platform, and this one needs something
+/// to start and to stop with.
+fn read(table: &mut Table, context: &PlatformContext, check: &mut Check) -> Option<Platform> {
+    let raw: RawCommands = check.section(table, "");
+    let hooks = [
+        &raw.scale_command,
+        &raw.start_command,
+        &raw.stop_command,
+        &raw.quantity_command,
+    ];
+    let texts: Vec<Option<String>> = hooks.iter().map(|hook| hook.text(check)).collect();
+    let timeout = raw.command_timeout.timeout_or(
+        check,
+        Duration::from_secs(60),
+        "a duration above zero such as \"60s\"",
+    );
+    match context.chosen {
+        Some(NAME) => {
+            for (hook, text) in hooks.iter().zip(&texts) {
+                if text.as_deref().is_some_and(|text| text.trim().is_empty()) {
+                    hook.bad_text(check, "", "a shell command, or leave the key out");
+                }
+            }
+        }
+        Some(other) => {
+            for (hook, text) in hooks.iter().zip(&texts) {
+                if let Some(text) = text {
+                    hook.bad_text(
+                        check,
+                        text,
+                        format!("no command while scaler = {other:?}: set scaler = \"command\" to use your commands"),
+                    );
+                }
+            }
+        }
+        None => {}
+    }
+    let [scale_command, start_command, stop_command, quantity_command] =
+        <[Option<String>; 4]>::try_from(texts).expect("four hooks");
+    let commands = Commands {
+        scale_command,
+        start_command,
+        stop_command,
+        quantity_command,
+    };
+    if !context.requires(NAME) {
+        return None;
+    }
+    let can_start = commands.scale_command.is_some() || commands.start_command.is_some();
+    let can_stop = commands.scale_command.is_some() || commands.stop_command.is_some();
+    if !(can_start && can_stop) {
+        raw.scale_command.missing(
+            check,
+            "a command run with the new quantity as its last argument (or both start_command and stop_command), since scaler = \"command\"",
+        );
+    }
+    Some(Platform::Command(CommandPlatform {
+        commands,
+        timeout: timeout?,
+    }))
+}
+
+impl PlatformSettings for CommandPlatform {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn build(
+        &self,
+        _process_type: &str,
+        _client: reqwest::Client,
+        _shutdown: &CancellationToken,
+    ) -> Arc<dyn Scaler> {
+        Arc::new(CommandScaler::new(self.commands.clone(), self.timeout))
+    }
+
+    fn rows(&self, _variables: &BTreeMap<String, String>) -> Vec<(&'static str, String)> {
+        let hook = |text: &Option<String>| Raw::optional(text.as_deref(), Raw::quoted);
+        let shown = RawCommands {
+            scale_command: hook(&self.commands.scale_command),
+            start_command: hook(&self.commands.start_command),
+            stop_command: hook(&self.commands.stop_command),
+            quantity_command: hook(&self.commands.quantity_command),
+            command_timeout: Raw::duration(self.timeout),
+        };
+        crate::settings::rows("", &shown)
+    }
+
+    fn most(&self) -> Option<(u32, &'static str)> {
+        self.commands
+            .scale_command
+            .is_none()
+            .then_some((1, START_STOP_ONLY))
+    }
+
+    fn call_timeout(&self) -> Duration {
+        self.timeout
+    }
+}
 
 /// The commands, as the settings give them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

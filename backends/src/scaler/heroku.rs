@@ -19,12 +19,15 @@
 //! [`HerokuScaler::with_shutdown`]) no new try and no wait starts, so the worker exits well
 //! within the platform's SIGKILL deadline; a try already sent finishes.
 
-use super::{Known, ScaleError, Scaler};
+use super::{
+    Known, Platform, PlatformContext, PlatformEntry, PlatformSettings, ScaleError, Scaler,
+};
 use crate::retry::Backoff;
+use crate::settings::{fields, named, variable_for, Check, Raw, SecretRaw, Table, HIDDEN};
 use crate::Secret;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,6 +35,134 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use url::Url;
+
+const NAME: &str = "heroku";
+
+/// The registry's entry.
+pub const ENTRY: PlatformEntry = PlatformEntry {
+    name: NAME,
+    about: "(the Platform API)",
+    keys: fields::<RawHeroku>,
+    read,
+};
+
+/// What to check when the platform refuses: the settings' names, said here, beside them.
+const UNAUTHORIZED: &str = "check heroku_api_key or HEROKU_API_KEY";
+const FORBIDDEN: &str = "check the key's account and heroku_app_name";
+const NOT_FOUND: &str = "check heroku_app_name and process_type";
+
+const DEFAULT_API_URL: &str = "https://api.heroku.com";
+const DEFAULT_TIMEOUT_MS: u32 = 10_000;
+
+/// The Heroku keys as written (`heroku_app_name` is the app's name whatever the platform, so
+/// it belongs to the app's identity).
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeroku {
+    heroku_api_key: SecretRaw,
+    heroku_api_url: Raw,
+    heroku_api_timeout_in_ms: Raw,
+}
+
+/// The checked settings of an app on Heroku: what its scaler needs.
+#[derive(Debug, Clone)]
+pub struct HerokuPlatform {
+    pub app_name: String,
+    pub api_key: Secret,
+    pub api_url: Url,
+    pub api_timeout: Duration,
+}
+
+fn read(table: &mut Table, context: &PlatformContext, check: &mut Check) -> Option<Platform> {
+    let raw: RawHeroku = check.section(table, "");
+    let required = context.requires(NAME);
+    if required && context.app_name_value.is_none() {
+        let variable = context.app_name.variable();
+        context.app_name.missing(
+            check,
+            format!("the name of your Heroku app, such as \"dancing-forest-1234\" (or {variable})"),
+        );
+    }
+    let api_key = raw.heroku_api_key.secret(check);
+    if required
+        && api_key.as_ref().is_none_or(Secret::is_empty)
+        && !check.has_problem(raw.heroku_api_key.key())
+    {
+        raw.heroku_api_key.missing(
+            check,
+            "your Heroku API key (`heroku auth:token`), in the file or in HEROKU_API_KEY",
+        );
+    }
+    let text = raw.heroku_api_url.text_or(check, DEFAULT_API_URL);
+    let api_url = match Url::parse(&text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Some(url),
+        _ => {
+            raw.heroku_api_url.bad_text(
+                check,
+                &text,
+                "an absolute http(s) URL such as \"https://example.com\"",
+            );
+            None
+        }
+    };
+    let timeout_ms = raw.heroku_api_timeout_in_ms.whole_or(
+        check,
+        DEFAULT_TIMEOUT_MS,
+        1,
+        "a whole number of milliseconds above 0",
+    );
+    if !required {
+        return None;
+    }
+    Some(Platform::Heroku(HerokuPlatform {
+        app_name: context.app_name_value?.to_string(),
+        api_key: api_key?,
+        api_url: api_url?,
+        api_timeout: Duration::from_millis(u64::from(timeout_ms?)),
+    }))
+}
+
+impl PlatformSettings for HerokuPlatform {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn build(
+        &self,
+        process_type: &str,
+        client: reqwest::Client,
+        shutdown: &CancellationToken,
+    ) -> Arc<dyn Scaler> {
+        Arc::new(
+            HerokuScaler::new(
+                client,
+                &self.api_url,
+                &self.app_name,
+                process_type,
+                self.api_key.clone(),
+                self.api_timeout,
+            )
+            .with_shutdown(shutdown.clone()),
+        )
+    }
+
+    fn rows(&self, variables: &BTreeMap<String, String>) -> Vec<(&'static str, String)> {
+        let keys = named::<RawHeroku>("");
+        let shown = RawHeroku {
+            heroku_api_key: SecretRaw::shown(
+                HIDDEN.to_string(),
+                variable_for(variables, keys.heroku_api_key.key()),
+            ),
+            heroku_api_url: Raw::quoted(self.api_url.as_str()),
+            heroku_api_timeout_in_ms: Raw::shown(self.api_timeout.as_millis().to_string()),
+        };
+        crate::settings::rows("", &shown)
+    }
+
+    fn call_timeout(&self) -> Duration {
+        self.api_timeout
+    }
+}
 
 /// The Accept header Heroku requires; without it the API answers 406.
 pub const ACCEPT_V3: &str = "application/vnd.heroku+json; version=3";
@@ -420,9 +551,18 @@ impl HerokuFormation {
             304 => {
                 ScaleError::BadAnswer("304 Not Modified to a request we had no answer for".into())
             }
-            401 => ScaleError::Unauthorized { id },
-            403 => ScaleError::Forbidden { id },
-            404 => ScaleError::NotFound { id },
+            401 => ScaleError::Unauthorized {
+                id,
+                hint: UNAUTHORIZED,
+            },
+            403 => ScaleError::Forbidden {
+                id,
+                hint: FORBIDDEN,
+            },
+            404 => ScaleError::NotFound {
+                id,
+                hint: NOT_FOUND,
+            },
             429 => ScaleError::RateLimited { id, retry_after },
             _ => ScaleError::Status {
                 status,
@@ -493,6 +633,7 @@ fn find(formations: &[Formation], process_type: &str) -> Result<u32, ScaleError>
         .map(|formation| formation.quantity)
         .ok_or_else(|| ScaleError::NotFound {
             id: format!("no process type {process_type} in the formation"),
+            hint: NOT_FOUND,
         })
 }
 
@@ -609,12 +750,15 @@ mod tests {
         let refusals = [
             ScaleError::Unauthorized {
                 id: "unauthorized".into(),
+                hint: UNAUTHORIZED,
             },
             ScaleError::Forbidden {
                 id: "forbidden".into(),
+                hint: FORBIDDEN,
             },
             ScaleError::NotFound {
                 id: "not_found".into(),
+                hint: NOT_FOUND,
             },
             ScaleError::Status {
                 status: 422,

@@ -1,6 +1,8 @@
-//! Scalers read and set the size of one process type: the Heroku Platform API (`heroku.rs`),
-//! which also drives the local sandbox platform since it speaks the same API, and the user's
-//! own shell commands for any other platform (`command.rs`).
+//! Scalers read and set the size of one process type on a platform: the Heroku Platform API
+//! (`heroku.rs`), which also drives the local sandbox platform since it speaks the same API,
+//! and the user's own shell commands for any other platform (`command.rs`). Each platform's
+//! file holds its settings (their section, checks and secrets), its name and how its scaler is
+//! built; [`PLATFORMS`] is the registry and [`Platform`] the checked settings of the one chosen.
 //!
 //! A scaler sets absolute quantities only, so that repeating a call can never scale twice.
 //! It decides nothing: the target comes from the decision engine.
@@ -8,22 +10,172 @@
 pub mod command;
 pub mod heroku;
 
-pub use command::{CommandScaler, Commands};
-pub use heroku::{HerokuFormation, HerokuScaler};
+pub use command::{CommandPlatform, CommandScaler, Commands};
+pub use heroku::{HerokuFormation, HerokuPlatform, HerokuScaler};
 
+use crate::settings::{fields, Check, Raw, Table};
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
-/// Why a platform call did not give us a quantity. Messages name the likely cause and the
-/// setting to check, and never contain the API key.
+/// The registry: every platform this build can scale on, by its `scaler` name.
+pub const PLATFORMS: &[PlatformEntry] = &[heroku::ENTRY, command::ENTRY];
+
+/// One platform of the registry.
+pub struct PlatformEntry {
+    /// Its `scaler` value.
+    pub name: &'static str,
+    /// What choosing it means, for the hint: "(the Platform API)".
+    pub about: &'static str,
+    /// Its keys, at the top level of an app's settings.
+    pub keys: fn() -> &'static [&'static str],
+    /// Checks its keys, taken out of an app's `table`, and builds its settings when chosen.
+    pub read: fn(&mut Table, &PlatformContext, &mut Check) -> Option<Platform>,
+}
+
+/// What a platform's check needs from the rest of the app's settings.
+pub struct PlatformContext<'a> {
+    /// The platform `scaler` names, when it names one of the registry.
+    pub chosen: Option<&'static str>,
+    /// Whether the command run needs a platform: `activate` with a local command does not.
+    pub needed: bool,
+    /// `heroku_app_name`: the app's name, read with the app's identity.
+    pub app_name: &'a Raw,
+    pub app_name_value: Option<&'a str>,
+}
+
+impl PlatformContext<'_> {
+    /// Whether `name` is the chosen platform, and must have what it needs.
+    pub fn requires(&self, name: &str) -> bool {
+        self.needed && self.chosen == Some(name)
+    }
+}
+
+/// The checked settings of the platform an app is scaled on. Adding a platform adds a variant
+/// here, an arm to [`Platform::settings`] and a line to [`PLATFORMS`].
+#[derive(Debug, Clone)]
+pub enum Platform {
+    Heroku(HerokuPlatform),
+    Command(CommandPlatform),
+}
+
+/// What every platform's settings can do.
+pub trait PlatformSettings {
+    /// Its `scaler` value.
+    fn name(&self) -> &'static str;
+    /// A scaler for `process_type`. Once `shutdown` is cancelled it makes no further tries.
+    fn build(
+        &self,
+        process_type: &str,
+        client: reqwest::Client,
+        shutdown: &CancellationToken,
+    ) -> Arc<dyn Scaler>;
+    /// `check`'s rows of its keys, secrets hidden; `variables` says which secrets came from
+    /// an `"env:NAME"` (setting → NAME).
+    fn rows(&self, variables: &BTreeMap<String, String>) -> Vec<(&'static str, String)>;
+    /// The most it can run, and why, when it cannot run any number.
+    fn most(&self) -> Option<(u32, &'static str)> {
+        None
+    }
+    /// The longest one call may take, retries aside.
+    fn call_timeout(&self) -> Duration;
+}
+
+impl Platform {
+    pub fn settings(&self) -> &dyn PlatformSettings {
+        match self {
+            Platform::Heroku(settings) => settings,
+            Platform::Command(settings) => settings,
+        }
+    }
+}
+
+/// The `scaler` key: which platform of the registry.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawChoice {
+    scaler: Raw,
+}
+
+/// Every platform key, at the top level of an app's settings: `scaler` and each platform's.
+pub fn keys() -> Vec<&'static str> {
+    fields::<RawChoice>()
+        .iter()
+        .copied()
+        .chain(
+            PLATFORMS
+                .iter()
+                .flat_map(|entry| (entry.keys)().iter().copied()),
+        )
+        .collect()
+}
+
+/// Checks `scaler` and every platform's keys, taken out of an app's `table`, and returns the
+/// chosen platform's settings. `None` when it is not `needed` or something is wrong (the
+/// problems are in the check). The other platforms' keys are checked too: a wrong value is
+/// wrong whichever platform is chosen.
+pub fn read_platform(
+    table: &mut Table,
+    needed: bool,
+    app_name: (&Raw, Option<&str>),
+    check: &mut Check,
+) -> Option<Platform> {
+    let raw: RawChoice = check.section(table, "");
+    let name = raw.scaler.text_or(check, PLATFORMS[0].name);
+    let chosen = PLATFORMS.iter().find(|entry| entry.name == name);
+    if chosen.is_none() {
+        let choices: Vec<String> = PLATFORMS
+            .iter()
+            .map(|entry| format!("{:?} {}", entry.name, entry.about))
+            .collect();
+        raw.scaler.bad_text(check, &name, choices.join(" or "));
+    }
+    let context = PlatformContext {
+        chosen: chosen.map(|entry| entry.name),
+        needed,
+        app_name: app_name.0,
+        app_name_value: app_name.1,
+    };
+    let mut platform = None;
+    for entry in PLATFORMS {
+        let read = (entry.read)(table, &context, check);
+        if context.requires(entry.name) {
+            platform = read;
+        }
+    }
+    platform
+}
+
+/// `check`'s rows of the platform in force: `scaler`, then the platform's own keys.
+pub fn rows(
+    platform: &Platform,
+    variables: &BTreeMap<String, String>,
+) -> Vec<(&'static str, String)> {
+    let settings = platform.settings();
+    let choice = RawChoice {
+        scaler: Raw::quoted(settings.name()),
+    };
+    let mut rows = crate::settings::rows("", &choice);
+    rows.extend(settings.rows(variables));
+    rows
+}
+
+/// Why a platform call did not give us a quantity. Messages name the likely cause and, through
+/// the platform's `hint`, the settings to check; they never contain the API key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScaleError {
-    #[error("the platform refused the API key (401 {id}): check heroku_api_key or HEROKU_API_KEY")]
-    Unauthorized { id: String },
-    #[error("the API key has no access to this app (403 {id}): check the key's account and heroku_app_name")]
-    Forbidden { id: String },
-    #[error("the platform knows no such app or process type (404 {id}): check heroku_app_name and process_type")]
-    NotFound { id: String },
+    #[error("the platform refused the API key (401 {id}){}", hinted(hint))]
+    Unauthorized { id: String, hint: &'static str },
+    #[error("the API key has no access to this app (403 {id}){}", hinted(hint))]
+    Forbidden { id: String, hint: &'static str },
+    #[error(
+        "the platform knows no such app or process type (404 {id}){}",
+        hinted(hint)
+    )]
+    NotFound { id: String, hint: &'static str },
     #[error("the platform's rate limit is spent (429 {id})")]
     RateLimited {
         id: String,
@@ -48,6 +200,15 @@ pub enum ScaleError {
     /// the worker can exit before the platform's SIGKILL. `last`: the error of the try before.
     #[error("not retried: shutting down{}", last_try(last.as_deref()))]
     ShuttingDown { last: Option<Box<ScaleError>> },
+}
+
+/// ": check heroku_api_key…", from the platform that knows its settings' names.
+fn hinted(hint: &str) -> String {
+    if hint.is_empty() {
+        String::new()
+    } else {
+        format!(": {hint}")
+    }
 }
 
 fn last_try(last: Option<&ScaleError>) -> String {
