@@ -2097,3 +2097,95 @@ fn a_secret_is_chosen_by_its_type_not_by_its_name() {
     );
     assert!(!error.to_string().contains("token-0013"));
 }
+
+#[test]
+fn a_time_of_day_table_as_a_config_var_is_the_same_as_in_the_file() {
+    let from_file = load_ok(
+        &format!("{MINIMAL}max_dynos = {{ \"0:00\" = 2, \"9:00\" = 5 }}\n"),
+        &[],
+    );
+    let from_env = load_ok(
+        MINIMAL,
+        &[("AUTOSCALE_MAX_DYNOS", r#"{"0:00" = 2, "9:00" = 5}"#)],
+    );
+    assert_eq!(
+        from_env.thresholds.max_dynos,
+        from_file.thresholds.max_dynos
+    );
+    assert_eq!(
+        from_env.thresholds.max_dynos.to_string(),
+        r#"{ "0:00" = 2, "9:00" = 5 }"#
+    );
+    // A list too, and a variable still wins over the file.
+    let listed = load_ok(
+        &format!("{MINIMAL}notification_backends = [\"console\"]\n"),
+        &[("AUTOSCALE_NOTIFICATION_BACKENDS", r#"["log", "console"]"#)],
+    );
+    assert_eq!(listed.notify.backends, vec!["log", "console"]);
+}
+
+#[test]
+fn a_whole_settings_document_in_one_config_var_behaves_as_the_file() {
+    let document = THREE_APPS.to_string();
+    let from_file = load_all(&document, &[]);
+    let from_env = match from_sources(
+        None::<config::File<config::FileSourceString, config::FileFormat>>,
+        &env(&[("AUTOSCALE_SETTINGS", document.as_str())]),
+        None,
+        Purpose::Worker,
+    ) {
+        Ok(settings) => settings,
+        Err(error) => panic!("{error}"),
+    };
+    let names = |settings: &Settings| -> Vec<(String, String)> {
+        settings
+            .apps
+            .iter()
+            .map(|app| (app.app_name.clone(), app.process_type.clone()))
+            .collect()
+    };
+    assert_eq!(names(&from_env), names(&from_file));
+    assert_eq!(from_env.effective(), from_file.effective());
+    // [[apps]] as one variable holding a list of inline tables.
+    let apps = load_all(
+        MINIMAL,
+        &[(
+            "AUTOSCALE_APPS",
+            r#"[{heroku_app_name = "alpha"}, {heroku_app_name = "beta", max_dynos = 7}]"#,
+        )],
+    );
+    let names: Vec<&str> = apps.apps.iter().map(|app| app.app_name.as_str()).collect();
+    assert_eq!(names, ["alpha", "beta"]);
+}
+
+#[test]
+fn a_malformed_config_var_names_the_variable() {
+    let error = load_err(
+        MINIMAL,
+        &[("AUTOSCALE_MAX_DYNOS", r#"{"0:00" = 2, "9:00" = }"#)],
+    );
+    let problem = problem_for(&error, "AUTOSCALE_MAX_DYNOS");
+    assert!(
+        problem.expected.contains("a TOML inline table"),
+        "{problem}"
+    );
+    let error = load_err(
+        MINIMAL,
+        &[(
+            "AUTOSCALE_SETTINGS",
+            "max_dynos = = 3\nheroku_api_key = \"leaked-key-0042\"",
+        )],
+    );
+    let problem = problem_for(&error, "AUTOSCALE_SETTINGS");
+    assert!(problem.expected.contains("a TOML document"), "{problem}");
+    assert!(!error.to_string().contains("leaked-key-0042"), "{error}");
+    // An unknown key inside the document is named with the variable it came from.
+    let error = load_err(MINIMAL, &[("AUTOSCALE_SETTINGS", "max_dynoz = 3\n")]);
+    let problem = problem_for(&error, "max_dynoz");
+    assert_eq!(
+        problem.origin.as_deref(),
+        Some("AUTOSCALE_SETTINGS"),
+        "{problem}"
+    );
+    assert!(problem.expected.contains("max_dynos"), "{problem}");
+}
