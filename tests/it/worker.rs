@@ -2,7 +2,7 @@
 //! Heroku-shaped formation API on loopback.
 
 use crate::support::*;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 const KEY: &str = "test-key-0123456789";
 
@@ -297,4 +297,47 @@ fn bad_settings_stop_the_worker_with_exit_code_2_naming_key_value_and_expectatio
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/settings.toml"));
+}
+
+/// Settings given only as config vars (a time-of-day table and `[[apps]]` included) are the
+/// settings of the same file: `check` prints the same values in force.
+#[test]
+fn config_vars_alone_give_the_same_settings_as_the_file() {
+    let document = "heroku_api_key = \"vars-secret-77\"\nmax_dynos = { \"0:00\" = 2, \"9:00\" = 5 }\n\n\
+                    [[apps]]\nheroku_app_name = \"shop\"\n\n[[apps]]\nheroku_app_name = \"api\"\nmin_dynos = 2\n";
+    let (_dir, path) = settings_file(document);
+    let check = |command: &mut Command| {
+        let output = command
+            .arg("check")
+            .stdout(Stdio::piped())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert_eq!(output.status.code(), Some(0), "{stdout}");
+        assert!(!stdout.contains("vars-secret-77"), "{stdout}");
+        // The downtime file is found beside a settings file, in the working folder without
+        // one: the only line that may differ.
+        stdout
+            .lines()
+            .filter(|line| !line.contains("downtime.txt"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let from_file = check(command().arg("--settings").arg(&path));
+    assert!(
+        from_file.contains("max_dynos = { \"0:00\" = 2, \"9:00\" = 5 }"),
+        "{from_file}"
+    );
+    let from_document = check(command().env("AUTOSCALE_SETTINGS", document));
+    assert_eq!(from_document, from_file);
+    let from_single_vars = check(
+        command()
+            .env("AUTOSCALE_HEROKU_API_KEY", "vars-secret-77")
+            .env("AUTOSCALE_MAX_DYNOS", r#"{"0:00" = 2, "9:00" = 5}"#)
+            .env(
+                "AUTOSCALE_APPS",
+                r#"[{heroku_app_name = "shop"}, {heroku_app_name = "api", min_dynos = 2}]"#,
+            ),
+    );
+    assert_eq!(from_single_vars, from_file);
 }
