@@ -177,7 +177,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             unreachable!("handled before the settings are loaded")
         }
         Command::Run => {
-            let runtime = tokio::runtime::Runtime::new()?;
+            let runtime = worker_runtime(settings.apps.len())?;
             runtime.block_on(run_worker(settings, cli.dry_run))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -406,6 +406,19 @@ fn downtime_lines(
     }
     lines.extend(notes);
     lines
+}
+
+/// A runtime sized for the work: one thread for one app, whose beat is a request or two every
+/// interval (a second worker thread would only add wake-ups between the two, and memory); a
+/// thread per core for many apps.
+fn worker_runtime(apps: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if apps == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    }
 }
 
 async fn run_worker(settings: Settings, dry_run: bool) -> Result<()> {
