@@ -149,7 +149,8 @@ pub struct AppSettings {
     pub downtime: Vec<Window>,
     /// Bad entries of `AUTOSCALE_DOWNTIME`: reported and ignored, never fatal.
     pub downtime_warnings: Vec<BadEntry>,
-    /// The file of downtime windows, re-read on every heartbeat; `None` when set to "".
+    /// The file of downtime windows, watched while the worker runs and read again after each
+    /// change; `None` when set to "".
     pub downtime_file: Option<PathBuf>,
     /// The heartbeat response header that announces downtime; `None` when set to "".
     pub downtime_header: Option<String>,
