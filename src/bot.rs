@@ -104,6 +104,16 @@ pub struct Worker {
     first_beat_after: Duration,
 }
 
+/// Where the heartbeat goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatConnection {
+    /// On a kept connection of its own: the least a beat can cost. For a worker of one app.
+    Own,
+    /// Through the shared client's pool, which keeps one connection per host, not per app:
+    /// for a worker of many apps, whose own connections would each hold their buffers.
+    Pooled,
+}
+
 /// What one beat gathered.
 struct Gathered {
     inputs: Inputs,
@@ -266,6 +276,7 @@ impl Worker {
         client: reqwest::Client,
         dry_run: bool,
         test_notifier: Option<TestNotifier>,
+        connection: HeartbeatConnection,
         shutdown: &CancellationToken,
     ) -> Self {
         let downtime_header = settings
@@ -273,14 +284,16 @@ impl Worker {
             .as_ref()
             .filter(|_| !settings.downtime_disable)
             .and_then(|name| reqwest::header::HeaderName::from_bytes(name.as_bytes()).ok());
-        let probe = Arc::new(
-            HeartbeatProbe::new(
-                client.clone(),
-                settings.heartbeat_url.clone(),
-                settings.heartbeat_timeout,
-            )
-            .with_downtime_header(downtime_header),
-        );
+        let probe = HeartbeatProbe::new(
+            client.clone(),
+            settings.heartbeat_url.clone(),
+            settings.heartbeat_timeout,
+        )
+        .with_downtime_header(downtime_header);
+        let probe = Arc::new(match connection {
+            HeartbeatConnection::Own => probe.with_own_connection(),
+            HeartbeatConnection::Pooled => probe,
+        });
         let scaler = scaler_for(&settings, client.clone(), shutdown);
         let hook = shutdown_hook_for(&settings, client);
         let notifiers = notifiers_for(&settings, test_notifier);

@@ -132,7 +132,13 @@ pub async fn run(
             std::time::Duration::ZERO
         };
         let formation = formations.get(&(key.clone(), app.heroku_app_name.clone()));
-        let mut worker = Worker::from_settings(app, client.clone(), dry_run, None, &shutdown)
+        let connection = if spread {
+            bot::HeartbeatConnection::Pooled
+        } else {
+            bot::HeartbeatConnection::Own
+        };
+        let mut worker =
+            Worker::from_settings(app, client.clone(), dry_run, None, connection, &shutdown)
             .with_metrics(&registry)
             .with_leadership(leadership.clone())
             .with_file_watch(file_watch.clone())

@@ -1,8 +1,8 @@
 //! The heartbeat: a GET of the app's heartbeat URL, timed from before the request to the last
 //! byte of the body, bounded by a timeout. It also keeps the dynos warm, as seed 001 notes.
 //!
-//! It goes out on the heartbeat's own kept connection ([`super::kept`]), the cheapest request
-//! there is. A redirect is followed through reqwest from where it points (and logged once: a
+//! With [`Heartbeat::with_own_connection`] it goes out on a kept connection of its own
+//! ([`super::kept`]), the cheapest request there is; else through the shared client's pool. A redirect is followed through reqwest from where it points (and logged once: a
 //! heartbeat_url that points there directly saves a request every beat); with a proxy in the
 //! environment, or a URL the kept connection cannot serve, every heartbeat goes through
 //! reqwest, which honours both.
@@ -36,13 +36,25 @@ fn proxy_in_environment() -> bool {
 }
 
 impl Heartbeat {
-    /// `client` is shared with the other backends so connections are pooled; it serves what
-    /// the heartbeat's own connection does not (see the module's docs).
+    /// Heartbeats through `client`, shared with the other backends so connections are pooled.
     pub fn new(client: reqwest::Client, url: Url, timeout: Duration) -> Self {
-        let kept = (!proxy_in_environment())
+        Heartbeat {
+            client,
+            url,
+            timeout,
+            downtime_header: None,
+            kept: None,
+            redirect_told: AtomicBool::new(false),
+        }
+    }
+
+    /// Heartbeats on a connection of their own, kept between beats (see the module's docs);
+    /// the client still serves a redirect's target, and every heartbeat when a proxy is set.
+    pub fn with_own_connection(mut self) -> Self {
+        self.kept = (!proxy_in_environment())
             .then(|| {
                 KeptConnection::new(
-                    &url,
+                    &self.url,
                     &[
                         (reqwest::header::USER_AGENT, crate::USER_AGENT),
                         (reqwest::header::CACHE_CONTROL, "no-cache"),
@@ -51,14 +63,7 @@ impl Heartbeat {
                 )
             })
             .flatten();
-        Heartbeat {
-            client,
-            url,
-            timeout,
-            downtime_header: None,
-            kept,
-            redirect_told: AtomicBool::new(false),
-        }
+        self
     }
 
     /// Also hands back the value of this response header (the app's downtime announcement).
@@ -234,12 +239,16 @@ mod tests {
         format!("http://{address}")
     }
 
-    async fn announced(base: &str, path: &str, header: Option<&str>) -> Option<String> {
+    /// The downtime header the probe hands back, on its own connection (`own`) or pooled.
+    async fn announced(base: &str, path: &str, header: Option<&str>, own: bool) -> Option<String> {
         let url = Url::parse(&format!("{base}{path}")).unwrap();
-        let probe = Heartbeat::new(reqwest::Client::new(), url, Duration::from_secs(10))
-            .with_downtime_header(
-                header.map(|name| HeaderName::from_bytes(name.as_bytes()).unwrap()),
-            );
+        let mut probe = Heartbeat::new(reqwest::Client::new(), url, Duration::from_secs(10));
+        if own {
+            probe = probe.with_own_connection();
+        }
+        let probe = probe.with_downtime_header(
+            header.map(|name| HeaderName::from_bytes(name.as_bytes()).unwrap()),
+        );
         match probe.probe().await {
             ProbeOutcome::Response {
                 status: 200,
@@ -253,6 +262,7 @@ mod tests {
     fn probe_of(base: &str, path: &str) -> Heartbeat {
         let url = Url::parse(&format!("{base}{path}")).unwrap();
         Heartbeat::new(reqwest::Client::new(), url, Duration::from_secs(10))
+            .with_own_connection()
             .with_downtime_header(Some(HeaderName::from_static("x-downtime")))
     }
 
@@ -317,21 +327,27 @@ mod tests {
     #[tokio::test]
     async fn the_downtime_header_is_handed_back_when_asked_for() {
         let base = serve().await;
-        assert_eq!(
-            announced(&base, "/one", Some("X-Downtime"))
-                .await
-                .as_deref(),
-            Some("2026-11-25T01:00/PT3H"),
-            "header names are case-insensitive"
-        );
-        assert_eq!(
-            announced(&base, "/two", Some("x-downtime"))
-                .await
-                .as_deref(),
-            Some("2026-11-25T01:00/PT3H, 2026-11-26T01:00/PT1H")
-        );
-        assert_eq!(announced(&base, "/none", Some("x-downtime")).await, None);
-        assert_eq!(announced(&base, "/one", None).await, None, "not asked for");
-        assert_eq!(announced(&base, "/one", Some("x-other")).await, None);
+        for own in [false, true] {
+            assert_eq!(
+                announced(&base, "/one", Some("X-Downtime"), own)
+                    .await
+                    .as_deref(),
+                Some("2026-11-25T01:00/PT3H"),
+                "header names are case-insensitive"
+            );
+            assert_eq!(
+                announced(&base, "/two", Some("x-downtime"), own)
+                    .await
+                    .as_deref(),
+                Some("2026-11-25T01:00/PT3H, 2026-11-26T01:00/PT1H")
+            );
+            assert_eq!(announced(&base, "/none", Some("x-downtime"), own).await, None);
+            assert_eq!(
+                announced(&base, "/one", None, own).await,
+                None,
+                "not asked for"
+            );
+            assert_eq!(announced(&base, "/one", Some("x-other"), own).await, None);
+        }
     }
 }
