@@ -100,6 +100,7 @@ impl KeptConnection {
     }
 
     /// Whether a connection is kept for the next GET.
+    #[cfg(test)]
     pub fn is_open(&self) -> bool {
         self.open.lock().expect("not poisoned").is_some()
     }
