@@ -221,7 +221,7 @@ pub async fn run(
         crate::bot::HeartbeatConnection::Own,
         &stop,
     )
-        .with_beats(beats_tx);
+    .with_beats(beats_tx);
     let worker_task = tokio::spawn(worker.run(stop.clone()));
     let tally = Arc::new(Mutex::new(Tally::default()));
     let load_task = tokio::spawn(load::generate(

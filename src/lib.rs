@@ -139,10 +139,10 @@ pub async fn run(
         };
         let mut worker =
             Worker::from_settings(app, client.clone(), dry_run, None, connection, &shutdown)
-            .with_metrics(&registry)
-            .with_leadership(leadership.clone())
-            .with_file_watch(file_watch.clone())
-            .with_first_beat_after(offset);
+                .with_metrics(&registry)
+                .with_leadership(leadership.clone())
+                .with_file_watch(file_watch.clone())
+                .with_first_beat_after(offset);
         // The budget is Heroku's (a command scaler spends none of it), and a key with one
         // formation reads every heartbeat, as a single app always did.
         if heroku && plans.get(&key).is_some_and(|plan| plan.budgeted) {

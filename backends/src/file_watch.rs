@@ -62,11 +62,10 @@ impl FileWatch {
     pub async fn watch(&self, path: &Path) -> Watched {
         let inner = self.inner.clone();
         let owned = path.to_path_buf();
-        let file = tokio::task::spawn_blocking(move || {
-            inner.lock().expect("not poisoned").add(&owned)
-        })
-        .await
-        .unwrap_or(None);
+        let file =
+            tokio::task::spawn_blocking(move || inner.lock().expect("not poisoned").add(&owned))
+                .await
+                .unwrap_or(None);
         Watched {
             path: path.to_path_buf(),
             file,
@@ -87,11 +86,7 @@ impl FileWatch {
 
     /// Reads the file with `read` on tokio's blocking pool, and notes the change it has seen.
     /// The count is taken before the read, so a change during the read is seen next time.
-    pub async fn read<T: Send + 'static>(
-        &self,
-        watched: &mut Watched,
-        read: fn(&Path) -> T,
-    ) -> T {
+    pub async fn read<T: Send + 'static>(&self, watched: &mut Watched, read: fn(&Path) -> T) -> T {
         let changes = watched.file.map(|file| {
             let mut inner = self.inner.lock().expect("not poisoned");
             inner.drain();
@@ -277,11 +272,17 @@ mod tests {
         std::fs::write(&draft, "one\n").unwrap();
         std::fs::rename(&draft, &path).unwrap();
         assert!(watch.may_have_changed(&watched));
-        assert_eq!(watch.read(&mut watched, text).await.as_deref(), Some("one\n"));
+        assert_eq!(
+            watch.read(&mut watched, text).await.as_deref(),
+            Some("one\n")
+        );
         assert!(!watch.may_have_changed(&watched));
         std::fs::write(&path, "two\n").unwrap();
         assert!(watch.may_have_changed(&watched), "written in place");
-        assert_eq!(watch.read(&mut watched, text).await.as_deref(), Some("two\n"));
+        assert_eq!(
+            watch.read(&mut watched, text).await.as_deref(),
+            Some("two\n")
+        );
         std::fs::remove_file(&path).unwrap();
         assert!(watch.may_have_changed(&watched), "removed");
         assert_eq!(watch.read(&mut watched, text).await, None);

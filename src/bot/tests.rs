@@ -165,11 +165,19 @@ async fn a_notice_that_states_the_size_and_a_moved_bound_read_it_first() {
     worker.beat().await;
     tokio::time::advance(Duration::from_secs(30)).await;
     worker.beat().await;
-    assert_eq!(*scaler.reads.lock().unwrap(), 1, "two fails: nothing rests on the size");
+    assert_eq!(
+        *scaler.reads.lock().unwrap(),
+        1,
+        "two fails: nothing rests on the size"
+    );
     *scaler.quantity.lock().unwrap() = 2; // a person scaled down by hand
     tokio::time::advance(Duration::from_secs(30)).await;
     let beat = worker.beat().await; // 12:01:30, the third fail
-    assert_eq!(*scaler.reads.lock().unwrap(), 2, "read before a decision at the max");
+    assert_eq!(
+        *scaler.reads.lock().unwrap(),
+        2,
+        "read before a decision at the max"
+    );
     assert_eq!(beat.quantity, Some(2));
     assert_eq!(beat.scaled_to, Some(3), "below the max after all: scaled");
     // At 12:03 the max moves to 4: the size is read when the bounds move.

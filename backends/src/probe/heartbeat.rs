@@ -32,7 +32,9 @@ pub struct Heartbeat {
 fn proxy_in_environment() -> bool {
     ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"]
         .iter()
-        .any(|name| std::env::var_os(name).is_some() || std::env::var_os(name.to_lowercase()).is_some())
+        .any(|name| {
+            std::env::var_os(name).is_some() || std::env::var_os(name.to_lowercase()).is_some()
+        })
 }
 
 impl Heartbeat {
@@ -277,14 +279,24 @@ mod tests {
     async fn beat_after_beat_on_a_kept_connection_a_closed_one_replaced() {
         let base = serve().await;
         let kept = probe_of(&base, "/one");
-        assert!(kept.kept.is_some(), "a plain http URL gets its own connection");
+        assert!(
+            kept.kept.is_some(),
+            "a plain http URL gets its own connection"
+        );
         for _ in 0..3 {
             assert_eq!(status(&kept.probe().await), Some(200));
         }
-        assert!(kept.kept.as_ref().unwrap().is_open(), "kept for the next beat");
+        assert!(
+            kept.kept.as_ref().unwrap().is_open(),
+            "kept for the next beat"
+        );
         let closing = probe_of(&base, "/closing");
         for _ in 0..3 {
-            assert_eq!(status(&closing.probe().await), Some(200), "a new one each time");
+            assert_eq!(
+                status(&closing.probe().await),
+                Some(200),
+                "a new one each time"
+            );
         }
         let missing = probe_of(&base, "/missing");
         assert_eq!(status(&missing.probe().await), Some(404));
@@ -341,7 +353,10 @@ mod tests {
                     .as_deref(),
                 Some("2026-11-25T01:00/PT3H, 2026-11-26T01:00/PT1H")
             );
-            assert_eq!(announced(&base, "/none", Some("x-downtime"), own).await, None);
+            assert_eq!(
+                announced(&base, "/none", Some("x-downtime"), own).await,
+                None
+            );
             assert_eq!(
                 announced(&base, "/one", None, own).await,
                 None,

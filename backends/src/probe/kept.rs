@@ -24,18 +24,23 @@ trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
 type Io = TokioIo<Box<dyn Stream>>;
+/// hyper's side of a kept connection, polled by whichever GET is under way.
+type Driven = Pin<Box<Connection<Io, Empty<Bytes>>>>;
 
 struct Open {
     sender: SendRequest<Empty<Bytes>>,
     /// `None` once it ended (the app closed it): it is polled no more, and not kept.
-    connection: Option<Pin<Box<Connection<Io, Empty<Bytes>>>>>,
+    connection: Option<Driven>,
 }
 
 /// One origin's kept connection, and the request a heartbeat sends on it, made once.
 pub struct KeptConnection {
     host: String,
     port: u16,
-    tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    tls: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
     request: hyper::Request<Empty<Bytes>>,
     open: Mutex<Option<Open>>,
 }
@@ -69,7 +74,10 @@ impl KeptConnection {
     /// `None` for a URL this connection cannot serve (not http or https, no host): reqwest
     /// does.
     pub fn new(url: &Url, headers: &[(hyper::header::HeaderName, &str)]) -> Option<Self> {
-        let host = url.host_str()?.trim_start_matches('[').trim_end_matches(']');
+        let host = url
+            .host_str()?
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let port = url.port_or_known_default()?;
         let tls = match url.scheme() {
             "http" => None,
@@ -86,9 +94,10 @@ impl KeptConnection {
             .body(Empty::new())
             .ok()?;
         for (name, value) in headers {
-            request
-                .headers_mut()
-                .insert(name.clone(), hyper::header::HeaderValue::from_str(value).ok()?);
+            request.headers_mut().insert(
+                name.clone(),
+                hyper::header::HeaderValue::from_str(value).ok()?,
+            );
         }
         Some(KeptConnection {
             host: host.to_string(),
@@ -151,10 +160,7 @@ impl KeptConnection {
     /// Sends the request on `open` and reads the answer, polling the connection meanwhile;
     /// keeps `open` for the next beat when it can carry another request.
     async fn exchange(&self, mut open: Open) -> Result<Answer, Tried> {
-        let Open {
-            sender,
-            connection,
-        } = &mut open;
+        let Open { sender, connection } = &mut open;
         drive(connection, sender.ready())
             .await
             .map_err(|error| Tried::Unanswered(error.to_string()))?;
@@ -206,10 +212,7 @@ impl Tried {
 
 /// Awaits `future` while polling the connection that serves it, until the connection ends; a
 /// connection that failed fails the future.
-async fn drive<F, T>(
-    connection: &mut Option<Pin<Box<Connection<Io, Empty<Bytes>>>>>,
-    future: F,
-) -> Result<T, hyper::Error>
+async fn drive<F, T>(connection: &mut Option<Driven>, future: F) -> Result<T, hyper::Error>
 where
     F: Future<Output = Result<T, hyper::Error>>,
 {
