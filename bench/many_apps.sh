@@ -7,8 +7,9 @@
 #
 # APPS apps spread over KEYS API keys (default 100: an agency's client accounts); every 100th
 # app answers in 1.5 s, so that some apps scale. DURATION_S (default 240) bounds the run.
-# Each key's budget (3600 calls an hour) starts full, and the worker reads every heartbeat
-# while it has 90 % of it left: the last minute shows the pace once that room is spent.
+# Each key's budget (3600 calls an hour) starts full; a size is re-read once it is 10
+# heartbeats old (at once while the key has 90 % of its budget left, else at the budget's
+# pace) and just before every scale: the last minute shows the pace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 APPS=${1:-10000}

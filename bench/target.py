@@ -5,7 +5,8 @@ GET /heartbeat        answers 200 "ok" after the latency in force (threaded: a s
                       never delays another client's)
 GET /control?latency_ms=N   sets the latency
 GET /stats            JSON: heartbeat hits per client ("ours" = autoscalebot/, "original" =
-                      Python-urllib/)
+                      Python-urllib/, "floor" = floor/, bench/floor.c), and formation reads
+                      ("formation_reads") and writes
 GET|PATCH /apps/APP/formation/TYPE   a minimal Heroku formation, so our worker has a platform
                       to read (the original keeps its count in memory, see heroku.py)
 Usage: target.py PORT
@@ -18,7 +19,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-state = {"latency_ms": 10.0, "hits": {"ours": 0, "original": 0, "other": 0}, "quantity": 1}
+state = {"latency_ms": 10.0, "hits": {"ours": 0, "original": 0, "floor": 0, "other": 0},
+         "quantity": 1, "formation_reads": 0, "formation_writes": 0}
 lock = threading.Lock()
 
 
@@ -61,7 +63,8 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(latency / 1000.0)
             agent = self.headers.get("User-Agent", "")
             client = "ours" if agent.startswith("autoscalebot/") else (
-                "original" if agent.startswith("Python-urllib/") else "other")
+                "original" if agent.startswith("Python-urllib/") else (
+                    "floor" if agent.startswith("floor/") else "other"))
             with lock:
                 state["hits"][client] += 1
             self.reply(200, "ok")
@@ -74,6 +77,8 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 self.reply(200, json.dumps(state), "application/json")
         elif url.path.startswith("/apps/"):
+            with lock:
+                state["formation_reads"] += 1
             self.formation()
         else:
             self.reply(404, "no such path")
@@ -83,6 +88,7 @@ class Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"{}")
         with lock:
             state["quantity"] = int(body.get("quantity", state["quantity"]))
+            state["formation_writes"] += 1
         self.formation()
 
 

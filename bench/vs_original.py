@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Side by side, in one run, on one local heartbeat target (bench/target.py on 127.0.0.1):
-our worker and the original autoscalebot 2.1.
+our worker, the original autoscalebot 2.1, and the floor (bench/floor.c: one kept-alive GET
+per beat in C, nothing else).
 
-1. Cost: both workers run at a 0.2 s interval against a 10 ms heartbeat for WINDOW_S seconds
+1. Cost: all three run at a 0.2 s interval against a 10 ms heartbeat for WINDOW_S seconds
    (after a warm-up); CPU time per heartbeat from /proc/PID/stat (utime + stime over the hits
-   the target counted from each), peak RSS from VmHWM in /proc/PID/status. The original runs
-   through ../shared/bench/original/run_original.sh, exactly as published.
+   the target counted from each), requests per heartbeat (ours also reads the formation; the
+   original keeps its count in memory), peak RSS from VmHWM in /proc/PID/status. The original
+   runs through ../shared/bench/original/run_original.sh, exactly as published.
 2. Accuracy: the target answers 5 ms above and below max (1000 ms) and min (200 ms); each
    heartbeat's class is read from our debug log and from the original's own ping_and_store
    (bench/original_classify.py, Python 2.7, the published package's code).
-Usage: vs_original.py AUTOSCALEBOT_BINARY RUN_ORIGINAL_SH   (bounded: a few minutes at most)
+Usage: vs_original.py AUTOSCALEBOT_BINARY RUN_ORIGINAL_SH FLOOR_BINARY   (a few minutes at most)
 """
 import json
 import os
@@ -27,7 +29,6 @@ WARMUP_S = 5.0
 INTERVAL_S = 0.2
 MAX_MS, MIN_MS = 1000, 200
 PINGS_PER_LEVEL = int(os.environ.get("BENCH_PINGS", "10"))
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port():
@@ -42,9 +43,18 @@ def get(url):
 
 
 def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """CPU time of every live thread of `pid`, from the scheduler in ns
+    (/proc/PID/task/*/schedstat): /proc/PID/stat counts whole clock ticks (10 ms), too coarse
+    for the floor's 20 ms a minute. A thread that exits within the window is not counted (ours
+    only lets an idle blocking-pool thread go, which spends microseconds)."""
+    total = 0
+    for task in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, task)) as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass  # exited between the listing and the read
+    return total / 1e9
 
 
 def status_kib(pid, key):
@@ -85,7 +95,7 @@ def stop(process):
 
 
 def main():
-    ours_bin, run_original = sys.argv[1], sys.argv[2]
+    ours_bin, run_original, floor_bin = sys.argv[1], sys.argv[2], sys.argv[3]
     port = free_port()
     base = "http://127.0.0.1:%d" % port
     heartbeat = base + "/heartbeat"
@@ -110,21 +120,31 @@ def main():
         ours = subprocess.Popen([ours_bin, "--settings", settings], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         processes.append(ours)
+        floor = subprocess.Popen([floor_bin, "127.0.0.1", str(port), "/heartbeat", str(INTERVAL_S)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        processes.append(floor)
         wait_for("our first heartbeat", lambda: hits()["ours"] > 0, 30)
+        wait_for("the floor's first heartbeat", lambda: hits()["floor"] > 0, 30)
         time.sleep(WARMUP_S)
-        before = hits()
-        cpu_before = {"ours": cpu_seconds(ours.pid), "original": cpu_seconds(original.pid)}
+        stats = lambda: json.loads(get(base + "/stats"))
+        before = stats()
+        contenders = (("original", original), ("ours", ours), ("floor", floor))
+        cpu_before = {name: cpu_seconds(process.pid) for name, process in contenders}
         time.sleep(WINDOW_S)
-        after = hits()
+        after = stats()
         cost = {}
-        for name, process in (("original", original), ("ours", ours)):
-            beats = after[name] - before[name]
+        for name, process in contenders:
+            beats = after["hits"][name] - before["hits"][name]
             cpu = cpu_seconds(process.pid) - cpu_before[name]
+            # Only ours reads the formation (the target's API); the others send the heartbeat.
+            reads = after["formation_reads"] - before["formation_reads"] if name == "ours" else 0
             cost[name] = {
                 "heartbeats": beats,
                 "cpu_ms_per_heartbeat": 1000.0 * cpu / max(beats, 1),
+                "requests_per_heartbeat": (beats + reads) / max(beats, 1),
                 "peak_rss_mib": status_kib(process.pid, "VmHWM") / 1024.0,
             }
+        stop(floor)
         stop(ours)
         stop(original)
 
@@ -181,19 +201,31 @@ def _answers(url):
 
 
 def report(cost, accuracy):
-    o, r = cost["original"], cost["ours"]
-    print("| | autoscalebot 2.1 (Python 2.7) | ours (Rust) |")
-    print("|---|---|---|")
-    print("| heartbeats in the %.0f s window (0.2 s interval, 10 ms target) | %d | %d |"
-          % (WINDOW_S, o["heartbeats"], r["heartbeats"]))
-    print("| CPU time per heartbeat | %.3f ms | %.3f ms |"
-          % (o["cpu_ms_per_heartbeat"], r["cpu_ms_per_heartbeat"]))
-    print("| peak RSS (VmHWM) | %.1f MiB | %.1f MiB |" % (o["peak_rss_mib"], r["peak_rss_mib"]))
+    o, r, f = cost["original"], cost["ours"], cost["floor"]
+    load = os.getloadavg()
+    print("| | autoscalebot 2.1 (Python 2.7) | ours (Rust) | floor (C, bench/floor.c) |")
+    print("|---|---|---|---|")
+    print("| heartbeats in the %.0f s window (0.2 s interval, 10 ms target) | %d | %d | %d |"
+          % (WINDOW_S, o["heartbeats"], r["heartbeats"], f["heartbeats"]))
+    print("| requests per heartbeat | %.3f | %.3f | %.3f |"
+          % (o["requests_per_heartbeat"], r["requests_per_heartbeat"], f["requests_per_heartbeat"]))
+    print("| CPU time per heartbeat | %.3f ms | %.3f ms | %.3f ms |"
+          % (o["cpu_ms_per_heartbeat"], r["cpu_ms_per_heartbeat"], f["cpu_ms_per_heartbeat"]))
+    floor_ms = max(f["cpu_ms_per_heartbeat"], 1e-9)
+    print("| CPU per heartbeat / the floor's | %.2f x | %.2f x | 1 x |"
+          % (o["cpu_ms_per_heartbeat"] / floor_ms, r["cpu_ms_per_heartbeat"] / floor_ms))
+    print("| CPU per request / the floor's | %.2f x | %.2f x | 1 x |"
+          % (o["cpu_ms_per_heartbeat"] / o["requests_per_heartbeat"] / floor_ms,
+             r["cpu_ms_per_heartbeat"] / r["requests_per_heartbeat"] / floor_ms))
+    print("| peak RSS (VmHWM) | %.1f MiB | %.1f MiB | %.1f MiB |"
+          % (o["peak_rss_mib"], r["peak_rss_mib"], f["peak_rss_mib"]))
     for level in accuracy:
-        print("| target answers in %d ms (expected: %s) | %d/%d right (median %.0f ms) | %d/%d right (median %s ms) |"
+        print("| target answers in %d ms (expected: %s) | %d/%d right (median %.0f ms) | %d/%d right (median %s ms) | |"
               % (level["latency_ms"], level["expected"],
                  level["original"][0], level["original"][1], level["original_median_ms"],
                  level["ours"][0], level["ours"][1], level["ours_median_ms"]))
+    print("load average at the end (1, 5, 15 min): %.2f %.2f %.2f on %d cores"
+          % (load[0], load[1], load[2], os.cpu_count()))
 
 
 if __name__ == "__main__":

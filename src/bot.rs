@@ -3,11 +3,13 @@
 //! 1. **Gather** the inputs: the heartbeat (a stopped app gets none: its size is read first,
 //!    and it is probed only if it runs again), the log drain's router window, the planned
 //!    downtime window in force (the downtime file and the heartbeat's header, read into the
-//!    [`Calendar`]), the traffic, and the size, read from the platform within the API key's
-//!    budget ([`Pace`]) or, when the budget's pace asks for no read, the last size known.
-//! 2. **Step**: [`decision::step`], once. Should it want a write on a size only known, the size
-//!    is read first; only if the platform says it moved (someone scaled by hand) is the step
-//!    taken again, from the same state, at the size read.
+//!    [`Calendar`]), the traffic, and the size: the last size known while it is recent, read
+//!    from the platform once it is [`crate::budget::REFRESH_EVERY_BEATS`] old (within the API
+//!    key's budget, [`Pace`]), so that a steady beat makes one request, the heartbeat.
+//! 2. **Step**: [`decision::step`], once. Should it, at a size only known, want a write or
+//!    tell the size, or should the bounds have moved, the size is read first; only if the
+//!    platform says it moved (someone scaled by hand) is the step taken again, from the same
+//!    state, at the size read. No write ever goes out on a size that was not just read.
 //! 3. **Act**: the scale, if any, then [`State::acted`] with what came of it (or of a failed
 //!    read): the engine's one feedback.
 //! 4. **Tell and record**: the beat's notices, worded by [`crate::notices`], sent once; the
@@ -34,7 +36,7 @@ pub use platform::{refusal_pause, Pace, MAX_REFUSAL_PAUSE};
 pub use registry::{notifiers_for, scaler_for, send_test_notifications, shutdown_hook_for};
 
 use crate::decision::{
-    self, classify, Acted, Config, HeartbeatReading, Inputs, Observation, Output, State,
+    self, classify, Acted, Bounds, Config, HeartbeatReading, Inputs, Observation, Output, State,
 };
 use crate::downtime::Calendar;
 use crate::drain::Drain;
@@ -44,6 +46,7 @@ use crate::router_log::RouterStats;
 use crate::settings::AppSettings;
 use crate::telemetry::Telemetry;
 use crate::traffic::TrafficMeter;
+use autoscalebot_backends::file_watch::{FileWatch, Watched};
 use autoscalebot_backends::leader::Leadership;
 use autoscalebot_backends::notify::{Dispatcher, Event, Notifier, TestNotifier};
 use autoscalebot_backends::probe::{Heartbeat as HeartbeatProbe, Probe, ProbeOutcome};
@@ -81,14 +84,34 @@ pub struct Worker {
     calendar: Calendar,
     /// The last error reading the downtime file, so that it is logged once, not every beat.
     downtime_file_error: Option<String>,
+    /// Tells when the downtime file may have changed; shared by the apps of a worker
+    /// ([`Worker::with_file_watch`]), else made at the first beat.
+    file_watch: Option<FileWatch>,
+    /// The downtime file as watched, from the first beat on.
+    downtime_watched: Option<Watched>,
     refusal: Option<Refusal>,
     beats: Option<mpsc::UnboundedSender<Beat>>,
     /// Whether this copy of the worker may scale and notify now.
     leadership: Leadership,
-    /// The API key's budget and the pace of re-reads; `None`: read on every heartbeat.
+    /// The API key's budget and the pace of re-reads; `None`: no budget to spend from.
     pace: Option<Pace>,
+    /// The last read or write failed: the next beat reads rather than trust a size known.
+    call_failed: bool,
+    /// The bounds in force when the size was last read: when they move, a size only known
+    /// is read fresh.
+    bounds_read: Option<Bounds>,
     /// How long after the start the first heartbeat comes.
     first_beat_after: Duration,
+}
+
+/// Where the heartbeat goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatConnection {
+    /// On a kept connection of its own: the least a beat can cost. For a worker of one app.
+    Own,
+    /// Through the shared client's pool, which keeps one connection per host, not per app:
+    /// for a worker of many apps, whose own connections would each hold their buffers.
+    Pooled,
 }
 
 /// What one beat gathered.
@@ -158,6 +181,8 @@ impl Worker {
         Worker {
             calendar,
             downtime_file_error: None,
+            file_watch: None,
+            downtime_watched: None,
             settings,
             state: State::new(&config),
             config,
@@ -175,6 +200,8 @@ impl Worker {
             beats: None,
             leadership: Leadership::always(),
             pace: None,
+            call_failed: false,
+            bounds_read: None,
             first_beat_after: Duration::ZERO,
         }
     }
@@ -187,6 +214,12 @@ impl Worker {
             &self.settings.process_type,
             self.dispatcher.counts(),
         );
+        self
+    }
+
+    /// Watches the downtime file with `watch`, which the other apps of the worker share.
+    pub fn with_file_watch(mut self, watch: FileWatch) -> Self {
+        self.file_watch = Some(watch);
         self
     }
 
@@ -246,6 +279,7 @@ impl Worker {
         client: reqwest::Client,
         dry_run: bool,
         test_notifier: Option<TestNotifier>,
+        connection: HeartbeatConnection,
         shutdown: &CancellationToken,
     ) -> Self {
         let downtime_header = settings
@@ -254,14 +288,16 @@ impl Worker {
             .as_ref()
             .filter(|_| !settings.downtime.disable)
             .and_then(|name| reqwest::header::HeaderName::from_bytes(name.as_bytes()).ok());
-        let probe = Arc::new(
-            HeartbeatProbe::new(
-                client.clone(),
-                settings.heartbeat.url.clone(),
-                settings.heartbeat.timeout,
-            )
-            .with_downtime_header(downtime_header),
-        );
+        let probe = HeartbeatProbe::new(
+            client.clone(),
+            settings.heartbeat.url.clone(),
+            settings.heartbeat.timeout,
+        )
+        .with_downtime_header(downtime_header);
+        let probe = Arc::new(match connection {
+            HeartbeatConnection::Own => probe.with_own_connection(),
+            HeartbeatConnection::Pooled => probe,
+        });
         let scaler = scaler_for(&settings, client.clone(), shutdown);
         let hook = shutdown_hook_for(&settings, client);
         let notifiers = notifiers_for(&settings, test_notifier);
@@ -389,7 +425,7 @@ impl Worker {
                 self.telemetry.metrics.router_window(&stats);
                 router = Some(stats);
             }
-            self.refresh_downtime(outcome.as_ref());
+            self.refresh_downtime(outcome.as_ref()).await;
         }
         let size = match size {
             Some(size) => size,
@@ -424,21 +460,27 @@ impl Worker {
         })
     }
 
-    /// The engine's step. When it wants a write on a size only known (the budget's pace asked
-    /// for no read), the size is read first; only if the platform says it moved is the step
-    /// taken again, from the same state, at the size read.
+    /// The engine's step. When, at a size only known, it wants a write or tells the size
+    /// ([`Output::rests_on_the_size`]), or the bounds moved since the last read, the size is
+    /// read first; only if the platform says it moved is the step taken again, from the same
+    /// state, at the size read.
     async fn step(&mut self, gathered: &mut Gathered) -> Output {
         let now = gathered.now;
         let (mut next, mut output) =
             decision::step(&self.state, &self.config, &gathered.inputs, now);
-        if let (Some(_), Size::Known(known)) = (output.scale, &gathered.size) {
-            let known = *known;
-            gathered.size = self.confirm_size().await;
-            self.saw_size(&gathered.size);
-            if gathered.size.quantity() != Some(known) {
-                gathered.inputs.size = gathered.size.quantity();
-                (next, output) = decision::step(&self.state, &self.config, &gathered.inputs, now);
+        if let Size::Known(known) = gathered.size {
+            if output.rests_on_the_size() || self.bounds_read != Some(output.bounds) {
+                gathered.size = self.confirm_size().await;
+                self.saw_size(&gathered.size);
+                if gathered.size.quantity() != Some(known) {
+                    gathered.inputs.size = gathered.size.quantity();
+                    (next, output) =
+                        decision::step(&self.state, &self.config, &gathered.inputs, now);
+                }
             }
+        }
+        if let Size::Read(_) = gathered.size {
+            self.bounds_read = Some(output.bounds);
         }
         self.log_step(&next, &output);
         self.state = next;

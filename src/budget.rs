@@ -13,8 +13,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Above this share of the budget the worker reads every app's size on every heartbeat, as a
-/// single app always did: the budget has room to spare.
+/// A size known from the platform is re-read once it is this many heartbeats old, however much
+/// budget there is: a scale made by hand (the dashboard, the CLI) is seen within this many
+/// heartbeats, 5 minutes at the default 30 s interval, unless a key's budget sets a slower
+/// pace. In between, a beat reads only when its decision rests on the size (see
+/// `crate::decision::Output::rests_on_the_size`), so a write always follows a fresh read.
+pub const REFRESH_EVERY_BEATS: u32 = 10;
+/// Above this share of the budget a size older than [`REFRESH_EVERY_BEATS`] is re-read at
+/// once, whatever the planned pace: the budget has room to spare.
 const FREE_ABOVE: f64 = 0.9;
 /// Above this share, sizes are re-read at the planned pace; below it only reads before a scale
 /// and writes are made, so a scale never waits for routine refreshes.
@@ -23,8 +29,8 @@ const PACED_ABOVE: f64 = 0.1;
 /// Why a call is wanted, which decides how much of the budget it may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
-    /// A routine re-read of a size no decision needs now; `due` when the planned pace says
-    /// this app's size is stale.
+    /// A routine re-read of a size no decision needs now (it is [`REFRESH_EVERY_BEATS`]
+    /// old); `due` when the planned pace says this app's size is stale as well.
     Refresh { due: bool },
     /// A read just before a scale, or the write itself: may use the budget to the last call.
     Decision,
@@ -104,14 +110,14 @@ pub struct KeyPlan {
     pub scaling_per_hour: f64,
     /// `heroku_api_calls_per_hour`.
     pub budget_per_hour: u32,
-    /// Each size is re-read at least every this many heartbeats; `None` when scaling alone
-    /// may spend the budget, and sizes are re-read only while it has room.
+    /// The budget's pace: each size may be re-read every this many heartbeats (and is, once
+    /// [`REFRESH_EVERY_BEATS`] old); `None` when scaling alone may spend the budget, and
+    /// sizes are re-read only while it has room.
     pub refresh_every_beats: Option<u32>,
     /// The most calls an hour these settings can cost this key.
     pub at_most_per_hour: f64,
-    /// Whether the worker spends from a budget for this key. A key with one formation reads
-    /// on every heartbeat, as a single app always did, and the Heroku client spaces its calls
-    /// when `RateLimit-Remaining` runs low.
+    /// Whether the worker spends from a budget for this key. A key with one formation spends
+    /// from none: the Heroku client spaces its calls when `RateLimit-Remaining` runs low.
     pub budgeted: bool,
 }
 

@@ -137,6 +137,26 @@ pub struct Output {
     pub notices: Vec<Notice>,
 }
 
+impl Output {
+    /// Whether acting on this output, or telling it, rests on the size it was decided at: a
+    /// scale, or a notice that states the size (a ping, needs above the max or below the
+    /// min, and their ends). Decided at a size only known, such an output is taken again
+    /// at a size read fresh.
+    pub fn rests_on_the_size(&self) -> bool {
+        self.scale.is_some()
+            || self.notices.iter().any(|notice| {
+                matches!(
+                    notice,
+                    Notice::Ping { .. }
+                        | Notice::NeedsAboveMax { .. }
+                        | Notice::NeedsAboveMaxEnded { .. }
+                        | Notice::NeedsBelowMin { .. }
+                        | Notice::NeedsBelowMinEnded { .. }
+                )
+            })
+    }
+}
+
 /// A requested change of size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScaleTo {

@@ -213,8 +213,15 @@ pub async fn run(
 
     let stop = shutdown.child_token();
     let (beats_tx, mut beats) = mpsc::unbounded_channel::<Beat>();
-    let worker = Worker::from_settings(settings.clone(), crate::http_client(), false, None, &stop)
-        .with_beats(beats_tx);
+    let worker = Worker::from_settings(
+        settings.clone(),
+        crate::http_client(),
+        false,
+        None,
+        crate::bot::HeartbeatConnection::Own,
+        &stop,
+    )
+    .with_beats(beats_tx);
     let worker_task = tokio::spawn(worker.run(stop.clone()));
     let tally = Arc::new(Mutex::new(Tally::default()));
     let load_task = tokio::spawn(load::generate(

@@ -109,6 +109,8 @@ pub async fn run(
         "Starting the workers."
     );
     let registry = metrics::WorkerMetrics::new();
+    // One inotify instance for every app's downtime file (the kernel allows few per user).
+    let file_watch = autoscalebot_backends::file_watch::FileWatch::new();
     let mut tasks = tokio::task::JoinSet::new();
     let mut names = HashMap::new();
     let mut shown = Vec::new();
@@ -129,10 +131,17 @@ pub async fn run(
             std::time::Duration::ZERO
         };
         let formation = formations.get(&(key.clone(), app.app_name.clone()));
-        let mut worker = Worker::from_settings(app, client.clone(), dry_run, None, &shutdown)
-            .with_metrics(&registry)
-            .with_leadership(leadership.clone())
-            .with_first_beat_after(offset);
+        let connection = if spread {
+            bot::HeartbeatConnection::Pooled
+        } else {
+            bot::HeartbeatConnection::Own
+        };
+        let mut worker =
+            Worker::from_settings(app, client.clone(), dry_run, None, connection, &shutdown)
+                .with_metrics(&registry)
+                .with_leadership(leadership.clone())
+                .with_file_watch(file_watch.clone())
+                .with_first_beat_after(offset);
         // The budget is Heroku's (a command scaler spends none of it), and a key with one
         // formation reads every heartbeat, as a single app always did.
         if heroku && plans.get(&key).is_some_and(|plan| plan.budgeted) {

@@ -185,7 +185,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             unreachable!("handled before the settings are loaded")
         }
         Command::Run => {
-            let runtime = tokio::runtime::Runtime::new()?;
+            let runtime = worker_runtime(settings.apps.len())?;
             runtime.block_on(run_worker(settings, cli.dry_run))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -298,6 +298,7 @@ fn print_check(settings: &Settings, not_for_run: Option<&SettingsError>) {
 /// The most Platform API calls an hour the settings can cost, per API key (keys are numbered,
 /// never shown), and how often each app's size is re-read.
 fn budget_lines(settings: &Settings) -> Vec<String> {
+    use autoscalebot::budget::REFRESH_EVERY_BEATS;
     let plans = autoscalebot::budget::plan(settings);
     let mut lines = vec![format!(
         "# Platform API calls, per API key (heroku_api_calls_per_hour = {} each; Heroku allows 4500 per account):",
@@ -318,11 +319,14 @@ fn budget_lines(settings: &Settings) -> Vec<String> {
             plan.reads_every_beat_per_hour,
             plan.scaling_per_hour,
         ));
+        let refresh = REFRESH_EVERY_BEATS;
         lines.push(match plan.refresh_every_beats {
-            _ if !plan.budgeted => "#     one app on this key: every heartbeat reads the size, as for a single app; the client spaces its calls when Heroku's RateLimit-Remaining runs low".to_string(),
-            Some(1) => "#     every heartbeat reads the size".to_string(),
+            _ if !plan.budgeted => format!("#     one app on this key: its size is read just before a scale and re-read every {refresh} heartbeats (a scale made by hand is seen within that); the client spaces its calls when Heroku's RateLimit-Remaining runs low"),
+            Some(beats) if beats <= refresh => format!(
+                "#     each size is read just before a scale and re-read every {refresh} heartbeats (a scale made by hand is seen within that)"
+            ),
             Some(beats) => format!(
-                "#     each size is re-read at least every {beats} heartbeats, and on every heartbeat while the budget has room; always just before a scale"
+                "#     each size is read just before a scale and re-read every {beats} heartbeats, the budget's pace, sooner (after {refresh}) while the budget has room"
             ),
             None => format!(
                 "#     warning: scaling alone may need {:.0} calls an hour, more than the budget: sizes are re-read only while the budget has room, and some scales may wait",
@@ -392,7 +396,7 @@ fn downtime_lines(
                 bad.extend(problems);
             }
             Ok(None) => notes.push(format!(
-                "# downtime file {}: not there now; the worker reads it on every heartbeat",
+                "# downtime file {}: not there now; the worker watches for it while it runs",
                 path.display()
             )),
             Err(error) => notes.push(format!(
@@ -431,6 +435,19 @@ fn downtime_lines(
     }
     lines.extend(notes);
     lines
+}
+
+/// A runtime sized for the work: one thread for one app, whose beat is a request or two every
+/// interval (a second worker thread would only add wake-ups between the two, and memory); a
+/// thread per core for many apps.
+fn worker_runtime(apps: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if apps == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    }
 }
 
 async fn run_worker(settings: Settings, dry_run: bool) -> Result<()> {

@@ -29,7 +29,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The content type of [`WorkerMetrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -355,6 +355,7 @@ impl WorkerMetrics {
         let metrics = AppMetrics {
             worker: Arc::clone(self),
             labels: AppLabels::new(app, process_type),
+            every_beat: Arc::default(),
         };
         metrics.zero_series();
         metrics
@@ -390,6 +391,20 @@ impl WorkerMetrics {
 pub struct AppMetrics {
     worker: Arc<WorkerMetrics>,
     labels: AppLabels,
+    every_beat: Arc<EveryBeat>,
+}
+
+/// The series an app updates on every beat, each looked up in its family once: a lookup
+/// hashes the labels under the family's lock, while a handle is the series' own atomic (the
+/// family keeps the same series, so a scrape sees every update).
+#[derive(Debug, Default)]
+struct EveryBeat {
+    /// By result: fail, pass, in_band, misconfigured.
+    heartbeats: [OnceLock<Counter>; 4],
+    latency: OnceLock<Histogram>,
+    dynos: OnceLock<Gauge>,
+    /// min, max.
+    bounds: [OnceLock<Gauge>; 2],
 }
 
 impl AppMetrics {
@@ -441,21 +456,26 @@ impl AppMetrics {
     }
 
     pub fn heartbeat(&self, outcome: &ProbeOutcome, observation: Observation) {
-        let result = match observation {
-            Observation::Fail => "fail",
-            Observation::Pass => "pass",
-            Observation::InBand => "in_band",
-            Observation::Misconfigured { .. } => "misconfigured",
+        let (index, result) = match observation {
+            Observation::Fail => (0, "fail"),
+            Observation::Pass => (1, "pass"),
+            Observation::InBand => (2, "in_band"),
+            Observation::Misconfigured { .. } => (3, "misconfigured"),
         };
         let worker = &self.worker;
-        worker
-            .heartbeats
-            .get_or_create(&self.keyed(label("result", result)))
+        self.every_beat.heartbeats[index]
+            .get_or_init(|| {
+                worker
+                    .heartbeats
+                    .get_or_create(&self.keyed(label("result", result)))
+                    .clone()
+            })
             .inc();
         match outcome {
-            ProbeOutcome::Response { elapsed, .. } | ProbeOutcome::Timeout { elapsed } => worker
-                .heartbeat_latency
-                .get_or_create(&self.labels)
+            ProbeOutcome::Response { elapsed, .. } | ProbeOutcome::Timeout { elapsed } => self
+                .every_beat
+                .latency
+                .get_or_init(|| worker.heartbeat_latency.get_or_create(&self.labels).clone())
                 .observe(elapsed.as_secs_f64()),
             ProbeOutcome::ConnectError { .. } => {}
         }
@@ -537,17 +557,21 @@ impl AppMetrics {
     }
 
     pub fn dynos(&self, quantity: u32) {
-        self.worker
+        self.every_beat
             .dynos
-            .get_or_create(&self.labels)
+            .get_or_init(|| self.worker.dynos.get_or_create(&self.labels).clone())
             .set(quantity as i64);
     }
 
     pub fn bounds(&self, min: u32, max: u32) {
-        for (bound, value) in [("min", min), ("max", max)] {
-            self.worker
-                .bounds
-                .get_or_create(&self.keyed(label("bound", bound)))
+        for (index, (bound, value)) in [("min", min), ("max", max)].into_iter().enumerate() {
+            self.every_beat.bounds[index]
+                .get_or_init(|| {
+                    self.worker
+                        .bounds
+                        .get_or_create(&self.keyed(label("bound", bound)))
+                        .clone()
+                })
                 .set(value as i64);
         }
     }

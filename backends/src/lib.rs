@@ -5,12 +5,15 @@
 //! email, log, slack, test, webhook). One file per backend, holding its settings section too;
 //! each kind has a small trait and its registry (a list) in its `mod.rs`. `settings` is the
 //! toolkit every backend checks its section with. `leader/` decides which copy of the worker
-//! may act (a PostgreSQL advisory lock).
+//! may act (a PostgreSQL advisory lock);
+//! `file_watch.rs` tells when a file (the downtime file) may have changed, so it is not opened
+//! on every heartbeat.
 //!
 //! Nothing here decides anything: the rules live in the `autoscalebot` crate. Nothing here may
 //! print a secret: keys and passwords travel as [`Secret`], whose `Debug` and `Display` are `***`.
 
 pub mod activator;
+pub mod file_watch;
 pub mod leader;
 pub mod notify;
 pub mod probe;

@@ -1,12 +1,14 @@
 //! The downtime sources in the shell: the downtime file and the heartbeat's downtime header,
 //! read into the worker's [`Calendar`](crate::downtime::Calendar) before each decision, and
-//! logged once when something new or wrong is found.
+//! logged once when something new or wrong is found. The file is watched ([`FileWatch`]) and
+//! read off the runtime only after a change: no file is opened on the runtime's threads.
 //!
 //! It only feeds the calendar: which window is in force, and what that means for scaling, is
 //! the loop's and the engine's business. Parsing the entries belongs to [`crate::downtime`].
 
 use super::Worker;
 use crate::downtime::Learned;
+use autoscalebot_backends::file_watch::FileWatch;
 use autoscalebot_backends::probe::ProbeOutcome;
 use std::io::Read;
 use std::path::Path;
@@ -31,9 +33,10 @@ impl Worker {
     }
 
     /// Reads the downtime header of this heartbeat (when one was sent) and the downtime file
-    /// into the calendar. A bad entry or an unreadable file is logged once and ignored; the
-    /// worker goes on.
-    pub(super) fn refresh_downtime(&mut self, outcome: Option<&ProbeOutcome>) {
+    /// into the calendar. The file is read (off the runtime) only when the watch says it may
+    /// have changed since the last read. A bad entry or an unreadable file is logged once and
+    /// ignored; the worker goes on.
+    pub(super) async fn refresh_downtime(&mut self, outcome: Option<&ProbeOutcome>) {
         if self.settings.downtime.disable {
             return;
         }
@@ -47,10 +50,22 @@ impl Worker {
             let learned = self.calendar.header_seen(name, downtime_header.as_deref());
             self.log_learned(learned);
         }
-        let Some(path) = self.settings.downtime.file.clone() else {
+        let Some(path) = &self.settings.downtime.file else {
             return;
         };
-        match read_downtime_file(&path) {
+        let watch = self.file_watch.get_or_insert_with(FileWatch::new).clone();
+        let mut watched = match self.downtime_watched.take() {
+            Some(watched) => watched,
+            None => watch.watch(path).await,
+        };
+        if !watch.may_have_changed(&watched) {
+            self.downtime_watched = Some(watched);
+            return;
+        }
+        let read = watch.read(&mut watched, read_downtime_file).await;
+        self.downtime_watched = Some(watched);
+        let path = self.settings.downtime.file.clone().unwrap_or_default();
+        match read {
             Ok(text) => {
                 self.downtime_file_error = None;
                 let learned = self.calendar.file_read(&path, text.as_deref());
@@ -81,9 +96,8 @@ impl Worker {
 /// mistake (a log pointed at by accident) and is refused rather than parsed.
 const DOWNTIME_FILE_MAX_BYTES: u64 = 64 * 1024;
 
-/// The downtime file's text, `None` when it does not exist. Plain `std::fs` on purpose: one
-/// open and read of a small file per heartbeat takes microseconds, and keeps the loop's
-/// paused-time tests deterministic (tokio's file I/O goes through a thread pool).
+/// The downtime file's text, `None` when it does not exist. Blocking: the loop calls it on
+/// tokio's blocking pool (see [`FileWatch::read`]), and only after the file may have changed.
 pub fn read_downtime_file(path: &Path) -> Result<Option<String>, String> {
     let file = match std::fs::File::open(path) {
         Ok(file) => file,

@@ -7,7 +7,7 @@
 //! hands what came of a call back to the engine.
 
 use super::Worker;
-use crate::budget::{ApiBudget, Call};
+use crate::budget::{ApiBudget, Call, REFRESH_EVERY_BEATS};
 use crate::decision::{Acted, ScaleTo};
 use crate::notices;
 use autoscalebot_backends::retry::Backoff;
@@ -50,8 +50,9 @@ fn failed_call(app: &str, error: &ScaleError, message: &str, what: &str) {
 #[derive(Clone)]
 pub struct Pace {
     pub budget: Arc<Mutex<ApiBudget>>,
-    /// Re-read the size at least every this many heartbeats (`None`: only while the budget
-    /// has room); see [`crate::budget::plan`].
+    /// The budget's pace: a size [`REFRESH_EVERY_BEATS`] old is re-read when it is also this
+    /// many heartbeats old, or while the budget has room (`None`: only then); see
+    /// [`crate::budget::plan`].
     pub refresh_every_beats: Option<u32>,
 }
 
@@ -62,7 +63,7 @@ const NO_BUDGET: &str = "the API budget of this key has no call left; trying aga
 pub(super) enum Size {
     /// Read from the platform just now.
     Read(u32),
-    /// The last size known: the budget's pace asked for no read.
+    /// The last size known, recent enough to decide from while nothing rests on it.
     Known(u32),
     /// The read failed.
     Failed(ScaleError),
@@ -101,7 +102,9 @@ pub(super) enum Applied {
 
 impl Worker {
     /// The size to decide from: nothing for a standby or during a refusal pause; a read when
-    /// the budget's pace allows one (or when nothing is known yet), else the last size known.
+    /// nothing is known yet (or the last call failed), when the app is stopped, or when the
+    /// size known is [`REFRESH_EVERY_BEATS`] old and the budget's pace allows a read; else
+    /// the last size known, which the loop reads fresh before it acts on it.
     pub(super) async fn size(&mut self, leader: bool) -> Size {
         if !leader {
             // A standby keeps its streaks warm for the moment it takes over, and spends no
@@ -113,21 +116,35 @@ impl Worker {
             // Heartbeats go on and count; the platform is left alone until the pause ends.
             return Size::Skipped(Some(paused));
         }
+        // After a failed call nothing known is trusted: only a read tells that the platform
+        // answers again.
+        let Some(known) = self.scaler.recent().filter(|_| !self.call_failed) else {
+            return self.confirm_size().await;
+        };
+        // A stopped app is only read, to see it run again.
+        if !self.stopped && !self.stale(known.at) {
+            return Size::Known(known.quantity);
+        }
         let Some(pace) = self.pace.clone() else {
             return self.read().await;
         };
-        match self.scaler.recent() {
-            Some(known) => {
-                let due = self.refresh_due(&pace, known.at);
-                if self.spend(&pace, Call::Refresh { due }) {
-                    self.read().await
-                } else {
-                    Size::Known(known.quantity)
-                }
-            }
-            // Nothing known yet (or the last read failed): a read is needed to decide.
-            None => self.confirm_size().await,
+        let due = self.refresh_due(&pace, known.at);
+        if self.spend(&pace, Call::Refresh { due }) {
+            self.read().await
+        } else {
+            Size::Known(known.quantity)
         }
+    }
+
+    /// The size read at `read_at` is [`REFRESH_EVERY_BEATS`] heartbeats old: a scale made by
+    /// hand since would go unseen any longer.
+    fn stale(&self, read_at: Instant) -> bool {
+        let age = Instant::now().saturating_duration_since(read_at);
+        age >= self
+            .settings
+            .heartbeat
+            .interval
+            .saturating_mul(REFRESH_EVERY_BEATS)
     }
 
     /// A read for a decision: before a write the engine wants on a size only known.
@@ -154,9 +171,10 @@ impl Worker {
         budget.try_take(Instant::now(), call)
     }
 
-    async fn read(&self) -> Size {
+    async fn read(&mut self) -> Size {
         let result = self.scaler.current().await;
         self.account(&result);
+        self.call_failed = result.is_err();
         match result {
             Ok(quantity) => Size::Read(quantity),
             Err(error) => Size::Failed(error),
@@ -256,7 +274,7 @@ impl Worker {
 
     /// Sets the size: in a dry run, only says so; otherwise with the leader lock confirmed and
     /// a call from the budget, and the shutdown hook called first when it stops the app.
-    pub(super) async fn apply(&self, scale: ScaleTo) -> Applied {
+    pub(super) async fn apply(&mut self, scale: ScaleTo) -> Applied {
         let app = &self.settings.app_name;
         let reason = notices::describe(&scale.reason);
         if self.dry_run {
@@ -280,6 +298,7 @@ impl Worker {
         }
         let result = self.scaler.set(scale.to).await;
         self.account(&result);
+        self.call_failed = result.is_err();
         match result {
             Ok(quantity) => {
                 tracing::info!(%app, from = scale.from, to = quantity, %reason, "Scaled.");

@@ -85,8 +85,46 @@ async fn the_loop_scales_up_after_three_slow_heartbeats_at_the_interval() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn manual_scaling_is_respected_because_each_beat_reads_the_platform() {
+async fn a_manual_scale_is_noticed_within_ten_heartbeats_from_one_request_a_beat() {
     let probe = ScriptedProbe::new(&[500]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(2),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let mut worker = worker(
+        settings("max_dynos = 4"),
+        probe.clone(),
+        scaler.clone(),
+        &notifier,
+    );
+    assert_eq!(worker.beat().await.quantity, Some(2));
+    assert_eq!(*scaler.reads.lock().unwrap(), 1, "the first beat reads");
+    *scaler.quantity.lock().unwrap() = 7; // a person scaled by hand, past the max
+    for beat in 1..crate::budget::REFRESH_EVERY_BEATS {
+        tokio::time::advance(Duration::from_secs(30)).await;
+        let seen = worker.beat().await;
+        assert_eq!(seen.quantity, Some(2), "beat {beat}: the size known");
+        assert_eq!(seen.scaled_to, None);
+    }
+    assert_eq!(
+        *scaler.reads.lock().unwrap(),
+        1,
+        "in band at a recent size: the heartbeat is the only request"
+    );
+    assert_eq!(*probe.calls.lock().unwrap(), 10);
+    // Ten heartbeats (5 minutes at 30 s) after the last read, the size is read again.
+    tokio::time::advance(Duration::from_secs(30)).await;
+    let beat = worker.beat().await;
+    assert_eq!(beat.quantity, Some(7));
+    assert_eq!(beat.scaled_to, Some(4), "back within the max");
+    assert_eq!(*scaler.reads.lock().unwrap(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn manual_scaling_is_respected_because_every_write_reads_the_platform_first() {
+    // In band, then slow: the third slow beat wants a scale, at the size known.
+    let probe = ScriptedProbe::new(&[500, 2000, 2000, 2000]);
     let scaler = Arc::new(MemoryScaler {
         quantity: Mutex::new(2),
         ..Default::default()
@@ -94,10 +132,64 @@ async fn manual_scaling_is_respected_because_each_beat_reads_the_platform() {
     let notifier = TestNotifier::new();
     let mut worker = worker(settings("max_dynos = 4"), probe, scaler.clone(), &notifier);
     worker.beat().await;
-    *scaler.quantity.lock().unwrap() = 7; // a person scaled by hand, past the max
+    *scaler.quantity.lock().unwrap() = 3; // a person scaled by hand
+    for _ in 0..2 {
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(worker.beat().await.quantity, Some(2), "not read yet");
+    }
+    tokio::time::advance(Duration::from_secs(30)).await;
     let beat = worker.beat().await;
-    assert_eq!(beat.quantity, Some(7));
-    assert_eq!(beat.scaled_to, Some(4));
+    assert_eq!(beat.quantity, Some(3), "read fresh before the write");
+    assert_eq!(beat.scaled_to, Some(4), "one more than the size read");
+    assert_eq!(*scaler.reads.lock().unwrap(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_notice_that_states_the_size_and_a_moved_bound_read_it_first() {
+    // Slow at the max: "needs above max" states the size, so it is read before it is told.
+    // Then in band, so that only the bound's move can ask for a read.
+    let probe = ScriptedProbe::new(&[500, 2000, 2000, 2000, 500]);
+    let scaler = Arc::new(MemoryScaler {
+        quantity: Mutex::new(3),
+        ..Default::default()
+    });
+    let notifier = TestNotifier::new();
+    let mut worker = worker(
+        settings("max_dynos = { \"0:00\" = 3, \"12:03\" = 4 }"),
+        probe,
+        scaler.clone(),
+        &notifier,
+    );
+    worker.beat().await; // 12:00:00, in band: read
+    tokio::time::advance(Duration::from_secs(30)).await;
+    worker.beat().await;
+    tokio::time::advance(Duration::from_secs(30)).await;
+    worker.beat().await;
+    assert_eq!(
+        *scaler.reads.lock().unwrap(),
+        1,
+        "two fails: nothing rests on the size"
+    );
+    *scaler.quantity.lock().unwrap() = 2; // a person scaled down by hand
+    tokio::time::advance(Duration::from_secs(30)).await;
+    let beat = worker.beat().await; // 12:01:30, the third fail
+    assert_eq!(
+        *scaler.reads.lock().unwrap(),
+        2,
+        "read before a decision at the max"
+    );
+    assert_eq!(beat.quantity, Some(2));
+    assert_eq!(beat.scaled_to, Some(3), "below the max after all: scaled");
+    // At 12:03 the max moves to 4: the size is read when the bounds move.
+    for _ in 0..3 {
+        tokio::time::advance(Duration::from_secs(30)).await;
+        worker.beat().await;
+    }
+    assert_eq!(
+        *scaler.reads.lock().unwrap(),
+        3,
+        "the 12:03 beat read; 12:02 and 12:02:30 did not"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -614,17 +706,19 @@ fn tight_pace(refresh_every_beats: Option<u32>) -> Pace {
 
 #[tokio::test(start_paused = true)]
 async fn with_a_tight_budget_the_size_is_read_at_the_pace_and_just_before_a_scale() {
-    // In band for six heartbeats, then slow.
-    let probe = ScriptedProbe::new(&[500, 500, 500, 500, 500, 500, 2000]);
+    // In band for fourteen heartbeats, then slow.
+    let mut latencies = vec![500; 14];
+    latencies.push(2000);
+    let probe = ScriptedProbe::new(&latencies);
     let scaler = Arc::new(MemoryScaler {
         quantity: Mutex::new(2),
         ..Default::default()
     });
     let notifier = TestNotifier::new();
     let mut worker = worker(settings("max_dynos = 4"), probe, scaler.clone(), &notifier)
-        .with_budget(tight_pace(Some(3)));
+        .with_budget(tight_pace(Some(12)));
     let mut read_at = Vec::new();
-    for beat in 0..6 {
+    for beat in 0..14 {
         let before = *scaler.reads.lock().unwrap();
         let result = worker.beat().await;
         assert_eq!(result.quantity, Some(2), "the size is known on every beat");
@@ -633,8 +727,9 @@ async fn with_a_tight_budget_the_size_is_read_at_the_pace_and_just_before_a_scal
         }
         tokio::time::advance(Duration::from_secs(30)).await;
     }
-    // The first beat must read; then every third heartbeat re-reads.
-    assert_eq!(read_at, vec![0, 3]);
+    // The first beat must read; then the budget's pace (every 12th heartbeat) holds back the
+    // re-read due after 10.
+    assert_eq!(read_at, vec![0, 12]);
     // Three slow heartbeats: the third wants a scale, so it reads first, then writes.
     let reads = *scaler.reads.lock().unwrap();
     worker.beat().await;
@@ -643,8 +738,8 @@ async fn with_a_tight_budget_the_size_is_read_at_the_pace_and_just_before_a_scal
     tokio::time::advance(Duration::from_secs(30)).await;
     assert_eq!(
         *scaler.reads.lock().unwrap(),
-        reads + 1,
-        "one paced re-read"
+        reads,
+        "no routine read: the size read at the 12th beat is recent"
     );
     *scaler.quantity.lock().unwrap() = 3; // someone scaled by hand meanwhile
     let beat = worker.beat().await;

@@ -82,7 +82,7 @@ fn settings(text: &str) -> Settings {
 }
 
 #[test]
-fn one_app_at_30_seconds_reads_every_beat() {
+fn one_app_at_30_seconds_may_read_every_beat_and_spends_from_no_budget() {
     let plans = plan(&settings(
         "heroku_app_name = \"a\"\nheroku_api_key = \"k\"\n",
     ));
@@ -95,7 +95,7 @@ fn one_app_at_30_seconds_reads_every_beat() {
     assert_eq!(plan.at_most_per_hour, 200.0);
     assert!(
         !plan.budgeted,
-        "one app on a key reads every beat, as before"
+        "one app on a key has no budget to spend from: the Heroku client paces its calls"
     );
     // Even when that is more than the budget: the Heroku client paces it.
     let fast = &super::plan(&settings(

@@ -444,9 +444,10 @@ async fn a_wrong_app_name_is_named_and_the_worker_goes_on() {
 async fn with_few_rate_limit_tokens_left_the_worker_spaces_its_calls() {
     let sandbox = SandboxProcess::start(&[]).await;
     sandbox.set_rate_limit_remaining(20).await;
+    // Every ping tells the size, so every heartbeat reads it: a call every 200 ms unpaced.
     let settings = sandbox_settings(
         &sandbox,
-        "min_response_time_in_ms = 1\nmax_response_time_in_ms = 5000",
+        "min_response_time_in_ms = 1\nmax_response_time_in_ms = 5000\nnotify_on_every_ping = true",
     );
     let mut bot = Bot::start(&settings, &[], &sandbox_env());
     wait_until_async("six platform calls", || async {

@@ -68,7 +68,7 @@ async fn scales_down_after_m_fast_heartbeats_and_never_below_the_min() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn no_scaling_while_answers_are_in_band() {
+async fn no_scaling_while_answers_are_in_band_and_the_heartbeat_is_most_requests() {
     let heartbeat = HeartbeatServer::start(150).await;
     let api = FormationApi::start("test-app", "web", KEY, 2).await;
     let settings = local_settings(
@@ -77,17 +77,45 @@ async fn no_scaling_while_answers_are_in_band() {
         "min_response_time_in_ms = 50\nmax_response_time_in_ms = 3000\nnumber_of_fails_to_scale_up_after = 1\nnumber_of_passes_to_scale_down_after = 1",
     );
     let mut bot = Bot::start(&settings, &[], &[]);
-    wait_until("eight heartbeats", || heartbeat.hits() >= 8).await;
+    wait_until("25 heartbeats", || heartbeat.hits() >= 25).await;
+    let beats = heartbeat.hits();
     let reads = api
         .requests()
         .iter()
         .filter(|request| request.method == "GET")
-        .count();
+        .count() as u64;
+    // The first beat reads, then the size is re-read every 10 heartbeats: never one a beat.
     assert!(
-        reads >= 7,
-        "each heartbeat reads the formation ({reads} reads)"
+        (2..=beats / 3).contains(&reads),
+        "{reads} formation reads in {beats} heartbeats"
     );
     assert!(api.patches().is_empty(), "in band: no scale");
+    assert!(bot.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scale_made_by_hand_is_noticed_within_ten_heartbeats() {
+    let heartbeat = HeartbeatServer::start(100).await;
+    let api = FormationApi::start("test-app", "web", KEY, 2).await;
+    // In band, so that only a read can make the worker scale.
+    let settings = local_settings(
+        &api,
+        &heartbeat,
+        "min_response_time_in_ms = 10\nmax_response_time_in_ms = 5000\nmax_dynos = 3",
+    );
+    let mut bot = Bot::start(&settings, &[], &[]);
+    wait_until("the first read", || !api.requests().is_empty()).await;
+    heartbeat.wait_for_more(2).await;
+    api.scale_by_hand(5); // past the max, from the dashboard
+    let hits = heartbeat.hits();
+    wait_until("the worker brings it back to the max", || {
+        api.patches() == vec![3]
+    })
+    .await;
+    // The read comes at most ten heartbeats after the one before it; one more beat may have
+    // been in flight when the scale was made, and one may land before the write is seen here.
+    let beats = heartbeat.hits() - hits;
+    assert!(beats <= 12, "noticed after {beats} heartbeats");
     assert!(bot.terminate().await.success());
 }
 

@@ -1,9 +1,11 @@
-//! Probes measure the app. Today there is one, the heartbeat (`heartbeat.rs`): a timed GET.
+//! Probes measure the app. Today there is one, the heartbeat (`heartbeat.rs`): a timed GET, on
+//! a connection of its own (`kept.rs`).
 //!
 //! A probe reports what it saw as a [`ProbeOutcome`] and nothing more: whether that is a fail
 //! or a pass is the decision engine's business, not the probe's.
 
 pub mod heartbeat;
+mod kept;
 
 pub use heartbeat::Heartbeat;
 

@@ -67,6 +67,18 @@ impl FormationApi {
         }
     }
 
+    /// Sets the first formation's quantity as a person would (the dashboard, the CLI): a new
+    /// version, so its ETag changes.
+    pub fn scale_by_hand(&self, quantity: u32) {
+        let (app, process_type) = self.state.first.clone();
+        self.state
+            .quantities
+            .lock()
+            .unwrap()
+            .insert((app.clone(), process_type), quantity);
+        *self.state.versions.lock().unwrap().entry(app).or_default() += 1;
+    }
+
     /// The first formation's quantity.
     pub fn quantity(&self) -> u32 {
         let (app, process_type) = self.state.first.clone();
