@@ -185,12 +185,20 @@ impl Forwarder {
     }
 }
 
-impl Drop for Forwarder {
-    fn drop(&mut self) {
+impl Forwarder {
+    /// Stops the lanes: no client is accepted any more, and every connection they hold is
+    /// closed. Dropping the forwarder also waits for their threads.
+    pub fn stop(&self) {
         for lane in &self.lanes {
             let _ = lane.jobs.send(Job::Stop);
             let _ = lane.waker.wake();
         }
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.stop();
         for lane in &mut self.lanes {
             if let Some(thread) = lane.thread.take() {
                 let _ = thread.join();
