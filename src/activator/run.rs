@@ -220,7 +220,11 @@ async fn proxy(
         meter: shared.meter.clone() as Arc<dyn Meter>,
         cold: cold_sender,
     };
-    let forwarder = Arc::new(Forwarder::start(default_lanes(), Some(&bound), Some(accept))?);
+    let forwarder = Arc::new(Forwarder::start(
+        default_lanes(),
+        Some(&bound),
+        Some(accept),
+    )?);
     let controller = {
         let shared = shared.clone();
         let settings = settings.clone();

@@ -281,6 +281,130 @@ async fn a_herd_released_onto_a_backlog_of_5_is_answered_in_full() {
     a_herd_during_a_cold_start(Target::with_backlog(1.5, 5), Duration::from_secs(20)).await;
 }
 
+/// A target for the forwarding tests: the first byte of a connection says what it does.
+/// `u`: read to the end, answer every byte plus one, close. `e`: echo until the end. `s`: send
+/// [`STREAMED`] bytes and close.
+async fn forwarding_target() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut kind = [0u8; 1];
+                // The activator's own check that the target is up sends nothing.
+                if stream.read_exact(&mut kind).await.is_err() {
+                    return;
+                }
+                match kind[0] {
+                    b'u' => {
+                        let mut received = Vec::new();
+                        stream.read_to_end(&mut received).await.unwrap();
+                        let answer: Vec<u8> = received.iter().map(|b| b.wrapping_add(1)).collect();
+                        stream.write_all(&answer).await.unwrap();
+                    }
+                    b'e' => {
+                        let mut buffer = vec![0; 64 * 1024];
+                        loop {
+                            let read = stream.read(&mut buffer).await.unwrap();
+                            if read == 0 {
+                                break;
+                            }
+                            stream.write_all(&buffer[..read]).await.unwrap();
+                        }
+                    }
+                    _ => stream.write_all(&pattern(STREAMED)).await.unwrap(),
+                }
+                stream.shutdown().await.unwrap();
+            });
+        }
+    });
+    port
+}
+
+const STREAMED: usize = 8 * 1024 * 1024;
+
+fn pattern(length: usize) -> Vec<u8> {
+    (0..length as u32).map(|n| (n % 251) as u8).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forwards_small_and_large_transfers_half_closes_and_slow_readers() {
+    let port = forwarding_target().await;
+    let listen = free_port();
+    let settings = format!(
+        "scaler = \"command\"\nstart_command = \"true\"\nstop_command = \"true\"\nmin_dynos = 0\nmax_dynos = 1\n\
+         [activator]\nlisten = \"127.0.0.1:{listen}\"\ntarget = \"127.0.0.1:{port}\"\n"
+    );
+    let mut bot = Bot::start(&settings, &["activate"], &[]);
+    listening(&bot).await;
+    let connect = || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", listen))
+            .await
+            .unwrap()
+    };
+
+    // Large both ways, ended by the client's half close: the answer still comes back.
+    let mut client = connect().await;
+    let payload = pattern(3_000_000);
+    client.write_all(b"u").await.unwrap();
+    client.write_all(&payload).await.unwrap();
+    client.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(DEADLINE, client.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let expected: Vec<u8> = payload.iter().map(|b| b.wrapping_add(1)).collect();
+    assert!(answer == expected, "the large answer differs");
+
+    // Small messages back and forth on one connection, then the end passed both ways.
+    let mut client = connect().await;
+    client.write_all(b"e").await.unwrap();
+    for size in (1..3_000).step_by(97) {
+        let message = pattern(size);
+        client.write_all(&message).await.unwrap();
+        let mut echoed = vec![0; size];
+        tokio::time::timeout(DEADLINE, client.read_exact(&mut echoed))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            echoed == message,
+            "a message of {size} bytes came back changed"
+        );
+    }
+    client.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(DEADLINE, client.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rest.is_empty());
+
+    // A slow reader gets every byte of a stream sent faster than it reads.
+    let mut client = connect().await;
+    client.write_all(b"s").await.unwrap();
+    let mut received = Vec::new();
+    let mut sip = vec![0; 64 * 1024];
+    loop {
+        let read = tokio::time::timeout(DEADLINE, client.read(&mut sip))
+            .await
+            .unwrap()
+            .unwrap();
+        if read == 0 {
+            break;
+        }
+        received.extend_from_slice(&sip[..read]);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(
+        received == pattern(STREAMED),
+        "the slow reader got other bytes"
+    );
+    assert!(bot.terminate().await.success());
+}
+
 const HANDOFF_TARGET: &str = r#"
 import json, os, signal, socket, sys
 out = sys.argv[1]

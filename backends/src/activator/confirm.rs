@@ -180,10 +180,15 @@ mod tests {
     #[tokio::test]
     async fn a_target_whose_backlog_is_full_is_not_confirmed_and_never_gets_the_bytes() {
         // A listener that never accepts, its backlog filled by connections we keep.
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .unwrap();
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         socket
-            .bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into())
+            .bind(
+                &"127.0.0.1:0"
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+                    .into(),
+            )
             .unwrap();
         socket.listen(0).unwrap();
         let address = socket.local_addr().unwrap().as_socket().unwrap();

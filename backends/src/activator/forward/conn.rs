@@ -292,7 +292,12 @@ impl Flow {
     }
 
     /// One `recv` into the scratch buffer, sent on at once; what the sink cannot take is held.
-    fn read_in(&mut self, source: &mut Side, sink: &mut Side, pools: &mut Pools) -> Result<(), Fault> {
+    fn read_in(
+        &mut self,
+        source: &mut Side,
+        sink: &mut Side,
+        pools: &mut Pools,
+    ) -> Result<(), Fault> {
         let read = match recv(source.raw(), &mut pools.scratch) {
             Ok(0) => {
                 self.eof = true;

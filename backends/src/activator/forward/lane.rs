@@ -103,14 +103,8 @@ pub(super) fn register_listener(poll: &Poll, listener: RawFd) -> io::Result<()> 
         u64: LISTENER.0 as u64,
     };
     // SAFETY: epoll_ctl(2) on mio's epoll fd and our listening socket, with an event we own.
-    let added = unsafe {
-        libc::epoll_ctl(
-            poll.as_raw_fd(),
-            libc::EPOLL_CTL_ADD,
-            listener,
-            &mut event,
-        )
-    };
+    let added =
+        unsafe { libc::epoll_ctl(poll.as_raw_fd(), libc::EPOLL_CTL_ADD, listener, &mut event) };
     if added < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -304,7 +298,11 @@ impl Lane {
         let registered = registry
             .register(&mut SourceFd(&client.as_raw_fd()), Token(key << 1), both)
             .and_then(|()| {
-                registry.register(&mut SourceFd(&target.as_raw_fd()), Token(key << 1 | 1), both)
+                registry.register(
+                    &mut SourceFd(&target.as_raw_fd()),
+                    Token(key << 1 | 1),
+                    both,
+                )
             });
         if let Err(error) = registered {
             tracing::warn!(%error, "A forwarded connection could not be registered; closing it.");

@@ -27,11 +27,7 @@ async fn round_trip(copying: bool) {
             forward_copying(&mut client, &mut target).await
         })
     } else {
-        tokio::spawn(forwarder.forward(
-            Stream::Tcp(proxy_client),
-            Stream::Unix(proxy_target),
-            None,
-        ))
+        tokio::spawn(forwarder.forward(Stream::Tcp(proxy_client), Stream::Unix(proxy_target), None))
     };
     let target = tokio::spawn(async move {
         let mut target_end = target_end;
@@ -83,12 +79,18 @@ async fn small_messages_go_back_and_forth_on_one_connection() {
         }
     });
     let mut total = 0u64;
-    for size in (1..2_000).step_by(7).chain([16 * 1024, 16 * 1024 + 1, 40_000]) {
+    for size in (1..2_000)
+        .step_by(7)
+        .chain([16 * 1024, 16 * 1024 + 1, 40_000])
+    {
         let message = pattern(size);
         client_end.write_all(&message).await.unwrap();
         let mut answer = vec![0; size];
         client_end.read_exact(&mut answer).await.unwrap();
-        assert!(answer == message, "a message of {size} bytes came back changed");
+        assert!(
+            answer == message,
+            "a message of {size} bytes came back changed"
+        );
         total += size as u64;
     }
     client_end.shutdown().await.unwrap();
