@@ -23,7 +23,7 @@ Each measure is taken for every proxy in turn before the next measure, ROUNDS ti
 2); the best round of each is reported, so that a burst of load from other processes on the
 machine costs a proxy one round, not its figure.
 
-Usage: vs_proxies.py AUTOSCALEBOT_BINARY     (bounded: about four minutes with the defaults)
+Usage: vs_proxies.py AUTOSCALEBOT_BINARY     (bounded: about six minutes with the defaults)
 Needs haproxy, nginx, libnginx-mod-stream, socat, systemd, wrk, iperf3 and perf.
 """
 import json
@@ -326,17 +326,21 @@ def main():
         us = best["activator"]
         print()
         for label, get in [
-            ("bulk", lambda r: r["bulk_gbps"]),
+            ("bulk Gbit/s", lambda r: r["bulk_gbps"]),
             ("keep-alive req/s", lambda r: r["keepalive"]["rate"]),
             ("new-conn req/s", lambda r: r["newconn"]["rate"]),
         ]:
             top = max(peers, key=lambda n: get(best[n]))
             print("activator / best peer (%s), %s: %.2fx" % (top, label, get(us) / get(best[top])))
+        # Latency and system calls: against the lowest of any peer, each on its own.
         for key, label in [("keepalive", "keep-alive"), ("newconn", "new-conn")]:
-            top = max(peers, key=lambda n: best[n][key]["rate"])
-            print("activator / %s latency, %s: p50 %.2fx, p99 %.2fx" % (
-                top, label, us[key]["p50_us"] / best[top][key]["p50_us"], us[key]["p99_us"] / best[top][key]["p99_us"]))
-
+            for quantile in ["p50_us", "p99_us"]:
+                top = min(peers, key=lambda n: best[n][key][quantile])
+                print("activator / lowest peer (%s), %s %s: %.2fx" % (
+                    top, label, quantile[:3], us[key][quantile] / best[top][key][quantile]))
+            top = min(peers, key=lambda n: best[n]["syscalls_" + key])
+            print("activator / fewest peer (%s), %s syscalls per request: %.2fx" % (
+                top, label, us["syscalls_" + key] / best[top]["syscalls_" + key]))
 
 if __name__ == "__main__":
     main()
