@@ -5,8 +5,8 @@
 //! wakes one idle lane, not all of them. A lane accepts one connection per turn of its loop
 //! (the listener is level-triggered: a queue of them is reported again at once), connects to
 //! the target without waiting (the connect completes while the client's request arrives) and
-//! registers both sockets edge-triggered. A socket is never deregistered: closing it removes it
-//! from epoll.
+//! registers both sockets edge-triggered. A socket is deregistered only when it is handed on
+//! alive; otherwise closing it removes it from epoll.
 //!
 //! It never waits for the target to start: a client accepted while the target is not up, or
 //! whose target connection failed before the target was reached, is handed to the async side
@@ -193,6 +193,12 @@ impl Lane {
             Outcome::Lost(error) => {
                 let conn = self.conns.remove(key);
                 let (client, received, open) = conn.into_client(&mut self.pools);
+                // The socket lives on elsewhere, so closing will not remove it from this epoll:
+                // it must be taken out here, or its events would reach whoever gets the slot.
+                let _ = self
+                    .poll
+                    .registry()
+                    .deregister(&mut SourceFd(&client.as_raw_fd()));
                 self.hand_back(client, received, Some(error), open);
             }
         }

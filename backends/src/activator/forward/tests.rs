@@ -182,7 +182,7 @@ struct Accepting {
     _bound: BoundSocket,
 }
 
-fn accepting(target: &str) -> Accepting {
+fn accepting(target: &str, lanes: usize) -> Accepting {
     let bound = super::super::bind(&Endpoint::Tcp("127.0.0.1:0".into())).unwrap();
     let address = bound.socket.local_addr().unwrap().as_socket().unwrap();
     let up = Arc::new(AtomicBool::new(false));
@@ -194,7 +194,7 @@ fn accepting(target: &str) -> Accepting {
         meter: meter.clone(),
         cold: cold_sender,
     };
-    let forwarder = Forwarder::start(2, Some(&bound), Some(settings)).unwrap();
+    let forwarder = Forwarder::start(lanes, Some(&bound), Some(settings)).unwrap();
     Accepting {
         forwarder,
         address,
@@ -209,7 +209,7 @@ fn accepting(target: &str) -> Accepting {
 #[tokio::test]
 async fn lanes_hand_clients_over_while_the_target_is_down_and_forward_once_it_is_up() {
     let target = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut lanes = accepting(&target.local_addr().unwrap().to_string());
+    let mut lanes = accepting(&target.local_addr().unwrap().to_string(), 2);
     tokio::spawn(async move {
         loop {
             let (mut stream, _) = target.accept().await.unwrap();
@@ -258,7 +258,8 @@ async fn a_refused_target_hands_the_client_back_with_what_it_sent() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = closed.local_addr().unwrap().to_string();
     drop(closed);
-    let mut lanes = accepting(&address);
+    // One lane: the client comes back to the lane that handed it over.
+    let mut lanes = accepting(&address, 1);
     lanes.up.store(true, Ordering::SeqCst);
     let mut client = TcpStream::connect(lanes.address).await.unwrap();
     client.write_all(b"hello").await.unwrap();
@@ -272,6 +273,24 @@ async fn a_refused_target_hands_the_client_back_with_what_it_sent() {
     waiting.read_exact(&mut first).await.unwrap();
     sent.extend_from_slice(&first);
     assert_eq!(sent, b"hello");
+
+    // Tried again on a target that answers, it is forwarded like any other (the lane that
+    // handed it over must not have kept it in its epoll).
+    let target = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let connection = TcpStream::connect(target.local_addr().unwrap())
+        .await
+        .unwrap();
+    let forwarded = lanes
+        .forwarder
+        .forward(waiting, Stream::Tcp(connection), None);
+    let (mut accepted, _) = target.accept().await.unwrap();
+    client.write_all(b"again").await.unwrap();
+    client.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    accepted.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"again");
+    drop(accepted);
+    assert_eq!(forwarded.await.unwrap(), (5, 0));
 }
 
 async fn wait_until(condition: impl Fn() -> bool) {
