@@ -230,17 +230,8 @@ async fn hooks_start_on_demand_stop_after_idle_with_the_shutdown_hook_and_start_
     );
 }
 
-/// A herd of 100 clients arrives during a 1.5 s cold start; every one gets its answer within
-/// `client_timeout` (each client's own), and the target is started once.
-async fn a_herd_during_a_cold_start(target: Target, client_timeout: Duration) {
-    let listen = free_port();
-    let settings = format!(
-        "{hooks}[activator]\nlisten = \"127.0.0.1:{listen}\"\ntarget = \"127.0.0.1:{port}\"\nwake_timeout = \"60s\"\n",
-        hooks = target.hooks(),
-        port = target.port,
-    );
-    let mut bot = Bot::start(&settings, &["activate"], &[]);
-    listening(&bot).await;
+/// 100 clients at once, each giving up after `client_timeout`: how many got the body.
+async fn herd(listen: u16, client_timeout: Duration) -> usize {
     let clients: Vec<_> = (0..100)
         .map(|_| {
             tokio::spawn(async move {
@@ -259,18 +250,47 @@ async fn a_herd_during_a_cold_start(target: Target, client_timeout: Duration) {
             Err(_) => {}
         }
     }
+    answered
+}
+
+/// A herd of 100 clients arrives during a 1.5 s cold start; every one gets its answer within
+/// `client_timeout` (each client's own), and the target is started once. Then the target dies
+/// under the activator and a second herd arrives: it is answered in full too, by one restart.
+async fn herds_during_cold_starts(target: Target, client_timeout: Duration) {
+    let listen = free_port();
+    let settings = format!(
+        "{hooks}[activator]\nlisten = \"127.0.0.1:{listen}\"\ntarget = \"127.0.0.1:{port}\"\nwake_timeout = \"60s\"\n",
+        hooks = target.hooks(),
+        port = target.port,
+    );
+    let mut bot = Bot::start(&settings, &["activate"], &[]);
+    listening(&bot).await;
+    let answered = herd(listen, client_timeout).await;
     assert_eq!(answered, 100, "clients answered within {client_timeout:?}");
     assert_eq!(
         target.events(),
         vec!["start 1"],
         "one start for all of them"
     );
+
+    let pid = target.running_pid().expect("start.sh started the server");
+    std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    wait_until("the server is gone", || !alive(pid)).await;
+    let answered = herd(listen, client_timeout).await;
+    assert_eq!(
+        answered, 100,
+        "after the target died, clients answered within {client_timeout:?}"
+    );
+    assert_eq!(target.events(), vec!["start 1", "stop", "start 1"]);
     assert!(bot.terminate().await.success());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hundred_clients_during_a_slow_cold_start_all_get_their_answers() {
-    a_herd_during_a_cold_start(Target::new(1.5), DEADLINE).await;
+    herds_during_cold_starts(Target::new(1.5), DEADLINE).await;
 }
 
 /// Python's own backlog of 5: released at once, most of the herd would be dropped by the
@@ -278,7 +298,7 @@ async fn a_hundred_clients_during_a_slow_cold_start_all_get_their_answers() {
 /// of the issue gave up).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_herd_released_onto_a_backlog_of_5_is_answered_in_full() {
-    a_herd_during_a_cold_start(Target::with_backlog(1.5, 5), Duration::from_secs(20)).await;
+    herds_during_cold_starts(Target::with_backlog(1.5, 5), Duration::from_secs(20)).await;
 }
 
 /// A target for the forwarding tests: the first byte of a connection says what it does.
