@@ -12,25 +12,23 @@
 //! In proxy mode the forwarding lanes (`autoscalebot_backends::activator::forward`) accept and
 //! forward on their own threads while `up` is set: the hot path is that one atomic load and the
 //! meter's atomics. A client they accept while it is not set is handed here and waits (`serve`)
-//! for the target to be up; then it is released through a gate (a bounded number of connects
-//! at a time, each confirmed, retried with back-off until `wake_timeout`) and handed back to the
-//! lanes. `up` opens again only once no client waits here, so a herd released onto a target
+//! for the target to be up; then it is released (`release.rs`: a window of connects at a time,
+//! each confirmed, retried with back-off until `wake_timeout`) and handed back to the lanes. `up` opens again only once no client waits here, so a herd released onto a target
 //! that has just started is paced even against a listen backlog of 5. Only the controller task
 //! starts, stops, or sets `up`.
 
+use super::release::{self, Window};
 use super::state::{rules, Action, Lifecycle, Phase};
 use crate::bot::{scaler_for, shutdown_hook_for};
 use crate::clock::{tokio_clock, Clock};
 use crate::decision::{Config, ScaleReason};
 use crate::settings::{ActivatorSettings, AppSettings};
 use crate::traffic::TrafficMeter;
-use autoscalebot_backends::activator::confirm::connect_confirmed;
 use autoscalebot_backends::activator::forward::{
     default_lanes, AcceptSettings, Cold, Forwarder, Meter,
 };
 use autoscalebot_backends::activator::process::{LocalProcess, SIGKILL};
 use autoscalebot_backends::activator::{bind, close_cleanly, BindError, BoundSocket, Endpoint};
-use autoscalebot_backends::retry::Backoff;
 use autoscalebot_backends::scaler::Scaler;
 use autoscalebot_backends::shutdown_hook::ShutdownHook;
 use chrono::Utc;
@@ -39,27 +37,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
-use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// The name a handed-off socket gets in `LISTEN_FDNAMES`.
 pub const FD_NAME: &str = "activator";
-
-/// Waiting clients that connect to the target at once. Fewer than the smallest listen backlog
-/// commonly met would be slower than needed; a client past the backlog is not lost either way
-/// (its attempt is not confirmed and is tried again), so this only smooths the herd.
-const RELEASE_AT_ONCE: usize = 8;
-
-/// How long one attempt to connect a waiting client may take (connect, send its first bytes,
-/// see them acknowledged), growing with each attempt: on loopback a healthy target takes well
-/// under a millisecond, and a SYN the target dropped would be resent by the kernel only after a
-/// second.
-const PATIENCE: Backoff = Backoff::doubling(Duration::from_millis(250), Duration::from_secs(4));
-
-/// The pause between a waiting client's attempts, jittered so a herd spreads out.
-const RETRY: Backoff =
-    Backoff::doubling(Duration::from_millis(10), Duration::from_secs(1)).with_equal_jitter();
 
 /// How the target is started and stopped.
 enum Control {
@@ -87,8 +70,8 @@ struct Shared {
     waiting: AtomicUsize,
     /// The last waiting client is gone: the controller may set `up`.
     released: Notify,
-    /// At most [`RELEASE_AT_ONCE`] waiting clients connect at a time.
-    gate: Semaphore,
+    /// How many waiting clients connect to the target at once.
+    window: Window,
     view: watch::Sender<View>,
     target: Endpoint,
     wake_timeout: Duration,
@@ -166,7 +149,7 @@ pub async fn run(
                 lost: Notify::new(),
                 waiting: AtomicUsize::new(0),
                 released: Notify::new(),
-                gate: Semaphore::new(RELEASE_AT_ONCE),
+                window: Window::default(),
                 unix_clients: matches!(activator.listen, Endpoint::Unix(_)),
                 view: watch::channel(View {
                     phase: Phase::Down,
@@ -317,16 +300,16 @@ async fn serve(shared: Arc<Shared>, forwarder: Arc<Forwarder>, cold: Cold) {
             }
         }
         attempt += 1;
-        let patience = PATIENCE
-            .delay(attempt)
-            .min(deadline.saturating_duration_since(Instant::now()));
-        let connected = match tokio::time::timeout_at(deadline, shared.gate.acquire()).await {
-            Ok(Ok(_permit)) => {
-                connect_confirmed(&shared.target, &client, &mut first, patience).await
-            }
-            Ok(Err(_)) => return,
-            Err(_) => break,
-        };
+        let at_most = deadline.saturating_duration_since(Instant::now());
+        let connected = release::attempt(
+            &shared.window,
+            &shared.target,
+            &client,
+            &mut first,
+            attempt,
+            at_most,
+        )
+        .await;
         match connected {
             Ok(target) => {
                 // Not awaited: the lane forwards it from now on, and counts it closed at the end.
@@ -341,7 +324,7 @@ async fn serve(shared: Arc<Shared>, forwarder: Arc<Forwarder>, cold: Cold) {
                 }
             }
         }
-        let pause = RETRY.delay(attempt);
+        let pause = release::RETRY.delay(attempt);
         if Instant::now() + pause >= deadline {
             break;
         }
