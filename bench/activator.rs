@@ -7,7 +7,8 @@
 //! for round trips). The activator is the real release binary in its own process, started by
 //! this bench with a command scaler whose hooks do nothing (the target is already up), so the
 //! numbers are the forwarding path alone. A third row runs a bare in-process proxy using
-//! `tokio::io::copy_bidirectional`, to show what `splice(2)` buys.
+//! `tokio::io::copy_bidirectional`, to show what the forwarding lanes buy. The activator against
+//! haproxy, nginx and others is `bench/vs_proxies.sh`.
 
 use autoscalebot_backends::activator::forward::forward_copying;
 use autoscalebot_backends::activator::Stream;
@@ -221,7 +222,7 @@ fn main() {
 
         let rows = vec![
             measure("direct", target, &options).await,
-            measure("activator (splice)", listen, &options).await,
+            measure("activator", listen, &options).await,
             measure("copy_bidirectional proxy", copying, &options).await,
         ];
         let _ = activator.kill();

@@ -7,6 +7,7 @@
 //! tokio's, so paused-time tests move it too.
 
 use crate::decision::Traffic;
+use autoscalebot_backends::activator::forward::Meter;
 use chrono::{DateTime, Utc};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -40,14 +41,23 @@ impl TrafficMeter {
 
     /// Counts a connection open until the guard is dropped.
     pub fn opened(self: &Arc<Self>) -> ConnectionGuard {
+        self.count_opened();
+        ConnectionGuard {
+            meter: self.clone(),
+        }
+    }
+
+    fn count_opened(&self) {
         // SeqCst: paired with the activator's `up` flag, so a stop and a new connection never
         // both miss each other (see `activator::run`).
         self.open.fetch_add(1, Ordering::SeqCst);
         self.total.fetch_add(1, Ordering::Relaxed);
         self.touch();
-        ConnectionGuard {
-            meter: self.clone(),
-        }
+    }
+
+    fn count_closed(&self) {
+        self.touch();
+        self.open.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Records traffic now (a connection, or a request seen some other way).
@@ -91,8 +101,18 @@ pub struct ConnectionGuard {
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.meter.touch();
-        self.meter.open.fetch_sub(1, Ordering::SeqCst);
+        self.meter.count_closed();
+    }
+}
+
+/// The activator's forwarding lanes count their connections here.
+impl Meter for TrafficMeter {
+    fn connection_opened(&self) {
+        self.count_opened();
+    }
+
+    fn connection_closed(&self) {
+        self.count_closed();
     }
 }
 

@@ -9,28 +9,35 @@
 //!   (systemd protocol) and accepts on it itself; connections wait in the kernel's backlog
 //!   while it starts. Traffic is then each new connection's arrival, as in soad.
 //!
-//! The hot path is one atomic load (`up`) and the meter's atomics; only a client that finds the
-//! target down touches the `watch` channel, and only the controller task starts or stops.
+//! In proxy mode the forwarding lanes (`autoscalebot_backends::activator::forward`) accept and
+//! forward on their own threads while `up` is set: the hot path is that one atomic load and the
+//! meter's atomics. A client they accept while it is not set is handed here and waits (`serve`)
+//! for the target to be up; then it is released (`release.rs`: a window of connects at a time,
+//! each confirmed, retried with back-off until `wake_timeout`) and handed back to the lanes. `up` opens again only once no client waits here, so a herd released onto a target
+//! that has just started is paced even against a listen backlog of 5. Only the controller task
+//! starts, stops, or sets `up`.
 
+use super::release::{self, Window};
 use super::state::{rules, Action, Lifecycle, Phase};
 use crate::bot::{scaler_for, shutdown_hook_for};
 use crate::clock::{tokio_clock, Clock};
 use crate::decision::{Config, ScaleReason};
 use crate::settings::{ActivatorSettings, AppSettings};
 use crate::traffic::TrafficMeter;
-use autoscalebot_backends::activator::forward::forward;
-use autoscalebot_backends::activator::process::{LocalProcess, SIGKILL};
-use autoscalebot_backends::activator::{
-    bind, close_cleanly, BindError, BoundSocket, Endpoint, Stream,
+use autoscalebot_backends::activator::forward::{
+    default_lanes, AcceptSettings, Cold, Forwarder, Meter,
 };
+use autoscalebot_backends::activator::process::{LocalProcess, SIGKILL};
+use autoscalebot_backends::activator::{bind, close_cleanly, BindError, BoundSocket, Endpoint};
 use autoscalebot_backends::scaler::Scaler;
 use autoscalebot_backends::shutdown_hook::ShutdownHook;
 use chrono::Utc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -52,16 +59,42 @@ struct View {
 
 /// Everything the connection tasks share with the controller.
 struct Shared {
-    /// The hot path's only check: the target is up, connect and forward.
-    up: AtomicBool,
+    /// The lanes' only check: the target is up and no client waits here, connect and forward.
+    up: Arc<AtomicBool>,
     meter: Arc<TrafficMeter>,
     /// A client needs the target.
     demand: Notify,
     /// A client could not reach a target believed up.
     lost: Notify,
+    /// Clients handed here by the lanes and not yet forwarded or closed.
+    waiting: AtomicUsize,
+    /// The last waiting client is gone: the controller may set `up`.
+    released: Notify,
+    /// How many waiting clients connect to the target at once.
+    window: Window,
     view: watch::Sender<View>,
     target: Endpoint,
     wake_timeout: Duration,
+    /// The listening socket is a unix socket, so are the clients.
+    unix_clients: bool,
+}
+
+/// One client waiting here, counted in [`Shared::waiting`] until dropped.
+struct Waiting<'a>(&'a Shared);
+
+impl<'a> Waiting<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        shared.waiting.fetch_add(1, Ordering::SeqCst);
+        Waiting(shared)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.0.waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.released.notify_one();
+        }
+    }
 }
 
 /// Binds the listening socket; a bad `listen` is the caller's exit 2.
@@ -110,10 +143,14 @@ pub async fn run(
                 None => Control::Scaler(scaler_for(&settings, client, &shutdown)),
             };
             let shared = Arc::new(Shared {
-                up: AtomicBool::new(false),
+                up: Arc::new(AtomicBool::new(false)),
                 meter: TrafficMeter::new(),
                 demand: Notify::new(),
                 lost: Notify::new(),
+                waiting: AtomicUsize::new(0),
+                released: Notify::new(),
+                window: Window::default(),
+                unix_clients: matches!(activator.listen, Endpoint::Unix(_)),
                 view: watch::channel(View {
                     phase: Phase::Down,
                     failed_starts: 0,
@@ -159,7 +196,18 @@ async fn proxy(
     hook: Option<ShutdownHook>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let listener = bound.into_listener()?;
+    let (cold_sender, mut cold) = mpsc::unbounded_channel();
+    let accept = AcceptSettings {
+        target: shared.target.clone(),
+        up: shared.up.clone(),
+        meter: shared.meter.clone() as Arc<dyn Meter>,
+        cold: cold_sender,
+    };
+    let forwarder = Arc::new(Forwarder::start(
+        default_lanes(),
+        Some(&bound),
+        Some(accept),
+    )?);
     let controller = {
         let shared = shared.clone();
         let settings = settings.clone();
@@ -173,74 +221,114 @@ async fn proxy(
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(client) => {
-                    tokio::spawn(serve(shared.clone(), client));
+            client = cold.recv() => match client {
+                Some(client) => {
+                    tokio::spawn(serve(shared.clone(), forwarder.clone(), client));
                 }
-                Err(error) => {
-                    // Out of file descriptors, most likely: wait a little rather than spin.
-                    tracing::warn!(%error, "Accepting a connection failed.");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                None => {
+                    tracing::error!("Every forwarding lane has stopped; the activator stops.");
+                    shutdown.cancel();
+                    break;
                 }
             },
         }
     }
-    drop(listener);
+    forwarder.stop();
+    drop(bound);
     let _ = controller.await;
     Ok(())
 }
 
-/// One client: counted open for its whole life; forwarded when the target is up, else held
-/// until it is (or until `wake_timeout`, when it is closed cleanly).
-async fn serve(shared: Arc<Shared>, client: Stream) {
-    let _open = shared.meter.opened();
+/// Whether a failed connection says the target is gone (nothing listens), rather than busy.
+fn gone(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound
+    )
+}
+
+/// Whether the target takes a connection now: a full unix backlog is busy, not gone.
+async fn reachable(target: &Endpoint) -> bool {
+    match target.connect().await {
+        Ok(_) => true,
+        Err(error) => error.kind() == io::ErrorKind::WouldBlock,
+    }
+}
+
+/// A client the lanes handed over: counted open for its whole life; held until the target is
+/// up, then released through the gate (each attempt confirmed, retried with back-off) and
+/// handed back to the lanes; closed cleanly when the target failed to start or when
+/// `wake_timeout` has passed since it arrived.
+async fn serve(shared: Arc<Shared>, forwarder: Arc<Forwarder>, cold: Cold) {
+    let waiting = Waiting::new(&shared);
     let deadline = Instant::now() + shared.wake_timeout;
-    let mut client = client;
-    let mut view = shared.view.subscribe();
-    loop {
-        if shared.up.load(Ordering::SeqCst) {
-            match shared.target.connect().await {
-                Ok(mut target) => {
-                    if let Err(error) = forward(&mut client, &mut target).await {
-                        tracing::debug!(%error, "A forwarded connection ended with an error.");
-                    }
-                    return;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, target = %shared.target, "The target refused a connection; checking it.");
-                    shared.lost.notify_one();
-                    if tokio::time::timeout_at(
-                        deadline,
-                        tokio::time::sleep(Duration::from_millis(50)),
-                    )
-                    .await
-                    .is_err()
-                    {
-                        break;
-                    }
-                    continue;
-                }
-            }
+    if let Some(error) = cold.lost.as_ref().filter(|error| gone(error)) {
+        tracing::warn!(%error, target = %shared.target, "The target refused a connection; checking it.");
+        shared.lost.notify_one();
+    }
+    let (client, mut first, open) = match cold.into_parts(shared.unix_clients) {
+        Ok(parts) => parts,
+        Err(error) => {
+            tracing::warn!(%error, "A client could not be taken over; closing it.");
+            return;
         }
-        let seen_failures = view.borrow_and_update().failed_starts;
-        shared.demand.notify_one();
-        let outcome = tokio::time::timeout_at(deadline, async {
-            view.wait_for(|view| view.phase == Phase::Up || view.failed_starts > seen_failures)
+    };
+    let mut view = shared.view.subscribe();
+    let mut attempt = 0;
+    loop {
+        let seen = *view.borrow_and_update();
+        if seen.phase != Phase::Up {
+            shared.demand.notify_one();
+            let outcome = tokio::time::timeout_at(deadline, async {
+                view.wait_for(|view| {
+                    view.phase == Phase::Up || view.failed_starts > seen.failed_starts
+                })
                 .await
                 .map(|view| *view)
-        })
+            })
+            .await;
+            match outcome {
+                Ok(Ok(now)) if now.phase == Phase::Up => {}
+                Ok(Ok(_)) => {
+                    tracing::warn!("The target failed to start; closing a waiting client.");
+                    close_cleanly(client).await;
+                    return;
+                }
+                // The controller is gone: the activator is shutting down.
+                Ok(Err(_)) => return,
+                Err(_) => break,
+            }
+        }
+        attempt += 1;
+        let at_most = deadline.saturating_duration_since(Instant::now());
+        let connected = release::attempt(
+            &shared.window,
+            &shared.target,
+            &client,
+            &mut first,
+            attempt,
+            at_most,
+        )
         .await;
-        match outcome {
-            Ok(Ok(now)) if now.phase == Phase::Up => continue,
-            Ok(Ok(_)) => {
-                tracing::warn!("The target failed to start; closing a waiting client.");
-                close_cleanly(client).await;
+        match connected {
+            Ok(target) => {
+                // Not awaited: the lane forwards it from now on, and counts it closed at the end.
+                drop(forwarder.forward(client, target, open));
+                drop(waiting);
                 return;
             }
-            // The controller is gone: the activator is shutting down.
-            Ok(Err(_)) => return,
-            Err(_) => break,
+            Err(error) => {
+                tracing::debug!(%error, attempt, target = %shared.target, "A waiting client's connection to the target was not taken; trying again.");
+                if gone(&error) {
+                    shared.lost.notify_one();
+                }
+            }
         }
+        let pause = release::RETRY.delay(attempt);
+        if Instant::now() + pause >= deadline {
+            break;
+        }
+        tokio::time::sleep(pause).await;
     }
     tracing::warn!(
         wake_timeout = ?shared.wake_timeout,
@@ -288,11 +376,17 @@ async fn control_loop(
                     _ = shutdown.cancelled() => break,
                 };
                 life.started(&config, clock(), ok.then_some(quantity));
-                shared.up.store(ok, Ordering::SeqCst);
+                // The clients waiting here are released first; `up` opens once they are.
+                shared.up.store(ok && shared.waiting.load(Ordering::SeqCst) == 0, Ordering::SeqCst);
                 publish(&life);
             }
+            _ = shared.released.notified() => {
+                if life.phase == Phase::Up && shared.waiting.load(Ordering::SeqCst) == 0 {
+                    shared.up.store(true, Ordering::SeqCst);
+                }
+            }
             _ = shared.lost.notified() => {
-                if life.phase == Phase::Up && shared.target.connect().await.is_err() {
+                if life.phase == Phase::Up && !reachable(&shared.target).await {
                     tracing::warn!(target = %shared.target, "The target went away; the next client starts it again.");
                     shared.up.store(false, Ordering::SeqCst);
                     stop_target(&control, &mut process, &activator).await;

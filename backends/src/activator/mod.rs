@@ -1,17 +1,19 @@
 //! The activator's edges to the operating system: endpoints (`host:port` or `unix:/path`), the
-//! listening socket (with the stale-unix-socket rule), client and target streams, zero-copy
-//! forwarding (`forward.rs`) and a local target process handed the socket the systemd way
-//! (`process.rs`).
+//! listening socket (with the stale-unix-socket rule), client and target streams, the
+//! forwarding lanes (`forward.rs`), a connection to a target that has just started, confirmed
+//! before a waiting client is given it (`confirm.rs`), and a local target process handed the
+//! socket the systemd way (`process.rs`).
 //!
 //! Nothing here decides when to start or stop a target: that is the brain in the
 //! `autoscalebot` crate (`src/activator/`). Nothing here holds a lock on the forwarding path.
 
+pub mod confirm;
 pub mod forward;
 pub mod process;
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -109,17 +111,6 @@ impl BoundSocket {
 
     pub fn raw_fd(&self) -> RawFd {
         self.socket.as_raw_fd()
-    }
-
-    /// A tokio listener on this socket, for the proxying activator. Keeps the file guard.
-    pub fn into_listener(self) -> io::Result<Listener> {
-        self.socket.set_nonblocking(true)?;
-        let fd = self.socket.try_clone()?;
-        let kind = match self.endpoint {
-            Endpoint::Tcp(_) => ListenerKind::Tcp(tokio::net::TcpListener::from_std(fd.into())?),
-            Endpoint::Unix(_) => ListenerKind::Unix(tokio::net::UnixListener::from_std(fd.into())?),
-        };
-        Ok(Listener { kind, _bound: self })
     }
 }
 
@@ -273,30 +264,6 @@ fn clear_stale_unix_socket(endpoint: &Endpoint, path: &Path) -> Result<(), BindE
     }
 }
 
-enum ListenerKind {
-    Tcp(tokio::net::TcpListener),
-    Unix(tokio::net::UnixListener),
-}
-
-/// A listening socket registered with tokio.
-pub struct Listener {
-    kind: ListenerKind,
-    _bound: BoundSocket,
-}
-
-impl Listener {
-    pub async fn accept(&self) -> io::Result<Stream> {
-        match &self.kind {
-            ListenerKind::Tcp(listener) => {
-                let (stream, _) = listener.accept().await?;
-                stream.set_nodelay(true)?;
-                Ok(Stream::Tcp(stream))
-            }
-            ListenerKind::Unix(listener) => Ok(Stream::Unix(listener.accept().await?.0)),
-        }
-    }
-}
-
 /// A connected stream, TCP or unix.
 #[derive(Debug)]
 pub enum Stream {
@@ -328,6 +295,35 @@ impl Stream {
         match self {
             Stream::Tcp(stream) => stream.try_io(interest, f),
             Stream::Unix(stream) => stream.try_io(interest, f),
+        }
+    }
+}
+
+impl Stream {
+    /// A socket from the forwarding lanes (non-blocking already) as a tokio stream; this
+    /// registers it with the runtime, so call it inside one.
+    pub fn from_owned_fd(fd: OwnedFd, unix: bool) -> io::Result<Stream> {
+        Ok(if unix {
+            Stream::Unix(UnixStream::from_std(fd.into())?)
+        } else {
+            Stream::Tcp(TcpStream::from_std(fd.into())?)
+        })
+    }
+
+    /// The socket out of the runtime, for a forwarding lane.
+    pub fn into_owned_fd(self) -> io::Result<OwnedFd> {
+        Ok(match self {
+            Stream::Tcp(stream) => stream.into_std()?.into(),
+            Stream::Unix(stream) => stream.into_std()?.into(),
+        })
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(stream) => stream.as_fd(),
+            Stream::Unix(stream) => stream.as_fd(),
         }
     }
 }
