@@ -23,10 +23,12 @@ use url::Url;
 mod app;
 mod apps;
 mod engine;
+mod policy;
 mod reader;
 mod tables;
 
 use apps::{read_apps, read_globals};
+pub use policy::{PolicyKind, PolicySettings};
 use reader::{env_origins, raw_table};
 pub use reader::{format_duration, parse_duration, Reader};
 
@@ -117,6 +119,8 @@ pub struct AppSettings {
     pub max_dynos: Schedule,
     pub min_dynos: Schedule,
     pub increment: u32,
+    /// `policy` and the target policy's knobs (`settings/policy.rs`).
+    pub policy: PolicySettings,
     pub notification_backends: Vec<String>,
     pub notify_if_scale_diff_exceeds_threshold: Option<Schedule>,
     pub notify_if_scale_diff_exceeds_period: Option<Duration>,

@@ -775,8 +775,9 @@ fn dry_run_scales_are_worded_as_such() {
         from: 1,
         to: 2,
         reason: ScaleReason::TooSlow {
-            heartbeats: 3,
+            beats: 3,
             slower_than_ms: 1000,
+            signal: SignalKind::Heartbeat,
         },
     };
     let told = state.acted(

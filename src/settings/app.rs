@@ -6,6 +6,7 @@
 //! table or read the environment itself: it sees values only through a `Reader` and the
 //! `LoadContext` (settings folder, `AUTOSCALE_DOWNTIME`, `PORT`).
 
+use super::policy::read_policy;
 use super::tables::{read_activator, read_email, read_shutdown_hook, read_webhook};
 use super::{
     format_duration, AppSettings, LoadContext, LogFormat, Purpose, Reader, ScalerKind, Signal,
@@ -196,6 +197,7 @@ impl AppSettings {
             Some(value) => reader.schedule("min_dynos", value),
         };
         let increment = reader.whole_or("increment", 1, 1, "a whole number of dynos, 1 or more");
+        let policy = read_policy(reader);
         let notification_backends = reader
             .string_list("notification_backends")
             .unwrap_or_default();
@@ -439,9 +441,8 @@ impl AppSettings {
                     "min_dynos",
                     &value,
                     format!(
-                        "at most max_dynos at every time of day, but at {}:{:02} min_dynos is {} and max_dynos is {}",
-                        minute / 60,
-                        minute % 60,
+                        "at most max_dynos at every time of day, but at {} min_dynos is {} and max_dynos is {}",
+                        min_above_max_at(min, max, minute),
                         min.at_minute(minute),
                         max.at_minute(minute)
                     ),
@@ -481,6 +482,7 @@ impl AppSettings {
             max_dynos: max_dynos?,
             min_dynos: min_dynos?,
             increment: increment?,
+            policy: policy?,
             notification_backends,
             notify_if_scale_diff_exceeds_threshold: threshold,
             notify_if_scale_diff_exceeds_period: period_minutes,
@@ -683,6 +685,12 @@ impl AppSettings {
             ),
             ("log_format", quoted(self.log_format.as_str())),
         ];
+        // The policy's rows beside the streaks' own keys (settings/policy.rs reads them).
+        let after_increment = rows
+            .iter()
+            .position(|(key, _)| *key == "increment")
+            .map_or(rows.len(), |index| index + 1);
+        rows.splice(after_increment..after_increment, self.policy.effective());
         let email = self.email.as_ref();
         let list = |items: Vec<String>| {
             let items: Vec<String> = items.iter().map(|item| quoted(item)).collect();
@@ -1031,4 +1039,18 @@ fn first_minute_min_above_max(min: &Schedule, max: &Schedule) -> Option<u16> {
     minutes
         .into_iter()
         .find(|&minute| min.at_minute(minute) > max.at_minute(minute))
+}
+
+/// A minute of the week found by [`first_minute_min_above_max`], as people read it: "8:00"
+/// when both schedules repeat every day, "Sat 9:00" when either is by day of the week.
+fn min_above_max_at(min: &Schedule, max: &Schedule, minute: u16) -> String {
+    let weekly = [min, max]
+        .iter()
+        .any(|schedule| matches!(schedule, Schedule::Weekly(_)));
+    if weekly {
+        crate::schedule::format_minute_of_week(minute)
+    } else {
+        let minute_of_day = minute % (24 * 60);
+        format!("{}:{:02}", minute_of_day / 60, minute_of_day % 60)
+    }
 }

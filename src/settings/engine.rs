@@ -2,8 +2,10 @@
 //! needs to decide and to know what to tell, and nothing else (no secrets, no URLs, no
 //! backends, no names of keys).
 
-use super::AppSettings;
-use crate::decision::{Config, NotifyRules, PolicyConfig, ScaleDiffRule, StreaksConfig};
+use super::{AppSettings, PolicyKind, Signal};
+use crate::decision::{
+    Config, NotifyRules, PolicyConfig, ScaleDiffRule, SignalKind, StreaksConfig,
+};
 
 impl AppSettings {
     /// The engine's [`Config`] for this app.
@@ -24,11 +26,21 @@ impl AppSettings {
             time_zone: self.time_zone,
             max_response_time_ms: self.max_response_time_ms,
             min_response_time_ms: self.min_response_time_ms,
-            policy: PolicyConfig::Streaks(StreaksConfig {
-                fails_to_scale_up: self.number_of_fails_to_scale_up_after,
-                passes_to_scale_down: self.number_of_passes_to_scale_down_after,
-                increment: self.increment,
-            }),
+            signal: match self.signal {
+                Signal::Heartbeat => SignalKind::Heartbeat,
+                Signal::Router => SignalKind::Router,
+                Signal::Both => SignalKind::Both,
+            },
+            policy: match self.policy.kind {
+                PolicyKind::Streaks => PolicyConfig::Streaks(StreaksConfig {
+                    fails_to_scale_up: self.number_of_fails_to_scale_up_after,
+                    passes_to_scale_down: self.number_of_passes_to_scale_down_after,
+                    increment: self.increment,
+                }),
+                PolicyKind::Target => {
+                    PolicyConfig::Target(self.policy.target_config(self.max_response_time_ms))
+                }
+            },
             scale_up_cooldown: self.scale_up_cooldown,
             scale_down_cooldown: self.scale_down_cooldown,
             idle_after: self.idle_after,

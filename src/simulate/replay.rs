@@ -72,7 +72,7 @@ impl Fleet {
 }
 
 /// A change of size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Decision {
     pub at: DateTime<Utc>,
     pub from: u32,
