@@ -20,11 +20,11 @@
 mod observe;
 mod policy;
 
+pub use crate::policy::target::{SignalLost, TargetConfig};
 pub use observe::{
     classify, classify_router, combine, Heartbeat, HeartbeatReading, Observation, RouterReading,
     Seen,
 };
-pub use crate::policy::target::{SignalLost, TargetConfig};
 pub use policy::{Policy, PolicyConfig, Streaks, StreaksConfig, Target, Wish};
 
 use crate::downtime::Window;

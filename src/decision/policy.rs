@@ -229,9 +229,12 @@ impl Target {
             downtime: false,
         };
         let decision = self.state.step(rules, &input, now);
-        let wanted = decision.wanted.map(|(size, why)| (size, reason(rules, why)));
+        let wanted = decision
+            .wanted
+            .map(|(size, why)| (size, reason(rules, why)));
         self.up.step(wanted.is_some_and(|(size, _)| size > current));
-        self.down.step(wanted.is_some_and(|(size, _)| size < current));
+        self.down
+            .step(wanted.is_some_and(|(size, _)| size < current));
         match wanted {
             Some((size, reason)) if size > current => self.up_reason = reason,
             Some((size, reason)) if size < current => self.down_reason = reason,
@@ -250,7 +253,13 @@ impl Target {
 
     /// The last decision at `current`; at a bound, what the load asks past it, once
     /// `confirmations` observations in a row asked for it (the step tells it, never acts on it).
-    fn wish(&self, rules: &TargetConfig, config: &Config, current: u32, now: DateTime<Utc>) -> Wish {
+    fn wish(
+        &self,
+        rules: &TargetConfig,
+        config: &Config,
+        current: u32,
+        now: DateTime<Utc>,
+    ) -> Wish {
         let Some((at, decision)) = &self.last else {
             return Wish::Keep;
         };
@@ -265,7 +274,10 @@ impl Target {
         }
         let bounds = config.bounds_at(now);
         let confirmed = rules.confirmations.max(1);
-        match decision.wanted.and_then(|(size, why)| Some((size, reason(rules, why)?))) {
+        match decision
+            .wanted
+            .and_then(|(size, why)| Some((size, reason(rules, why)?)))
+        {
             Some((to, reason)) if to > current && current >= bounds.max => {
                 if self.up.in_a_row >= confirmed {
                     return Wish::More { to, reason };

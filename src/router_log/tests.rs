@@ -315,7 +315,10 @@ fn the_workers_own_heartbeat_lines_are_counted_apart() {
         &mut Vec::new(),
     );
     assert_eq!((counts.router_lines, counts.heartbeat_lines), (3, 2));
-    assert_eq!(counts.traffic_lines, 1, "only the user's request is traffic");
+    assert_eq!(
+        counts.traffic_lines, 1,
+        "only the user's request is traffic"
+    );
     assert_eq!(requests.len(), 3, "heartbeat lines still count for latency");
 }
 

@@ -242,7 +242,10 @@ fn the_target_policy_and_its_knobs_are_read_from_the_file_and_the_environment() 
     assert_eq!(target.target_utilisation, 0.8);
     assert_eq!(target.scale_down_delay, Duration::from_secs(300));
     assert_eq!(target.dyno_concurrency, 8);
-    assert_eq!(target.max_response_time_ms, 500, "the latency target is the max");
+    assert_eq!(
+        target.max_response_time_ms, 500,
+        "the latency target is the max"
+    );
 }
 
 #[test]
@@ -254,7 +257,11 @@ fn an_unknown_policy_is_refused_naming_the_key_the_value_its_origin_and_what_is_
     assert!(problem.expected.contains("\"target\""), "{problem}");
     let error = load_err(MINIMAL, &[("AUTOSCALE_POLICY", "hpa")]);
     let problem = problem_for(&error, "policy");
-    assert_eq!(problem.origin.as_deref(), Some("AUTOSCALE_POLICY"), "{problem}");
+    assert_eq!(
+        problem.origin.as_deref(),
+        Some("AUTOSCALE_POLICY"),
+        "{problem}"
+    );
 }
 
 #[test]
@@ -262,7 +269,10 @@ fn a_target_utilisation_outside_zero_to_one_is_refused() {
     for share in ["0", "-0.5", "1.2", "\"most\""] {
         let error = load_err(&format!("{MINIMAL}\ntarget_utilisation = {share}"), &[]);
         let problem = problem_for(&error, "target_utilisation");
-        assert!(problem.expected.contains("above 0 and at most 1"), "{problem}");
+        assert!(
+            problem.expected.contains("above 0 and at most 1"),
+            "{problem}"
+        );
         assert!(problem.value.is_some(), "{problem}");
     }
     let app = load_ok(&format!("{MINIMAL}\ntarget_utilisation = 1"), &[]);
@@ -277,7 +287,10 @@ fn a_scale_down_delay_that_is_not_a_duration_is_refused() {
     assert!(problem.expected.contains("a duration"), "{problem}");
     let error = load_err(MINIMAL, &[("AUTOSCALE_DYNO_CONCURRENCY", "0")]);
     let problem = problem_for(&error, "dyno_concurrency");
-    assert_eq!(problem.origin.as_deref(), Some("AUTOSCALE_DYNO_CONCURRENCY"));
+    assert_eq!(
+        problem.origin.as_deref(),
+        Some("AUTOSCALE_DYNO_CONCURRENCY")
+    );
 }
 
 #[test]

@@ -24,5 +24,6 @@ mod schema;
 mod simulate;
 mod simulate_vs_worker;
 mod status_page_screenshot;
+mod target;
 mod wheel;
 mod worker;
