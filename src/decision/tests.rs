@@ -1431,3 +1431,5 @@ fn the_step_is_pure_the_same_state_and_inputs_give_the_same_output() {
         "the third fail scales"
     );
 }
+
+mod target;
