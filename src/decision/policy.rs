@@ -274,23 +274,24 @@ impl Target {
         }
         let bounds = config.bounds_at(now);
         let confirmed = rules.confirmations.max(1);
-        match decision
+        let wanted = decision
             .wanted
-            .and_then(|(size, why)| Some((size, reason(rules, why)?)))
-        {
-            Some((to, reason)) if to > current && current >= bounds.max => {
-                if self.up.in_a_row >= confirmed {
-                    return Wish::More { to, reason };
-                }
+            .and_then(|(size, why)| Some((size, reason(rules, why)?)));
+        match wanted {
+            Some((to, reason))
+                if to > current && current >= bounds.max && self.up.in_a_row >= confirmed =>
+            {
+                Wish::More { to, reason }
             }
-            Some((to, reason)) if to < current && current <= bounds.min.max(1) => {
-                if self.down.in_a_row >= confirmed {
-                    return Wish::Fewer { to, reason };
-                }
+            Some((to, reason))
+                if to < current
+                    && current <= bounds.min.max(1)
+                    && self.down.in_a_row >= confirmed =>
+            {
+                Wish::Fewer { to, reason }
             }
-            _ => {}
+            _ => Wish::Keep,
         }
-        Wish::Keep
     }
 }
 

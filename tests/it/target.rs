@@ -94,7 +94,8 @@ async fn a_surge_of_router_lines_scales_to_the_computed_size_at_once_and_a_quiet
     );
     wait_until("the scale and its reason are logged", || {
         bot.stderr().contains("Scaled.")
-    });
+    })
+    .await;
     let log = bot.stderr();
     // Before the surge the drain was quiet too (and said so); what follows is the quiet after.
     let mark = log.len();
@@ -106,7 +107,8 @@ async fn a_surge_of_router_lines_scales_to_the_computed_size_at_once_and_a_quiet
     // The drain goes quiet: empty windows are no signal, and no signal never scales down.
     wait_until("the worker says it holds", || {
         bot.stderr()[mark..].contains("No usable signal")
-    });
+    })
+    .await;
     let quiet_until = Instant::now() + Duration::from_secs(4);
     while Instant::now() < quiet_until {
         tokio::time::sleep(Duration::from_millis(100)).await;
