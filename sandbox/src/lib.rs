@@ -26,8 +26,8 @@ pub mod router;
 
 pub use api::{ApiCall, ACCEPT_V3};
 pub use dyno::{DynoPool, ServiceTimes};
-pub use router::Routing;
 pub use faults::FaultSpec;
+pub use router::Routing;
 
 use api::{Platform, PlatformConfig};
 use autoscalebot_backends::Secret;

@@ -162,7 +162,10 @@ async fn post(
     if !user.is_empty() || password.is_some() {
         request = request.basic_auth(user, password);
     }
-    let response = request.send().await.map_err(|e| e.without_url().to_string())?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
     if response.status().is_success() {
         Ok(())
     } else {
@@ -205,7 +208,12 @@ mod tests {
         };
         let text = served.message("my-app");
         assert!(text.starts_with("<158>1 2026-11-24T09:00:00.500000+00:00 host heroku router - at=info method=GET path=\"/a b\" host=my-app.herokuapp.com request_id="), "{text}");
-        assert!(text.ends_with("dyno=web.2 connect=0ms service=187ms status=200 bytes=20 protocol=http"), "{text}");
+        assert!(
+            text.ends_with(
+                "dyno=web.2 connect=0ms service=187ms status=200 bytes=20 protocol=http"
+            ),
+            "{text}"
+        );
         let timeout = RouterLog {
             dyno: None,
             connect_ms: None,
@@ -216,8 +224,14 @@ mod tests {
             ..served
         };
         let text = timeout.message("my-app");
-        assert!(text.contains("at=error code=H12 desc=\"Request timeout\" method=GET"), "{text}");
-        assert!(text.contains("dyno= connect= service=30000ms status=503"), "{text}");
+        assert!(
+            text.contains("at=error code=H12 desc=\"Request timeout\" method=GET"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dyno= connect= service=30000ms status=503"),
+            "{text}"
+        );
         assert_eq!(redact("http://u:secret@h/logs"), "http://u:***@h/logs");
     }
 }

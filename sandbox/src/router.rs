@@ -153,9 +153,7 @@ async fn route(State(router): State<RouterState>, request: Request) -> Response 
     let (response, error) = match answer {
         Ok(Ok(answered)) => answered,
         Ok(Err(Refusal::NoDynos)) => router_error("H14", "No web processes running"),
-        Ok(Err(Refusal::ShuttingDown)) => {
-            router_error("H13", "Connection closed without response")
-        }
+        Ok(Err(Refusal::ShuttingDown)) => router_error("H13", "Connection closed without response"),
         Err(_) => router_error("H12", "Request timeout"),
     };
     let status = response.status().as_u16();

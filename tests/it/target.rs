@@ -148,3 +148,95 @@ async fn a_surge_of_router_lines_scales_to_the_computed_size_at_once_and_a_quiet
         "{output}"
     );
 }
+
+/// The whole chain on the local platform: `autoscalebot sandbox` routes real requests at
+/// random to its dynos (as Heroku does) and posts its router lines to the worker's drain,
+/// added through the Platform API; the target policy scales on them alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_target_policy_scales_the_sandbox_app_on_the_sandboxs_own_router_lines() {
+    use autoscalebot::demo::load::{generate, Phase, Tally};
+    let mut sandbox = SandboxProcess::start(&[
+        "--routing",
+        "random",
+        "--dyno-concurrency",
+        "2",
+        "--service-time-ms",
+        "100",
+        "--max-quantity",
+        "8",
+    ])
+    .await;
+    // 2 workers a dyno at 90 %: 1.8 busy; 60 requests a second of 100 ms: 6 busy, 4 dynos.
+    let settings = sandbox_settings(
+        &sandbox,
+        &format!(
+            "policy = \"target\"\nsignal = \"router\"\nhttp_port = 0\n\
+             log_drain_password = \"{PASSWORD}\"\nrouter_window = \"1s\"\n\
+             dyno_concurrency = 2\nmax_dynos = 8\nscale_down_delay = \"1m\""
+        ),
+    );
+    let mut bot = Bot::start(&settings, &[], &sandbox_env());
+    let base = bot.http_url().await;
+    let port = base.rsplit(':').next().unwrap();
+    let drain_url = format!("http://token:{PASSWORD}@127.0.0.1:{port}/logs");
+    let added = reqwest::Client::new()
+        .post(format!(
+            "{}/apps/{}/log-drains",
+            sandbox.api_url, sandbox.app
+        ))
+        .bearer_auth(SANDBOX_KEY)
+        .header("accept", "application/vnd.heroku+json; version=3")
+        .json(&serde_json::json!({ "url": drain_url }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status().as_u16(), 201);
+
+    let tally = std::sync::Arc::new(std::sync::Mutex::new(Tally::default()));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let phases = vec![
+        Phase {
+            name: "quiet",
+            duration: Duration::from_secs(4),
+            requests_per_second: 5.0,
+        },
+        Phase {
+            name: "surge",
+            duration: DEADLINE,
+            requests_per_second: 60.0,
+        },
+    ];
+    let load = tokio::spawn(generate(
+        reqwest::Client::new(),
+        format!("{}/", sandbox.app_url),
+        phases,
+        tally.clone(),
+        stop.clone(),
+    ));
+    wait_until_async("the surge takes the app to 4 dynos or more", || async {
+        sandbox.quantity().await >= 4
+    })
+    .await;
+    stop.cancel();
+    let _ = load.await;
+    let patches = sandbox.accepted_patches().await;
+    assert!(
+        patches.iter().all(|&quantity| quantity <= 6),
+        "no wild overshoot: {patches:?}"
+    );
+    let log = bot.stderr();
+    assert!(log.contains("reason=router: "), "{log}");
+    let (_, text) = get_text(&base, "/metrics").await;
+    let scrape = parse_metrics(&text);
+    let lines = metric_value(&scrape, "autoscalebot_router_requests_total", &[]).unwrap_or(0.0);
+    assert!(
+        lines >= 100.0,
+        "the sandbox's router lines reached the drain: {text}"
+    );
+    assert!(bot.terminate().await.success());
+    assert_eq!(sandbox.terminate().await.code(), Some(0));
+    for output in [bot.stdout(), bot.stderr(), sandbox.output()] {
+        assert!(!output.contains(PASSWORD), "{output}");
+        assert!(!output.contains(SANDBOX_KEY), "{output}");
+    }
+}
