@@ -7,7 +7,7 @@
 #
 # Usage: bench/sim_vs_real.sh            (builds the release binary and the load example once)
 # Environment (defaults in brackets):
-#   TRACE [World Cup 98 week]  START [898746000: 1998-06-25 13:40 UTC]  MINUTES [180]
+#   TRACE [World Cup 98 week]  START [898782000: 1998-06-25 13:40 UTC]  MINUTES [180]
 #   COMPRESSION [30]  RATE_SCALE [0.044: 2 to 8 dynos]  SERVICE_MS [200]  BOOT [1s]
 #   POLICIES ["target streaks"]  RUNS [1]  OUT [a temporary folder, kept]
 # Time is compressed: a trace minute lasts 60/COMPRESSION s, and so do the worker's
@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 trace="${TRACE:-../shared/traces/worldcup98_1998-06-24_to_06-30_per_minute.csv}"
-start="${START:-898746000}"
+start="${START:-898782000}"
 minutes="${MINUTES:-180}"
 compression="${COMPRESSION:-30}"
 rate_scale="${RATE_SCALE:-0.044}"
