@@ -102,6 +102,9 @@ pub struct Worker {
     bounds_read: Option<Bounds>,
     /// How long after the start the first heartbeat comes.
     first_beat_after: Duration,
+    /// Since when the policy holds for want of a signal (logged once when it starts and once
+    /// when it ends).
+    signal_lost_since: Option<DateTime<Utc>>,
 }
 
 /// Where the heartbeat goes out.
@@ -203,6 +206,7 @@ impl Worker {
             call_failed: false,
             bounds_read: None,
             first_beat_after: Duration::ZERO,
+            signal_lost_since: None,
         }
     }
 
@@ -483,6 +487,7 @@ impl Worker {
             self.bounds_read = Some(output.bounds);
         }
         self.log_step(&next, &output);
+        self.log_signal(&output);
         self.state = next;
         output
     }
@@ -608,13 +613,36 @@ impl Worker {
                 %app, window = %window.local_span(self.settings.thresholds.time_zone), source = %window.source,
                 "Planned downtime started: fails are not counted and the worker does not scale up."
             ),
-            (None, true) => {
-                tracing::info!(%app, "Planned downtime ended: counting heartbeats afresh.")
-            }
+            (None, true) => tracing::info!(
+                %app,
+                "Planned downtime ended: counting {} afresh.",
+                notices::beats_of(self.config.signal)
+            ),
             _ => {}
         }
         if let Some(until) = output.cooling_until {
             tracing::info!(%app, %until, "A scale is due but the cool-off holds it.");
+        }
+    }
+
+    /// Logs once when the policy starts holding for want of a signal, and once when the signal
+    /// is back.
+    fn log_signal(&mut self, output: &Output) {
+        let app = &self.settings.app_name;
+        match (output.signal_lost, self.signal_lost_since) {
+            (Some(lost), None) => {
+                tracing::warn!(
+                    %app, signal = self.settings.drain.signal.as_str(),
+                    "No usable signal (the router window is empty, stale or only says the app is down): {}.",
+                    notices::holding(lost.since, self.settings.thresholds.time_zone)
+                );
+                self.signal_lost_since = Some(lost.since);
+            }
+            (None, Some(since)) if output.observed.seen != decision::Seen::Nothing => {
+                tracing::info!(%app, %since, "The signal is back: the target policy decides again.");
+                self.signal_lost_since = None;
+            }
+            _ => {}
         }
     }
 }

@@ -10,7 +10,8 @@
 //! It must stay pure: no I/O, no clock (`now` is an argument), no async, nothing from
 //! `autoscalebot-backends`, and no words for people (those are `crate::notices`').
 //!
-//! How the size follows the signal is a [`Policy`] behind the step (2.1's streaks today). What
+//! How the size follows the signal is a [`Policy`] behind the step (2.1's streaks, or target
+//! tracking: [`PolicyConfig`]). What
 //! holds whatever the policy lives here: the bounds in force, the cool-offs, planned downtime
 //! (no fails counted, no scaling from the policy, `downtime_dynos` held), scale to zero (only
 //! `idle_after` and `max_age` take an app to 0: a fast heartbeat says the app is fast, not that
@@ -19,11 +20,12 @@
 mod observe;
 mod policy;
 
+pub use crate::policy::target::{SignalLost, TargetConfig};
 pub use observe::{
     classify, classify_router, combine, Heartbeat, HeartbeatReading, Observation, RouterReading,
     Seen,
 };
-pub use policy::{Policy, PolicyConfig, Streaks, StreaksConfig, Wish};
+pub use policy::{Policy, PolicyConfig, Streaks, StreaksConfig, Target, Wish};
 
 use crate::downtime::Window;
 use crate::router_log::RouterStats;
@@ -45,6 +47,8 @@ pub struct Config {
     pub max_response_time_ms: u64,
     /// Faster than this (strictly) is a pass.
     pub min_response_time_ms: u64,
+    /// What a beat observes: for the words of the reasons and notices.
+    pub signal: SignalKind,
     pub policy: PolicyConfig,
     pub scale_up_cooldown: Duration,
     pub scale_down_cooldown: Duration,
@@ -85,6 +89,15 @@ impl Config {
             max: self.max_dynos.at(now, self.time_zone),
         }
     }
+}
+
+/// What a beat observes: the heartbeat, the router window of the log drain, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignalKind {
+    #[default]
+    Heartbeat,
+    Router,
+    Both,
 }
 
 /// The bounds in force at one moment.
@@ -135,6 +148,9 @@ pub struct Output {
     pub cooling_until: Option<DateTime<Utc>>,
     /// What to tell people, in order.
     pub notices: Vec<Notice>,
+    /// The policy holds because the signal it needs is missing or stale (the target policy on
+    /// a quiet or garbled drain): since when, and whether this beat is the first of it.
+    pub signal_lost: Option<SignalLost>,
 }
 
 impl Output {
@@ -158,7 +174,7 @@ impl Output {
 }
 
 /// A requested change of size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScaleTo {
     pub from: u32,
     pub to: u32,
@@ -166,18 +182,34 @@ pub struct ScaleTo {
 }
 
 /// Why the engine wants a new size, with the numbers behind it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ScaleReason {
-    /// `heartbeats` consecutive beats slower than `slower_than_ms` or failing.
+    /// The streaks: `beats` consecutive beats of `signal` slower than `slower_than_ms` or
+    /// failing.
     TooSlow {
-        heartbeats: u32,
+        beats: u32,
         slower_than_ms: u64,
+        signal: SignalKind,
     },
-    /// `heartbeats` consecutive beats faster than `faster_than_ms`.
+    /// The streaks: `beats` consecutive beats of `signal` faster than `faster_than_ms`.
     FastEnough {
-        heartbeats: u32,
+        beats: u32,
         faster_than_ms: u64,
+        signal: SignalKind,
     },
+    /// The target policy: the router's `requests_per_second` at `service_ms` of work each need
+    /// `desired` dynos of `dyno_concurrency` workers busy at `utilisation`.
+    Load {
+        desired: u32,
+        requests_per_second: f64,
+        service_ms: f64,
+        utilisation: f64,
+        dyno_concurrency: u32,
+    },
+    /// The target policy on the heartbeat alone: answers `ratio` times over `max_ms`.
+    SlowAnswers { ratio: f64, max_ms: u64 },
+    /// The target policy on the heartbeat alone: no answer over `max_ms` for `delay`.
+    FastFor { delay: Duration, max_ms: u64 },
     /// Above the max in force (a schedule change, or someone scaled by hand).
     AboveMax,
     /// Below the min in force.
@@ -256,16 +288,18 @@ pub enum Notice {
         time_zone: Tz,
         holding: Option<u32>,
     },
-    /// The planned downtime ended; `back_to` is the size held before it, if any.
+    /// The planned downtime ended; `back_to` is the size held before it, if any; `signal` is
+    /// what is counted afresh.
     DowntimeEnded {
         window: Window,
         time_zone: Tz,
         back_to: Option<u32>,
+        signal: SignalKind,
     },
 }
 
 /// What came of acting on an [`Output`], or of reading the size.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Acted {
     /// The platform runs `scale.to` now (in a dry run: would).
     Scaled { scale: ScaleTo, dry_run: bool },
@@ -435,6 +469,7 @@ impl State {
     pub fn streaks(&self) -> Option<&Streaks> {
         match &self.policy {
             Policy::Streaks(streaks) => Some(streaks),
+            Policy::Target(_) => None,
         }
     }
 
@@ -453,13 +488,12 @@ impl State {
             scale: None,
             cooling_until: None,
             notices: Vec::new(),
+            signal_lost: None,
         };
         match (inputs.size, &seen) {
-            (None, _) => {
+            (None, seen) => {
                 // No size to decide from: count what was seen, so the streaks stay warm.
-                if let Some(seen) = &seen {
-                    self.count(seen, inputs, now);
-                }
+                self.count(config, seen.as_ref(), inputs, now);
             }
             (Some(0), _) => {
                 // A stopped app: what a heartbeat saw before it stopped counts for nothing,
@@ -468,8 +502,9 @@ impl State {
                 self.decide(config, now, 0, inputs.traffic, &mut output);
             }
             (Some(current), seen) => {
-                if let Some(seen) = seen {
-                    self.count(seen, inputs, now);
+                self.count(config, seen.as_ref(), inputs, now);
+                if self.downtime.is_none() {
+                    output.signal_lost = self.policy.signal_lost();
                 }
                 self.decide(config, now, current, inputs.traffic, &mut output);
                 if let (true, Some(seen)) = (config.notify.every_ping, seen) {
@@ -519,6 +554,7 @@ impl State {
                     window: ended,
                     time_zone: config.time_zone,
                     back_to: self.restore_after_downtime,
+                    signal: config.signal,
                 }
             }
             _ => return Vec::new(),
@@ -530,10 +566,17 @@ impl State {
         }
     }
 
-    /// Counts one observed beat. During planned downtime nothing is counted.
-    fn count(&mut self, seen: &Heartbeat, inputs: &Inputs, now: DateTime<Utc>) {
+    /// Counts one beat (`seen`: what it observed, if anything). During planned downtime
+    /// nothing is counted.
+    fn count(
+        &mut self,
+        config: &Config,
+        seen: Option<&Heartbeat>,
+        inputs: &Inputs,
+        now: DateTime<Utc>,
+    ) {
         if self.downtime.is_none() {
-            self.policy.observe(seen, inputs, now);
+            self.policy.observe(config, seen, inputs, now);
         }
     }
 

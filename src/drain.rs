@@ -33,8 +33,9 @@ impl Drain {
 
     /// Adds a batch's requests, stamped with their arrival time `now`.
     pub fn ingest(&self, now: DateTime<Utc>, counts: &IngestCounts, requests: Vec<Request>) {
-        // The worker's own heartbeats pass through the router too; they are not traffic.
-        if counts.router_lines > counts.heartbeat_lines {
+        // The worker's own heartbeats pass through the router too, and a maintenance page is
+        // the platform's answer: neither is someone using the app.
+        if counts.traffic_lines > 0 {
             self.traffic.touch();
         }
         self.window.lock().unwrap().push(now, requests);

@@ -81,9 +81,25 @@ struct SandboxArgs {
     /// Requests one dyno serves at a time.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     dyno_concurrency: u32,
-    /// Milliseconds one dyno takes to serve one request.
+    /// Milliseconds one dyno takes to serve one request (the mean, with exponential times).
     #[arg(long, default_value_t = 100)]
     service_time_ms: u64,
+    /// "fixed": every request takes --service-time-ms; "exponential": drawn around it, as a
+    /// real app's requests vary (and as `simulate` models them).
+    #[arg(long, default_value = "fixed", value_parser = ["fixed", "exponential"])]
+    service_times: String,
+    /// "pooled": one queue to the least busy dyno; "random": each request to a booted dyno at
+    /// random, which queues it, as Heroku's router does.
+    #[arg(long, default_value = "pooled", value_parser = ["pooled", "random"])]
+    routing: String,
+    /// How long a dyno started by a scale up takes before it serves, e.g. "1s".
+    #[arg(long, default_value = "0s", value_parser = parse_boot_time_arg)]
+    boot_time: Duration,
+}
+
+fn parse_boot_time_arg(text: &str) -> Result<Duration, String> {
+    settings::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration such as \"1s\" or \"30s\""))
 }
 
 #[derive(clap::Args)]
@@ -500,6 +516,15 @@ fn run_sandbox(args: &SandboxArgs) -> Result<ExitCode> {
         max_quantity: args.max_quantity,
         dyno_concurrency: args.dyno_concurrency,
         service_time: Duration::from_millis(args.service_time_ms),
+        service_times: match args.service_times.as_str() {
+            "exponential" => autoscalebot_sandbox::ServiceTimes::Exponential,
+            _ => autoscalebot_sandbox::ServiceTimes::Fixed,
+        },
+        routing: match args.routing.as_str() {
+            "random" => autoscalebot_sandbox::Routing::Random,
+            _ => autoscalebot_sandbox::Routing::Pooled,
+        },
+        boot_time: args.boot_time,
         ..SandboxConfig::default()
     };
     let runtime = tokio::runtime::Runtime::new()?;
@@ -528,6 +553,10 @@ fn run_sandbox(args: &SandboxArgs) -> Result<ExitCode> {
         println!(
             "Drive it with Heroku's CLI: HEROKU_HOST={} HEROKU_API_KEY=<the key> heroku ps:scale web=2 -a {}",
             sandbox.api_url,
+            sandbox.app()
+        );
+        println!(
+            "The router's lines go to every log drain added: heroku drains:add http://token:PASSWORD@127.0.0.1:PORT/logs -a {} (with HEROKU_HOST as above)",
             sandbox.app()
         );
         println!(

@@ -7,6 +7,7 @@
 
 use crate::decision::{
     Bounds, Heartbeat, HeartbeatReading, Notice, Observation, ScaleReason, ScaleTo, Seen,
+    SignalKind,
 };
 use crate::downtime::local_time;
 use crate::settings::format_duration;
@@ -196,13 +197,17 @@ pub fn event(app: &str, at: DateTime<Utc>, notice: &Notice) -> Event {
             window,
             time_zone,
             back_to,
+            signal,
         } => {
             let back = back_to
                 .map(|dynos| format!(" Going back to {dynos} dynos."))
                 .unwrap_or_default();
             let mut event = new(
                 EventKind::DowntimeEnded,
-                format!("Planned downtime is over: counting heartbeats afresh.{back}"),
+                format!(
+                    "Planned downtime is over: counting {} afresh.{back}",
+                    beats_of(*signal)
+                ),
             );
             event.reason = format!("{}, from {}", window.local_span(*time_zone), window.source);
             event
@@ -234,20 +239,77 @@ fn with_scale(mut event: Event, scale: ScaleTo, bounds: Bounds) -> Event {
     with_bounds(event, bounds)
 }
 
+/// What a beat of `signal` is called: "heartbeats", "router windows", or both.
+pub fn beats_of(signal: SignalKind) -> &'static str {
+    match signal {
+        SignalKind::Heartbeat => "heartbeats",
+        SignalKind::Router => "router windows",
+        SignalKind::Both => "heartbeats and router windows",
+    }
+}
+
+/// "3 consecutive heartbeats slower than 1000 ms", "3 consecutive router windows with a p95
+/// slower than 1000 ms": a streak of `beats` of `signal`, `relation` to `ms`.
+fn streak(beats: u32, signal: SignalKind, relation: &str, ms: u64) -> String {
+    match signal {
+        SignalKind::Heartbeat => format!("{beats} consecutive heartbeats {relation} {ms} ms"),
+        SignalKind::Router => {
+            format!("{beats} consecutive router windows with a p95 {relation} {ms} ms")
+        }
+        SignalKind::Both => format!(
+            "{beats} consecutive beats where the heartbeat or the router window was {relation} {ms} ms"
+        ),
+    }
+}
+
 /// Why a scale happens, in a few words: "3 consecutive heartbeats slower than 1000 ms or
-/// failing".
+/// failing", "router: 42.0 req/s × 180 ms need 9 dynos at 90 % of 4 workers each".
 pub fn describe(reason: &ScaleReason) -> String {
     match reason {
         ScaleReason::TooSlow {
-            heartbeats,
+            beats,
             slower_than_ms,
+            signal,
+        } => {
+            let failing = match signal {
+                SignalKind::Router => "or router errors",
+                _ => "or failing",
+            };
+            format!(
+                "{} {failing}",
+                streak(*beats, *signal, "slower than", *slower_than_ms)
+            )
+        }
+        ScaleReason::FastEnough {
+            beats,
+            faster_than_ms,
+            signal: SignalKind::Both,
         } => format!(
-            "{heartbeats} consecutive heartbeats slower than {slower_than_ms} ms or failing"
+            "{beats} consecutive beats where the heartbeat and the router window were faster than {faster_than_ms} ms"
         ),
         ScaleReason::FastEnough {
-            heartbeats,
+            beats,
             faster_than_ms,
-        } => format!("{heartbeats} consecutive heartbeats faster than {faster_than_ms} ms"),
+            signal,
+        } => streak(*beats, *signal, "faster than", *faster_than_ms),
+        ScaleReason::Load {
+            desired,
+            requests_per_second,
+            service_ms,
+            utilisation,
+            dyno_concurrency,
+        } => format!(
+            "router: {requests_per_second:.1} req/s × {service_ms:.0} ms need {desired} dyno{} at {:.0} % of {dyno_concurrency} workers each",
+            if *desired == 1 { "" } else { "s" },
+            utilisation * 100.0
+        ),
+        ScaleReason::SlowAnswers { ratio, max_ms } => {
+            format!("heartbeats {ratio:.1} times the max of {max_ms} ms or failing")
+        }
+        ScaleReason::FastFor { delay, max_ms } => format!(
+            "no heartbeat slower than {max_ms} ms for {}",
+            format_duration(*delay)
+        ),
         ScaleReason::AboveMax => "above max_dynos in force".to_string(),
         ScaleReason::BelowMin => "below min_dynos in force".to_string(),
         ScaleReason::Idle { after } => format!("no traffic for {}", format_duration(*after)),
@@ -263,11 +325,20 @@ pub fn describe(reason: &ScaleReason) -> String {
 fn leaning(because: &ScaleReason) -> String {
     match because {
         ScaleReason::TooSlow {
-            heartbeats,
+            beats,
             slower_than_ms,
-        } => format!("{heartbeats} consecutive heartbeats slower than {slower_than_ms} ms"),
+            signal,
+        } => streak(*beats, *signal, "slower than", *slower_than_ms),
         other => describe(other),
     }
+}
+
+/// What the status page and the log say while the policy holds for want of a signal.
+pub fn holding(since: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
+    format!(
+        "holding: no signal since {} (the target policy never scales down without one)",
+        local_time(since, zone)
+    )
 }
 
 /// What a beat saw, in a few words, for logs, pings and the status page: "1203 ms",
@@ -294,7 +365,13 @@ fn seen(seen_: &Seen) -> String {
         Seen::Router(router) => {
             let seconds = router.window.as_secs_f64();
             match router.latency_p95_ms {
-                None => format!("router: no requests in {seconds} s"),
+                None if router.unavailable + router.silent == 0 => {
+                    format!("router: no requests in {seconds} s")
+                }
+                None => format!(
+                    "router: no requests served in {seconds} s, only {} lines saying the app is down (H10, H14…) and {} saying nothing of its speed (H80, H27…)",
+                    router.unavailable, router.silent
+                ),
                 Some(p95) => {
                     let p95_text = if p95 == u64::MAX {
                         "router errors".to_string()

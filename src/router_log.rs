@@ -317,6 +317,16 @@ impl Request {
     }
 }
 
+impl Request {
+    /// Whether the line shows someone using the app, for `idle_after`: any request but those
+    /// the platform answers in the app's place (H80 maintenance mode, H81 blank app, H82 dyno
+    /// hours used up, H83 planned degradation), which say nothing of whether the app is used.
+    /// A client that gave up (H27, 499) or an idle websocket (H15) is still someone.
+    pub fn is_traffic(&self) -> bool {
+        !matches!(self.code, Some(80..=83))
+    }
+}
+
 impl From<&RouterLine<'_>> for Request {
     fn from(line: &RouterLine<'_>) -> Self {
         Request {
@@ -341,6 +351,9 @@ pub struct IngestCounts {
     pub other_lines: u64,
     /// Router lines (among `router_lines`) for the worker's own heartbeat path.
     pub heartbeat_lines: u64,
+    /// Router lines (among `router_lines`) of someone using the app: not the worker's own
+    /// heartbeats, and not lines the platform answers for the app ([`Request::is_traffic`]).
+    pub traffic_lines: u64,
 }
 
 /// Parses a whole logplex body into requests (pushed onto `into`) and counts. The first few
@@ -385,10 +398,13 @@ pub fn parse_batch(
             Ok(line) => {
                 counts.router_lines += 1;
                 let path = line.path.split('?').next().unwrap_or_default();
+                let request = Request::from(&line);
                 if heartbeat_path.is_some_and(|heartbeat| heartbeat == path) {
                     counts.heartbeat_lines += 1;
+                } else if request.is_traffic() {
+                    counts.traffic_lines += 1;
                 }
-                into.push(Request::from(&line));
+                into.push(request);
             }
             Err(error) => {
                 counts.bad_router_lines += 1;
@@ -457,6 +473,9 @@ pub struct RouterStats {
     /// [`Meaning::Silent`] lines: maintenance (H80), the client's doing (H27, H28, 499), idle
     /// connections (H15)…
     pub silent: u64,
+    /// Since the newest line of any kind arrived: how stale the window is. `None` before the
+    /// first line.
+    pub since_last_line: Option<Duration>,
 }
 
 /// The requests of the last `window`, by arrival time. Bounded: past `capacity` the oldest are
@@ -514,10 +533,14 @@ impl RouterWindow {
     /// The statistics of the requests within `window` before `now`.
     pub fn stats(&mut self, now: DateTime<Utc>) -> RouterStats {
         self.prune(now);
-        window_stats(
+        let mut stats = window_stats(
             self.window,
             self.requests.iter().map(|(_, request)| request),
-        )
+        );
+        stats.since_last_line = self
+            .last_request_at
+            .map(|at| (now - at).to_std().unwrap_or(Duration::ZERO));
+        stats
     }
 }
 

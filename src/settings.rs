@@ -27,6 +27,7 @@ mod engine;
 mod heartbeat;
 mod load;
 mod notify;
+mod policy;
 mod shutdown_hook;
 mod thresholds;
 
@@ -39,6 +40,7 @@ pub use downtime::DowntimeSettings;
 pub use drain::{Drain, Signal};
 pub use heartbeat::Heartbeat;
 pub use notify::NotifyRules;
+pub use policy::{PolicyKind, PolicySettings};
 pub use shutdown_hook::ShutdownHookSettings;
 pub use thresholds::Thresholds;
 

@@ -85,6 +85,8 @@ struct History {
     last_summary: String,
     last_error: Option<String>,
     last_bounds: Option<(u32, u32)>,
+    /// Since when the policy holds for want of a signal, as of the last beat that decided.
+    holding_since: Option<DateTime<Utc>>,
     notifications: VecDeque<Event>,
 }
 
@@ -108,6 +110,8 @@ pub struct Snapshot {
     /// The router window, when the drain is on.
     pub router: Option<RouterStats>,
     pub last_router_request_at: Option<DateTime<Utc>>,
+    /// Since when the policy holds for want of a signal (the target policy on a quiet drain).
+    pub holding_since: Option<DateTime<Utc>>,
     pub since_last_beat: Duration,
     pub stall_limit: Duration,
 }
@@ -121,6 +125,8 @@ pub struct Summary {
     pub last_error: Option<String>,
     /// Conditions told and not yet told ended, from the recent notifications.
     pub open_alerts: Vec<&'static str>,
+    /// Since when the policy holds for want of a signal.
+    pub holding_since: Option<DateTime<Utc>>,
     pub alive: bool,
 }
 
@@ -230,6 +236,7 @@ impl Telemetry {
         history.last_error.clone_from(&beat.error);
         if let Some(output) = &beat.output {
             history.last_bounds = Some((output.bounds.min, output.bounds.max));
+            history.holding_since = output.signal_lost.map(|lost| lost.since);
         }
     }
 
@@ -271,12 +278,13 @@ impl Telemetry {
             .log_drain_password
             .is_some()
             .then(|| self.router_stats());
-        let (beats, last_summary, notifications) = {
+        let (beats, last_summary, notifications, holding_since) = {
             let history = self.shared.history.lock().unwrap();
             (
                 history.beats.iter().cloned().collect(),
                 history.last_summary.clone(),
                 history.notifications.iter().rev().cloned().collect(),
+                history.holding_since,
             )
         };
         Snapshot {
@@ -287,6 +295,7 @@ impl Telemetry {
             notifications,
             router,
             last_router_request_at: self.last_router_request_at(),
+            holding_since,
             since_last_beat: self.since_last_beat(),
             stall_limit: self.stall_limit(),
         }
@@ -301,6 +310,7 @@ impl Telemetry {
             bounds: history.last_bounds,
             last_error: history.last_error.clone(),
             open_alerts: open_alerts(history.notifications.iter().rev().map(|e| e.kind)),
+            holding_since: history.holding_since,
             alive: self.is_alive(),
         }
     }

@@ -1,6 +1,8 @@
 //! The dynos: each one a real HTTP server on its own loopback port, serving any path with a
-//! fixed capacity (`concurrency` requests at a time, each taking `service_time`). The pool
-//! starts and stops dynos to match the formation's quantity, the way Heroku's dyno manager does.
+//! fixed capacity (`concurrency` requests at a time, each taking `service_time`, or a time
+//! drawn around it, [`ServiceTimes`]), the rest waiting in the dyno's own queue. The pool starts
+//! and stops dynos to match the formation's quantity, the way Heroku's dyno manager does; a
+//! dyno started by a scale up serves only after `boot_time`, as a real one boots.
 //!
 //! A dyno knows nothing of the router or the API; the pool knows nothing of HTTP routing.
 //! A stopped dyno stops taking connections and finishes the requests it holds.
@@ -15,6 +17,17 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+/// How long each request takes a dyno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServiceTimes {
+    /// Exactly `service_time`, every request.
+    #[default]
+    Fixed,
+    /// Drawn from an exponential distribution of mean `service_time`: the variety of a real
+    /// app's requests, and the M/M/c model `autoscalebot simulate` assumes.
+    Exponential,
+}
+
 /// One running dyno.
 #[derive(Debug)]
 pub struct Dyno {
@@ -27,6 +40,8 @@ pub struct Dyno {
     pub concurrency: u32,
     /// Requests the router has handed this dyno and not yet seen answered.
     pub(crate) outstanding: AtomicU32,
+    /// When it starts serving: the router sends it nothing before.
+    pub(crate) ready_at: tokio::time::Instant,
     served: Arc<AtomicU64>,
     stop: CancellationToken,
 }
@@ -37,6 +52,8 @@ impl Dyno {
         name: String,
         concurrency: u32,
         service_time: Duration,
+        service_times: ServiceTimes,
+        boot_time: Duration,
     ) -> std::io::Result<Arc<Dyno>> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let address = listener.local_addr()?;
@@ -46,6 +63,7 @@ impl Dyno {
             name: name.clone(),
             capacity: Arc::new(Semaphore::new(concurrency as usize)),
             service_time,
+            service_times,
             served: served.clone(),
         };
         let app = axum::Router::new().fallback(serve).with_state(state);
@@ -64,6 +82,7 @@ impl Dyno {
             address,
             concurrency,
             outstanding: AtomicU32::new(0),
+            ready_at: tokio::time::Instant::now() + boot_time,
             served,
             stop,
         }))
@@ -77,6 +96,11 @@ impl Dyno {
     pub fn outstanding(&self) -> u32 {
         self.outstanding.load(Ordering::Relaxed)
     }
+
+    /// Whether it has booted.
+    pub fn is_ready(&self) -> bool {
+        tokio::time::Instant::now() >= self.ready_at
+    }
 }
 
 #[derive(Clone)]
@@ -84,6 +108,7 @@ struct DynoState {
     name: String,
     capacity: Arc<Semaphore>,
     service_time: Duration,
+    service_times: ServiceTimes,
     served: Arc<AtomicU64>,
 }
 
@@ -94,7 +119,15 @@ async fn serve(State(dyno): State<DynoState>, request: Request) -> Response {
         .acquire()
         .await
         .expect("the semaphore is never closed");
-    tokio::time::sleep(dyno.service_time).await;
+    let work = match dyno.service_times {
+        ServiceTimes::Fixed => dyno.service_time,
+        // 1 - u keeps ln away from 0.
+        ServiceTimes::Exponential => dyno
+            .service_time
+            .mul_f64(-(1.0 - fastrand::f64()).ln())
+            .min(Duration::from_secs(600)),
+    };
+    tokio::time::sleep(work).await;
     dyno.served.fetch_add(1, Ordering::Relaxed);
     let mut response = format!("{} served {}\n", dyno.name, request.uri().path()).into_response();
     if let Ok(value) = HeaderValue::from_str(&dyno.name) {
@@ -109,6 +142,11 @@ pub struct DynoPool {
     process_type: String,
     concurrency: u32,
     service_time: Duration,
+    service_times: ServiceTimes,
+    /// How long a dyno started by a scale up takes before it serves.
+    boot_time: Duration,
+    /// Dynos started from now on boot (the first ones are up when the platform starts).
+    booting: std::sync::atomic::AtomicBool,
     dynos: Mutex<Vec<Arc<Dyno>>>,
     /// Told when a dyno frees a slot or the set of dynos changes; the router waits on it.
     pub(crate) capacity_changed: Notify,
@@ -120,9 +158,29 @@ impl DynoPool {
             process_type: process_type.to_string(),
             concurrency: concurrency.max(1),
             service_time,
+            service_times: ServiceTimes::Fixed,
+            boot_time: Duration::ZERO,
+            booting: std::sync::atomic::AtomicBool::new(false),
             dynos: Mutex::new(Vec::new()),
             capacity_changed: Notify::new(),
         }
+    }
+
+    /// Draws each request's time as `service_times` says.
+    pub fn with_service_times(mut self, service_times: ServiceTimes) -> Self {
+        self.service_times = service_times;
+        self
+    }
+
+    /// Dynos started after [`DynoPool::booted`] serve only `boot_time` after they start.
+    pub fn with_boot_time(mut self, boot_time: Duration) -> Self {
+        self.boot_time = boot_time;
+        self
+    }
+
+    /// The first dynos are up: from now on a new dyno boots.
+    pub fn booted(&self) {
+        self.booting.store(true, Ordering::Relaxed);
     }
 
     pub fn dynos(&self) -> Vec<Arc<Dyno>> {
@@ -140,7 +198,19 @@ impl DynoPool {
             let running = self.running();
             if running < quantity {
                 let name = format!("{}.{}", self.process_type, running + 1);
-                let dyno = Dyno::start(name, self.concurrency, self.service_time).await?;
+                let boot_time = if self.booting.load(Ordering::Relaxed) {
+                    self.boot_time
+                } else {
+                    Duration::ZERO
+                };
+                let dyno = Dyno::start(
+                    name,
+                    self.concurrency,
+                    self.service_time,
+                    self.service_times,
+                    boot_time,
+                )
+                .await?;
                 tracing::info!(dyno = %dyno.name, address = %dyno.address, "Dyno started.");
                 self.dynos.lock().unwrap().push(dyno);
             } else if running > quantity {
@@ -157,13 +227,28 @@ impl DynoPool {
         Ok(())
     }
 
-    /// Takes a slot on the dyno with the fewest outstanding requests, if any has one free.
+    /// Takes a slot on the booted dyno with the fewest outstanding requests, if any has one
+    /// free.
     pub(crate) fn try_slot(&self) -> Option<Arc<Dyno>> {
         let dynos = self.dynos.lock().unwrap();
         let dyno = dynos
             .iter()
-            .filter(|dyno| dyno.outstanding() < dyno.concurrency)
+            .filter(|dyno| dyno.is_ready() && dyno.outstanding() < dyno.concurrency)
             .min_by_key(|dyno| dyno.outstanding())?;
+        dyno.outstanding.fetch_add(1, Ordering::Relaxed);
+        Some(dyno.clone())
+    }
+
+    /// A booted dyno at random, busy or not (Heroku's router: the dyno queues what it cannot
+    /// serve yet); any dyno while none has booted; `None` with no dyno at all.
+    pub(crate) fn random_dyno(&self) -> Option<Arc<Dyno>> {
+        let dynos = self.dynos.lock().unwrap();
+        let ready: Vec<&Arc<Dyno>> = dynos.iter().filter(|dyno| dyno.is_ready()).collect();
+        let dyno = if ready.is_empty() {
+            dynos.get(fastrand::usize(..dynos.len().max(1)))?
+        } else {
+            ready[fastrand::usize(..ready.len())]
+        };
         dyno.outstanding.fetch_add(1, Ordering::Relaxed);
         Some(dyno.clone())
     }

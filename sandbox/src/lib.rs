@@ -6,7 +6,8 @@
 //! and log drains the Heroku CLI reads), `admin.rs` (`/__sandbox/…`: faults, rate
 //! limit, state), `faults.rs` (which injected fault hits a call), `rate_limit.rs` (Heroku's
 //! token pool), `dyno.rs` (dynos and the pool that runs `quantity` of them), `router.rs` (the
-//! app's port: one queue, least-busy dyno).
+//! app's port: one queue to the least busy dyno, or Heroku's random routing), `logplex.rs` (the
+//! router's lines, delivered to the log drains as Heroku's logplex does).
 //!
 //! A crate of its own, not a module of `autoscalebot-backends`: the backends are the worker's
 //! side of each edge (clients), while the sandbox is the other side (servers that stand in for
@@ -18,13 +19,15 @@ mod admin;
 pub mod api;
 pub mod dyno;
 pub mod faults;
+pub mod logplex;
 pub mod rate_limit;
 mod resources;
 pub mod router;
 
 pub use api::{ApiCall, ACCEPT_V3};
-pub use dyno::DynoPool;
+pub use dyno::{DynoPool, ServiceTimes};
 pub use faults::FaultSpec;
+pub use router::Routing;
 
 use api::{Platform, PlatformConfig};
 use autoscalebot_backends::Secret;
@@ -52,8 +55,14 @@ pub struct SandboxConfig {
     pub max_quantity: u32,
     /// Requests one dyno serves at a time.
     pub dyno_concurrency: u32,
-    /// How long one dyno takes to serve one request.
+    /// How long one dyno takes to serve one request (the mean, with exponential times).
     pub service_time: Duration,
+    /// Fixed or exponential service times.
+    pub service_times: ServiceTimes,
+    /// How long a dyno started by a scale up takes before it serves.
+    pub boot_time: Duration,
+    /// How the router hands requests to dynos.
+    pub routing: Routing,
     /// The rate-limit pool (Heroku: 4,500 an account).
     pub rate_limit_tokens: u32,
 }
@@ -70,6 +79,9 @@ impl Default for SandboxConfig {
             max_quantity: 10,
             dyno_concurrency: 4,
             service_time: Duration::from_millis(100),
+            service_times: ServiceTimes::Fixed,
+            boot_time: Duration::ZERO,
+            routing: Routing::Pooled,
             rate_limit_tokens: rate_limit::POOL_TOKENS,
         }
     }
@@ -96,12 +108,17 @@ impl Sandbox {
         let api_address = api_listener.local_addr()?;
         let app_address = app_listener.local_addr()?;
         let shutdown = CancellationToken::new();
-        let dynos = Arc::new(DynoPool::new(
-            &config.process_type,
-            config.dyno_concurrency,
-            config.service_time,
-        ));
+        let dynos = Arc::new(
+            DynoPool::new(
+                &config.process_type,
+                config.dyno_concurrency,
+                config.service_time,
+            )
+            .with_service_times(config.service_times)
+            .with_boot_time(config.boot_time),
+        );
         dynos.scale_to(config.dynos).await?;
+        dynos.booted();
         let (platform, mut quantity) = Platform::new(
             PlatformConfig {
                 app: config.app.clone(),
@@ -137,7 +154,8 @@ impl Sandbox {
             api::app(platform.clone()),
             shutdown.clone(),
         ));
-        let router = router::app(dynos, shutdown.clone());
+        let logplex = logplex::Logplex::start(platform.clone(), shutdown.clone());
+        let router = router::app(dynos, config.routing, logplex, shutdown.clone());
         let router_shutdown = shutdown.clone();
         tasks.spawn(async move {
             let server = axum::serve(app_listener, router)

@@ -221,7 +221,7 @@ async fn add_drain(
         token: format!("d.{}", uuid::Uuid::new_v4()),
         created_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
     };
-    tracing::info!(url = %drain.url, "Log drain added (the sandbox sends it no logs).");
+    tracing::info!(url = %crate::logplex::redact(&drain.url), "Log drain added: the router's lines go to it.");
     let answer = drain_json(&platform, &drain);
     drains.push(drain);
     Ok((StatusCode::CREATED, Json(answer)).into_response())

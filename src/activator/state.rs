@@ -32,7 +32,7 @@ pub enum Phase {
 }
 
 /// What the shell must do next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Action {
     Start,
     /// Stop the target, for this reason (`Idle` or `MaxAge`).

@@ -59,6 +59,9 @@ pub struct RouterReading {
     pub window: Duration,
     pub requests: u64,
     pub errors: u64,
+    /// Lines that say the app is down (H10, H14…) or nothing of its speed (H80, H27…).
+    pub unavailable: u64,
+    pub silent: u64,
     /// `None`: no requests; `u64::MAX`: router errors without times.
     pub latency_p95_ms: Option<u64>,
 }
@@ -103,8 +106,11 @@ pub fn classify(
 }
 
 /// Classifies a router window from the log drain by its p95 against the same min and max as
-/// a heartbeat (both strict). A window without requests is a pass: nobody waited, so the app
-/// has more dynos than its traffic needs (the bounds still hold the size at `min_dynos`).
+/// a heartbeat (both strict). A window without any line is a pass, as in 2.1's drain: nobody
+/// waited, so the app has more dynos than its traffic needs (the bounds still hold the size at
+/// `min_dynos`). A window whose only lines say the app is down or say nothing of its speed
+/// (H10/H14 crashes, H80 maintenance, client aborts) is in band: no reason to add dynos, and
+/// none to remove any.
 pub fn classify_router(
     stats: &RouterStats,
     max_response_time_ms: u64,
@@ -114,11 +120,18 @@ pub fn classify_router(
         window: stats.window,
         requests: stats.requests,
         errors: stats.errors,
+        unavailable: stats.unavailable,
+        silent: stats.silent,
         latency_p95_ms: stats.latency_p95_ms,
     });
     let Some(p95) = stats.latency_p95_ms else {
+        let quiet = stats.unavailable == 0 && stats.silent == 0;
         return Heartbeat {
-            observation: Observation::Pass,
+            observation: if quiet {
+                Observation::Pass
+            } else {
+                Observation::InBand
+            },
             response_time_ms: None,
             seen,
         };

@@ -6,15 +6,23 @@
 //! is a variant of [`PolicyConfig`] and [`Policy`] and a file here; the step, the loop, the
 //! simulator and the activator do not change. Pure: no I/O, no clock, no words.
 //!
-//! One policy today: 2.1's streaks ([`Streaks`]).
+//! Two policies: 2.1's streaks ([`Streaks`]) and target tracking ([`Target`], whose rules are
+//! [`crate::policy::target`]'s; this file only hands it the beat and reads its decision).
 
-use super::{Config, Heartbeat, Inputs, Observation, ScaleReason};
+use super::{Config, Heartbeat, HeartbeatReading, Inputs, Observation, ScaleReason};
+use crate::policy::target::{
+    HeartbeatSignal, RouterSignal, SignalLost, TargetConfig, TargetDecision, TargetInput,
+    TargetState, Why,
+};
+use crate::router_log::RouterStats;
 use chrono::{DateTime, Utc};
+use std::time::Duration;
 
 /// Which policy decides, with its own settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PolicyConfig {
     Streaks(StreaksConfig),
+    Target(TargetConfig),
 }
 
 /// 2.1's streaks: `increment` dynos after a streak of fails or passes.
@@ -28,7 +36,7 @@ pub struct StreaksConfig {
 }
 
 /// What a policy would like from the current size, before the bounds and cool-offs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Wish {
     Keep,
     /// More dynos: `to` (above the current size, maybe above the max in force).
@@ -44,25 +52,41 @@ pub enum Wish {
 }
 
 /// A policy's state between beats.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Policy {
     Streaks(Streaks),
+    Target(Box<Target>),
 }
 
 impl Policy {
     pub fn new(config: &PolicyConfig) -> Self {
         match config {
             PolicyConfig::Streaks(_) => Policy::Streaks(Streaks::default()),
+            PolicyConfig::Target(_) => Policy::Target(Box::default()),
         }
     }
 
-    /// Takes in one observed beat of an app that runs: `seen` is what the signal in use
-    /// means; the beat's inputs and `now` are there for a policy that wants the router
-    /// window's numbers or a time window (the streaks need neither). Never called during
-    /// planned downtime.
-    pub fn observe(&mut self, seen: &Heartbeat, _inputs: &Inputs, _now: DateTime<Utc>) {
-        match self {
-            Policy::Streaks(streaks) => streaks.observe(seen.observation),
+    /// Takes in one beat of an app that runs: `seen` is what the signal in use means (`None`
+    /// when nothing was observed); the beat's inputs and `now` are there for a policy that
+    /// wants the router window's numbers, the size or a time window (the streaks need
+    /// neither). Never called during planned downtime.
+    pub fn observe(
+        &mut self,
+        config: &Config,
+        seen: Option<&Heartbeat>,
+        inputs: &Inputs,
+        now: DateTime<Utc>,
+    ) {
+        match (self, &config.policy) {
+            (Policy::Streaks(streaks), _) => {
+                if let Some(seen) = seen {
+                    streaks.observe(seen.observation)
+                }
+            }
+            (Policy::Target(target), PolicyConfig::Target(rules)) => {
+                target.observe(rules, config, inputs, now)
+            }
+            (Policy::Target(_), _) => {}
         }
     }
 
@@ -70,23 +94,30 @@ impl Policy {
     pub fn forget(&mut self) {
         match self {
             Policy::Streaks(streaks) => streaks.forget(),
+            Policy::Target(target) => target.forget(),
         }
     }
 
-    /// The platform took a new size: 2.1 counts its streaks afresh.
+    /// The platform took a new size: 2.1 counts its streaks afresh; the target policy's
+    /// decision was for the size before.
     pub fn scaled(&mut self) {
         match self {
             Policy::Streaks(streaks) => streaks.forget(),
+            Policy::Target(target) => target.last = None,
         }
     }
 
     /// The size the policy would like at `current` dynos (at `now`, for a policy that keeps
     /// time windows).
-    pub fn wish(&self, config: &Config, current: u32, _now: DateTime<Utc>) -> Wish {
+    pub fn wish(&self, config: &Config, current: u32, now: DateTime<Utc>) -> Wish {
         match (self, &config.policy) {
             (Policy::Streaks(streaks), PolicyConfig::Streaks(rules)) => {
                 streaks.wish(rules, config, current)
             }
+            (Policy::Target(target), PolicyConfig::Target(rules)) => {
+                target.wish(rules, config, current, now)
+            }
+            _ => Wish::Keep,
         }
     }
 
@@ -96,11 +127,17 @@ impl Policy {
         match (self, &config.policy) {
             (Policy::Streaks(streaks), PolicyConfig::Streaks(rules)) => (
                 ScaleReason::TooSlow {
-                    heartbeats: streaks.consecutive_fails,
+                    beats: streaks.consecutive_fails,
                     slower_than_ms: config.max_response_time_ms,
+                    signal: config.signal,
                 },
                 streaks.heartbeats_since_fail < rules.fails_to_scale_up,
             ),
+            (Policy::Target(target), PolicyConfig::Target(rules)) => (
+                target.up_reason.unwrap_or(ScaleReason::AboveMax),
+                target.up.since < rules.confirmations.max(1),
+            ),
+            _ => (ScaleReason::AboveMax, false),
         }
     }
 
@@ -109,13 +146,209 @@ impl Policy {
         match (self, &config.policy) {
             (Policy::Streaks(streaks), PolicyConfig::Streaks(rules)) => (
                 ScaleReason::FastEnough {
-                    heartbeats: streaks.consecutive_passes,
+                    beats: streaks.consecutive_passes,
                     faster_than_ms: config.min_response_time_ms,
+                    signal: config.signal,
                 },
                 streaks.heartbeats_since_pass < rules.passes_to_scale_down,
             ),
+            (Policy::Target(target), PolicyConfig::Target(rules)) => (
+                target.down_reason.unwrap_or(ScaleReason::BelowMin),
+                target.down.since < rules.confirmations.max(1),
+            ),
+            _ => (ScaleReason::BelowMin, false),
         }
     }
+
+    /// The signal the policy needs is missing or stale: since when, and whether this beat is
+    /// the first of it. Only the target policy holds for it (the streaks read an empty window
+    /// as 2.1 read a fast answer).
+    pub fn signal_lost(&self) -> Option<SignalLost> {
+        match self {
+            Policy::Streaks(_) => None,
+            Policy::Target(target) => target.last.as_ref().and_then(|(_, d)| d.signal_lost),
+        }
+    }
+}
+
+/// Target tracking in the engine: [`TargetState`] fed one beat at a time, its last decision,
+/// and how long its observations have asked past the size (for the notices at a bound).
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    state: TargetState,
+    /// The last beat's decision, with the size it was taken at.
+    last: Option<(u32, TargetDecision)>,
+    up: Run,
+    down: Run,
+    up_reason: Option<ScaleReason>,
+    down_reason: Option<ScaleReason>,
+}
+
+/// Observations in a row that asked past the size one way, and since the last that did.
+#[derive(Debug, Clone, Copy, Default)]
+struct Run {
+    in_a_row: u32,
+    since: u32,
+}
+
+impl Run {
+    fn step(&mut self, asked: bool) {
+        if asked {
+            self.in_a_row += 1;
+            self.since = 0;
+        } else {
+            self.in_a_row = 0;
+            self.since = self.since.saturating_add(1);
+        }
+    }
+}
+
+impl Target {
+    fn observe(
+        &mut self,
+        rules: &TargetConfig,
+        config: &Config,
+        inputs: &Inputs,
+        now: DateTime<Utc>,
+    ) {
+        // No size this beat (a standby, no budget, a failed read): nothing to decide from; the
+        // router window is a rolling one, so nothing is lost by waiting for the next.
+        let Some(current) = inputs.size else {
+            self.last = None;
+            return;
+        };
+        let bounds = config.bounds_at(now);
+        let input = TargetInput {
+            router: inputs.router.as_ref().map(router_signal),
+            heartbeat: inputs.heartbeat.as_ref().and_then(heartbeat_signal),
+            current,
+            bounds: crate::policy::Bounds {
+                min: bounds.min,
+                max: bounds.max,
+            },
+            downtime: false,
+        };
+        let decision = self.state.step(rules, &input, now);
+        let wanted = decision
+            .wanted
+            .map(|(size, why)| (size, reason(rules, why)));
+        self.up.step(wanted.is_some_and(|(size, _)| size > current));
+        self.down
+            .step(wanted.is_some_and(|(size, _)| size < current));
+        match wanted {
+            Some((size, reason)) if size > current => self.up_reason = reason,
+            Some((size, reason)) if size < current => self.down_reason = reason,
+            _ => {}
+        }
+        self.last = Some((current, decision));
+    }
+
+    fn forget(&mut self) {
+        *self = Target {
+            state: std::mem::take(&mut self.state),
+            ..Target::default()
+        };
+        self.state.forget();
+    }
+
+    /// The last decision at `current`; at a bound, what the load asks past it, once
+    /// `confirmations` observations in a row asked for it (the step tells it, never acts on it).
+    fn wish(
+        &self,
+        rules: &TargetConfig,
+        config: &Config,
+        current: u32,
+        now: DateTime<Utc>,
+    ) -> Wish {
+        let Some((at, decision)) = &self.last else {
+            return Wish::Keep;
+        };
+        if *at != current {
+            return Wish::Keep;
+        }
+        let because = reason(rules, decision.why);
+        match (decision.to, because) {
+            (Some(to), Some(reason)) if to > current => return Wish::More { to, reason },
+            (Some(to), Some(reason)) if to < current => return Wish::Fewer { to, reason },
+            _ => {}
+        }
+        let bounds = config.bounds_at(now);
+        let confirmed = rules.confirmations.max(1);
+        let wanted = decision
+            .wanted
+            .and_then(|(size, why)| Some((size, reason(rules, why)?)));
+        match wanted {
+            Some((to, reason))
+                if to > current && current >= bounds.max && self.up.in_a_row >= confirmed =>
+            {
+                Wish::More { to, reason }
+            }
+            Some((to, reason))
+                if to < current
+                    && current <= bounds.min.max(1)
+                    && self.down.in_a_row >= confirmed =>
+            {
+                Wish::Fewer { to, reason }
+            }
+            _ => Wish::Keep,
+        }
+    }
+}
+
+/// The drain's window as the target policy reads it.
+fn router_signal(stats: &RouterStats) -> RouterSignal {
+    RouterSignal {
+        requests: stats.requests,
+        requests_per_second: stats.requests_per_second,
+        mean_service_ms: stats.mean_service_ms,
+        p95_latency_ms: stats.latency_p95_ms.map(|ms| ms as f64),
+        timeouts: stats.timeouts,
+        unavailable: stats.unavailable,
+        // No line yet: an empty window, which the policy holds on as a missing signal.
+        age: stats.since_last_line.unwrap_or(Duration::ZERO),
+    }
+}
+
+/// The heartbeat as the target policy reads it. A 4xx says the URL is wrong, not that the app
+/// is slow: no signal, so it never adds dynos.
+fn heartbeat_signal(reading: &HeartbeatReading) -> Option<HeartbeatSignal> {
+    match reading {
+        HeartbeatReading::Answered { status, elapsed } if *status < 400 => {
+            Some(HeartbeatSignal::Answered {
+                response_ms: elapsed.as_secs_f64() * 1000.0,
+            })
+        }
+        HeartbeatReading::Answered { status, .. } if *status < 500 => None,
+        _ => Some(HeartbeatSignal::Failed),
+    }
+}
+
+/// The engine's reason for a move of the target policy, with its numbers; `None` for a hold.
+fn reason(rules: &TargetConfig, why: Why) -> Option<ScaleReason> {
+    Some(match why {
+        Why::Load {
+            desired,
+            requests_per_second,
+            service_ms,
+        } => ScaleReason::Load {
+            desired,
+            requests_per_second,
+            service_ms,
+            utilisation: rules.target_utilisation,
+            dyno_concurrency: rules.dyno_concurrency,
+        },
+        Why::Slow { ratio } => ScaleReason::SlowAnswers {
+            ratio,
+            max_ms: rules.max_response_time_ms,
+        },
+        Why::FastFor(delay) => ScaleReason::FastFor {
+            delay,
+            max_ms: rules.max_response_time_ms,
+        },
+        Why::AboveMax => ScaleReason::AboveMax,
+        Why::BelowMin => ScaleReason::BelowMin,
+        _ => return None,
+    })
 }
 
 /// 2.1's counts: heartbeats in a row that failed or passed, and how long a lull has lasted.
@@ -164,16 +397,18 @@ impl Streaks {
             Wish::More {
                 to: current.saturating_add(rules.increment),
                 reason: ScaleReason::TooSlow {
-                    heartbeats: rules.fails_to_scale_up,
+                    beats: rules.fails_to_scale_up,
                     slower_than_ms: config.max_response_time_ms,
+                    signal: config.signal,
                 },
             }
         } else if self.consecutive_passes >= rules.passes_to_scale_down {
             Wish::Fewer {
                 to: current.saturating_sub(rules.increment),
                 reason: ScaleReason::FastEnough {
-                    heartbeats: rules.passes_to_scale_down,
+                    beats: rules.passes_to_scale_down,
                     faster_than_ms: config.min_response_time_ms,
+                    signal: config.signal,
                 },
             }
         } else {

@@ -775,8 +775,9 @@ fn dry_run_scales_are_worded_as_such() {
         from: 1,
         to: 2,
         reason: ScaleReason::TooSlow {
-            heartbeats: 3,
+            beats: 3,
             slower_than_ms: 1000,
+            signal: SignalKind::Heartbeat,
         },
     };
     let told = state.acted(
@@ -1430,3 +1431,5 @@ fn the_step_is_pure_the_same_state_and_inputs_give_the_same_output() {
         "the third fail scales"
     );
 }
+
+mod target;

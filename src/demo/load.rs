@@ -1,6 +1,7 @@
-//! The demo's load generator: real HTTP requests to the app's router, arriving at random
-//! (Poisson) at the rate the traffic profile gives for each moment, whether or not earlier ones
-//! were answered, as users do. It only sends and counts; it decides nothing.
+//! The demo's load generator (and `bench/sim_vs_real.sh`'s): real HTTP requests to the app's
+//! router, arriving at random (Poisson) at the rate the traffic profile gives for each moment,
+//! whether or not earlier ones were answered, as users do. It only sends, counts and, when
+//! asked, records each answer; it decides nothing.
 //!
 //! In-flight requests are capped, so a demo with far too few dynos stays bounded: a request
 //! that would pass the cap is counted as skipped instead of sent.
@@ -48,6 +49,36 @@ pub struct Tally {
     pub skipped: u64,
 }
 
+/// One answered (or failed) request, for a benchmark's own statistics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Answer {
+    /// When it was sent, since the start of the load.
+    pub sent_after: Duration,
+    /// Until the whole answer was read, or the request failed.
+    pub took: Duration,
+    /// The HTTP status; `None` for a timeout or a broken connection.
+    pub status: Option<u16>,
+}
+
+/// How [`generate_with`] sends.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub max_in_flight: usize,
+    pub request_timeout: Duration,
+    /// Every answer is pushed here, when given.
+    pub record: Option<Arc<Mutex<Vec<Answer>>>>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            max_in_flight: MAX_IN_FLIGHT,
+            request_timeout: REQUEST_TIMEOUT,
+            record: None,
+        }
+    }
+}
+
 /// Sends requests to `url` following `phases` until they end or `shutdown`.
 pub async fn generate(
     client: reqwest::Client,
@@ -56,8 +87,20 @@ pub async fn generate(
     tally: Arc<Mutex<Tally>>,
     shutdown: CancellationToken,
 ) {
+    generate_with(client, url, phases, tally, shutdown, LoadOptions::default()).await
+}
+
+/// [`generate`] with its cap, its timeout and a record of every answer.
+pub async fn generate_with(
+    client: reqwest::Client,
+    url: String,
+    phases: Vec<Phase>,
+    tally: Arc<Mutex<Tally>>,
+    shutdown: CancellationToken,
+    options: LoadOptions,
+) {
     let started = Instant::now();
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let in_flight = Arc::new(Semaphore::new(options.max_in_flight));
     let mut next = started;
     while let Some((_, phase)) = phase_at(&phases, next - started) {
         if phase.requests_per_second <= 0.0 {
@@ -82,17 +125,27 @@ pub async fn generate(
         let client = client.clone();
         let url = url.clone();
         let tally = tally.clone();
+        let record = options.record.clone();
+        let timeout = options.request_timeout;
         tokio::spawn(async move {
+            let sent = Instant::now();
             let answer = async {
-                let response = client.get(&url).timeout(REQUEST_TIMEOUT).send().await?;
-                let ok = response.status().is_success();
+                let response = client.get(&url).timeout(timeout).send().await?;
+                let status = response.status().as_u16();
                 response.bytes().await?;
-                Ok::<bool, reqwest::Error>(ok)
+                Ok::<u16, reqwest::Error>(status)
             }
             .await;
+            if let Some(record) = record {
+                record.lock().unwrap().push(Answer {
+                    sent_after: sent - started,
+                    took: sent.elapsed(),
+                    status: answer.as_ref().ok().copied(),
+                });
+            }
             let mut tally = tally.lock().unwrap();
             match answer {
-                Ok(true) => tally.served += 1,
+                Ok(200..=299) => tally.served += 1,
                 _ => tally.failed += 1,
             }
             drop(permit);

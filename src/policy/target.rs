@@ -255,6 +255,11 @@ pub struct TargetDecision {
     pub why: Why,
     /// While the signal is missing or stale.
     pub signal_lost: Option<SignalLost>,
+    /// The size this observation asked for before the bounds, the confirmations and the
+    /// scale-down delay, and why (`Why::Load`, `Why::Slow` or `Why::FastFor`); `None` when it
+    /// asked nothing (no usable signal, downtime). What the caller tells when the app is at a
+    /// bound and the load asks past it.
+    pub wanted: Option<(u32, Why)>,
 }
 
 /// What the policy remembers between observations.
@@ -368,6 +373,12 @@ impl TargetState {
         }
     }
 
+    /// Forgets the observations in a row and the wishes of the scale-down delay (around planned
+    /// downtime, while the app is stopped); the service time estimate stays.
+    pub fn forget(&mut self) {
+        self.forget_streaks();
+    }
+
     fn forget_streaks(&mut self) {
         self.wanted.clear();
         self.wanted_more_in_a_row = 0;
@@ -417,12 +428,14 @@ impl TargetState {
             service_ms,
         };
         let decision = self.track(config, desired, current, bounds, now, load);
-        match decision.to {
+        let mut decision = match decision.to {
             Some(to) if to < current && router.unavailable > 0 => hold(Why::AppDown {
                 lines: router.unavailable,
             }),
             _ => decision,
-        }
+        };
+        decision.wanted = Some((desired, load));
+        decision
     }
 
     /// Records what this observation wants and decides: up to the smallest of the last
@@ -515,7 +528,9 @@ impl TargetState {
                 });
             }
             if current >= bounds.max {
-                return hold(Why::Slow { ratio });
+                let mut decision = hold(Why::Slow { ratio });
+                decision.wanted = Some((current.saturating_add(1), Why::Slow { ratio }));
+                return decision;
             }
             // The smallest of the confirming answers: the step that all of them ask for.
             let confirmed = self
@@ -528,14 +543,22 @@ impl TargetState {
             let step = (f64::from(current) * (confirmed - 1.0).min(1.0))
                 .ceil()
                 .max(1.0) as u32;
-            let to = current.saturating_add(step).min(bounds.max);
-            return scale(current, to, Why::Slow { ratio: confirmed });
+            let why = Why::Slow { ratio: confirmed };
+            let mut decision = scale(current, current.saturating_add(step).min(bounds.max), why);
+            decision.wanted = Some((current.saturating_add(step), why));
+            return decision;
         }
         self.slow_ratios.clear();
         let fast_since = *self.fast_since.get_or_insert(now);
         let floor = bounds.min.max(1).min(bounds.max);
-        if now - fast_since < delay || current <= floor {
+        if now - fast_since < delay {
             return hold(Why::Steady);
+        }
+        if current <= floor {
+            let mut decision = hold(Why::Steady);
+            let why = Why::FastFor(config.scale_down_delay);
+            decision.wanted = Some((current.saturating_sub(1), why));
+            return decision;
         }
         let memory = delay * SLOW_MEMORY_DELAYS as i32;
         let recently_slow_at = self
@@ -548,7 +571,10 @@ impl TargetState {
         }
         // The delay starts again: one dyno per delay.
         self.fast_since = Some(now);
-        scale(current, to, Why::FastFor(config.scale_down_delay))
+        let why = Why::FastFor(config.scale_down_delay);
+        let mut decision = scale(current, to, why);
+        decision.wanted = Some((to, why));
+        decision
     }
 }
 
@@ -589,6 +615,7 @@ fn hold(why: Why) -> TargetDecision {
         to: None,
         why,
         signal_lost: None,
+        wanted: None,
     }
 }
 
@@ -597,6 +624,7 @@ fn scale(current: u32, to: u32, why: Why) -> TargetDecision {
         to: (to != current).then_some(to),
         why,
         signal_lost: None,
+        wanted: None,
     }
 }
 

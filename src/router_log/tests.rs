@@ -194,6 +194,7 @@ fn a_batch_uses_what_it_can_and_counts_the_rest() {
             bad_router_lines: 1,
             other_lines: 1,
             heartbeat_lines: 0,
+            traffic_lines: 2,
         }
     );
     assert_eq!(requests.len(), 2);
@@ -314,7 +315,24 @@ fn the_workers_own_heartbeat_lines_are_counted_apart() {
         &mut Vec::new(),
     );
     assert_eq!((counts.router_lines, counts.heartbeat_lines), (3, 2));
+    assert_eq!(
+        counts.traffic_lines, 1,
+        "only the user's request is traffic"
+    );
     assert_eq!(requests.len(), 3, "heartbeat lines still count for latency");
+}
+
+#[test]
+fn a_maintenance_page_is_not_traffic_but_a_client_that_gave_up_is() {
+    let body: String = [H80, H80, H27]
+        .iter()
+        .map(|message| format!("{} {message}\n", message.len() + 1))
+        .collect();
+    let mut requests = Vec::new();
+    let counts = parse_batch(body.as_bytes(), None, &mut requests, &mut Vec::new());
+    assert_eq!(counts.router_lines, 3);
+    assert_eq!(counts.traffic_lines, 1);
+    assert!(!requests[0].is_traffic());
 }
 
 const H80: &str = "<158>1 2026-03-10T12:00:00+00:00 host heroku router - at=info code=H80 desc=\"Maintenance mode\" method=GET path=\"/\" host=myapp.herokuapp.com fwd=\"1.2.3.4\" dyno= connect= service= status=503 bytes=";

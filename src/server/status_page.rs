@@ -283,6 +283,9 @@ pub fn render(snapshot: &Snapshot, in_index: bool) -> String {
                     } @else {
                         " · no beat yet"
                     }
+                    @if let Some(since) = snapshot.holding_since {
+                        " · " span.bad.holding { (crate::notices::holding(since, zone)) }
+                    }
                 }
                 @if let Some(router) = &snapshot.router {
                     p.router {
@@ -418,6 +421,7 @@ fn index_row(row: &Summary) -> Markup {
             td {
                 @if row.alive { span.ok { "running" } } @else { span.bad { "stalled" } }
                 @for alert in &row.open_alerts { " · " span.bad { (alert) } }
+                @if row.holding_since.is_some() { " · " span.bad { "holding: no signal" } }
                 @if let Some(error) = &row.last_error { " · " span.bad { (error) } }
             }
             td { a href=(link) { "page" } }

@@ -2,8 +2,10 @@
 //! needs to decide and to know what to tell, and nothing else (no secrets, no URLs, no
 //! backends, no names of keys).
 
-use super::AppSettings;
-use crate::decision::{Config, NotifyRules, PolicyConfig, ScaleDiffRule, StreaksConfig};
+use super::{AppSettings, PolicyKind, Signal};
+use crate::decision::{
+    Config, NotifyRules, PolicyConfig, ScaleDiffRule, SignalKind, StreaksConfig,
+};
 
 impl AppSettings {
     /// The engine's [`Config`] for this app.
@@ -24,11 +26,23 @@ impl AppSettings {
             time_zone: self.thresholds.time_zone,
             max_response_time_ms: self.thresholds.max_response_time_ms,
             min_response_time_ms: self.thresholds.min_response_time_ms,
-            policy: PolicyConfig::Streaks(StreaksConfig {
-                fails_to_scale_up: self.thresholds.number_of_fails_to_scale_up_after,
-                passes_to_scale_down: self.thresholds.number_of_passes_to_scale_down_after,
-                increment: self.thresholds.increment,
-            }),
+            signal: match self.drain.signal {
+                Signal::Heartbeat => SignalKind::Heartbeat,
+                Signal::Router => SignalKind::Router,
+                Signal::Both => SignalKind::Both,
+            },
+            policy: match self.thresholds.policy.kind {
+                PolicyKind::Streaks => PolicyConfig::Streaks(StreaksConfig {
+                    fails_to_scale_up: self.thresholds.number_of_fails_to_scale_up_after,
+                    passes_to_scale_down: self.thresholds.number_of_passes_to_scale_down_after,
+                    increment: self.thresholds.increment,
+                }),
+                PolicyKind::Target => PolicyConfig::Target(
+                    self.thresholds
+                        .policy
+                        .target_config(self.thresholds.max_response_time_ms),
+                ),
+            },
             scale_up_cooldown: self.thresholds.scale_up_cooldown,
             scale_down_cooldown: self.thresholds.scale_down_cooldown,
             idle_after: self.thresholds.idle_after,

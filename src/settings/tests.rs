@@ -203,6 +203,110 @@ fn min_above_max_at_any_time_of_day_is_refused() {
 }
 
 #[test]
+fn min_above_max_on_a_weekly_schedule_names_the_day_and_time() {
+    let error = load_err(
+        &format!(
+            "{MINIMAL}\nmax_dynos = {{ mon-fri = 6, sat-sun = {{ \"0:00\" = 2, \"9:00\" = 3 }} }}\nmin_dynos = {{ \"0:00\" = 1, \"9:00\" = 4 }}"
+        ),
+        &[],
+    );
+    let problem = problem_for(&error, "min_dynos");
+    assert!(problem.expected.contains("at Sat 9:00"), "{problem}");
+    assert!(!problem.expected.contains("129:00"), "{problem}");
+}
+
+// ---- The policy (settings/policy.rs) ----
+
+#[test]
+fn the_policy_is_the_streaks_by_default_with_the_target_knobs_tuned() {
+    let app = load_ok(MINIMAL, &[]);
+    assert_eq!(app.thresholds.policy.kind, PolicyKind::Streaks);
+    assert_eq!(app.thresholds.policy.target_utilisation, 0.9);
+    assert_eq!(
+        app.thresholds.policy.scale_down_delay,
+        Duration::from_secs(180)
+    );
+    assert_eq!(app.thresholds.policy.dyno_concurrency, 4);
+    assert!(matches!(
+        app.engine_config().policy,
+        crate::decision::PolicyConfig::Streaks(_)
+    ));
+    let rows = app.effective();
+    let row = |key: &str| rows.iter().find(|(k, _)| *k == key).unwrap().1.clone();
+    assert_eq!(row("policy"), "\"streaks\"");
+    assert_eq!(row("target_utilisation"), "0.9");
+    assert_eq!(row("scale_down_delay"), "\"3m\"");
+    assert_eq!(row("dyno_concurrency"), "4");
+}
+
+#[test]
+fn the_target_policy_and_its_knobs_are_read_from_the_file_and_the_environment() {
+    let app = load_ok(
+        &format!("{MINIMAL}\npolicy = \"target\"\ntarget_utilisation = 0.8\nscale_down_delay = \"5m\"\nmax_response_time_in_ms = 500"),
+        &[("AUTOSCALE_DYNO_CONCURRENCY", "8")],
+    );
+    assert_eq!(app.thresholds.policy.kind, PolicyKind::Target);
+    let crate::decision::PolicyConfig::Target(target) = app.engine_config().policy else {
+        panic!("not the target policy");
+    };
+    assert_eq!(target.target_utilisation, 0.8);
+    assert_eq!(target.scale_down_delay, Duration::from_secs(300));
+    assert_eq!(target.dyno_concurrency, 8);
+    assert_eq!(
+        target.max_response_time_ms, 500,
+        "the latency target is the max"
+    );
+}
+
+#[test]
+fn an_unknown_policy_is_refused_naming_the_key_the_value_its_origin_and_what_is_expected() {
+    let error = load_err(&format!("{MINIMAL}\npolicy = \"magic\""), &[]);
+    let problem = problem_for(&error, "policy");
+    assert_eq!(problem.value.as_deref(), Some("\"magic\""));
+    assert!(problem.expected.contains("\"streaks\""), "{problem}");
+    assert!(problem.expected.contains("\"target\""), "{problem}");
+    let error = load_err(MINIMAL, &[("AUTOSCALE_POLICY", "hpa")]);
+    let problem = problem_for(&error, "policy");
+    assert_eq!(
+        problem.origin.as_deref(),
+        Some("AUTOSCALE_POLICY"),
+        "{problem}"
+    );
+}
+
+#[test]
+fn a_target_utilisation_outside_zero_to_one_is_refused() {
+    for share in ["0", "-0.5", "1.2", "\"most\""] {
+        let error = load_err(&format!("{MINIMAL}\ntarget_utilisation = {share}"), &[]);
+        let problem = problem_for(&error, "target_utilisation");
+        assert!(
+            problem.expected.contains("above 0 and at most 1"),
+            "{problem}"
+        );
+        assert!(problem.value.is_some(), "{problem}");
+    }
+    let app = load_ok(&format!("{MINIMAL}\ntarget_utilisation = 1"), &[]);
+    assert_eq!(
+        app.thresholds.policy.target_utilisation, 1.0,
+        "1 is in (0, 1]"
+    );
+}
+
+#[test]
+fn a_scale_down_delay_that_is_not_a_duration_is_refused() {
+    let error = load_err(&format!("{MINIMAL}\nscale_down_delay = \"soon\""), &[]);
+    let problem = problem_for(&error, "scale_down_delay");
+    assert_eq!(problem.value.as_deref(), Some("\"soon\""));
+    assert!(problem.expected.contains("a duration"), "{problem}");
+    let error = load_err(MINIMAL, &[("AUTOSCALE_DYNO_CONCURRENCY", "0")]);
+    let problem = problem_for(&error, "dyno_concurrency");
+    assert_eq!(
+        problem.origin.as_deref(),
+        Some("AUTOSCALE_DYNO_CONCURRENCY")
+    );
+}
+
+#[test]
 fn a_time_such_as_25_00_is_refused() {
     let error = load_err(&format!("{MINIMAL}\nmax_dynos = {{ \"25:00\" = 3 }}"), &[]);
     let problem = problem_for(&error, "max_dynos");
@@ -350,6 +454,10 @@ fn effective_lists_every_setting() {
         "max_dynos",
         "min_dynos",
         "increment",
+        "policy",
+        "target_utilisation",
+        "scale_down_delay",
+        "dyno_concurrency",
         "notification_backends",
         "notify_if_scale_diff_exceeds_threshold",
         "notify_if_scale_diff_exceeds_period_in_minutes",

@@ -4,6 +4,7 @@
 //! needs from other parts (the platform's most, what the settings are for) comes in as
 //! [`Needs`]. It must not read keys outside its section.
 
+use super::policy::{read_policy, PolicySettings, RawPolicy};
 use super::Purpose;
 use crate::schedule::Schedule;
 use autoscalebot_backends::settings::{fields, rows, Check, Raw, Table};
@@ -28,6 +29,10 @@ pub(super) struct RawThresholds {
     scale_down_cooldown: Raw,
     pub(super) idle_after: Raw,
     max_age: Raw,
+    policy: Raw,
+    target_utilisation: Raw,
+    scale_down_delay: Raw,
+    dyno_concurrency: Raw,
 }
 
 /// The checked thresholds.
@@ -48,6 +53,8 @@ pub struct Thresholds {
     pub idle_after: Option<Duration>,
     /// Stop after running this long, whatever the traffic.
     pub max_age: Option<Duration>,
+    /// `policy` and the target policy's knobs (`settings/policy.rs` checks them).
+    pub policy: PolicySettings,
 }
 
 /// What was read before the section's check, because other parts need it too.
@@ -141,6 +148,15 @@ impl RawThresholds {
         let scale_up_cooldown = self.scale_up_cooldown.duration_or(check, Duration::ZERO);
         let scale_down_cooldown = self.scale_down_cooldown.duration_or(check, Duration::ZERO);
         let max_age = self.max_age.positive_duration(check);
+        let policy = read_policy(
+            RawPolicy {
+                policy: &self.policy,
+                target_utilisation: &self.target_utilisation,
+                scale_down_delay: &self.scale_down_delay,
+                dyno_concurrency: &self.dyno_concurrency,
+            },
+            check,
+        );
 
         // Cross-field checks, only where both sides were readable.
         if let (Some((most, why)), Some(max), true) =
@@ -199,6 +215,7 @@ impl RawThresholds {
             scale_down_cooldown: scale_down_cooldown?,
             idle_after,
             max_age,
+            policy: policy?,
         })
     }
 
@@ -232,6 +249,10 @@ impl Thresholds {
             scale_down_cooldown: Raw::duration(self.scale_down_cooldown),
             idle_after: Raw::optional(self.idle_after, Raw::duration),
             max_age: Raw::optional(self.max_age, Raw::duration),
+            policy: Raw::quoted(self.policy.kind.as_str()),
+            target_utilisation: Raw::shown(self.policy.target_utilisation.to_string()),
+            scale_down_delay: Raw::duration(self.policy.scale_down_delay),
+            dyno_concurrency: Raw::shown(self.policy.dyno_concurrency.to_string()),
         };
         rows("", &shown)
     }

@@ -20,10 +20,11 @@ pub mod report;
 pub mod signal;
 pub mod trace;
 
+use crate::decision::{Config, PolicyConfig};
 use crate::policy::target::TargetConfig;
-use crate::settings::{self, AppSettings, SettingsError};
+use crate::settings::{self, AppSettings, PolicyKind, SettingsError};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use policies::{Hpa, Kpa, TargetSizer};
+use policies::{Hpa, Kpa};
 use queue::DynoModel;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
@@ -70,9 +71,10 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "SOURCE")]
     pub trace: String,
 
-    /// Requests one dyno serves at once (web workers × threads).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
-    pub dyno_concurrency: u32,
+    /// Requests one dyno serves at once (web workers × threads) [default: the settings'
+    /// dyno_concurrency, 4].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub dyno_concurrency: Option<u32>,
 
     /// Mean time to serve one request, exponentially distributed [default: 50, or the mean
     /// `service=` of a router log].
@@ -114,18 +116,19 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
 
-    /// How "ours" decides: "streaks" (2.1's algorithm, the worker's default) or "target"
-    /// (scale to the size the measured load needs).
-    #[arg(long, default_value = "streaks", value_parser = ["streaks", "target"], value_name = "POLICY")]
-    pub policy: String,
+    /// How "ours" decides: "streaks" (2.1's algorithm) or "target" (scale to the size the
+    /// measured load needs) [default: the settings' policy, "streaks"].
+    #[arg(long, value_parser = ["streaks", "target"], value_name = "POLICY")]
+    pub policy: Option<String>,
 
-    /// The target policy's share of each dyno's workers kept busy, in (0, 1].
-    #[arg(long, default_value_t = crate::policy::target::DEFAULT_TARGET_UTILISATION, value_name = "SHARE", allow_negative_numbers = true)]
-    pub target_utilisation: f64,
+    /// The target policy's share of each dyno's workers kept busy, in (0, 1] [default: the
+    /// settings' target_utilisation, 0.9].
+    #[arg(long, value_name = "SHARE", allow_negative_numbers = true)]
+    pub target_utilisation: Option<f64>,
 
-    /// The target policy's scale-down delay ("3m").
-    #[arg(long, default_value = "3m", value_parser = parse_boot_time, value_name = "DURATION")]
-    pub scale_down_delay: Duration,
+    /// The target policy's scale-down delay [default: the settings' scale_down_delay, "3m"].
+    #[arg(long, value_parser = parse_boot_time, value_name = "DURATION")]
+    pub scale_down_delay: Option<Duration>,
 
     /// Observations in a row the target policy needs before it scales up.
     #[arg(long, default_value_t = crate::policy::target::DEFAULT_CONFIRMATIONS, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
@@ -175,7 +178,7 @@ pub fn run(
     args: &SimulateArgs,
 ) -> Result<(), SimulateError> {
     check_flags(args)?;
-    let settings = load_settings(settings_path, env)?;
+    let settings = with_flags(load_settings(settings_path, env)?, args);
     let mut trace = trace::load(&args.trace, settings.thresholds.time_zone)?;
     report::print_warnings(&trace);
     trace.scale_rates(args.rate_scale);
@@ -225,10 +228,9 @@ fn check_flags(args: &SimulateArgs) -> Result<(), BadInput> {
             args.rate_scale
         )));
     }
-    if !(args.target_utilisation > 0.0 && args.target_utilisation <= 1.0) {
+    if let Some(share) = args.target_utilisation.filter(|s| !(*s > 0.0 && *s <= 1.0)) {
         return Err(BadInput(format!(
-            "--target-utilisation {}: expected a share of each dyno's workers above 0 and at most 1, such as 0.85",
-            args.target_utilisation
+            "--target-utilisation {share}: expected a share of each dyno's workers above 0 and at most 1, such as 0.85"
         )));
     }
     if let Some(plot) = &args.plot {
@@ -358,7 +360,38 @@ fn service_time(
     (times.mean_ms, origin, note)
 }
 
-/// Runs every row on one trace. Pure but for the progress bar on stderr.
+/// The settings with the policy flags in their place: a flag overrides the settings' key.
+pub fn with_flags(mut settings: AppSettings, args: &SimulateArgs) -> AppSettings {
+    let policy = &mut settings.thresholds.policy;
+    match args.policy.as_deref() {
+        Some("target") => policy.kind = PolicyKind::Target,
+        Some(_) => policy.kind = PolicyKind::Streaks,
+        None => {}
+    }
+    if let Some(share) = args.target_utilisation {
+        policy.target_utilisation = share;
+    }
+    if let Some(delay) = args.scale_down_delay {
+        policy.scale_down_delay = delay;
+    }
+    if let Some(concurrency) = args.dyno_concurrency {
+        policy.dyno_concurrency = concurrency;
+    }
+    settings
+}
+
+/// The engine's config for "ours": the settings' (flags already in them), with the target
+/// policy's confirmations from `--confirmations`.
+pub fn engine_config(settings: &AppSettings, args: &SimulateArgs) -> Config {
+    let mut config = settings.engine_config();
+    if let PolicyConfig::Target(target) = &mut config.policy {
+        target.confirmations = args.confirmations;
+    }
+    config
+}
+
+/// Runs every row on one trace, "ours" with `settings` as [`with_flags`] made them. Pure but
+/// for the progress bar on stderr.
 pub fn simulate(
     settings: AppSettings,
     trace: Trace,
@@ -369,7 +402,7 @@ pub fn simulate(
     let (service_time_ms, service_time_origin, service_time_note) =
         service_time(args, &trace, max_response_time_ms);
     let model = DynoModel {
-        dyno_concurrency: args.dyno_concurrency,
+        dyno_concurrency: settings.thresholds.policy.dyno_concurrency,
         service_time_ms,
     };
     let needs = Needs::compute(&trace, &model, max_response_time_ms);
@@ -389,46 +422,39 @@ pub fn simulate(
         beats_of(&settings) + beats_of(&defaults) + ticks_of(Hpa::SYNC) + ticks_of(Kpa::TICK),
     );
 
-    // A stopped app stays stopped under the streaks until the min starts it; the sizers start
-    // from one dyno, as an app they scale would be running.
+    // A stopped app stays stopped under the streaks until the min starts it; the target
+    // policy and the sizers start from one dyno, as an app they scale would be running (no
+    // policy starts a stopped app: the min or the activator does).
     let sizer_initial_dynos = settings.engine_config().bounds_at(start).min.max(1);
-    let ours_initial_dynos = match args.policy.as_str() {
-        "target" => sizer_initial_dynos,
-        _ => settings.engine_config().bounds_at(start).min,
+    let config = engine_config(&settings, args);
+    let target = match &config.policy {
+        PolicyConfig::Target(target) => Some(target.clone()),
+        PolicyConfig::Streaks(_) => None,
+    };
+    let ours_initial_dynos = match target {
+        Some(_) => sizer_initial_dynos,
+        None => config.bounds_at(start).min,
     };
     let calendar = downtime_calendar(&settings);
-    let target = (args.policy == "target").then(|| target_config(&settings, args));
-    let ours = match &target {
-        Some(config) => {
-            let mut sizer = TargetSizer::new(config.clone(), &settings, &calendar, args.seed);
-            bench.run_sizer(
-                &mut sizer,
-                &settings,
-                ours_initial_dynos,
-                true,
-                args.seed,
-                &mut || progress.tick(),
-            )
-        }
-        None => {
-            let mut rng = Pcg64Mcg::seed_from_u64(args.seed);
-            let timeout = settings.heartbeat.timeout;
-            let mut feed = settings
-                .drain
-                .signal
-                .uses_router()
-                .then(|| bench.feed(settings.drain.router_window, args.seed));
-            bench.run_engine_on(
-                &settings,
-                &calendar,
-                ours_initial_dynos,
-                true,
-                &mut |_, moment| heartbeat_outcome(moment.sample_ms(&mut rng), timeout),
-                feed.as_mut(),
-                &mut || progress.tick(),
-            )
-        }
-    };
+    // The engine's own step, whatever the policy, on the signal the settings name: the
+    // heartbeat sampled from the queue, the router window from the simulated drain.
+    let mut rng = Pcg64Mcg::seed_from_u64(args.seed);
+    let timeout = settings.heartbeat.timeout;
+    let mut feed = settings
+        .drain
+        .signal
+        .uses_router()
+        .then(|| bench.feed(settings.drain.router_window, args.seed));
+    let ours = bench.run_engine_on(
+        &settings,
+        &config,
+        &calendar,
+        ours_initial_dynos,
+        true,
+        &mut |_, moment| heartbeat_outcome(moment.sample_ms(&mut rng), timeout),
+        feed.as_mut(),
+        &mut || progress.tick(),
+    );
     let defaults_initial_dynos = defaults.engine_config().bounds_at(start).min;
     // Its own generator with the same seed: the reference never depends on our settings, and
     // settings equal to the defaults give equal rows.
@@ -446,7 +472,8 @@ pub fn simulate(
     let oracle = bench.run_oracle();
     let reactive = bench.run_reactive_limit(&settings);
     // The same metric and target as the target policy: busy workers per dyno.
-    let target_per_dyno = f64::from(args.dyno_concurrency) * args.target_utilisation;
+    let target_per_dyno = f64::from(settings.thresholds.policy.dyno_concurrency)
+        * settings.thresholds.policy.target_utilisation;
     let hpa = bench.run_sizer(
         &mut Hpa::new(target_per_dyno),
         &settings,
@@ -484,17 +511,6 @@ pub fn simulate(
         elapsed: started.elapsed(),
         trace,
     })
-}
-
-/// The target policy's knobs for a simulation: the settings' latency target, the flags' rest.
-pub fn target_config(settings: &AppSettings, args: &SimulateArgs) -> TargetConfig {
-    TargetConfig {
-        target_utilisation: args.target_utilisation,
-        dyno_concurrency: args.dyno_concurrency,
-        scale_down_delay: args.scale_down_delay,
-        confirmations: args.confirmations,
-        ..TargetConfig::new(settings.thresholds.max_response_time_ms)
-    }
 }
 
 /// The worker's planned downtime windows: those of the settings and, when it can be read, the

@@ -1,25 +1,16 @@
-//! The ways of sizing the app that `simulate` runs on the router signal beside the engine's
-//! streaks: the target policy (through its own pure module, [`crate::policy::target`]), and
-//! reconstructions of Kubernetes' HPA and Knative's KPA on the same signal and the same
-//! target, each following its published algorithm and defaults (sources in each type's doc).
+//! The references `simulate` runs on the router signal beside the engine (whose streaks and
+//! target policy run through its own step, in `replay`): reconstructions of Kubernetes' HPA
+//! and Knative's KPA on the same signal and the same target as the target policy, each
+//! following its published algorithm and defaults (sources in each type's doc).
 //!
-//! Each is a [`Sizer`]: at each of its ticks it reads the drain's view ([`RouterFeed`]) or a
-//! heartbeat and says the size it wants. The rules of the target policy live in its module;
-//! this file only converts the simulator's measurements into its inputs.
+//! Each is a [`Sizer`]: at each of its ticks it reads the drain's view ([`RouterFeed`]) and
+//! says the size it wants. No rule of ours lives here.
 
 use super::queue::Moment;
-use super::replay::heartbeat_outcome;
 use super::signal::RouterFeed;
 use super::trace::utc;
-use crate::downtime::Calendar;
-use crate::policy::target::{
-    HeartbeatSignal, RouterSignal, TargetConfig, TargetInput, TargetState,
-};
 use crate::policy::Bounds;
 use crate::settings::AppSettings;
-use autoscalebot_backends::probe::ProbeOutcome;
-use rand::SeedableRng;
-use rand_pcg::Pcg64Mcg;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -49,85 +40,6 @@ pub fn bounds_of(settings: &AppSettings, at_ms: i64) -> Bounds {
     Bounds {
         min: bounds.min,
         max: bounds.max,
-    }
-}
-
-/// The target policy, as the worker would run it with these settings: on the router window
-/// every heartbeat interval when the signal uses the drain, on the heartbeat when it uses
-/// the heartbeat (both with `signal = "both"`).
-pub struct TargetSizer<'a> {
-    pub config: TargetConfig,
-    state: TargetState,
-    settings: &'a AppSettings,
-    calendar: &'a Calendar,
-    rng: Pcg64Mcg,
-}
-
-impl<'a> TargetSizer<'a> {
-    pub fn new(
-        config: TargetConfig,
-        settings: &'a AppSettings,
-        calendar: &'a Calendar,
-        seed: u64,
-    ) -> Self {
-        TargetSizer {
-            config,
-            state: TargetState::new(),
-            settings,
-            calendar,
-            rng: Pcg64Mcg::seed_from_u64(seed),
-        }
-    }
-}
-
-impl Sizer for TargetSizer<'_> {
-    fn tick_every(&self) -> Duration {
-        self.settings.heartbeat.interval
-    }
-
-    fn router_window(&self) -> Option<Duration> {
-        self.settings
-            .drain
-            .signal
-            .uses_router()
-            .then_some(self.settings.drain.router_window)
-    }
-
-    fn decide(&mut self, tick: &Tick, feed: Option<&mut RouterFeed>) -> Option<u32> {
-        let router = feed.map(|feed| {
-            let stats = feed.stats(tick.at_ms);
-            RouterSignal {
-                requests: stats.requests,
-                requests_per_second: stats.requests_per_second,
-                mean_service_ms: stats.mean_service_ms,
-                p95_latency_ms: stats.latency_p95_ms.map(|ms| ms as f64),
-                timeouts: stats.timeouts,
-                unavailable: stats.unavailable,
-                age: feed.age(tick.at_ms),
-            }
-        });
-        let heartbeat = self.settings.drain.signal.uses_heartbeat().then(|| {
-            let sample = tick.moment.sample_ms(&mut self.rng);
-            match heartbeat_outcome(sample, self.settings.heartbeat.timeout) {
-                ProbeOutcome::Response {
-                    status: 200..=299,
-                    elapsed,
-                    ..
-                } => HeartbeatSignal::Answered {
-                    response_ms: elapsed.as_secs_f64() * 1000.0,
-                },
-                _ => HeartbeatSignal::Failed,
-            }
-        });
-        let now = utc(tick.at_ms);
-        let input = TargetInput {
-            router,
-            heartbeat,
-            current: tick.quantity,
-            bounds: tick.bounds,
-            downtime: self.calendar.active(now).is_some(),
-        };
-        self.state.step(&self.config, &input, now).to
     }
 }
 

@@ -13,7 +13,9 @@ use super::policies::{bounds_of, Sizer, Tick};
 use super::queue::{Backlog, DynoModel, Moment, ROUTER_TIMEOUT};
 use super::signal::RouterFeed;
 use super::trace::{utc, Trace};
-use crate::decision::{step, Acted, HeartbeatReading, Inputs, Observation, ScaleReason, State};
+use crate::decision::{
+    step, Acted, Config, HeartbeatReading, Inputs, Observation, ScaleReason, State,
+};
 use crate::downtime::Calendar;
 use crate::settings::AppSettings;
 use autoscalebot_backends::probe::ProbeOutcome;
@@ -72,7 +74,7 @@ impl Fleet {
 }
 
 /// A change of size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Decision {
     pub at: DateTime<Utc>,
     pub from: u32,
@@ -286,6 +288,7 @@ impl Bench<'_> {
     ) -> Run {
         self.run_engine_on(
             settings,
+            &settings.engine_config(),
             calendar,
             initial_dynos,
             record_beats,
@@ -295,13 +298,15 @@ impl Bench<'_> {
         )
     }
 
-    /// [`Bench::run_engine`], with the drain's view when the settings' signal uses the router:
-    /// each beat classifies the router window as the worker does (and combines it with the
-    /// heartbeat for `signal = "both"`; with `"router"` no heartbeat is sent).
+    /// [`Bench::run_engine`] with the engine's `config` (the settings', or one a flag changed),
+    /// and the drain's view when the settings' signal uses the router: each beat hands the
+    /// engine the router window as the worker does (with the heartbeat for `signal = "both"`;
+    /// with `"router"` no heartbeat is sent).
     #[allow(clippy::too_many_arguments)]
     pub fn run_engine_on(
         &self,
         settings: &AppSettings,
+        config: &Config,
         calendar: &Calendar,
         initial_dynos: u32,
         record_beats: bool,
@@ -312,8 +317,7 @@ impl Bench<'_> {
         let start_ms = self.trace.start_ms();
         let end_ms = self.trace.end_ms();
         let interval_ms = (settings.heartbeat.interval.as_millis() as i64).max(1);
-        let config = settings.engine_config();
-        let mut state = State::new(&config);
+        let mut state = State::new(config);
         let mut fleet = Fleet::running(initial_dynos, start_ms);
         let mut books = Accounting::default();
         let mut run = Run::default();
@@ -334,13 +338,13 @@ impl Bench<'_> {
                 downtime: calendar.active(now).cloned(),
                 ..Inputs::default()
             };
-            let (next, output) = step(&state, &config, &inputs, now);
+            let (next, output) = step(&state, config, &inputs, now);
             state = next;
             let mut scaled = None;
             if let Some(scale) = output.scale {
                 fleet.resize(scale.to, beat_ms, self.boot_ms());
                 state.acted(
-                    &config,
+                    config,
                     &Acted::Scaled {
                         scale,
                         dry_run: false,

@@ -23,7 +23,10 @@ fn write_settings(dir: &tempfile::TempDir, text: &str) -> PathBuf {
 #[test]
 fn the_flags_have_the_documented_defaults() {
     let args = args(&["--trace", "builtin:flash-crowd"]);
-    assert_eq!(args.dyno_concurrency, 4);
+    assert_eq!(
+        args.dyno_concurrency, None,
+        "the settings' dyno_concurrency, 4"
+    );
     assert_eq!(args.service_time_ms, None);
     assert_eq!(args.boot_time, Duration::from_secs(30));
     assert_eq!(args.dyno_cost_per_hour, 0.035);

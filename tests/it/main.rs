@@ -26,5 +26,6 @@ mod simulate;
 mod simulate_vs_worker;
 mod slack;
 mod status_page_screenshot;
+mod target;
 mod wheel;
 mod worker;

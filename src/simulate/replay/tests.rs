@@ -228,7 +228,6 @@ fn the_reactive_limit_follows_the_needs_but_waits_for_the_boot() {
 
 #[test]
 fn the_target_policy_on_the_router_signal_scales_a_surge_in_one_step() {
-    use crate::simulate::policies::TargetSizer;
     let trace = trace(30, |m| if m < 10 { 60.0 } else { 600.0 });
     let needs = Needs::compute(&trace, &MODEL, 1000.0);
     let bench = bench(&trace, &needs);
@@ -237,11 +236,21 @@ fn the_target_policy_on_the_router_signal_scales_a_surge_in_one_step() {
         ("signal", "router"),
         ("log_drain_password", "x"),
         ("http_port", "0"),
+        ("policy", "target"),
     ]);
     let calendar = calendar_for(&settings);
-    let config = crate::policy::target::TargetConfig::new(1000);
-    let mut sizer = TargetSizer::new(config, &settings, &calendar, 1);
-    let run = bench.run_sizer(&mut sizer, &settings, 1, true, 1, &mut || {});
+    // The engine's own step with the target policy, on the simulated drain.
+    let mut feed = bench.feed(settings.drain.router_window, 1);
+    let run = bench.run_engine_on(
+        &settings,
+        &settings.engine_config(),
+        &calendar,
+        1,
+        true,
+        &mut |_, _| unreachable!("signal = \"router\" sends no heartbeat"),
+        Some(&mut feed),
+        &mut || {},
+    );
     let ups: Vec<&Decision> = run.decisions.iter().filter(|d| d.to > d.from).collect();
     assert_eq!(ups.len(), 1, "{:?}", run.decisions);
     // 600 req/s × 50 ms / (4 × 0.9) = 8.3: eight or nine dynos (the work is estimated from
@@ -250,5 +259,8 @@ fn the_target_policy_on_the_router_signal_scales_a_surge_in_one_step() {
     let at_s = (ups[0].at.timestamp_millis() - 10 * 60_000) / 1000;
     assert!((30..=60).contains(&at_s), "{at_s}");
     assert!(ups[0].to >= needs.at(20 * 60_000));
-    assert!(run.beats.iter().all(|b| b.observation.is_none()));
+    assert!(matches!(
+        ups[0].reason,
+        Some(crate::decision::ScaleReason::Load { .. })
+    ));
 }
