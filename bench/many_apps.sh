@@ -3,7 +3,7 @@
 # local heartbeat targets and a local formation API on one port (examples/bench_target.rs, on
 # the other core). Reports beats missed, CPU, peak RSS (VmHWM) and API calls an hour.
 #
-#   bench/many_apps.sh [APPS] [DURATION_S] [KEYS]
+#   [WORKER=path/to/autoscalebot] bench/many_apps.sh [APPS] [DURATION_S] [KEYS]
 #
 # APPS apps spread over KEYS API keys (default 100: an agency's client accounts); every 100th
 # app answers in 1.5 s, so that some apps scale. DURATION_S (default 240) bounds the run.
@@ -17,6 +17,8 @@ DURATION=${2:-240}
 KEYS=${3:-100}
 INTERVAL=${INTERVAL:-30}
 PORT=${PORT:-18931}
+# Another build of the worker to measure (say, one from before a change); default this one.
+WORKER=${WORKER:-target/release/autoscalebot}
 WORKER_CORE=${WORKER_CORE:-0}
 TARGET_CORE=${TARGET_CORE:-1}
 
@@ -40,7 +42,7 @@ target=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/stats" >/dev/null && break; sleep 0.1; done
 
 started=$(date +%s.%N)
-RUST_LOG=warn taskset -c "$WORKER_CORE" target/release/autoscalebot --settings "$dir/settings.toml" \
+RUST_LOG=warn taskset -c "$WORKER_CORE" "$WORKER" --settings "$dir/settings.toml" \
   2> "$dir/worker.log" &
 worker=$!
 ticks=$(getconf CLK_TCK)

@@ -22,8 +22,9 @@ pub struct Heartbeat {
     timeout: Duration,
     /// The response header whose value is handed back with each answer, if any.
     downtime_header: Option<HeaderName>,
-    /// `None`: every heartbeat goes through `client`.
-    kept: Option<KeptConnection>,
+    /// `None`: every heartbeat goes through `client`. Boxed: a worker of many apps has none,
+    /// and should not hold room for one per app.
+    kept: Option<Box<KeptConnection>>,
     /// A redirect was logged already.
     redirect_told: AtomicBool,
 }
@@ -64,7 +65,8 @@ impl Heartbeat {
                     ],
                 )
             })
-            .flatten();
+            .flatten()
+            .map(Box::new);
         self
     }
 
