@@ -15,15 +15,17 @@ Measures (every address is on loopback):
   keep-alive  wrk -t2 -cCONNS -dWRK_S against an nginx HTTP target (a 100-byte answer):
               requests/s, p50, p99
   new-conn    the same with `Connection: close`: a new connection for every request
-  syscalls    the proxy run under `perf stat -e raw_syscalls:sys_enter` (all its processes and
-              threads) for a wrk run of SYSCALL_S seconds: system calls per request, keep-alive
-              and new-connection
+  syscalls    the proxy run under `perf stat -e raw_syscalls:sys_enter,task-clock` (all its
+              processes and threads) for a wrk run of SYSCALL_S seconds: system calls and CPU
+              time (user and kernel) per request, keep-alive and new-connection. On a machine
+              other processes load, CPU per request says more about a proxy than its rate,
+              which also follows how much CPU the scheduler gave it.
 
-Each measure is taken for every proxy in turn before the next measure, ROUNDS times (default
-2); the best round of each is reported, so that a burst of load from other processes on the
+Each proxy takes every measure in turn, then the next proxy, ROUNDS times (default 3); the
+best round of each measure is reported, so that a burst of load from other processes on the
 machine costs a proxy one round, not its figure.
 
-Usage: vs_proxies.py AUTOSCALEBOT_BINARY     (bounded: about six minutes with the defaults)
+Usage: vs_proxies.py AUTOSCALEBOT_BINARY     (bounded: about ten minutes with the defaults)
 Needs haproxy, nginx, libnginx-mod-stream, socat, systemd, wrk, iperf3 and perf.
 """
 import json
@@ -38,10 +40,10 @@ import tempfile
 import time
 
 BULK_S = int(os.environ.get("BENCH_BULK_S", "5"))
-WRK_S = int(os.environ.get("BENCH_WRK_S", "8"))
+WRK_S = int(os.environ.get("BENCH_WRK_S", "6"))
 SYSCALL_S = int(os.environ.get("BENCH_SYSCALL_S", "4"))
 CONNS = int(os.environ.get("BENCH_CONNS", "50"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 ONLY = [name for name in os.environ.get("BENCH_ONLY", "").split(",") if name]
 BODY = "x" * 100
 NGINX_MODULES = "/usr/lib/nginx/modules"
@@ -97,7 +99,7 @@ class Proxy:
     def start(self, listen, target, dir, perf_out=None):
         argv = self.command(listen, target, dir)
         if perf_out:
-            argv = ["perf", "stat", "-x,", "-o", perf_out, "-e", "raw_syscalls:sys_enter", "--"] + argv
+            argv = ["perf", "stat", "-x,", "-o", perf_out, "-e", "raw_syscalls:sys_enter,task-clock", "--"] + argv
         env = dict(os.environ, **(self.env or {}))
         process = subprocess.Popen(
             argv, env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(dir, self.name + ".log"), "a"),
@@ -206,13 +208,17 @@ def iperf(port, seconds):
     return result["end"]["sum_received"]["bits_per_second"] / 1e9
 
 
-def syscalls(perf_out):
+def perf_counts(perf_out):
+    """(system calls, CPU seconds) of the proxy's whole life under perf."""
+    counts = {}
     with open(perf_out) as f:
         for line in f:
             fields = line.strip().split(",")
-            if len(fields) > 2 and fields[2] == "raw_syscalls:sys_enter":
-                return int(fields[0])
-    raise SystemExit("no syscall count in " + perf_out)
+            if len(fields) > 2 and not line.startswith("#"):
+                counts[fields[2]] = float(fields[0])
+    if "raw_syscalls:sys_enter" not in counts or "task-clock" not in counts:
+        raise SystemExit("no counts in " + perf_out)
+    return counts["raw_syscalls:sys_enter"], counts["task-clock"] / 1000
 
 
 def main():
@@ -230,6 +236,7 @@ def main():
     if ONLY:
         proxies = [p for p in proxies if p.name in ONLY]
     names = [p.name for p in proxies] + ["direct"]
+    load_at_start = open("/proc/loadavg").read().split()[:3]
     dir = tempfile.mkdtemp(prefix="vs-proxies-")
     target, http_port = nginx_target(dir)
     iperf_port = free_port()
@@ -293,8 +300,10 @@ def main():
                             for child in children:
                                 os.kill(int(child), signal.SIGTERM)
                             process.wait(timeout=30)
-                        per_request = syscalls(perf_out) / max(result["requests"], 1)
-                        keep(name, "syscalls_" + key, per_request, lambda a, b: a < b)
+                        calls, cpu_s = perf_counts(perf_out)
+                        requests = max(result["requests"], 1)
+                        keep(name, "syscalls_" + key, calls / requests, lambda a, b: a < b)
+                        keep(name, "cpu_us_" + key, cpu_s * 1e6 / requests, lambda a, b: a < b)
                 print("round %d: %s done" % (round + 1, name), file=sys.stderr, flush=True)
     finally:
         stop(iperf_server)
@@ -303,19 +312,21 @@ def main():
 
     load = open("/proc/loadavg").read().split()[:3]
     print("bulk %d s (iperf3, one stream); wrk -t2 -c%d -d%ds against nginx (100-byte answer); "
-          "syscalls over %d s of wrk; best of %d rounds; load average %s; %d CPUs"
-          % (BULK_S, CONNS, WRK_S, SYSCALL_S, ROUNDS, " ".join(load), os.cpu_count()))
+          "syscalls and CPU over %d s of wrk; best of %d rounds; load average at the end %s "
+          "(at the start %s); %d CPUs"
+          % (BULK_S, CONNS, WRK_S, SYSCALL_S, ROUNDS, " ".join(load), " ".join(load_at_start), os.cpu_count()))
     print()
-    print("| proxy | bulk Gbit/s | keep-alive req/s | p50 µs | p99 µs | new-conn req/s | p50 µs | p99 µs | syscalls/req keep-alive | syscalls/req new-conn |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| proxy | bulk Gbit/s | keep-alive req/s | p50 µs | p99 µs | new-conn req/s | p50 µs | p99 µs "
+          "| syscalls/req keep-alive | new-conn | CPU µs/req keep-alive | new-conn |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
         row = best[name]
         ka, nc = row["keepalive"], row["newconn"]
-        sk = "%.1f" % row["syscalls_keepalive"] if "syscalls_keepalive" in row else "–"
-        sn = "%.1f" % row["syscalls_newconn"] if "syscalls_newconn" in row else "–"
-        print("| %s | %.1f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %s |" % (
+        extra = ["%.1f" % row[key] if key in row else "–"
+                 for key in ["syscalls_keepalive", "syscalls_newconn", "cpu_us_keepalive", "cpu_us_newconn"]]
+        print("| %s | %.1f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %s |" % (
             name, row["bulk_gbps"], ka["rate"], ka["p50_us"], ka["p99_us"],
-            nc["rate"], nc["p50_us"], nc["p99_us"], sk, sn))
+            nc["rate"], nc["p50_us"], nc["p99_us"], " | ".join(extra)))
     errors = ["%s %s: %s" % (name, key, best[name][key]["errors"]) for name in names
               for key in ["keepalive", "newconn"] if best[name][key]["errors"]]
     if errors:
@@ -338,9 +349,10 @@ def main():
                 top = min(peers, key=lambda n: best[n][key][quantile])
                 print("activator / lowest peer (%s), %s %s: %.2fx" % (
                     top, label, quantile[:3], us[key][quantile] / best[top][key][quantile]))
-            top = min(peers, key=lambda n: best[n]["syscalls_" + key])
-            print("activator / fewest peer (%s), %s syscalls per request: %.2fx" % (
-                top, label, us["syscalls_" + key] / best[top]["syscalls_" + key]))
+            for measure, what in [("syscalls_", "syscalls"), ("cpu_us_", "CPU")]:
+                top = min(peers, key=lambda n: best[n][measure + key])
+                print("activator / lowest peer (%s), %s %s per request: %.2fx" % (
+                    top, label, what, us[measure + key] / best[top][measure + key]))
 
 if __name__ == "__main__":
     main()

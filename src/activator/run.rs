@@ -13,9 +13,10 @@
 //! forward on their own threads while `up` is set: the hot path is that one atomic load and the
 //! meter's atomics. A client they accept while it is not set is handed here and waits (`serve`)
 //! for the target to be up; then it is released (`release.rs`: a window of connects at a time,
-//! each confirmed, retried with back-off until `wake_timeout`) and handed back to the lanes. `up` opens again only once no client waits here, so a herd released onto a target
-//! that has just started is paced even against a listen backlog of 5. Only the controller task
-//! starts, stops, or sets `up`.
+//! each confirmed, retried with back-off until `wake_timeout`) and handed back to the lanes.
+//! `up` opens again once the herd that waited for the start has been released, so that herd is
+//! paced even against a listen backlog of 5. Only the controller task starts, stops, or sets
+//! `up`.
 
 use super::release::{self, Window};
 use super::state::{rules, Action, Lifecycle, Phase};
@@ -66,9 +67,9 @@ struct Shared {
     demand: Notify,
     /// A client could not reach a target believed up.
     lost: Notify,
-    /// Clients handed here by the lanes and not yet forwarded or closed.
-    waiting: AtomicUsize,
-    /// The last waiting client is gone: the controller may set `up`.
+    /// Clients that waited for a start and are not yet forwarded or closed: the herd.
+    herd: AtomicUsize,
+    /// The last of the herd is gone: the controller may set `up`.
     released: Notify,
     /// How many waiting clients connect to the target at once.
     window: Window,
@@ -79,19 +80,21 @@ struct Shared {
     unix_clients: bool,
 }
 
-/// One client waiting here, counted in [`Shared::waiting`] until dropped.
-struct Waiting<'a>(&'a Shared);
+/// One client that waited for a start, counted in [`Shared::herd`] until dropped. Only these
+/// hold `up` closed: clients that arrive while the herd is released go the same slow way but
+/// do not, or a steady stream of them would keep the lanes from ever forwarding alone.
+struct HerdMember<'a>(&'a Shared);
 
-impl<'a> Waiting<'a> {
+impl<'a> HerdMember<'a> {
     fn new(shared: &'a Shared) -> Self {
-        shared.waiting.fetch_add(1, Ordering::SeqCst);
-        Waiting(shared)
+        shared.herd.fetch_add(1, Ordering::SeqCst);
+        HerdMember(shared)
     }
 }
 
-impl Drop for Waiting<'_> {
+impl Drop for HerdMember<'_> {
     fn drop(&mut self) {
-        if self.0.waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if self.0.herd.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.0.released.notify_one();
         }
     }
@@ -147,7 +150,7 @@ pub async fn run(
                 meter: TrafficMeter::new(),
                 demand: Notify::new(),
                 lost: Notify::new(),
-                waiting: AtomicUsize::new(0),
+                herd: AtomicUsize::new(0),
                 released: Notify::new(),
                 window: Window::default(),
                 unix_clients: matches!(activator.listen, Endpoint::Unix(_)),
@@ -260,7 +263,7 @@ async fn reachable(target: &Endpoint) -> bool {
 /// handed back to the lanes; closed cleanly when the target failed to start or when
 /// `wake_timeout` has passed since it arrived.
 async fn serve(shared: Arc<Shared>, forwarder: Arc<Forwarder>, cold: Cold) {
-    let waiting = Waiting::new(&shared);
+    let mut herd = None;
     let deadline = Instant::now() + shared.wake_timeout;
     if let Some(error) = cold.lost.as_ref().filter(|error| gone(error)) {
         tracing::warn!(%error, target = %shared.target, "The target refused a connection; checking it.");
@@ -278,6 +281,7 @@ async fn serve(shared: Arc<Shared>, forwarder: Arc<Forwarder>, cold: Cold) {
     loop {
         let seen = *view.borrow_and_update();
         if seen.phase != Phase::Up {
+            herd.get_or_insert_with(|| HerdMember::new(&shared));
             shared.demand.notify_one();
             let outcome = tokio::time::timeout_at(deadline, async {
                 view.wait_for(|view| {
@@ -314,7 +318,7 @@ async fn serve(shared: Arc<Shared>, forwarder: Arc<Forwarder>, cold: Cold) {
             Ok(target) => {
                 // Not awaited: the lane forwards it from now on, and counts it closed at the end.
                 drop(forwarder.forward(client, target, open));
-                drop(waiting);
+                drop(herd);
                 return;
             }
             Err(error) => {
@@ -376,12 +380,12 @@ async fn control_loop(
                     _ = shutdown.cancelled() => break,
                 };
                 life.started(&config, clock(), ok.then_some(quantity));
-                // The clients waiting here are released first; `up` opens once they are.
-                shared.up.store(ok && shared.waiting.load(Ordering::SeqCst) == 0, Ordering::SeqCst);
+                // The herd that waited for this start is released first; `up` opens once it is.
+                shared.up.store(ok && shared.herd.load(Ordering::SeqCst) == 0, Ordering::SeqCst);
                 publish(&life);
             }
             _ = shared.released.notified() => {
-                if life.phase == Phase::Up && shared.waiting.load(Ordering::SeqCst) == 0 {
+                if life.phase == Phase::Up && shared.herd.load(Ordering::SeqCst) == 0 {
                     shared.up.store(true, Ordering::SeqCst);
                 }
             }

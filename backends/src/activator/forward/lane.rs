@@ -231,7 +231,9 @@ impl Lane {
                     target,
                     open,
                     done,
-                } => self.insert(client, target, true, open, done),
+                } => {
+                    self.insert(client, target, true, open, done);
+                }
                 Job::Stop => return false,
             }
         }
@@ -282,13 +284,19 @@ impl Lane {
         match target.connect() {
             Ok(connection) => {
                 let unix = !target.tcp;
-                self.insert(client, connection, unix, Some(open), None);
+                if let Some(key) = self.insert(client, connection, unix, Some(open), None) {
+                    // The client's request has usually arrived by the time it is accepted:
+                    // read it now rather than after another turn of the loop.
+                    self.conns[key].client_has_input();
+                    self.advance(key);
+                }
             }
             Err(error) => self.hand_back(client, Vec::new(), Some(error), Some(open)),
         }
     }
 
     /// Registers both sockets and starts forwarding; `proven`: the target is connected.
+    /// `None`: they could not be registered, and are closed.
     fn insert(
         &mut self,
         client: OwnedFd,
@@ -296,7 +304,7 @@ impl Lane {
         proven: bool,
         open: Option<Open>,
         done: Option<Done>,
-    ) {
+    ) -> Option<usize> {
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let registry = self.poll.registry();
@@ -315,7 +323,7 @@ impl Lane {
             if let Some(done) = done {
                 let _ = done.send(Err(error));
             }
-            return;
+            return None;
         }
         entry.insert(Conn::new(
             Side::new(client, true),
@@ -323,5 +331,6 @@ impl Lane {
             open,
             done,
         ));
+        Some(key)
     }
 }
