@@ -306,6 +306,33 @@ mod tests {
         assert!(watch.may_have_changed(&second));
     }
 
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_link_is_followed_to_where_its_file_is_edited() {
+        let settings = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let target = elsewhere.path().join("windows.txt");
+        std::fs::write(&target, "one\n").unwrap();
+        let path = settings.path().join("downtime.txt");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let watch = FileWatch::new();
+        let mut watched = watch.watch(&path).await;
+        assert_eq!(
+            watch.read(&mut watched, text).await.as_deref(),
+            Some("one\n")
+        );
+        if !watched.is_watched() {
+            return;
+        }
+        assert!(!watch.may_have_changed(&watched));
+        std::fs::write(&target, "two\n").unwrap(); // edited where it lives, not through the link
+        assert!(watch.may_have_changed(&watched));
+        assert_eq!(
+            watch.read(&mut watched, text).await.as_deref(),
+            Some("two\n")
+        );
+    }
+
     #[tokio::test]
     async fn a_file_in_a_folder_that_does_not_exist_is_read_on_every_look() {
         let dir = tempfile::tempdir().unwrap();
