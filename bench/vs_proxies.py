@@ -21,9 +21,10 @@ Measures (every address is on loopback):
               other processes load, CPU per request says more about a proxy than its rate,
               which also follows how much CPU the scheduler gave it.
 
-Each proxy takes every measure in turn, then the next proxy, ROUNDS times (default 3); the
-best round of each measure is reported, so that a burst of load from other processes on the
-machine costs a proxy one round, not its figure.
+Every proxy is started afresh for each measure and warmed by WARM_S seconds of the same
+load first. Each measure is taken for every proxy in turn before the next measure, ROUNDS times (default
+3), the order turned by one each round; the best round of each figure is reported, so that a
+burst of load from other processes on the machine costs a proxy one round, not its figure.
 
 Usage: vs_proxies.py AUTOSCALEBOT_BINARY     (bounded: about ten minutes with the defaults)
 Needs haproxy, nginx, libnginx-mod-stream, socat, systemd, wrk, iperf3 and perf.
@@ -42,6 +43,7 @@ import time
 BULK_S = int(os.environ.get("BENCH_BULK_S", "5"))
 WRK_S = int(os.environ.get("BENCH_WRK_S", "6"))
 SYSCALL_S = int(os.environ.get("BENCH_SYSCALL_S", "4"))
+WARM_S = 1
 CONNS = int(os.environ.get("BENCH_CONNS", "50"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 ONLY = [name for name in os.environ.get("BENCH_ONLY", "").split(",") if name]
@@ -250,61 +252,75 @@ def main():
 
     try:
         assert http_get(http_port).endswith(BODY.encode()), "the target answers"
-        for round in range(ROUNDS):
-            for proxy in proxies + [None]:
-                name = proxy.name if proxy else "direct"
-                # Bulk: each proxy in front of the iperf3 server.
-                port = iperf_port
-                process = None
-                if proxy:
-                    port = free_port()
-                    process = proxy.start(port, iperf_port, dir)
+        def started(proxy, target_port, perf_out=None):
+            """(port, process) of `proxy` in front of `target_port`; the target itself for none."""
+            if not proxy:
+                return target_port, None
+            port = free_port()
+            return port, proxy.start(port, target_port, dir, perf_out)
+
+        def bulk(proxy, name):
+            port, process = started(proxy, iperf_port)
+            try:
+                # The first connection wakes the activator's target, and its check connection
+                # reaches iperf3's server as a client that went away at once: one throwaway
+                # test first, for every proxy alike.
                 try:
-                    # The first connection wakes the activator's target, and its check
-                    # connection reaches iperf3's server as a client that went away at once:
-                    # one throwaway test first, for every proxy alike.
-                    try:
-                        iperf(port, 1)
-                    except RuntimeError:
-                        pass
-                    keep(name, "bulk_gbps", iperf(port, BULK_S), lambda a, b: a > b)
-                finally:
-                    if process:
-                        stop(process)
-                # Requests: each proxy in front of the nginx HTTP target.
-                port = http_port
-                process = None
-                if proxy:
-                    port = free_port()
-                    process = proxy.start(port, http_port, dir)
+                    iperf(port, 1)
+                except RuntimeError:
+                    pass
+                keep(name, "bulk_gbps", iperf(port, BULK_S), lambda a, b: a > b)
+            finally:
+                if process:
+                    stop(process)
+
+        def requests(key, close):
+            def measure(proxy, name):
+                port, process = started(proxy, http_port)
                 try:
                     answer = http_get(port)
                     assert answer.endswith(BODY.encode()), "%s answers: %r" % (name, answer[:200])
-                    for key, close in [("keepalive", False), ("newconn", True)]:
-                        result = wrk(port, WRK_S, close)
-                        keep(name, key, result, lambda a, b: a["rate"] > b["rate"])
+                    wrk(port, WARM_S, close)
+                    result = wrk(port, WRK_S, close)
+                    keep(name, key, result, lambda a, b: a["rate"] > b["rate"])
+                    for quantile in ["p50_us", "p99_us"]:
+                        keep(name, key + "_" + quantile, result[quantile], lambda a, b: a < b)
                 finally:
                     if process:
                         stop(process)
-                # System calls: the proxy under perf, one wrk run of each kind.
-                if proxy:
-                    for key, close in [("keepalive", False), ("newconn", True)]:
-                        perf_out = os.path.join(dir, "perf-%s-%s.txt" % (name, key))
-                        port = free_port()
-                        process = proxy.start(port, http_port, dir, perf_out)
-                        try:
-                            result = wrk(port, SYSCALL_S, close)
-                        finally:
-                            # perf stat ends when the proxy does: stop the proxy, not perf.
-                            children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
-                            for child in children:
-                                os.kill(int(child), signal.SIGTERM)
-                            process.wait(timeout=30)
-                        calls, cpu_s = perf_counts(perf_out)
-                        requests = max(result["requests"], 1)
-                        keep(name, "syscalls_" + key, calls / requests, lambda a, b: a < b)
-                        keep(name, "cpu_us_" + key, cpu_s * 1e6 / requests, lambda a, b: a < b)
-                print("round %d: %s done" % (round + 1, name), file=sys.stderr, flush=True)
+            return measure
+
+        def system_calls(proxy, name):
+            if not proxy:
+                return
+            for key, close in [("keepalive", False), ("newconn", True)]:
+                perf_out = os.path.join(dir, "perf-%s-%s.txt" % (name, key))
+                port, process = started(proxy, http_port, perf_out)
+                try:
+                    warm = wrk(port, WARM_S, close)
+                    result = wrk(port, SYSCALL_S, close)
+                    result["requests"] += warm["requests"]
+                finally:
+                    # perf stat ends when the proxy does: stop the proxy, not perf.
+                    children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+                    for child in children:
+                        os.kill(int(child), signal.SIGTERM)
+                    process.wait(timeout=30)
+                calls, cpu_s = perf_counts(perf_out)
+                requests = max(result["requests"], 1)
+                keep(name, "syscalls_" + key, calls / requests, lambda a, b: a < b)
+                keep(name, "cpu_us_" + key, cpu_s * 1e6 / requests, lambda a, b: a < b)
+
+        # Each measure for every proxy in turn, the order turned by one each round, so that
+        # load that rises or falls during a run favours no proxy.
+        everyone = proxies + [None]
+        for round in range(ROUNDS):
+            shift = round % len(everyone)
+            order = everyone[shift:] + everyone[:shift]
+            for phase in [bulk, requests("keepalive", False), requests("newconn", True), system_calls]:
+                for proxy in order:
+                    phase(proxy, proxy.name if proxy else "direct")
+            print("round %d of %d done" % (round + 1, ROUNDS), file=sys.stderr, flush=True)
     finally:
         stop(iperf_server)
         stop(target)
@@ -325,8 +341,8 @@ def main():
         extra = ["%.1f" % row[key] if key in row else "–"
                  for key in ["syscalls_keepalive", "syscalls_newconn", "cpu_us_keepalive", "cpu_us_newconn"]]
         print("| %s | %.1f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %s |" % (
-            name, row["bulk_gbps"], ka["rate"], ka["p50_us"], ka["p99_us"],
-            nc["rate"], nc["p50_us"], nc["p99_us"], " | ".join(extra)))
+            name, row["bulk_gbps"], ka["rate"], row["keepalive_p50_us"], row["keepalive_p99_us"],
+            nc["rate"], row["newconn_p50_us"], row["newconn_p99_us"], " | ".join(extra)))
     errors = ["%s %s: %s" % (name, key, best[name][key]["errors"]) for name in names
               for key in ["keepalive", "newconn"] if best[name][key]["errors"]]
     if errors:
@@ -346,9 +362,10 @@ def main():
         # Latency and system calls: against the lowest of any peer, each on its own.
         for key, label in [("keepalive", "keep-alive"), ("newconn", "new-conn")]:
             for quantile in ["p50_us", "p99_us"]:
-                top = min(peers, key=lambda n: best[n][key][quantile])
+                figure = key + "_" + quantile
+                top = min(peers, key=lambda n: best[n][figure])
                 print("activator / lowest peer (%s), %s %s: %.2fx" % (
-                    top, label, quantile[:3], us[key][quantile] / best[top][key][quantile]))
+                    top, label, quantile[:3], us[figure] / best[top][figure]))
             for measure, what in [("syscalls_", "syscalls"), ("cpu_us_", "CPU")]:
                 top = min(peers, key=lambda n: best[n][measure + key])
                 print("activator / lowest peer (%s), %s %s per request: %.2fx" % (

@@ -381,12 +381,16 @@ async fn control_loop(
                 };
                 life.started(&config, clock(), ok.then_some(quantity));
                 // The herd that waited for this start is released first; `up` opens once it is.
-                shared.up.store(ok && shared.herd.load(Ordering::SeqCst) == 0, Ordering::SeqCst);
+                if ok {
+                    open_when_released(&shared);
+                } else {
+                    shared.up.store(false, Ordering::SeqCst);
+                }
                 publish(&life);
             }
             _ = shared.released.notified() => {
-                if life.phase == Phase::Up && shared.herd.load(Ordering::SeqCst) == 0 {
-                    shared.up.store(true, Ordering::SeqCst);
+                if life.phase == Phase::Up {
+                    open_when_released(&shared);
                 }
             }
             _ = shared.lost.notified() => {
@@ -441,6 +445,16 @@ async fn control_loop(
         let _ = process
             .stop(activator.stop_signal, activator.stop_timeout)
             .await;
+    }
+}
+
+/// Sets `up` once no client that waited for the start is left: from then on the lanes forward
+/// new clients straight to the target.
+fn open_when_released(shared: &Shared) {
+    if shared.herd.load(Ordering::SeqCst) == 0 && !shared.up.swap(true, Ordering::SeqCst) {
+        tracing::info!(
+            "The clients that waited are released; new clients go straight to the target."
+        );
     }
 }
 

@@ -425,6 +425,54 @@ async fn forwards_small_and_large_transfers_half_closes_and_slow_readers() {
     assert!(bot.terminate().await.success());
 }
 
+/// Clients keep coming from before the target is up until the lanes forward on their own: the
+/// slow way that paces the herd of a cold start must not hold a steady stream for ever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_steady_stream_of_clients_after_a_cold_start_soon_goes_straight_to_the_target() {
+    let port = forwarding_target().await;
+    let listen = free_port();
+    let settings = format!(
+        "scaler = \"command\"\nstart_command = \"true\"\nstop_command = \"true\"\nmin_dynos = 0\nmax_dynos = 1\n\
+         [activator]\nlisten = \"127.0.0.1:{listen}\"\ntarget = \"127.0.0.1:{port}\"\n"
+    );
+    let mut bot = Bot::start(&settings, &["activate"], &[]);
+    listening(&bot).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut answered = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let mut client = tokio::net::TcpStream::connect(("127.0.0.1", listen))
+                        .await
+                        .unwrap();
+                    client.write_all(b"eping").await.unwrap();
+                    client.shutdown().await.unwrap();
+                    let mut answer = Vec::new();
+                    tokio::time::timeout(DEADLINE, client.read_to_end(&mut answer))
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    assert_eq!(answer, b"ping");
+                    answered += 1;
+                }
+                answered
+            })
+        })
+        .collect();
+    wait_until("the lanes forward on their own", || {
+        bot.stderr()
+            .contains("new clients go straight to the target")
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for client in clients {
+        assert!(client.await.unwrap() > 0);
+    }
+    assert!(bot.terminate().await.success());
+}
+
 const HANDOFF_TARGET: &str = r#"
 import json, os, signal, socket, sys
 out = sys.argv[1]

@@ -17,11 +17,11 @@ mod conn;
 mod lane;
 
 use super::{BoundSocket, Endpoint, Stream};
-use lane::{Accepting, Job, Lane, Target};
+use lane::{Accepting, Job, Lane, Peer, Target};
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
@@ -75,16 +75,10 @@ pub struct AcceptSettings {
     pub cold: tokio::sync::mpsc::UnboundedSender<Cold>,
 }
 
-struct LaneHandle {
-    jobs: mpsc::Sender<Job>,
-    waker: mio::Waker,
-    thread: Option<JoinHandle<()>>,
-}
-
 /// The running lanes. Dropping it stops them and closes every connection they hold.
 pub struct Forwarder {
-    lanes: Vec<LaneHandle>,
-    next: AtomicUsize,
+    peers: Arc<[Peer]>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 /// How many lanes to run: one per core the process may use.
@@ -110,10 +104,23 @@ impl Forwarder {
                 listener.socket.set_tcp_nodelay(true)?;
             }
         }
-        let mut handles = Vec::new();
-        for number in 0..lanes.max(1) {
+        let lanes = lanes.max(1);
+        let mut polls = Vec::new();
+        let mut peers = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..lanes {
             let poll = mio::Poll::new()?;
-            let waker = mio::Waker::new(poll.registry(), lane::WAKER)?;
+            let (jobs, receiver) = mpsc::channel();
+            peers.push(Peer::new(
+                jobs,
+                mio::Waker::new(poll.registry(), lane::WAKER)?,
+            ));
+            polls.push(poll);
+            receivers.push(receiver);
+        }
+        let peers: Arc<[Peer]> = peers.into();
+        let mut threads = Vec::new();
+        for (number, (poll, jobs)) in polls.into_iter().zip(receivers).enumerate() {
             let accepting = match (listener, &accept) {
                 (Some(listener), Some(accept)) => {
                     let fd: OwnedFd = listener.socket.try_clone()?.into();
@@ -128,10 +135,11 @@ impl Forwarder {
                 }
                 _ => None,
             };
-            let (jobs, receiver) = mpsc::channel();
             let lane = Lane {
+                number,
+                peers: peers.clone(),
                 poll,
-                jobs: receiver,
+                jobs,
                 accepting,
                 conns: slab::Slab::new(),
                 pools: conn::Pools::new(),
@@ -140,16 +148,9 @@ impl Forwarder {
             let thread = std::thread::Builder::new()
                 .name(format!("activator-lane-{number}"))
                 .spawn(move || lane.run())?;
-            handles.push(LaneHandle {
-                jobs,
-                waker,
-                thread: Some(thread),
-            });
+            threads.push(thread);
         }
-        Ok(Forwarder {
-            lanes: handles,
-            next: AtomicUsize::new(0),
-        })
+        Ok(Forwarder { peers, threads })
     }
 
     /// Forwards a connected pair on a lane, from now on whether or not the returned future is
@@ -164,17 +165,13 @@ impl Forwarder {
         let (done, finished) = tokio::sync::oneshot::channel();
         let sent = client.into_owned_fd().and_then(|client| {
             let target = target.into_owned_fd()?;
-            let lane = &self.lanes[self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len()];
             let job = Job::Forward {
                 client,
                 target,
                 open,
                 done: Some(done),
             };
-            lane.jobs
-                .send(job)
-                .map_err(|_| io::Error::other("the forwarding lane has stopped"))?;
-            lane.waker.wake()
+            lane::least_loaded(&self.peers).give(job)
         });
         async move {
             sent?;
@@ -189,9 +186,8 @@ impl Forwarder {
     /// Stops the lanes: no client is accepted any more, and every connection they hold is
     /// closed. Dropping the forwarder also waits for their threads.
     pub fn stop(&self) {
-        for lane in &self.lanes {
-            let _ = lane.jobs.send(Job::Stop);
-            let _ = lane.waker.wake();
+        for peer in self.peers.iter() {
+            let _ = peer.give(Job::Stop);
         }
     }
 }
@@ -199,10 +195,8 @@ impl Forwarder {
 impl Drop for Forwarder {
     fn drop(&mut self) {
         self.stop();
-        for lane in &mut self.lanes {
-            if let Some(thread) = lane.thread.take() {
-                let _ = thread.join();
-            }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
         }
     }
 }

@@ -4,8 +4,10 @@
 //! The listening socket is in every lane's epoll with `EPOLLEXCLUSIVE`, so a new connection
 //! wakes one idle lane, not all of them. A lane accepts one connection per turn of its loop
 //! (the listener is level-triggered: a queue of them is reported again at once), connects to
-//! the target without waiting (the connect completes while the client's request arrives) and
-//! registers both sockets edge-triggered. A socket is deregistered only when it is handed on
+//! the target without waiting, reads the client's request at once (it has usually arrived) and
+//! registers both sockets edge-triggered. The lane already running wins most races to accept,
+//! so a lane holding [`SLACK`] connections more than the least loaded one hands the new client
+//! over to it: a burst of keep-alive connections ends up spread over the cores. A socket is deregistered only when it is handed on
 //! alive; otherwise closing it removes it from epoll.
 //!
 //! It never waits for the target to start: a client accepted while the target is not up, or
@@ -19,7 +21,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +33,10 @@ pub(super) const WAKER: Token = Token(usize::MAX);
 /// a level-triggered listener does not spin.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
+/// How many connections more than the least loaded lane a lane may take before it hands new
+/// clients over.
+const SLACK: usize = 2;
+
 /// Work handed to a lane from outside its thread.
 pub(super) enum Job {
     /// Forward an already connected pair.
@@ -40,7 +46,69 @@ pub(super) enum Job {
         open: Option<Open>,
         done: Option<Done>,
     },
+    /// A client another lane accepted while the target was up: connect it and forward.
+    Accepted {
+        client: OwnedFd,
+        open: Open,
+    },
     Stop,
+}
+
+/// A lane as the other lanes and the forwarder reach it.
+pub(super) struct Peer {
+    jobs: mpsc::Sender<Job>,
+    waker: mio::Waker,
+    /// Connections it holds or has been given: a cache line of its own, as every lane writes
+    /// its own on every connection.
+    load: Load,
+}
+
+#[repr(align(64))]
+struct Load(AtomicUsize);
+
+impl Peer {
+    pub fn new(jobs: mpsc::Sender<Job>, waker: mio::Waker) -> Peer {
+        Peer {
+            jobs,
+            waker,
+            load: Load(AtomicUsize::new(0)),
+        }
+    }
+
+    pub(super) fn load(&self) -> usize {
+        self.load.0.load(Ordering::Relaxed)
+    }
+
+    fn add(&self) {
+        self.load.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn remove(&self) {
+        self.load.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Hands it a job and wakes it; a connection it carries is counted in its load.
+    pub fn give(&self, job: Job) -> io::Result<()> {
+        let counted = matches!(job, Job::Forward { .. } | Job::Accepted { .. });
+        if counted {
+            self.add();
+        }
+        if self.jobs.send(job).is_err() {
+            if counted {
+                self.remove();
+            }
+            return Err(io::Error::other("the forwarding lane has stopped"));
+        }
+        self.waker.wake()
+    }
+}
+
+/// The lane with the fewest connections.
+pub(super) fn least_loaded(peers: &[Peer]) -> &Peer {
+    peers
+        .iter()
+        .min_by_key(|peer| peer.load())
+        .expect("at least one lane")
 }
 
 /// The target's address, resolved once, and how to connect to it without waiting.
@@ -86,6 +154,9 @@ pub(super) struct Accepting {
 }
 
 pub(super) struct Lane {
+    /// This lane's place in `peers`.
+    pub number: usize,
+    pub peers: Arc<[Peer]>,
     pub poll: Poll,
     pub jobs: mpsc::Receiver<Job>,
     pub accepting: Option<Accepting>,
@@ -186,12 +257,14 @@ impl Lane {
             Outcome::Open => {}
             Outcome::Ended(result) => {
                 let mut conn = self.conns.remove(key);
+                self.peers[self.number].remove();
                 if let Some(done) = conn.done.take() {
                     let _ = done.send(result);
                 }
             }
             Outcome::Lost(error) => {
                 let conn = self.conns.remove(key);
+                self.peers[self.number].remove();
                 let (client, received, open) = conn.into_client(&mut self.pools);
                 // The socket lives on elsewhere, so closing will not remove it from this epoll:
                 // it must be taken out here, or its events would reach whoever gets the slot.
@@ -234,6 +307,7 @@ impl Lane {
                 } => {
                     self.insert(client, target, true, open, done);
                 }
+                Job::Accepted { client, open } => self.connect(client, open),
                 Job::Stop => return false,
             }
         }
@@ -277,9 +351,26 @@ impl Lane {
         // Counted open before `up` is read, both SeqCst: a stop that closes the door and then
         // counts open connections never misses this one.
         let open = Open::new(accepting.meter.clone());
-        let target = match &accepting.target {
-            Some(target) if accepting.up.load(Ordering::SeqCst) => target,
-            _ => return self.hand_back(client, Vec::new(), None, Some(open)),
+        if accepting.target.is_none() || !accepting.up.load(Ordering::SeqCst) {
+            return self.hand_back(client, Vec::new(), None, Some(open));
+        }
+        let least = least_loaded(&self.peers);
+        let mine = &self.peers[self.number];
+        if least.load() + SLACK < mine.load() {
+            // Should that lane have stopped, the client is closed with the job.
+            let _ = least.give(Job::Accepted { client, open });
+            return;
+        }
+        mine.add();
+        self.connect(client, open);
+    }
+
+    /// Connects a client accepted while the target was up (and counted in this lane's load)
+    /// to the target, and forwards.
+    fn connect(&mut self, client: OwnedFd, open: Open) {
+        let Some(target) = self.accepting.as_ref().and_then(|a| a.target.clone()) else {
+            self.peers[self.number].remove();
+            return self.hand_back(client, Vec::new(), None, Some(open));
         };
         match target.connect() {
             Ok(connection) => {
@@ -291,7 +382,10 @@ impl Lane {
                     self.advance(key);
                 }
             }
-            Err(error) => self.hand_back(client, Vec::new(), Some(error), Some(open)),
+            Err(error) => {
+                self.peers[self.number].remove();
+                self.hand_back(client, Vec::new(), Some(error), Some(open));
+            }
         }
     }
 
@@ -320,6 +414,7 @@ impl Lane {
             });
         if let Err(error) = registered {
             tracing::warn!(%error, "A forwarded connection could not be registered; closing it.");
+            self.peers[self.number].remove();
             if let Some(done) = done {
                 let _ = done.send(Err(error));
             }

@@ -1,5 +1,5 @@
 use super::*;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 
@@ -302,3 +302,44 @@ async fn wait_until(condition: impl Fn() -> bool) {
 }
 
 use std::time::Duration;
+
+#[tokio::test]
+async fn a_burst_of_keep_alive_clients_is_spread_over_the_lanes() {
+    let target = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lanes = accepting(&target.local_addr().unwrap().to_string(), 2);
+    lanes.up.store(true, Ordering::SeqCst);
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = target.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 64];
+                while let Ok(read) = stream.read(&mut buffer).await {
+                    if read == 0 || stream.write_all(&buffer[..read]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    // Twenty clients connected at once and kept open, each answered once.
+    let clients: Vec<_> = (0..20).map(|_| TcpStream::connect(lanes.address)).collect();
+    let mut open = Vec::new();
+    for client in clients {
+        let mut client = client.await.unwrap();
+        client.write_all(b"ping").await.unwrap();
+        let mut answer = [0u8; 4];
+        client.read_exact(&mut answer).await.unwrap();
+        open.push(client);
+    }
+    let loads: Vec<usize> = lanes
+        .forwarder
+        .peers
+        .iter()
+        .map(|peer| peer.load())
+        .collect();
+    assert_eq!(loads.iter().sum::<usize>(), 20);
+    assert!(
+        loads[0].abs_diff(loads[1]) <= 4,
+        "the lanes hold {loads:?} connections"
+    );
+}
