@@ -10,6 +10,7 @@
 #   TRACE [World Cup 98 week]  START [898782000: 1998-06-25 13:40 UTC]  MINUTES [180]
 #   COMPRESSION [30]  RATE_SCALE [0.044: 2 to 8 dynos]  SERVICE_MS [200]  BOOT [1s]
 #   POLICIES ["target streaks"]  RUNS [1]  OUT [a temporary folder, kept]
+#   WARMUP [36: seconds left out of the second dyno-seconds column; both start at 1 dyno]
 # Time is compressed: a trace minute lasts 60/COMPRESSION s, and so do the worker's
 # intervals (a 30 s heartbeat is 1 s at 30×; the 3 m scale-down delay 6 s; a 30 s boot 1 s).
 # Request times are not: a request still takes SERVICE_MS. Needs python3.
@@ -104,14 +105,27 @@ EOF
   kill -TERM "$worker_pid"; wait "$worker_pid" || true
   kill -TERM "$sandbox_pid"; wait "$sandbox_pid" || true
   "$bin" --settings "$dir/settings.toml" simulate --trace "$out/segment.csv" \
-    --service-time-ms "$service_ms" --boot-time "$boot" --seed "$run" --json >"$dir/simulated.json"
+    --service-time-ms "$service_ms" --boot-time "$boot" --seed "$run" --json \
+    --csv "$dir/simulated.csv" >"$dir/simulated.json" 2>/dev/null
 done
 done
 
-python3 - "$out" "$compression" "$policies" "$runs" <<'PY'
+python3 - "$out" "$compression" "$policies" "$runs" "${WARMUP:-36}" <<'PY'
 import csv, json, sys
+from datetime import datetime
 out, compression, policies, runs = sys.argv[1], float(sys.argv[2]), sys.argv[3].split(), int(sys.argv[4])
+warmup = float(sys.argv[5])
 max_ms = 1000.0
+# A trace minute, compressed: the unit of the simulator's "slow minutes".
+bucket_ms = int(60_000 / compression)
+
+def dyno_seconds(points, start, end):
+    total = 0.0
+    for (at, quantity), (after, _) in zip(points, points[1:] + [(end, 0)]):
+        low, high = max(at, start), min(after, end)
+        if high > low:
+            total += quantity * (high - low)
+    return total
 
 def p95(values):
     values = sorted(values)
@@ -121,36 +135,39 @@ def p95(values):
 def real(dir):
     requests = [(int(r["sent_ms"]), int(r["took_ms"]), int(r["status"]))
                 for r in csv.DictReader(open(f"{dir}/requests.csv"))]
-    # Slow time: each second whose requests' p95 (no answer counts as endless) is over the max.
+    # Slow time: each trace minute whose requests' p95 (no answer counts as endless) is over
+    # the max.
     buckets = {}
     for sent, took, status in requests:
-        buckets.setdefault(sent // 1000, []).append(took if status else float("inf"))
-    end_s = max(buckets) + 1
-    slow_s = sum(1 for second in range(end_s) if second in buckets and p95(buckets[second]) > max_ms)
-    formation = [(int(r["at_ms"]), int(r["quantity"])) for r in csv.DictReader(open(f"{dir}/formation.csv"))]
-    dyno_s = 0.0
-    for (at, quantity), (after, _) in zip(formation, formation[1:]):
-        if at >= end_s * 1000:
-            break
-        dyno_s += quantity * (min(after, end_s * 1000) - at) / 1000
+        buckets.setdefault(sent // bucket_ms, []).append(took if status else float("inf"))
+    end_s = (max(buckets) + 1) * bucket_ms / 1000
+    slow_s = sum(bucket_ms / 1000 for values in buckets.values() if p95(values) > max_ms)
+    formation = [(int(r["at_ms"]) / 1000, int(r["quantity"])) for r in csv.DictReader(open(f"{dir}/formation.csv"))]
     scales = sum(1 for (_, a), (_, b) in zip(formation, formation[1:]) if a != b)
-    return {"slow_s": slow_s, "dyno_s": dyno_s, "scales": scales, "seconds": end_s,
-            "requests": len(requests), "failed": sum(1 for r in requests if r[2] == 0 or r[2] >= 500)}
+    return {"slow_s": slow_s, "dyno_s": dyno_seconds(formation, 0, end_s),
+            "dyno_s_after": dyno_seconds(formation, warmup, end_s), "scales": scales,
+            "seconds": end_s, "requests": len(requests),
+            "failed": sum(1 for r in requests if r[2] == 0 or r[2] >= 500)}
 
-def simulated(dir):
+def simulated(dir, end_s):
     data = json.load(open(f"{dir}/simulated.json"))
     ours = next(r for r in data["rows"] if r["row"] == "ours")
+    rows = list(csv.DictReader(open(f"{dir}/simulated.csv")))
+    stamp = lambda row: datetime.fromisoformat(row["timestamp"].replace("Z", "+00:00")).timestamp()
+    start = stamp(rows[0])
+    timeline = [(stamp(row) - start, int(row["dynos"])) for row in rows]
     return {"slow_s": ours["slow_minutes"] * 60, "dyno_s": ours["dyno_hours"] * 3600,
-            "scales": ours["scales"], "seconds": data["minutes"] * 60}
+            "dyno_s_after": dyno_seconds(timeline, warmup, end_s), "scales": ours["scales"]}
 
-print(f"\n{'policy':<22} {'':>10} {'slow s':>8} {'dyno-s':>9} {'scales':>7}  (of {compression:g}× compressed seconds)")
+print(f"\n{'policy':<22} {'':>10} {'slow s':>8} {'dyno-s':>9} {f'after {warmup:g} s':>11} {'scales':>7}  (compressed {compression:g}×)")
 for policy in policies:
     for run in range(1, runs + 1):
         dir = f"{out}/{policy}-{run}"
-        r, s = real(dir), simulated(dir)
-        print(f"{policy + f' (run {run})':<22} {'real':>10} {r['slow_s']:>8.0f} {r['dyno_s']:>9.0f} {r['scales']:>7}   {r['requests']} requests, {r['failed']} failed, {r['seconds']} s")
-        print(f"{'':<22} {'simulated':>10} {s['slow_s']:>8.0f} {s['dyno_s']:>9.0f} {s['scales']:>7}")
+        r = real(dir)
+        s = simulated(dir, r["seconds"])
+        print(f"{policy + f' (run {run})':<22} {'real':>10} {r['slow_s']:>8.0f} {r['dyno_s']:>9.0f} {r['dyno_s_after']:>11.0f} {r['scales']:>7}   {r['requests']} requests, {r['failed']} failed, {r['seconds']:.0f} s")
+        print(f"{'':<22} {'simulated':>10} {s['slow_s']:>8.0f} {s['dyno_s']:>9.0f} {s['dyno_s_after']:>11.0f} {s['scales']:>7}")
         ratio = lambda a, b: f"{a / b:.2f}×" if b else "-"
-        print(f"{'':<22} {'real/sim':>10} {ratio(r['slow_s'], s['slow_s']):>8} {ratio(r['dyno_s'], s['dyno_s']):>9} {ratio(r['scales'], s['scales']):>7}")
+        print(f"{'':<22} {'real/sim':>10} {ratio(r['slow_s'], s['slow_s']):>8} {ratio(r['dyno_s'], s['dyno_s']):>9} {ratio(r['dyno_s_after'], s['dyno_s_after']):>11} {ratio(r['scales'], s['scales']):>7}")
 print(f"\nRaw runs kept in {out}")
 PY

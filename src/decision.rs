@@ -20,7 +20,7 @@
 mod observe;
 mod policy;
 
-pub use crate::policy::target::{SignalLost, TargetConfig};
+pub use crate::policy::target::{SignalLost, Sizing, TargetConfig};
 pub use observe::{
     classify, classify_router, combine, Heartbeat, HeartbeatReading, Observation, RouterReading,
     Seen,
@@ -198,13 +198,16 @@ pub enum ScaleReason {
         signal: SignalKind,
     },
     /// The target policy: the router's `requests_per_second` at `service_ms` of work each need
-    /// `desired` dynos of `dyno_concurrency` workers busy at `utilisation`.
+    /// `desired` dynos, as `sizing` says: `dyno_concurrency` workers each busy at
+    /// `utilisation`, a p95 under `max_ms`, or a backlog.
     Load {
         desired: u32,
         requests_per_second: f64,
         service_ms: f64,
+        sizing: Sizing,
         utilisation: f64,
         dyno_concurrency: u32,
+        max_ms: u64,
     },
     /// The target policy on the heartbeat alone: answers `ratio` times over `max_ms`.
     SlowAnswers { ratio: f64, max_ms: u64 },

@@ -7,7 +7,7 @@
 
 use crate::decision::{
     Bounds, Heartbeat, HeartbeatReading, Notice, Observation, ScaleReason, ScaleTo, Seen,
-    SignalKind,
+    SignalKind, Sizing,
 };
 use crate::downtime::local_time;
 use crate::settings::format_duration;
@@ -296,13 +296,26 @@ pub fn describe(reason: &ScaleReason) -> String {
             desired,
             requests_per_second,
             service_ms,
+            sizing,
             utilisation,
             dyno_concurrency,
-        } => format!(
-            "router: {requests_per_second:.1} req/s × {service_ms:.0} ms need {desired} dyno{} at {:.0} % of {dyno_concurrency} workers each",
-            if *desired == 1 { "" } else { "s" },
-            utilisation * 100.0
-        ),
+            max_ms,
+        } => {
+            let dynos = if *desired == 1 { "dyno" } else { "dynos" };
+            let load = format!("router: {requests_per_second:.1} req/s × {service_ms:.0} ms");
+            match sizing {
+                Sizing::Utilisation => format!(
+                    "{load} need {desired} {dynos} at {:.0} % of {dyno_concurrency} workers each",
+                    utilisation * 100.0
+                ),
+                Sizing::Latency => {
+                    format!("{load} need {desired} {dynos} for a p95 under {max_ms} ms")
+                }
+                Sizing::Backlog => format!(
+                    "{load} served with a backlog (the app serves all it can): at least {desired} {dynos}"
+                ),
+            }
+        }
         ScaleReason::SlowAnswers { ratio, max_ms } => {
             format!("heartbeats {ratio:.1} times the max of {max_ms} ms or failing")
         }

@@ -330,12 +330,15 @@ fn reason(rules: &TargetConfig, why: Why) -> Option<ScaleReason> {
             desired,
             requests_per_second,
             service_ms,
+            sizing,
         } => ScaleReason::Load {
             desired,
             requests_per_second,
             service_ms,
+            sizing,
             utilisation: rules.target_utilisation,
             dyno_concurrency: rules.dyno_concurrency,
+            max_ms: rules.max_response_time_ms,
         },
         Why::Slow { ratio } => ScaleReason::SlowAnswers {
             ratio,

@@ -7,8 +7,9 @@
 //! Heroku's `service=` includes the time a request waited inside a busy dyno, so the mean of a
 //! busy window overstates the work: the work is what remains once the wait of a dyno of
 //! `dyno_concurrency` workers fed at random (Heroku's router) is taken out, by Erlang C, and
-//! the smallest such estimate over the last [`SERVICE_HORIZON`] is used, so that a window with
-//! a backlog (whose wait no steady queue explains) never inflates it. With the heartbeat
+//! the median of such estimates over the last [`SERVICE_HORIZON`] (weighted by requests) is
+//! used, leaving out windows with a backlog (whose wait no steady queue explains), so that
+//! neither a passing backlog nor the noise of small windows moves it. With the heartbeat
 //! alone there is no load to read, so the step is sized from how far the answer is over
 //! `max_response_time_in_ms`, and the size goes down one dyno per delay, never back to a size
 //! that was recently slow.
@@ -149,6 +150,17 @@ pub struct TargetInput {
     pub downtime: bool,
 }
 
+/// What set the size the load needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sizing {
+    /// Busy workers over `dyno_concurrency × target_utilisation` per dyno.
+    Utilisation,
+    /// The fewest dynos whose p95 stays under `max_response_time_in_ms`.
+    Latency,
+    /// A backlog: at least half as many dynos again.
+    Backlog,
+}
+
 /// Why the policy moved or held.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Why {
@@ -156,11 +168,12 @@ pub enum Why {
     Downtime,
     AboveMax,
     BelowMin,
-    /// The load needs `desired` dynos (router: rate × service time).
+    /// The load needs `desired` dynos (router: rate × service time), as `sizing` says.
     Load {
         desired: u32,
         requests_per_second: f64,
         service_ms: f64,
+        sizing: Sizing,
     },
     /// Heartbeat alone: `ratio` times over the max.
     Slow {
@@ -202,6 +215,7 @@ impl Why {
                 desired,
                 requests_per_second,
                 service_ms,
+                ..
             } => format!(
                 "the router's {requests_per_second:.1} req/s at {service_ms:.0} ms of service need {desired} dynos at {:.0} % of {} workers each",
                 config.target_utilisation * 100.0,
@@ -269,8 +283,8 @@ pub struct TargetState {
     wanted: VecDeque<(DateTime<Utc>, u32)>,
     /// Usable observations in a row that wanted more dynos than the size then.
     wanted_more_in_a_row: u32,
-    /// `(when, mean service ms)` of router windows within [`SERVICE_HORIZON`].
-    service_ms: VecDeque<(DateTime<Utc>, f64)>,
+    /// `(when, work ms, requests)` of router windows within [`SERVICE_HORIZON`].
+    service_ms: VecDeque<(DateTime<Utc>, f64, u64)>,
     /// Heartbeat alone: the ratios of the slow answers in a row.
     slow_ratios: Vec<f64>,
     /// Heartbeat alone: the last slow answer, and the size it was slow at.
@@ -386,21 +400,41 @@ impl TargetState {
         self.fast_since = None;
     }
 
-    /// The smallest work per request over the horizon, this window's included when a steady
-    /// queue explains it; `None` when no window of the horizon could be read that way.
-    fn service_estimate_ms(&mut self, work_ms: Option<f64>, now: DateTime<Utc>) -> Option<f64> {
+    /// The work per request over the horizon: the median of the windows' estimates, each
+    /// weighted by its requests, this window's included when a steady queue explains it; `None`
+    /// when no window of the horizon could be read that way. The median, not the smallest: a
+    /// window of few requests is noisy, and the smallest of many noisy estimates is far below
+    /// the work (30 % below at a dozen requests a window), which sizes the app into saturation;
+    /// a few windows inflated by a passing backlog do not move a median.
+    fn service_estimate_ms(
+        &mut self,
+        work_ms: Option<f64>,
+        requests: u64,
+        now: DateTime<Utc>,
+    ) -> Option<f64> {
         if let Some(ms) = work_ms {
-            self.service_ms.push_back((now, ms));
+            self.service_ms.push_back((now, ms, requests.max(1)));
         }
         let horizon = chrono::Duration::from_std(SERVICE_HORIZON).unwrap_or_default();
         while self
             .service_ms
             .front()
-            .is_some_and(|(at, _)| now - *at > horizon)
+            .is_some_and(|(at, ..)| now - *at > horizon)
         {
             self.service_ms.pop_front();
         }
-        self.service_ms.iter().map(|(_, ms)| *ms).reduce(f64::min)
+        let mut estimates: Vec<(f64, u64)> = self
+            .service_ms
+            .iter()
+            .map(|(_, ms, requests)| (*ms, *requests))
+            .collect();
+        estimates.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let half = estimates.iter().map(|(_, requests)| requests).sum::<u64>() / 2;
+        let mut seen = 0;
+        estimates.into_iter().find_map(|(ms, requests)| {
+            seen += requests;
+            (seen > half).then_some(ms)
+        })
     }
 
     fn on_router(
@@ -414,18 +448,49 @@ impl TargetState {
         let mean_ms = router.mean_service_ms.unwrap_or_default().max(0.0);
         let per_dyno = router.requests_per_second.max(0.0) / f64::from(current.max(1));
         let work_ms = work_in(mean_ms, per_dyno, config.dyno_concurrency);
-        let service_ms = self.service_estimate_ms(work_ms, now).unwrap_or(mean_ms);
-        let busy_workers = router.requests_per_second.max(0.0) * service_ms / 1000.0;
-        let desired = (busy_workers / config.busy_per_dyno()).ceil();
-        let desired = if desired.is_finite() {
-            desired.clamp(1.0, f64::from(u32::MAX)) as u32
+        let service_ms = self
+            .service_estimate_ms(work_ms, router.requests, now)
+            .unwrap_or(mean_ms);
+        let rate = router.requests_per_second.max(0.0);
+        let busy_workers = rate * service_ms / 1000.0;
+        let by_utilisation = (busy_workers / config.busy_per_dyno()).ceil();
+        let by_utilisation = if by_utilisation.is_finite() {
+            by_utilisation.clamp(1.0, f64::from(u32::MAX)) as u32
         } else {
             u32::MAX
+        };
+        // The latency target too: with slow requests, dynos busy at the target utilisation
+        // already answer over the max (at 200 ms of work and 4 workers, 90 % busy is a p95 of
+        // about 1.5 s).
+        let by_latency = fewest_for_latency(
+            rate,
+            service_ms,
+            config.dyno_concurrency,
+            config.max_response_time_ms as f64,
+            by_utilisation,
+        );
+        // A backlog (a window no steady queue explains, or requests the router gave up on):
+        // the app served all it could, and the router logs a request when it answers, so the
+        // rate is what was served, not what was asked: at least half as many dynos again.
+        let backlog = router.requests > 0 && (work_ms.is_none() || router.timeouts > 0);
+        let by_backlog = if backlog {
+            current.saturating_add(current.div_ceil(2).max(1))
+        } else {
+            0
+        };
+        let desired = by_utilisation.max(by_latency).max(by_backlog);
+        let sizing = if desired == by_backlog && desired > by_utilisation.max(by_latency) {
+            Sizing::Backlog
+        } else if by_latency > by_utilisation {
+            Sizing::Latency
+        } else {
+            Sizing::Utilisation
         };
         let load = Why::Load {
             desired,
             requests_per_second: router.requests_per_second,
             service_ms,
+            sizing,
         };
         let decision = self.track(config, desired, current, bounds, now, load);
         let mut decision = match decision.to {
@@ -455,7 +520,11 @@ impl TargetState {
         self.wanted.push_back((now, desired));
         let delay = chrono::Duration::from_std(config.scale_down_delay).unwrap_or_default();
         // Keep the newest wish older than the delay: it shows the delay is covered.
-        while self.wanted.len() > 1 && self.wanted.get(1).is_some_and(|(at, _)| now - *at >= delay)
+        while self.wanted.len() > 1
+            && self
+                .wanted
+                .get(1)
+                .is_some_and(|(at, ..)| now - *at >= delay)
         {
             self.wanted.pop_front();
         }
@@ -487,7 +556,7 @@ impl TargetState {
             let covered = self
                 .wanted
                 .front()
-                .is_some_and(|(at, _)| now - *at >= delay);
+                .is_some_and(|(at, ..)| now - *at >= delay);
             let largest = self
                 .wanted
                 .iter()
@@ -576,6 +645,31 @@ impl TargetState {
         decision.wanted = Some((to, why));
         decision
     }
+}
+
+/// The fewest dynos, from `from` up, each a dyno of `workers` fed `rate / dynos` at random with
+/// `service_ms` of work (M/M/c), whose p95 is at most `max_ms`; where even the work alone is
+/// too slow, the count past which more dynos stop helping.
+pub fn fewest_for_latency(rate: f64, service_ms: f64, workers: u32, max_ms: f64, from: u32) -> u32 {
+    let from = from.max(1);
+    if rate <= 0.0 || service_ms <= 0.0 || !rate.is_finite() || !service_ms.is_finite() {
+        return from;
+    }
+    let service_per_s = 1000.0 / service_ms;
+    let mut previous_p95_ms = f64::INFINITY;
+    // Enough for any app: beyond it the bounds decide anyway.
+    for dynos in from..from.saturating_add(1000) {
+        let Some(queue) = crate::erlang::Mmc::new(workers, rate / f64::from(dynos), service_per_s)
+        else {
+            continue;
+        };
+        let p95_ms = queue.response_quantile_s(0.95) * 1000.0;
+        if p95_ms <= max_ms || p95_ms >= previous_p95_ms * 0.99 {
+            return dynos;
+        }
+        previous_p95_ms = p95_ms;
+    }
+    from.saturating_add(1000)
 }
 
 /// The mean work of a request whose mean time in the dyno was `mean_ms`, at `per_dyno_rate`

@@ -198,12 +198,21 @@ pub fn run(
     if let Some(path) = &args.csv {
         report::write_csv(path, &simulation)
             .map_err(|e| anyhow::anyhow!("writing --csv {}: {e}", path.display()))?;
-        println!("Timeline written to {}.", path.display());
+        // With --json, stdout is the JSON alone, for pipelines.
+        if args.json {
+            eprintln!("Timeline written to {}.", path.display());
+        } else {
+            println!("Timeline written to {}.", path.display());
+        }
     }
     if let Some(path) = &args.plot {
         report::write_svg(path, &simulation)
             .map_err(|e| anyhow::anyhow!("writing --plot {}: {e}", path.display()))?;
-        println!("Plot written to {}.", path.display());
+        if args.json {
+            eprintln!("Plot written to {}.", path.display());
+        } else {
+            println!("Plot written to {}.", path.display());
+        }
     }
     Ok(())
 }

@@ -43,95 +43,13 @@ impl DynoModel {
     }
 }
 
-pub use crate::erlang::erlang_c;
+pub use crate::erlang::{erlang_c, Mmc};
 
-/// A stable M/M/c queue.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Mmc {
-    pub servers: u32,
-    pub arrival_per_s: f64,
-    pub service_per_s: f64,
-    /// Erlang C, computed once.
-    wait_probability: f64,
-}
-
+/// Drawing from the queue is the simulator's alone.
 impl Mmc {
-    /// `None` when there is no server or the arrivals reach the capacity.
-    pub fn new(servers: u32, arrival_per_s: f64, service_per_s: f64) -> Option<Mmc> {
-        let capacity = f64::from(servers) * service_per_s;
-        if servers == 0 || arrival_per_s >= capacity || service_per_s <= 0.0 {
-            return None;
-        }
-        let arrival_per_s = arrival_per_s.max(0.0);
-        Some(Mmc {
-            servers,
-            arrival_per_s,
-            service_per_s,
-            wait_probability: erlang_c(servers, arrival_per_s / service_per_s),
-        })
-    }
-
-    pub fn wait_probability(&self) -> f64 {
-        self.wait_probability
-    }
-
-    /// The rate at which a waiting request's wait ends: the spare capacity.
-    fn drain_per_s(&self) -> f64 {
-        f64::from(self.servers) * self.service_per_s - self.arrival_per_s
-    }
-
-    pub fn mean_wait_s(&self) -> f64 {
-        self.wait_probability / self.drain_per_s()
-    }
-
-    pub fn mean_response_s(&self) -> f64 {
-        self.mean_wait_s() + 1.0 / self.service_per_s
-    }
-
-    /// P(response time > t): the wait is 0 with probability 1 − C, else exponential at the
-    /// spare capacity; the service is exponential; the sum has this closed form.
-    pub fn response_survival(&self, t_s: f64) -> f64 {
-        if t_s <= 0.0 {
-            return 1.0;
-        }
-        let mu = self.service_per_s;
-        let theta = self.drain_per_s();
-        let c = self.wait_probability;
-        let gap = theta - mu;
-        // Where the two rates coincide the hypoexponential term degenerates to its limit.
-        let waited = if (gap / mu).abs() < 1e-9 {
-            (1.0 + mu * t_s) * (-mu * t_s).exp()
-        } else {
-            (theta * (-mu * t_s).exp() - mu * (-theta * t_s).exp()) / gap
-        };
-        ((1.0 - c) * (-mu * t_s).exp() + c * waited).clamp(0.0, 1.0)
-    }
-
-    /// The `quantile` (0..1) of the response time, by bisection on the survival function.
-    pub fn response_quantile_s(&self, quantile: f64) -> f64 {
-        let target = 1.0 - quantile;
-        let mut high = 1.0 / self.service_per_s;
-        while self.response_survival(high) > target {
-            high *= 2.0;
-        }
-        let mut low = 0.0;
-        for _ in 0..64 {
-            let mid = 0.5 * (low + high);
-            if self.response_survival(mid) > target {
-                low = mid;
-            } else {
-                high = mid;
-            }
-            if high - low < 1e-7 * high {
-                break;
-            }
-        }
-        0.5 * (low + high)
-    }
-
     /// One response time drawn from the distribution.
     pub fn sample_response_s(&self, rng: &mut impl RngExt) -> f64 {
-        let wait = if rng.random::<f64>() < self.wait_probability {
+        let wait = if rng.random::<f64>() < self.wait_probability() {
             exponential(rng, self.drain_per_s())
         } else {
             0.0
@@ -169,6 +87,9 @@ pub struct Moment {
     queue: Option<Mmc>,
     /// Time to work off the backlog ahead of this request.
     backlog_delay_s: f64,
+    /// How fast that time grows (or, draining, shrinks) while the step lasts, in seconds per
+    /// second: the excess of arrivals over the capacity, over the capacity.
+    backlog_growth: f64,
 }
 
 impl Moment {
@@ -183,6 +104,7 @@ impl Moment {
             return Moment {
                 queue: None,
                 backlog_delay_s: 0.0,
+                backlog_growth: 0.0,
             };
         }
         let saturated = backlog.requests > 0.0 || arrival_per_s >= capacity;
@@ -196,6 +118,11 @@ impl Moment {
         Moment {
             queue: Mmc::new(model.dyno_concurrency, per_dyno, model.service_rate_per_s()),
             backlog_delay_s: backlog.requests / capacity,
+            backlog_growth: if saturated {
+                (arrival_per_s - capacity) / capacity
+            } else {
+                0.0
+            },
         }
     }
 
@@ -223,11 +150,19 @@ impl Moment {
 
     /// One request's response time, capped at the router timeout.
     pub fn sample_ms(&self, rng: &mut impl RngExt) -> f64 {
-        let router_ms = ROUTER_TIMEOUT.as_secs_f64() * 1000.0;
+        self.sample_ms_after(0.0, rng)
+    }
+
+    /// One response time of a request arriving `after_s` into the step: the backlog ahead of
+    /// it has grown (or drained) meanwhile, as the accounting's backlog does over the step.
+    pub fn sample_ms_after(&self, after_s: f64, rng: &mut impl RngExt) -> f64 {
+        let router_s = ROUTER_TIMEOUT.as_secs_f64();
         match &self.queue {
-            None => router_ms,
+            None => router_s * 1000.0,
             Some(queue) => {
-                ((self.backlog_delay_s + queue.sample_response_s(rng)) * 1000.0).min(router_ms)
+                let backlog_s =
+                    (self.backlog_delay_s + self.backlog_growth * after_s).clamp(0.0, router_s);
+                ((backlog_s + queue.sample_response_s(rng)) * 1000.0).min(router_s * 1000.0)
             }
         }
     }

@@ -5,7 +5,10 @@
 //!
 //! A request's line is drawn from the [`Moment`] it arrived in (the per-dyno M/M/c of random
 //! routing, with the backlog ahead of it); one that would wait past the router's 30 s is an
-//! H12 line at `service=30000ms`, as Heroku logs it. At high rates only every `thin`-th
+//! H12 line at `service=30000ms`, as Heroku logs it. The router logs a request when it answers,
+//! so a line reaches the window at its arrival plus its response time (an H12 30 s after its
+//! arrival): an overloaded app's window shows what it served, not what was asked of it, as the
+//! real drain does. At high rates only every `thin`-th
 //! request is drawn (each kept line stands for `thin`): the counts and rates are scaled back,
 //! and the percentiles and means come from thousands of lines a window, as many as a window
 //! needs for them to settle. This module measures; it decides nothing.
@@ -15,7 +18,7 @@ use super::trace::utc;
 use crate::router_log::{Request, RouterStats, RouterWindow};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 /// Lines drawn per window at the busiest moment, at most: enough for a stable p95.
@@ -26,6 +29,9 @@ const KEPT_SECONDS: usize = 60;
 /// The drain's view of one simulated app.
 pub struct RouterFeed {
     window: RouterWindow,
+    /// Lines not logged yet, by `(when the router answers, ms; a sequence number)`.
+    answering: BTreeMap<(i64, u64), Request>,
+    sequence: u64,
     thin: u32,
     /// `(second, lines, sum of service ms)` of the last [`KEPT_SECONDS`] seconds.
     seconds: VecDeque<(i64, u32, f64)>,
@@ -37,6 +43,8 @@ impl RouterFeed {
     pub fn new(window: Duration, thin: u32, seed: u64) -> RouterFeed {
         RouterFeed {
             window: RouterWindow::new(window, usize::MAX),
+            answering: BTreeMap::new(),
+            sequence: 0,
             thin: thin.max(1),
             seconds: VecDeque::new(),
             rng: Pcg64Mcg::seed_from_u64(seed),
@@ -62,15 +70,17 @@ impl RouterFeed {
             let lines = poisson(&mut self.rng, expected);
             if lines > 0 {
                 let mut service_sum_ms = 0.0;
-                let rng = &mut self.rng;
-                let requests: Vec<Request> = (0..lines)
-                    .map(|_| {
-                        let request = router_line(moment.sample_ms(rng));
-                        service_sum_ms += f64::from(request.service_ms.unwrap_or(0));
-                        request
-                    })
-                    .collect();
-                self.window.push(utc(at_ms), requests);
+                for _ in 0..lines {
+                    let arrived_ms =
+                        at_ms + (self.rng.random::<f64>() * (end_ms - at_ms) as f64) as i64;
+                    let after_s = (arrived_ms - from_ms) as f64 / 1000.0;
+                    let request = router_line(moment.sample_ms_after(after_s, &mut self.rng));
+                    let service_ms = request.service_ms.unwrap_or(0);
+                    service_sum_ms += f64::from(service_ms);
+                    let answered_ms = arrived_ms + i64::from(service_ms);
+                    self.sequence += 1;
+                    self.answering.insert((answered_ms, self.sequence), request);
+                }
                 match self.seconds.back_mut() {
                     Some((last, count, sum)) if *last == second => {
                         *count += lines;
@@ -86,9 +96,25 @@ impl RouterFeed {
         }
     }
 
+    /// Logs the lines of the requests the router has answered by `now_ms`, in order.
+    fn log_answered(&mut self, now_ms: i64) {
+        let later = self.answering.split_off(&(now_ms + 1, 0));
+        let answered = std::mem::replace(&mut self.answering, later);
+        let mut lines = answered.into_iter().peekable();
+        while let Some(((at_ms, _), request)) = lines.next() {
+            let mut same_moment = vec![request];
+            while let Some(((_, _), request)) = lines.next_if(|((next_ms, _), _)| *next_ms == at_ms)
+            {
+                same_moment.push(request);
+            }
+            self.window.push(utc(at_ms), same_moment);
+        }
+    }
+
     /// The window at `now_ms`, as `RouterWindow::stats` reports it, counts scaled back to all
-    /// requests.
+    /// requests: the lines of the requests answered by then.
     pub fn stats(&mut self, now_ms: i64) -> RouterStats {
+        self.log_answered(now_ms);
         let mut stats = self.window.stats(utc(now_ms));
         let thin = u64::from(self.thin);
         stats.requests *= thin;
@@ -101,7 +127,8 @@ impl RouterFeed {
     }
 
     /// Since the newest line, at `now_ms` (the window's staleness).
-    pub fn age(&self, now_ms: i64) -> Duration {
+    pub fn age(&mut self, now_ms: i64) -> Duration {
+        self.log_answered(now_ms);
         self.window.last_request_at().map_or(Duration::MAX, |at| {
             Duration::from_millis((now_ms - at.timestamp_millis()).max(0) as u64)
         })
@@ -229,7 +256,9 @@ mod tests {
         let nobody = Moment::new(&MODEL, 0, 10.0, Backlog::default());
         let mut feed = RouterFeed::new(Duration::from_secs(10), 1, 1);
         feed.arrive(&nobody, 10.0, 0, 10_000);
-        let stats = feed.stats(10_000);
+        // The router logs an H12 when it gives up, 30 s after the request came.
+        assert_eq!(feed.stats(10_000).requests, 0, "nothing answered yet");
+        let stats = feed.stats(40_000);
         assert!(stats.requests > 50);
         assert_eq!(stats.timeouts, stats.requests);
         assert_eq!(stats.mean_service_ms, Some(30_000.0));

@@ -455,3 +455,87 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn with_slow_requests_the_size_keeps_the_p95_under_the_max_not_only_the_utilisation() {
+    // 70 req/s of 200 ms on dynos of 4: 14 busy workers, 4 dynos at 90 % of 4 (3.9 of 4
+    // busy) would answer at a p95 of over a second; five keep it under.
+    assert_eq!(fewest_for_latency(70.0, 200.0, 4, 1000.0, 4), 5);
+    let p95 = |dynos: u32| {
+        crate::erlang::Mmc::new(4, 70.0 / f64::from(dynos), 5.0)
+            .unwrap()
+            .response_quantile_s(0.95)
+    };
+    assert!(p95(4) > 1.0 && p95(5) <= 1.0, "{} {}", p95(4), p95(5));
+    // Work that alone is slower than the max: the count past which more dynos stop helping.
+    let stalled = fewest_for_latency(10.0, 2000.0, 4, 1000.0, 1);
+    assert!((6..=30).contains(&stalled), "{stalled}");
+    let mut state = TargetState::new();
+    let config = TargetConfig {
+        target_utilisation: 0.9,
+        ..TargetConfig::new(1000)
+    };
+    // A request a second hardly waits: the work is learnt, 200 ms.
+    let quiet = router(1.0, 200.0);
+    state.step(&config, &input(Some(quiet), None, 1), at(0));
+    let busy = router(70.0, 2500.0);
+    state.step(&config, &input(Some(busy), None, 1), at(30));
+    let decision = state.step(&config, &input(Some(busy), None, 1), at(60));
+    assert_eq!(decision.to, Some(5), "{decision:?}");
+    assert!(matches!(
+        decision.why,
+        Why::Load {
+            sizing: Sizing::Latency,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn the_work_is_the_median_of_the_recent_windows_so_small_noisy_windows_do_not_shrink_it() {
+    let mut state = TargetState::new();
+    // Windows of a dozen requests of 200 ms that hardly wait: their means scatter around
+    // 200 ms, and the smallest is far below.
+    let means = [
+        140.0, 260.0, 190.0, 230.0, 150.0, 210.0, 250.0, 170.0, 205.0,
+    ];
+    for (index, mean) in means.iter().enumerate() {
+        let small = RouterSignal {
+            requests: 12,
+            ..router(0.4, *mean)
+        };
+        state.step(
+            &config(),
+            &input(Some(small), None, 1),
+            at(index as i64 * 30),
+        );
+    }
+    let decision = state.step(
+        &config(),
+        &input(Some(router(0.4, 205.0)), None, 1),
+        at(300),
+    );
+    let Why::Load { service_ms, .. } = decision.wanted.unwrap().1 else {
+        panic!("{decision:?}");
+    };
+    assert!((190.0..=210.0).contains(&service_ms), "{service_ms}");
+}
+
+#[test]
+fn a_backlog_asks_for_half_as_many_dynos_again_at_least() {
+    let mut state = TargetState::new();
+    on_router(&mut state, 0, 100.0, 4);
+    // The router gave up on some requests: what was served says little of what was asked.
+    let mut swamped = window(200.0, 4);
+    swamped.timeouts = 30;
+    state.step(&config(), &input(Some(swamped), None, 4), at(30));
+    let decision = state.step(&config(), &input(Some(swamped), None, 4), at(60));
+    assert_eq!(decision.to, Some(6), "{decision:?}");
+    assert!(matches!(
+        decision.why,
+        Why::Load {
+            sizing: Sizing::Backlog,
+            ..
+        }
+    ));
+}

@@ -227,7 +227,7 @@ fn the_reactive_limit_follows_the_needs_but_waits_for_the_boot() {
 }
 
 #[test]
-fn the_target_policy_on_the_router_signal_scales_a_surge_in_one_step() {
+fn the_target_policy_on_the_router_signal_answers_a_swamping_surge_within_two_windows() {
     let trace = trace(30, |m| if m < 10 { 60.0 } else { 600.0 });
     let needs = Needs::compute(&trace, &MODEL, 1000.0);
     let bench = bench(&trace, &needs);
@@ -251,14 +251,24 @@ fn the_target_policy_on_the_router_signal_scales_a_surge_in_one_step() {
         Some(&mut feed),
         &mut || {},
     );
+    // The surge swamps the one dyno, and the router logs a request when it answers: the first
+    // window shows what the dyno served, the next the router's timeouts (H12) of the requests
+    // it could not. So the first scale-up comes at the second window, and the size reaches
+    // what the load needs (the oracle's 8 for a p95 under the max; 600 req/s × 50 ms /
+    // (4 × 0.9) = 8.3: nine at the target utilisation) within a few windows, several dynos at
+    // a time, and settles at nine or ten after the scale-down delay.
     let ups: Vec<&Decision> = run.decisions.iter().filter(|d| d.to > d.from).collect();
-    assert_eq!(ups.len(), 1, "{:?}", run.decisions);
-    // 600 req/s × 50 ms / (4 × 0.9) = 8.3: eight or nine dynos (the work is estimated from
-    // sampled lines), at the second window of the surge.
-    assert!((8..=9).contains(&ups[0].to), "{:?}", ups[0]);
+    assert!((1..=3).contains(&ups.len()), "{:?}", run.decisions);
     let at_s = (ups[0].at.timestamp_millis() - 10 * 60_000) / 1000;
-    assert!((30..=60).contains(&at_s), "{at_s}");
-    assert!(ups[0].to >= needs.at(20 * 60_000));
+    assert!((30..=60).contains(&at_s), "{at_s}: {:?}", run.decisions);
+    let need = needs.at(20 * 60_000);
+    assert_eq!(need, 8);
+    let reached = ups.iter().find(|d| d.to >= need).expect("reaches the need");
+    let reached_s = (reached.at.timestamp_millis() - 10 * 60_000) / 1000;
+    assert!(reached_s <= 180, "{reached_s}: {:?}", run.decisions);
+    assert!(ups.iter().any(|d| d.to - d.from >= 3), "several at once");
+    let last = run.decisions.last().unwrap();
+    assert!((9..=10).contains(&last.to), "{:?}", run.decisions);
     assert!(matches!(
         ups[0].reason,
         Some(crate::decision::ScaleReason::Load { .. })
