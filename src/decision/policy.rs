@@ -306,6 +306,7 @@ fn router_signal(stats: &RouterStats) -> RouterSignal {
         unavailable: stats.unavailable,
         // No line yet: an empty window, which the policy holds on as a missing signal.
         age: stats.since_last_line.unwrap_or(Duration::ZERO),
+        window: stats.window,
     }
 }
 

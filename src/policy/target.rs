@@ -124,6 +124,8 @@ pub struct RouterSignal {
     pub unavailable: u64,
     /// Since the newest line arrived: the staleness of the window.
     pub age: Duration,
+    /// How far back the window reaches.
+    pub window: Duration,
 }
 
 /// What the heartbeat saw.
@@ -186,6 +188,9 @@ pub enum Why {
         seen: u32,
         needed: u32,
     },
+    /// The window still holds lines served before the last scale up: they say nothing of the
+    /// new size.
+    Settling,
     /// Fewer dynos are wanted but the scale-down delay has not passed.
     Stabilising {
         desired: u32,
@@ -237,6 +242,9 @@ impl Why {
                 "{desired} dynos would do, but not for the whole scale-down delay of {} s yet",
                 config.scale_down_delay.as_secs()
             ),
+            Why::Settling => {
+                "the router window still holds lines from before the last scale up".to_string()
+            }
             Why::Steady => "the size matches the load".to_string(),
             Why::SignalMissing => {
                 "no request in the router window: holding (never down without a signal)"
@@ -293,6 +301,8 @@ pub struct TargetState {
     fast_since: Option<DateTime<Utc>>,
     /// Since when the signal has been missing or stale.
     lost_since: Option<DateTime<Utc>>,
+    /// When the router signal last scaled the app up.
+    scaled_up_at: Option<DateTime<Utc>>,
 }
 
 impl TargetState {
@@ -445,6 +455,12 @@ impl TargetState {
         bounds: Bounds,
         now: DateTime<Utc>,
     ) -> TargetDecision {
+        // Lines served before a scale up were served by fewer dynos: read again, they would
+        // ask for the same dynos once more, on top of those just added.
+        let window = chrono::Duration::from_std(router.window).unwrap_or_default();
+        if self.scaled_up_at.is_some_and(|at| now - at < window) {
+            return hold(Why::Settling);
+        }
         let mean_ms = router.mean_service_ms.unwrap_or_default().max(0.0);
         let per_dyno = router.requests_per_second.max(0.0) / f64::from(current.max(1));
         let work_ms = work_in(mean_ms, per_dyno, config.dyno_concurrency);
@@ -493,6 +509,9 @@ impl TargetState {
             sizing,
         };
         let decision = self.track(config, desired, current, bounds, now, load);
+        if decision.to.is_some_and(|to| to > current) {
+            self.scaled_up_at = Some(now);
+        }
         let mut decision = match decision.to {
             Some(to) if to < current && router.unavailable > 0 => hold(Why::AppDown {
                 lines: router.unavailable,

@@ -42,6 +42,7 @@ fn router(rate: f64, service_ms: f64) -> RouterSignal {
         timeouts: 0,
         unavailable: 0,
         age: Duration::from_secs(1),
+        window: Duration::from_secs(30),
     }
 }
 
@@ -400,6 +401,7 @@ fn router_strategy() -> impl Strategy<Value = Option<RouterSignal>> {
                 timeouts: 0,
                 unavailable: 0,
                 age: Duration::from_secs(age_s),
+                window: Duration::from_secs(30),
             },
         ),
     )
@@ -538,4 +540,25 @@ fn a_backlog_asks_for_half_as_many_dynos_again_at_least() {
             ..
         }
     ));
+}
+
+#[test]
+fn lines_served_before_a_scale_up_never_scale_it_up_again() {
+    let mut state = TargetState::new();
+    on_router(&mut state, 0, 100.0, 4);
+    let mut swamped = window(200.0, 4);
+    swamped.timeouts = 30;
+    state.step(&config(), &input(Some(swamped), None, 4), at(30));
+    let up = state.step(&config(), &input(Some(swamped), None, 4), at(60));
+    assert_eq!(up.to, Some(6), "{up:?}");
+    // The same lines, read again at the new size while they are still in the 30 s window.
+    for seconds in [61, 75, 89] {
+        let decision = state.step(&config(), &input(Some(swamped), None, 6), at(seconds));
+        assert_eq!(decision.to, None, "{decision:?}");
+        assert_eq!(decision.why, Why::Settling);
+    }
+    // A whole window after the scale, still swamped: that is news about the new size.
+    state.step(&config(), &input(Some(swamped), None, 6), at(90));
+    let again = state.step(&config(), &input(Some(swamped), None, 6), at(95));
+    assert_eq!(again.to, Some(9), "{again:?}");
 }
