@@ -134,12 +134,6 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = crate::policy::target::DEFAULT_CONFIRMATIONS, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub confirmations: u32,
 
-    /// The load the HPA and KPA rows keep per dyno, in requests in the app [default:
-    /// dyno_concurrency × target_utilisation, the target policy's]. Above the dyno's workers
-    /// it lets requests queue: a way to compare them with ours at the same dyno-hours.
-    #[arg(long, value_name = "REQUESTS", allow_negative_numbers = true)]
-    pub reference_busy_per_dyno: Option<f64>,
-
     /// Prints the table as JSON: the trace, the model and one object per row.
     #[arg(long)]
     pub json: bool,
@@ -246,14 +240,6 @@ fn check_flags(args: &SimulateArgs) -> Result<(), BadInput> {
     if let Some(share) = args.target_utilisation.filter(|s| !(*s > 0.0 && *s <= 1.0)) {
         return Err(BadInput(format!(
             "--target-utilisation {share}: expected a share of each dyno's workers above 0 and at most 1, such as 0.85"
-        )));
-    }
-    if let Some(busy) = args
-        .reference_busy_per_dyno
-        .filter(|busy| !(busy.is_finite() && *busy > 0.0))
-    {
-        return Err(BadInput(format!(
-            "--reference-busy-per-dyno {busy}: expected a number of requests above 0, such as 3.6"
         )));
     }
     if let Some(plot) = &args.plot {
@@ -495,10 +481,8 @@ pub fn simulate(
     let oracle = bench.run_oracle();
     let reactive = bench.run_reactive_limit(&settings);
     // The same metric and target as the target policy: busy workers per dyno.
-    let target_per_dyno = args.reference_busy_per_dyno.unwrap_or(
-        f64::from(settings.thresholds.policy.dyno_concurrency)
-            * settings.thresholds.policy.target_utilisation,
-    );
+    let target_per_dyno = f64::from(settings.thresholds.policy.dyno_concurrency)
+        * settings.thresholds.policy.target_utilisation;
     let hpa = bench.run_sizer(
         &mut Hpa::new(target_per_dyno),
         &settings,

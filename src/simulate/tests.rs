@@ -39,10 +39,6 @@ fn bad_flags_are_bad_input_naming_the_flag() {
     for (flags, named) in [
         (&["--service-time-ms", "0"][..], "--service-time-ms"),
         (&["--rate-scale", "-2"][..], "--rate-scale"),
-        (
-            &["--reference-busy-per-dyno", "0"][..],
-            "--reference-busy-per-dyno",
-        ),
         (&["--dyno-cost-per-hour", "-1"][..], "--dyno-cost-per-hour"),
         (&["--plot", "week.png"][..], "--plot"),
     ] {
