@@ -66,7 +66,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs every app's worker, and the worker's one HTTP server when a port is set, until
 /// `shutdown` is cancelled, then waits for them to finish. Fails only when the server's port
-/// cannot be bound (before any app starts).
+/// cannot be bound or the platform refuses to give an app's `web_url` (before any app starts).
 ///
 /// The apps share one HTTP client, one API budget per key, one metrics registry, the server
 /// (every app's metrics, pages and log drain) and, for the process types of one app, one

@@ -118,16 +118,23 @@ impl RawHeartbeat {
         })
     }
 
-    /// `app_url`, else `https://{heroku_app_name}.herokuapp.com`, else the base of an absolute
-    /// `heartbeat_url`. `activate`, which sends no heartbeat, needs none.
+    /// `app_url`, else the base of an absolute `heartbeat_url`, else
+    /// `https://{heroku_app_name}.herokuapp.com` (on Heroku, a placeholder for the app's
+    /// `web_url`). `activate`, which sends no heartbeat, needs none.
     fn app_url(&self, check: &mut Check, heartbeat_text: &str, needs: &Needs) -> Option<Url> {
-        let default = needs
-            .app_name
-            .map(|name| format!("https://{name}.herokuapp.com"));
         let text = self.app_url.text(check);
         if self.app_url.is_set() && text.is_none() {
             return None;
         }
+        let absolute_base = Url::parse(heartbeat_text)
+            .and_then(|absolute| absolute.join("/"))
+            .ok();
+        if let (None, Some(base)) = (&text, absolute_base) {
+            return Some(base);
+        }
+        let default = needs
+            .app_name
+            .map(|name| format!("https://{name}.herokuapp.com"));
         if let Some(text) = text.or(default) {
             return match Url::parse(&text) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Some(url),
@@ -141,17 +148,16 @@ impl RawHeartbeat {
                 }
             };
         }
-        match Url::parse(heartbeat_text) {
-            Ok(url) => url.join("/").ok(),
-            Err(_) if needs.app_name_missing => None,
-            Err(_) if needs.purpose == Purpose::Activator => Url::parse("http://localhost/").ok(),
-            Err(_) => {
-                self.app_url.missing(
-                    check,
-                    "your app's base URL such as \"https://app.example.com\", for the heartbeat (or an absolute heartbeat_url)",
-                );
-                None
-            }
+        if needs.app_name_missing {
+            None
+        } else if needs.purpose == Purpose::Activator {
+            Url::parse("http://localhost/").ok()
+        } else {
+            self.app_url.missing(
+                check,
+                "your app's base URL such as \"https://app.example.com\", for the heartbeat (or an absolute heartbeat_url)",
+            );
+            None
         }
     }
 }
