@@ -289,7 +289,9 @@ pub enum Notice {
     /// `None`, nothing has listened where it points since the worker started (connection
     /// refused). Told whatever the `notify_*` settings say: no setting turns off being told of
     /// a wrong setting.
-    HeartbeatMisconfigured { status: Option<u16> },
+    HeartbeatMisconfigured {
+        status: Option<u16>,
+    },
     /// The heartbeat answers again with something other than a 4xx.
     HeartbeatMisconfiguredEnded,
     /// A planned downtime started; `holding` is `downtime_dynos`.

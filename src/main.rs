@@ -222,21 +222,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let runtime = tokio::runtime::Runtime::new()?;
-            let all_passed = runtime.block_on(print_online_check(&settings));
-            Ok(if all_passed {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(all_or_1(runtime.block_on(print_online_check(&settings))))
         }
         Command::NotifyTest => {
             let runtime = tokio::runtime::Runtime::new()?;
-            let all_delivered = runtime.block_on(notify_test(&settings));
-            Ok(if all_delivered {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(all_or_1(runtime.block_on(notify_test(&settings))))
         }
         Command::Simulate(_)
         | Command::Sandbox(_)
@@ -259,6 +249,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Activate => unreachable!("handled above"),
+    }
+}
+
+/// The exit code of a command that tries several things: 0 when all of them worked, else 1.
+fn all_or_1(all_worked: bool) -> ExitCode {
+    if all_worked {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

@@ -114,7 +114,10 @@ pub async fn check(settings: &Settings, client: &reqwest::Client) -> Vec<Section
                 }
             }
         } else {
-            let scaler = app.platform.as_ref().map_or("none", |p| p.settings().name());
+            let scaler = app
+                .platform
+                .as_ref()
+                .map_or("none", |p| p.settings().name());
             lines.push(line(
                 Status::Skip,
                 "API key, app, process type, log drain, API budget",
@@ -365,7 +368,10 @@ async fn heartbeat_line(app: &AppSettings, client: &reqwest::Client) -> Line {
             format!("signal = {:?} sends no heartbeat", signal.as_str()),
         );
     }
-    if matches!(app.heartbeat.app_url_from, AppUrlFrom::PlatformWebUrl { .. }) {
+    if matches!(
+        app.heartbeat.app_url_from,
+        AppUrlFrom::PlatformWebUrl { .. }
+    ) {
         return line(
             Status::Skip,
             "heartbeat",

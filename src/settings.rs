@@ -34,8 +34,8 @@ mod shutdown_hook;
 mod thresholds;
 
 pub use activator::ActivatorSettings;
-pub use app_url::AppUrlFrom;
 pub use app::{all_keys, LogFormat};
+pub use app_url::AppUrlFrom;
 pub use autoscalebot_backends::notify::Notifiers;
 pub use autoscalebot_backends::scaler::{CommandPlatform, HerokuPlatform, Platform};
 pub use autoscalebot_backends::settings::{format_duration, parse_duration, Problem};

@@ -62,8 +62,9 @@ mod tests {
 
     #[test]
     fn a_shown_url_has_no_user_password_or_query() {
-        let url = url::Url::parse("https://drain:pw-123@worker.example.com:8443/logs/app?token=t#f")
-            .unwrap();
+        let url =
+            url::Url::parse("https://drain:pw-123@worker.example.com:8443/logs/app?token=t#f")
+                .unwrap();
         assert_eq!(shown_url(&url), "https://worker.example.com:8443/logs/app");
     }
 }

@@ -138,9 +138,7 @@ impl Check {
                         "a known setting: did you mean {}{prefix}{name}?",
                         self.label
                     ),
-                    None => {
-                        "a known setting (see settings.example.toml for the list)".to_string()
-                    }
+                    None => "a known setting (see settings.example.toml for the list)".to_string(),
                 },
             };
             let raw = Raw::new(format!("{prefix}{key}"), Some(value));
@@ -166,7 +164,10 @@ impl Check {
             .case_note
             .and_then(|note| note(key))
             .unwrap_or("setting names are lower case, without the variables' AUTOSCALE_ prefix");
-        Some(format!("did you mean {}{prefix}{name}? ({why})", self.label))
+        Some(format!(
+            "did you mean {}{prefix}{name}? ({why})",
+            self.label
+        ))
     }
 
     /// How many problems so far: with [`Check::failed_since`], whether a part added any.

@@ -74,7 +74,10 @@ fn the_seed_module_becomes_a_file_that_loads() {
         &[("HEROKU_API_KEY".to_string(), "k".to_string())].into(),
     )
     .unwrap();
-    assert_eq!(settings.apps[0].thresholds.time_zone.name(), "America/Vancouver");
+    assert_eq!(
+        settings.apps[0].thresholds.time_zone.name(),
+        "America/Vancouver"
+    );
     // The import and the email backend are not carried over, each named by its line.
     assert_eq!(dropped_lines(&imported), [2, 25], "{:#?}", imported.notes);
     let lines = imported.note_lines("autoscale_settings.py");

@@ -156,7 +156,10 @@ mod tests {
             app("heroku_app_name = \"my-app\"\nheartbeat_url = \"https://example.com/beat\"");
         assert_eq!(absolute.heartbeat.app_url_from, AppUrlFrom::HeartbeatUrl);
         assert_eq!(absolute.heartbeat.url.as_str(), "https://example.com/beat");
-        assert_eq!(shown(&absolute).0, "\"https://example.com/\" (from heartbeat_url)");
+        assert_eq!(
+            shown(&absolute).0,
+            "\"https://example.com/\" (from heartbeat_url)"
+        );
     }
 
     #[test]

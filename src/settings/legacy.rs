@@ -56,7 +56,9 @@ mod tests {
 
     #[test]
     fn a_2_1_name_gets_the_importer_and_another_name_nothing() {
-        assert!(case_note("HEROKU_APP_NAME").unwrap().contains("import-settings"));
+        assert!(case_note("HEROKU_APP_NAME")
+            .unwrap()
+            .contains("import-settings"));
         assert!(case_note("AUTOSCALE_MAX_DYNOS").is_some());
         assert_eq!(case_note("LOG_FORMAT"), None);
         assert_eq!(case_note("max_dynos"), None);
@@ -64,7 +66,10 @@ mod tests {
 
     #[test]
     fn every_2_1_name_maps_to_a_key_of_today() {
-        assert_eq!(setting_for_2_1_name("MAX_DYNOS").as_deref(), Some("max_dynos"));
+        assert_eq!(
+            setting_for_2_1_name("MAX_DYNOS").as_deref(),
+            Some("max_dynos")
+        );
         assert_eq!(
             setting_for_2_1_name("AUTOSCALE_TIME_ZONE").as_deref(),
             Some("time_zone")
@@ -74,7 +79,10 @@ mod tests {
         let keys = all_keys();
         for name in SETTINGS_2_1 {
             let setting = setting_for_2_1_name(name).unwrap();
-            assert!(keys.contains(&setting), "{name} -> {setting} is no key today");
+            assert!(
+                keys.contains(&setting),
+                "{name} -> {setting} is no key today"
+            );
         }
     }
 }

@@ -5,19 +5,11 @@
 //! `import-settings`. No secret is ever printed.
 
 use crate::support::*;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 /// `autoscalebot --settings FILE check --online` with the sandbox's key (or `key`).
 fn check_online(settings: &str, key: &str) -> (Output, String) {
-    let (_dir, path) = settings_file(settings);
-    let output = command()
-        .arg(format!("--settings={}", path.display()))
-        .args(["check", "--online"])
-        .env("HEROKU_API_KEY", key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
+    let output = run_with_settings(settings, &["check", "--online"], &[("HEROKU_API_KEY", key)]);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -281,14 +273,7 @@ async fn a_web_url_the_platform_refuses_stops_the_worker_naming_the_setting() {
         "heroku_app_name = \"no-such-app\"\nheroku_api_url = \"{}\"\n",
         sandbox.api_url
     );
-    let (_dir, path) = settings_file(&settings);
-    let output = command()
-        .arg(format!("--settings={}", path.display()))
-        .env("HEROKU_API_KEY", SANDBOX_KEY)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
+    let output = run_with_settings(&settings, &[], &[("HEROKU_API_KEY", SANDBOX_KEY)]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
@@ -357,14 +342,11 @@ async fn a_4xx_heartbeat_is_told_once_through_a_web_hook_and_its_end_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_settings_file_with_2_1_names_is_refused_with_the_new_names() {
-    let (_dir, path) = settings_file(
+    let output = run_with_settings(
         "HEROKU_APP_NAME = \"my-app\"\nheroku_api_key = \"k-0123456789\"\nNUMBER_OF_FAILS_TO_SCALE_UP_AFTER = 4\n",
+        &["check"],
+        &[],
     );
-    let output = command()
-        .arg(format!("--settings={}", path.display()))
-        .arg("check")
-        .output()
-        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("HEROKU_APP_NAME = \"my-app\""), "{stderr}");
@@ -438,13 +420,11 @@ fn import_settings_turns_a_2_1_module_into_a_file_check_loads() {
     let output = import(true);
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&output.stdout), stdout);
-    let (_settings_dir, path) = settings_file(&stdout);
-    let check = command()
-        .arg(format!("--settings={}", path.display()))
-        .arg("check")
-        .env("HEROKU_API_KEY", "a-config-var-key-0123")
-        .output()
-        .unwrap();
+    let check = run_with_settings(
+        &stdout,
+        &["check"],
+        &[("HEROKU_API_KEY", "a-config-var-key-0123")],
+    );
     let checked = String::from_utf8_lossy(&check.stdout);
     assert_eq!(
         check.status.code(),
