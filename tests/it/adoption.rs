@@ -267,6 +267,55 @@ async fn without_app_url_the_worker_heartbeats_the_apps_web_url() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_web_url_is_read_again_after_a_passing_failure_and_once_per_app() {
+    let sandbox = SandboxProcess::start(&[]).await;
+    sandbox
+        .inject(
+            serde_json::json!({ "fault": "status", "status": 503, "count": 2, "method": "GET" }),
+        )
+        .await;
+    // Two process types of one app share one read; "worker" is not in the sandbox's
+    // formation, which the worker logs and rides out.
+    let settings = format!(
+        "heroku_api_url = \"{}\"\nheartbeat_interval_in_seconds = 0.2\n\
+         [[apps]]\nheroku_app_name = \"{app}\"\n[[apps]]\nheroku_app_name = \"{app}\"\nprocess_type = \"worker\"\n",
+        sandbox.api_url,
+        app = sandbox.app
+    );
+    let mut bot = Bot::start(&settings, &[], &sandbox_env());
+    wait_until("the worker reads the web_url", || {
+        bot.stderr().contains("app_url is the app's web_url")
+    })
+    .await;
+    let stderr = bot.stderr();
+    assert_eq!(
+        stderr.matches("Could not read the app's web_url").count(),
+        2,
+        "each 503 is logged and tried again:\n{stderr}"
+    );
+    let app_reads = || async {
+        sandbox
+            .calls()
+            .await
+            .iter()
+            .filter(|call| call["method"] == "GET" && call["path"] == "/apps/sandbox-app")
+            .count()
+    };
+    assert_eq!(
+        app_reads().await,
+        3,
+        "two failed reads and one for both entries"
+    );
+    wait_until_async("the app's dynos serve heartbeats", || async {
+        sandbox.served().await >= 3
+    })
+    .await;
+    assert_eq!(app_reads().await, 3, "read at start only");
+    assert!(bot.terminate().await.success());
+    assert!(!bot.stderr().contains(SANDBOX_KEY));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_web_url_the_platform_refuses_stops_the_worker_naming_the_setting() {
     let sandbox = SandboxProcess::start(&[]).await;
     let settings = format!(
@@ -337,6 +386,48 @@ async fn a_4xx_heartbeat_is_told_once_through_a_web_hook_and_its_end_once() {
     assert_eq!(told("heartbeat_misconfigured_ended"), 1);
     assert_eq!(told("heartbeat_misconfigured"), 1);
     assert!(api.patches().is_empty(), "a 4xx never adds dynos");
+    assert!(bot.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_heartbeat_refused_from_the_start_is_told_once_without_its_credentials() {
+    const KEY: &str = "test-key-0123456789";
+    let hook = HookServer::start(HookMode::Status(200)).await;
+    let api = FormationApi::start("test-app", "web", KEY, 1).await;
+    let closed = free_port();
+    let settings = format!(
+        "heroku_app_name = \"test-app\"\nheroku_api_key = \"{KEY}\"\nheroku_api_url = \"{}\"\n\
+         heartbeat_url = \"http://hb-user:hb-secret-31@127.0.0.1:{closed}/hb/?token=tok-secret-27\"\n\
+         heartbeat_interval_in_seconds = 0.2\nnotify_on_every_ping = true\n\
+         notification_backends = [\"webhook\"]\n[webhook]\nurl = \"{}/hook\"\n",
+        api.url, hook.url
+    );
+    let mut bot = Bot::start(&settings, &[], &[]);
+    let told = |kind: &str| hook.events().iter().filter(|event| *event == kind).count();
+    wait_until("ten beats are told as pings", || told("ping") >= 10).await;
+    assert_eq!(told("heartbeat_misconfigured"), 1, "once, not every beat");
+    let body = hook
+        .json_bodies()
+        .into_iter()
+        .find(|body| body["event"] == "heartbeat_misconfigured")
+        .unwrap();
+    let (message, reason) = (
+        body["message"].as_str().unwrap(),
+        body["reason"].as_str().unwrap(),
+    );
+    assert!(message.contains("connection refused"), "{message}");
+    assert!(
+        reason.contains(&format!("heartbeat_url http://127.0.0.1:{closed}/hb/"))
+            && reason.contains("check app_url and heartbeat_url"),
+        "{reason}"
+    );
+    for request in hook.requests() {
+        assert!(
+            !request.body.contains("hb-secret-31") && !request.body.contains("tok-secret-27"),
+            "a credential of the heartbeat URL was told: {}",
+            request.body
+        );
+    }
     assert!(bot.terminate().await.success());
 }
 
