@@ -150,8 +150,9 @@ impl From<&ProbeOutcome> for HeartbeatReading {
                 elapsed: *elapsed,
             },
             ProbeOutcome::Timeout { elapsed } => HeartbeatReading::TimedOut { after: *elapsed },
-            ProbeOutcome::ConnectError { message } => HeartbeatReading::Unreachable {
+            ProbeOutcome::ConnectError { message, refused } => HeartbeatReading::Unreachable {
                 error: message.clone(),
+                refused: *refused,
             },
         }
     }
@@ -559,6 +560,7 @@ impl Worker {
             let told = self.state.acted(&self.config, acted, at);
             events.extend(notices::events(app, at, &told, response_time_ms));
         }
+        notices::name_heartbeat_url(&mut events, &self.settings.heartbeat.url);
         events
     }
 

@@ -285,6 +285,15 @@ pub enum Notice {
         period: Duration,
         threshold: u32,
     },
+    /// The heartbeat cannot measure the app: it answers `status` (a 4xx), or, with `status`
+    /// `None`, nothing has listened where it points since the worker started (connection
+    /// refused). Told whatever the `notify_*` settings say: no setting turns off being told of
+    /// a wrong setting.
+    HeartbeatMisconfigured {
+        status: Option<u16>,
+    },
+    /// The heartbeat answers again with something other than a 4xx.
+    HeartbeatMisconfiguredEnded,
     /// A planned downtime started; `holding` is `downtime_dynos`.
     DowntimeStarted {
         window: Window,
@@ -431,6 +440,11 @@ pub struct State {
     needs_below_min: Alert,
     scale_diff: Alert,
     platform_failing: Alert,
+    /// The heartbeat answers a 4xx, or was refused before it ever connected.
+    heartbeat_misconfigured: Alert,
+    /// The app has answered a heartbeat since the start: a refused connection after that is a
+    /// dyno gone, a fail, not a wrong URL.
+    heartbeat_connected: bool,
     /// The current outage was told as a refusal, so its end is told whatever
     /// `notify_on_scale_fails` says.
     platform_refusal_told: bool,
@@ -455,6 +469,8 @@ impl State {
             needs_below_min: Alert::default(),
             scale_diff: Alert::default(),
             platform_failing: Alert::default(),
+            heartbeat_misconfigured: Alert::default(),
+            heartbeat_connected: false,
             platform_refusal_told: false,
             running_since: None,
             downtime: None,
@@ -479,6 +495,7 @@ impl State {
     /// [`step`] on this state, in place.
     fn advance(&mut self, config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> Output {
         let mut notices = self.set_downtime(config, inputs.downtime.as_ref());
+        notices.extend(self.check_heartbeat(config, inputs.heartbeat.as_ref(), now));
         let seen = observe::observed(
             inputs.heartbeat.as_ref(),
             inputs.router.as_ref(),
@@ -528,6 +545,45 @@ impl State {
         notices.append(&mut output.notices);
         output.notices = notices;
         output
+    }
+
+    /// Tells when the heartbeat starts and stops being misconfigured: a 4xx, or a refused
+    /// connection before the app ever answered; any other answer ends it. A beat without a
+    /// heartbeat changes nothing, and neither does one in planned downtime (a maintenance page
+    /// may answer anything).
+    fn check_heartbeat(
+        &mut self,
+        config: &Config,
+        reading: Option<&HeartbeatReading>,
+        now: DateTime<Utc>,
+    ) -> Option<Notice> {
+        // A timeout, or a connection lost after the app answered, says nothing about the URL.
+        let misconfigured = match reading? {
+            HeartbeatReading::Answered { status, .. } => {
+                self.heartbeat_connected = true;
+                (400..500).contains(status).then_some(Some(*status))
+            }
+            HeartbeatReading::Unreachable { refused: true, .. } if !self.heartbeat_connected => {
+                Some(None)
+            }
+            _ => return None,
+        };
+        if self.downtime.is_some() {
+            return None;
+        }
+        let change = self.heartbeat_misconfigured.update(
+            misconfigured.is_some(),
+            now,
+            config.notify.repeat_after,
+        );
+        told(
+            change,
+            true,
+            Notice::HeartbeatMisconfigured {
+                status: misconfigured.flatten(),
+            },
+            Notice::HeartbeatMisconfiguredEnded,
+        )
     }
 
     /// Takes the planned downtime window in force. Returns the notices of a downtime that

@@ -6,12 +6,15 @@
 //! - [`downtime`]: planned downtime windows: the ISO 8601 interval parser and the calendar.
 //! - [`decision`]: the pure engine: one step (state, config, inputs, now) → (state, output).
 //! - [`notices`]: the words people read: the engine's notices as the notifiers' events.
+//! - [`web_url`]: the worker's start: an app's `web_url` from the Platform API as its `app_url`.
+//! - [`online_check`]: `check --online`: the key, app, formation, heartbeat, drain and budget.
 //! - [`bot`]: the async loop: gather the inputs, take the engine's step, act, tell, record.
 //! - [`clock`]: where `now` comes from (the system's, or tokio's in tests).
 //! - [`traffic`], [`drain`]: real traffic, and the log drain's router window, as inputs.
 //! - [`policy`]: decision policies beside the streaks (target tracking), pure.
 //! - [`budget`]: the Platform API budget per key, the pace of formation reads, heartbeat spread.
 //! - [`activator`]: wakes a stopped target on demand, forwards, stops it when idle.
+//! - [`import_settings`]: an autoscalebot 2.1 settings module (Python) as this version's TOML.
 //! - [`demo`]: `autoscalebot demo`, the sandbox, a traffic surge and the worker in one process.
 //! - [`router_log`]: Heroku log drain parsing (logplex frames, router lines, windows).
 //! - [`telemetry`], [`metrics`]: what the loop shares with the HTTP server.
@@ -31,8 +34,10 @@ pub mod demo;
 pub mod downtime;
 pub mod drain;
 pub mod erlang;
+pub mod import_settings;
 pub mod metrics;
 pub mod notices;
+pub mod online_check;
 pub mod policy;
 pub mod router_log;
 pub mod schedule;
@@ -43,6 +48,7 @@ pub mod telemetry;
 #[doc(hidden)]
 pub mod test_doubles;
 pub mod traffic;
+pub mod web_url;
 
 #[cfg(test)]
 mod module_graph;
@@ -60,15 +66,17 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs every app's worker, and the worker's one HTTP server when a port is set, until
 /// `shutdown` is cancelled, then waits for them to finish. Fails only when the server's port
-/// cannot be bound (before any app starts).
+/// cannot be bound or the platform refuses to give an app's `web_url` (before any app starts).
 ///
 /// The apps share one HTTP client, one API budget per key, one metrics registry, the server
 /// (every app's metrics, pages and log drain) and, for the process types of one app, one
-/// formation read. Their first heartbeats are spread over the interval. Each app is its own
-/// task: a panic in one is logged and the others go on. With `leader_lock_url`, every app acts
-/// only while this worker holds the lock; the lock is let go after every app stopped.
+/// formation read. Apps whose `app_url` is their `web_url` read it first (a refusal ends the
+/// run with a [`SettingsError`]). Their first heartbeats are spread over the interval. Each app
+/// is its own task: a panic in one is logged and the others go on. With `leader_lock_url`,
+/// every app acts only while this worker holds the lock; the lock is let go after every app
+/// stopped.
 pub async fn run(
-    settings: Settings,
+    mut settings: Settings,
     dry_run: bool,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -84,6 +92,10 @@ pub async fn run(
         ),
         None => None,
     };
+    // After binding, so that a web process has its port within the platform's boot timeout.
+    if !web_url::read_web_urls(&mut settings, &client, &shutdown).await? {
+        return Ok(());
+    }
     let lock_released = CancellationToken::new();
     let (leadership, elector) = leadership(&settings, lock_released.clone());
     let plans = budget::plan_by_key(&settings);

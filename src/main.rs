@@ -34,7 +34,7 @@ enum Command {
     /// Run the worker until SIGTERM or SIGINT (the default).
     Run,
     /// Load and validate the settings, print the values in force (secrets as ***), and exit.
-    Check,
+    Check(CheckArgs),
     /// Listen in front of the app ([activator] table): start it on the first connection, hold
     /// the connections until it accepts, forward them, and stop it after idle_after.
     Activate,
@@ -48,9 +48,34 @@ enum Command {
     /// app, dynos and log drains Heroku's CLI reads) and an app of real local dynos behind one
     /// router port. Runs until SIGTERM or SIGINT.
     Sandbox(SandboxArgs),
+    /// Turn an autoscalebot 2.1 settings module (autoscale_settings.py, or Django's settings.py
+    /// with AUTOSCALE_ names) into this version's TOML on stdout. What cannot be carried over
+    /// (code, names that are not 2.1's, backends with no counterpart) is listed on stderr line
+    /// by line, and then the exit code is 2 unless --allow-dropped. The API key is never
+    /// written: give it as the config var HEROKU_API_KEY.
+    ImportSettings(ImportArgs),
     /// Show the whole loop with no account and no network: a sandbox platform, a traffic surge
     /// and the worker in one process, with a live timeline and a summary.
     Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The 2.1 settings module, such as autoscale_settings.py.
+    #[arg(value_name = "FILE.py")]
+    module: PathBuf,
+    /// Exit 0 although some lines were not carried over (they are still listed on stderr).
+    #[arg(long)]
+    allow_dropped: bool,
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Then ask the platform and the app: the API key, the app, the process type, the
+    /// heartbeat, the log drain (when signal reads one) and the API budget, one line each.
+    /// Exits 1 when any check fails.
+    #[arg(long)]
+    online: bool,
 }
 
 #[derive(clap::Args)]
@@ -159,6 +184,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             },
         );
     }
+    if let Some(Command::ImportSettings(args)) = &cli.command {
+        return Ok(import_settings(args));
+    }
     if matches!(cli.command, Some(Command::Activate)) {
         return activate(&cli, on_dyno);
     }
@@ -167,9 +195,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Err(error) => {
             // Each command needs only its own settings: a file `activate` runs is valid for
             // `check`, which says that `run` would want more.
-            if matches!(cli.command, Some(Command::Check)) {
+            if let Some(Command::Check(args)) = &cli.command {
                 if let Ok(settings) = load_settings_for(&cli, settings::Purpose::Activator) {
                     print_check(&settings, Some(&error));
+                    if args.online {
+                        println!("# online checks: not made, since `autoscalebot run` would refuse these settings");
+                        return Ok(ExitCode::from(1));
+                    }
                     return Ok(ExitCode::SUCCESS);
                 }
             }
@@ -184,28 +216,103 @@ fn run(cli: Cli) -> Result<ExitCode> {
     // After loading, so that log_format applies; settings problems go to stderr as text.
     init_logging(log_format.resolve(on_dyno), "info");
     match cli.command.unwrap_or(Command::Run) {
-        Command::Check => {
+        Command::Check(args) => {
             print_check(&settings, None);
-            Ok(ExitCode::SUCCESS)
+            if !args.online {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let runtime = tokio::runtime::Runtime::new()?;
+            Ok(all_or_1(runtime.block_on(print_online_check(&settings))))
         }
         Command::NotifyTest => {
             let runtime = tokio::runtime::Runtime::new()?;
-            let all_delivered = runtime.block_on(notify_test(&settings));
-            Ok(if all_delivered {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(all_or_1(runtime.block_on(notify_test(&settings))))
         }
-        Command::Simulate(_) | Command::Sandbox(_) | Command::Demo(_) => {
+        Command::Simulate(_)
+        | Command::Sandbox(_)
+        | Command::Demo(_)
+        | Command::ImportSettings(_) => {
             unreachable!("handled before the settings are loaded")
         }
         Command::Run => {
             let runtime = worker_runtime(settings.apps.len())?;
-            runtime.block_on(run_worker(settings, cli.dry_run))?;
-            Ok(ExitCode::SUCCESS)
+            match runtime.block_on(run_worker(settings, cli.dry_run)) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                // A setting the platform refused at start (the app's web_url could not be read).
+                Err(error) => match error.downcast_ref::<SettingsError>() {
+                    Some(problems) => {
+                        eprintln!("autoscalebot: {problems}");
+                        Ok(ExitCode::from(2))
+                    }
+                    None => Err(error),
+                },
+            }
         }
         Command::Activate => unreachable!("handled above"),
+    }
+}
+
+/// The exit code of a command that tries several things: 0 when all of them worked, else 1.
+fn all_or_1(all_worked: bool) -> ExitCode {
+    if all_worked {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `autoscalebot import-settings`: the TOML on stdout, what was not carried over on stderr.
+/// Exit 2 when the module cannot be read, the TOML would not load, or (without
+/// `--allow-dropped`) anything was not carried over.
+fn import_settings(args: &ImportArgs) -> ExitCode {
+    let shown = args.module.display().to_string();
+    let source = match std::fs::read_to_string(&args.module) {
+        Ok(source) => source,
+        Err(error) => {
+            eprintln!("autoscalebot import-settings: {shown}: {error}: expected a readable Python settings module (UTF-8)");
+            return ExitCode::from(2);
+        }
+    };
+    let name = args
+        .module
+        .file_name()
+        .map_or(shown.clone(), |name| name.to_string_lossy().into_owned());
+    let imported = autoscalebot::import_settings::import(&source, &name);
+    print!("{}", imported.toml);
+    for line in imported.note_lines(&shown) {
+        eprintln!("{line}");
+    }
+    let plural = |count: usize| if count == 1 { "" } else { "s" };
+    let mut failed = false;
+    if !imported.problems.is_empty() {
+        let count = imported.problems.len();
+        eprintln!(
+            "autoscalebot import-settings: the TOML does not load yet ({count} problem{}); fix {} by hand:",
+            plural(count),
+            if count == 1 { "it" } else { "them" },
+        );
+        for problem in &imported.problems {
+            eprintln!("  - {problem}");
+        }
+        failed = true;
+    }
+    let dropped = imported.dropped();
+    if dropped > 0 {
+        let accept = if args.allow_dropped {
+            "accepted with --allow-dropped"
+        } else {
+            failed = true;
+            "carry them over by hand, or run again with --allow-dropped to accept the file without them"
+        };
+        eprintln!(
+            "autoscalebot import-settings: {dropped} part{} of {shown} not carried over (listed above): {accept}",
+            plural(dropped),
+        );
+    }
+    if failed {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -309,6 +416,27 @@ fn print_check(settings: &Settings, not_for_run: Option<&SettingsError>) {
     };
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = write();
+}
+
+/// `check --online`: one line per check and app; true when none failed.
+async fn print_online_check(settings: &Settings) -> bool {
+    use autoscalebot::online_check::{check, Status};
+    println!("# online checks");
+    let sections = check(settings, &autoscalebot::http_client()).await;
+    let mut failed = 0;
+    let mut total = 0;
+    for section in &sections {
+        println!("# app {}", section.app);
+        for line in &section.lines {
+            println!("{line}");
+            total += 1;
+            if line.status == Status::Fail {
+                failed += 1;
+            }
+        }
+    }
+    println!("# {failed} of {total} online checks failed");
+    failed == 0
 }
 
 /// The most Platform API calls an hour the settings can cost, per API key (keys are numbered,

@@ -175,6 +175,29 @@ pub fn event(app: &str, at: DateTime<Utc>, notice: &Notice) -> Event {
             event.reason = moved_within(*moved, *period, "within", *threshold);
             event
         }
+        Notice::HeartbeatMisconfigured { status } => {
+            let (message, reason) = match status {
+                Some(status) => (
+                    format!("The heartbeat URL answers {status}: the worker cannot measure the app, so it adds no dynos for it."),
+                    if matches!(status, 401 | 403) {
+                        "the endpoint asks for a login: let the worker's GET through without one, or point heartbeat_url at an open endpoint"
+                    } else {
+                        "check app_url (`heroku apps:info` shows the app's Web URL: apps made since mid-2023 have a random suffix in their host name) and heartbeat_url (its exact path, trailing slash included), and that the app serves the endpoint"
+                    },
+                ),
+                None => (
+                    "Nothing listens where the heartbeat URL points (connection refused): the worker cannot measure the app.".to_string(),
+                    "check app_url and heartbeat_url (the host and the port), and that the app runs",
+                ),
+            };
+            let mut event = new(EventKind::HeartbeatMisconfigured, message);
+            event.reason = format!("{reason}; `autoscalebot check --online` tries the URL");
+            event
+        }
+        Notice::HeartbeatMisconfiguredEnded => new(
+            EventKind::HeartbeatMisconfiguredEnded,
+            "The heartbeat URL answers again: the worker measures the app.".to_string(),
+        ),
         Notice::DowntimeStarted {
             window,
             time_zone,
@@ -212,6 +235,18 @@ pub fn event(app: &str, at: DateTime<Utc>, notice: &Notice) -> Event {
             event.reason = format!("{}, from {}", window.local_span(*time_zone), window.source);
             event
         }
+    }
+}
+
+/// Names the heartbeat URL in the events about it, as it may be shown (never a user, a
+/// password or a query, which may hold a token).
+pub fn name_heartbeat_url(events: &mut [Event], url: &url::Url) {
+    let shown = autoscalebot_backends::shown_url(url);
+    for event in events
+        .iter_mut()
+        .filter(|event| event.kind == EventKind::HeartbeatMisconfigured)
+    {
+        event.reason = format!("heartbeat_url {shown}: {}", event.reason);
     }
 }
 
@@ -374,7 +409,7 @@ fn seen(seen_: &Seen) -> String {
         Seen::Heartbeat(HeartbeatReading::TimedOut { after }) => {
             format!("timeout after {} ms", after.as_millis())
         }
-        Seen::Heartbeat(HeartbeatReading::Unreachable { error }) => error.clone(),
+        Seen::Heartbeat(HeartbeatReading::Unreachable { error, .. }) => error.clone(),
         Seen::Router(router) => {
             let seconds = router.window.as_secs_f64();
             match router.latency_p95_ms {

@@ -20,11 +20,13 @@ use std::sync::{Arc, LazyLock};
 
 mod activator;
 mod app;
+mod app_url;
 mod apps;
 mod downtime;
 mod drain;
 mod engine;
 mod heartbeat;
+mod legacy;
 mod load;
 mod notify;
 mod policy;
@@ -33,12 +35,14 @@ mod thresholds;
 
 pub use activator::ActivatorSettings;
 pub use app::{all_keys, LogFormat};
+pub use app_url::AppUrlFrom;
 pub use autoscalebot_backends::notify::Notifiers;
 pub use autoscalebot_backends::scaler::{CommandPlatform, HerokuPlatform, Platform};
 pub use autoscalebot_backends::settings::{format_duration, parse_duration, Problem};
 pub use downtime::DowntimeSettings;
 pub use drain::{Drain, Signal};
 pub use heartbeat::Heartbeat;
+pub use legacy::{setting_for_2_1_name, DJANGO_PREFIX, SETTINGS_2_1};
 pub use notify::NotifyRules;
 pub use policy::{PolicyKind, PolicySettings};
 pub use shutdown_hook::ShutdownHookSettings;
@@ -285,7 +289,8 @@ where
         purpose,
     };
     let env = Arc::new(env.clone());
-    let mut top = Check::new(env.clone(), env_origins(&env), "", settings_dir);
+    let mut top = Check::new(env.clone(), env_origins(&env), "", settings_dir)
+        .with_case_note(legacy::case_note);
     let globals = apps::read_globals(&mut table, &mut top);
     let apps = match apps::take_apps(&mut table, &top) {
         // Without [[apps]], the file describes one app, exactly as before.

@@ -329,7 +329,7 @@ fn grow_towards<T>(beats: &mut VecDeque<T>, wanted: usize) {
 /// The conditions whose start was told and whose end was not, from notification kinds newest
 /// first: the state column of the index.
 pub fn open_alerts(newest_first: impl Iterator<Item = EventKind>) -> Vec<&'static str> {
-    const PAIRS: [(EventKind, EventKind, &str); 5] = [
+    const PAIRS: [(EventKind, EventKind, &str); 6] = [
         (
             EventKind::NeedsAboveMax,
             EventKind::NeedsAboveMaxEnded,
@@ -354,6 +354,11 @@ pub fn open_alerts(newest_first: impl Iterator<Item = EventKind>) -> Vec<&'stati
             EventKind::DowntimeStarted,
             EventKind::DowntimeEnded,
             "planned downtime",
+        ),
+        (
+            EventKind::HeartbeatMisconfigured,
+            EventKind::HeartbeatMisconfiguredEnded,
+            "heartbeat URL misconfigured",
         ),
     ];
     let mut decided = [None::<bool>; PAIRS.len()];

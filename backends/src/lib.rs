@@ -24,7 +24,7 @@ pub mod settings;
 pub mod shell;
 pub mod shutdown_hook;
 
-pub use secret::Secret;
+pub use secret::{shown_url, Secret};
 
 /// The `User-Agent` every request of ours carries, so the platform and the app can tell us apart.
 pub const USER_AGENT: &str = concat!("autoscalebot/", env!("CARGO_PKG_VERSION"));

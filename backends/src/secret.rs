@@ -1,4 +1,5 @@
-//! A string that must never be shown: API keys, SMTP passwords, hook header values.
+//! A string that must never be shown (API keys, SMTP passwords, hook header values), and a
+//! URL as it may be shown.
 
 use serde::Deserialize;
 use std::fmt;
@@ -36,6 +37,17 @@ impl fmt::Display for Secret {
     }
 }
 
+/// A URL as people may be shown it: scheme, host, port and path, never its user, password,
+/// query or fragment (which may hold a token).
+pub fn shown_url(url: &url::Url) -> String {
+    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    shown.push_str(url.path());
+    shown
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +58,13 @@ mod tests {
         assert_eq!(format!("{key}"), "***");
         assert_eq!(format!("{key:?}"), "***");
         assert_eq!(key.expose(), "hunter2-key");
+    }
+
+    #[test]
+    fn a_shown_url_has_no_user_password_or_query() {
+        let url =
+            url::Url::parse("https://drain:pw-123@worker.example.com:8443/logs/app?token=t#f")
+                .unwrap();
+        assert_eq!(shown_url(&url), "https://worker.example.com:8443/logs/app");
     }
 }

@@ -65,7 +65,14 @@ pub struct Check {
     settings_dir: Option<PathBuf>,
     problems: Vec<Problem>,
     env_references: Vec<(String, String)>,
+    /// Why an unknown key that is a known one in other letters was written so, when the
+    /// application knows (another version's names): see [`Check::with_case_note`].
+    case_note: Option<CaseNote>,
 }
+
+/// For an unknown key that is a known one in upper case (`MAX_DYNOS`), or with the prefix of
+/// the variables (`AUTOSCALE_MAX_DYNOS`): why, when it is known whose names those are.
+pub type CaseNote = fn(&str) -> Option<&'static str>;
 
 impl Check {
     /// `env` is where `"env:NAME"` values are looked up; `origins` names the variable that set
@@ -83,13 +90,25 @@ impl Check {
             settings_dir,
             problems: Vec::new(),
             env_references: Vec::new(),
+            case_note: None,
         }
+    }
+
+    /// Adds `note`'s words to the hint for a known key written in other letters, beside the
+    /// name to write instead.
+    pub fn with_case_note(mut self, note: CaseNote) -> Self {
+        self.case_note = Some(note);
+        self
     }
 
     /// A check of its own for an `[[apps]]` entry, whose problems start with `label` and whose
     /// settings came from the variables in `origins`.
     pub fn entry(&self, label: &str, origins: HashMap<String, String>) -> Check {
-        Check::new(self.env.clone(), origins, label, self.settings_dir.clone())
+        let entry = Check::new(self.env.clone(), origins, label, self.settings_dir.clone());
+        Check {
+            case_note: self.case_note,
+            ..entry
+        }
     }
 
     /// Setting → the environment variable that set it.
@@ -112,23 +131,43 @@ impl Check {
         prefix: &str,
     ) {
         for (key, value) in leftover {
-            let nearest = known
-                .clone()
-                .into_iter()
-                .map(|name| (strsim::jaro_winkler(&key, name), name))
-                .filter(|(score, _)| *score > 0.85)
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-                .map(|(_, name)| name);
-            let expected = match nearest {
-                Some(name) => format!(
-                    "a known setting: did you mean {}{prefix}{name}?",
-                    self.label
-                ),
-                None => "a known setting (see settings.example.toml for the list)".to_string(),
+            let expected = match self.in_other_letters(&key, known.clone(), prefix) {
+                Some(hint) => format!("a known setting: {hint}"),
+                None => match nearest(&key, known.clone()) {
+                    Some(name) => format!(
+                        "a known setting: did you mean {}{prefix}{name}?",
+                        self.label
+                    ),
+                    None => "a known setting (see settings.example.toml for the list)".to_string(),
+                },
             };
             let raw = Raw::new(format!("{prefix}{key}"), Some(value));
             raw.bad(self, expected);
         }
+    }
+
+    /// "did you mean max_dynos? (…)" for `MAX_DYNOS` or `AUTOSCALE_MAX_DYNOS` when `max_dynos`
+    /// is `known`: the name exactly as it is written now, and why the other was refused.
+    fn in_other_letters<'k>(
+        &self,
+        key: &str,
+        known: impl IntoIterator<Item = &'k str>,
+        prefix: &str,
+    ) -> Option<String> {
+        let bare = key.strip_prefix(VARIABLE_PREFIX).unwrap_or(key);
+        let lower = bare.to_ascii_lowercase();
+        if lower == key {
+            return None;
+        }
+        let name = known.into_iter().find(|name| *name == lower)?;
+        let why = self
+            .case_note
+            .and_then(|note| note(key))
+            .unwrap_or("setting names are lower case, without the variables' AUTOSCALE_ prefix");
+        Some(format!(
+            "did you mean {}{prefix}{name}? ({why})",
+            self.label
+        ))
     }
 
     /// How many problems so far: with [`Check::failed_since`], whether a part added any.
@@ -754,8 +793,24 @@ pub fn hidden_from(shown: String, variable: Option<&str>) -> String {
     }
 }
 
+/// What starts the name of every variable that sets a setting.
+pub const VARIABLE_PREFIX: &str = "AUTOSCALE_";
+
 fn variable_of(key: &str) -> String {
-    format!("AUTOSCALE_{}", key.replace('.', "__").to_ascii_uppercase())
+    format!(
+        "{VARIABLE_PREFIX}{}",
+        key.replace('.', "__").to_ascii_uppercase()
+    )
+}
+
+/// The known name closest to `key`, when one is close: a typo's hint.
+fn nearest<'k>(key: &str, known: impl IntoIterator<Item = &'k str>) -> Option<&'k str> {
+    known
+        .into_iter()
+        .map(|name| (strsim::jaro_winkler(key, name), name))
+        .filter(|(score, _)| *score > 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, name)| name)
 }
 
 /// Where `check` says a secret came from: the variable its `"env:NAME"` named, from the

@@ -40,15 +40,7 @@ impl ShutdownHook {
 
     /// The URL without credentials, query or fragment, for logs.
     pub fn shown_url(&self) -> String {
-        format!(
-            "{}://{}{}",
-            self.url.scheme(),
-            self.url.host_str().unwrap_or_default(),
-            self.url
-                .port()
-                .map(|port| format!(":{port}"))
-                .unwrap_or_default()
-        ) + self.url.path()
+        crate::shown_url(&self.url)
     }
 
     /// Makes the request; `Ok(status)` for a 2xx answer, else a message fit for a log.

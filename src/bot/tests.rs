@@ -369,6 +369,7 @@ async fn a_header_announced_window_holds_while_the_app_stops_answering() {
         },
         ProbeOutcome::ConnectError {
             message: "connection refused".into(),
+            refused: true,
         },
         slow(None),
     ]);

@@ -16,8 +16,9 @@ pub enum HeartbeatReading {
     Answered { status: u16, elapsed: Duration },
     /// No whole answer within the heartbeat timeout.
     TimedOut { after: Duration },
-    /// No answer at all (refused, reset, DNS, TLS), with the error's words.
-    Unreachable { error: String },
+    /// No answer at all (refused, reset, DNS, TLS), with the error's words. `refused`: the
+    /// connection was refused, so nothing listens where the URL points.
+    Unreachable { error: String, refused: bool },
 }
 
 /// What one beat means for scaling.

@@ -367,6 +367,7 @@ fn case_21_an_error_is_a_fail() {
     let heartbeat = classify(
         &HeartbeatReading::Unreachable {
             error: "connection refused".into(),
+            refused: true,
         },
         1000,
         400,
@@ -554,6 +555,139 @@ fn a_4xx_breaks_streaks_and_never_adds_dynos() {
     assert_eq!(sim.state.streaks().unwrap().consecutive_fails, 0);
 }
 
+fn not_found(sim: &mut Sim) {
+    sim.outcome(HeartbeatReading::Answered {
+        status: 404,
+        elapsed: Duration::from_millis(5),
+    });
+}
+
+fn refused(sim: &mut Sim) {
+    sim.outcome(HeartbeatReading::Unreachable {
+        error: "connection failed: Connection refused (os error 111)".into(),
+        refused: true,
+    });
+}
+
+fn heartbeat_kinds(sim: &Sim) -> Vec<EventKind> {
+    sim.kinds()
+        .into_iter()
+        .filter(|kind| {
+            matches!(
+                kind,
+                EventKind::HeartbeatMisconfigured | EventKind::HeartbeatMisconfiguredEnded
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_4xx_heartbeat_is_told_once_while_it_lasts_and_its_end_once() {
+    // Told with no notify_* setting on: nothing turns off being told of a wrong setting.
+    let mut sim = Sim::new(settings_with("notify_if_needs_below_min = false"), 1);
+    for _ in 0..20 {
+        not_found(&mut sim);
+    }
+    assert_eq!(heartbeat_kinds(&sim), [EventKind::HeartbeatMisconfigured]);
+    let told = &sim.events[0];
+    assert!(told.message.contains("answers 404"), "{}", told.message);
+    assert!(
+        told.reason.contains("app_url") && told.reason.contains("heartbeat_url"),
+        "what to check: {}",
+        told.reason
+    );
+    assert_eq!(sim.dynos, 1, "and it never added a dyno");
+    sim.beat_ms(500);
+    sim.beat_ms(500);
+    assert_eq!(
+        heartbeat_kinds(&sim),
+        [
+            EventKind::HeartbeatMisconfigured,
+            EventKind::HeartbeatMisconfiguredEnded
+        ]
+    );
+}
+
+#[test]
+fn a_4xx_heartbeat_is_told_again_after_notify_repeat_after_like_any_condition() {
+    let mut sim = Sim::new(settings_with("notify_repeat_after = \"10m\""), 1);
+    // 25 beats of 30 s: told at the start and once 10 minutes on.
+    for _ in 0..25 {
+        not_found(&mut sim);
+    }
+    assert_eq!(count(&sim, EventKind::HeartbeatMisconfigured), 2);
+}
+
+#[test]
+fn an_auth_wall_is_told_as_such() {
+    let mut sim = Sim::new(settings_with(""), 1);
+    sim.outcome(HeartbeatReading::Answered {
+        status: 401,
+        elapsed: Duration::from_millis(5),
+    });
+    assert!(
+        sim.events[0].reason.contains("login"),
+        "{}",
+        sim.events[0].reason
+    );
+}
+
+#[test]
+fn a_refused_connection_is_misconfigured_only_until_the_app_first_answers() {
+    let mut sim = Sim::new(settings_with(""), 1);
+    refused(&mut sim);
+    refused(&mut sim);
+    assert_eq!(heartbeat_kinds(&sim), [EventKind::HeartbeatMisconfigured]);
+    assert!(
+        sim.events[0].message.contains("connection refused"),
+        "{}",
+        sim.events[0].message
+    );
+    sim.beat_ms(500);
+    assert_eq!(
+        heartbeat_kinds(&sim),
+        [
+            EventKind::HeartbeatMisconfigured,
+            EventKind::HeartbeatMisconfiguredEnded
+        ]
+    );
+    // Once the app has answered, a refused connection is a dyno gone: a fail, not a wrong URL.
+    refused(&mut sim);
+    refused(&mut sim);
+    refused(&mut sim);
+    assert_eq!(heartbeat_kinds(&sim).len(), 2);
+    assert_eq!(sim.dynos, 2, "three fails in a row add a dyno");
+}
+
+#[test]
+fn a_timeout_neither_starts_nor_ends_a_misconfigured_heartbeat() {
+    let mut sim = Sim::new(settings_with(""), 1);
+    sim.outcome(HeartbeatReading::TimedOut {
+        after: Duration::from_secs(5),
+    });
+    assert!(heartbeat_kinds(&sim).is_empty());
+    not_found(&mut sim);
+    sim.outcome(HeartbeatReading::TimedOut {
+        after: Duration::from_secs(5),
+    });
+    assert_eq!(heartbeat_kinds(&sim), [EventKind::HeartbeatMisconfigured]);
+}
+
+#[test]
+fn a_4xx_during_planned_downtime_is_not_told() {
+    let mut sim = Sim::new(settings_with(""), 1);
+    sim.windows = vec![window_minutes(0, 10)];
+    for _ in 0..10 {
+        not_found(&mut sim);
+    }
+    assert!(heartbeat_kinds(&sim).is_empty(), "{:?}", sim.kinds());
+    // After the window, a 4xx that lasts is told.
+    for _ in 0..12 {
+        not_found(&mut sim);
+    }
+    assert_eq!(heartbeat_kinds(&sim), [EventKind::HeartbeatMisconfigured]);
+}
+
 #[test]
 fn a_5xx_and_a_timeout_are_fails() {
     let mut sim = Sim::new(settings_with(""), 1);
@@ -566,6 +700,7 @@ fn a_5xx_and_a_timeout_are_fails() {
     });
     sim.outcome(HeartbeatReading::Unreachable {
         error: "reset".into(),
+        refused: false,
     });
     assert_eq!(sim.dynos, 2);
 }

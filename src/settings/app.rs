@@ -167,6 +167,7 @@ pub(super) fn read_app(
         &heartbeat::Needs {
             purpose,
             app_name: name.as_deref(),
+            on_heroku: matches!(platform, Some(scaler::Platform::Heroku(_))),
             app_name_missing: check.has_problem(app.heroku_app_name.key()),
             max_response_time_ms,
         },
@@ -246,7 +247,7 @@ pub(super) fn effective(settings: &AppSettings) -> Vec<(&'static str, String)> {
     if let Some(platform) = &settings.platform {
         all.extend(scaler::rows(platform, variables));
     }
-    all.extend(settings.heartbeat.rows());
+    all.extend(settings.heartbeat.rows(settings.drain.signal));
     all.extend(settings.thresholds.rows());
     all.extend(settings.notify.rows());
     all.extend(settings.notifiers.rows(variables));

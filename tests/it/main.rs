@@ -10,6 +10,7 @@ mod support;
 
 mod activator;
 mod activator_settings;
+mod adoption;
 mod apps;
 mod demo;
 mod docs;

@@ -257,8 +257,15 @@ async fn check_prints_the_values_in_force_and_hides_the_key() {
     assert!(stdout.contains("heroku_api_key = \"***\""), "{stdout}");
     assert!(stdout.contains("max_dynos = { \"0:00\" = 2, \"9:00\" = 5 }"));
     assert!(stdout.contains("increment = 2"));
+    // Apps made since mid-2023 answer at NAME-<random>.herokuapp.com: the address is the
+    // app's web_url, read at start, and check says so rather than guess one from the name.
     assert!(
-        stdout.contains("heartbeat_url = \"https://my-app.herokuapp.com/autoscalebot/heartbeat/\"")
+        stdout.contains("heartbeat_url = \"/autoscalebot/heartbeat/\" on the app's web_url"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("app_url = (not set: from the Platform API's web_url"),
+        "{stdout}"
     );
     assert!(!stdout.contains("check-secret-42"));
 }

@@ -616,6 +616,8 @@ pub fn subject(event: &Event) -> String {
         EventKind::NeedsBelowMinEnded => "no longer below what min_dynos allows".to_string(),
         EventKind::ScaleDiffExceeded => "scaling too much too fast".to_string(),
         EventKind::ScaleDiffEnded => "scaling has calmed down".to_string(),
+        EventKind::HeartbeatMisconfigured => "the heartbeat URL looks wrong".to_string(),
+        EventKind::HeartbeatMisconfiguredEnded => "the heartbeat URL answers again".to_string(),
         EventKind::DowntimeStarted => "planned downtime started".to_string(),
         EventKind::DowntimeEnded => "planned downtime ended".to_string(),
         EventKind::Test => "test notification".to_string(),
@@ -678,9 +680,11 @@ fn advice(kind: EventKind) -> &'static str {
         EventKind::Ping => "To stop a message on every heartbeat, set notify_on_every_ping = false.",
         EventKind::Test => "Nothing: this was sent by `autoscalebot notify-test` to check that email works.",
         EventKind::NotificationsDropped => "Check that the server behind this backend answers in time; the worker's log names\neach notification that was dropped and why.",
+        EventKind::HeartbeatMisconfigured => "The worker cannot measure the app, so it does not add dynos for it. Check app_url\n(`heroku apps:info` shows the app's Web URL; apps made since mid-2023 have a random\nsuffix in their host name; left unset, the worker reads it from the Platform API) and\nheartbeat_url (its exact path, trailing slash included), and that the app serves the\nendpoint without a login. `autoscalebot check --online` tries it.",
         EventKind::DowntimeStarted => "Nothing, if this downtime was planned: the worker neither counts slow heartbeats\nnor scales up until it ends. To stop these messages, set notify_on_downtime = false.",
         EventKind::ScaleRecovered
         | EventKind::DowntimeEnded
+        | EventKind::HeartbeatMisconfiguredEnded
         | EventKind::NeedsAboveMaxEnded
         | EventKind::NeedsBelowMinEnded
         | EventKind::ScaleDiffEnded => "",

@@ -61,6 +61,11 @@ pub enum EventKind {
     /// `notify_if_scale_diff_exceeds_threshold` within `…_period_in_minutes`.
     ScaleDiffExceeded,
     ScaleDiffEnded,
+    /// The heartbeat answers a 4xx, or nothing listens where it points: a setting is wrong,
+    /// and the worker cannot measure the app. Always told.
+    HeartbeatMisconfigured,
+    /// The heartbeat answers again.
+    HeartbeatMisconfiguredEnded,
     /// `notify_on_downtime`: a planned downtime window started; told once per window.
     DowntimeStarted,
     /// The planned downtime window ended; the streaks start afresh.
@@ -84,6 +89,8 @@ impl EventKind {
             EventKind::NeedsBelowMinEnded => "needs_below_min_ended",
             EventKind::ScaleDiffExceeded => "scale_diff_exceeded",
             EventKind::ScaleDiffEnded => "scale_diff_ended",
+            EventKind::HeartbeatMisconfigured => "heartbeat_misconfigured",
+            EventKind::HeartbeatMisconfiguredEnded => "heartbeat_misconfigured_ended",
             EventKind::DowntimeStarted => "downtime_started",
             EventKind::DowntimeEnded => "downtime_ended",
             EventKind::Test => "test",

@@ -151,9 +151,11 @@ impl Probe for Heartbeat {
             },
             Ok(Err(Missed::Reqwest(error))) => ProbeOutcome::ConnectError {
                 message: describe_error(&error),
+                refused: is_refused(&error),
             },
             Ok(Err(Missed::Kept(failure))) => ProbeOutcome::ConnectError {
                 message: failure.to_string(),
+                refused: matches!(failure, Failure::Refused(_)),
             },
             Err(_) => ProbeOutcome::Timeout {
                 elapsed: started.elapsed(),
@@ -171,6 +173,20 @@ fn header_value(headers: &reqwest::header::HeaderMap, name: &HeaderName) -> Opti
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
         .collect();
     (!values.is_empty()).then(|| values.join(", "))
+}
+
+/// Whether the connection was refused: nothing listens at the URL's host and port.
+pub fn is_refused(error: &reqwest::Error) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(cause) = current {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+        }
+        current = cause.source();
+    }
+    false
 }
 
 /// The error and its causes on one line, without the URL (which may carry credentials).
@@ -328,13 +344,18 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         drop(listener);
-        let probe = probe_of(&format!("http://user:secret-pass@{address}"), "/hb");
-        match probe.probe().await {
-            ProbeOutcome::ConnectError { message } => {
-                assert!(message.starts_with("connection failed: "), "{message}");
-                assert!(!message.contains("secret-pass"), "{message}");
+        let url = Url::parse(&format!("http://user:secret-pass@{address}/hb")).unwrap();
+        let through_pool = Heartbeat::new(reqwest::Client::new(), url, Duration::from_secs(10));
+        let own = probe_of(&format!("http://user:secret-pass@{address}"), "/hb");
+        for probe in [through_pool, own] {
+            match probe.probe().await {
+                ProbeOutcome::ConnectError { message, refused } => {
+                    assert!(refused, "nothing listens there: {message}");
+                    assert!(message.starts_with("connection failed: "), "{message}");
+                    assert!(!message.contains("secret-pass"), "{message}");
+                }
+                other => panic!("unexpected outcome {other:?}"),
             }
-            other => panic!("unexpected outcome {other:?}"),
         }
     }
 

@@ -56,6 +56,8 @@ pub struct Answer {
 #[derive(Debug)]
 pub enum Failure {
     Connect(String),
+    /// Nothing listens at the URL's host and port: the connection was refused.
+    Refused(String),
     Request(String),
     Body(String),
 }
@@ -63,7 +65,9 @@ pub enum Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Connect(why) => write!(f, "connection failed: {why}"),
+            Failure::Connect(why) | Failure::Refused(why) => {
+                write!(f, "connection failed: {why}")
+            }
             Failure::Request(why) => write!(f, "the request failed: {why}"),
             Failure::Body(why) => write!(f, "the answer broke off: {why}"),
         }
@@ -136,7 +140,10 @@ impl KeptConnection {
         let connect = |error: std::io::Error| Failure::Connect(error.to_string());
         let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
-            .map_err(connect)?;
+            .map_err(|error| match error.kind() {
+                std::io::ErrorKind::ConnectionRefused => Failure::Refused(error.to_string()),
+                _ => connect(error),
+            })?;
         tcp.set_nodelay(true).map_err(connect)?;
         let stream: Box<dyn Stream> = match &self.tls {
             None => Box::new(tcp),

@@ -26,7 +26,8 @@ pub enum ProbeOutcome {
     /// No whole answer within the heartbeat timeout.
     Timeout { elapsed: Duration },
     /// The request could not be made or the connection broke (refused, reset, DNS, TLS).
-    ConnectError { message: String },
+    /// `refused`: nothing listens there (the connection was refused).
+    ConnectError { message: String, refused: bool },
 }
 
 /// Something that can be asked "how is the app now?". A trait because the worker's loop tests

@@ -540,35 +540,11 @@ impl HerokuFormation {
             }
             return Ok(body);
         }
-        let (id, message) = match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(parsed) => (parsed.id, parsed.message),
-            Err(_) => (
-                "unknown".to_string(),
-                String::from_utf8_lossy(&body).chars().take(200).collect(),
-            ),
-        };
         let error = match status {
             304 => {
                 ScaleError::BadAnswer("304 Not Modified to a request we had no answer for".into())
             }
-            401 => ScaleError::Unauthorized {
-                id,
-                hint: UNAUTHORIZED,
-            },
-            403 => ScaleError::Forbidden {
-                id,
-                hint: FORBIDDEN,
-            },
-            404 => ScaleError::NotFound {
-                id,
-                hint: NOT_FOUND,
-            },
-            429 => ScaleError::RateLimited { id, retry_after },
-            _ => ScaleError::Status {
-                status,
-                id,
-                message,
-            },
+            _ => error_answer(status, &body, retry_after),
         };
         Err(Failure { error, retry_after })
     }
@@ -621,7 +597,38 @@ impl HerokuFormation {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ScaleError> {
+/// The error a non-2xx answer means, from its status and Heroku's `{"id", "message"}` body.
+pub(crate) fn error_answer(status: u16, body: &[u8], retry_after: Option<Duration>) -> ScaleError {
+    let (id, message) = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(parsed) => (parsed.id, parsed.message),
+        Err(_) => (
+            "unknown".to_string(),
+            String::from_utf8_lossy(body).chars().take(200).collect(),
+        ),
+    };
+    match status {
+        401 => ScaleError::Unauthorized {
+            id,
+            hint: UNAUTHORIZED,
+        },
+        403 => ScaleError::Forbidden {
+            id,
+            hint: FORBIDDEN,
+        },
+        404 => ScaleError::NotFound {
+            id,
+            hint: NOT_FOUND,
+        },
+        429 => ScaleError::RateLimited { id, retry_after },
+        _ => ScaleError::Status {
+            status,
+            id,
+            message,
+        },
+    }
+}
+
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ScaleError> {
     serde_json::from_slice::<T>(body)
         .map_err(|error| ScaleError::BadAnswer(format!("{error} in a 2xx answer")))
 }

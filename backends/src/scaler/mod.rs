@@ -9,9 +9,11 @@
 
 pub mod command;
 pub mod heroku;
+pub mod platform_api;
 
 pub use command::{CommandPlatform, CommandScaler, Commands};
 pub use heroku::{HerokuFormation, HerokuPlatform, HerokuScaler};
+pub use platform_api::PlatformApi;
 
 use crate::settings::{fields, Check, Raw, Table};
 use async_trait::async_trait;

@@ -120,3 +120,45 @@ fn rows_come_from_the_field_names() {
         ]
     );
 }
+
+#[test]
+fn a_known_key_in_upper_case_gets_its_name_and_the_applications_note() {
+    let known = fields::<RawExample>().iter().copied();
+    let unknown = || {
+        table(&[
+            ("RETRIES", Value::new(None, 2)),
+            ("AUTOSCALE_URL", Value::new(None, "https://example.com")),
+            ("Token", Value::new(None, "t")),
+            ("DEBUG", Value::new(None, true)),
+        ])
+    };
+    let mut cx = check(&[]);
+    cx.unknown(unknown(), known.clone(), "hook.");
+    let shown: Vec<String> = cx.problems().iter().map(Problem::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "hook.AUTOSCALE_URL = \"https://example.com\": expected a known setting: did you mean hook.url? (setting names are lower case, without the variables' AUTOSCALE_ prefix)",
+            "hook.DEBUG = true: expected a known setting (see settings.example.toml for the list)",
+            "hook.RETRIES = 2: expected a known setting: did you mean hook.retries? (setting names are lower case, without the variables' AUTOSCALE_ prefix)",
+            "hook.Token = \"t\": expected a known setting: did you mean hook.token? (setting names are lower case, without the variables' AUTOSCALE_ prefix)",
+        ]
+    );
+    let note: CaseNote = |key| (key == "RETRIES").then_some("an old name");
+    let mut cx = check(&[]).with_case_note(note);
+    let entry = cx.entry("apps[0].", HashMap::new());
+    for cx in [&mut cx, &mut { entry }] {
+        cx.unknown(unknown(), known.clone(), "");
+        let retries = cx
+            .problems()
+            .iter()
+            .find(|problem| problem.key.ends_with("RETRIES"))
+            .unwrap()
+            .to_string();
+        assert!(
+            retries.ends_with("did you mean retries? (an old name)")
+                || retries.ends_with("did you mean apps[0].retries? (an old name)"),
+            "{retries}"
+        );
+    }
+}

@@ -57,6 +57,24 @@ pub fn settings_file(settings: &str) -> (tempfile::TempDir, std::path::PathBuf) 
     (dir, path)
 }
 
+/// Runs the binary to its end with `settings` as its settings file, then `args`, and `env`
+/// added to its clean environment; stdout and stderr captured.
+pub fn run_with_settings(
+    settings: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let (_dir, path) = settings_file(settings);
+    command()
+        .arg(format!("--settings={}", path.display()))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
 pub(super) fn capture(mut source: impl Read + Send + 'static) -> Arc<Mutex<String>> {
     let sink = Arc::new(Mutex::new(String::new()));
     let writer = sink.clone();
