@@ -76,13 +76,20 @@ pub async fn run(
     let port = settings.http_port();
     let listener = match port {
         Some(port) => Some(
-            tokio::net::TcpListener::bind(("0.0.0.0", port))
+            tokio::net::TcpListener::bind((settings.http_host, port))
                 .await
                 .map_err(|error| {
-                    anyhow::anyhow!("binding the HTTP server to port {port}: {error}")
+                    anyhow::anyhow!(
+                        "binding the HTTP server to {}:{port}: {error}",
+                        settings.http_host
+                    )
                 })?,
         ),
         None => None,
+    };
+    let access = server::Access {
+        password: settings.http_password.clone(),
+        limits: server::Limits::default(),
     };
     let lock_released = CancellationToken::new();
     let (leadership, elector) = leadership(&settings, lock_released.clone());
@@ -165,11 +172,12 @@ pub async fn run(
         tracing::info!(
             %address,
             apps = shown.len(),
+            password = access.password.is_some(),
             "HTTP server listening: POST /logs/{{app}}, GET /metrics, /healthz, /."
         );
         let shutdown = shutdown.clone();
         let handle = tasks.spawn(async move {
-            if let Err(error) = server::serve(listener, shown, shutdown).await {
+            if let Err(error) = server::serve(listener, shown, access, shutdown).await {
                 tracing::error!(%error, "The HTTP server stopped.");
             }
         });

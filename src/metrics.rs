@@ -227,6 +227,7 @@ pub struct WorkerMetrics {
     bounds: Family<Keyed, Gauge>,
     scale_actions: Family<Keyed, Counter>,
     api_errors: Family<Keyed, Counter>,
+    http_refusals: Family<[(&'static str, &'static str); 1], Counter>,
     /// Every app's notification lanes, summed by backend at each scrape.
     notifications: Lanes,
 }
@@ -292,6 +293,14 @@ impl WorkerMetrics {
             "Log drain requests by result: accepted, duplicate, unauthorized, wrong_content_type, unknown_app, too_large",
             drain_batches.clone(),
         );
+        let http_refusals = Family::default();
+        registry.register(
+            "http_refusals",
+            "HTTP requests and connections refused by reason: unauthorized (401), timeout (408), \
+             too_large (413), rate_limited (429), header_timeout and header_too_large (closed \
+             while the request head was read), over_capacity (closed: too many connections)",
+            http_refusals.clone(),
+        );
         let dynos = Family::default();
         registry.register(
             "dynos",
@@ -338,6 +347,7 @@ impl WorkerMetrics {
             bounds,
             scale_actions,
             api_errors,
+            http_refusals,
             notifications,
         })
     }
@@ -382,6 +392,13 @@ impl WorkerMetrics {
     pub fn drain_batch_refused(&self, result: &'static str) {
         self.drain_batches
             .get_or_create(&(AppLabels::none(), label("result", result)))
+            .inc();
+    }
+
+    /// A request or connection the HTTP server refused, by `reason` (see the family's help).
+    pub fn http_refused(&self, reason: &'static str) {
+        self.http_refusals
+            .get_or_create(&[("reason", reason)])
             .inc();
     }
 }
