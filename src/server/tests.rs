@@ -630,3 +630,80 @@ fn futures_never(
     }
     Trickle(false)
 }
+
+/// The accept loop on a real loopback socket with small limits: a slow head is closed at the
+/// header timeout, an oversized head answered 431, one connection over the cap closed at once,
+/// each counted; a good request on a free slot is answered meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_accept_loop_closes_slow_heads_oversized_heads_and_connections_over_the_cap() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let telemetry = telemetry("");
+    let limits = Limits {
+        max_connections: 3,
+        header_read_timeout: Duration::from_millis(300),
+        max_header_bytes: 8192,
+        request_timeout: Duration::from_secs(5),
+    };
+    let access = Access {
+        password: None,
+        limits,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(serve(
+        listener,
+        vec![telemetry.clone()],
+        access,
+        shutdown.clone(),
+    ));
+    let read_all = |mut stream: tokio::net::TcpStream| async move {
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).to_string()
+    };
+    // A head that never ends is closed without an answer.
+    let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    // A head over the limit is answered 431.
+    let mut big = tokio::net::TcpStream::connect(address).await.unwrap();
+    let header = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
+    big.write_all(header.as_bytes()).await.unwrap();
+    assert!(read_all(big).await.starts_with("HTTP/1.1 431"));
+    assert_eq!(read_all(slow).await, "", "closed without an answer");
+    // Three idle connections fill the slots; a fourth is closed at once.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(address).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let over = tokio::net::TcpStream::connect(address).await.unwrap();
+    assert_eq!(read_all(over).await, "");
+    // Once the idle ones time out, a good request is answered.
+    let mut good = None;
+    for _ in 0..100 {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_all(stream).await;
+        if !answer.is_empty() {
+            good = Some(answer);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let good = good.expect("answered once a slot is free");
+    assert!(good.starts_with("HTTP/1.1 "), "{good}");
+    let text = telemetry.metrics.worker().encode();
+    for reason in ["header_timeout", "header_too_large", "over_capacity"] {
+        assert!(
+            text.contains(&format!("autoscalebot_http_refusals_total{{reason=\"{reason}\"}}")),
+            "{reason}: {text}"
+        );
+    }
+    drop(idle);
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}

@@ -22,6 +22,7 @@ mod pictures;
 mod promtool;
 mod sandbox;
 mod schema;
+mod security;
 mod simulate;
 mod simulate_vs_worker;
 mod slack;
