@@ -31,6 +31,8 @@ pub mod demo;
 pub mod downtime;
 pub mod drain;
 pub mod erlang;
+#[doc(hidden)]
+pub mod generated_input;
 pub mod metrics;
 pub mod notices;
 pub mod policy;

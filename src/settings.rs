@@ -106,10 +106,9 @@ impl Settings {
             heroku_api_calls_per_hour: Raw::shown(self.heroku_api_calls_per_hour.to_string()),
             http_host: Raw::quoted(&self.http_host.to_string()),
             http_password: match &self.http_password {
-                Some(_) => SecretRaw::shown(
-                    HIDDEN.to_string(),
-                    self.http_password_variable.as_deref(),
-                ),
+                Some(_) => {
+                    SecretRaw::shown(HIDDEN.to_string(), self.http_password_variable.as_deref())
+                }
                 None => SecretRaw::default(),
             },
             http_public: Raw::shown(self.http_public.to_string()),
@@ -385,5 +384,7 @@ const DEFAULT_APP_LABEL: &str = "app";
 /// The variable whose comma-separated intervals add to `downtime`.
 pub const ENV_DOWNTIME: &str = "AUTOSCALE_DOWNTIME";
 
+#[cfg(test)]
+mod generated;
 #[cfg(test)]
 mod tests;

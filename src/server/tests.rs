@@ -534,7 +534,10 @@ async fn every_answer_carries_a_strict_content_security_policy() {
     let headers = response.headers();
     let policy = headers["content-security-policy"].to_str().unwrap();
     assert!(policy.starts_with("default-src 'none'"), "{policy}");
-    assert!(!policy.contains("script"), "no script of any kind: {policy}");
+    assert!(
+        !policy.contains("script"),
+        "no script of any kind: {policy}"
+    );
     assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(headers["x-frame-options"], "DENY");
@@ -557,7 +560,11 @@ async fn a_source_flooding_wrong_passwords_gets_429_and_others_and_the_right_one
     // Behind Heroku's router (a private peer), the source is the last forwarded address.
     let router_peer = "10.0.0.7:40000";
     for index in 0..guard::FAILURE_BURST {
-        let request = drain(basic("u", "guess"), "6.6.6.6, 203.0.113.9", &format!("x{index}"));
+        let request = drain(
+            basic("u", "guess"),
+            "6.6.6.6, 203.0.113.9",
+            &format!("x{index}"),
+        );
         let response = send_from(&app, router_peer, request).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
@@ -664,7 +671,9 @@ async fn the_accept_loop_closes_slow_heads_oversized_heads_and_connections_over_
     };
     // A head that never ends is closed without an answer.
     let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     // A head over the limit is answered 431.
     let mut big = tokio::net::TcpStream::connect(address).await.unwrap();
     let header = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
@@ -699,7 +708,9 @@ async fn the_accept_loop_closes_slow_heads_oversized_heads_and_connections_over_
     let text = telemetry.metrics.worker().encode();
     for reason in ["header_timeout", "header_too_large", "over_capacity"] {
         assert!(
-            text.contains(&format!("autoscalebot_http_refusals_total{{reason=\"{reason}\"}}")),
+            text.contains(&format!(
+                "autoscalebot_http_refusals_total{{reason=\"{reason}\"}}"
+            )),
             "{reason}: {text}"
         );
     }

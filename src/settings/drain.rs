@@ -130,7 +130,8 @@ impl RawDrain {
         Some(Drain {
             signal: signal?,
             router_window: router_window?,
-            http_port_from_env: !self.http_port.is_set() && http_port.is_some_and(|port| port.is_some()),
+            http_port_from_env: !self.http_port.is_set()
+                && http_port.is_some_and(|port| port.is_some()),
             http_port: http_port?,
             log_drain_password: password,
         })

@@ -1385,10 +1385,15 @@ fn observe_settings_default_to_the_heartbeat_alone_and_no_server() {
 #[test]
 fn the_server_port_comes_from_http_port_else_from_port() {
     assert_eq!(
-        load_ok(MINIMAL, &[("PORT", "5000"), HTTP_PASSWORD]).drain.http_port,
+        load_ok(MINIMAL, &[("PORT", "5000"), HTTP_PASSWORD])
+            .drain
+            .http_port,
         Some(5000)
     );
-    let app = load_ok(&format!("{MINIMAL}http_port = 8080"), &[("PORT", "5000"), HTTP_PASSWORD]);
+    let app = load_ok(
+        &format!("{MINIMAL}http_port = 8080"),
+        &[("PORT", "5000"), HTTP_PASSWORD],
+    );
     assert_eq!(app.drain.http_port, Some(8080));
     let error = load_err(MINIMAL, &[("PORT", "fifty")]);
     let problem = problem_for(&error, "http_port");
@@ -1691,10 +1696,16 @@ fn the_worker_has_one_server_port_and_refuses_entries_naming_another() {
     let two = "heroku_api_key = \"k\"\n[[apps]]\nheroku_app_name = \"shop\"\n\
                [[apps]]\nheroku_app_name = \"blog\"\n";
     assert_eq!(load_all(two, &[]).http_port(), None);
-    assert_eq!(load_all(two, &[("PORT", "5000"), HTTP_PASSWORD]).http_port(), Some(5000));
+    assert_eq!(
+        load_all(two, &[("PORT", "5000"), HTTP_PASSWORD]).http_port(),
+        Some(5000)
+    );
     // An entry may name the port the others have.
     let same = format!("{two}http_port = 5000\n");
-    assert_eq!(load_all(&same, &[("PORT", "5000"), HTTP_PASSWORD]).http_port(), Some(5000));
+    assert_eq!(
+        load_all(&same, &[("PORT", "5000"), HTTP_PASSWORD]).http_port(),
+        Some(5000)
+    );
     // Only one entry naming a port: the server runs there, for both apps.
     let one = format!("{two}http_port = 8080\n");
     assert_eq!(load_all(&one, &[]).http_port(), Some(8080));
@@ -2306,7 +2317,9 @@ fn a_server_others_can_reach_needs_a_password_unless_said_public() {
     let error = load_err(MINIMAL, &[("PORT", "5000")]);
     let problem = problem_for(&error, "http_password");
     assert!(
-        problem.expected.contains("0.0.0.0:5000 (the port from PORT)"),
+        problem
+            .expected
+            .contains("0.0.0.0:5000 (the port from PORT)"),
         "{problem}"
     );
     assert!(
@@ -2316,7 +2329,10 @@ fn a_server_others_can_reach_needs_a_password_unless_said_public() {
         "{problem}"
     );
     assert!(problem.expected.contains("http_public = true"), "{problem}");
-    let error = load_err(&format!("{MINIMAL}http_port = 8080\nhttp_host = \"0.0.0.0\""), &[]);
+    let error = load_err(
+        &format!("{MINIMAL}http_port = 8080\nhttp_host = \"0.0.0.0\""),
+        &[],
+    );
     assert!(problem_for(&error, "http_password")
         .expected
         .contains("0.0.0.0:8080,"));
@@ -2338,7 +2354,10 @@ fn a_server_others_can_reach_needs_a_password_unless_said_public() {
     assert!(shown.contains("PAGES"), "{shown}");
     let local = load_all(&format!("{MINIMAL}http_port = 8080"), &[]);
     assert_eq!(local.http_host.to_string(), "127.0.0.1");
-    let local = load_all(&format!("{MINIMAL}http_host = \"127.0.0.1\""), &[("PORT", "5000")]);
+    let local = load_all(
+        &format!("{MINIMAL}http_host = \"127.0.0.1\""),
+        &[("PORT", "5000")],
+    );
     assert_eq!(local.http_host.to_string(), "127.0.0.1");
     // No server, nothing to lock.
     assert!(load_all(MINIMAL, &[]).http_password.is_none());

@@ -87,7 +87,9 @@ async fn the_pages_and_metrics_need_the_password_and_healthz_does_not() {
         let bearer = client.get(&url).bearer_auth(PAGES).send().await.unwrap();
         assert_eq!(bearer.status(), 200, "{path} with a bearer token");
         if path != "/metrics" {
-            let policy = bearer.headers()["content-security-policy"].to_str().unwrap();
+            let policy = bearer.headers()["content-security-policy"]
+                .to_str()
+                .unwrap();
             assert!(policy.starts_with("default-src 'none'"), "{policy}");
         }
     }
@@ -169,7 +171,10 @@ async fn a_thousand_idle_connections_and_a_slow_header_do_not_hold_back_a_good_b
                 return started.elapsed();
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
-            assert!(started.elapsed() < DEADLINE, "the slow client was never closed");
+            assert!(
+                started.elapsed() < DEADLINE,
+                "the slow client was never closed"
+            );
         }
         unreachable!()
     });
@@ -239,5 +244,8 @@ async fn a_flood_of_wrong_passwords_does_not_delay_a_good_batch() {
     assert!(refusals(&text, "rate_limited") >= 1.0, "{text}");
     assert!(bot.terminate().await.success());
     let output = format!("{}{}", bot.stdout(), bot.stderr());
-    assert!(!output.contains(DRAIN) && !output.contains(PAGES), "{output}");
+    assert!(
+        !output.contains(DRAIN) && !output.contains(PAGES),
+        "{output}"
+    );
 }
