@@ -20,6 +20,7 @@ mod notify;
 mod observe;
 mod pictures;
 mod promtool;
+mod restart;
 mod sandbox;
 mod schema;
 mod security;
