@@ -56,11 +56,22 @@ pub const API_ERROR_KINDS: [&str; 10] = [
 /// appear at their first line.
 const ZEROED_ROUTER_ERRORS: [&str; 4] = ["H10", "H12", "H13", "H14"];
 /// `drain_batches_total` results that belong to an app, and those that belong to none.
-const APP_DRAIN_BATCH_RESULTS: [&str; 4] = [
+const APP_DRAIN_BATCH_RESULTS: [&str; 5] = [
     "accepted",
     "duplicate",
     "unauthorized",
+    "rate_limited",
     "wrong_content_type",
+];
+/// Why the HTTP server refused a request or a connection (`http_refusals_total`).
+const HTTP_REFUSAL_REASONS: [&str; 7] = [
+    "unauthorized",
+    "timeout",
+    "too_large",
+    "rate_limited",
+    "header_timeout",
+    "header_too_large",
+    "over_capacity",
 ];
 const WORKER_DRAIN_BATCH_RESULTS: [&str; 2] = ["unknown_app", "too_large"];
 const DRAIN_FRAME_RESULTS: [&str; 4] = ["router", "other", "malformed", "bad_router_line"];
@@ -290,10 +301,10 @@ impl WorkerMetrics {
         let drain_batches: Family<Keyed, Counter> = Family::default();
         registry.register(
             "drain_batches",
-            "Log drain requests by result: accepted, duplicate, unauthorized, wrong_content_type, unknown_app, too_large",
+            "Log drain requests by result: accepted, duplicate, unauthorized, rate_limited, wrong_content_type, unknown_app, too_large",
             drain_batches.clone(),
         );
-        let http_refusals = Family::default();
+        let http_refusals: Family<[(&'static str, &'static str); 1], Counter> = Family::default();
         registry.register(
             "http_refusals",
             "HTTP requests and connections refused by reason: unauthorized (401), timeout (408), \
@@ -329,6 +340,9 @@ impl WorkerMetrics {
             drain_batches
                 .get_or_create(&(AppLabels::none(), label("result", result)))
                 .inc_by(0);
+        }
+        for reason in HTTP_REFUSAL_REASONS {
+            http_refusals.get_or_create(&[("reason", reason)]).inc_by(0);
         }
         let notifications = Arc::default();
         registry.register_collector(Box::new(NotificationCounts(Arc::clone(&notifications))));
