@@ -82,7 +82,7 @@ pub async fn run(
                 .await
                 .map_err(|error| {
                     anyhow::anyhow!(
-                        "binding the HTTP server to {}:{port}: {error}",
+                        "binding the HTTP server to port {port} of {}: {error}",
                         settings.http_host
                     )
                 })?,
