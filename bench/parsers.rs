@@ -7,6 +7,7 @@
 //! `INPUTS` in the environment changes the count per parser (default 1,000,000).
 
 use autoscalebot::downtime::{parse_interval, parse_list, Calendar, Source};
+use autoscalebot::generated_input::seeds::{INTERVALS, LISTS, ROUTER_LINES, SETTINGS, TEMPLATES};
 use autoscalebot::generated_input::{mutate, mutate_text};
 use autoscalebot::router_log::{parse_batch, parse_router_line};
 use autoscalebot::settings::from_toml_str;
@@ -39,34 +40,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-const ROUTER_LINES: &[&str] = &[
-    "<158>1 2022-06-13T14:52:23.622778+00:00 host heroku router - at=info method=GET path=\"/\" host=a.herokuapp.com request_id=1 fwd=\"1.2.3.4\" dyno=web.1 connect=2ms service=640ms status=200 bytes=6979 protocol=https",
-    "<158>1 2022-06-13T14:52:23.622778+00:00 host heroku router - at=error code=H12 desc=\"Request timeout\" method=GET path=\"/slow\" host=a.herokuapp.com dyno=web.2 connect=0ms service=30000ms status=503 bytes=0",
-    "<190>1 2022-06-13T14:52:23+00:00 host app web.1 - source=web.1 sample#memory_total=21.00MB sample#load_avg_1m=0.01 measure#db=3ms",
-];
-const INTERVALS: &[&str] = &[
-    "2026-11-25T01:00/2026-11-25T04:00",
-    "2026-11-25T01:00/PT3H",
-    "PT90M/2026-11-25T04:00:00+01:00",
-    "2026-11-25T01:00:00Z/04:00",
-    "2026-11-25T01:00/P1DT2H30M",
-];
-const HEADERS: &[&str] = &[
-    "2026-11-25T01:00/PT3H, 2026-12-01T00:00/PT1H",
-    "",
-    "2026-11-25T01:00:00+05:30/2026-11-25T02:00:00+05:30",
-];
-const TEMPLATES: &[&str] = &[
-    r#"{"event": "{event}", "app": "{app}", "at": "{at}", "from": {from}, "to": {to}}"#,
-    r#"{"text": "{app}: {message} ({reason})"}"#,
-    "app={app}&msg={message}&{{literal}}&rt={response_time_ms}",
-];
-const SETTINGS: &[&str] = &[
-    "heroku_app_name = \"my-app\"\nheroku_api_key = \"super-secret-key-123\"\n",
-    "heroku_app_name = \"my-app\"\nheroku_api_key = \"k\"\nmax_dynos = { \"0:00\" = 2, \"9:00\" = 5 }\ndowntime = [\"2026-11-25T01:00/PT3H\"]\nsignal = \"both\"\nhttp_port = 0\nlog_drain_password = \"p\"\n",
-    "heroku_api_key = \"k\"\n[[apps]]\nheroku_app_name = \"a\"\n[[apps]]\nheroku_app_name = \"b\"\nprocess_type = \"worker\"\nscale_up_cooldown = \"5m\"\n",
-];
 
 struct Tally {
     name: &'static str,
@@ -171,7 +144,7 @@ fn main() {
     tallies.push(run(
         "downtime list (AUTOSCALE_DOWNTIME)",
         count,
-        |seed| mutate_text(HEADERS, seed, 1024),
+        |seed| mutate_text(LISTS, seed, 1024),
         |text| parse_list(text, Tz::UTC, &env_source).1.is_empty(),
     ));
     // One calendar for the whole run, as one worker sees one app's headers for days.
@@ -179,7 +152,7 @@ fn main() {
     tallies.push(run(
         "X-Downtime header (one calendar)",
         count,
-        |seed| mutate_text(HEADERS, seed, 1024),
+        |seed| mutate_text(LISTS, seed, 1024),
         |text| {
             let learned = calendar.header_seen("X-Downtime", Some(text));
             learned.new_problems.is_empty()

@@ -65,6 +65,41 @@ pub fn mutate_text(seeds: &[&str], seed: u64, max_len: usize) -> String {
     String::from_utf8_lossy(&mutate(&seeds, seed, max_len)).into_owned()
 }
 
+/// Real examples of each kind of outside text, for [`mutate`] to start from.
+pub mod seeds {
+    pub const ROUTER_LINES: &[&str] = &[
+        "<158>1 2022-06-13T14:52:23.622778+00:00 host heroku router - at=info method=GET path=\"/\" host=a.herokuapp.com request_id=1 fwd=\"1.2.3.4\" dyno=web.1 connect=2ms service=640ms status=200 bytes=6979 protocol=https",
+        "<158>1 2022-06-13T14:52:23.622778+00:00 host heroku router - at=error code=H12 desc=\"Request timeout\" method=GET path=\"/slow\" host=a.herokuapp.com dyno=web.2 connect=0ms service=30000ms status=503 bytes=0",
+        "<190>1 2022-06-13T14:52:23+00:00 host app web.1 - source=web.1 sample#memory_total=21.00MB sample#load_avg_1m=0.01 measure#db=3ms",
+    ];
+    pub const INTERVALS: &[&str] = &[
+        "2026-11-25T01:00/2026-11-25T04:00",
+        "2026-11-25T01:00/PT3H",
+        "PT90M/2026-11-25T04:00:00+01:00",
+        "2026-11-25T01:00:00Z/04:00",
+        "2026-11-25T01:00/P1DT2H30M",
+        "2026-11-25T01:00,2026-12-01T00:00/PT1H",
+    ];
+    /// `X-Downtime` values and `AUTOSCALE_DOWNTIME` lists.
+    pub const LISTS: &[&str] = &[
+        "2026-11-25T01:00/PT3H, 2026-12-01T00:00/PT1H",
+        "",
+        "2026-11-25T01:00:00+05:30/2026-11-25T02:00:00+05:30",
+    ];
+    pub const TEMPLATES: &[&str] = &[
+        r#"{"event": "{event}", "app": "{app}", "at": "{at}", "from": {from}, "to": {to}}"#,
+        r#"{"text": "{app}: {message} ({reason})"}"#,
+        "app={app}&msg={message}&{{literal}}&rt={response_time_ms}",
+    ];
+    /// Settings files; the first names the secret `super-secret-key-123`.
+    pub const SETTINGS: &[&str] = &[
+        "heroku_app_name = \"my-app\"\nheroku_api_key = \"super-secret-key-123\"\n",
+        "heroku_app_name = \"my-app\"\nheroku_api_key = \"super-secret-key-123\"\nmax_dynos = { \"0:00\" = 2, \"9:00\" = 5 }\ndowntime = [\"2026-11-25T01:00/PT3H\"]\nsignal = \"both\"\nhttp_port = 0\nlog_drain_password = \"p\"\n",
+        "heroku_api_key = \"super-secret-key-123\"\nnotification_backends = [\"webhook\"]\n[webhook]\nurl = \"https://hooks.example.com/x\"\nbody = \"{\\\"text\\\": \\\"{app}: {message}\\\"}\"\n[[apps]]\nheroku_app_name = \"a\"\n[[apps]]\nheroku_app_name = \"b\"\nprocess_type = \"worker\"\nscale_up_cooldown = \"5m\"\n",
+        "heroku_app_name = \"my-app\"\nheroku_api_key = \"super-secret-key-123\"\nheartbeat_interval_in_seconds = 0.5\nmin_response_time_in_ms = 100\nmax_response_time_in_ms = 50\n",
+    ];
+}
+
 #[cfg(test)]
 pub mod strategy {
     use proptest::prelude::*;

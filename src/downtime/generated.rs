@@ -4,17 +4,9 @@
 //! The million-input run is `bench/parsers.rs`.
 
 use super::*;
+use crate::generated_input::seeds::INTERVALS;
 use crate::generated_input::strategy::mutated;
 use proptest::prelude::*;
-
-const INTERVALS: &[&str] = &[
-    "2026-11-25T01:00/2026-11-25T04:00",
-    "2026-11-25T01:00/PT3H",
-    "PT90M/2026-11-25T04:00:00+01:00",
-    "2026-11-25T01:00:00Z/04:00",
-    "2026-11-25T01:00/P1DT2H30M",
-    "2026-11-25T01:00,2026-12-01T00:00/PT1H",
-];
 
 const ZONES: [Tz; 3] = [Tz::UTC, Tz::America__Vancouver, Tz::Asia__Kolkata];
 

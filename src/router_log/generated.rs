@@ -3,12 +3,9 @@
 //! what went in. The million-input run is `bench/parsers.rs`.
 
 use super::*;
+use crate::generated_input::seeds::ROUTER_LINES;
 use crate::generated_input::strategy::mutated;
 use proptest::prelude::*;
-
-const ROUTER_LINE: &str = "<158>1 2022-06-13T14:52:23.622778+00:00 host heroku router - at=info method=GET path=\"/\" host=a.herokuapp.com request_id=1 fwd=\"1.2.3.4\" dyno=web.1 connect=2ms service=640ms status=200 bytes=6979 protocol=https";
-const ERROR_LINE: &str = "<158>1 2022-06-13T14:52:23.622778+00:00 host heroku router - at=error code=H12 desc=\"Request timeout\" method=GET path=\"/slow\" host=a.herokuapp.com dyno=web.2 connect=0ms service=30000ms status=503 bytes=0";
-const APP_LINE: &str = "<190>1 2022-06-13T14:52:23+00:00 host app web.1 - source=web.1 sample#memory_total=21.00MB measure#db=3ms";
 
 fn framed(messages: &[String]) -> Vec<u8> {
     messages
@@ -18,7 +15,7 @@ fn framed(messages: &[String]) -> Vec<u8> {
 }
 
 fn lines() -> impl Strategy<Value = String> {
-    mutated(&[ROUTER_LINE, ERROR_LINE, APP_LINE])
+    mutated(ROUTER_LINES)
 }
 
 fn check_bounds(body: &[u8]) {

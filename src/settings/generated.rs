@@ -3,17 +3,13 @@
 //! never shows in it. The million-input run is `bench/parsers.rs`.
 
 use super::*;
+use crate::generated_input::seeds::SETTINGS;
 use crate::generated_input::strategy::mutated;
 use proptest::prelude::*;
 
 const SECRET: &str = "super-secret-key-123";
 
-const FILES: &[&str] = &[
-    "heroku_app_name = \"my-app\"\nheroku_api_key = \"super-secret-key-123\"\n",
-    "heroku_app_name = \"my-app\"\nheroku_api_key = \"super-secret-key-123\"\nmax_dynos = { \"0:00\" = 2, \"9:00\" = 5 }\ndowntime = [\"2026-11-25T01:00/PT3H\"]\nsignal = \"both\"\nhttp_port = 0\nlog_drain_password = \"p\"\n",
-    "heroku_api_key = \"super-secret-key-123\"\nnotification_backends = [\"webhook\"]\n[webhook]\nurl = \"https://hooks.example.com/x\"\nbody = \"{\\\"text\\\": \\\"{app}: {message}\\\"}\"\n[[apps]]\nheroku_app_name = \"a\"\n[[apps]]\nheroku_app_name = \"b\"\nprocess_type = \"worker\"\n",
-    "heroku_app_name = \"my-app\"\nheroku_api_key = \"super-secret-key-123\"\nheartbeat_interval_in_seconds = 0.5\nmin_response_time_in_ms = 100\nmax_response_time_in_ms = 50\n",
-];
+const FILES: &[&str] = SETTINGS;
 
 fn bounded_refusal(text: &str, error: &SettingsError) {
     let message = error.to_string();
