@@ -22,6 +22,20 @@ fn told(bot: &Bot, kind: &str) -> usize {
         .count()
 }
 
+/// Waits until `bot` told the open condition, then for ten more slow heartbeats, in which it
+/// could tell it again.
+async fn told_then_ten_more_beats(sandbox: &SandboxProcess, bot: &Bot) {
+    wait_until("the open condition is told", || {
+        told(bot, "needs_above_max") >= 1
+    })
+    .await;
+    let served = sandbox.served().await;
+    wait_until_async("ten more slow heartbeats", || async {
+        sandbox.served().await >= served + 10
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_mid_scale_and_restarted_the_worker_converges_once_and_tells_once() {
     let sandbox = SandboxProcess::start(&["--dynos", "1", "--service-time-ms", "300"]).await;
@@ -49,15 +63,7 @@ async fn killed_mid_scale_and_restarted_the_worker_converges_once_and_tells_once
         sandbox.quantity().await == 2
     })
     .await;
-    wait_until("the open condition is told", || {
-        told(&second, "needs_above_max") >= 1
-    })
-    .await;
-    let served = sandbox.served().await;
-    wait_until_async("ten more slow heartbeats at the max", || async {
-        sandbox.served().await >= served + 10
-    })
-    .await;
+    told_then_ten_more_beats(&sandbox, &second).await;
     assert_eq!(
         sandbox.accepted_patches().await,
         vec![2],
@@ -69,15 +75,7 @@ async fn killed_mid_scale_and_restarted_the_worker_converges_once_and_tells_once
     // scales nothing and tells the open condition at most once more.
     second.kill();
     let mut third = Bot::start(&settings, &[], &sandbox_env());
-    wait_until("the third run tells the open condition", || {
-        told(&third, "needs_above_max") >= 1
-    })
-    .await;
-    let served = sandbox.served().await;
-    wait_until_async("ten more slow heartbeats", || async {
-        sandbox.served().await >= served + 10
-    })
-    .await;
+    told_then_ten_more_beats(&sandbox, &third).await;
     assert_eq!(told(&third, "needs_above_max"), 1, "{}", third.stdout());
     assert_eq!(sandbox.accepted_patches().await, vec![2], "no scale again");
     assert_eq!(sandbox.quantity().await, 2);
