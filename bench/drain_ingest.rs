@@ -76,6 +76,7 @@ async fn end_to_end(batches: &[String]) -> (Duration, u64) {
     let server = tokio::spawn(autoscalebot::server::serve(
         listener,
         vec![telemetry.clone()],
+        autoscalebot::server::Access::default(),
         shutdown.clone(),
     ));
     let client = reqwest::Client::new();

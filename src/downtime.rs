@@ -457,7 +457,11 @@ impl Calendar {
         let source = Source::Header {
             name: name.to_string(),
         };
-        let (windows, problems) = parse_list(value, self.zone, &source);
+        let (mut windows, mut problems) = parse_list(value, self.zone, &source);
+        // The header is the app's word, not ours: a value of thousands of windows would make
+        // every comparison below quadratic, so only the first few count.
+        windows.truncate(MAX_HEADER_WINDOWS);
+        problems.truncate(MAX_HEADER_WINDOWS);
         if windows.is_empty() && !problems.is_empty() {
             // Garbage alone is ignored: what was announced before still holds.
             let mut learned = learn(&mut self.reported, &self.header, &[], problems);
@@ -488,6 +492,11 @@ impl Calendar {
 }
 
 /// What changed from `before` to `after`, and which problems were not reported yet.
+/// The most windows (and bad entries) one `X-Downtime` value may announce.
+pub const MAX_HEADER_WINDOWS: usize = 64;
+/// The most bad entries remembered as told.
+const MAX_REPORTED: usize = 1024;
+
 fn learn(
     reported: &mut HashSet<BadEntry>,
     before: &[Window],
@@ -503,6 +512,11 @@ fn learn(
         })
         .cloned()
         .collect();
+    // A stream of ever-different bad values (a header, say) would grow the set without end:
+    // past the cap it starts afresh, and a bad entry may then be told once more.
+    if reported.len() + problems.len() > MAX_REPORTED {
+        reported.clear();
+    }
     let new_problems = problems
         .into_iter()
         .filter(|problem| reported.insert(problem.clone()))
@@ -514,5 +528,7 @@ fn learn(
     }
 }
 
+#[cfg(test)]
+mod generated;
 #[cfg(test)]
 mod tests;

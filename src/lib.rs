@@ -35,6 +35,8 @@ pub mod downtime;
 pub mod drain;
 pub mod erlang;
 pub mod import_settings;
+#[doc(hidden)]
+pub mod generated_input;
 pub mod metrics;
 pub mod notices;
 pub mod online_check;
@@ -84,10 +86,13 @@ pub async fn run(
     let port = settings.http_port();
     let listener = match port {
         Some(port) => Some(
-            tokio::net::TcpListener::bind(("0.0.0.0", port))
+            tokio::net::TcpListener::bind((settings.http_host, port))
                 .await
                 .map_err(|error| {
-                    anyhow::anyhow!("binding the HTTP server to port {port}: {error}")
+                    anyhow::anyhow!(
+                        "binding the HTTP server to port {port} of {}: {error}",
+                        settings.http_host
+                    )
                 })?,
         ),
         None => None,
@@ -96,6 +101,10 @@ pub async fn run(
     if !web_url::read_web_urls(&mut settings, &client, &shutdown).await? {
         return Ok(());
     }
+    let access = server::Access {
+        password: settings.http_password.clone(),
+        limits: server::Limits::default(),
+    };
     let lock_released = CancellationToken::new();
     let (leadership, elector) = leadership(&settings, lock_released.clone());
     let plans = budget::plan_by_key(&settings);
@@ -177,11 +186,12 @@ pub async fn run(
         tracing::info!(
             %address,
             apps = shown.len(),
+            password = access.password.is_some(),
             "HTTP server listening: POST /logs/{{app}}, GET /metrics, /healthz, /."
         );
         let shutdown = shutdown.clone();
         let handle = tasks.spawn(async move {
-            if let Err(error) = server::serve(listener, shown, shutdown).await {
+            if let Err(error) = server::serve(listener, shown, access, shutdown).await {
                 tracing::error!(%error, "The HTTP server stopped.");
             }
         });

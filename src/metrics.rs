@@ -56,11 +56,22 @@ pub const API_ERROR_KINDS: [&str; 10] = [
 /// appear at their first line.
 const ZEROED_ROUTER_ERRORS: [&str; 4] = ["H10", "H12", "H13", "H14"];
 /// `drain_batches_total` results that belong to an app, and those that belong to none.
-const APP_DRAIN_BATCH_RESULTS: [&str; 4] = [
+const APP_DRAIN_BATCH_RESULTS: [&str; 5] = [
     "accepted",
     "duplicate",
     "unauthorized",
+    "rate_limited",
     "wrong_content_type",
+];
+/// Why the HTTP server refused a request or a connection (`http_refusals_total`).
+const HTTP_REFUSAL_REASONS: [&str; 7] = [
+    "unauthorized",
+    "timeout",
+    "too_large",
+    "rate_limited",
+    "header_timeout",
+    "header_too_large",
+    "over_capacity",
 ];
 const WORKER_DRAIN_BATCH_RESULTS: [&str; 2] = ["unknown_app", "too_large"];
 const DRAIN_FRAME_RESULTS: [&str; 4] = ["router", "other", "malformed", "bad_router_line"];
@@ -227,6 +238,7 @@ pub struct WorkerMetrics {
     bounds: Family<Keyed, Gauge>,
     scale_actions: Family<Keyed, Counter>,
     api_errors: Family<Keyed, Counter>,
+    http_refusals: Family<[(&'static str, &'static str); 1], Counter>,
     /// Every app's notification lanes, summed by backend at each scrape.
     notifications: Lanes,
 }
@@ -289,8 +301,16 @@ impl WorkerMetrics {
         let drain_batches: Family<Keyed, Counter> = Family::default();
         registry.register(
             "drain_batches",
-            "Log drain requests by result: accepted, duplicate, unauthorized, wrong_content_type, unknown_app, too_large",
+            "Log drain requests by result: accepted, duplicate, unauthorized, rate_limited, wrong_content_type, unknown_app, too_large",
             drain_batches.clone(),
+        );
+        let http_refusals: Family<[(&'static str, &'static str); 1], Counter> = Family::default();
+        registry.register(
+            "http_refusals",
+            "HTTP requests and connections refused by reason: unauthorized (401), timeout (408), \
+             too_large (413), rate_limited (429), header_timeout and header_too_large (closed \
+             while the request head was read), over_capacity (closed: too many connections)",
+            http_refusals.clone(),
         );
         let dynos = Family::default();
         registry.register(
@@ -321,6 +341,9 @@ impl WorkerMetrics {
                 .get_or_create(&(AppLabels::none(), label("result", result)))
                 .inc_by(0);
         }
+        for reason in HTTP_REFUSAL_REASONS {
+            http_refusals.get_or_create(&[("reason", reason)]).inc_by(0);
+        }
         let notifications = Arc::default();
         registry.register_collector(Box::new(NotificationCounts(Arc::clone(&notifications))));
         Arc::new(WorkerMetrics {
@@ -338,6 +361,7 @@ impl WorkerMetrics {
             bounds,
             scale_actions,
             api_errors,
+            http_refusals,
             notifications,
         })
     }
@@ -382,6 +406,13 @@ impl WorkerMetrics {
     pub fn drain_batch_refused(&self, result: &'static str) {
         self.drain_batches
             .get_or_create(&(AppLabels::none(), label("result", result)))
+            .inc();
+    }
+
+    /// A request or connection the HTTP server refused, by `reason` (see the family's help).
+    pub fn http_refused(&self, reason: &'static str) {
+        self.http_refusals
+            .get_or_create(&[("reason", reason)])
             .inc();
     }
 }

@@ -596,4 +596,6 @@ pub fn window_stats<'a>(
 }
 
 #[cfg(test)]
+mod generated;
+#[cfg(test)]
 mod tests;

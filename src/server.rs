@@ -8,12 +8,19 @@
 //! engine's observations), so in `backends/` it would need those types moved or mirrored.
 //! It stays a thin shell: parsing is in `router_log.rs`, counting in `metrics.rs`, the pages
 //! in `server/status_page.rs`. Handlers never hold a lock across an await and never wait on
-//! the loop; bad input is answered (401, 404, 413, 415) and counted, never fatal.
+//! the loop; bad input is answered (401, 404, 408, 413, 415, 429) and counted, never fatal.
+//!
+//! With `http_password`, the status pages and `/metrics` ask for it (`server/guard.rs`);
+//! `/healthz` stays open and then says only ok or stalled. The connection limits are in
+//! `server/listen.rs`.
 //!
 //! [`AppSettings::effective`]: crate::settings::AppSettings::effective
 
+mod guard;
+mod listen;
 mod status_page;
 
+pub use listen::Limits;
 pub use status_page::render as render_status_page;
 
 use crate::metrics::WorkerMetrics;
@@ -23,13 +30,14 @@ use autoscalebot_backends::Secret;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// A drain body larger than this is refused with 413. Logplex batches are far smaller; the cap
@@ -47,6 +55,20 @@ struct Apps {
     /// `heroku_app_name`, lowercased → that app's drain.
     drains: HashMap<String, Drain>,
     metrics: Arc<WorkerMetrics>,
+    /// `http_password`: asked by the status pages and `/metrics`.
+    password: Option<Secret>,
+    /// Wrong passwords by source, for the pages and every drain.
+    failures: guard::Failures,
+    /// Reading a request's body and answering it take no longer.
+    request_timeout: Duration,
+}
+
+/// Who may read the status pages and `/metrics`, and how long a request may take.
+#[derive(Clone, Default)]
+pub struct Access {
+    /// `http_password`; `None`: anyone who reaches the server.
+    pub password: Option<Secret>,
+    pub limits: Limits,
 }
 
 /// One Heroku app's log drain: its entries (process types) and the frame ids it has seen.
@@ -82,9 +104,15 @@ impl RecentIds {
     }
 }
 
+/// The routes over every app of the worker (`apps` share one [`WorkerMetrics`]), open to
+/// anyone: for in-process tests.
+pub fn router(apps: Vec<Telemetry>) -> Router {
+    router_with(apps, &Access::default())
+}
+
 /// The routes over every app of the worker (`apps` share one [`WorkerMetrics`]), for
 /// [`serve`] and for in-process tests.
-pub fn router(apps: Vec<Telemetry>) -> Router {
+pub fn router_with(apps: Vec<Telemetry>, access: &Access) -> Router {
     assert!(!apps.is_empty(), "the server shows at least one app");
     let registry = apps[0].metrics.worker().clone();
     let mut pages = HashMap::new();
@@ -100,27 +128,143 @@ pub fn router(apps: Vec<Telemetry>) -> Router {
         pages,
         drains,
         metrics: registry,
+        password: access.password.clone(),
+        failures: guard::Failures::default(),
+        request_timeout: access.limits.request_timeout,
     });
     let drain_limit = || DefaultBodyLimit::max(MAX_DRAIN_BODY_BYTES);
+    // The pages and metrics read no body: none is buffered for them.
+    let no_body = || DefaultBodyLimit::max(0);
+    let private = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/", get(index))
+        .route("/apps/{app}/{process_type}", get(app_page))
+        .layer(no_body())
+        .route_layer(from_fn_with_state(state.clone(), require_credential));
     Router::new()
         .route("/logs", post(drain_only_app).layer(drain_limit()))
         .route("/logs/{app}", post(drain_of_app).layer(drain_limit()))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/", get(index))
-        .route("/apps/{app}/{process_type}", get(app_page))
+        .route("/healthz", get(healthz).layer(no_body()))
+        .merge(private)
+        .layer(from_fn_with_state(state.clone(), answer_in_time))
         .with_state(state)
 }
 
-/// Serves until `shutdown` is cancelled.
+/// Serves until `shutdown` is cancelled, with the limits of [`Access::limits`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     apps: Vec<Telemetry>,
+    access: Access,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(apps))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    let metrics = apps[0].metrics.worker().clone();
+    let router = router_with(apps, &access);
+    listen::serve(listener, router, access.limits, metrics, shutdown).await
+}
+
+/// Outermost: the answer must come within the request timeout (else 408 and the connection
+/// closed, since the rest of the body is never read), every refusal is counted, and every
+/// answer carries the security headers. The pages run no script: the policy allows none, and
+/// inline styles only (the pages' one style sheet and the chart's colours are inline).
+async fn answer_in_time(
+    State(apps): State<ServerState>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let mut response = match tokio::time::timeout(apps.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = text(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "The request did not arrive within {} s.\n",
+                    apps.request_timeout.as_secs_f64()
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    };
+    let reason = match response.status() {
+        StatusCode::UNAUTHORIZED => Some("unauthorized"),
+        StatusCode::REQUEST_TIMEOUT => Some("timeout"),
+        StatusCode::PAYLOAD_TOO_LARGE => Some("too_large"),
+        StatusCode::TOO_MANY_REQUESTS => Some("rate_limited"),
+        _ => None,
+    };
+    if let Some(reason) = reason {
+        apps.metrics.http_refused(reason);
+    }
+    let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(*name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+const SECURITY_HEADERS: &[(&str, &str)] = &[
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+         base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("cache-control", "no-store"),
+];
+
+/// The status pages and `/metrics`: with `http_password`, only for a request that carries
+/// it (basic auth with any user name, or a bearer token); a source that sent too many wrong
+/// ones is answered 429 without a look at what it sent this time.
+async fn require_credential(
+    State(apps): State<ServerState>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let Some(password) = &apps.password else {
+        return next.run(request).await;
+    };
+    let source = guard::source(listen::peer(request.extensions()), request.headers());
+    let now = Instant::now();
+    if let Some(wait) = apps.failures.refused(source, now) {
+        return too_many_failures(wait);
+    }
+    if guard::authorised(request.headers(), password, true) {
+        return next.run(request).await;
+    }
+    apps.failures.failed(source, now);
+    tracing::debug!(
+        source = ?source,
+        path = %quoted(request.uri().path()),
+        "HTTP request refused: wrong or missing credential."
+    );
+    let mut response = text(
+        StatusCode::UNAUTHORIZED,
+        "This page needs the password of http_password: basic auth with any user name, \
+         or Authorization: Bearer PASSWORD.\n",
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"autoscalebot\", charset=\"UTF-8\""),
+    );
+    response
+}
+
+/// 429 to a source that spent its wrong passwords, with when to come back.
+fn too_many_failures(wait: Duration) -> Response {
+    let seconds = wait.as_secs().max(1);
+    let mut response = text(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("Too many wrong passwords from this address: try again in {seconds} s.\n"),
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_str(&seconds.to_string()).expect("digits"),
+    );
+    response
 }
 
 /// The path of an app's page: `/apps/{app}/{process_type}`, each part percent-encoded.
@@ -146,34 +290,10 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
         .into_response()
 }
 
-/// Checks `Authorization: Basic …` against the drain password. The user name is not checked:
-/// Heroku sends whatever the drain URL holds, and only the password is a secret.
-fn authorised(headers: &HeaderMap, password: &Secret) -> bool {
-    use base64::Engine;
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-    else {
-        return false;
-    };
-    let Some(encoded) = value
-        .strip_prefix("Basic ")
-        .or_else(|| value.strip_prefix("basic "))
-    else {
-        return false;
-    };
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
-        return false;
-    };
-    let Some(colon) = decoded.iter().position(|&byte| byte == b':') else {
-        return false;
-    };
-    constant_time_eq::constant_time_eq(&decoded[colon + 1..], password.expose().as_bytes())
-}
-
 /// `POST /logs`: the drain of the worker's only app; with several, each has its own URL.
 async fn drain_only_app(
     State(apps): State<ServerState>,
+    extensions: Extensions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -192,13 +312,15 @@ async fn drain_only_app(
         );
     }
     let name = apps.drains.keys().next().expect("one app").clone();
-    drain(&apps, &name, "/logs", &headers, &body)
+    let source = guard::source(listen::peer(&extensions), &headers);
+    drain(&apps, &name, "/logs", source, &headers, &body)
 }
 
 /// `POST /logs/{app}`: that app's drain.
 async fn drain_of_app(
     State(apps): State<ServerState>,
     Path(name): Path<String>,
+    extensions: Extensions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -219,7 +341,8 @@ async fn drain_of_app(
         );
     }
     let path = format!("/logs/{name}");
-    drain(&apps, &name.to_lowercase(), &path, &headers, &body)
+    let source = guard::source(listen::peer(&extensions), &headers);
+    drain(&apps, &name.to_lowercase(), &path, source, &headers, &body)
 }
 
 /// The answer to a drain body that could not be read: one over [`MAX_DRAIN_BODY_BYTES`] is
@@ -238,8 +361,17 @@ fn refused_body(apps: &Apps, rejection: BytesRejection) -> Response {
 }
 
 /// One batch for the app `name` (known): checked against the password of each of its entries
-/// with the drain on, and given to every entry whose password it carries.
-fn drain(apps: &Apps, name: &str, path: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+/// with the drain on, and given to every entry whose password it carries. A `source` that
+/// sent too many wrong passwords is answered 429 unread; a good password never spends its
+/// budget, so a flood from elsewhere never holds back the real drain.
+fn drain(
+    apps: &Apps,
+    name: &str,
+    path: &str,
+    source: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     let app = &apps.drains[name];
     let on: Vec<&Telemetry> = app
         .entries
@@ -253,20 +385,26 @@ fn drain(apps: &Apps, name: &str, path: &str, headers: &HeaderMap, body: &[u8]) 
             "The log drain is off: set log_drain_password to turn it on.\n",
         );
     }
-    let takers: Vec<&Telemetry> = on
-        .iter()
-        .copied()
-        .filter(|telemetry| {
-            let password = telemetry.settings().drain.log_drain_password.as_ref();
-            password.is_some_and(|password| authorised(headers, password))
-        })
-        .collect();
     let count = |entries: &[&Telemetry], result: &'static str| {
         for telemetry in entries {
             telemetry.metrics.drain_batch(result);
         }
     };
+    let now = Instant::now();
+    if let Some(wait) = apps.failures.refused(source, now) {
+        count(&on, "rate_limited");
+        return too_many_failures(wait);
+    }
+    let takers: Vec<&Telemetry> = on
+        .iter()
+        .copied()
+        .filter(|telemetry| {
+            let password = telemetry.settings().drain.log_drain_password.as_ref();
+            password.is_some_and(|password| guard::authorised(headers, password, false))
+        })
+        .collect();
     if takers.is_empty() {
+        apps.failures.failed(source, now);
         count(&on, "unauthorized");
         tracing::warn!(
             app = name,
@@ -389,17 +527,36 @@ async fn metrics(State(apps): State<ServerState>, headers: HeaderMap) -> Respons
 /// The most stalled apps `/healthz` names; the rest are counted.
 const MAX_STALLED_NAMED: usize = 20;
 
-async fn healthz(State(apps): State<ServerState>) -> Response {
+/// Open to anyone; with `http_password`, a request without it hears only ok or stalled (the
+/// app names and timings are for those who may read the pages).
+async fn healthz(State(apps): State<ServerState>, headers: HeaderMap) -> Response {
+    let (status, message) = health(&apps);
+    let told_all = apps
+        .password
+        .as_ref()
+        .is_none_or(|password| guard::authorised(&headers, password, true));
+    if told_all {
+        return text(status, message);
+    }
+    let word = if status == StatusCode::OK {
+        "ok\n"
+    } else {
+        "stalled\n"
+    };
+    text(status, word)
+}
+
+fn health(apps: &Apps) -> (StatusCode, String) {
     if let [telemetry] = apps.entries.as_slice() {
         let since = telemetry.since_last_beat();
         let limit = telemetry.stall_limit();
         return if since <= limit {
-            text(
+            (
                 StatusCode::OK,
                 format!("ok: last beat {:.1} s ago\n", since.as_secs_f64()),
             )
         } else {
-            text(
+            (
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "stalled: no beat for {:.1} s (limit {:.1} s)\n",
@@ -425,7 +582,7 @@ async fn healthz(State(apps): State<ServerState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    text(status, message)
+    (status, message)
 }
 
 /// `/healthz` of a worker with several apps: ok while every loop beat within its limit, else

@@ -11,10 +11,11 @@
 //! value, where it came from and what was expected. Secrets are a type, never shown. This
 //! module does no network I/O and never reads the clock.
 
-use autoscalebot_backends::settings::{fields, rows, Check, Raw, SecretRaw};
+use autoscalebot_backends::settings::{fields, rows, Check, Raw, SecretRaw, HIDDEN};
 use autoscalebot_backends::Secret;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
@@ -67,6 +68,16 @@ pub struct Settings {
     /// `heroku_api_calls_per_hour`: the most Platform API calls an hour the worker spends
     /// per API key.
     pub heroku_api_calls_per_hour: u32,
+    /// Where the HTTP server listens: `http_host`, else every interface when the port came
+    /// from `$PORT` (a platform's router must reach it), else this machine only.
+    pub http_host: IpAddr,
+    /// `http_password`: the credential the status pages and `/metrics` ask for (basic auth
+    /// with any user name, or a bearer token); `None` serves them to anyone who reaches them.
+    pub http_password: Option<Secret>,
+    /// The variable `http_password` was taken from (`"env:NAME"`), for `check`.
+    pub http_password_variable: Option<String>,
+    /// `http_public`: the pages are meant for anyone, so a public bind needs no password.
+    pub http_public: bool,
 }
 
 impl Settings {
@@ -97,6 +108,14 @@ impl Settings {
             }),
             leader_lock_key: Raw::shown(self.leader_lock_key.to_string()),
             heroku_api_calls_per_hour: Raw::shown(self.heroku_api_calls_per_hour.to_string()),
+            http_host: Raw::quoted(&self.http_host.to_string()),
+            http_password: match &self.http_password {
+                Some(_) => {
+                    SecretRaw::shown(HIDDEN.to_string(), self.http_password_variable.as_deref())
+                }
+                None => SecretRaw::default(),
+            },
+            http_public: Raw::shown(self.http_public.to_string()),
         };
         rows("", &shown)
     }
@@ -297,6 +316,16 @@ where
         None => read_single_app(table, &mut top, &context),
         Some(entries) => read_apps(table, entries, &mut top, &context),
     };
+    let host = match (&apps, &globals) {
+        (Some(apps), Some(globals)) => {
+            let host = http_host(apps, globals.http_host);
+            if let Some(problem) = public_without_password(apps, globals, host) {
+                top.push(problem);
+            }
+            host
+        }
+        _ => IpAddr::from([127, 0, 0, 1]),
+    };
     let problems = top.into_problems();
     match (apps, globals) {
         (Some(apps), Some(globals)) if problems.is_empty() => Ok(Settings {
@@ -305,9 +334,54 @@ where
             leader_lock_url_variable: globals.leader_lock_url_variable,
             leader_lock_key: globals.leader_lock_key,
             heroku_api_calls_per_hour: globals.heroku_api_calls_per_hour,
+            http_host: host,
+            http_password: globals.http_password,
+            http_password_variable: globals.http_password_variable,
+            http_public: globals.http_public,
         }),
         _ => Err(SettingsError { problems }),
     }
+}
+
+/// `http_host`, else every interface for a port from `$PORT` (Heroku's router connects to the
+/// dyno from outside it), else loopback: a port picked by hand is private until said otherwise.
+fn http_host(apps: &[AppSettings], written: Option<IpAddr>) -> IpAddr {
+    written.unwrap_or_else(|| {
+        if apps.iter().any(|app| app.drain.http_port_from_env) {
+            IpAddr::from([0, 0, 0, 0])
+        } else {
+            IpAddr::from([127, 0, 0, 1])
+        }
+    })
+}
+
+/// A server others can reach (not loopback) that would show every app's pages and metrics to
+/// anyone: refused, unless `http_password` is set or `http_public = true` says it is meant.
+fn public_without_password(
+    apps: &[AppSettings],
+    globals: &apps::Globals,
+    host: IpAddr,
+) -> Option<Problem> {
+    let port = apps.iter().find_map(|app| app.drain.http_port)?;
+    if host.is_loopback() || globals.http_password.is_some() || globals.http_public {
+        return None;
+    }
+    let from = if apps.iter().any(|app| app.drain.http_port_from_env) {
+        " (the port from PORT)"
+    } else {
+        ""
+    };
+    Some(Problem {
+        key: "http_password".to_string(),
+        value: None,
+        origin: None,
+        expected: format!(
+            "a password for the status pages and /metrics, since the HTTP server listens on \
+             {host}:{port}{from}, reachable from other machines: set it (on Heroku: heroku \
+             config:set AUTOSCALE_HTTP_PASSWORD=$(openssl rand -hex 32)), or http_host = \"127.0.0.1\" to \
+             listen on this machine only, or http_public = true to show them to anyone"
+        ),
+    })
 }
 
 /// What logs and notifications call the app when no `heroku_app_name` is needed or given.
@@ -315,5 +389,7 @@ const DEFAULT_APP_LABEL: &str = "app";
 /// The variable whose comma-separated intervals add to `downtime`.
 pub const ENV_DOWNTIME: &str = "AUTOSCALE_DOWNTIME";
 
+#[cfg(test)]
+mod generated;
 #[cfg(test)]
 mod tests;

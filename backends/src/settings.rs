@@ -141,8 +141,23 @@ impl Check {
                     None => "a known setting (see settings.example.toml for the list)".to_string(),
                 },
             };
+            // An unknown key may be a misspelt secret (`heroku_api_ky = "…"`): only a number
+            // or a flag is echoed, never text, a list or a table.
+            let echoed = matches!(
+                value.kind,
+                ValueKind::Boolean(_)
+                    | ValueKind::I64(_)
+                    | ValueKind::U64(_)
+                    | ValueKind::I128(_)
+                    | ValueKind::U128(_)
+                    | ValueKind::Float(_)
+            );
             let raw = Raw::new(format!("{prefix}{key}"), Some(value));
-            raw.bad(self, expected);
+            if echoed {
+                raw.bad(self, expected);
+            } else {
+                raw.bad_shown(self, HIDDEN.to_string(), expected);
+            }
         }
     }
 
@@ -520,9 +535,10 @@ impl Raw {
             ValueKind::String(text) => parse_duration(text),
             ValueKind::I64(n) if *n >= 0 => Some(Duration::from_secs(*n as u64)),
             ValueKind::U64(n) => Some(Duration::from_secs(*n)),
-            ValueKind::Float(f) if f.is_finite() && *f >= 0.0 => Some(Duration::from_secs_f64(*f)),
+            ValueKind::Float(f) => seconds(*f),
             _ => None,
-        };
+        }
+        .filter(|duration| *duration <= MAX_DURATION);
         if parsed.is_none() {
             self.bad(
                 check,
@@ -909,10 +925,23 @@ fn integer(kind: &ValueKind) -> Option<i64> {
 /// `"90s"`, `"5m"`, `"1h"`, `"1h 30m"`, `"0"` (humantime), or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
-    if let Ok(seconds) = text.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    if let Ok(number) = text.parse::<f64>() {
+        return seconds(number);
     }
-    humantime::parse_duration(text).ok()
+    humantime::parse_duration(text)
+        .ok()
+        .filter(|duration| *duration <= MAX_DURATION)
+}
+
+/// The longest duration a setting may give: longer ones would overflow the clock's
+/// arithmetic (an `Instant` plus them), and no interval or timeout means a century.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A number of seconds as a duration, when it is one from 0 to [`MAX_DURATION`].
+pub fn seconds(number: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(number)
+        .ok()
+        .filter(|duration| *duration <= MAX_DURATION)
 }
 
 /// A duration as people write it in the settings: "90s", "1h 30m".

@@ -452,3 +452,269 @@ fn healthz_names_at_most_twenty_stalled_apps() {
     assert!(!message.contains("app-20/web"), "{message}");
     assert!(message.ends_with(", and 5 more\n"), "{message}");
 }
+
+/// Sends `request` to `app`, as a peer `peer` of the listening socket would.
+async fn send_from(app: &Router, peer: &str, request: Request<Body>) -> Response {
+    let mut request = request;
+    let peer: std::net::SocketAddr = peer.parse().unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::connect_info::ConnectInfo(peer));
+    app.clone().oneshot(request).await.unwrap()
+}
+
+fn locked(apps: Vec<Telemetry>) -> Router {
+    let access = Access {
+        password: Some(Secret::new("pages-secret-9")),
+        limits: Limits::default(),
+    };
+    router_with(apps, &access)
+}
+
+#[tokio::test]
+async fn with_a_password_the_pages_and_metrics_need_it_and_healthz_says_only_ok() {
+    let telemetry = telemetry("");
+    let app = locked(vec![telemetry.clone()]);
+    let get = |path: &str, authorization: Option<String>| {
+        let mut request = Request::get(path);
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    for path in ["/", "/metrics", "/apps/page-app/web"] {
+        let response = send_from(&app, "127.0.0.1:1000", get(path, None)).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert!(response.headers().contains_key("www-authenticate"));
+        let wrong = Some(basic("prometheus", "pages-secret"));
+        let response = send_from(&app, "127.0.0.1:1000", get(path, wrong)).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let right = Some(basic("prometheus", "pages-secret-9"));
+        let response = send_from(&app, "127.0.0.1:1000", get(path, right)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let bearer = Some("Bearer pages-secret-9".to_string());
+        let response = send_from(&app, "127.0.0.1:1000", get(path, bearer)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    let response = send_from(&app, "127.0.0.1:1000", get("/healthz", None)).await;
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    assert!(
+        body == "ok\n" || body == "stalled\n",
+        "{status} {body:?}: nothing but the word"
+    );
+    let response = send_from(
+        &app,
+        "127.0.0.1:1000",
+        get("/healthz", Some("Bearer pages-secret-9".to_string())),
+    )
+    .await;
+    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    assert!(body.len() > "stalled\n".len(), "{body:?}");
+    let text = telemetry.metrics.worker().encode();
+    assert!(
+        text.contains("autoscalebot_http_refusals_total{reason=\"unauthorized\"} 6"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn every_answer_carries_a_strict_content_security_policy() {
+    let app = router(vec![telemetry("")]);
+    let response = app
+        .clone()
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers();
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    assert!(policy.starts_with("default-src 'none'"), "{policy}");
+    assert!(
+        !policy.contains("script"),
+        "no script of any kind: {policy}"
+    );
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+}
+
+#[tokio::test]
+async fn a_source_flooding_wrong_passwords_gets_429_and_others_and_the_right_one_pass() {
+    let telemetry = telemetry(&format!("log_drain_password = \"{PASSWORD}\""));
+    let app = router(vec![telemetry.clone()]);
+    let drain = |authorization: String, forwarded: &str, frame: &str| {
+        Request::post("/logs")
+            .header("content-type", "application/logplex-1")
+            .header("logplex-frame-id", frame)
+            .header("authorization", authorization)
+            .header("x-forwarded-for", forwarded)
+            .body(Body::from(batch(1)))
+            .unwrap()
+    };
+    // Behind Heroku's router (a private peer), the source is the last forwarded address.
+    let router_peer = "10.0.0.7:40000";
+    for index in 0..guard::FAILURE_BURST {
+        let request = drain(
+            basic("u", "guess"),
+            "6.6.6.6, 203.0.113.9",
+            &format!("x{index}"),
+        );
+        let response = send_from(&app, router_peer, request).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let request = drain(basic("u", PASSWORD), "203.0.113.9", "late");
+    let response = send_from(&app, router_peer, request).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "refused unread, the right password or not"
+    );
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3).contains(&retry), "{retry}");
+    // The client's own entries are not the source: the attacker cannot name the drain's.
+    let request = drain(basic("u", PASSWORD), "203.0.113.9, 198.51.100.4", "good");
+    let response = send_from(&app, router_peer, request).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(telemetry.router_stats().requests, 1);
+    let text = telemetry.metrics.worker().encode();
+    assert!(
+        text.contains("autoscalebot_http_refusals_total{reason=\"rate_limited\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("result=\"rate_limited\"} 1"),
+        "the drain counts it too: {text}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_never_ends_is_answered_408_at_the_request_timeout() {
+    let telemetry = telemetry(&format!("log_drain_password = \"{PASSWORD}\""));
+    let app = router(vec![telemetry.clone()]);
+    let never = futures_never();
+    let request = Request::post("/logs")
+        .header("content-type", "application/logplex-1")
+        .header("authorization", basic("u", PASSWORD))
+        .body(Body::from_stream(never))
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(response.headers()["connection"], "close");
+    let text = telemetry.metrics.worker().encode();
+    assert!(
+        text.contains("autoscalebot_http_refusals_total{reason=\"timeout\"} 1"),
+        "{text}"
+    );
+}
+
+/// A body stream that sends one chunk, then nothing, ever.
+fn futures_never(
+) -> impl futures_core::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    struct Trickle(bool);
+    impl futures_core::Stream for Trickle {
+        type Item = Result<Bytes, std::io::Error>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            if self.0 {
+                std::task::Poll::Pending
+            } else {
+                self.0 = true;
+                std::task::Poll::Ready(Some(Ok(Bytes::from_static(b"12 <1>1 - - -"))))
+            }
+        }
+    }
+    Trickle(false)
+}
+
+/// The accept loop on a real loopback socket with small limits: a slow head is closed at the
+/// header timeout, an oversized head answered 431, one connection over the cap closed at once,
+/// each counted; a good request on a free slot is answered meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_accept_loop_closes_slow_heads_oversized_heads_and_connections_over_the_cap() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let telemetry = telemetry("");
+    let limits = Limits {
+        max_connections: 3,
+        header_read_timeout: Duration::from_millis(300),
+        max_header_bytes: 8192,
+        request_timeout: Duration::from_secs(5),
+    };
+    let access = Access {
+        password: None,
+        limits,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(serve(
+        listener,
+        vec![telemetry.clone()],
+        access,
+        shutdown.clone(),
+    ));
+    let read_all = |mut stream: tokio::net::TcpStream| async move {
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).to_string()
+    };
+    // A head that never ends is closed without an answer.
+    let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // A head over the limit is answered 431.
+    let mut big = tokio::net::TcpStream::connect(address).await.unwrap();
+    let header = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
+    big.write_all(header.as_bytes()).await.unwrap();
+    assert!(read_all(big).await.starts_with("HTTP/1.1 431"));
+    assert_eq!(read_all(slow).await, "", "closed without an answer");
+    // Three idle connections fill the slots; a fourth is closed at once.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(address).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let over = tokio::net::TcpStream::connect(address).await.unwrap();
+    assert_eq!(read_all(over).await, "");
+    // Once the idle ones time out, a good request is answered.
+    let mut good = None;
+    for _ in 0..100 {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_all(stream).await;
+        if !answer.is_empty() {
+            good = Some(answer);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let good = good.expect("answered once a slot is free");
+    assert!(good.starts_with("HTTP/1.1 "), "{good}");
+    let text = telemetry.metrics.worker().encode();
+    for reason in ["header_timeout", "header_too_large", "over_capacity"] {
+        assert!(
+            text.contains(&format!(
+                "autoscalebot_http_refusals_total{{reason=\"{reason}\"}}"
+            )),
+            "{reason}: {text}"
+        );
+    }
+    drop(idle);
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}

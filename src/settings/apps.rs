@@ -13,6 +13,7 @@ use autoscalebot_backends::Secret;
 use config::ValueKind;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 /// The worker's default share of Heroku's 4,500 calls an hour, leaving a fifth for deploys,
 /// the CLI and the dashboard.
@@ -25,6 +26,9 @@ pub(super) struct RawWorker {
     pub leader_lock_url: SecretRaw,
     pub leader_lock_key: Raw,
     pub heroku_api_calls_per_hour: Raw,
+    pub http_host: Raw,
+    pub http_password: SecretRaw,
+    pub http_public: Raw,
 }
 
 /// `[[apps]]`, at the top level only.
@@ -41,6 +45,11 @@ pub(super) struct Globals {
     pub leader_lock_url_variable: Option<String>,
     pub leader_lock_key: i64,
     pub heroku_api_calls_per_hour: u32,
+    /// `http_host` as written; `None`: the default, which depends on where the port came from.
+    pub http_host: Option<IpAddr>,
+    pub http_password: Option<Secret>,
+    pub http_password_variable: Option<String>,
+    pub http_public: bool,
 }
 
 /// The settings of the worker as a whole: `leader_lock_url` (`"env"` takes `DATABASE_URL`,
@@ -90,7 +99,27 @@ pub(super) fn read_globals(table: &mut Table, check: &mut Check) -> Option<Globa
         1,
         "a whole number of calls an hour above 0 (Heroku allows 4500 per account)",
     );
+    let host = raw.http_host.parsed(check, |text| {
+        text.trim().parse::<IpAddr>().map_err(|_| {
+            "an IP address to listen on, such as \"127.0.0.1\" (this machine only) or \"0.0.0.0\" (every interface)".to_string()
+        })
+    });
+    let references = check.env_reference_count();
+    let password = raw
+        .http_password
+        .secret(check)
+        .filter(|password| !password.is_empty());
+    let password_variable = check
+        .take_env_references(references)
+        .into_iter()
+        .next()
+        .map(|(_, name)| name);
+    let public = raw.http_public.flag_or(check, false);
     Some(Globals {
+        http_host: host,
+        http_password: password,
+        http_password_variable: password_variable,
+        http_public: public,
         leader_lock_url: lock,
         leader_lock_url_variable: variable,
         leader_lock_key: lock_key?,

@@ -31,6 +31,9 @@ pub struct Drain {
     /// The port of the HTTP server (drain, metrics, health, status page): `http_port`, else
     /// `$PORT`; `None` runs no server. 0 picks a free port (it is logged).
     pub http_port: Option<u16>,
+    /// The port came from `$PORT` (a platform's router is in front: Heroku's web dyno), not
+    /// from `http_port`: the server then listens on every interface unless `http_host` says.
+    pub http_port_from_env: bool,
     /// The basic-auth password a log drain must send; `POST /logs` is off without it.
     pub log_drain_password: Option<Secret>,
 }
@@ -127,6 +130,8 @@ impl RawDrain {
         Some(Drain {
             signal: signal?,
             router_window: router_window?,
+            http_port_from_env: !self.http_port.is_set()
+                && http_port.is_some_and(|port| port.is_some()),
             http_port: http_port?,
             log_drain_password: password,
         })

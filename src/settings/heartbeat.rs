@@ -61,13 +61,15 @@ impl RawHeartbeat {
 
     /// `heartbeat_interval_in_seconds`: the drain's window defaults to it.
     pub(super) fn interval(&self, check: &mut Check) -> Option<Duration> {
-        self.heartbeat_interval_in_seconds
-            .positive_float_or(
-                check,
-                30.0,
-                "a number of seconds above 0, such as 30 or 0.5",
-            )
-            .map(Duration::from_secs_f64)
+        const EXPECTED: &str = "a number of seconds above 0, such as 30 or 0.5";
+        let number = self
+            .heartbeat_interval_in_seconds
+            .positive_float_or(check, 30.0, EXPECTED)?;
+        let interval = autoscalebot_backends::settings::seconds(number);
+        if interval.is_none() {
+            self.heartbeat_interval_in_seconds.bad(check, EXPECTED);
+        }
+        interval
     }
 
     pub(super) fn check(

@@ -113,10 +113,12 @@ impl RawNotify {
             ValueKind::String(text) => text.trim().parse::<f64>().ok().filter(|m| *m > 0.0),
             _ => None,
         };
-        if minutes.is_none() {
+        let period =
+            minutes.and_then(|minutes| autoscalebot_backends::settings::seconds(minutes * 60.0));
+        if period.is_none() {
             raw.bad(check, "a number of minutes above 0");
         }
-        minutes.map(|minutes| Duration::from_secs_f64(minutes * 60.0))
+        period
     }
 }
 

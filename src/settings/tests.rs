@@ -19,6 +19,9 @@ fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
+/// A server on `$PORT` listens on every interface, so it needs a password.
+const HTTP_PASSWORD: (&str, &str) = ("AUTOSCALE_HTTP_PASSWORD", "pages-secret-5");
+
 fn load_ok(text: &str, vars: &[(&str, &str)]) -> AppSettings {
     from_toml_str(text, &env(vars))
         .unwrap_or_else(|error| panic!("{error}"))
@@ -1382,10 +1385,15 @@ fn observe_settings_default_to_the_heartbeat_alone_and_no_server() {
 #[test]
 fn the_server_port_comes_from_http_port_else_from_port() {
     assert_eq!(
-        load_ok(MINIMAL, &[("PORT", "5000")]).drain.http_port,
+        load_ok(MINIMAL, &[("PORT", "5000"), HTTP_PASSWORD])
+            .drain
+            .http_port,
         Some(5000)
     );
-    let app = load_ok(&format!("{MINIMAL}http_port = 8080"), &[("PORT", "5000")]);
+    let app = load_ok(
+        &format!("{MINIMAL}http_port = 8080"),
+        &[("PORT", "5000"), HTTP_PASSWORD],
+    );
     assert_eq!(app.drain.http_port, Some(8080));
     let error = load_err(MINIMAL, &[("PORT", "fifty")]);
     let problem = problem_for(&error, "http_port");
@@ -1406,7 +1414,7 @@ fn the_router_signal_needs_a_drain_password_and_a_port() {
         &format!(
             "{MINIMAL}signal = \"both\"\nrouter_window = \"1m\"\nlog_drain_password = \"drain-pw-77\""
         ),
-        &[("PORT", "0")],
+        &[("PORT", "0"), HTTP_PASSWORD],
     );
     assert_eq!(app.drain.signal, Signal::Both);
     assert_eq!(app.drain.router_window, Duration::from_secs(60));
@@ -1688,14 +1696,20 @@ fn the_worker_has_one_server_port_and_refuses_entries_naming_another() {
     let two = "heroku_api_key = \"k\"\n[[apps]]\nheroku_app_name = \"shop\"\n\
                [[apps]]\nheroku_app_name = \"blog\"\n";
     assert_eq!(load_all(two, &[]).http_port(), None);
-    assert_eq!(load_all(two, &[("PORT", "5000")]).http_port(), Some(5000));
+    assert_eq!(
+        load_all(two, &[("PORT", "5000"), HTTP_PASSWORD]).http_port(),
+        Some(5000)
+    );
     // An entry may name the port the others have.
     let same = format!("{two}http_port = 5000\n");
-    assert_eq!(load_all(&same, &[("PORT", "5000")]).http_port(), Some(5000));
+    assert_eq!(
+        load_all(&same, &[("PORT", "5000"), HTTP_PASSWORD]).http_port(),
+        Some(5000)
+    );
     // Only one entry naming a port: the server runs there, for both apps.
     let one = format!("{two}http_port = 8080\n");
     assert_eq!(load_all(&one, &[]).http_port(), Some(8080));
-    let error = load_err(&one, &[("PORT", "5000")]);
+    let error = load_err(&one, &[("PORT", "5000"), HTTP_PASSWORD]);
     let problem = problem_for(&error, "apps[1] (blog/web).http_port");
     assert_eq!(problem.value.as_deref(), Some("8080"));
     assert!(
@@ -2296,4 +2310,67 @@ fn a_malformed_config_var_names_the_variable() {
         "{problem}"
     );
     assert!(problem.expected.contains("max_dynos"), "{problem}");
+}
+
+#[test]
+fn a_server_others_can_reach_needs_a_password_unless_said_public() {
+    let error = load_err(MINIMAL, &[("PORT", "5000")]);
+    let problem = problem_for(&error, "http_password");
+    assert!(
+        problem
+            .expected
+            .contains("0.0.0.0:5000 (the port from PORT)"),
+        "{problem}"
+    );
+    assert!(
+        problem
+            .expected
+            .contains("heroku config:set AUTOSCALE_HTTP_PASSWORD="),
+        "{problem}"
+    );
+    assert!(problem.expected.contains("http_public = true"), "{problem}");
+    let error = load_err(
+        &format!("{MINIMAL}http_port = 8080\nhttp_host = \"0.0.0.0\""),
+        &[],
+    );
+    assert!(problem_for(&error, "http_password")
+        .expected
+        .contains("0.0.0.0:8080,"));
+    // Said public, given a password, or kept on this machine: no problem.
+    let public = load_all(&format!("{MINIMAL}http_public = true"), &[("PORT", "5000")]);
+    assert_eq!(public.http_host.to_string(), "0.0.0.0");
+    assert!(public.http_password.is_none());
+    let locked = load_all(MINIMAL, &[("PORT", "5000"), HTTP_PASSWORD]);
+    assert_eq!(
+        locked.http_password.as_ref().map(|secret| secret.expose()),
+        Some("pages-secret-5")
+    );
+    let own = load_all(
+        &format!("{MINIMAL}http_password = \"env:PAGES\""),
+        &[("PORT", "5000"), ("PAGES", "pages-secret-6")],
+    );
+    let shown = format!("{:?}", own.effective());
+    assert!(!shown.contains("pages-secret-6"), "{shown}");
+    assert!(shown.contains("PAGES"), "{shown}");
+    let local = load_all(&format!("{MINIMAL}http_port = 8080"), &[]);
+    assert_eq!(local.http_host.to_string(), "127.0.0.1");
+    let local = load_all(
+        &format!("{MINIMAL}http_host = \"127.0.0.1\""),
+        &[("PORT", "5000")],
+    );
+    assert_eq!(local.http_host.to_string(), "127.0.0.1");
+    // No server, nothing to lock.
+    assert!(load_all(MINIMAL, &[]).http_password.is_none());
+}
+
+#[test]
+fn a_bad_http_host_or_http_public_is_named() {
+    let error = load_err(&format!("{MINIMAL}http_host = \"example.com\""), &[]);
+    let problem = problem_for(&error, "http_host");
+    assert_eq!(problem.value.as_deref(), Some("\"example.com\""));
+    assert!(problem.expected.contains("IP address"), "{problem}");
+    let error = load_err(&format!("{MINIMAL}http_public = \"maybe\""), &[]);
+    assert!(problem_for(&error, "http_public")
+        .expected
+        .contains("true or false"));
 }

@@ -134,8 +134,13 @@ fn env_for(block: &str) -> Vec<(String, String)> {
             "HEROKU_API_KEY".to_string(),
             "docs-test-key-0123456789".to_string(),
         ),
-        // A web dyno's port, for the blocks that scale on the router (`signal = "both"`).
+        // A web dyno's port, for the blocks that scale on the router (`signal = "both"`),
+        // and the password its public server then needs (docs/security.md, docs/heroku.md).
         ("PORT".to_string(), "5000".to_string()),
+        (
+            "AUTOSCALE_HTTP_PASSWORD".to_string(),
+            "docs-test-pages-0123456789".to_string(),
+        ),
         (
             "DATABASE_URL".to_string(),
             "postgres://user:secret@localhost:5432/app".to_string(),

@@ -272,3 +272,61 @@ mod tests {
         );
     }
 }
+
+/// Generated templates: any text parses to a template or an error naming the problem, never
+/// a panic, and a rendered body is bounded by the template and the event's values.
+#[cfg(test)]
+mod generated {
+    use super::*;
+    use crate::notify::EventKind;
+    use proptest::prelude::*;
+
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(PLACEHOLDERS).prop_map(|name| format!("{{{name}}}")),
+            Just("{{".to_string()),
+            Just("{".to_string()),
+            Just("}".to_string()),
+            Just("\"".to_string()),
+            "[a-z_]{0,12}",
+            any::<char>().prop_map(String::from),
+        ]
+    }
+
+    fn event(text: &str) -> Event {
+        let at = chrono::DateTime::<chrono::Utc>::MIN_UTC;
+        let mut event = Event::new(at, text, EventKind::Scaled, text);
+        event.reason = text.to_string();
+        event.from_quantity = Some(u32::MAX);
+        event.response_time_ms = Some(u64::MAX);
+        event
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_template_parses_or_is_refused_and_renders_bounded(
+            pieces in proptest::collection::vec(piece(), 0..40),
+            value in "\\PC{0,40}",
+        ) {
+            let source: String = pieces.concat();
+            match Template::parse(&source) {
+                Ok(template) => {
+                    let event = event(&value);
+                    // The longest value a placeholder takes, escaped (JSON's \\u00XX, the
+                    // form's %XX at most six bytes for one of the input).
+                    let longest = 6 * value.len().max(40);
+                    let fields = template.parts.iter().filter(|part| matches!(part, Part::Field(_))).count();
+                    for escape in [Escape::Json, Escape::Form, Escape::Plain] {
+                        let body = template.render(&event, escape);
+                        prop_assert!(body.len() <= source.len() + fields * longest, "{} > bound", body.len());
+                    }
+                }
+                Err(error) => {
+                    prop_assert!(error.to_string().len() <= 400 + source.len());
+                }
+            }
+        }
+    }
+}
