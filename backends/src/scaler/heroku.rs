@@ -93,18 +93,7 @@ fn read(table: &mut Table, context: &PlatformContext, check: &mut Check) -> Opti
             "your Heroku API key (`heroku auth:token`), in the file or in HEROKU_API_KEY",
         );
     }
-    let text = raw.heroku_api_url.text_or(check, DEFAULT_API_URL);
-    let api_url = match Url::parse(&text) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Some(url),
-        _ => {
-            raw.heroku_api_url.bad_text(
-                check,
-                &text,
-                "an absolute http(s) URL such as \"https://example.com\"",
-            );
-            None
-        }
-    };
+    let api_url = super::rest::read_api_url(&raw.heroku_api_url, check, DEFAULT_API_URL);
     let timeout_ms = raw.heroku_api_timeout_in_ms.whole_or(
         check,
         DEFAULT_TIMEOUT_MS,
@@ -271,7 +260,7 @@ impl Gate {
 }
 
 /// Sleeps until `until`; `false`, at once, when shutdown has begun or begins first.
-async fn wait_unless_shutdown(until: Instant, shutdown: &CancellationToken) -> bool {
+pub(super) async fn wait_unless_shutdown(until: Instant, shutdown: &CancellationToken) -> bool {
     tokio::select! {
         biased;
         _ = shutdown.cancelled() => false,
@@ -621,10 +610,7 @@ impl HerokuFormation {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ScaleError> {
-    serde_json::from_slice::<T>(body)
-        .map_err(|error| ScaleError::BadAnswer(format!("{error} in a 2xx answer")))
-}
+use super::rest::parse;
 
 fn find(formations: &[Formation], process_type: &str) -> Result<u32, ScaleError> {
     formations
