@@ -19,6 +19,7 @@ mod leader;
 mod notify;
 mod observe;
 mod pictures;
+mod platforms;
 mod promtool;
 mod sandbox;
 mod schema;

@@ -5,7 +5,8 @@
 //!
 //! Render ignores the count while the service's own autoscaling is on, so a service with
 //! `serviceDetails.autoscaling.enabled` is refused with a message saying so; a suspended
-//! service runs nothing and is read as 0. Render runs at most 100 instances of a service.
+//! service runs nothing and is read as 0. Render runs 1 to 100 instances of a service, so 0 is
+//! refused before any call (suspending a service is not scaling it).
 //! Calls go through [`RestClient`], retried as the Heroku client's are; Render counts calls
 //! per user (400 GETs and 30 other calls a minute), says how many are left in
 //! `Ratelimit-Remaining` and when the window resets in `Ratelimit-Reset`, which a 429 waits for.
@@ -277,6 +278,14 @@ impl Scaler for RenderScaler {
 
     /// Render's scale takes an absolute count, so a retried call cannot scale twice.
     async fn set(&self, quantity: u32) -> Result<u32, ScaleError> {
+        if quantity == 0 {
+            // Render's manual count is 1 to 100; only suspending a service stops it all.
+            return Err(ScaleError::Status {
+                status: 400,
+                id: "below_one".into(),
+                message: "Render runs 1 to 100 instances of a service, never 0: set min_dynos to 1 or more".into(),
+            });
+        }
         let service = self.service().await?;
         if service.autoscaled() {
             return Err(ScaleError::Status {
