@@ -118,7 +118,11 @@ fn operations(raw: &Value) -> Vec<Operation> {
             if method == "parameters" {
                 continue;
             }
-            let escaped = path.replace('~', "~0").replace('/', "~1");
+            let escaped = path
+                .replace('~', "~0")
+                .replace('/', "~1")
+                .replace('{', "%7B")
+                .replace('}', "%7D");
             let base = format!("#/paths/{escaped}/{method}");
             let segments = std::iter::once(Some("v1".to_string()))
                 .chain(path.trim_start_matches('/').split('/').map(|part| {
