@@ -718,7 +718,11 @@ async fn answer(platform: &Platform, call: &mut ApiCall, request: Request, next:
     if dialect != Dialect::Heroku {
         // Fly and Render want no version header, and count calls in their own endpoints.
         if !call.authorized {
-            return dialect.error(StatusCode::UNAUTHORIZED, "unauthorized", dialect.unauthorized());
+            return dialect.error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                dialect.unauthorized(),
+            );
         }
         return next.run(request).await;
     }

@@ -156,6 +156,15 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
+/// A refusal, answered as Fly's error (small, unlike a whole `Response`).
+struct Refusal(StatusCode, &'static str);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
+}
+
 fn rate_limited(wait: Duration) -> Response {
     let mut response = error(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded");
     let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
@@ -175,20 +184,20 @@ pub fn routes() -> axum::Router<Arc<Platform>> {
 }
 
 /// The app by name (Fly knows apps by name only), with its Machines following the formation.
-fn find_app(platform: &Platform, app: &str) -> Result<(), Response> {
+fn find_app(platform: &Platform, app: &str) -> Result<(), Refusal> {
     if app != platform.app {
-        return Err(error(StatusCode::NOT_FOUND, "app not found"));
+        return Err(Refusal(StatusCode::NOT_FOUND, "app not found"));
     }
     platform.fly.follow(platform.quantity());
     Ok(())
 }
 
-fn find_machine(platform: &Platform, id: &str) -> Result<Machine, Response> {
+fn find_machine(platform: &Platform, id: &str) -> Result<Machine, Refusal> {
     let list = platform.fly.list.lock().unwrap();
     list.iter()
         .find(|machine| machine.id == id)
         .cloned()
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, "machine not found"))
+        .ok_or(Refusal(StatusCode::NOT_FOUND, "machine not found"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,7 +212,7 @@ async fn list(
     Query(query): Query<ListQuery>,
 ) -> Response {
     if let Err(response) = find_app(&platform, &app) {
-        return response;
+        return response.into_response();
     }
     // Nothing here is ever deleted, and every Machine is in one region.
     let _ = query.include_deleted;
@@ -221,11 +230,11 @@ async fn one(
     Path((app, id)): Path<(String, String)>,
 ) -> Response {
     if let Err(response) = find_app(&platform, &app) {
-        return response;
+        return response.into_response();
     }
     match find_machine(&platform, &id) {
         Ok(machine) => Json(machine_json(&platform, &machine)).into_response(),
-        Err(response) => response,
+        Err(response) => response.into_response(),
     }
 }
 
@@ -255,10 +264,10 @@ async fn start(
     Path((app, id)): Path<(String, String)>,
 ) -> Response {
     if let Err(response) = find_app(&platform, &app) {
-        return response;
+        return response.into_response();
     }
     if let Err(response) = find_machine(&platform, &id) {
-        return response;
+        return response.into_response();
     }
     if let Err(wait) = platform.fly.spend("start", &id) {
         return rate_limited(wait);
@@ -273,10 +282,10 @@ async fn stop(
     body: Bytes,
 ) -> Response {
     if let Err(response) = find_app(&platform, &app) {
-        return response;
+        return response.into_response();
     }
     if let Err(response) = find_machine(&platform, &id) {
-        return response;
+        return response.into_response();
     }
     // The body is optional: {"signal": "SIGTERM", "timeout": …}.
     if !body.is_empty() {
@@ -313,10 +322,10 @@ async fn wait(
     Query(query): Query<WaitQuery>,
 ) -> Response {
     if let Err(response) = find_app(&platform, &app) {
-        return response;
+        return response.into_response();
     }
     if let Err(response) = find_machine(&platform, &id) {
-        return response;
+        return response.into_response();
     }
     let _ = query.instance_id;
     let wanted = match query.state.as_deref().unwrap_or("started") {

@@ -72,9 +72,8 @@ pub struct Service {
 
 impl Service {
     pub fn new() -> Self {
-        let alphanumeric = |length: usize| {
-            uuid::Uuid::new_v4().simple().to_string()[..length].to_string()
-        };
+        let alphanumeric =
+            |length: usize| uuid::Uuid::new_v4().simple().to_string()[..length].to_string();
         Service {
             id: format!("srv-{}", alphanumeric(20)),
             owner_id: format!("tea-{}", alphanumeric(20)),
@@ -183,21 +182,27 @@ fn limited(platform: &Platform, method: Method, answer: impl FnOnce() -> Respons
     response
 }
 
-fn find_service(platform: &Platform, id: &str) -> Result<(), Response> {
+/// The service by id; `Err` when it is not ours (answered as Render's 404).
+fn find_service(platform: &Platform, id: &str) -> Result<(), NotFound> {
     if id == platform.render.id {
         Ok(())
     } else {
-        Err(error(StatusCode::NOT_FOUND, "not_found", "Not Found"))
+        Err(NotFound)
     }
 }
 
-async fn retrieve(
-    State(platform): State<Arc<Platform>>,
-    Path(service): Path<String>,
-) -> Response {
+struct NotFound;
+
+impl IntoResponse for NotFound {
+    fn into_response(self) -> Response {
+        error(StatusCode::NOT_FOUND, "not_found", "Not Found")
+    }
+}
+
+async fn retrieve(State(platform): State<Arc<Platform>>, Path(service): Path<String>) -> Response {
     limited(&platform, Method::GET, || {
         if let Err(response) = find_service(&platform, &service) {
-            return response;
+            return response.into_response();
         }
         Json(service_json(&platform)).into_response()
     })
@@ -210,7 +215,7 @@ async fn scale(
 ) -> Response {
     limited(&platform, Method::POST, || {
         if let Err(response) = find_service(&platform, &service) {
-            return response;
+            return response.into_response();
         }
         let most = platform.max_quantity;
         let count = serde_json::from_slice::<Value>(&body)

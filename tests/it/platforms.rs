@@ -106,7 +106,10 @@ fn operations(raw: &Value) -> Vec<Operation> {
     let resolve = |value: &Value| -> Value {
         match value.get("$ref").and_then(Value::as_str) {
             Some(pointer) => {
-                let pointer = pointer.trim_start_matches('#').replace("%7B", "{").replace("%7D", "}");
+                let pointer = pointer
+                    .trim_start_matches('#')
+                    .replace("%7B", "{")
+                    .replace("%7D", "}");
                 document.pointer(&pointer).cloned().unwrap_or(Value::Null)
             }
             None => value.clone(),
@@ -125,9 +128,11 @@ fn operations(raw: &Value) -> Vec<Operation> {
                 .replace('}', "%7D");
             let base = format!("#/paths/{escaped}/{method}");
             let segments = std::iter::once(Some("v1".to_string()))
-                .chain(path.trim_start_matches('/').split('/').map(|part| {
-                    (!part.starts_with('{')).then(|| part.to_string())
-                }))
+                .chain(
+                    path.trim_start_matches('/')
+                        .split('/')
+                        .map(|part| (!part.starts_with('{')).then(|| part.to_string())),
+                )
                 .collect();
             let mut query = Vec::new();
             let mut request = None;
@@ -219,7 +224,10 @@ fn check_calls(
 ) -> (Vec<String>, Vec<u16>) {
     let mut answered = std::collections::BTreeSet::new();
     let mut error_statuses = std::collections::BTreeSet::new();
-    for call in calls.iter().filter(|call| Dialect::of(&call.path) == dialect) {
+    for call in calls
+        .iter()
+        .filter(|call| Dialect::of(&call.path) == dialect)
+    {
         let (path, query) = call.path.split_once('?').unwrap_or((&call.path, ""));
         let what = format!("{} {} → {:?}", call.method, call.path, call.status);
         let operation = operations
@@ -258,7 +266,10 @@ fn check_calls(
             .find(|(listed, _)| *listed == status);
         if (200..300).contains(&status) {
             let (_, schema) = listed.unwrap_or_else(|| {
-                panic!("{what}: {status} is not an answer the document lists for {}", operation.name)
+                panic!(
+                    "{what}: {status} is not an answer the document lists for {}",
+                    operation.name
+                )
             });
             if let Some(schema) = schema {
                 let body: Value = serde_json::from_str(&call.response_body)
@@ -276,7 +287,10 @@ fn check_calls(
             error_statuses.insert(status);
         }
     }
-    (answered.into_iter().collect(), error_statuses.into_iter().collect())
+    (
+        answered.into_iter().collect(),
+        error_statuses.into_iter().collect(),
+    )
 }
 
 async fn sandbox(dynos: u32, max_quantity: u32) -> Sandbox {
@@ -336,8 +350,16 @@ fn the_validators_reject_what_the_documents_forbid() {
     assert!(!machines.is_valid(&json!([{ "id": 7 }])));
     assert!(!machines.is_valid(&json!([{ "id": "a", "quantity": 3 }])));
     let stop = fly.iter().find(|op| op.name == "Machines_stop").unwrap();
-    assert!(stop.request.as_ref().unwrap().is_valid(&json!({ "signal": "SIGTERM" })));
-    assert!(!stop.request.as_ref().unwrap().is_valid(&json!({ "signal": 9 })));
+    assert!(stop
+        .request
+        .as_ref()
+        .unwrap()
+        .is_valid(&json!({ "signal": "SIGTERM" })));
+    assert!(!stop
+        .request
+        .as_ref()
+        .unwrap()
+        .is_valid(&json!({ "signal": 9 })));
 
     let render = operations(&document("render.json"));
     let scale = render.iter().find(|op| op.name == "scale-service").unwrap();
@@ -347,11 +369,17 @@ fn the_validators_reject_what_the_documents_forbid() {
     assert!(!request.is_valid(&json!({ "numInstances": "3" })));
     assert!(!request.is_valid(&json!({})));
     assert!(!request.is_valid(&json!({ "numInstances": 3, "quantity": 3 })));
-    let retrieve = render.iter().find(|op| op.name == "retrieve-service").unwrap();
+    let retrieve = render
+        .iter()
+        .find(|op| op.name == "retrieve-service")
+        .unwrap();
     let (_, Some(service)) = retrieve.responses.iter().find(|(s, _)| *s == 200).unwrap() else {
         panic!("retrieve-service has a 200 schema");
     };
-    assert!(!service.is_valid(&json!({ "id": "srv-abc" })), "required fields");
+    assert!(
+        !service.is_valid(&json!({ "id": "srv-abc" })),
+        "required fields"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -376,13 +404,17 @@ async fn the_fly_scaler_and_the_sandbox_follow_the_machines_api_document() {
 
     // A 429 with Retry-After, then a 503, are ridden out; the wait is at least what was said.
     sandbox
-        .inject(&fault(json!({ "fault": "status", "status": 429, "retry_after_s": 1, "count": 1 })))
+        .inject(&fault(
+            json!({ "fault": "status", "status": 429, "retry_after_s": 1, "count": 1 }),
+        ))
         .unwrap();
     let started = std::time::Instant::now();
     assert_eq!(scaler.set(3).await, Ok(3));
     assert!(started.elapsed() >= Duration::from_secs(1));
     sandbox
-        .inject(&fault(json!({ "fault": "status", "status": 503, "count": 1 })))
+        .inject(&fault(
+            json!({ "fault": "status", "status": 503, "count": 1 }),
+        ))
         .unwrap();
     assert_eq!(scaler.current().await, Ok(3));
 
@@ -425,7 +457,12 @@ async fn the_fly_scaler_and_the_sandbox_follow_the_machines_api_document() {
     for (method, path, body, status) in [
         (reqwest::Method::GET, format!("{base}/{id}"), None, 200),
         (reqwest::Method::GET, format!("{base}/nope"), None, 404),
-        (reqwest::Method::GET, format!("{base}/{id}/wait?state=sleeping"), None, 400),
+        (
+            reqwest::Method::GET,
+            format!("{base}/{id}/wait?state=sleeping"),
+            None,
+            400,
+        ),
         (
             reqwest::Method::POST,
             format!("{base}/{id}/stop"),
@@ -435,7 +472,9 @@ async fn the_fly_scaler_and_the_sandbox_follow_the_machines_api_document() {
     ] {
         let mut request = client.request(method.clone(), &path).bearer_auth(KEY);
         if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body);
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status().as_u16(), status, "{method} {path}");
@@ -445,7 +484,13 @@ async fn the_fly_scaler_and_the_sandbox_follow_the_machines_api_document() {
     let (answered, error_statuses) = check_calls(&calls, Dialect::Fly, &operations, &errors);
     assert_eq!(
         answered,
-        ["Machines_list", "Machines_show", "Machines_start", "Machines_stop", "Machines_wait"]
+        [
+            "Machines_list",
+            "Machines_show",
+            "Machines_start",
+            "Machines_stop",
+            "Machines_wait"
+        ]
     );
     assert_eq!(error_statuses, [400, 401, 404, 429, 503]);
     assert_no_key(&calls);
@@ -496,7 +541,10 @@ async fn the_render_scaler_and_the_sandbox_follow_the_render_api_document() {
     let scaler = render(&sandbox, &service, KEY);
 
     assert_eq!(scaler.current().await, Ok(1));
-    assert!(scaler.rate_limit_remaining().is_some(), "Ratelimit-Remaining is read");
+    assert!(
+        scaler.rate_limit_remaining().is_some(),
+        "Ratelimit-Remaining is read"
+    );
     assert_eq!(scaler.set(3).await, Ok(3));
     assert_eq!(sandbox.quantity(), 3);
     assert!(matches!(
@@ -508,13 +556,17 @@ async fn the_render_scaler_and_the_sandbox_follow_the_render_api_document() {
         Err(ScaleError::Status { status: 400, .. })
     ));
     sandbox
-        .inject(&fault(json!({ "fault": "status", "status": 429, "retry_after_s": 1, "count": 1 })))
+        .inject(&fault(
+            json!({ "fault": "status", "status": 429, "retry_after_s": 1, "count": 1 }),
+        ))
         .unwrap();
     let started = std::time::Instant::now();
     assert_eq!(scaler.set(2).await, Ok(2));
     assert!(started.elapsed() >= Duration::from_secs(1));
     sandbox
-        .inject(&fault(json!({ "fault": "status", "status": 500, "count": 1 })))
+        .inject(&fault(
+            json!({ "fault": "status", "status": 500, "count": 1 }),
+        ))
         .unwrap();
     assert_eq!(scaler.current().await, Ok(2));
     match render(&sandbox, &service, "not-the-key").current().await {
@@ -626,7 +678,8 @@ async fn the_worker_scales_a_fly_app_by_starting_a_machine_through_a_429() {
         .expect("the 429 was met");
     assert_eq!(fly_calls[hit]["retry_after"], "1");
     assert!(fly_calls[hit]["path"].as_str().unwrap().ends_with("/start"));
-    let gap = fly_calls[hit + 1]["at_ms"].as_u64().unwrap() - fly_calls[hit]["at_ms"].as_u64().unwrap();
+    let gap =
+        fly_calls[hit + 1]["at_ms"].as_u64().unwrap() - fly_calls[hit]["at_ms"].as_u64().unwrap();
     assert!(gap >= 1000, "called again {gap} ms after Retry-After: 1");
     let starts = fly_calls
         .iter()
@@ -665,7 +718,11 @@ async fn a_wrong_fly_token_is_told_clearly_and_never_shown() {
         bot.stdout().contains("scale_failed") && bot.stdout().contains("401")
     })
     .await;
-    assert!(bot.is_running(), "the worker keeps beating: {}", bot.stderr());
+    assert!(
+        bot.is_running(),
+        "the worker keeps beating: {}",
+        bot.stderr()
+    );
     assert_eq!(sandbox.quantity().await, 1);
     assert_eq!(bot.terminate().await.code(), Some(0));
     let output = format!("{}{}{}", bot.stdout(), bot.stderr(), sandbox.output());
@@ -675,7 +732,8 @@ async fn a_wrong_fly_token_is_told_clearly_and_never_shown() {
 
 #[test]
 fn a_missing_render_key_stops_the_worker_before_it_starts() {
-    let settings = "app_url = \"http://127.0.0.1:9/\"\nscaler = \"render\"\nrender_service_id = \"srv-abc\"\n";
+    let settings =
+        "app_url = \"http://127.0.0.1:9/\"\nscaler = \"render\"\nrender_service_id = \"srv-abc\"\n";
     let (_dir, path) = settings_file(settings);
     let output = command()
         .args(["check", &format!("--settings={}", path.display())])

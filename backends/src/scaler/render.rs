@@ -142,7 +142,10 @@ impl PlatformSettings for RenderPlatform {
     }
 
     fn most(&self) -> Option<(u32, &'static str)> {
-        Some((MOST_INSTANCES, "Render runs at most 100 instances of a service"))
+        Some((
+            MOST_INSTANCES,
+            "Render runs at most 100 instances of a service",
+        ))
     }
 
     fn call_timeout(&self) -> Duration {
@@ -163,7 +166,12 @@ fn render_error(body: &[u8]) -> Option<(String, String)> {
     if parsed.id.is_none() && parsed.message.is_none() {
         return None;
     }
-    let message: String = parsed.message.unwrap_or_default().chars().take(200).collect();
+    let message: String = parsed
+        .message
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
     let id = parsed.id.unwrap_or_else(|| message.clone());
     Some((id, message))
 }
