@@ -5,6 +5,7 @@
 //! does not name). Then the worker binary scaling a Fly app and a Render service on the sandbox,
 //! a 429 with `Retry-After` ridden out, and a wrong token told clearly, never shown.
 
+use crate::schema::check;
 use crate::support::*;
 use autoscalebot_backends::scaler::{FlyScaler, RenderScaler, ScaleError, Scaler};
 use autoscalebot_backends::Secret;
@@ -63,14 +64,6 @@ fn validator(document: &Value, pointer: &str, draft4: bool) -> jsonschema::Valid
         .should_validate_formats(true)
         .build(&root)
         .unwrap_or_else(|error| panic!("compiling {pointer}: {error}"))
-}
-
-fn check(validator: &jsonschema::Validator, instance: &Value, what: &str) {
-    let errors: Vec<String> = validator
-        .iter_errors(instance)
-        .map(|error| format!("{} at {}", error, error.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{what}: {errors:?}\n{instance}");
 }
 
 /// One operation of a document: its method, path template, query parameters (name → JSON
@@ -331,6 +324,22 @@ fn render(sandbox: &Sandbox, service: &str, key: &str) -> RenderScaler {
     )
 }
 
+/// The Machines URL of the sandbox's app, and its first Machine's id, read by hand.
+async fn first_machine(sandbox: &Sandbox) -> (String, String) {
+    let base = format!("{}/v1/apps/{}/machines", sandbox.api_url, sandbox.app());
+    let machines: Value = reqwest::Client::new()
+        .get(&base)
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = machines[0]["id"].as_str().unwrap().to_string();
+    (base, id)
+}
+
 fn assert_no_key(calls: &[ApiCall]) {
     assert!(calls
         .iter()
@@ -443,17 +452,7 @@ async fn the_fly_scaler_and_the_sandbox_follow_the_machines_api_document() {
 
     // The rest of what the document describes, by hand: a Get, a bad Wait, a bad Stop body.
     let client = reqwest::Client::new();
-    let base = format!("{}/v1/apps/{}/machines", sandbox.api_url, sandbox.app());
-    let machines: Value = client
-        .get(&base)
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = machines[0]["id"].as_str().unwrap().to_string();
+    let (base, id) = first_machine(&sandbox).await;
     for (method, path, body, status) in [
         (reqwest::Method::GET, format!("{base}/{id}"), None, 200),
         (reqwest::Method::GET, format!("{base}/nope"), None, 404),
@@ -501,17 +500,7 @@ async fn the_fly_scaler_and_the_sandbox_follow_the_machines_api_document() {
 async fn the_fly_sandbox_keeps_fly_s_per_machine_limits() {
     let sandbox = sandbox(0, 1).await;
     let client = reqwest::Client::new();
-    let base = format!("{}/v1/apps/{}/machines", sandbox.api_url, sandbox.app());
-    let machines: Value = client
-        .get(&base)
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = machines[0]["id"].as_str().unwrap();
+    let (base, id) = first_machine(&sandbox).await;
     let mut statuses = Vec::new();
     for _ in 0..4 {
         let response = client

@@ -16,7 +16,7 @@
 //! action per Machine (about 1 a second, bursts of 3; Get 5 a second) and answers 429 past
 //! that; one scale touches each Machine once, so only a retry meets the limit.
 
-use super::rest::{parse, read_api_url, Dialect, Hints, RestClient};
+use super::rest::{parse, read_api_url, read_key, read_timeout, Dialect, Hints, RestClient};
 use super::{
     Known, Platform, PlatformContext, PlatformEntry, PlatformSettings, ScaleError, Scaler,
 };
@@ -48,7 +48,6 @@ const HINTS: Hints = Hints {
 };
 
 const DEFAULT_API_URL: &str = "https://api.machines.dev";
-const DEFAULT_TIMEOUT_MS: u32 = 10_000;
 /// The metadata key Fly puts each Machine's process group under.
 pub const PROCESS_GROUP_KEY: &str = "fly_process_group";
 
@@ -87,24 +86,15 @@ fn read(table: &mut Table, context: &PlatformContext, check: &mut Check) -> Opti
             "the name of your Fly.io app, as `fly apps list` shows it",
         );
     }
-    let api_token = raw.fly_api_token.secret(check);
-    if required
-        && api_token.as_ref().is_none_or(Secret::is_empty)
-        && !check.has_problem(raw.fly_api_token.key())
-    {
-        raw.fly_api_token.missing(
-            check,
-            "a Fly.io API token (`fly tokens create deploy`), such as \"env:FLY_API_TOKEN\"",
-        );
-    }
+    let api_token = read_key(
+        &raw.fly_api_token,
+        required,
+        check,
+        "a Fly.io API token (`fly tokens create deploy`), such as \"env:FLY_API_TOKEN\"",
+    );
     let process_group = raw.fly_process_group.text(check);
     let api_url = read_api_url(&raw.fly_api_url, check, DEFAULT_API_URL);
-    let timeout_ms = raw.fly_api_timeout_in_ms.whole_or(
-        check,
-        DEFAULT_TIMEOUT_MS,
-        1,
-        "a whole number of milliseconds above 0",
-    );
+    let api_timeout = read_timeout(&raw.fly_api_timeout_in_ms, check);
     if !required {
         return None;
     }
@@ -113,7 +103,7 @@ fn read(table: &mut Table, context: &PlatformContext, check: &mut Check) -> Opti
         api_token: api_token?,
         process_group,
         api_url: api_url?,
-        api_timeout: Duration::from_millis(u64::from(timeout_ms?)),
+        api_timeout: api_timeout?,
     }))
 }
 

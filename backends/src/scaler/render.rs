@@ -11,7 +11,7 @@
 //! per user (400 GETs and 30 other calls a minute), says how many are left in
 //! `Ratelimit-Remaining` and when the window resets in `Ratelimit-Reset`, which a 429 waits for.
 
-use super::rest::{parse, read_api_url, Dialect, Hints, RestClient};
+use super::rest::{parse, read_api_url, read_key, read_timeout, Dialect, Hints, RestClient};
 use super::{
     Known, Platform, PlatformContext, PlatformEntry, PlatformSettings, ScaleError, Scaler,
 };
@@ -43,7 +43,6 @@ const HINTS: Hints = Hints {
 };
 
 const DEFAULT_API_URL: &str = "https://api.render.com";
-const DEFAULT_TIMEOUT_MS: u32 = 10_000;
 /// Render's cap on a service's instances.
 pub const MOST_INSTANCES: u32 = 100;
 
@@ -76,23 +75,14 @@ fn read(table: &mut Table, context: &PlatformContext, check: &mut Check) -> Opti
             "the ID of your Render service, such as \"srv-cf0f1a2b3c4d5e6f\" (the dashboard's URL has it)",
         );
     }
-    let api_key = raw.render_api_key.secret(check);
-    if required
-        && api_key.as_ref().is_none_or(Secret::is_empty)
-        && !check.has_problem(raw.render_api_key.key())
-    {
-        raw.render_api_key.missing(
-            check,
-            "a Render API key (Account Settings → API Keys), such as \"env:RENDER_API_KEY\"",
-        );
-    }
-    let api_url = read_api_url(&raw.render_api_url, check, DEFAULT_API_URL);
-    let timeout_ms = raw.render_api_timeout_in_ms.whole_or(
+    let api_key = read_key(
+        &raw.render_api_key,
+        required,
         check,
-        DEFAULT_TIMEOUT_MS,
-        1,
-        "a whole number of milliseconds above 0",
+        "a Render API key (Account Settings → API Keys), such as \"env:RENDER_API_KEY\"",
     );
+    let api_url = read_api_url(&raw.render_api_url, check, DEFAULT_API_URL);
+    let api_timeout = read_timeout(&raw.render_api_timeout_in_ms, check);
     if !required {
         return None;
     }
@@ -100,7 +90,7 @@ fn read(table: &mut Table, context: &PlatformContext, check: &mut Check) -> Opti
         service_id: service_id?,
         api_key: api_key?,
         api_url: api_url?,
-        api_timeout: Duration::from_millis(u64::from(timeout_ms?)),
+        api_timeout: api_timeout?,
     }))
 }
 

@@ -8,9 +8,9 @@
 //! rate-limit headers and what to hint at when a call is refused. The token is sent only in
 //! the `Authorization` header; no error or log line carries it.
 
-use super::heroku::{wait_unless_shutdown, RetryPolicy};
+use super::heroku::RetryPolicy;
 use super::ScaleError;
-use crate::settings::{Check, Raw};
+use crate::settings::{Check, Raw, SecretRaw};
 use crate::Secret;
 use reqwest::Method;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -42,9 +42,159 @@ pub struct Dialect {
 }
 
 /// One failed try: the error, and how long the answer asked us to wait.
-struct Failure {
-    error: ScaleError,
-    retry_after: Option<Duration>,
+pub struct Failure {
+    pub error: ScaleError,
+    pub retry_after: Option<Duration>,
+}
+
+impl Failure {
+    /// A try that got no answer: timed out after `timeout`, or the connection broke.
+    pub fn unanswered(error: &reqwest::Error, timeout: Duration) -> Failure {
+        Failure {
+            error: if error.is_timeout() {
+                ScaleError::Timeout(timeout)
+            } else {
+                ScaleError::Transport(crate::probe::heartbeat::describe_error(error))
+            },
+            retry_after: None,
+        }
+    }
+
+    /// A refusal with `status` (not 2xx), named by the platform's `id` and `message`, with
+    /// the setting to check from `hints`.
+    pub fn refused(
+        status: u16,
+        id: String,
+        message: String,
+        retry_after: Option<Duration>,
+        hints: Hints,
+    ) -> Failure {
+        let error = match status {
+            401 => ScaleError::Unauthorized {
+                id,
+                hint: hints.unauthorized,
+            },
+            403 => ScaleError::Forbidden {
+                id,
+                hint: hints.forbidden,
+            },
+            404 => ScaleError::NotFound {
+                id,
+                hint: hints.not_found,
+            },
+            429 => ScaleError::RateLimited { id, retry_after },
+            _ => ScaleError::Status {
+                status,
+                id,
+                message,
+            },
+        };
+        Failure { error, retry_after }
+    }
+}
+
+/// Makes tries with `attempt` (given the time the try may take) by `retry`, for the platform
+/// client named `label` in logs. `ready_at` says, given when the call began, when the next try
+/// may go out (`None`: now), or fails the call when that is past the budget; `failed` hears of
+/// every failed try first. Once `shutdown` has begun no wait and no new try starts: a wait ends
+/// at once and the call fails with [`ScaleError::ShuttingDown`]. A try already sent is never cut
+/// off (it is bounded by its timeout), so a write is sent whole or not at all.
+pub async fn retrying<F, Fut>(
+    retry: RetryPolicy,
+    shutdown: &CancellationToken,
+    label: &str,
+    call_timeout: Duration,
+    mut ready_at: impl FnMut(Instant) -> Result<Option<Instant>, ScaleError>,
+    mut failed: impl FnMut(&Failure),
+    mut attempt: F,
+) -> Result<bytes::Bytes, ScaleError>
+where
+    F: FnMut(Duration) -> Fut,
+    Fut: std::future::Future<Output = Result<bytes::Bytes, Failure>>,
+{
+    let not_retried = |tries: u32, last: Option<ScaleError>| {
+        let error = ScaleError::ShuttingDown {
+            last: last.map(Box::new),
+        };
+        tracing::warn!(app = %label, tries, %error, "Platform call not retried: shutting down.");
+        error
+    };
+    let started = Instant::now();
+    let mut tries = 0;
+    let mut last: Option<ScaleError> = None;
+    loop {
+        // A later try is only reached through the wait below, which ends the call once
+        // shutdown has begun; nothing awaits between that wait and here.
+        tries += 1;
+        if let Some(ready_at) = ready_at(started)? {
+            if !wait_unless_shutdown(ready_at, shutdown).await {
+                return Err(not_retried(tries - 1, last));
+            }
+        }
+        let left = retry.budget.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Err(ScaleError::Timeout(retry.budget));
+        }
+        let failure = match attempt(call_timeout.min(left)).await {
+            Ok(body) => return Ok(body),
+            Err(failure) => failure,
+        };
+        failed(&failure);
+        let delay = retry.next_delay(
+            &failure.error,
+            failure.retry_after,
+            tries,
+            started.elapsed(),
+            fastrand::f64(),
+        );
+        let Some(delay) = delay else {
+            return Err(failure.error);
+        };
+        if shutdown.is_cancelled() {
+            return Err(not_retried(tries, Some(failure.error)));
+        }
+        tracing::info!(
+            app = %label,
+            kind = failure.error.kind(),
+            error = %failure.error,
+            attempt = tries,
+            delay_ms = delay.as_millis() as u64,
+            "Platform call failed; trying again after a pause."
+        );
+        last = Some(failure.error);
+        if !wait_unless_shutdown(Instant::now() + delay, shutdown).await {
+            return Err(not_retried(tries, last));
+        }
+    }
+}
+
+/// When a call that began at `started` may make its next try, given a `Retry-After` said "not
+/// before `not_before`": `None` for now; a rate-limit error when that is past the budget.
+pub fn ready_at(
+    not_before: Option<Instant>,
+    started: Instant,
+    budget: Duration,
+) -> Result<Option<Instant>, ScaleError> {
+    let now = Instant::now();
+    let Some(ready_at) = not_before.filter(|at| *at > now) else {
+        return Ok(None);
+    };
+    if ready_at.duration_since(started) >= budget {
+        return Err(ScaleError::RateLimited {
+            id: "rate_limit".into(),
+            retry_after: Some(ready_at - now),
+        });
+    }
+    Ok(Some(ready_at))
+}
+
+/// Sleeps until `until`; `false`, at once, when shutdown has begun or begins first.
+async fn wait_unless_shutdown(until: Instant, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep_until(until) => true,
+    }
 }
 
 /// A platform's API at `base`, called with `token`.
@@ -132,71 +282,20 @@ impl RestClient {
         url: &Url,
         body: Option<&serde_json::Value>,
     ) -> Result<bytes::Bytes, ScaleError> {
-        let started = Instant::now();
-        let mut tries = 0;
-        let mut last: Option<ScaleError> = None;
-        loop {
-            tries += 1;
-            let not_before = *self.not_before.lock().unwrap();
-            if let Some(ready_at) = not_before.filter(|at| *at > Instant::now()) {
-                if ready_at.duration_since(started) >= self.retry.budget {
-                    return Err(ScaleError::RateLimited {
-                        id: "rate_limit".into(),
-                        retry_after: Some(ready_at - Instant::now()),
-                    });
+        retrying(
+            self.retry,
+            &self.shutdown,
+            &self.label,
+            self.timeout,
+            |started| ready_at(*self.not_before.lock().unwrap(), started, self.retry.budget),
+            |failure| {
+                if let Some(after) = failure.retry_after {
+                    *self.not_before.lock().unwrap() = Some(Instant::now() + after);
                 }
-                if !wait_unless_shutdown(ready_at, &self.shutdown).await {
-                    return Err(self.not_retried(last));
-                }
-            }
-            let left = self.retry.budget.saturating_sub(started.elapsed());
-            if left.is_zero() {
-                return Err(ScaleError::Timeout(self.retry.budget));
-            }
-            let failure = match self
-                .attempt(method.clone(), url, body, self.timeout.min(left))
-                .await
-            {
-                Ok(body) => return Ok(body),
-                Err(failure) => failure,
-            };
-            if let Some(after) = failure.retry_after {
-                *self.not_before.lock().unwrap() = Some(Instant::now() + after);
-            }
-            let delay = self.retry.next_delay(
-                &failure.error,
-                failure.retry_after,
-                tries,
-                started.elapsed(),
-                fastrand::f64(),
-            );
-            let Some(delay) = delay else {
-                return Err(failure.error);
-            };
-            if self.shutdown.is_cancelled() {
-                return Err(self.not_retried(Some(failure.error)));
-            }
-            tracing::info!(
-                target = %self.label,
-                kind = failure.error.kind(),
-                error = %failure.error,
-                attempt = tries,
-                delay_ms = delay.as_millis() as u64,
-                "Platform call failed; trying again after a pause."
-            );
-            last = Some(failure.error);
-            if !wait_unless_shutdown(Instant::now() + delay, &self.shutdown).await {
-                return Err(self.not_retried(last));
-            }
-        }
-    }
-
-    fn not_retried(&self, last: Option<ScaleError>) -> ScaleError {
-        let error = ScaleError::ShuttingDown {
-            last: last.map(Box::new),
-        };
-        tracing::warn!(target = %self.label, %error, "Platform call not retried: shutting down.");
-        error
+            },
+            |timeout| self.attempt(method.clone(), url, body, timeout),
+        )
+        .await
     }
 
     async fn attempt(
@@ -216,14 +315,7 @@ impl RestClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let broken = |error: reqwest::Error| Failure {
-            error: if error.is_timeout() {
-                ScaleError::Timeout(timeout)
-            } else {
-                ScaleError::Transport(crate::probe::heartbeat::describe_error(&error))
-            },
-            retry_after: None,
-        };
+        let broken = |error: reqwest::Error| Failure::unanswered(&error, timeout);
         let response = request.send().await.map_err(broken)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -256,28 +348,13 @@ impl RestClient {
                 String::from_utf8_lossy(&body).chars().take(200).collect(),
             )
         });
-        let hints = self.dialect.hints;
-        let error = match status {
-            401 => ScaleError::Unauthorized {
-                id,
-                hint: hints.unauthorized,
-            },
-            403 => ScaleError::Forbidden {
-                id,
-                hint: hints.forbidden,
-            },
-            404 => ScaleError::NotFound {
-                id,
-                hint: hints.not_found,
-            },
-            429 => ScaleError::RateLimited { id, retry_after },
-            _ => ScaleError::Status {
-                status,
-                id,
-                message,
-            },
-        };
-        Err(Failure { error, retry_after })
+        Err(Failure::refused(
+            status,
+            id,
+            message,
+            retry_after,
+            self.dialect.hints,
+        ))
     }
 }
 
@@ -301,4 +378,33 @@ pub fn read_api_url(raw: &Raw, check: &mut Check, default: &str) -> Option<Url> 
             None
         }
     }
+}
+
+/// The longest one call may take, unless `…_api_timeout_in_ms` says otherwise.
+pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
+
+/// A platform's `…_api_timeout_in_ms` setting.
+pub fn read_timeout(raw: &Raw, check: &mut Check) -> Option<Duration> {
+    let timeout_ms = raw.whole_or(
+        check,
+        DEFAULT_TIMEOUT_MS,
+        1,
+        "a whole number of milliseconds above 0",
+    )?;
+    Some(Duration::from_millis(u64::from(timeout_ms)))
+}
+
+/// A platform's API key or token; when `required`, a missing or empty one is a problem saying
+/// what was `expected`.
+pub fn read_key(
+    raw: &SecretRaw,
+    required: bool,
+    check: &mut Check,
+    expected: &str,
+) -> Option<Secret> {
+    let key = raw.secret(check);
+    if required && key.as_ref().is_none_or(Secret::is_empty) && !check.has_problem(raw.key()) {
+        raw.missing(check, expected);
+    }
+    key
 }
