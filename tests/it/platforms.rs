@@ -732,3 +732,30 @@ fn a_missing_render_key_stops_the_worker_before_it_starts() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("render_api_key"), "{stderr}");
 }
+
+#[test]
+fn check_shows_the_fly_settings_with_the_token_hidden() {
+    let token = "fly-check-token-9b41";
+    let settings = "app_url = \"http://127.0.0.1:9/\"\nscaler = \"fly\"\nfly_app_name = \"my-fly-app\"\nfly_api_token = \"env:FLY_API_TOKEN\"\nfly_process_group = \"web\"\n";
+    let (_dir, path) = settings_file(settings);
+    let output = command()
+        .args(["check", &format!("--settings={}", path.display())])
+        .env("FLY_API_TOKEN", token)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("my-fly-app") && text.contains("fly_process_group"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FLY_API_TOKEN"),
+        "says where the token came from: {text}"
+    );
+    assert!(!text.contains(token), "the token leaked:\n{text}");
+}
