@@ -1,4 +1,9 @@
-"""Keeps the operations the scalers call and everything they reference."""
+"""Trims Render's published OpenAPI document to the operations the Render scaler calls and
+everything they reference, each kept object unchanged.
+
+Usage: save the whole document as render-full.json here, then `python3 trim-render.py`
+(writes render.json).
+"""
 import json, sys, copy
 from urllib.parse import unquote
 
@@ -55,6 +60,13 @@ def trim(doc, keep_ops, sections):
             sec, name = parts[0], parts[1].replace('~1', '/')
             out.setdefault(sec, {})[name] = doc[sec][name]
             walk_refs(doc[sec][name], todo)
+    # Kept objects in the document's own order, so the output does not depend on the walk.
+    out['paths'] = {k: out['paths'][k] for k in doc['paths'] if k in out['paths']}
+    kept_sections = out.get('components', {})
+    out['components'] = {
+        sec: {k: kept_sections[sec][k] for k in doc['components'][sec] if k in kept_sections[sec]}
+        for sec in doc['components'] if sec in kept_sections
+    }
     if 'components' in doc and 'securitySchemes' in doc['components']:
         out.setdefault('components', {})['securitySchemes'] = doc['components']['securitySchemes']
     return out
@@ -63,13 +75,4 @@ render = json.load(open('render-full.json'))
 r = trim(render, {'/services/{serviceId}': ['get'], '/services/{serviceId}/scale': ['post']}, ['components'])
 r['tags'] = [t for t in render['tags'] if t['name'] == 'Services']
 json.dump(r, open('render.json', 'w'), indent=2, ensure_ascii=False)
-fly = json.load(open('fly-full.json'))
-f = trim(fly, {'/apps/{app_name}/machines': ['get', 'post'],
-               '/apps/{app_name}/machines/{machine_id}': ['get'],
-               '/apps/{app_name}/machines/{machine_id}/start': ['post'],
-               '/apps/{app_name}/machines/{machine_id}/stop': ['post'],
-               '/apps/{app_name}/machines/{machine_id}/wait': ['get']}, ['definitions'])
-f['tags'] = [t for t in fly.get('tags', []) if t['name'] == 'Machines']
-json.dump(f, open('fly.json', 'w'), indent=2, ensure_ascii=False)
 print(list(r['paths']), {k: len(v) for k, v in r.get('components', {}).items()})
-print(list(f['paths']), len(f.get('definitions', {})))
