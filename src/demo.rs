@@ -42,6 +42,8 @@ pub struct DemoOptions {
     pub duration: Duration,
     /// Worker settings to try instead of the built-in profile.
     pub settings: Option<PathBuf>,
+    /// Whose API the worker scales the sandbox through.
+    pub platform: DemoPlatform,
 }
 
 impl Default for DemoOptions {
@@ -49,6 +51,30 @@ impl Default for DemoOptions {
         DemoOptions {
             duration: DEFAULT_DURATION,
             settings: None,
+            platform: DemoPlatform::Heroku,
+        }
+    }
+}
+
+/// The platform the demo's worker scales on: the sandbox answers each one's API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DemoPlatform {
+    /// Heroku's Platform API (the formation).
+    #[default]
+    Heroku,
+    /// Fly.io's Machines API (starting and stopping Machines).
+    Fly,
+    /// Render's API (a service's instance count).
+    Render,
+}
+
+impl DemoPlatform {
+    /// Its `scaler` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DemoPlatform::Heroku => "heroku",
+            DemoPlatform::Fly => "fly",
+            DemoPlatform::Render => "render",
         }
     }
 }
@@ -56,38 +82,59 @@ impl Default for DemoOptions {
 /// Where the worker finds the sandbox: these settings always point at it, whatever the
 /// settings file says.
 pub struct Wiring {
+    pub platform: DemoPlatform,
     pub app: String,
     pub api_key: Secret,
     pub api_url: String,
     pub app_url: String,
     pub process_type: String,
+    /// The app's id as a Render service.
+    pub service_id: String,
 }
 
 impl Wiring {
     /// Stand-in values for checking a settings file before the sandbox starts.
     pub fn placeholder() -> Self {
         Wiring {
+            platform: DemoPlatform::Heroku,
             app: "demo-app".into(),
             api_key: Secret::new("placeholder"),
             api_url: "http://127.0.0.1:1".into(),
             app_url: "http://127.0.0.1:2".into(),
             process_type: "web".into(),
+            service_id: "srv-placeholder".into(),
         }
     }
 
     /// As `AUTOSCALE_*` variables, which win over the file. The real environment is left out,
     /// so that a shell set up for the real worker cannot change the demo.
     fn overrides(&self) -> HashMap<String, String> {
-        HashMap::from([
+        let key = self.api_key.expose().to_string();
+        let mut overrides = HashMap::from([
+            ("AUTOSCALE_SCALER".into(), self.platform.name().to_string()),
             ("AUTOSCALE_HEROKU_APP_NAME".into(), self.app.clone()),
-            (
-                "AUTOSCALE_HEROKU_API_KEY".into(),
-                self.api_key.expose().to_string(),
-            ),
-            ("AUTOSCALE_HEROKU_API_URL".into(), self.api_url.clone()),
             ("AUTOSCALE_APP_URL".into(), self.app_url.clone()),
             ("AUTOSCALE_PROCESS_TYPE".into(), self.process_type.clone()),
-        ])
+        ]);
+        let platform: [(&str, String); 3] = match self.platform {
+            DemoPlatform::Heroku => [
+                ("AUTOSCALE_HEROKU_API_KEY", key),
+                ("AUTOSCALE_HEROKU_API_URL", self.api_url.clone()),
+                ("AUTOSCALE_HEROKU_APP_NAME", self.app.clone()),
+            ],
+            DemoPlatform::Fly => [
+                ("AUTOSCALE_FLY_API_TOKEN", key),
+                ("AUTOSCALE_FLY_API_URL", self.api_url.clone()),
+                ("AUTOSCALE_FLY_PROCESS_GROUP", self.process_type.clone()),
+            ],
+            DemoPlatform::Render => [
+                ("AUTOSCALE_RENDER_API_KEY", key),
+                ("AUTOSCALE_RENDER_API_URL", self.api_url.clone()),
+                ("AUTOSCALE_RENDER_SERVICE_ID", self.service_id.clone()),
+            ],
+        };
+        overrides.extend(platform.map(|(name, value)| (name.to_string(), value)));
+        overrides
     }
 }
 
@@ -202,11 +249,13 @@ pub async fn run(
     })
     .await?;
     let wiring = Wiring {
+        platform: options.platform,
         app: sandbox.app().to_string(),
         api_key,
         api_url: sandbox.api_url.clone(),
         app_url: sandbox.app_url.clone(),
         process_type: sandbox.process_type().to_string(),
+        service_id: sandbox.render_service_id().to_string(),
     };
     let settings = load_settings(options.settings.as_deref(), &wiring)?;
     write_header(out, &options, &phases, &settings, &sandbox)?;
@@ -306,12 +355,22 @@ fn write_header(
 ) -> std::io::Result<()> {
     writeln!(
         out,
-        "autoscalebot demo: the worker, a sandbox Heroku platform and a load generator in one process, for {} s.",
+        "autoscalebot demo: the worker, a sandbox {} platform and a load generator in one process, for {} s.",
+        match options.platform {
+            DemoPlatform::Heroku => "Heroku",
+            DemoPlatform::Fly => "Fly.io",
+            DemoPlatform::Render => "Render",
+        },
         options.duration.as_secs()
     )?;
+    let api = match options.platform {
+        DemoPlatform::Heroku => "Platform API",
+        DemoPlatform::Fly => "Machines API",
+        DemoPlatform::Render => "Render API",
+    };
     writeln!(
         out,
-        "  platform: Platform API at {}, app at {}; each dyno serves {} requests at a time in {} ms",
+        "  platform: {api} at {}, app at {}; each dyno serves {} requests at a time in {} ms",
         sandbox.api_url,
         sandbox.app_url,
         DYNO_CONCURRENCY,
@@ -487,11 +546,13 @@ mod tests {
     #[test]
     fn the_built_in_settings_load_and_point_at_the_sandbox() {
         let wiring = Wiring {
+            platform: DemoPlatform::Heroku,
             app: "demo-app".into(),
             api_key: Secret::new("k-123"),
             api_url: "http://127.0.0.1:4001".into(),
             app_url: "http://127.0.0.1:4000".into(),
             process_type: "web".into(),
+            service_id: "srv-x".into(),
         };
         let settings = load_settings(None, &wiring).unwrap();
         assert_eq!(
@@ -504,6 +565,38 @@ mod tests {
         );
         assert_eq!(settings.heroku().unwrap().api_key.expose(), "k-123");
         assert_eq!(settings.heartbeat.interval, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn the_built_in_settings_point_at_the_sandbox_on_fly_and_render_too() {
+        use autoscalebot_backends::scaler::Platform;
+        let wiring = |platform| Wiring {
+            platform,
+            app: "demo-app".into(),
+            api_key: Secret::new("k-123"),
+            api_url: "http://127.0.0.1:4001".into(),
+            app_url: "http://127.0.0.1:4000".into(),
+            process_type: "web".into(),
+            service_id: "srv-x".into(),
+        };
+        let fly = load_settings(None, &wiring(DemoPlatform::Fly)).unwrap();
+        match fly.platform() {
+            Platform::Fly(fly) => {
+                assert_eq!(fly.app_name, "demo-app");
+                assert_eq!(fly.process_group.as_deref(), Some("web"));
+                assert_eq!(fly.api_token.expose(), "k-123");
+                assert_eq!(fly.api_url.as_str(), "http://127.0.0.1:4001/");
+            }
+            other => panic!("{other:?}"),
+        }
+        let render = load_settings(None, &wiring(DemoPlatform::Render)).unwrap();
+        match render.platform() {
+            Platform::Render(render) => {
+                assert_eq!(render.service_id, "srv-x");
+                assert_eq!(render.api_key.expose(), "k-123");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

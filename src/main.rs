@@ -132,6 +132,9 @@ struct DemoArgs {
     /// How long the demo runs, e.g. "75s" or "2m"; the traffic profile stretches to fit.
     #[arg(long, default_value = "75s", value_parser = parse_duration_arg)]
     duration: Duration,
+    /// Whose API the worker scales the sandbox through.
+    #[arg(long, value_enum, default_value_t = autoscalebot::demo::DemoPlatform::Heroku)]
+    platform: autoscalebot::demo::DemoPlatform,
 }
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
@@ -679,6 +682,16 @@ fn run_sandbox(args: &SandboxArgs) -> Result<ExitCode> {
         println!("  app_url = \"{}\"", sandbox.app_url);
         println!("  heroku_app_name = \"{}\"", sandbox.app());
         println!(
+            "Or scale it as Fly.io Machines: scaler = \"fly\", fly_api_url = \"{}\", fly_app_name = \"{}\", fly_api_token = <the key>",
+            sandbox.api_url,
+            sandbox.app()
+        );
+        println!(
+            "Or as a Render service: scaler = \"render\", render_api_url = \"{}\", render_service_id = \"{}\", render_api_key = <the key>",
+            sandbox.api_url,
+            sandbox.render_service_id()
+        );
+        println!(
             "Drive it with Heroku's CLI: HEROKU_HOST={} HEROKU_API_KEY=<the key> heroku ps:scale web=2 -a {}",
             sandbox.api_url,
             sandbox.app()
@@ -702,13 +715,18 @@ fn run_sandbox(args: &SandboxArgs) -> Result<ExitCode> {
 fn run_demo(args: &DemoArgs, settings_path: Option<&std::path::Path>) -> Result<ExitCode> {
     use autoscalebot::demo;
     // Bad settings stop the demo before anything starts, as they stop the worker.
-    if let Err(error) = demo::load_settings(settings_path, &demo::Wiring::placeholder()) {
+    let wiring = demo::Wiring {
+        platform: args.platform,
+        ..demo::Wiring::placeholder()
+    };
+    if let Err(error) = demo::load_settings(settings_path, &wiring) {
         eprintln!("autoscalebot: {error}");
         return Ok(ExitCode::from(2));
     }
     let options = demo::DemoOptions {
         duration: args.duration,
         settings: settings_path.map(std::path::Path::to_path_buf),
+        platform: args.platform,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     let shutdown = CancellationToken::new();

@@ -44,6 +44,7 @@ async fn state(State(platform): State<Arc<Platform>>) -> Response {
     Json(json!({
         "app": platform.app,
         "process_type": platform.process_type,
+        "render_service_id": platform.render.id,
         "quantity": platform.quantity(),
         "running": dynos.len(),
         "dynos": dynos,

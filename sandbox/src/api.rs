@@ -109,7 +109,7 @@ pub struct Platform {
     pub(crate) owner_id: String,
     pub(crate) drains: Mutex<Vec<crate::resources::LogDrain>>,
     api_key: Secret,
-    max_quantity: u32,
+    pub(crate) max_quantity: u32,
     started: Instant,
     formation: Mutex<FormationRecord>,
     quantity_tx: watch::Sender<u32>,
@@ -118,6 +118,10 @@ pub struct Platform {
     calls: Mutex<VecDeque<ApiCall>>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) dynos: Arc<DynoPool>,
+    /// The app's Machines, as Fly's Machines API shows them.
+    pub(crate) fly: crate::fly::Machines,
+    /// The app as a Render service.
+    pub(crate) render: crate::render::Service,
 }
 
 /// What [`Platform::new`] needs.
@@ -140,6 +144,8 @@ impl Platform {
     ) -> (Arc<Platform>, watch::Receiver<u32>) {
         let now = timestamp();
         let (quantity_tx, quantity_rx) = watch::channel(config.quantity);
+        let fly =
+            crate::fly::Machines::new(&config.process_type, config.quantity, config.max_quantity);
         let platform = Platform {
             app_id: uuid::Uuid::new_v4().to_string(),
             formation_id: uuid::Uuid::new_v4().to_string(),
@@ -164,6 +170,8 @@ impl Platform {
             calls: Mutex::new(VecDeque::new()),
             shutdown,
             dynos,
+            fly,
+            render: crate::render::Service::new(),
         };
         (Arc::new(platform), quantity_rx)
     }
@@ -265,7 +273,7 @@ impl Platform {
         Ok((quantity, size))
     }
 
-    fn apply(&self, quantity: Option<u32>, size: Option<&'static str>) {
+    pub(crate) fn apply(&self, quantity: Option<u32>, size: Option<&'static str>) {
         let mut record = self.formation.lock().unwrap();
         if let Some(size) = size {
             record.size = size;
@@ -360,13 +368,59 @@ pub fn parse_quantity(value: &Value, current: u32) -> Result<u32, String> {
     }
 }
 
-fn timestamp() -> String {
+pub(crate) fn timestamp() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Heroku's error answer: `{"id": "…", "message": "…"}`.
 pub fn heroku_error(status: StatusCode, id: &str, message: &str) -> Response {
     (status, Json(json!({ "id": id, "message": message }))).into_response()
+}
+
+/// Whose API a call is for, from its path: each platform shapes its errors its own way and has
+/// its own gate. Fly's Machines API lives under `/v1/apps`, Render's under `/v1/services`, and
+/// Heroku's everywhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Heroku,
+    Fly,
+    Render,
+}
+
+impl Dialect {
+    pub fn of(path: &str) -> Dialect {
+        let under = |prefix: &str| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        if under("/v1/apps") {
+            Dialect::Fly
+        } else if under("/v1/services") {
+            Dialect::Render
+        } else {
+            Dialect::Heroku
+        }
+    }
+
+    /// The platform's error answer: Heroku's and Render's `{"id", "message"}`, Fly's
+    /// `{"error"}` (its `ErrorResponse`).
+    pub fn error(self, status: StatusCode, id: &str, message: &str) -> Response {
+        match self {
+            Dialect::Heroku => heroku_error(status, id, message),
+            Dialect::Fly => (status, Json(json!({ "error": message }))).into_response(),
+            Dialect::Render => {
+                (status, Json(json!({ "id": id, "message": message }))).into_response()
+            }
+        }
+    }
+
+    fn unauthorized(self) -> &'static str {
+        match self {
+            Dialect::Heroku => "Invalid credentials provided.",
+            Dialect::Fly => "Authenticate: token validation error",
+            Dialect::Render => "Authorization information is missing or invalid.",
+        }
+    }
 }
 
 /// An error the endpoints answer, as Heroku shapes it.
@@ -401,10 +455,12 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Heroku's messages for the errors a fault can inject.
-fn fault_message(status: u16) -> &'static str {
+/// Each platform's messages for the errors a fault can inject.
+fn fault_message(dialect: Dialect, status: u16) -> &'static str {
     match status {
-        401 => "Invalid credentials provided.",
+        401 => dialect.unauthorized(),
+        429 if dialect == Dialect::Fly => "rate limit exceeded",
+        429 if dialect == Dialect::Render => "Rate limit has been surpassed.",
         403 => "You do not have access to the app.",
         404 => "Couldn't find that app.",
         429 => "Your account reached the API rate limit\nPlease wait a few minutes before making new requests",
@@ -421,6 +477,8 @@ pub fn app(platform: Arc<Platform>) -> axum::Router {
         .route("/apps/{app}/formation/{formation}", get(info).patch(update))
         .route("/account/rate-limits", get(rate_limits))
         .merge(crate::resources::routes())
+        .merge(crate::fly::routes())
+        .merge(crate::render::routes())
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(no_such_endpoint)
         .layer(axum::middleware::from_fn_with_state(platform.clone(), gate))
@@ -428,7 +486,11 @@ pub fn app(platform: Arc<Platform>) -> axum::Router {
     crate::admin::routes(platform).merge(formation)
 }
 
-async fn no_such_endpoint() -> Response {
+async fn no_such_endpoint(uri: axum::http::Uri) -> Response {
+    let dialect = Dialect::of(uri.path());
+    if dialect != Dialect::Heroku {
+        return dialect.error(StatusCode::NOT_FOUND, "not_found", "Not found.");
+    }
     heroku_error(
         StatusCode::NOT_FOUND,
         "not_found",
@@ -567,7 +629,8 @@ async fn gate(State(platform): State<Arc<Platform>>, request: Request, next: Nex
         }) => {
             call.fault = Some(format!("status {status}"));
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            let mut response = heroku_error(code, &id, fault_message(status));
+            let dialect = Dialect::of(&call.path);
+            let mut response = dialect.error(code, &id, fault_message(dialect, status));
             if let Some(after) = retry_after {
                 response
                     .headers_mut()
@@ -651,6 +714,18 @@ async fn drop_connection(extensions: &axum::http::Extensions) -> Response {
 
 /// Version header, token, token pool, then the endpoint.
 async fn answer(platform: &Platform, call: &mut ApiCall, request: Request, next: Next) -> Response {
+    let dialect = Dialect::of(&call.path);
+    if dialect != Dialect::Heroku {
+        // Fly and Render want no version header, and count calls in their own endpoints.
+        if !call.authorized {
+            return dialect.error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                dialect.unauthorized(),
+            );
+        }
+        return next.run(request).await;
+    }
     let accepted = call.accept.as_deref().is_some_and(|accept| {
         accept.contains("application/vnd.heroku+json") && accept.contains("version=3")
     });
@@ -685,7 +760,7 @@ async fn answer(platform: &Platform, call: &mut ApiCall, request: Request, next:
             return heroku_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limit",
-                fault_message(429),
+                fault_message(Dialect::Heroku, 429),
             );
         }
     }

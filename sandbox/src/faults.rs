@@ -37,7 +37,8 @@ pub struct FaultSpec {
     /// cleared with `DELETE /__sandbox/faults`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share: Option<f64>,
-    /// Only calls with this method (`GET` or `PATCH`); default: every formation call.
+    /// Only calls with this method (`GET`, `PATCH`, or `POST` as Fly's and Render's writes
+    /// are); default: every API call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
 }
@@ -130,8 +131,12 @@ impl FaultSpec {
         }
         let method = match self.method.as_deref().map(str::to_ascii_uppercase) {
             None => None,
-            Some(method) if method == "GET" || method == "PATCH" => Some(method),
-            Some(other) => return Err(format!("method {other:?}: expected \"GET\" or \"PATCH\"")),
+            Some(method) if ["GET", "PATCH", "POST"].contains(&method.as_str()) => Some(method),
+            Some(other) => {
+                return Err(format!(
+                    "method {other:?}: expected \"GET\", \"PATCH\" or \"POST\""
+                ))
+            }
         };
         let remaining = match (self.count, self.share) {
             (Some(count), _) => Some(count),

@@ -2,8 +2,10 @@
 //! endpoints in front of an app made of real local dynos, so that the worker, the demo and the
 //! tests run end to end with no account and no network.
 //!
-//! Layout: `api.rs` (the formation API and its gate), `resources.rs` (the app, account, dynos
-//! and log drains the Heroku CLI reads), `admin.rs` (`/__sandbox/…`: faults, rate
+//! Layout: `api.rs` (the formation API and the gate every platform's calls pass),
+//! `resources.rs` (the app, account, dynos and log drains the Heroku CLI reads), `fly.rs` and
+//! `render.rs` (the same app through Fly.io's Machines API and Render's API, as their
+//! published documents in `api-docs/` describe them), `admin.rs` (`/__sandbox/…`: faults, rate
 //! limit, state), `faults.rs` (which injected fault hits a call), `rate_limit.rs` (Heroku's
 //! token pool), `dyno.rs` (dynos and the pool that runs `quantity` of them), `router.rs` (the
 //! app's port: one queue to the least busy dyno, or Heroku's random routing), `logplex.rs` (the
@@ -19,12 +21,14 @@ mod admin;
 pub mod api;
 pub mod dyno;
 pub mod faults;
+mod fly;
 pub mod logplex;
 pub mod rate_limit;
+mod render;
 mod resources;
 pub mod router;
 
-pub use api::{ApiCall, ACCEPT_V3};
+pub use api::{ApiCall, Dialect, ACCEPT_V3};
 pub use dyno::{DynoPool, ServiceTimes};
 pub use faults::FaultSpec;
 pub use router::Routing;
@@ -181,6 +185,11 @@ impl Sandbox {
 
     pub fn process_type(&self) -> &str {
         &self.platform.process_type
+    }
+
+    /// The app's id as a Render service (`srv-…`), for `render_service_id`.
+    pub fn render_service_id(&self) -> &str {
+        &self.platform.render.id
     }
 
     /// The formation's quantity (what the API last accepted).

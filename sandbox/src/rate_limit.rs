@@ -31,6 +31,14 @@ impl TokenPool {
         }
     }
 
+    /// A full pool of `capacity` tokens refilled at `per_second` (Fly's per-Machine limits).
+    pub fn refilling(capacity: u32, per_second: f64, now: Instant) -> Self {
+        TokenPool {
+            refill_per_second: per_second,
+            ..TokenPool::new(capacity, now)
+        }
+    }
+
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.updated);
         self.tokens =

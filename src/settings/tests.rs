@@ -2153,7 +2153,15 @@ fn the_key_list_holds_each_key_once_and_check_shows_each_of_them() {
         &format!("scaler = \"command\"\nscale_command = \"./scale.sh\"\napp_url = \"http://127.0.0.1:1\"\n{hook_tables}"),
         &[],
     );
-    let mut shown: Vec<String> = [&heroku, &commands]
+    let fly = load_all(
+        &format!("scaler = \"fly\"\nfly_app_name = \"a\"\nfly_api_token = \"t\"\nfly_process_group = \"web\"\napp_url = \"http://127.0.0.1:1\"\n{hook_tables}"),
+        &[],
+    );
+    let render = load_all(
+        &format!("scaler = \"render\"\nrender_service_id = \"srv-a\"\nrender_api_key = \"k\"\napp_url = \"http://127.0.0.1:1\"\n{hook_tables}"),
+        &[],
+    );
+    let mut shown: Vec<String> = [&heroku, &commands, &fly, &render]
         .iter()
         .flat_map(|settings| {
             check_lines(settings)

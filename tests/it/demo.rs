@@ -134,3 +134,31 @@ async fn the_demo_takes_your_settings_and_duration() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("did you mean max_dynos"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_runs_on_fly_and_on_render_too() {
+    for (platform, name, api) in [
+        ("fly", "Fly.io", "Machines API"),
+        ("render", "Render", "Render API"),
+    ] {
+        let output = run_to_the_end(
+            &["demo", "--duration", "12s", "--platform", platform],
+            &[],
+            Duration::from_secs(60),
+        )
+        .await;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+        assert!(
+            stdout.contains(&format!("a sandbox {name} platform")),
+            "{stdout}"
+        );
+        assert!(stdout.contains(&format!("platform: {api} at")), "{stdout}");
+        assert!(
+            summary_count(&stdout, "scale-ups during the surge:") >= 1,
+            "{stdout}"
+        );
+        assert!(stdout.contains("platform errors: 0"), "{stdout}");
+    }
+}

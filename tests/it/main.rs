@@ -20,6 +20,7 @@ mod leader;
 mod notify;
 mod observe;
 mod pictures;
+mod platforms;
 mod promtool;
 mod restart;
 mod sandbox;

@@ -78,7 +78,7 @@ fn validator(definitions: &Value, schema: &Value) -> jsonschema::Validator {
         .unwrap_or_else(|error| panic!("compiling {schema}: {error}"))
 }
 
-fn check(validator: &jsonschema::Validator, instance: &Value, what: &str) {
+pub(crate) fn check(validator: &jsonschema::Validator, instance: &Value, what: &str) {
     let errors: Vec<String> = validator
         .iter_errors(instance)
         .map(|error| format!("{} at {}", error, error.instance_path()))

@@ -19,6 +19,7 @@
 //! [`HerokuScaler::with_shutdown`]) no new try and no wait starts, so the worker exits well
 //! within the platform's SIGKILL deadline; a try already sent finishes.
 
+use super::rest::{Failure, Hints};
 use super::{
     Known, Platform, PlatformContext, PlatformEntry, PlatformSettings, ScaleError, Scaler,
 };
@@ -50,9 +51,13 @@ pub const ENTRY: PlatformEntry = PlatformEntry {
 const UNAUTHORIZED: &str = "check heroku_api_key or HEROKU_API_KEY";
 const FORBIDDEN: &str = "check the key's account and heroku_app_name";
 const NOT_FOUND: &str = "check heroku_app_name and process_type";
+const HINTS: Hints = Hints {
+    unauthorized: UNAUTHORIZED,
+    forbidden: FORBIDDEN,
+    not_found: NOT_FOUND,
+};
 
 const DEFAULT_API_URL: &str = "https://api.heroku.com";
-const DEFAULT_TIMEOUT_MS: u32 = 10_000;
 
 /// The Heroku keys as written (`heroku_app_name` is the app's name whatever the platform, so
 /// it belongs to the app's identity).
@@ -83,34 +88,14 @@ fn read(table: &mut Table, context: &PlatformContext, check: &mut Check) -> Opti
             format!("the name of your Heroku app, such as \"dancing-forest-1234\" (or {variable})"),
         );
     }
-    let api_key = raw.heroku_api_key.secret(check);
-    if required
-        && api_key.as_ref().is_none_or(Secret::is_empty)
-        && !check.has_problem(raw.heroku_api_key.key())
-    {
-        raw.heroku_api_key.missing(
-            check,
-            "your Heroku API key (`heroku auth:token`), in the file or in HEROKU_API_KEY",
-        );
-    }
-    let text = raw.heroku_api_url.text_or(check, DEFAULT_API_URL);
-    let api_url = match Url::parse(&text) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Some(url),
-        _ => {
-            raw.heroku_api_url.bad_text(
-                check,
-                &text,
-                "an absolute http(s) URL such as \"https://example.com\"",
-            );
-            None
-        }
-    };
-    let timeout_ms = raw.heroku_api_timeout_in_ms.whole_or(
+    let api_key = super::rest::read_key(
+        &raw.heroku_api_key,
+        required,
         check,
-        DEFAULT_TIMEOUT_MS,
-        1,
-        "a whole number of milliseconds above 0",
+        "your Heroku API key (`heroku auth:token`), in the file or in HEROKU_API_KEY",
     );
+    let api_url = super::rest::read_api_url(&raw.heroku_api_url, check, DEFAULT_API_URL);
+    let api_timeout = super::rest::read_timeout(&raw.heroku_api_timeout_in_ms, check);
     if !required {
         return None;
     }
@@ -118,7 +103,7 @@ fn read(table: &mut Table, context: &PlatformContext, check: &mut Check) -> Opti
         app_name: context.app_name_value?.to_string(),
         api_key: api_key?,
         api_url: api_url?,
-        api_timeout: Duration::from_millis(u64::from(timeout_ms?)),
+        api_timeout: api_timeout?,
     }))
 }
 
@@ -241,12 +226,6 @@ impl RetryPolicy {
     }
 }
 
-/// One failed try: the error, and the `Retry-After` the answer carried, if any.
-struct Failure {
-    error: ScaleError,
-    retry_after: Option<Duration>,
-}
-
 /// What the last answers said about when the next call may go out.
 #[derive(Debug, Default)]
 struct Gate {
@@ -267,15 +246,6 @@ impl Gate {
             _ => None,
         };
         paced.max(self.not_before)
-    }
-}
-
-/// Sleeps until `until`; `false`, at once, when shutdown has begun or begins first.
-async fn wait_unless_shutdown(until: Instant, shutdown: &CancellationToken) -> bool {
-    tokio::select! {
-        biased;
-        _ = shutdown.cancelled() => false,
-        _ = tokio::time::sleep_until(until) => true,
     }
 }
 
@@ -363,78 +333,32 @@ impl HerokuFormation {
             .await
     }
 
-    /// Makes tries with `attempt` (given the time the try may take) by the policy. Once
-    /// `shutdown` has begun no wait and no new try starts: a wait ends at once and the call
-    /// fails with [`ScaleError::ShuttingDown`]. A try already sent is never cut off (it is
-    /// bounded by `heroku_api_timeout`), so a PATCH is sent whole or not at all.
+    /// Makes tries with `attempt` (given the time the try may take) by the policy, paced by
+    /// the gate; see [`super::rest::retrying`].
     async fn retrying<F, Fut>(
         &self,
         retry: RetryPolicy,
         shutdown: &CancellationToken,
-        mut attempt: F,
+        attempt: F,
     ) -> Result<bytes::Bytes, ScaleError>
     where
         F: FnMut(Duration) -> Fut,
         Fut: Future<Output = Result<bytes::Bytes, Failure>>,
     {
-        let started = Instant::now();
-        let mut tries = 0;
-        let mut last: Option<ScaleError> = None;
-        loop {
-            // A later try is only reached through the wait below, which ends the call once
-            // shutdown has begun; nothing awaits between that wait and here.
-            tries += 1;
-            if let Some(ready_at) = self.gate_wait(retry, started)? {
-                if !wait_unless_shutdown(ready_at, shutdown).await {
-                    return Err(self.not_retried(tries - 1, last));
+        super::rest::retrying(
+            retry,
+            shutdown,
+            &self.app,
+            self.timeout,
+            |started| self.gate_wait(retry, started),
+            |failure| {
+                if let Some(after) = failure.retry_after {
+                    self.gate.lock().unwrap().not_before = Some(Instant::now() + after);
                 }
-            }
-            let left = retry.budget.saturating_sub(started.elapsed());
-            if left.is_zero() {
-                return Err(ScaleError::Timeout(retry.budget));
-            }
-            let failure = match attempt(self.timeout.min(left)).await {
-                Ok(body) => return Ok(body),
-                Err(failure) => failure,
-            };
-            if let Some(after) = failure.retry_after {
-                self.gate.lock().unwrap().not_before = Some(Instant::now() + after);
-            }
-            let delay = retry.next_delay(
-                &failure.error,
-                failure.retry_after,
-                tries,
-                started.elapsed(),
-                fastrand::f64(),
-            );
-            let Some(delay) = delay else {
-                return Err(failure.error);
-            };
-            if shutdown.is_cancelled() {
-                return Err(self.not_retried(tries, Some(failure.error)));
-            }
-            tracing::info!(
-                app = %self.app,
-                kind = failure.error.kind(),
-                error = %failure.error,
-                attempt = tries,
-                delay_ms = delay.as_millis() as u64,
-                "Platform call failed; trying again after a pause."
-            );
-            last = Some(failure.error);
-            if !wait_unless_shutdown(Instant::now() + delay, shutdown).await {
-                return Err(self.not_retried(tries, last));
-            }
-        }
-    }
-
-    /// The error of a call that shutdown ended between tries, logged once here.
-    fn not_retried(&self, tries: u32, last: Option<ScaleError>) -> ScaleError {
-        let error = ScaleError::ShuttingDown {
-            last: last.map(Box::new),
-        };
-        tracing::warn!(app = %self.app, tries, %error, "Platform call not retried: shutting down.");
-        error
+            },
+            attempt,
+        )
+        .await
     }
 
     /// When the next try may go out: not before a `Retry-After` has passed and, when tokens
@@ -446,21 +370,12 @@ impl HerokuFormation {
         started: Instant,
     ) -> Result<Option<Instant>, ScaleError> {
         let ready_at = self.gate.lock().unwrap().ready_at();
-        let Some(ready_at) = ready_at else {
-            return Ok(None);
-        };
-        let now = Instant::now();
-        if ready_at <= now {
-            return Ok(None);
+        let ready_at = super::rest::ready_at(ready_at, started, retry.budget)?;
+        if let Some(at) = ready_at {
+            let wait_ms = at.saturating_duration_since(Instant::now()).as_millis() as u64;
+            tracing::debug!(app = %self.app, wait_ms, "Pacing Platform API calls.");
         }
-        if ready_at.duration_since(started) >= retry.budget {
-            return Err(ScaleError::RateLimited {
-                id: "rate_limit".into(),
-                retry_after: Some(ready_at - now),
-            });
-        }
-        tracing::debug!(app = %self.app, wait_ms = (ready_at - now).as_millis() as u64, "Pacing Platform API calls.");
-        Ok(Some(ready_at))
+        Ok(ready_at)
     }
 
     /// One HTTP request and its answer's body (a 304's is the last 200's).
@@ -493,14 +408,7 @@ impl HerokuFormation {
             .bearer_auth(self.api_key.expose())
             .timeout(timeout);
         self.gate.lock().unwrap().last_call = Some(Instant::now());
-        let broken = |error: reqwest::Error| Failure {
-            error: if error.is_timeout() {
-                ScaleError::Timeout(timeout)
-            } else {
-                ScaleError::Transport(crate::probe::heartbeat::describe_error(&error))
-            },
-            retry_after: None,
-        };
+        let broken = |error: reqwest::Error| Failure::unanswered(&error, timeout);
         let response = request.send().await.map_err(broken)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -606,32 +514,10 @@ pub(crate) fn error_answer(status: u16, body: &[u8], retry_after: Option<Duratio
             String::from_utf8_lossy(body).chars().take(200).collect(),
         ),
     };
-    match status {
-        401 => ScaleError::Unauthorized {
-            id,
-            hint: UNAUTHORIZED,
-        },
-        403 => ScaleError::Forbidden {
-            id,
-            hint: FORBIDDEN,
-        },
-        404 => ScaleError::NotFound {
-            id,
-            hint: NOT_FOUND,
-        },
-        429 => ScaleError::RateLimited { id, retry_after },
-        _ => ScaleError::Status {
-            status,
-            id,
-            message,
-        },
-    }
+    Failure::refused(status, id, message, retry_after, HINTS).error
 }
 
-pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ScaleError> {
-    serde_json::from_slice::<T>(body)
-        .map_err(|error| ScaleError::BadAnswer(format!("{error} in a 2xx answer")))
-}
+pub(crate) use super::rest::parse;
 
 fn find(formations: &[Formation], process_type: &str) -> Result<u32, ScaleError> {
     formations

@@ -1,6 +1,7 @@
 //! Scalers read and set the size of one process type on a platform: the Heroku Platform API
 //! (`heroku.rs`), which also drives the local sandbox platform since it speaks the same API,
-//! and the user's own shell commands for any other platform (`command.rs`). Each platform's
+//! Fly.io Machines (`fly.rs`) and Render services (`render.rs`), both through the JSON client
+//! in `rest.rs`, and the user's own shell commands for any other platform (`command.rs`). Each platform's
 //! file holds its settings (their section, checks and secrets), its name and how its scaler is
 //! built; [`PLATFORMS`] is the registry and [`Platform`] the checked settings of the one chosen.
 //!
@@ -8,12 +9,17 @@
 //! It decides nothing: the target comes from the decision engine.
 
 pub mod command;
+pub mod fly;
 pub mod heroku;
 pub mod platform_api;
+pub mod render;
+pub mod rest;
 
 pub use command::{CommandPlatform, CommandScaler, Commands};
+pub use fly::{FlyPlatform, FlyScaler};
 pub use heroku::{HerokuFormation, HerokuPlatform, HerokuScaler};
 pub use platform_api::PlatformApi;
+pub use render::{RenderPlatform, RenderScaler};
 
 use crate::settings::{fields, Check, Raw, Table};
 use async_trait::async_trait;
@@ -24,7 +30,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// The registry: every platform this build can scale on, by its `scaler` name.
-pub const PLATFORMS: &[PlatformEntry] = &[heroku::ENTRY, command::ENTRY];
+pub const PLATFORMS: &[PlatformEntry] = &[heroku::ENTRY, command::ENTRY, fly::ENTRY, render::ENTRY];
 
 /// One platform of the registry.
 pub struct PlatformEntry {
@@ -62,6 +68,8 @@ impl PlatformContext<'_> {
 pub enum Platform {
     Heroku(HerokuPlatform),
     Command(CommandPlatform),
+    Fly(FlyPlatform),
+    Render(RenderPlatform),
 }
 
 /// What every platform's settings can do.
@@ -91,6 +99,8 @@ impl Platform {
         match self {
             Platform::Heroku(settings) => settings,
             Platform::Command(settings) => settings,
+            Platform::Fly(settings) => settings,
+            Platform::Render(settings) => settings,
         }
     }
 }
