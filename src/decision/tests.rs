@@ -97,6 +97,7 @@ impl Sim {
             size: Some(self.dynos),
             downtime: crate::downtime::active_window(&self.windows, self.now).cloned(),
             traffic: self.traffic,
+            queue: None,
         };
         let (state, output) = step(&self.state, &config, &inputs, self.now);
         self.state = state;
