@@ -3,7 +3,7 @@
 //!
 //! Two stages, as ripgrep does it. First, raw sections: serde structs with
 //! `deny_unknown_fields`, each owned by the part it configures (the app, the heartbeat, the
-//! thresholds, the notification rules, downtime, the drain, the activator, the shutdown hook,
+//! thresholds, the notification rules, downtime, the drain, the job queue, the activator, the shutdown hook,
 //! and, in the backends crate, each platform and each notifier); their fields are untyped
 //! values that know their key, so the key list exists once and the "did you mean" hints and
 //! `check`'s rows come from it. Second, each part types its fields and checks them against the
@@ -28,6 +28,7 @@ mod heartbeat;
 mod load;
 mod notify;
 mod policy;
+mod queue;
 mod shutdown_hook;
 mod thresholds;
 
@@ -41,6 +42,7 @@ pub use drain::{Drain, Signal};
 pub use heartbeat::Heartbeat;
 pub use notify::NotifyRules;
 pub use policy::{PolicyKind, PolicySettings};
+pub use queue::QueueSettings;
 pub use shutdown_hook::ShutdownHookSettings;
 pub use thresholds::Thresholds;
 
@@ -124,6 +126,8 @@ pub struct AppSettings {
     pub notifiers: Notifiers,
     pub downtime: DowntimeSettings,
     pub drain: Drain,
+    /// Where a job worker's queue is read, with `policy = "queue"`.
+    pub queue: Option<QueueSettings>,
     pub shutdown_hook: Option<ShutdownHookSettings>,
     pub activator: Option<ActivatorSettings>,
     pub log_format: LogFormat,

@@ -438,7 +438,7 @@ pub fn simulate(
     let config = engine_config(&settings, args);
     let target = match &config.policy {
         PolicyConfig::Target(target) => Some(target.clone()),
-        PolicyConfig::Streaks(_) => None,
+        PolicyConfig::Streaks(_) | PolicyConfig::Queue(_) => None,
     };
     let ours_initial_dynos = match target {
         Some(_) => sizer_initial_dynos,

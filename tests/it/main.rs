@@ -20,6 +20,7 @@ mod notify;
 mod observe;
 mod pictures;
 mod promtool;
+mod queues;
 mod sandbox;
 mod schema;
 mod simulate;

@@ -55,6 +55,8 @@ pub struct SourceEntry {
     pub name: &'static str,
     pub schemes: &'static [&'static str],
     pub build: fn(&QueueSourceConfig) -> Result<Arc<dyn QueueSource>, String>,
+    /// Checks a URL without connecting; the error says what is expected, never the URL.
+    pub check_url: fn(&Secret) -> Result<(), String>,
 }
 
 /// The registry.
@@ -63,11 +65,13 @@ pub const SOURCES: &[SourceEntry] = &[
         name: "redis",
         schemes: &["redis", "rediss"],
         build: redis::build,
+        check_url: redis::check_url,
     },
     SourceEntry {
         name: "postgres",
         schemes: &["postgres", "postgresql"],
         build: postgres::build,
+        check_url: |url| crate::leader::postgres::parse_url(url).map(drop),
     },
 ];
 

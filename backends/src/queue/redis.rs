@@ -9,6 +9,7 @@
 //! error (the size holds), never a zero.
 
 use super::{explain, QueueReading, QueueSource, QueueSourceConfig, Scrubbed};
+use crate::Secret;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redis::aio::MultiplexedConnection;
@@ -27,14 +28,23 @@ pub struct RedisQueue {
     description: String,
 }
 
-pub fn build(config: &QueueSourceConfig) -> Result<Arc<dyn QueueSource>, String> {
-    let scrubbed = Scrubbed::new(&config.url);
-    let client = redis::Client::open(config.url.expose().trim()).map_err(|error| {
+/// Parses a Redis URL without connecting.
+pub fn check_url(url: &Secret) -> Result<(), String> {
+    open(url).map(drop)
+}
+
+fn open(url: &Secret) -> Result<redis::Client, String> {
+    redis::Client::open(url.expose().trim()).map_err(|error| {
         format!(
             "a Redis URL such as \"redis://:password@host:6379/0\" ({})",
-            scrubbed.clean(&explain(&error))
+            Scrubbed::new(url).clean(&explain(&error))
         )
-    })?;
+    })
+}
+
+pub fn build(config: &QueueSourceConfig) -> Result<Arc<dyn QueueSource>, String> {
+    let scrubbed = Scrubbed::new(&config.url);
+    let client = open(&config.url)?;
     if config.lists.is_empty() {
         return Err("at least one Redis list to read".to_string());
     }
