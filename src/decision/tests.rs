@@ -1433,4 +1433,5 @@ fn the_step_is_pure_the_same_state_and_inputs_give_the_same_output() {
     );
 }
 
+mod queue;
 mod target;
