@@ -42,11 +42,11 @@ use crate::decision::{
     QueueSignal, State,
 };
 use crate::downtime::Calendar;
-use crate::drain::Drain;
+use crate::drain::{Drain, DrainQueue};
 use crate::metrics::WorkerMetrics;
 use crate::notices;
 use crate::router_log::RouterStats;
-use crate::settings::AppSettings;
+use crate::settings::{AppSettings, QueueFrom};
 use crate::telemetry::Telemetry;
 use crate::traffic::TrafficMeter;
 use autoscalebot_backends::file_watch::{FileWatch, Watched};
@@ -323,14 +323,20 @@ impl Worker {
         let hook = shutdown_hook_for(&settings, client);
         let notifiers = notifiers_for(&settings, test_notifier);
         let drain_on = settings.drain.log_drain_password.is_some();
-        let queue = settings
-            .queue
-            .as_ref()
-            .map(|queue| autoscalebot_backends::queue::build(&queue.source));
+        let queue = settings.queue.as_ref().map(|queue| queue.source.clone());
         let mut worker = Worker::new(settings, probe, scaler, notifiers, system_clock(), dry_run)
             .with_shutdown_hook(hook);
-        if let Some(queue) = queue {
-            worker = worker.with_queue(queue);
+        let source: Option<Result<Arc<dyn QueueSource>, String>> = match queue {
+            Some(QueueFrom::Url(config)) => Some(autoscalebot_backends::queue::build(&config)),
+            Some(QueueFrom::Drain { depth, latency }) => Some(Ok(Arc::new(DrainQueue::new(
+                worker.drain.samples().clone(),
+                depth,
+                latency,
+            )))),
+            None => None,
+        };
+        if let Some(source) = source {
+            worker = worker.with_queue(source);
         }
         // With a log drain, router requests are the app's traffic, so `idle_after` works.
         if drain_on {
@@ -524,7 +530,7 @@ impl Worker {
         let source = source.as_ref().map_err(Clone::clone)?;
         let reading = source.read(now).await?;
         Ok(QueueSignal {
-            jobs: Some(reading.jobs),
+            jobs: reading.jobs,
             oldest_age: reading.oldest_age,
         })
     }

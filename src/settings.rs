@@ -42,7 +42,7 @@ pub use drain::{Drain, Signal};
 pub use heartbeat::Heartbeat;
 pub use notify::NotifyRules;
 pub use policy::{PolicyKind, PolicySettings};
-pub use queue::QueueSettings;
+pub use queue::{QueueFrom, QueueSettings};
 pub use shutdown_hook::ShutdownHookSettings;
 pub use thresholds::Thresholds;
 

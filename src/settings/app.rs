@@ -201,7 +201,10 @@ pub(super) fn read_app(
     let queue_policy = thresholds
         .as_ref()
         .is_some_and(|thresholds| thresholds.policy.kind == super::PolicyKind::Queue);
-    let queue = raw_queue.check(check, queue_policy);
+    let drain_on = drain
+        .as_ref()
+        .is_some_and(|drain| drain.log_drain_password.is_some());
+    let queue = raw_queue.check(check, queue_policy, drain_on);
     let shutdown_hook = shutdown_hook::read(&tables.shutdown_hook, check);
 
     if check.failed_since(mark) {

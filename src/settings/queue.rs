@@ -1,5 +1,6 @@
 //! The job-queue section: where a worker process type's jobs wait (`queue_url`: Redis or
-//! PostgreSQL, the URL's scheme says which), which Redis lists or which query, and the queue
+//! PostgreSQL, the URL's scheme says which; or `queue_metric`: the app's l2met sample through
+//! the log drain), which Redis lists or which query, and the queue
 //! policy's knobs (`queue_target_latency`, `queue_job_duration`, `queue_worker_concurrency`;
 //! the scale-down delay is the policies' shared `scale_down_delay`). It is read only with
 //! `policy = "queue"`, and then it must name a source. It must not read keys outside its
@@ -32,16 +33,30 @@ pub(super) struct RawQueue {
     queue_target_latency: Raw,
     queue_job_duration: Raw,
     queue_worker_concurrency: Raw,
+    queue_metric: Raw,
+    queue_latency_metric: Raw,
 }
 
 /// The checked section, with `policy = "queue"`.
 #[derive(Debug, Clone)]
 pub struct QueueSettings {
-    /// What the source is built from (the URL is a secret).
-    pub source: QueueSourceConfig,
+    pub source: QueueFrom,
     pub target_latency: Duration,
     pub job_duration: Duration,
     pub worker_concurrency: u32,
+}
+
+/// Where the queue is read.
+#[derive(Debug, Clone)]
+pub enum QueueFrom {
+    /// Redis or PostgreSQL, directly (the URL is a secret).
+    Url(QueueSourceConfig),
+    /// The app's own l2met samples through the log drain: the newest of `depth` (jobs waiting)
+    /// and of `latency` (the oldest job's wait, in seconds).
+    Drain {
+        depth: Option<String>,
+        latency: Option<String>,
+    },
 }
 
 impl QueueSettings {
@@ -66,7 +81,13 @@ impl RawQueue {
     }
 
     /// `Some(None)`: no queue (another policy, and no queue key set); `None`: a problem.
-    pub(super) fn check(&self, check: &mut Check, queue_policy: bool) -> Option<Option<QueueSettings>> {
+    /// `drain_on`: a log drain password is set, so l2met samples can come in.
+    pub(super) fn check(
+        &self,
+        check: &mut Check,
+        queue_policy: bool,
+        drain_on: bool,
+    ) -> Option<Option<QueueSettings>> {
         let mark = check.mark();
         if !queue_policy {
             let keys = named::<RawQueue>("");
@@ -74,6 +95,8 @@ impl RawQueue {
                 (self.queue_url.is_set(), keys.queue_url.key()),
                 (self.queues.is_set(), keys.queues.key()),
                 (self.queue_query.is_set(), keys.queue_query.key()),
+                (self.queue_metric.is_set(), keys.queue_metric.key()),
+                (self.queue_latency_metric.is_set(), keys.queue_latency_metric.key()),
             ] {
                 if raw {
                     check.problem(
@@ -86,13 +109,34 @@ impl RawQueue {
             }
             return (!check.failed_since(mark)).then_some(None);
         }
+        let depth_metric = self.queue_metric.text(check).filter(|name| !name.is_empty());
+        let latency_metric = self
+            .queue_latency_metric
+            .text(check)
+            .filter(|name| !name.is_empty());
+        let from_drain = depth_metric.is_some() || latency_metric.is_some();
+        if from_drain && !drain_on {
+            check.problem(
+                self.queue_metric.key(),
+                None,
+                None,
+                "a log drain to carry the app's l2met samples: set log_drain_password (and http_port or PORT)",
+            );
+        }
         let url = self.queue_url.secret(check);
+        if from_drain && url.is_some() {
+            self.queue_url.bad(
+                check,
+                "no queue_url with queue_metric: the queue is read either from Redis or PostgreSQL, or from the app's l2met samples",
+            );
+        }
         let source = match &url {
+            None if from_drain => Some("drain"),
             None if !check.has_problem(self.queue_url.key()) => {
                 self.queue_url.missing(
                     check,
                     format!(
-                        "a URL of the job queue, since policy = \"queue\": {}, such as \"env:REDIS_URL\"",
+                        "a URL of the job queue, since policy = \"queue\": {}, such as \"env:REDIS_URL\" (or queue_metric, an l2met sample the app logs)",
                         queue::schemes()
                     ),
                 );
@@ -183,14 +227,21 @@ impl RawQueue {
         if check.failed_since(mark) {
             return None;
         }
-        Some(Some(QueueSettings {
-            source: QueueSourceConfig {
-                url: url?,
+        let source = match url {
+            None => QueueFrom::Drain {
+                depth: depth_metric,
+                latency: latency_metric,
+            },
+            Some(url) => QueueFrom::Url(QueueSourceConfig {
+                url,
                 lists,
                 sidekiq_latency,
                 query,
                 timeout: timeout?,
-            },
+            }),
+        };
+        Some(Some(QueueSettings {
+            source,
             target_latency: target_latency?,
             job_duration: job_duration?,
             worker_concurrency: worker_concurrency?,
@@ -198,30 +249,51 @@ impl RawQueue {
     }
 }
 
-/// The section's rows for `check`: nothing without the queue policy; the URL as `***`.
+/// The section's rows for `check`: the knobs' defaults without the queue policy; the URL as
+/// `***`.
 pub(super) fn rows_of(
     queue: Option<&QueueSettings>,
     variables: &BTreeMap<String, String>,
 ) -> Vec<(&'static str, String)> {
-    let Some(queue) = queue else {
-        return Vec::new();
-    };
     let keys = named::<RawQueue>("");
+    let (url, drain) = match queue.map(|queue| &queue.source) {
+        Some(QueueFrom::Url(url)) => (Some(url), None),
+        Some(QueueFrom::Drain { depth, latency }) => (None, Some((depth, latency))),
+        None => (None, None),
+    };
     let shown = RawQueue {
-        queue_url: SecretRaw::shown(
-            HIDDEN.to_string(),
-            variable_for(variables, keys.queue_url.key()),
-        ),
+        queue_url: match url {
+            Some(_) => SecretRaw::shown(
+                HIDDEN.to_string(),
+                variable_for(variables, keys.queue_url.key()),
+            ),
+            None => SecretRaw::default(),
+        },
         queues: Raw::optional(
-            (!queue.source.lists.is_empty()).then_some(&queue.source.lists),
-            |lists| Raw::shown(format!("{lists:?}")),
+            url.filter(|url| !url.lists.is_empty()),
+            |url| Raw::shown(format!("{:?}", url.lists)),
         ),
-        queue_sidekiq_latency: Raw::shown(queue.source.sidekiq_latency.to_string()),
-        queue_query: Raw::optional(queue.source.query.as_deref(), Raw::quoted),
-        queue_query_timeout: Raw::duration(queue.source.timeout),
-        queue_target_latency: Raw::duration(queue.target_latency),
-        queue_job_duration: Raw::duration(queue.job_duration),
-        queue_worker_concurrency: Raw::shown(queue.worker_concurrency.to_string()),
+        queue_sidekiq_latency: Raw::shown(
+            url.is_some_and(|url| url.sidekiq_latency).to_string(),
+        ),
+        queue_query: Raw::optional(url.and_then(|url| url.query.as_deref()), Raw::quoted),
+        queue_query_timeout: Raw::duration(url.map_or(DEFAULT_QUERY_TIMEOUT, |url| url.timeout)),
+        queue_target_latency: Raw::duration(
+            queue.map_or(DEFAULT_TARGET_LATENCY, |queue| queue.target_latency),
+        ),
+        queue_job_duration: Raw::duration(
+            queue.map_or(DEFAULT_JOB_DURATION, |queue| queue.job_duration),
+        ),
+        queue_worker_concurrency: Raw::shown(
+            queue
+                .map_or(DEFAULT_WORKER_CONCURRENCY, |queue| queue.worker_concurrency)
+                .to_string(),
+        ),
+        queue_metric: Raw::optional(drain.and_then(|(depth, _)| depth.as_deref()), Raw::quoted),
+        queue_latency_metric: Raw::optional(
+            drain.and_then(|(_, latency)| latency.as_deref()),
+            Raw::quoted,
+        ),
     };
     rows("", &shown)
 }

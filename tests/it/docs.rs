@@ -148,6 +148,8 @@ fn env_for(block: &str) -> Vec<(String, String)> {
             .collect();
         let value = if name.contains("REDIS") {
             "redis://:secret@localhost:6379/0"
+        } else if name.contains("DATABASE") {
+            "postgres://user:secret@localhost:5432/app"
         } else if name.contains("SMTP") {
             "smtp://user:secret@smtp.example.com:587?tls=required"
         } else if name.contains("URL") {

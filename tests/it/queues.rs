@@ -222,3 +222,53 @@ fn bad_queue_settings_stop_the_worker_naming_each_key() {
     assert!(stderr.contains("redis://, rediss://, postgres://"), "{stderr}");
     assert!(!stderr.contains("mq-secret-8812"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn l2met_samples_in_the_drain_scale_the_worker_type_and_bad_lines_are_counted() {
+    const PASSWORD: &str = "drain-pass-5150";
+    let heartbeat = HeartbeatServer::start(0).await;
+    let api = FormationApi::start("test-app", "worker", KEY, 0).await;
+    let source = format!(
+        "queue_metric = \"queue.depth\"\nqueue_latency_metric = \"queue.latency\"\n\
+         queue_worker_concurrency = 5\nqueue_job_duration = \"6s\"\nhttp_port = 0\n\
+         log_drain_password = \"{PASSWORD}\"\n"
+    );
+    let bot = Bot::start(&settings(&api, &heartbeat, &source), &[], &[]);
+    let base = bot.http_url().await;
+    let app_line = |metrics: &str| {
+        format!("<190>1 2026-11-24T09:00:00.000000+00:00 host app worker.1 - at=info {metrics}")
+    };
+    // Heroku's runtime metrics of a web dyno, beside the app's own samples: read, not used.
+    let runtime = "<45>1 2026-11-24T09:00:00.000000+00:00 host heroku web.1 - source=web.1 \
+                   dyno=heroku.2808254.d97d0ea7-cf3d-411b-b453-d2943a50b456 \
+                   sample#memory_total=21.00MB sample#memory_rss=21.22MB sample#memory_pgpgin=348836pages"
+        .to_string();
+    let lines = [
+        runtime,
+        app_line("sample#queue.depth=lots"),
+        app_line("sample#queue.depth=280 sample#queue.latency=1.5s"),
+    ];
+    let status = post_drain(&base, Some(PASSWORD), "backlog", 3, logplex_body(&lines)).await;
+    assert_eq!(status, 204);
+    // 5 threads × 60 s / 6 s = 50 jobs per worker: 280 need 6, from zero in one step.
+    wait_until("the samples scale the worker type", || api.quantity() > 0).await;
+    assert_eq!(api.patches(), vec![6], "{}", bot.stderr());
+    let (_, text) = get_text(&base, "/metrics").await;
+    let scrape = parse_metrics(&text);
+    let frames = |result: &str| {
+        metric_value(&scrape, "autoscalebot_drain_frames_total", &[("result", result)])
+    };
+    assert_eq!(frames("l2met"), Some(2.0), "{text}");
+    assert_eq!(frames("bad_l2met_line"), Some(1.0), "{text}");
+    assert!(
+        bot.stderr().contains("an l2met line where sample#queue.depth=\"lots\" is not a number"),
+        "{}",
+        bot.stderr()
+    );
+
+    let empty = [app_line("sample#queue.depth=0 sample#queue.latency=0s")];
+    let status = post_drain(&base, Some(PASSWORD), "empty", 1, logplex_body(&empty)).await;
+    assert_eq!(status, 204);
+    wait_until("an empty queue takes the type to zero", || api.quantity() == 0).await;
+    assert_eq!(api.patches(), vec![6, 0], "{}", bot.stderr());
+}

@@ -20,8 +20,8 @@ use std::time::Duration;
 /// What one reading found.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct QueueReading {
-    /// Jobs waiting, over every queue read.
-    pub jobs: u64,
+    /// Jobs waiting, over every queue read; `None` when the source gives only an age.
+    pub jobs: Option<u64>,
     /// How long the oldest job has waited, when the source knows.
     pub oldest_age: Option<Duration>,
 }

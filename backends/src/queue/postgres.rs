@@ -140,10 +140,12 @@ fn reading(rows: &[Row]) -> Result<QueueReading, String> {
         1 => None,
         _ => number(row, 1)?
             .filter(|seconds| seconds.is_finite())
-            .map(|seconds| Duration::from_secs_f64(seconds.max(0.0))),
+            .map(|seconds| {
+                Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX)
+            }),
     };
     Ok(QueueReading {
-        jobs: jobs.round() as u64,
+        jobs: Some(jobs.round() as u64),
         oldest_age,
     })
 }

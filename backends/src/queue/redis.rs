@@ -119,7 +119,10 @@ impl RedisQueue {
                 oldest_age = oldest_age.max(Some(age));
             }
         }
-        Ok(QueueReading { jobs, oldest_age })
+        Ok(QueueReading {
+            jobs: Some(jobs),
+            oldest_age,
+        })
     }
 }
 
@@ -138,7 +141,8 @@ pub fn sidekiq_age(job: &str, now: DateTime<Utc>) -> Result<Duration, String> {
         enqueued
     };
     let now_seconds = now.timestamp_millis() as f64 / 1000.0;
-    Ok(Duration::from_secs_f64((now_seconds - seconds).max(0.0)))
+    // A garbled time far in the past reads as the longest wait, never a panic.
+    Ok(Duration::try_from_secs_f64((now_seconds - seconds).max(0.0)).unwrap_or(Duration::MAX))
 }
 
 #[async_trait]
