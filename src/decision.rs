@@ -270,7 +270,10 @@ pub enum Notice {
     /// The platform answers again.
     ScaleRecovered,
     /// The job queues could not be read (told as scale failures are): the size holds.
-    QueueFailed { error: String, dynos: Option<u32> },
+    QueueFailed {
+        error: String,
+        dynos: Option<u32>,
+    },
     /// The job queues are read again.
     QueueRecovered,
     /// At the max and the policy still wants more, `because` of this.

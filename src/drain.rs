@@ -9,9 +9,9 @@
 
 use crate::l2met::Sample;
 use crate::router_log::{IngestCounts, Request, RouterStats, RouterWindow};
-use std::collections::HashMap;
 use crate::traffic::TrafficMeter;
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -132,10 +132,9 @@ impl DrainQueue {
     }
 
     fn fresh(&self, name: &str, now: DateTime<Utc>) -> Result<f64, String> {
-        let (value, at) = self
-            .samples
-            .newest(name)
-            .ok_or_else(|| format!("no l2met sample of {name} has come through the log drain yet"))?;
+        let (value, at) = self.samples.newest(name).ok_or_else(|| {
+            format!("no l2met sample of {name} has come through the log drain yet")
+        })?;
         let age = (now - at).to_std().unwrap_or(Duration::ZERO);
         if age > SAMPLE_STALE_AFTER {
             return Err(format!(
@@ -159,7 +158,8 @@ impl autoscalebot_backends::queue::QueueSource for DrainQueue {
         };
         let oldest_age = match &self.latency {
             Some(name) => Some(
-                Duration::try_from_secs_f64(self.fresh(name, now)?.max(0.0)).unwrap_or(Duration::MAX),
+                Duration::try_from_secs_f64(self.fresh(name, now)?.max(0.0))
+                    .unwrap_or(Duration::MAX),
             ),
             None => None,
         };

@@ -139,7 +139,10 @@ mod tests {
         let read = values(memory);
         assert_eq!(read.len(), 6);
         assert_eq!(read[0], ("worker".into(), "memory_total".into(), 21.0));
-        assert_eq!(read[5], ("worker".into(), "memory_pgpgout".into(), 343403.0));
+        assert_eq!(
+            read[5],
+            ("worker".into(), "memory_pgpgout".into(), 343403.0)
+        );
     }
 
     #[test]

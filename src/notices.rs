@@ -115,7 +115,9 @@ pub fn event(app: &str, at: DateTime<Utc>, notice: &Notice) -> Event {
                 .unwrap_or_default();
             let mut event = new(
                 EventKind::ScaleFailed,
-                format!("Could not read the job queues: the size holds{holding} until they answer."),
+                format!(
+                    "Could not read the job queues: the size holds{holding} until they answer."
+                ),
             );
             event.reason.clone_from(error);
             event.from_quantity = *dynos;

@@ -98,9 +98,7 @@ impl Policy {
             (Policy::Target(target), PolicyConfig::Target(rules)) => {
                 target.observe(rules, config, inputs, now)
             }
-            (Policy::Queue(queue), PolicyConfig::Queue(rules)) => {
-                queue.observe(rules, inputs, now)
-            }
+            (Policy::Queue(queue), PolicyConfig::Queue(rules)) => queue.observe(rules, inputs, now),
             _ => {}
         }
     }

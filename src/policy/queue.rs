@@ -102,9 +102,7 @@ pub fn desired(config: &QueueConfig, signal: &QueueSignal, current: u32) -> (u32
     } else {
         by_backlog as u32
     };
-    let late = signal
-        .oldest_age
-        .filter(|age| *age > config.target_latency);
+    let late = signal.oldest_age.filter(|age| *age > config.target_latency);
     match late {
         Some(age) if current.saturating_add(1) > by_backlog => {
             let desired = current.saturating_add(1);
@@ -253,7 +251,10 @@ mod tests {
         assert_eq!(decision.to, None);
         assert_eq!(decision.why, QueueWhy::SourceFailed);
         assert_eq!(state.step(&config(), Some(&jobs(0)), 2, at(70)).to, None);
-        assert_eq!(state.step(&config(), Some(&jobs(0)), 2, at(131)).to, Some(0));
+        assert_eq!(
+            state.step(&config(), Some(&jobs(0)), 2, at(131)).to,
+            Some(0)
+        );
     }
 
     #[test]

@@ -8,9 +8,9 @@
 
 use super::downtime::RawDowntime;
 use super::{
-    activator, drain::RawDrain, heartbeat, queue, queue::RawQueue, heartbeat::RawHeartbeat, notify::RawNotify,
-    shutdown_hook, thresholds, thresholds::RawThresholds, AppSettings, LoadContext, Purpose,
-    DEFAULT_APP_LABEL,
+    activator, drain::RawDrain, heartbeat, heartbeat::RawHeartbeat, notify::RawNotify, queue,
+    queue::RawQueue, shutdown_hook, thresholds, thresholds::RawThresholds, AppSettings,
+    LoadContext, Purpose, DEFAULT_APP_LABEL,
 };
 use autoscalebot_backends::notify::{self, Notifiers};
 use autoscalebot_backends::scaler;

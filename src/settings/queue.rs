@@ -96,7 +96,10 @@ impl RawQueue {
                 (self.queues.is_set(), keys.queues.key()),
                 (self.queue_query.is_set(), keys.queue_query.key()),
                 (self.queue_metric.is_set(), keys.queue_metric.key()),
-                (self.queue_latency_metric.is_set(), keys.queue_latency_metric.key()),
+                (
+                    self.queue_latency_metric.is_set(),
+                    keys.queue_latency_metric.key(),
+                ),
             ] {
                 if raw {
                     check.problem(
@@ -109,7 +112,10 @@ impl RawQueue {
             }
             return (!check.failed_since(mark)).then_some(None);
         }
-        let depth_metric = self.queue_metric.text(check).filter(|name| !name.is_empty());
+        let depth_metric = self
+            .queue_metric
+            .text(check)
+            .filter(|name| !name.is_empty());
         let latency_metric = self
             .queue_latency_metric
             .text(check)
@@ -269,13 +275,10 @@ pub(super) fn rows_of(
             ),
             None => SecretRaw::default(),
         },
-        queues: Raw::optional(
-            url.filter(|url| !url.lists.is_empty()),
-            |url| Raw::shown(format!("{:?}", url.lists)),
-        ),
-        queue_sidekiq_latency: Raw::shown(
-            url.is_some_and(|url| url.sidekiq_latency).to_string(),
-        ),
+        queues: Raw::optional(url.filter(|url| !url.lists.is_empty()), |url| {
+            Raw::shown(format!("{:?}", url.lists))
+        }),
+        queue_sidekiq_latency: Raw::shown(url.is_some_and(|url| url.sidekiq_latency).to_string()),
         queue_query: Raw::optional(url.and_then(|url| url.query.as_deref()), Raw::quoted),
         queue_query_timeout: Raw::duration(url.map_or(DEFAULT_QUERY_TIMEOUT, |url| url.timeout)),
         queue_target_latency: Raw::duration(

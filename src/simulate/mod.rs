@@ -179,6 +179,13 @@ pub fn run(
 ) -> Result<(), SimulateError> {
     check_flags(args)?;
     let settings = with_flags(load_settings(settings_path, env)?, args);
+    if settings.thresholds.policy.kind == PolicyKind::Queue {
+        // Its signal is a job queue, which the request traces here do not describe.
+        return Err(BadInput(
+            "policy = \"queue\": simulate replays request traffic for the streaks and target policies; it cannot replay a job queue yet (use --policy streaks or --policy target to simulate this app's web type)".to_string(),
+        )
+        .into());
+    }
     let mut trace = trace::load(&args.trace, settings.thresholds.time_zone)?;
     report::print_warnings(&trace);
     trace.scale_rates(args.rate_scale);

@@ -53,8 +53,16 @@ async fn a_sidekiq_backlog_scales_the_worker_type_up_at_once_down_to_zero_and_ba
         &[],
         &[("REDIS_QUEUE_URL", url.as_str())],
     );
-    wait_until("the backlog scales the worker type up", || api.quantity() > 1).await;
-    assert_eq!(api.patches(), vec![6], "one scale, to the size the backlog needs: {}", bot.stderr());
+    wait_until("the backlog scales the worker type up", || {
+        api.quantity() > 1
+    })
+    .await;
+    assert_eq!(
+        api.patches(),
+        vec![6],
+        "one scale, to the size the backlog needs: {}",
+        bot.stderr()
+    );
     assert_eq!(api.patches_of("test-app", "worker"), vec![6]);
     wait_until("the reason is logged", || bot.stderr().contains("Scaled.")).await;
     assert!(
@@ -105,7 +113,10 @@ async fn a_sidekiq_backlog_scales_the_worker_type_up_at_once_down_to_zero_and_ba
         "logged once: {log}"
     );
     for text in [&log, &stdout] {
-        assert!(!text.contains(REDIS_PASSWORD), "the password leaked: {text}");
+        assert!(
+            !text.contains(REDIS_PASSWORD),
+            "the password leaked: {text}"
+        );
         assert!(!text.contains(&url), "the URL leaked: {text}");
     }
 }
@@ -130,11 +141,17 @@ async fn a_job_table_in_postgres_scales_up_to_zero_and_back_through_a_read_only_
         &[],
         &[("DATABASE_URL", url.as_str())],
     );
-    wait_until("the backlog scales the worker type up", || api.quantity() > 1).await;
+    wait_until("the backlog scales the worker type up", || {
+        api.quantity() > 1
+    })
+    .await;
     assert_eq!(api.patches(), vec![10], "{}", bot.stderr());
 
     postgres.psql("UPDATE good_jobs SET finished_at = now()");
-    wait_until("an empty table takes the type to zero", || api.quantity() == 0).await;
+    wait_until("an empty table takes the type to zero", || {
+        api.quantity() == 0
+    })
+    .await;
     assert_eq!(api.patches(), vec![10, 0], "{}", bot.stderr());
 
     postgres.psql("INSERT INTO good_jobs DEFAULT VALUES");
@@ -161,11 +178,21 @@ async fn a_query_that_writes_or_runs_too_long_is_refused_and_holds_the_size() {
         &[("DATABASE_URL", url.as_str())],
     );
     wait_until("the refusal is logged", || {
-        bot.stderr().contains("queue_query is not read-only, so it is refused")
+        bot.stderr()
+            .contains("queue_query is not read-only, so it is refused")
     })
     .await;
-    assert_no_write_for(&api, Duration::from_secs(3), "a refused query holds the size").await;
-    assert_eq!(postgres.psql("SELECT count(*) FROM jobs").trim(), "50", "nothing was deleted");
+    assert_no_write_for(
+        &api,
+        Duration::from_secs(3),
+        "a refused query holds the size",
+    )
+    .await;
+    assert_eq!(
+        postgres.psql("SELECT count(*) FROM jobs").trim(),
+        "50",
+        "nothing was deleted"
+    );
     drop(bot);
 
     let slow = "queue_url = \"env:DATABASE_URL\"\nqueue_query_timeout = \"300ms\"\n\
@@ -176,7 +203,8 @@ async fn a_query_that_writes_or_runs_too_long_is_refused_and_holds_the_size() {
         &[("DATABASE_URL", url.as_str())],
     );
     wait_until("the timeout is logged", || {
-        bot.stderr().contains("queue_query ran past queue_query_timeout (300ms)")
+        bot.stderr()
+            .contains("queue_query ran past queue_query_timeout (300ms)")
     })
     .await;
     assert_eq!(api.patches(), Vec::<u32>::new(), "{}", bot.stderr());
@@ -219,7 +247,10 @@ fn bad_queue_settings_stop_the_worker_naming_each_key() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("queue_url"), "{stderr}");
-    assert!(stderr.contains("redis://, rediss://, postgres://"), "{stderr}");
+    assert!(
+        stderr.contains("redis://, rediss://, postgres://"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("mq-secret-8812"), "{stderr}");
 }
 
@@ -256,12 +287,17 @@ async fn l2met_samples_in_the_drain_scale_the_worker_type_and_bad_lines_are_coun
     let (_, text) = get_text(&base, "/metrics").await;
     let scrape = parse_metrics(&text);
     let frames = |result: &str| {
-        metric_value(&scrape, "autoscalebot_drain_frames_total", &[("result", result)])
+        metric_value(
+            &scrape,
+            "autoscalebot_drain_frames_total",
+            &[("result", result)],
+        )
     };
     assert_eq!(frames("l2met"), Some(2.0), "{text}");
     assert_eq!(frames("bad_l2met_line"), Some(1.0), "{text}");
     assert!(
-        bot.stderr().contains("an l2met line where sample#queue.depth=\"lots\" is not a number"),
+        bot.stderr()
+            .contains("an l2met line where sample#queue.depth=\"lots\" is not a number"),
         "{}",
         bot.stderr()
     );
@@ -269,6 +305,9 @@ async fn l2met_samples_in_the_drain_scale_the_worker_type_and_bad_lines_are_coun
     let empty = [app_line("sample#queue.depth=0 sample#queue.latency=0s")];
     let status = post_drain(&base, Some(PASSWORD), "empty", 1, logplex_body(&empty)).await;
     assert_eq!(status, 204);
-    wait_until("an empty queue takes the type to zero", || api.quantity() == 0).await;
+    wait_until("an empty queue takes the type to zero", || {
+        api.quantity() == 0
+    })
+    .await;
     assert_eq!(api.patches(), vec![6, 0], "{}", bot.stderr());
 }

@@ -77,7 +77,12 @@ pub const SOURCES: &[SourceEntry] = &[
 
 /// The source a URL names by its scheme (`redis://`, `postgres://`…).
 pub fn source_for(url: &Secret) -> Option<&'static SourceEntry> {
-    let scheme = url.expose().trim().split("://").next()?.to_ascii_lowercase();
+    let scheme = url
+        .expose()
+        .trim()
+        .split("://")
+        .next()?
+        .to_ascii_lowercase();
     SOURCES
         .iter()
         .find(|source| source.schemes.contains(&scheme.as_str()))

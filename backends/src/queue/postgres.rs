@@ -140,9 +140,7 @@ fn reading(rows: &[Row]) -> Result<QueueReading, String> {
         1 => None,
         _ => number(row, 1)?
             .filter(|seconds| seconds.is_finite())
-            .map(|seconds| {
-                Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX)
-            }),
+            .map(|seconds| Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX)),
     };
     Ok(QueueReading {
         jobs: Some(jobs.round() as u64),
@@ -154,19 +152,23 @@ fn reading(rows: &[Row]) -> Result<QueueReading, String> {
 fn number(row: &Row, index: usize) -> Result<Option<f64>, String> {
     let column = &row.columns()[index];
     let value = match *column.type_() {
-        Type::INT2 => row.try_get::<_, Option<i16>>(index).map(|v| v.map(f64::from)),
-        Type::INT4 => row.try_get::<_, Option<i32>>(index).map(|v| v.map(f64::from)),
+        Type::INT2 => row
+            .try_get::<_, Option<i16>>(index)
+            .map(|v| v.map(f64::from)),
+        Type::INT4 => row
+            .try_get::<_, Option<i32>>(index)
+            .map(|v| v.map(f64::from)),
         Type::INT8 => row
             .try_get::<_, Option<i64>>(index)
             .map(|v| v.map(|v| v as f64)),
-        Type::FLOAT4 => row.try_get::<_, Option<f32>>(index).map(|v| v.map(f64::from)),
+        Type::FLOAT4 => row
+            .try_get::<_, Option<f32>>(index)
+            .map(|v| v.map(f64::from)),
         Type::FLOAT8 => row.try_get::<_, Option<f64>>(index),
-        ref other => {
-            return Err(format!(
-                "queue_query's column {:?} is {other}, not a number: cast it with ::bigint or ::float8",
-                column.name()
-            ))
-        }
+        ref other => return Err(format!(
+            "queue_query's column {:?} is {other}, not a number: cast it with ::bigint or ::float8",
+            column.name()
+        )),
     };
     value.map_err(|error| explain(&error))
 }
@@ -184,7 +186,10 @@ impl QueueSource for PostgresQueue {
                 Err(format!("no answer within {}", format_duration(limit)))
             }
         };
-        result.map_err(|error| self.scrubbed.clean(&format!("{}: {error}", self.description)))
+        result.map_err(|error| {
+            self.scrubbed
+                .clean(&format!("{}: {error}", self.description))
+        })
     }
 
     fn describe(&self) -> String {

@@ -128,8 +128,10 @@ impl RedisQueue {
 
 /// The age at `now` of a Sidekiq job from its JSON `enqueued_at`.
 pub fn sidekiq_age(job: &str, now: DateTime<Utc>) -> Result<Duration, String> {
-    let value: serde_json::Value = serde_json::from_str(job)
-        .map_err(|_| "is not JSON: not a Sidekiq queue (set queue_sidekiq_latency = false for other lists)".to_string())?;
+    let value: serde_json::Value = serde_json::from_str(job).map_err(|_| {
+        "is not JSON: not a Sidekiq queue (set queue_sidekiq_latency = false for other lists)"
+            .to_string()
+    })?;
     let enqueued = value
         .get("enqueued_at")
         .and_then(serde_json::Value::as_f64)
@@ -153,10 +155,16 @@ impl QueueSource for RedisQueue {
             Ok(result) => result,
             Err(_) => {
                 *self.connection.lock().await = None;
-                Err(format!("no answer within {}", crate::settings::format_duration(self.timeout)))
+                Err(format!(
+                    "no answer within {}",
+                    crate::settings::format_duration(self.timeout)
+                ))
             }
         };
-        result.map_err(|error| self.scrubbed.clean(&format!("{}: {error}", self.description)))
+        result.map_err(|error| {
+            self.scrubbed
+                .clean(&format!("{}: {error}", self.description))
+        })
     }
 
     fn describe(&self) -> String {
@@ -171,8 +179,12 @@ mod tests {
     #[test]
     fn sidekiq_enqueue_times_in_seconds_and_in_milliseconds() {
         let now = DateTime::from_timestamp(1_800_000_100, 0).unwrap();
-        let seven = r#"{"class":"HardJob","jid":"b4a577edbccf1d805744efa9","enqueued_at":1800000040.5}"#;
-        assert_eq!(sidekiq_age(seven, now).unwrap(), Duration::from_millis(59_500));
+        let seven =
+            r#"{"class":"HardJob","jid":"b4a577edbccf1d805744efa9","enqueued_at":1800000040.5}"#;
+        assert_eq!(
+            sidekiq_age(seven, now).unwrap(),
+            Duration::from_millis(59_500)
+        );
         let eight = r#"{"class":"HardJob","enqueued_at":1800000090000}"#;
         assert_eq!(sidekiq_age(eight, now).unwrap(), Duration::from_secs(10));
         assert!(sidekiq_age("job-id-1234", now).is_err());

@@ -99,7 +99,9 @@ fn a_failing_source_holds_the_size_and_is_told_once_until_it_answers() {
             &mut state,
             &mut dynos,
             second,
-            Some(Err("redis localhost:6379 (queue:default): connecting: refused".into())),
+            Some(Err(
+                "redis localhost:6379 (queue:default): connecting: refused".into(),
+            )),
         );
         told.extend(output.notices);
     }

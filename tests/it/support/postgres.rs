@@ -141,7 +141,16 @@ impl Postgres {
     pub fn psql(&self, sql: &str) -> String {
         let output = Command::new(self.bin.join("psql"))
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-Atc", sql])
+            .args([
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-Atc",
+                sql,
+            ])
             .stdin(Stdio::null())
             .output()
             .expect("psql runs");

@@ -62,7 +62,13 @@ impl RedisServer {
     /// `redis-cli ARGS…` against the server; its output.
     pub fn cli(&self, args: &[&str]) -> String {
         let output = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--no-auth-warning"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "--no-auth-warning",
+            ])
             .args(["-a", &self.password])
             .args(args)
             .output()
