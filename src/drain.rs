@@ -7,7 +7,7 @@
 //! nothing (that is [`crate::router_log`]'s) and decides nothing. Its lock is held for a push or
 //! a read of the window, never across an await.
 
-use crate::l2met::Sample;
+use crate::router_log::l2met::Sample;
 use crate::router_log::{IngestCounts, Request, RouterStats, RouterWindow};
 use crate::traffic::TrafficMeter;
 use chrono::{DateTime, Utc};

@@ -14,7 +14,7 @@
 //! - [`activator`]: wakes a stopped target on demand, forwards, stops it when idle.
 //! - [`demo`]: `autoscalebot demo`, the sandbox, a traffic surge and the worker in one process.
 //! - [`router_log`]: Heroku log drain parsing (logplex frames, router lines, windows);
-//!   [`l2met`]: the app's own `sample#…` metrics and Heroku's runtime metrics in the same drain.
+//!   `router_log::l2met`: the app's own `sample#…` metrics and Heroku's runtime metrics in the same drain.
 //! - [`telemetry`], [`metrics`]: what the loop shares with the HTTP server.
 //! - [`server`]: the worker's HTTP server: each app's log drain, `/metrics`, `/healthz`, the
 //!   status pages.
@@ -32,7 +32,6 @@ pub mod demo;
 pub mod downtime;
 pub mod drain;
 pub mod erlang;
-pub mod l2met;
 pub mod metrics;
 pub mod notices;
 pub mod policy;

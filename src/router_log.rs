@@ -4,9 +4,12 @@
 //! Everything here is pure: bytes and `now` in, values out; no I/O, no clock, no locks. The
 //! HTTP edge (`server.rs`) feeds batches in; the loop (`bot.rs`) reads [`RouterStats`] for its
 //! decision and the metrics. Bad input never fails a whole batch: a malformed frame or a router
-//! line with garbage is skipped and counted in [`IngestCounts`], and the rest is used.
+//! line with garbage is skipped and counted in [`IngestCounts`], and the rest is used. The
+//! app's own l2met metrics and Heroku's runtime metrics in the same batches are [`l2met`]'s.
 //! Hand-written because no maintained crate parses logplex octet counting or Heroku's
 //! `key=value` router lines; both formats are small and documented (`../shared/heroku/`).
+
+pub mod l2met;
 
 use chrono::{DateTime, Utc};
 use std::collections::VecDeque;
@@ -380,7 +383,7 @@ pub fn parse_batch_with_samples(
     body: &[u8],
     heartbeat_path: Option<&str>,
     into: &mut Vec<Request>,
-    mut samples: Option<&mut Vec<crate::l2met::Sample>>,
+    mut samples: Option<&mut Vec<l2met::Sample>>,
     problems: &mut Vec<String>,
 ) -> IngestCounts {
     const KEEP_PROBLEMS: usize = 3;
@@ -409,8 +412,8 @@ pub fn parse_batch_with_samples(
         };
         if syslog.app_name != "heroku" || syslog.proc_id != "router" {
             match samples.as_deref_mut() {
-                Some(samples) if crate::l2met::mentions_metrics(syslog.message) => {
-                    match crate::l2met::parse(&syslog) {
+                Some(samples) if l2met::mentions_metrics(syslog.message) => {
+                    match l2met::parse(&syslog) {
                         Ok(found) => {
                             counts.l2met_lines += 1;
                             samples.extend(found);

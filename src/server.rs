@@ -16,8 +16,8 @@ mod status_page;
 
 pub use status_page::render as render_status_page;
 
-use crate::l2met::Sample;
 use crate::metrics::WorkerMetrics;
+use crate::router_log::l2met::Sample;
 use crate::router_log::{parse_batch_with_samples, IngestCounts, Request};
 use crate::telemetry::Telemetry;
 use autoscalebot_backends::Secret;

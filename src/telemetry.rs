@@ -260,7 +260,7 @@ impl Telemetry {
     }
 
     /// Keeps the newest of each l2met sample of a batch (the drain's [`crate::drain::Samples`]).
-    pub fn ingest_samples(&self, samples: &[crate::l2met::Sample]) {
+    pub fn ingest_samples(&self, samples: &[crate::router_log::l2met::Sample]) {
         if !samples.is_empty() {
             self.drain.samples().record(self.now(), samples);
         }

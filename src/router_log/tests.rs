@@ -454,5 +454,8 @@ fn l2met_lines_are_collected_per_process_type_and_a_bad_one_is_skipped_and_count
             ("web", "load_avg_1m", 0.52),
         ]
     );
-    assert!(problems[0].contains("sample#queue.depth=\"many\""), "{problems:?}");
+    assert!(
+        problems[0].contains("sample#queue.depth=\"many\""),
+        "{problems:?}"
+    );
 }

@@ -165,10 +165,12 @@ fn number(row: &Row, index: usize) -> Result<Option<f64>, String> {
             .try_get::<_, Option<f32>>(index)
             .map(|v| v.map(f64::from)),
         Type::FLOAT8 => row.try_get::<_, Option<f64>>(index),
-        ref other => return Err(format!(
+        ref other => {
+            return Err(format!(
             "queue_query's column {:?} is {other}, not a number: cast it with ::bigint or ::float8",
             column.name()
-        )),
+        ))
+        }
     };
     value.map_err(|error| explain(&error))
 }

@@ -10,7 +10,7 @@
 //! Hand-written because l2met is a convention of a few lines of `key=value` text, read with
 //! the router parser's [`key_values`].
 
-use crate::router_log::{key_values, SyslogMessage};
+use super::{key_values, SyslogMessage};
 
 /// One value from a line.
 #[derive(Debug, Clone, PartialEq)]
