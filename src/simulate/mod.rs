@@ -172,6 +172,9 @@ pub struct Simulation {
     pub target: Option<TargetConfig>,
     pub ours_initial_dynos: u32,
     pub defaults_initial_dynos: u32,
+    /// The latency every row is judged by: `max_response_time_in_ms`, or for a job worker
+    /// type `queue_target_latency` plus the job duration.
+    pub max_response_time_ms: f64,
     pub elapsed: Duration,
 }
 
@@ -563,6 +566,7 @@ pub fn simulate(
         target,
         ours_initial_dynos,
         defaults_initial_dynos,
+        max_response_time_ms,
         settings,
         defaults,
         elapsed: started.elapsed(),

@@ -308,7 +308,11 @@ fn a_job_arrival_trace_replays_a_worker_type_on_the_queue_policy_beside_the_refe
     let mut text = String::from("timestamp,jobs_per_second\n");
     let start = 1_700_000_000;
     for minute in 0..40 {
-        let rate = if (10..20).contains(&minute) { 20.0 } else { 0.0 };
+        let rate = if (10..20).contains(&minute) {
+            20.0
+        } else {
+            0.0
+        };
         text.push_str(&format!("{},{rate}\n", start + minute * 60));
     }
     let trace = dir.path().join("jobs.csv");
@@ -347,5 +351,9 @@ fn a_job_arrival_trace_replays_a_worker_type_on_the_queue_policy_beside_the_refe
     let dynos = |row: &Vec<String>| row[5].parse::<u32>().unwrap();
     assert_eq!(dynos(&rows[0]), 0, "nothing to run at the start");
     assert!(rows.iter().map(dynos).max().unwrap() >= 8, "{rows:?}");
-    assert_eq!(dynos(rows.last().unwrap()), 0, "back to zero after the burst");
+    assert_eq!(
+        dynos(rows.last().unwrap()),
+        0,
+        "back to zero after the burst"
+    );
 }
