@@ -72,8 +72,11 @@ impl Drain {
 /// drain naming ever new metrics keeps at most [`MAX_SAMPLE_NAMES`] of them.
 #[derive(Debug, Clone, Default)]
 pub struct Samples {
-    newest: Arc<Mutex<HashMap<(String, String), (f64, DateTime<Utc>)>>>,
+    newest: Arc<Mutex<Newest>>,
 }
+
+/// (process type, metric name) → (value, when it arrived).
+type Newest = HashMap<(String, String), (f64, DateTime<Utc>)>;
 
 /// Distinct (process type, metric) pairs kept: far more than an app logs, few enough to hold.
 pub const MAX_SAMPLE_NAMES: usize = 10_000;

@@ -391,17 +391,15 @@ pub fn with_flags(mut settings: AppSettings, args: &SimulateArgs) -> AppSettings
         Some("queue") => {
             policy.kind = PolicyKind::Queue;
             // No source to read in a simulation: the queue is the trace's.
-            settings
-                .queue
-                .get_or_insert_with(|| settings::QueueSettings {
-                    source: settings::QueueFrom::Drain {
-                        depth: None,
-                        latency: None,
-                    },
-                    target_latency: crate::policy::queue::DEFAULT_TARGET_LATENCY,
-                    job_duration: crate::policy::queue::DEFAULT_JOB_DURATION,
-                    worker_concurrency: crate::policy::queue::DEFAULT_WORKER_CONCURRENCY,
-                });
+            settings.queue.get_or_insert(settings::QueueSettings {
+                source: settings::QueueFrom::Drain {
+                    depth: None,
+                    latency: None,
+                },
+                target_latency: crate::policy::queue::DEFAULT_TARGET_LATENCY,
+                job_duration: crate::policy::queue::DEFAULT_JOB_DURATION,
+                worker_concurrency: crate::policy::queue::DEFAULT_WORKER_CONCURRENCY,
+            });
         }
         Some(_) => policy.kind = PolicyKind::Streaks,
         None => {}
