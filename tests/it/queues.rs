@@ -26,6 +26,22 @@ fn settings(api: &FormationApi, heartbeat: &HeartbeatServer, source: &str) -> St
     )
 }
 
+/// Starts the worker on `source`, with the queue's URL in the variable `env.0`, and waits
+/// until the backlog scaled the worker type up.
+async fn start_scaled_up(
+    api: &FormationApi,
+    heartbeat: &HeartbeatServer,
+    source: &str,
+    env: (&str, &str),
+) -> Bot {
+    let bot = Bot::start(&settings(api, heartbeat, source), &[], &[env]);
+    wait_until("the backlog scales the worker type up", || {
+        api.quantity() > 1
+    })
+    .await;
+    bot
+}
+
 /// Waits `span` and asserts that nothing was written meanwhile (the hold of a dead source:
 /// what must not happen has no outcome to wait for).
 async fn assert_no_write_for(api: &FormationApi, span: Duration, why: &str) {
@@ -48,15 +64,7 @@ async fn a_sidekiq_backlog_scales_the_worker_type_up_at_once_down_to_zero_and_ba
     redis.push_sidekiq_jobs("queue:default", 200, epoch_seconds());
     redis.push_sidekiq_jobs("queue:mailers", 80, epoch_seconds());
     let url = redis.url();
-    let mut bot = Bot::start(
-        &settings(&api, &heartbeat, source),
-        &[],
-        &[("REDIS_QUEUE_URL", url.as_str())],
-    );
-    wait_until("the backlog scales the worker type up", || {
-        api.quantity() > 1
-    })
-    .await;
+    let mut bot = start_scaled_up(&api, &heartbeat, source, ("REDIS_QUEUE_URL", &url)).await;
     assert_eq!(
         api.patches(),
         vec![6],
@@ -136,15 +144,7 @@ async fn a_job_table_in_postgres_scales_up_to_zero_and_back_through_a_read_only_
                   queue_query = \"SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8 \
                   FROM good_jobs WHERE finished_at IS NULL\"\n";
     let url = postgres.url();
-    let mut bot = Bot::start(
-        &settings(&api, &heartbeat, source),
-        &[],
-        &[("DATABASE_URL", url.as_str())],
-    );
-    wait_until("the backlog scales the worker type up", || {
-        api.quantity() > 1
-    })
-    .await;
+    let mut bot = start_scaled_up(&api, &heartbeat, source, ("DATABASE_URL", &url)).await;
     assert_eq!(api.patches(), vec![10], "{}", bot.stderr());
 
     postgres.psql("UPDATE good_jobs SET finished_at = now()");
@@ -210,21 +210,27 @@ async fn a_query_that_writes_or_runs_too_long_is_refused_and_holds_the_size() {
     assert_eq!(api.patches(), Vec::<u32>::new(), "{}", bot.stderr());
 }
 
-#[test]
-fn bad_queue_settings_stop_the_worker_naming_each_key() {
-    let (_dir, path) = settings_file(
-        "heroku_app_name = \"test-app\"\nheroku_api_key = \"k-0123456789\"\nprocess_type = \"worker\"\n\
-         policy = \"queue\"\nqueue_url = \"postgres://u:pg-secret-5521@127.0.0.1/db\"\n\
-         queue_query = \"DELETE FROM jobs\"\nqueue_job_duration = \"0s\"\n\
-         queue_worker_concurrency = 0\n",
-    );
+/// Runs the worker on `settings`, which it must refuse with exit 2; its stderr.
+fn refused(settings: &str) -> String {
+    let (_dir, path) = settings_file(settings);
     let output = command()
         .arg(format!("--settings={}", path.display()))
         .stderr(Stdio::piped())
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
+#[test]
+fn bad_queue_settings_stop_the_worker_naming_each_key() {
+    let stderr = refused(
+        "heroku_app_name = \"test-app\"\nheroku_api_key = \"k-0123456789\"\nprocess_type = \"worker\"\n\
+         policy = \"queue\"\nqueue_url = \"postgres://u:pg-secret-5521@127.0.0.1/db\"\n\
+         queue_query = \"DELETE FROM jobs\"\nqueue_job_duration = \"0s\"\n\
+         queue_worker_concurrency = 0\n",
+    );
     for expected in [
         "queue_query = \"DELETE FROM jobs\"",
         "a read-only query starting with SELECT or WITH",
@@ -235,17 +241,10 @@ fn bad_queue_settings_stop_the_worker_naming_each_key() {
     }
     assert!(!stderr.contains("pg-secret-5521"), "{stderr}");
 
-    let (_dir, path) = settings_file(
+    let stderr = refused(
         "heroku_app_name = \"test-app\"\nheroku_api_key = \"k-0123456789\"\nprocess_type = \"worker\"\n\
          policy = \"queue\"\nqueue_url = \"amqp://guest:mq-secret-8812@127.0.0.1\"\n",
     );
-    let output = command()
-        .arg(format!("--settings={}", path.display()))
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("queue_url"), "{stderr}");
     assert!(
         stderr.contains("redis://, rediss://, postgres://"),

@@ -161,6 +161,28 @@ fn percent_decode(text: &str) -> Result<String, std::string::FromUtf8Error> {
     String::from_utf8(out)
 }
 
+/// One reading bounded by `limit`, its error prefixed with the source's `description` and
+/// scrubbed of the URL; `reset` runs when the time ran out (its connection may be stuck).
+pub(crate) async fn within(
+    limit: Duration,
+    description: &str,
+    scrubbed: &Scrubbed,
+    reading: impl std::future::Future<Output = Result<QueueReading, String>>,
+    reset: impl std::future::Future<Output = ()>,
+) -> Result<QueueReading, String> {
+    let result = match tokio::time::timeout(limit, reading).await {
+        Ok(result) => result,
+        Err(_) => {
+            reset.await;
+            Err(format!(
+                "no answer within {}",
+                crate::settings::format_duration(limit)
+            ))
+        }
+    };
+    result.map_err(|error| scrubbed.clean(&format!("{description}: {error}")))
+}
+
 /// An error with its causes on one line (drivers put the useful part in the source).
 pub(crate) fn explain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();

@@ -7,7 +7,7 @@
 //! One connection is kept and made again after an error; TLS follows the URL's `sslmode` as
 //! the leader lock's does.
 
-use super::{explain, QueueReading, QueueSource, QueueSourceConfig, Scrubbed};
+use super::{explain, within, QueueReading, QueueSource, QueueSourceConfig, Scrubbed};
 use crate::leader::postgres::{describe, parse_url, tls};
 use crate::settings::format_duration;
 use async_trait::async_trait;
@@ -181,17 +181,15 @@ impl QueueSource for PostgresQueue {
         // The connection, the transaction's statements and the query, all within the timeout
         // and a little more (the server cancels the query itself at statement_timeout).
         let limit = self.timeout + self.timeout / 2;
-        let result = match tokio::time::timeout(limit, self.read_once()).await {
-            Ok(result) => result,
-            Err(_) => {
-                *self.client.lock().await = None;
-                Err(format!("no answer within {}", format_duration(limit)))
-            }
-        };
-        result.map_err(|error| {
-            self.scrubbed
-                .clean(&format!("{}: {error}", self.description))
-        })
+        let reset = async { *self.client.lock().await = None };
+        within(
+            limit,
+            &self.description,
+            &self.scrubbed,
+            self.read_once(),
+            reset,
+        )
+        .await
     }
 
     fn describe(&self) -> String {

@@ -8,7 +8,7 @@
 //! by the timeout. An element that is not a Sidekiq job, or a key that is not a list, is an
 //! error (the size holds), never a zero.
 
-use super::{explain, QueueReading, QueueSource, QueueSourceConfig, Scrubbed};
+use super::{explain, within, QueueReading, QueueSource, QueueSourceConfig, Scrubbed};
 use crate::Secret;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -150,21 +150,15 @@ pub fn sidekiq_age(job: &str, now: DateTime<Utc>) -> Result<Duration, String> {
 #[async_trait]
 impl QueueSource for RedisQueue {
     async fn read(&self, now: DateTime<Utc>) -> Result<QueueReading, String> {
-        let read = tokio::time::timeout(self.timeout, self.read_once(now)).await;
-        let result = match read {
-            Ok(result) => result,
-            Err(_) => {
-                *self.connection.lock().await = None;
-                Err(format!(
-                    "no answer within {}",
-                    crate::settings::format_duration(self.timeout)
-                ))
-            }
-        };
-        result.map_err(|error| {
-            self.scrubbed
-                .clean(&format!("{}: {error}", self.description))
-        })
+        let reset = async { *self.connection.lock().await = None };
+        within(
+            self.timeout,
+            &self.description,
+            &self.scrubbed,
+            self.read_once(now),
+            reset,
+        )
+        .await
     }
 
     fn describe(&self) -> String {
