@@ -195,8 +195,8 @@ async fn a_query_that_writes_or_runs_too_long_is_refused_and_holds_the_size() {
     );
     drop(bot);
 
-    let slow = "queue_url = \"env:DATABASE_URL\"\nqueue_query_timeout = \"300ms\"\n\
-                queue_query = \"SELECT count(*) FROM jobs, pg_sleep(2)\"\n";
+    let slow = "queue_url = \"env:DATABASE_URL\"\nqueue_query_timeout = \"1s\"\n\
+                queue_query = \"SELECT count(*) FROM jobs, pg_sleep(5)\"\n";
     let bot = Bot::start(
         &settings(&api, &heartbeat, slow),
         &[],
@@ -204,7 +204,7 @@ async fn a_query_that_writes_or_runs_too_long_is_refused_and_holds_the_size() {
     );
     wait_until("the timeout is logged", || {
         bot.stderr()
-            .contains("queue_query ran past queue_query_timeout (300ms)")
+            .contains("queue_query ran past queue_query_timeout (1s)")
     })
     .await;
     assert_eq!(api.patches(), Vec::<u32>::new(), "{}", bot.stderr());

@@ -178,9 +178,10 @@ fn number(row: &Row, index: usize) -> Result<Option<f64>, String> {
 #[async_trait]
 impl QueueSource for PostgresQueue {
     async fn read(&self, _now: DateTime<Utc>) -> Result<QueueReading, String> {
-        // The connection, the transaction's statements and the query, all within the timeout
-        // and a little more (the server cancels the query itself at statement_timeout).
-        let limit = self.timeout + self.timeout / 2;
+        // The server cancels the query itself at statement_timeout, and the connection has its
+        // own connect timeout: this bound is the net for a network that stops answering, wide
+        // enough that a slow connect on a busy machine still lets the server's answer through.
+        let limit = self.timeout * 2 + Duration::from_secs(1);
         let reset = async { *self.client.lock().await = None };
         within(
             limit,
