@@ -5,7 +5,9 @@
 //!    downtime window in force (the downtime file and the heartbeat's header, read into the
 //!    [`Calendar`]), the traffic, and the size: the last size known while it is recent, read
 //!    from the platform once it is [`crate::budget::REFRESH_EVERY_BEATS`] old (within the API
-//!    key's budget, [`Pace`]), so that a steady beat makes one request, the heartbeat.
+//!    key's budget, [`Pace`]), so that a steady beat makes one request, the heartbeat. With the
+//!    queue policy, the job queues instead of the heartbeat, stopped or not (a job waiting is
+//!    what starts a stopped worker type), each reading bounded by its timeout.
 //! 2. **Step**: [`decision::step`], once. Should it, at a size only known, want a write or
 //!    tell the size, or should the bounds have moved, the size is read first; only if the
 //!    platform says it moved (someone scaled by hand) is the step taken again, from the same
@@ -36,20 +38,22 @@ pub use platform::{refusal_pause, Pace, MAX_REFUSAL_PAUSE};
 pub use registry::{notifiers_for, scaler_for, send_test_notifications, shutdown_hook_for};
 
 use crate::decision::{
-    self, classify, Acted, Bounds, Config, HeartbeatReading, Inputs, Observation, Output, State,
+    self, classify, Acted, Bounds, Config, HeartbeatReading, Inputs, Observation, Output,
+    QueueSignal, State,
 };
 use crate::downtime::Calendar;
-use crate::drain::Drain;
+use crate::drain::{Drain, DrainQueue};
 use crate::metrics::WorkerMetrics;
 use crate::notices;
 use crate::router_log::RouterStats;
-use crate::settings::AppSettings;
+use crate::settings::{AppSettings, QueueFrom};
 use crate::telemetry::Telemetry;
 use crate::traffic::TrafficMeter;
 use autoscalebot_backends::file_watch::{FileWatch, Watched};
 use autoscalebot_backends::leader::Leadership;
 use autoscalebot_backends::notify::{Dispatcher, Event, Notifier, TestNotifier};
 use autoscalebot_backends::probe::{Heartbeat as HeartbeatProbe, Probe, ProbeOutcome};
+use autoscalebot_backends::queue::QueueSource;
 use autoscalebot_backends::scaler::Scaler;
 use autoscalebot_backends::shutdown_hook::ShutdownHook;
 use chrono::{DateTime, Utc};
@@ -105,6 +109,11 @@ pub struct Worker {
     /// Since when the policy holds for want of a signal (logged once when it starts and once
     /// when it ends).
     signal_lost_since: Option<DateTime<Utc>>,
+    /// Where the jobs wait, with the queue policy; `Err`: the source could not be built (every
+    /// reading fails with that, so the size holds and it is told).
+    queue: Option<Result<Arc<dyn QueueSource>, String>>,
+    /// The queue source is failing (logged once when it starts and once when it ends).
+    queue_failing: bool,
 }
 
 /// Where the heartbeat goes out.
@@ -208,7 +217,15 @@ impl Worker {
             bounds_read: None,
             first_beat_after: Duration::ZERO,
             signal_lost_since: None,
+            queue: None,
+            queue_failing: false,
         }
+    }
+
+    /// Reads the job queues from `source` every beat (the queue policy decides on them).
+    pub fn with_queue(mut self, source: Result<Arc<dyn QueueSource>, String>) -> Self {
+        self.queue = Some(source);
+        self
     }
 
     /// Counts in the worker's registry, with the other apps, instead of one of its own (the
@@ -307,8 +324,21 @@ impl Worker {
         let hook = shutdown_hook_for(&settings, client);
         let notifiers = notifiers_for(&settings, test_notifier);
         let drain_on = settings.drain.log_drain_password.is_some();
-        let worker = Worker::new(settings, probe, scaler, notifiers, system_clock(), dry_run)
+        let queue = settings.queue.as_ref().map(|queue| queue.source.clone());
+        let mut worker = Worker::new(settings, probe, scaler, notifiers, system_clock(), dry_run)
             .with_shutdown_hook(hook);
+        let source: Option<Result<Arc<dyn QueueSource>, String>> = match queue {
+            Some(QueueFrom::Url(config)) => Some(autoscalebot_backends::queue::build(&config)),
+            Some(QueueFrom::Drain { depth, latency }) => Some(Ok(Arc::new(DrainQueue::new(
+                worker.drain.samples().clone(),
+                depth,
+                latency,
+            )))),
+            None => None,
+        };
+        if let Some(source) = source {
+            worker = worker.with_queue(source);
+        }
         // With a log drain, router requests are the app's traffic, so `idle_after` works.
         if drain_on {
             let meter = worker.drain.traffic();
@@ -327,6 +357,21 @@ impl Worker {
     }
 
     async fn run_boxed(mut self: Box<Self>, shutdown: CancellationToken) {
+        if let Some(queue) = &self.queue {
+            match queue {
+                Ok(source) => tracing::info!(
+                    app = %self.settings.app_name,
+                    process_type = %self.settings.process_type,
+                    queue = %source.describe(),
+                    "The queue policy reads the job queues: no heartbeat is sent."
+                ),
+                Err(error) => tracing::error!(
+                    app = %self.settings.app_name,
+                    %error,
+                    "The job queue cannot be read: the size holds until the settings are fixed."
+                ),
+            }
+        }
         tracing::info!(
             app = %self.settings.app_name,
             scales = %self.scaler.describe(),
@@ -406,8 +451,20 @@ impl Worker {
         let stopped = self.stopped;
         let mut outcome = None;
         let mut router = None;
+        let queue = match &self.queue {
+            Some(source) => {
+                let read = tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return None,
+                    read = Self::read_queue(source, (self.clock)()) => read,
+                };
+                self.log_queue(&read);
+                Some(read)
+            }
+            None => None,
+        };
         if !stopped {
-            if self.settings.drain.signal.uses_heartbeat() {
+            if self.settings.drain.signal.uses_heartbeat() && self.queue.is_none() {
                 let probed = tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => return None,
@@ -455,6 +512,7 @@ impl Worker {
                 self.calendar.active(now).cloned()
             },
             traffic: self.traffic.as_ref().map(|meter| meter.snapshot(now)),
+            queue,
         };
         Some(Gathered {
             inputs,
@@ -463,6 +521,38 @@ impl Worker {
             router,
             now,
         })
+    }
+
+    /// One reading of the job queues, in the engine's terms.
+    async fn read_queue(
+        source: &Result<Arc<dyn QueueSource>, String>,
+        now: DateTime<Utc>,
+    ) -> Result<QueueSignal, String> {
+        let source = source.as_ref().map_err(Clone::clone)?;
+        let reading = source.read(now).await?;
+        Ok(QueueSignal {
+            jobs: reading.jobs,
+            oldest_age: reading.oldest_age,
+        })
+    }
+
+    /// Logs once when the queue source starts failing, and once when it answers again.
+    fn log_queue(&mut self, read: &Result<QueueSignal, String>) {
+        let app = &self.settings.app_name;
+        match (read, self.queue_failing) {
+            (Err(error), false) => {
+                tracing::warn!(%app, %error, "Could not read the job queues: the size holds until they answer.");
+                self.queue_failing = true;
+            }
+            (Ok(_), true) => {
+                tracing::info!(%app, "The job queues answer again.");
+                self.queue_failing = false;
+            }
+            (Ok(signal), false) => {
+                tracing::debug!(%app, jobs = signal.jobs, oldest_age = ?signal.oldest_age, "Job queues read.");
+            }
+            (Err(_), true) => {}
+        }
     }
 
     /// The engine's step. When, at a size only known, it wants a write or tells the size

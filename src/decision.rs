@@ -20,12 +20,13 @@
 mod observe;
 mod policy;
 
+pub use crate::policy::queue::{QueueConfig, QueueSignal};
 pub use crate::policy::target::{SignalLost, Sizing, TargetConfig};
 pub use observe::{
     classify, classify_router, combine, Heartbeat, HeartbeatReading, Observation, RouterReading,
     Seen,
 };
-pub use policy::{Policy, PolicyConfig, Streaks, StreaksConfig, Target, Wish};
+pub use policy::{Policy, PolicyConfig, Queue, Streaks, StreaksConfig, Target, Wish};
 
 use crate::downtime::Window;
 use crate::router_log::RouterStats;
@@ -123,6 +124,9 @@ pub struct Inputs {
     /// Real traffic, when something measures it; `None`: nothing does, and then
     /// `idle_after` never stops the app.
     pub traffic: Option<Traffic>,
+    /// The job queues' reading, when the queue policy decides: `Err` says why the source
+    /// could not be read (never a secret), and then the size holds.
+    pub queue: Option<Result<QueueSignal, String>>,
 }
 
 /// Real traffic, as the shell measures it: connections through the activator, router requests
@@ -227,6 +231,17 @@ pub enum ScaleReason {
     DowntimeOver,
     /// A client is waiting for the stopped target: the activator starts it.
     Demand,
+    /// The queue policy: `jobs` waiting (and the oldest's `oldest_age`) need `desired`
+    /// workers, each clearing `jobs_per_worker` within `target_latency`; `quiet_for`: every
+    /// reading of the scale-down delay asked for at most `desired`.
+    Queue {
+        desired: u32,
+        jobs: Option<u64>,
+        oldest_age: Option<Duration>,
+        jobs_per_worker: f64,
+        target_latency: Duration,
+        quiet_for: Option<Duration>,
+    },
 }
 
 /// Something to tell people, with its numbers; `crate::notices` words it.
@@ -254,6 +269,13 @@ pub enum Notice {
     },
     /// The platform answers again.
     ScaleRecovered,
+    /// The job queues could not be read (told as scale failures are): the size holds.
+    QueueFailed {
+        error: String,
+        dynos: Option<u32>,
+    },
+    /// The job queues are read again.
+    QueueRecovered,
     /// At the max and the policy still wants more, `because` of this.
     NeedsAboveMax {
         dynos: u32,
@@ -445,6 +467,8 @@ pub struct State {
     /// The app has answered a heartbeat since the start: a refused connection after that is a
     /// dyno gone, a fail, not a wrong URL.
     heartbeat_connected: bool,
+    /// The queue source fails (told once, as the platform's failures).
+    queue_failing: Alert,
     /// The current outage was told as a refusal, so its end is told whatever
     /// `notify_on_scale_fails` says.
     platform_refusal_told: bool,
@@ -471,6 +495,7 @@ impl State {
             platform_failing: Alert::default(),
             heartbeat_misconfigured: Alert::default(),
             heartbeat_connected: false,
+            queue_failing: Alert::default(),
             platform_refusal_told: false,
             running_since: None,
             downtime: None,
@@ -488,7 +513,7 @@ impl State {
     pub fn streaks(&self) -> Option<&Streaks> {
         match &self.policy {
             Policy::Streaks(streaks) => Some(streaks),
-            Policy::Target(_) => None,
+            Policy::Target(_) | Policy::Queue(_) => None,
         }
     }
 
@@ -496,6 +521,7 @@ impl State {
     fn advance(&mut self, config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> Output {
         let mut notices = self.set_downtime(config, inputs.downtime.as_ref());
         notices.extend(self.check_heartbeat(config, inputs.heartbeat.as_ref(), now));
+        notices.extend(self.queue_read(config, inputs, now));
         let seen = observe::observed(
             inputs.heartbeat.as_ref(),
             inputs.router.as_ref(),
@@ -514,6 +540,11 @@ impl State {
             (None, seen) => {
                 // No size to decide from: count what was seen, so the streaks stay warm.
                 self.count(config, seen.as_ref(), inputs, now);
+            }
+            (Some(0), seen) if self.policy.watches_at_zero() => {
+                // Jobs wait whether or not a worker runs: the first one starts it again.
+                self.count(config, seen.as_ref(), inputs, now);
+                self.decide(config, now, 0, inputs.traffic, &mut output);
             }
             (Some(0), _) => {
                 // A stopped app: what a heartbeat saw before it stopped counts for nothing,
@@ -700,8 +731,13 @@ impl State {
                 }
                 Wish::More { .. } => needs_above_max = true,
                 Wish::Fewer { to, reason } => {
-                    // Only idle_after and max_age take an app to 0, never the policy.
-                    let floor = bounds.min.max(1);
+                    // Only idle_after, max_age and the queue policy (whose empty queues say
+                    // nobody needs a worker) take an app to 0, never a policy of answers.
+                    let floor = if self.policy.watches_at_zero() {
+                        bounds.min
+                    } else {
+                        bounds.min.max(1)
+                    };
                     if current > floor {
                         let scale = ScaleTo {
                             from: current,
@@ -937,6 +973,30 @@ impl State {
             error: error.to_string(),
             refused,
         }]
+    }
+
+    /// The queue source's reading: a failure starts an alert told once (and again after
+    /// `notify_repeat_after`) under `notify_on_scale_fails`, a reading ends it.
+    fn queue_read(&mut self, config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> Vec<Notice> {
+        let Some(read) = &inputs.queue else {
+            return Vec::new();
+        };
+        let change = self
+            .queue_failing
+            .update(read.is_err(), now, config.notify.repeat_after);
+        let notice = match (change, read) {
+            (Some(AlertChange::Ended), _) => Notice::QueueRecovered,
+            (Some(_), Err(error)) => Notice::QueueFailed {
+                error: error.clone(),
+                dynos: inputs.size,
+            },
+            _ => return Vec::new(),
+        };
+        if config.notify.scale_fails {
+            vec![notice]
+        } else {
+            Vec::new()
+        }
     }
 
     /// The platform answered: ends a scale-failure alert, if one is on.

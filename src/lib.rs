@@ -16,7 +16,8 @@
 //! - [`activator`]: wakes a stopped target on demand, forwards, stops it when idle.
 //! - [`import_settings`]: an autoscalebot 2.1 settings module (Python) as this version's TOML.
 //! - [`demo`]: `autoscalebot demo`, the sandbox, a traffic surge and the worker in one process.
-//! - [`router_log`]: Heroku log drain parsing (logplex frames, router lines, windows).
+//! - [`router_log`]: Heroku log drain parsing (logplex frames, router lines, windows);
+//!   `router_log::l2met`: the app's own `sample#…` metrics and Heroku's runtime metrics in the same drain.
 //! - [`telemetry`], [`metrics`]: what the loop shares with the HTTP server.
 //! - [`server`]: the worker's HTTP server: each app's log drain, `/metrics`, `/healthz`, the
 //!   status pages.

@@ -295,7 +295,7 @@ impl WorkerMetrics {
         let drain_frames = Family::default();
         registry.register(
             "drain_frames",
-            "Log drain frames by result: router, other, malformed, bad_router_line",
+            "Log drain frames by result: router, other, malformed, bad_router_line, l2met, bad_l2met_line",
             drain_frames.clone(),
         );
         let drain_batches: Family<Keyed, Counter> = Family::default();
@@ -552,6 +552,8 @@ impl AppMetrics {
             ("other", counts.other_lines),
             ("malformed", counts.malformed_frames),
             ("bad_router_line", counts.bad_router_lines),
+            ("l2met", counts.l2met_lines),
+            ("bad_l2met_line", counts.bad_l2met_lines),
         ] {
             if count > 0 {
                 worker

@@ -109,6 +109,24 @@ pub fn event(app: &str, at: DateTime<Utc>, notice: &Notice) -> Event {
             EventKind::ScaleRecovered,
             "Scaling works again: the platform answered.".to_string(),
         ),
+        Notice::QueueFailed { error, dynos } => {
+            let holding = dynos
+                .map(|dynos| format!(" at {dynos}"))
+                .unwrap_or_default();
+            let mut event = new(
+                EventKind::ScaleFailed,
+                format!(
+                    "Could not read the job queues: the size holds{holding} until they answer."
+                ),
+            );
+            event.reason.clone_from(error);
+            event.from_quantity = *dynos;
+            event
+        }
+        Notice::QueueRecovered => new(
+            EventKind::ScaleRecovered,
+            "The job queues answer again: the queue policy decides again.".to_string(),
+        ),
         Notice::NeedsAboveMax {
             dynos,
             bounds,
@@ -365,6 +383,34 @@ pub fn describe(reason: &ScaleReason) -> String {
         ScaleReason::DowntimeHold => "holding downtime_dynos during planned downtime".to_string(),
         ScaleReason::DowntimeOver => "back to the size before the planned downtime".to_string(),
         ScaleReason::Demand => "a client is waiting for the stopped app".to_string(),
+        ScaleReason::Queue {
+            desired,
+            jobs,
+            oldest_age,
+            jobs_per_worker,
+            target_latency,
+            quiet_for,
+        } => {
+            let workers = if *desired == 1 { "worker" } else { "workers" };
+            let target = format_duration(*target_latency);
+            match (quiet_for, jobs, oldest_age) {
+                (Some(delay), _, _) if *desired == 0 => {
+                    format!("queues empty for {}", format_duration(*delay))
+                }
+                (Some(delay), _, _) => format!(
+                    "queues needed at most {desired} {workers} for {}",
+                    format_duration(*delay)
+                ),
+                (None, _, Some(age)) if age > target_latency => format!(
+                    "queue: the oldest job waited {:.1} s, over the target of {target}: {desired} {workers}",
+                    age.as_secs_f64()
+                ),
+                (None, jobs, _) => format!(
+                    "queue: {} jobs waiting, {jobs_per_worker:.0} per worker within {target}: {desired} {workers}",
+                    jobs.unwrap_or(0)
+                ),
+            }
+        }
     }
 }
 

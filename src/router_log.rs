@@ -4,9 +4,12 @@
 //! Everything here is pure: bytes and `now` in, values out; no I/O, no clock, no locks. The
 //! HTTP edge (`server.rs`) feeds batches in; the loop (`bot.rs`) reads [`RouterStats`] for its
 //! decision and the metrics. Bad input never fails a whole batch: a malformed frame or a router
-//! line with garbage is skipped and counted in [`IngestCounts`], and the rest is used.
+//! line with garbage is skipped and counted in [`IngestCounts`], and the rest is used. The
+//! app's own l2met metrics and Heroku's runtime metrics in the same batches are [`l2met`]'s.
 //! Hand-written because no maintained crate parses logplex octet counting or Heroku's
 //! `key=value` router lines; both formats are small and documented (`../shared/heroku/`).
+
+pub mod l2met;
 
 use chrono::{DateTime, Utc};
 use std::collections::VecDeque;
@@ -354,6 +357,10 @@ pub struct IngestCounts {
     /// Router lines (among `router_lines`) of someone using the app: not the worker's own
     /// heartbeats, and not lines the platform answers for the app ([`Request::is_traffic`]).
     pub traffic_lines: u64,
+    /// Lines with l2met metrics used (when the caller collects them).
+    pub l2met_lines: u64,
+    /// Lines with l2met metrics skipped for a value that is not a number.
+    pub bad_l2met_lines: u64,
 }
 
 /// Parses a whole logplex body into requests (pushed onto `into`) and counts. The first few
@@ -364,6 +371,19 @@ pub fn parse_batch(
     body: &[u8],
     heartbeat_path: Option<&str>,
     into: &mut Vec<Request>,
+    problems: &mut Vec<String>,
+) -> IngestCounts {
+    parse_batch_with_samples(body, heartbeat_path, into, None, problems)
+}
+
+/// [`parse_batch`], also collecting the l2met samples of the other lines into `samples`
+/// (the app's `sample#…`, Heroku's runtime metrics); a line with a bad value is skipped and
+/// counted in `bad_l2met_lines`. Without `samples`, such lines are other lines.
+pub fn parse_batch_with_samples(
+    body: &[u8],
+    heartbeat_path: Option<&str>,
+    into: &mut Vec<Request>,
+    mut samples: Option<&mut Vec<l2met::Sample>>,
     problems: &mut Vec<String>,
 ) -> IngestCounts {
     const KEEP_PROBLEMS: usize = 3;
@@ -391,7 +411,23 @@ pub fn parse_batch(
             continue;
         };
         if syslog.app_name != "heroku" || syslog.proc_id != "router" {
-            counts.other_lines += 1;
+            match samples.as_deref_mut() {
+                Some(samples) if l2met::mentions_metrics(syslog.message) => {
+                    match l2met::parse(&syslog) {
+                        Ok(found) => {
+                            counts.l2met_lines += 1;
+                            samples.extend(found);
+                        }
+                        Err(error) => {
+                            counts.bad_l2met_lines += 1;
+                            if problems.len() < KEEP_PROBLEMS {
+                                problems.push(format!("an l2met line where {error}"));
+                            }
+                        }
+                    }
+                }
+                _ => counts.other_lines += 1,
+            }
             continue;
         }
         match parse_router_line(syslog.message) {

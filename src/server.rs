@@ -24,7 +24,8 @@ pub use listen::Limits;
 pub use status_page::render as render_status_page;
 
 use crate::metrics::WorkerMetrics;
-use crate::router_log::{parse_batch, IngestCounts, Request};
+use crate::router_log::l2met::Sample;
+use crate::router_log::{parse_batch_with_samples, IngestCounts, Request};
 use crate::telemetry::Telemetry;
 use autoscalebot_backends::Secret;
 use axum::body::Bytes;
@@ -448,7 +449,9 @@ fn drain(
         }
     }
     // Each entry counts its own heartbeat lines, so parse once per heartbeat path.
+    // The l2met samples are the same for every entry: collected by the first parse only.
     let mut parsed: Vec<(&str, IngestCounts, Vec<Request>)> = Vec::new();
+    let mut samples: Vec<Sample> = Vec::new();
     for telemetry in &takers {
         let heartbeat_path = telemetry.settings().heartbeat.url.path();
         if parsed.iter().any(|(path, _, _)| *path == heartbeat_path) {
@@ -456,7 +459,14 @@ fn drain(
         }
         let mut requests = Vec::new();
         let mut problems = Vec::new();
-        let counts = parse_batch(body, Some(heartbeat_path), &mut requests, &mut problems);
+        let collect = parsed.is_empty().then_some(&mut samples);
+        let counts = parse_batch_with_samples(
+            body,
+            Some(heartbeat_path),
+            &mut requests,
+            collect,
+            &mut problems,
+        );
         if parsed.is_empty() {
             report_problems(name, headers, frame_id, &counts, &problems);
         }
@@ -470,6 +480,7 @@ fn drain(
             .expect("parsed above");
         telemetry.metrics.drain_batch("accepted");
         telemetry.ingest(counts, requests.clone());
+        telemetry.ingest_samples(&samples);
     }
     StatusCode::NO_CONTENT.into_response()
 }
@@ -494,12 +505,13 @@ fn report_problems(
             "Logplex-Msg-Count differs from the frames found."
         );
     }
-    if counts.malformed_frames > 0 || counts.bad_router_lines > 0 {
+    if counts.malformed_frames > 0 || counts.bad_router_lines > 0 || counts.bad_l2met_lines > 0 {
         tracing::warn!(
             app,
             frame_id = frame_id.unwrap_or("-"),
             malformed_frames = counts.malformed_frames,
             bad_router_lines = counts.bad_router_lines,
+            bad_l2met_lines = counts.bad_l2met_lines,
             used = counts.router_lines,
             first_problems = %problems.join("; "),
             "Skipped bad input in a log drain batch; used the rest."

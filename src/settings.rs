@@ -3,7 +3,7 @@
 //!
 //! Two stages, as ripgrep does it. First, raw sections: serde structs with
 //! `deny_unknown_fields`, each owned by the part it configures (the app, the heartbeat, the
-//! thresholds, the notification rules, downtime, the drain, the activator, the shutdown hook,
+//! thresholds, the notification rules, downtime, the drain, the job queue, the activator, the shutdown hook,
 //! and, in the backends crate, each platform and each notifier); their fields are untyped
 //! values that know their key, so the key list exists once and the "did you mean" hints and
 //! `check`'s rows come from it. Second, each part types its fields and checks them against the
@@ -31,6 +31,7 @@ mod legacy;
 mod load;
 mod notify;
 mod policy;
+mod queue;
 mod shutdown_hook;
 mod thresholds;
 
@@ -46,6 +47,7 @@ pub use heartbeat::Heartbeat;
 pub use legacy::{setting_for_2_1_name, DJANGO_PREFIX, SETTINGS_2_1};
 pub use notify::NotifyRules;
 pub use policy::{PolicyKind, PolicySettings};
+pub use queue::{QueueFrom, QueueSettings};
 pub use shutdown_hook::ShutdownHookSettings;
 pub use thresholds::Thresholds;
 
@@ -147,6 +149,8 @@ pub struct AppSettings {
     pub notifiers: Notifiers,
     pub downtime: DowntimeSettings,
     pub drain: Drain,
+    /// Where a job worker's queue is read, with `policy = "queue"`.
+    pub queue: Option<QueueSettings>,
     pub shutdown_hook: Option<ShutdownHookSettings>,
     pub activator: Option<ActivatorSettings>,
     pub log_format: LogFormat,

@@ -259,6 +259,13 @@ impl Telemetry {
         self.drain.ingest(self.now(), counts, requests);
     }
 
+    /// Keeps the newest of each l2met sample of a batch (the drain's [`crate::drain::Samples`]).
+    pub fn ingest_samples(&self, samples: &[crate::router_log::l2met::Sample]) {
+        if !samples.is_empty() {
+            self.drain.samples().record(self.now(), samples);
+        }
+    }
+
     /// The router window now (and the metrics' gauges set from it).
     pub fn router_stats(&self) -> RouterStats {
         let stats = self.drain.stats(self.now());

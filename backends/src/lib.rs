@@ -5,7 +5,8 @@
 //! email, log, slack, test, webhook). One file per backend, holding its settings section too;
 //! each kind has a small trait and its registry (a list) in its `mod.rs`. `settings` is the
 //! toolkit every backend checks its section with. `leader/` decides which copy of the worker
-//! may act (a PostgreSQL advisory lock);
+//! may act (a PostgreSQL advisory lock); `queue/` reads how many jobs wait (Redis lists, a
+//! PostgreSQL query);
 //! `file_watch.rs` tells when a file (the downtime file) may have changed, so it is not opened
 //! on every heartbeat.
 //!
@@ -17,6 +18,7 @@ pub mod file_watch;
 pub mod leader;
 pub mod notify;
 pub mod probe;
+pub mod queue;
 pub mod retry;
 pub mod scaler;
 mod secret;

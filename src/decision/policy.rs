@@ -10,6 +10,7 @@
 //! [`crate::policy::target`]'s; this file only hands it the beat and reads its decision).
 
 use super::{Config, Heartbeat, HeartbeatReading, Inputs, Observation, ScaleReason};
+use crate::policy::queue::{QueueConfig, QueueDecision, QueueSignal, QueueState, QueueWhy};
 use crate::policy::target::{
     HeartbeatSignal, RouterSignal, SignalLost, TargetConfig, TargetDecision, TargetInput,
     TargetState, Why,
@@ -23,6 +24,9 @@ use std::time::Duration;
 pub enum PolicyConfig {
     Streaks(StreaksConfig),
     Target(TargetConfig),
+    /// Job workers on their queues (`crate::policy::queue`): the only policy that may take a
+    /// process type to zero, when `min_dynos` is 0.
+    Queue(QueueConfig),
 }
 
 /// 2.1's streaks: `increment` dynos after a streak of fails or passes.
@@ -56,6 +60,7 @@ pub enum Wish {
 pub enum Policy {
     Streaks(Streaks),
     Target(Box<Target>),
+    Queue(Queue),
 }
 
 impl Policy {
@@ -63,7 +68,14 @@ impl Policy {
         match config {
             PolicyConfig::Streaks(_) => Policy::Streaks(Streaks::default()),
             PolicyConfig::Target(_) => Policy::Target(Box::default()),
+            PolicyConfig::Queue(_) => Policy::Queue(Queue::default()),
         }
+    }
+
+    /// Whether the policy reads its signal while the process type is stopped and may take it
+    /// to zero: the queue policy, whose jobs wait whether or not a worker runs.
+    pub fn watches_at_zero(&self) -> bool {
+        matches!(self, Policy::Queue(_))
     }
 
     /// Takes in one beat of an app that runs: `seen` is what the signal in use means (`None`
@@ -86,7 +98,8 @@ impl Policy {
             (Policy::Target(target), PolicyConfig::Target(rules)) => {
                 target.observe(rules, config, inputs, now)
             }
-            (Policy::Target(_), _) => {}
+            (Policy::Queue(queue), PolicyConfig::Queue(rules)) => queue.observe(rules, inputs, now),
+            _ => {}
         }
     }
 
@@ -95,6 +108,7 @@ impl Policy {
         match self {
             Policy::Streaks(streaks) => streaks.forget(),
             Policy::Target(target) => target.forget(),
+            Policy::Queue(queue) => *queue = Queue::default(),
         }
     }
 
@@ -104,6 +118,7 @@ impl Policy {
         match self {
             Policy::Streaks(streaks) => streaks.forget(),
             Policy::Target(target) => target.last = None,
+            Policy::Queue(queue) => queue.last = None,
         }
     }
 
@@ -117,6 +132,7 @@ impl Policy {
             (Policy::Target(target), PolicyConfig::Target(rules)) => {
                 target.wish(rules, config, current, now)
             }
+            (Policy::Queue(queue), PolicyConfig::Queue(rules)) => queue.wish(rules, current),
             _ => Wish::Keep,
         }
     }
@@ -137,6 +153,13 @@ impl Policy {
                 target.up_reason.unwrap_or(ScaleReason::AboveMax),
                 target.up.since < rules.confirmations.max(1),
             ),
+            (Policy::Queue(queue), PolicyConfig::Queue(rules)) => (
+                queue
+                    .last
+                    .and_then(|(_, decision, signal)| queue_reason(rules, decision.why, signal))
+                    .unwrap_or(ScaleReason::AboveMax),
+                false,
+            ),
             _ => (ScaleReason::AboveMax, false),
         }
     }
@@ -156,6 +179,13 @@ impl Policy {
                 target.down_reason.unwrap_or(ScaleReason::BelowMin),
                 target.down.since < rules.confirmations.max(1),
             ),
+            (Policy::Queue(queue), PolicyConfig::Queue(rules)) => (
+                queue
+                    .last
+                    .and_then(|(_, decision, signal)| queue_reason(rules, decision.why, signal))
+                    .unwrap_or(ScaleReason::BelowMin),
+                false,
+            ),
             _ => (ScaleReason::BelowMin, false),
         }
     }
@@ -165,7 +195,7 @@ impl Policy {
     /// as 2.1 read a fast answer).
     pub fn signal_lost(&self) -> Option<SignalLost> {
         match self {
-            Policy::Streaks(_) => None,
+            Policy::Streaks(_) | Policy::Queue(_) => None,
             Policy::Target(target) => target.last.as_ref().and_then(|(_, d)| d.signal_lost),
         }
     }
@@ -352,6 +382,65 @@ fn reason(rules: &TargetConfig, why: Why) -> Option<ScaleReason> {
         Why::AboveMax => ScaleReason::AboveMax,
         Why::BelowMin => ScaleReason::BelowMin,
         _ => return None,
+    })
+}
+
+/// The queue policy in the engine: [`QueueState`] fed one reading a beat, and its last
+/// decision with the size it was taken at and the reading behind it.
+#[derive(Debug, Clone, Default)]
+pub struct Queue {
+    state: QueueState,
+    last: Option<(u32, QueueDecision, QueueSignal)>,
+}
+
+impl Queue {
+    fn observe(&mut self, rules: &QueueConfig, inputs: &Inputs, now: DateTime<Utc>) {
+        let (Some(current), Some(read)) = (inputs.size, inputs.queue.as_ref()) else {
+            // No size or no reading this beat: nothing to decide from.
+            self.last = None;
+            return;
+        };
+        let signal = read.as_ref().ok();
+        let decision = self.state.step(rules, signal, current, now);
+        self.last = signal.map(|signal| (current, decision, *signal));
+    }
+
+    fn wish(&self, rules: &QueueConfig, current: u32) -> Wish {
+        let Some((at, decision, signal)) = self.last else {
+            return Wish::Keep;
+        };
+        let (Some(to), true) = (decision.to, at == current) else {
+            return Wish::Keep;
+        };
+        let Some(reason) = queue_reason(rules, decision.why, signal) else {
+            return Wish::Keep;
+        };
+        match to.cmp(&current) {
+            std::cmp::Ordering::Greater => Wish::More { to, reason },
+            std::cmp::Ordering::Less => Wish::Fewer { to, reason },
+            std::cmp::Ordering::Equal => Wish::Keep,
+        }
+    }
+}
+
+/// The engine's reason for a move of the queue policy, with its numbers; `None` for a hold.
+fn queue_reason(rules: &QueueConfig, why: QueueWhy, signal: QueueSignal) -> Option<ScaleReason> {
+    let desired = match why {
+        QueueWhy::Backlog { desired, .. }
+        | QueueWhy::Late { desired, .. }
+        | QueueWhy::Quiet { desired, .. } => desired,
+        _ => return None,
+    };
+    Some(ScaleReason::Queue {
+        desired,
+        jobs: signal.jobs,
+        oldest_age: signal.oldest_age,
+        jobs_per_worker: rules.jobs_per_worker(),
+        target_latency: rules.target_latency,
+        quiet_for: match why {
+            QueueWhy::Quiet { delay, .. } => Some(delay),
+            _ => None,
+        },
     })
 }
 

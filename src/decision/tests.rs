@@ -97,6 +97,7 @@ impl Sim {
             size: Some(self.dynos),
             downtime: crate::downtime::active_window(&self.windows, self.now).cloned(),
             traffic: self.traffic,
+            queue: None,
         };
         let (state, output) = step(&self.state, &config, &inputs, self.now);
         self.state = state;
@@ -1567,4 +1568,5 @@ fn the_step_is_pure_the_same_state_and_inputs_give_the_same_output() {
     );
 }
 
+mod queue;
 mod target;

@@ -195,6 +195,8 @@ fn a_batch_uses_what_it_can_and_counts_the_rest() {
             other_lines: 1,
             heartbeat_lines: 0,
             traffic_lines: 2,
+            l2met_lines: 0,
+            bad_l2met_lines: 0,
         }
     );
     assert_eq!(requests.len(), 2);
@@ -417,4 +419,43 @@ fn the_mean_service_time_counts_timeouts_at_their_30_s() {
     );
     assert_eq!(stats.mean_service_ms, Some((900.0 + 30_000.0) / 10.0));
     assert!((stats.requests_per_second - 1.0).abs() < 1e-9);
+}
+
+#[test]
+fn l2met_lines_are_collected_per_process_type_and_a_bad_one_is_skipped_and_counted() {
+    let body = format!(
+        "{}{}{}{}",
+        frame("<190>1 2026-11-24T09:00:00+00:00 host app worker.2 - sample#queue.depth=42 measure#queue.latency=1.5s"),
+        frame("<190>1 2026-11-24T09:00:00+00:00 host app worker.1 - sample#queue.depth=many"),
+        frame("<45>1 2026-11-24T09:00:00+00:00 host heroku web.1 - source=web.1 dyno=heroku.1.abc sample#load_avg_1m=0.52"),
+        frame(H12),
+    );
+    let mut requests = Vec::new();
+    let mut samples = Vec::new();
+    let mut problems = Vec::new();
+    let counts = crate::router_log::parse_batch_with_samples(
+        body.as_bytes(),
+        None,
+        &mut requests,
+        Some(&mut samples),
+        &mut problems,
+    );
+    assert_eq!((counts.l2met_lines, counts.bad_l2met_lines), (2, 1));
+    assert_eq!((counts.router_lines, counts.other_lines), (1, 0));
+    let read: Vec<(&str, &str, f64)> = samples
+        .iter()
+        .map(|s| (s.process_type.as_str(), s.name.as_str(), s.value))
+        .collect();
+    assert_eq!(
+        read,
+        vec![
+            ("worker", "queue.depth", 42.0),
+            ("worker", "queue.latency", 1.5),
+            ("web", "load_avg_1m", 0.52),
+        ]
+    );
+    assert!(
+        problems[0].contains("sample#queue.depth=\"many\""),
+        "{problems:?}"
+    );
 }

@@ -8,9 +8,9 @@
 
 use super::downtime::RawDowntime;
 use super::{
-    activator, drain::RawDrain, heartbeat, heartbeat::RawHeartbeat, notify::RawNotify,
-    shutdown_hook, thresholds, thresholds::RawThresholds, AppSettings, LoadContext, Purpose,
-    DEFAULT_APP_LABEL,
+    activator, drain::RawDrain, heartbeat, heartbeat::RawHeartbeat, notify::RawNotify, queue,
+    queue::RawQueue, shutdown_hook, thresholds, thresholds::RawThresholds, AppSettings,
+    LoadContext, Purpose, DEFAULT_APP_LABEL,
 };
 use autoscalebot_backends::notify::{self, Notifiers};
 use autoscalebot_backends::scaler;
@@ -83,6 +83,7 @@ pub(super) fn keys() -> Vec<&'static str> {
     keys.extend(notify::table_names());
     keys.extend(RawDowntime::keys());
     keys.extend(RawDrain::keys());
+    keys.extend(RawQueue::keys());
     keys.extend(fields::<RawTables>());
     keys
 }
@@ -127,6 +128,7 @@ pub(super) fn read_app(
     let raw_notify = RawNotify::take(table, check);
     let raw_downtime = RawDowntime::take(table, check);
     let raw_drain = RawDrain::take(table, check);
+    let raw_queue = RawQueue::take(table, check);
 
     let name = app.heroku_app_name.text(check);
     if let Some(name) = &name {
@@ -197,6 +199,13 @@ pub(super) fn read_app(
     let notifiers = Notifiers::read(table, &named_backends, check);
     let downtime = raw_downtime.check(check, context, time_zone);
     let drain = raw_drain.check(check, context, interval);
+    let queue_policy = thresholds
+        .as_ref()
+        .is_some_and(|thresholds| thresholds.policy.kind == super::PolicyKind::Queue);
+    let drain_on = drain
+        .as_ref()
+        .is_some_and(|drain| drain.log_drain_password.is_some());
+    let queue = raw_queue.check(check, queue_policy, drain_on);
     let shutdown_hook = shutdown_hook::read(&tables.shutdown_hook, check);
 
     if check.failed_since(mark) {
@@ -213,6 +222,7 @@ pub(super) fn read_app(
         notifiers,
         downtime: downtime?,
         drain: drain?,
+        queue: queue?,
         shutdown_hook,
         activator,
         log_format: log_format?,
@@ -253,6 +263,7 @@ pub(super) fn effective(settings: &AppSettings) -> Vec<(&'static str, String)> {
     all.extend(settings.notifiers.rows(variables));
     all.extend(settings.downtime.rows(settings.thresholds.time_zone));
     all.extend(settings.drain.rows(variables));
+    all.extend(queue::rows_of(settings.queue.as_ref(), variables));
     let tables = named::<RawTables>("");
     all.extend(shutdown_hook::rows_of(
         settings.shutdown_hook.as_ref(),

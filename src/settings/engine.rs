@@ -42,6 +42,12 @@ impl AppSettings {
                         .policy
                         .target_config(self.thresholds.max_response_time_ms),
                 ),
+                PolicyKind::Queue => PolicyConfig::Queue(
+                    self.queue
+                        .as_ref()
+                        .expect("policy = \"queue\" is loaded with its queue")
+                        .policy(self.thresholds.policy.scale_down_delay),
+                ),
             },
             scale_up_cooldown: self.thresholds.scale_up_cooldown,
             scale_down_cooldown: self.thresholds.scale_down_cooldown,

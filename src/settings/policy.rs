@@ -1,5 +1,5 @@
 //! The decision policy's settings, read in this one place: `policy` ("streaks", 2.1's
-//! algorithm and the default, or "target"), and the target policy's knobs
+//! algorithm and the default, "target", or "queue"), and the target policy's knobs
 //! `target_utilisation`, `scale_down_delay` and `dyno_concurrency`. The streaks' own keys
 //! (`number_of_fails_to_scale_up_after`, …, `increment`) stay with the app's other keys.
 //!
@@ -21,6 +21,9 @@ pub enum PolicyKind {
     Streaks,
     /// Target tracking: the size the measured load needs, up fast, down slowly.
     Target,
+    /// Job workers on their queues: the workers the backlog needs, down to zero when the
+    /// queues stay empty (`settings/queue.rs` reads the source).
+    Queue,
 }
 
 impl PolicyKind {
@@ -28,6 +31,7 @@ impl PolicyKind {
         match self {
             PolicyKind::Streaks => "streaks",
             PolicyKind::Target => "target",
+            PolicyKind::Queue => "queue",
         }
     }
 }
@@ -100,10 +104,11 @@ pub(super) fn read_policy(raw: RawPolicy<'_>, check: &mut Check) -> Option<Polic
         true => match raw.policy.text(check).as_deref() {
             Some("streaks") => Some(PolicyKind::Streaks),
             Some("target") => Some(PolicyKind::Target),
+            Some("queue") => Some(PolicyKind::Queue),
             _ => {
                 raw.policy.bad(
                     check,
-                    "\"streaks\" (2.1's algorithm: increment dynos after a streak of slow or fast beats) or \"target\" (scale to the size the measured load needs)",
+                    "\"streaks\" (2.1's algorithm: increment dynos after a streak of slow or fast beats), \"target\" (scale to the size the measured load needs) or \"queue\" (scale a job worker on its queue's backlog, down to zero when it stays empty)",
                 );
                 None
             }

@@ -118,7 +118,7 @@ pub struct SimulateArgs {
 
     /// How "ours" decides: "streaks" (2.1's algorithm) or "target" (scale to the size the
     /// measured load needs) [default: the settings' policy, "streaks"].
-    #[arg(long, value_parser = ["streaks", "target"], value_name = "POLICY")]
+    #[arg(long, value_parser = ["streaks", "target", "queue"], value_name = "POLICY")]
     pub policy: Option<String>,
 
     /// The target policy's share of each dyno's workers kept busy, in (0, 1] [default: the
@@ -133,6 +133,11 @@ pub struct SimulateArgs {
     /// Observations in a row the target policy needs before it scales up.
     #[arg(long, default_value_t = crate::policy::target::DEFAULT_CONFIRMATIONS, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub confirmations: u32,
+
+    /// The mean time one job takes, for a job worker type (`policy = "queue"`): the trace's
+    /// second column is then jobs a second [default: the settings' queue_job_duration, "1s"].
+    #[arg(long, value_parser = parse_boot_time, value_name = "DURATION")]
+    pub job_duration: Option<Duration>,
 
     /// Prints the table as JSON: the trace, the model and one object per row.
     #[arg(long)]
@@ -167,6 +172,9 @@ pub struct Simulation {
     pub target: Option<TargetConfig>,
     pub ours_initial_dynos: u32,
     pub defaults_initial_dynos: u32,
+    /// The latency every row is judged by: `max_response_time_in_ms`, or for a job worker
+    /// type `queue_target_latency` plus the job duration.
+    pub max_response_time_ms: f64,
     pub elapsed: Duration,
 }
 
@@ -253,12 +261,13 @@ fn check_flags(args: &SimulateArgs) -> Result<(), BadInput> {
     Ok(())
 }
 
-/// What a simulation does without: it calls no API and listens on no port.
-const CREDENTIALS: [&str; 4] = [
+/// What a simulation does without: it calls no API, listens on no port and reads no queue.
+const CREDENTIALS: [&str; 5] = [
     "heroku_app_name",
     "heroku_api_key",
     "log_drain_password",
     "http_port",
+    "queue_url",
 ];
 
 /// Loads the settings as the worker does. A simulation calls no API and runs no drain, so when
@@ -284,6 +293,11 @@ pub fn load_settings(
         });
     }
     let mut env = env.clone();
+    // The queue policy with no source: the trace is the queue, so any source stands in.
+    if error.problems.iter().any(|p| p.key == "queue_url") {
+        env.entry("AUTOSCALE_QUEUE_METRIC".to_string())
+            .or_insert_with(|| "simulated".to_string());
+    }
     env.entry("AUTOSCALE_HEROKU_APP_NAME".to_string())
         .or_insert_with(|| "simulated-app".to_string());
     if !env.contains_key("HEROKU_API_KEY") {
@@ -374,9 +388,26 @@ pub fn with_flags(mut settings: AppSettings, args: &SimulateArgs) -> AppSettings
     let policy = &mut settings.thresholds.policy;
     match args.policy.as_deref() {
         Some("target") => policy.kind = PolicyKind::Target,
+        Some("queue") => {
+            policy.kind = PolicyKind::Queue;
+            // No source to read in a simulation: the queue is the trace's.
+            settings.queue.get_or_insert(settings::QueueSettings {
+                source: settings::QueueFrom::Drain {
+                    depth: None,
+                    latency: None,
+                },
+                target_latency: crate::policy::queue::DEFAULT_TARGET_LATENCY,
+                job_duration: crate::policy::queue::DEFAULT_JOB_DURATION,
+                worker_concurrency: crate::policy::queue::DEFAULT_WORKER_CONCURRENCY,
+            });
+        }
         Some(_) => policy.kind = PolicyKind::Streaks,
         None => {}
     }
+    if let (Some(duration), Some(queue)) = (args.job_duration, settings.queue.as_mut()) {
+        queue.job_duration = duration;
+    }
+    let policy = &mut settings.thresholds.policy;
     if let Some(share) = args.target_utilisation {
         policy.target_utilisation = share;
     }
@@ -407,12 +438,29 @@ pub fn simulate(
     args: &SimulateArgs,
 ) -> Result<Simulation, SimulateError> {
     let started = Instant::now();
-    let max_response_time_ms = settings.thresholds.max_response_time_ms as f64;
-    let (service_time_ms, service_time_origin, service_time_note) =
-        service_time(args, &trace, max_response_time_ms);
-    let model = DynoModel {
-        dyno_concurrency: settings.thresholds.policy.dyno_concurrency,
-        service_time_ms,
+    let jobs = settings
+        .queue
+        .as_ref()
+        .filter(|_| settings.thresholds.policy.kind == PolicyKind::Queue);
+    let (model, max_response_time_ms, service_time_origin, service_time_note) = match jobs {
+        // A job worker type: the trace is jobs a second, each taking the job duration, and a
+        // job is late when it waits past the target latency before it runs.
+        Some(queue) => {
+            let (duration, origin) = match args.job_duration {
+                Some(duration) => (duration, "--job-duration"),
+                None => (queue.job_duration, "queue_job_duration"),
+            };
+            let model = DynoModel::jobs(queue.worker_concurrency, duration);
+            let max_ms = (queue.target_latency + duration).as_secs_f64() * 1000.0;
+            (model, max_ms, origin.to_string(), None)
+        }
+        None => {
+            let max_ms = settings.thresholds.max_response_time_ms as f64;
+            let (service_time_ms, origin, note) = service_time(args, &trace, max_ms);
+            let model =
+                DynoModel::web(settings.thresholds.policy.dyno_concurrency, service_time_ms);
+            (model, max_ms, origin, note)
+        }
     };
     let needs = Needs::compute(&trace, &model, max_response_time_ms);
     let bench = Bench {
@@ -438,7 +486,7 @@ pub fn simulate(
     let config = engine_config(&settings, args);
     let target = match &config.policy {
         PolicyConfig::Target(target) => Some(target.clone()),
-        PolicyConfig::Streaks(_) => None,
+        PolicyConfig::Streaks(_) | PolicyConfig::Queue(_) => None,
     };
     let ours_initial_dynos = match target {
         Some(_) => sizer_initial_dynos,
@@ -480,9 +528,10 @@ pub fn simulate(
     let fixed = bench.run_fixed_at_max(&settings);
     let oracle = bench.run_oracle();
     let reactive = bench.run_reactive_limit(&settings);
-    // The same metric and target as the target policy: busy workers per dyno.
-    let target_per_dyno = f64::from(settings.thresholds.policy.dyno_concurrency)
-        * settings.thresholds.policy.target_utilisation;
+    // The same metric and target as the target policy: busy workers per dyno (job slots per
+    // worker dyno for a job worker type).
+    let target_per_dyno =
+        f64::from(model.dyno_concurrency) * settings.thresholds.policy.target_utilisation;
     let hpa = bench.run_sizer(
         &mut Hpa::new(target_per_dyno),
         &settings,
@@ -515,6 +564,7 @@ pub fn simulate(
         target,
         ours_initial_dynos,
         defaults_initial_dynos,
+        max_response_time_ms,
         settings,
         defaults,
         elapsed: started.elapsed(),

@@ -29,9 +29,39 @@ pub struct DynoModel {
     pub dyno_concurrency: u32,
     /// Mean time to serve one request once a worker picks it up.
     pub service_time_ms: f64,
+    /// How long a request may wait before it is dropped: Heroku's router timeout for web
+    /// dynos; `None` for job workers, whose jobs wait in their queue however long it takes.
+    pub timeout: Option<Duration>,
 }
 
+/// The longest wait a job worker's model reports (a day): past the router's timeout there is
+/// no natural cap, and a job that waits a day is as late as any later one for the totals.
+pub const JOB_WAIT_CAP: Duration = Duration::from_secs(24 * 3600);
+
 impl DynoModel {
+    /// A web dyno's model: requests dropped at the router's timeout.
+    pub fn web(dyno_concurrency: u32, service_time_ms: f64) -> Self {
+        DynoModel {
+            dyno_concurrency,
+            service_time_ms,
+            timeout: Some(ROUTER_TIMEOUT),
+        }
+    }
+
+    /// A job worker's model: `worker_concurrency` jobs at once, none ever dropped.
+    pub fn jobs(worker_concurrency: u32, job_duration: Duration) -> Self {
+        DynoModel {
+            dyno_concurrency: worker_concurrency,
+            service_time_ms: job_duration.as_secs_f64() * 1000.0,
+            timeout: None,
+        }
+    }
+
+    /// The longest response (or wait) the model reports, in seconds.
+    pub fn cap_s(&self) -> f64 {
+        self.timeout.unwrap_or(JOB_WAIT_CAP).as_secs_f64()
+    }
+
     /// Requests per second one worker completes.
     pub fn service_rate_per_s(&self) -> f64 {
         1000.0 / self.service_time_ms
@@ -72,10 +102,19 @@ pub struct Backlog {
 
 impl Backlog {
     /// Moves the backlog on by `step_s` seconds of `arrival_per_s` against `capacity_per_s`.
-    pub fn advance(&mut self, arrival_per_s: f64, capacity_per_s: f64, step_s: f64) {
+    /// With a `timeout` (the router's), what would wait longer is dropped; without (jobs),
+    /// it all waits.
+    pub fn advance(
+        &mut self,
+        arrival_per_s: f64,
+        capacity_per_s: f64,
+        step_s: f64,
+        timeout: Option<Duration>,
+    ) {
         let grown = self.requests + (arrival_per_s - capacity_per_s) * step_s;
-        // The router drops what would wait longer than its timeout.
-        let cap = capacity_per_s * ROUTER_TIMEOUT.as_secs_f64();
+        let cap = timeout.map_or(f64::INFINITY, |timeout| {
+            capacity_per_s * timeout.as_secs_f64()
+        });
         self.requests = grown.clamp(0.0, cap);
     }
 }
@@ -90,6 +129,10 @@ pub struct Moment {
     /// How fast that time grows (or, draining, shrinks) while the step lasts, in seconds per
     /// second: the excess of arrivals over the capacity, over the capacity.
     backlog_growth: f64,
+    /// The longest response the model reports: the router's timeout, or a day for jobs.
+    cap_s: f64,
+    /// No job worker runs and no job waits: nothing is late.
+    nothing_waits: bool,
 }
 
 impl Moment {
@@ -100,11 +143,16 @@ impl Moment {
         backlog: Backlog,
     ) -> Moment {
         let capacity = model.capacity_per_s(serving_dynos);
+        let cap_s = model.cap_s();
         if serving_dynos == 0 || model.dyno_concurrency == 0 {
             return Moment {
                 queue: None,
                 backlog_delay_s: 0.0,
                 backlog_growth: 0.0,
+                cap_s,
+                nothing_waits: model.timeout.is_none()
+                    && arrival_per_s <= 0.0
+                    && backlog.requests <= 0.0,
             };
         }
         let saturated = backlog.requests > 0.0 || arrival_per_s >= capacity;
@@ -123,13 +171,27 @@ impl Moment {
             } else {
                 0.0
             },
+            cap_s,
+            nothing_waits: false,
+        }
+    }
+
+    /// The mean wait in the workers' steady queue (the M/M/c's, without the backlog ahead),
+    /// in seconds; 0 when no worker serves.
+    pub fn queue_wait_s(&self) -> f64 {
+        match &self.queue {
+            None => 0.0,
+            Some(queue) => {
+                (queue.mean_response_s() - 1.0 / queue.service_per_s).clamp(0.0, self.cap_s)
+            }
         }
     }
 
     /// The 95th percentile of the response time, capped at the router timeout.
     pub fn p95_ms(&self) -> f64 {
-        let router_ms = ROUTER_TIMEOUT.as_secs_f64() * 1000.0;
+        let router_ms = self.cap_s * 1000.0;
         match &self.queue {
+            None if self.nothing_waits => 0.0,
             None => router_ms,
             Some(queue) => {
                 ((self.backlog_delay_s + queue.response_quantile_s(0.95)) * 1000.0).min(router_ms)
@@ -139,8 +201,9 @@ impl Moment {
 
     /// The mean response time, capped at the router timeout.
     pub fn mean_ms(&self) -> f64 {
-        let router_ms = ROUTER_TIMEOUT.as_secs_f64() * 1000.0;
+        let router_ms = self.cap_s * 1000.0;
         match &self.queue {
+            None if self.nothing_waits => 0.0,
             None => router_ms,
             Some(queue) => {
                 ((self.backlog_delay_s + queue.mean_response_s()) * 1000.0).min(router_ms)
@@ -156,8 +219,9 @@ impl Moment {
     /// One response time of a request arriving `after_s` into the step: the backlog ahead of
     /// it has grown (or drained) meanwhile, as the accounting's backlog does over the step.
     pub fn sample_ms_after(&self, after_s: f64, rng: &mut impl RngExt) -> f64 {
-        let router_s = ROUTER_TIMEOUT.as_secs_f64();
+        let router_s = self.cap_s;
         match &self.queue {
+            None if self.nothing_waits => 0.0,
             None => router_s * 1000.0,
             Some(queue) => {
                 let backlog_s =

@@ -14,7 +14,8 @@ use super::queue::{Backlog, DynoModel, Moment, ROUTER_TIMEOUT};
 use super::signal::RouterFeed;
 use super::trace::{utc, Trace};
 use crate::decision::{
-    step, Acted, Config, HeartbeatReading, Inputs, Observation, ScaleReason, State,
+    step, Acted, Config, HeartbeatReading, Inputs, Observation, PolicyConfig, QueueSignal,
+    ScaleReason, State,
 };
 use crate::downtime::Calendar;
 use crate::settings::AppSettings;
@@ -230,9 +231,12 @@ impl Bench<'_> {
         if let Some(feed) = feed {
             feed.arrive(&moment, rate, from_ms, to_ms);
         }
-        books
-            .backlog
-            .advance(rate, self.model.capacity_per_s(serving), step_s);
+        books.backlog.advance(
+            rate,
+            self.model.capacity_per_s(serving),
+            step_s,
+            self.model.timeout,
+        );
         p95_ms
     }
 
@@ -322,7 +326,10 @@ impl Bench<'_> {
         let mut books = Accounting::default();
         let mut run = Run::default();
         let mut beat_ms = start_ms;
-        let sends_heartbeat = feed.is_none() || settings.drain.signal.uses_heartbeat();
+        // The queue policy reads the jobs waiting instead of a heartbeat, as the worker does.
+        let reads_queue = matches!(config.policy, PolicyConfig::Queue(_));
+        let sends_heartbeat =
+            !reads_queue && (feed.is_none() || settings.drain.signal.uses_heartbeat());
         while beat_ms < end_ms {
             let next_ms = (beat_ms + interval_ms).min(end_ms);
             let first_step_end = (beat_ms + MAX_STEP_MS).min(next_ms);
@@ -336,6 +343,7 @@ impl Bench<'_> {
                 router: feed.as_deref_mut().map(|feed| feed.stats(beat_ms)),
                 size: Some(fleet.quantity()),
                 downtime: calendar.active(now).cloned(),
+                queue: reads_queue.then(|| Ok(jobs_waiting(&moment, rate, books.backlog))),
                 ..Inputs::default()
             };
             let (next, output) = step(&state, config, &inputs, now);
@@ -551,6 +559,16 @@ impl Bench<'_> {
     }
 }
 
+/// The jobs a queue source would count at one moment: those the fluid backlog holds, and
+/// those waiting in the workers' queue (Little's law: arrivals × mean wait).
+fn jobs_waiting(moment: &Moment, rate: f64, backlog: Backlog) -> QueueSignal {
+    let in_queue = rate * moment.queue_wait_s();
+    QueueSignal {
+        jobs: Some((backlog.requests + in_queue).round().max(0.0) as u64),
+        oldest_age: None,
+    }
+}
+
 /// The fewest dynos that keep the p95 at or under the target, minute by minute: the oracle,
 /// and the yardstick for when a surge starts.
 #[derive(Debug, Clone)]
@@ -593,13 +611,16 @@ impl Needs {
 /// The fewest dynos (at least one) whose p95 at `rate` is at most the target, with that p95.
 /// When even the bare service time is too slow, the count past which more dynos stop helping.
 pub fn fewest_dynos(model: &DynoModel, rate: f64, max_response_time_ms: f64) -> (u32, f64) {
+    if model.timeout.is_none() && rate <= 0.0 {
+        // Job workers with no job to run: none are needed.
+        return (0, 0.0);
+    }
     let per_dyno = model.capacity_per_s(1);
     let mut dynos = ((rate / per_dyno).floor() as u32).saturating_add(1).max(1);
     let mut previous_p95 = f64::INFINITY;
     loop {
         let p95_ms = Moment::new(model, dynos, rate, Backlog::default()).p95_ms();
-        let stalled =
-            p95_ms >= previous_p95 * 0.999 && p95_ms < ROUTER_TIMEOUT.as_secs_f64() * 1000.0;
+        let stalled = p95_ms >= previous_p95 * 0.999 && p95_ms < model.cap_s() * 1000.0;
         if p95_ms <= max_response_time_ms || stalled {
             return (dynos, p95_ms);
         }

@@ -60,11 +60,7 @@ struct Row<'a> {
 }
 
 fn rows<'a>(sim: &'a Simulation, settings_label: &str) -> Vec<Row<'a>> {
-    let policy = if sim.target.is_some() {
-        "target"
-    } else {
-        "streaks"
-    };
+    let policy = sim.settings.thresholds.policy.kind.as_str();
     vec![
         Row {
             key: "ours",
@@ -130,11 +126,19 @@ pub fn table(sim: &Simulation, args: &SimulateArgs, settings_label: &str) -> Str
             format!(", rates × {}", args.rate_scale)
         }
     );
+    let jobs = sim.model.timeout.is_none();
     let _ = writeln!(
         out,
-        "Model: a random dyno per request (Heroku's router), each an M/M/c of {} requests at once, {:.1} ms mean service ({}), boot {}, ${} per dyno-hour, seed {}",
+        "Model: {} {} {} at once, {:.1} ms mean {} ({}), boot {}, ${} per dyno-hour, seed {}",
+        if jobs {
+            "job workers (the trace is jobs a second; none is ever dropped), each an M/M/c of"
+        } else {
+            "a random dyno per request (Heroku's router), each an M/M/c of"
+        },
         sim.model.dyno_concurrency,
+        if jobs { "jobs" } else { "requests" },
         sim.model.service_time_ms,
+        if jobs { "job" } else { "service" },
         sim.service_time_origin,
         format_duration_s(args.boot_time.as_secs_f64()),
         args.dyno_cost_per_hour,
@@ -151,10 +155,15 @@ pub fn table(sim: &Simulation, args: &SimulateArgs, settings_label: &str) -> Str
             sim.settings.drain.signal.as_str(),
         );
     }
+    let slow = if jobs {
+        "Slow = p95 of a job's wait and run above queue_target_latency + the job duration"
+    } else {
+        "Slow = p95 above max_response_time_in_ms"
+    };
     let _ = writeln!(
         out,
-        "Slow = p95 above max_response_time_in_ms ({} ms). Simulated in {} ms.",
-        sim.settings.thresholds.max_response_time_ms,
+        "{slow} ({} ms). Simulated in {} ms.",
+        sim.max_response_time_ms,
         sim.elapsed.as_millis()
     );
     let _ = writeln!(out);
@@ -220,7 +229,7 @@ pub fn json(sim: &Simulation, args: &SimulateArgs, settings_label: &str) -> Stri
         "end": utc(trace.end_ms()).to_rfc3339(),
         "minutes": (trace.end_ms() - trace.start_ms()) as f64 / 60_000.0,
         "rate_scale": args.rate_scale,
-        "max_response_time_ms": sim.settings.thresholds.max_response_time_ms,
+        "max_response_time_ms": sim.max_response_time_ms.round() as u64,
         "model": {
             "dyno_concurrency": sim.model.dyno_concurrency,
             "service_time_ms": sim.model.service_time_ms,

@@ -203,6 +203,7 @@ mod tests {
     const MODEL: DynoModel = DynoModel {
         dyno_concurrency: 4,
         service_time_ms: 50.0,
+        timeout: Some(ROUTER_TIMEOUT),
     };
 
     #[test]

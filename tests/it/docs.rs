@@ -151,7 +151,11 @@ fn env_for(block: &str) -> Vec<(String, String)> {
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect();
-        let value = if name.contains("SMTP") {
+        let value = if name.contains("REDIS") {
+            "redis://:secret@localhost:6379/0"
+        } else if name.contains("DATABASE") {
+            "postgres://user:secret@localhost:5432/app"
+        } else if name.contains("SMTP") {
             "smtp://user:secret@smtp.example.com:587?tls=required"
         } else if name.contains("URL") {
             "https://hooks.example.com/services/T000/B000/XXXX"

@@ -22,6 +22,7 @@ mod observe;
 mod pictures;
 mod platforms;
 mod promtool;
+mod queues;
 mod restart;
 mod sandbox;
 mod schema;

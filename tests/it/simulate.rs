@@ -295,3 +295,65 @@ fn a_schedule_by_day_of_the_week_is_read_and_a_bad_one_exits_2() {
     assert!(stderr.contains("max_dynos"), "{stderr}");
     assert!(stderr.contains("sat, sun are not given"), "{stderr}");
 }
+
+#[test]
+fn a_job_arrival_trace_replays_a_worker_type_on_the_queue_policy_beside_the_references() {
+    // Ten quiet minutes, ten of 20 jobs a second, twenty quiet again: the queue policy starts
+    // the worker type from zero for the burst and stops it after; the references run the same
+    // trace as jobs of 2 s on workers of 5 slots.
+    let (dir, settings) = crate::support::settings_file(
+        "process_type = \"worker\"\npolicy = \"queue\"\nmin_dynos = 0\nmax_dynos = 20\n\
+         queue_worker_concurrency = 5\nqueue_target_latency = \"30s\"\nscale_down_delay = \"2m\"\n",
+    );
+    let mut text = String::from("timestamp,jobs_per_second\n");
+    let start = 1_700_000_000;
+    for minute in 0..40 {
+        let rate = if (10..20).contains(&minute) {
+            20.0
+        } else {
+            0.0
+        };
+        text.push_str(&format!("{},{rate}\n", start + minute * 60));
+    }
+    let trace = dir.path().join("jobs.csv");
+    std::fs::write(&trace, text).unwrap();
+    let timeline = dir.path().join("timeline.csv");
+    let output = simulate(
+        &settings,
+        &[
+            "--trace",
+            trace.to_str().unwrap(),
+            "--job-duration",
+            "2s",
+            "--csv",
+            timeline.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for label in ROWS {
+        row(&stdout, label);
+    }
+    // 20 jobs/s × 2 s = 40 busy slots, 8 workers of 5 at least, for ten minutes; none else.
+    let oracle = row(&stdout, "oracle (");
+    assert!(oracle.0 >= 8.0 / 6.0 && oracle.0 < 2.5, "{stdout}");
+    let fixed = row(&stdout, "fixed at max_dynos");
+    let ours = row(&stdout, "ours (");
+    assert!(ours.0 < fixed.0 / 2.0, "{stdout}");
+    assert!(ours.3 >= 2, "up for the burst and down after: {stdout}");
+    let rows: Vec<Vec<String>> = std::fs::read_to_string(&timeline)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').map(str::to_string).collect())
+        .collect();
+    let dynos = |row: &Vec<String>| row[5].parse::<u32>().unwrap();
+    assert_eq!(dynos(&rows[0]), 0, "nothing to run at the start");
+    assert!(rows.iter().map(dynos).max().unwrap() >= 8, "{rows:?}");
+    assert_eq!(
+        dynos(rows.last().unwrap()),
+        0,
+        "back to zero after the burst"
+    );
+}

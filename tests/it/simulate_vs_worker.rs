@@ -4,7 +4,7 @@
 //! cool-offs, an increment above one and a planned downtime window that holds a size.
 
 use autoscalebot::bot::{tokio_clock, Worker};
-use autoscalebot::simulate::queue::{DynoModel, Moment};
+use autoscalebot::simulate::queue::{DynoModel, Moment, ROUTER_TIMEOUT};
 use autoscalebot::simulate::replay::{calendar_for, Bench, Needs};
 use autoscalebot::simulate::trace::{Point, Trace};
 use autoscalebot::test_doubles::{MemoryScaler, ScriptedProbe};
@@ -119,6 +119,7 @@ fn simulator_decisions(initial: u32) -> Vec<(DateTime<Utc>, u32, u32)> {
     let model = DynoModel {
         dyno_concurrency: 1,
         service_time_ms: 10.0,
+        timeout: Some(ROUTER_TIMEOUT),
     };
     let needs = Needs::compute(&trace, &model, 1000.0);
     let bench = Bench {

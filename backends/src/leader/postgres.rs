@@ -21,7 +21,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-mod tls;
+pub(crate) mod tls;
 
 /// The advisory lock's default key (`leader_lock_key`): "autosc" in ASCII, so that it is
 /// recognisable in `pg_locks`.

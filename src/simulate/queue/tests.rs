@@ -96,13 +96,13 @@ fn an_unstable_queue_has_no_steady_state() {
 #[test]
 fn the_backlog_grows_in_overload_drains_after_and_stops_at_the_router_timeout() {
     let mut backlog = Backlog::default();
-    backlog.advance(120.0, 100.0, 10.0);
+    backlog.advance(120.0, 100.0, 10.0, Some(ROUTER_TIMEOUT));
     assert!(close(backlog.requests, 200.0, 1e-12));
-    backlog.advance(50.0, 100.0, 2.0);
+    backlog.advance(50.0, 100.0, 2.0, Some(ROUTER_TIMEOUT));
     assert!(close(backlog.requests, 100.0, 1e-12));
-    backlog.advance(50.0, 100.0, 60.0);
+    backlog.advance(50.0, 100.0, 60.0, Some(ROUTER_TIMEOUT));
     assert_eq!(backlog.requests, 0.0);
-    backlog.advance(1000.0, 100.0, 3600.0);
+    backlog.advance(1000.0, 100.0, 3600.0, Some(ROUTER_TIMEOUT));
     assert!(close(backlog.requests, 100.0 * 30.0, 1e-12));
 }
 
@@ -111,6 +111,7 @@ fn no_serving_dyno_means_every_request_hits_the_router_timeout() {
     let model = DynoModel {
         dyno_concurrency: 4,
         service_time_ms: 50.0,
+        timeout: Some(ROUTER_TIMEOUT),
     };
     let moment = Moment::new(&model, 0, 1.0, Backlog::default());
     assert_eq!(moment.p95_ms(), 30_000.0);
@@ -121,6 +122,7 @@ fn a_backlog_adds_its_drain_time_to_the_p95() {
     let model = DynoModel {
         dyno_concurrency: 1,
         service_time_ms: 100.0,
+        timeout: Some(ROUTER_TIMEOUT),
     };
     let calm = Moment::new(&model, 1, 5.0, Backlog::default());
     let behind = Moment::new(&model, 1, 5.0, Backlog { requests: 20.0 });
@@ -136,6 +138,7 @@ fn random_routing_makes_each_dyno_its_own_queue_slower_than_one_pooled_queue() {
     let model = DynoModel {
         dyno_concurrency: 4,
         service_time_ms: 50.0,
+        timeout: Some(ROUTER_TIMEOUT),
     };
     // 3 dynos at 210 req/s: each an M/M/4 at 70 req/s (87.5 % busy).
     let moment = Moment::new(&model, 3, 210.0, Backlog::default());

@@ -33,6 +33,7 @@ fn trace(minutes: i64, rate: impl Fn(i64) -> f64) -> Trace {
 const MODEL: DynoModel = DynoModel {
     dyno_concurrency: 4,
     service_time_ms: 50.0,
+    timeout: Some(ROUTER_TIMEOUT),
 };
 
 fn bench<'a>(trace: &'a Trace, needs: &'a Needs) -> Bench<'a> {

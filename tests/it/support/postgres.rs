@@ -1,4 +1,4 @@
-//! A throwaway PostgreSQL server for the leader lock, plain or TLS only.
+//! A throwaway PostgreSQL server for the leader lock and the job-queue tests, plain or TLS only.
 
 use std::process::{Command, Stdio};
 
@@ -133,6 +133,33 @@ impl Postgres {
             "postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable",
             self.port
         )
+    }
+}
+
+impl Postgres {
+    /// Runs `sql` with `psql` as the superuser; its unaligned output.
+    pub fn psql(&self, sql: &str) -> String {
+        let output = Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args([
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-Atc",
+                sql,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("psql runs");
+        assert!(
+            output.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 }
 
