@@ -35,9 +35,9 @@ pub mod demo;
 pub mod downtime;
 pub mod drain;
 pub mod erlang;
-pub mod import_settings;
 #[doc(hidden)]
 pub mod generated_input;
+pub mod import_settings;
 pub mod metrics;
 pub mod notices;
 pub mod online_check;
