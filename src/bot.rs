@@ -375,7 +375,7 @@ impl Worker {
         tracing::info!(
             app = %self.settings.app_name,
             scales = %self.scaler.describe(),
-            heartbeat = %self.settings.heartbeat.url,
+            heartbeat = %autoscalebot_backends::shown_url(&self.settings.heartbeat.url),
             signal = self.settings.drain.signal.as_str(),
             interval = ?self.settings.heartbeat.interval,
             dry_run = self.dry_run,
@@ -694,7 +694,7 @@ impl Worker {
         let heartbeat = &output.observed;
         if let Observation::Misconfigured { status } = heartbeat.observation {
             tracing::warn!(
-                %app, status, url = %self.settings.heartbeat.url,
+                %app, status, url = %autoscalebot_backends::shown_url(&self.settings.heartbeat.url),
                 "The heartbeat URL answered {status}: check heartbeat_url and app_url. A 4xx never adds dynos."
             );
         } else {

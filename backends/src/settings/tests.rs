@@ -138,10 +138,10 @@ fn a_known_key_in_upper_case_gets_its_name_and_the_applications_note() {
     assert_eq!(
         shown,
         [
-            "hook.AUTOSCALE_URL = \"https://example.com\": expected a known setting: did you mean hook.url? (setting names are lower case, without the variables' AUTOSCALE_ prefix)",
+            "hook.AUTOSCALE_URL = \"***\": expected a known setting: did you mean hook.url? (setting names are lower case, without the variables' AUTOSCALE_ prefix)",
             "hook.DEBUG = true: expected a known setting (see settings.example.toml for the list)",
             "hook.RETRIES = 2: expected a known setting: did you mean hook.retries? (setting names are lower case, without the variables' AUTOSCALE_ prefix)",
-            "hook.Token = \"t\": expected a known setting: did you mean hook.token? (setting names are lower case, without the variables' AUTOSCALE_ prefix)",
+            "hook.Token = \"***\": expected a known setting: did you mean hook.token? (setting names are lower case, without the variables' AUTOSCALE_ prefix)",
         ]
     );
     let note: CaseNote = |key| (key == "RETRIES").then_some("an old name");
