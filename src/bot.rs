@@ -459,6 +459,9 @@ impl Worker {
                     read = Self::read_queue(source, (self.clock)()) => read,
                 };
                 self.log_queue(&read);
+                if let Ok(signal) = &read {
+                    self.telemetry.metrics.queue(signal.jobs, signal.oldest_age);
+                }
                 Some(read)
             }
             None => None,

@@ -232,6 +232,8 @@ pub struct WorkerMetrics {
     router_errors: Family<Keyed, Counter>,
     router_latency: Family<KindQuantile, Gauge<f64, AtomicU64>>,
     router_requests_per_second: Family<AppLabels, Gauge<f64, AtomicU64>>,
+    queue_jobs: Family<AppLabels, Gauge>,
+    queue_oldest_job_age: Family<AppLabels, Gauge<f64, AtomicU64>>,
     drain_frames: Family<Keyed, Counter>,
     drain_batches: Family<Keyed, Counter>,
     dynos: Family<AppLabels, Gauge>,
@@ -291,6 +293,20 @@ impl WorkerMetrics {
             "router_requests_per_second",
             "Requests per second over the last router window",
             router_requests_per_second.clone(),
+        );
+        // Only for process types scaled on a queue: a web app has no series rather than a 0.
+        let queue_jobs = Family::default();
+        registry.register(
+            "queue_jobs",
+            "Jobs waiting in the job queues at the last reading (queue policy)",
+            queue_jobs.clone(),
+        );
+        let queue_oldest_job_age = Family::default();
+        registry.register_with_unit(
+            "queue_oldest_job_age",
+            "How long the oldest job has waited at the last reading; 0 when no job waits (queue policy)",
+            Unit::Seconds,
+            queue_oldest_job_age.clone(),
         );
         let drain_frames = Family::default();
         registry.register(
@@ -355,6 +371,8 @@ impl WorkerMetrics {
             router_errors,
             router_latency,
             router_requests_per_second,
+            queue_jobs,
+            queue_oldest_job_age,
             drain_frames,
             drain_batches,
             dynos,
@@ -586,6 +604,28 @@ impl AppMetrics {
                 .router_errors
                 .get_or_create(&self.keyed(label("code", format!("H{code:02}"))))
                 .inc_by(count);
+        }
+    }
+
+    /// A reading of the job queues: the jobs waiting (when the source counts them) and the
+    /// oldest job's wait (when it tells it).
+    pub fn queue(&self, jobs: Option<u64>, oldest_age: Option<std::time::Duration>) {
+        if let Some(jobs) = jobs {
+            let jobs = i64::try_from(jobs).unwrap_or(i64::MAX);
+            self.worker.queue_jobs.get_or_create(&self.labels).set(jobs);
+        }
+        let ages = &self.worker.queue_oldest_job_age;
+        match oldest_age {
+            Some(age) => {
+                ages.get_or_create(&self.labels).set(age.as_secs_f64());
+            }
+            // A source that tells ages tells none when no job waits: the wait is then 0, not
+            // the last job's.
+            None => {
+                if let Some(gauge) = ages.get(&self.labels) {
+                    gauge.set(0.0);
+                }
+            }
         }
     }
 
@@ -944,6 +984,41 @@ mod tests {
             "no requests, no percentile"
         );
         assert!(!text.contains("quantile="), "{text}");
+    }
+
+    #[test]
+    fn the_queue_reading_is_a_gauge_only_where_a_queue_is_read() {
+        let worker = WorkerMetrics::new();
+        let _web = worker.app("shop", "web", Vec::new());
+        let jobs = worker.app("shop", "worker", Vec::new());
+        jobs.queue(Some(280), Some(Duration::from_millis(4500)));
+        let text = worker.encode();
+        let on_worker = "app=\"shop\",process_type=\"worker\"";
+        assert_eq!(
+            sample(&text, "autoscalebot_queue_jobs", on_worker),
+            Some("280")
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "autoscalebot_queue_oldest_job_age_seconds",
+                on_worker
+            ),
+            Some("4.5")
+        );
+        jobs.queue(Some(0), None);
+        let text = worker.encode();
+        assert_eq!(
+            sample(
+                &text,
+                "autoscalebot_queue_oldest_job_age_seconds",
+                on_worker
+            ),
+            Some("0.0"),
+            "no job waits: no wait"
+        );
+        let on_web = "app=\"shop\",process_type=\"web\"";
+        assert_eq!(sample(&text, "autoscalebot_queue_jobs", on_web), None);
     }
 
     #[test]

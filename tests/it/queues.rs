@@ -294,6 +294,16 @@ async fn l2met_samples_in_the_drain_scale_the_worker_type_and_bad_lines_are_coun
     };
     assert_eq!(frames("l2met"), Some(2.0), "{text}");
     assert_eq!(frames("bad_l2met_line"), Some(1.0), "{text}");
+    assert_eq!(
+        metric_value(&scrape, "autoscalebot_queue_jobs", &[]),
+        Some(280.0),
+        "the last reading is on /metrics: {text}"
+    );
+    assert_eq!(
+        metric_value(&scrape, "autoscalebot_queue_oldest_job_age_seconds", &[]),
+        Some(1.5),
+        "{text}"
+    );
     assert!(
         bot.stderr()
             .contains("an l2met line where sample#queue.depth=\"lots\" is not a number"),
