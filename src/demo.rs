@@ -543,18 +543,22 @@ fn write_summary(out: &mut dyn Write, summary: &Summary, elapsed: Duration) -> s
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_built_in_settings_load_and_point_at_the_sandbox() {
-        let wiring = Wiring {
-            platform: DemoPlatform::Heroku,
+    /// The demo's wiring on `platform`, at fixed loopback addresses.
+    fn wiring(platform: DemoPlatform) -> Wiring {
+        Wiring {
+            platform,
             app: "demo-app".into(),
             api_key: Secret::new("k-123"),
             api_url: "http://127.0.0.1:4001".into(),
             app_url: "http://127.0.0.1:4000".into(),
             process_type: "web".into(),
             service_id: "srv-x".into(),
-        };
-        let settings = load_settings(None, &wiring).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_built_in_settings_load_and_point_at_the_sandbox() {
+        let settings = load_settings(None, &wiring(DemoPlatform::Heroku)).unwrap();
         assert_eq!(
             settings.heroku().unwrap().api_url.as_str(),
             "http://127.0.0.1:4001/"
@@ -570,15 +574,6 @@ mod tests {
     #[test]
     fn the_built_in_settings_point_at_the_sandbox_on_fly_and_render_too() {
         use autoscalebot_backends::scaler::Platform;
-        let wiring = |platform| Wiring {
-            platform,
-            app: "demo-app".into(),
-            api_key: Secret::new("k-123"),
-            api_url: "http://127.0.0.1:4001".into(),
-            app_url: "http://127.0.0.1:4000".into(),
-            process_type: "web".into(),
-            service_id: "srv-x".into(),
-        };
         let fly = load_settings(None, &wiring(DemoPlatform::Fly)).unwrap();
         match fly.platform() {
             Platform::Fly(fly) => {
