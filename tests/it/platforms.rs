@@ -628,18 +628,7 @@ fn assert_no_sandbox_key(outputs: &[String]) {
 
 /// Runs the worker until the sandbox is at 2, then stops it; its output.
 async fn reaches_two(sandbox: &SandboxProcess, settings: &str, env: &[(&str, &str)]) -> String {
-    let mut bot = Bot::start(settings, &[], env);
-    wait_until_async("the platform reaches 2", || async {
-        sandbox.quantity().await == 2
-    })
-    .await;
-    let served = sandbox.served().await;
-    wait_until_async("five more heartbeats", || async {
-        sandbox.served().await >= served + 5
-    })
-    .await;
-    assert!(bot.is_running(), "the worker died: {}", bot.stderr());
-    assert_eq!(sandbox.quantity().await, 2, "still at the right size");
+    let mut bot = worker_at_two(sandbox, settings, env).await;
     assert_eq!(bot.terminate().await.code(), Some(0), "{}", bot.stderr());
     format!("{}{}", bot.stdout(), bot.stderr())
 }

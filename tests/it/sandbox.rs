@@ -25,18 +25,7 @@ fn assert_no_key(outputs: &[String]) {
 /// output.
 async fn reaches_two_and_keeps_running(sandbox: &SandboxProcess, extra: &str) -> String {
     let settings = sandbox_settings(sandbox, &format!("{TARGET_TWO}\n{extra}"));
-    let mut bot = Bot::start(&settings, &[], &sandbox_env());
-    wait_until_async("the formation reaches 2", || async {
-        sandbox.quantity().await == 2
-    })
-    .await;
-    let served = sandbox.served().await;
-    wait_until_async("five more heartbeats", || async {
-        sandbox.served().await >= served + 5
-    })
-    .await;
-    assert!(bot.is_running(), "the worker died: {}", bot.stderr());
-    assert_eq!(sandbox.quantity().await, 2, "still at the right size");
+    let mut bot = worker_at_two(sandbox, &settings, &sandbox_env()).await;
     for quantity in sandbox.requested_quantities().await {
         assert!(
             (2..=4).contains(&quantity),

@@ -1,8 +1,8 @@
 //! The `autoscalebot sandbox` platform as a child process, driven through its admin API, and
 //! settings for a worker pointed at it.
 
-use super::binary::{capture, command, terminate};
-use super::wait::DEADLINE;
+use super::binary::{capture, command, terminate, Bot};
+use super::wait::{wait_until_async, DEADLINE};
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -216,4 +216,22 @@ heartbeat_interval_in_seconds = 0.2
 
 pub fn sandbox_env() -> [(&'static str, &'static str); 1] {
     [("HEROKU_API_KEY", SANDBOX_KEY)]
+}
+
+/// Starts the worker with `settings` and `env`, waits until it took the sandbox to 2 dynos and
+/// five more heartbeats were served, and checks it still runs at that size; the running worker.
+pub async fn worker_at_two(sandbox: &SandboxProcess, settings: &str, env: &[(&str, &str)]) -> Bot {
+    let mut bot = Bot::start(settings, &[], env);
+    wait_until_async("the platform reaches 2", || async {
+        sandbox.quantity().await == 2
+    })
+    .await;
+    let served = sandbox.served().await;
+    wait_until_async("five more heartbeats", || async {
+        sandbox.served().await >= served + 5
+    })
+    .await;
+    assert!(bot.is_running(), "the worker died: {}", bot.stderr());
+    assert_eq!(sandbox.quantity().await, 2, "still at the right size");
+    bot
 }
