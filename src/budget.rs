@@ -84,6 +84,16 @@ impl ApiBudget {
         allowed
     }
 
+    /// How long until a [`Call::Decision`] may take a call: zero when one is left now.
+    pub fn next_call_in(&mut self, now: Instant) -> Duration {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - self.tokens) / self.per_second)
+        }
+    }
+
     /// Heroku's `RateLimit-Remaining` for the whole account. When others spent from the same
     /// account (a deploy, the CLI), the worker never counts on more than Heroku has left; its
     /// own refill rate (`heroku_api_calls_per_hour`, below Heroku's 4,500) leaves them room.

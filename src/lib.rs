@@ -98,16 +98,10 @@ pub async fn run(
         ),
         None => None,
     };
-    // After binding, so that a web process has its port within the platform's boot timeout.
-    if !web_url::read_web_urls(&mut settings, &client, &shutdown).await? {
-        return Ok(());
-    }
     let access = server::Access {
         password: settings.http_password.clone(),
         limits: server::Limits::default(),
     };
-    let lock_released = CancellationToken::new();
-    let (leadership, elector) = leadership(&settings, lock_released.clone());
     let plans = budget::plan_by_key(&settings);
     let now = tokio::time::Instant::now();
     let budgets: HashMap<(String, String), Pace> = plans
@@ -123,6 +117,18 @@ pub async fn run(
             (key.clone(), pace)
         })
         .collect();
+    // After binding, so that a web process has its port within the platform's boot timeout;
+    // the reads spend from the keys' budgets, as every other call does.
+    let web_url_budgets = plans
+        .iter()
+        .filter(|(_, plan)| plan.budgeted)
+        .map(|(key, _)| (key.clone(), budgets[key].budget.clone()))
+        .collect();
+    if !web_url::read_web_urls(&mut settings, &client, &web_url_budgets, &shutdown).await? {
+        return Ok(());
+    }
+    let lock_released = CancellationToken::new();
+    let (leadership, elector) = leadership(&settings, lock_released.clone());
     let formations = shared_formations(&settings, &client);
     let spread = settings.apps.len() > 1;
     tracing::info!(

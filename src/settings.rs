@@ -139,6 +139,9 @@ pub struct AppSettings {
     /// logs, notifications, drain paths and `check` call the app.
     pub app_name: String,
     pub process_type: String,
+    /// The `[[apps]]` entry this app is (`apps[1] (my-app/web)`), so that a problem found
+    /// after loading names it as loading would; `None` in a file without `[[apps]]`.
+    pub entry: Option<String>,
     /// Where the size is set. `None` only for `activate` with a local command, which needs
     /// no platform.
     pub platform: Option<Platform>,
@@ -172,6 +175,15 @@ impl AppSettings {
         self.platform
             .as_ref()
             .expect("settings loaded for the worker have a platform")
+    }
+
+    /// A key of this app as problems name it: `heroku_app_name`, or
+    /// `apps[1] (my-app/web).heroku_app_name` for an `[[apps]]` entry.
+    pub fn key(&self, key: &str) -> String {
+        match &self.entry {
+            Some(entry) => format!("{entry}.{key}"),
+            None => key.to_string(),
+        }
     }
 
     /// The Heroku settings, when the app is on Heroku.

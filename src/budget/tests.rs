@@ -170,3 +170,20 @@ fn first_beats_are_stable_and_spread_over_the_interval() {
         "{slots:?}"
     );
 }
+
+#[test]
+fn the_next_call_comes_when_the_bucket_refills_one() {
+    let start = Instant::now();
+    let mut budget = ApiBudget::new(3600, start);
+    assert_eq!(budget.next_call_in(start), Duration::ZERO);
+    for _ in 0..3600 {
+        assert!(budget.try_take(start, Call::Decision));
+    }
+    let wait = budget.next_call_in(start);
+    assert!(
+        (wait.as_secs_f64() - 1.0).abs() < 1e-6,
+        "3600 calls an hour refill one a second: {wait:?}"
+    );
+    assert!(!budget.try_take(start, Call::Decision));
+    assert!(budget.try_take(start + wait, Call::Decision));
+}

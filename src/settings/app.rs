@@ -215,6 +215,7 @@ pub(super) fn read_app(
     Some(AppSettings {
         app_name: name.unwrap_or_else(|| DEFAULT_APP_LABEL.to_string()),
         process_type,
+        entry: None,
         platform,
         heartbeat: heartbeat?,
         thresholds: thresholds?,

@@ -259,10 +259,11 @@ pub(super) fn read_apps(
             };
             from_defaults.push((bare_problem, problem));
         }
-        let Some(app) = app else {
+        let Some(mut app) = app else {
             all_ok = false;
             continue;
         };
+        app.entry = Some(label.clone());
         let identity = (app.app_name.to_lowercase(), app.process_type.to_lowercase());
         match seen.get(&identity) {
             Some(first) => {

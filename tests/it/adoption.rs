@@ -334,6 +334,59 @@ async fn a_web_url_the_platform_refuses_stops_the_worker_naming_the_setting() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_web_url_refused_under_apps_names_the_entry() {
+    let sandbox = SandboxProcess::start(&[]).await;
+    let settings = format!(
+        "heroku_api_url = \"{}\"\n\
+         [[apps]]\nheroku_app_name = \"{}\"\n[[apps]]\nheroku_app_name = \"no-such-app\"\n",
+        sandbox.api_url, sandbox.app
+    );
+    let output = run_with_settings(&settings, &[], &[("HEROKU_API_KEY", SANDBOX_KEY)]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "apps[1] (no-such-app/web).heroku_app_name = \"no-such-app\" (from the Platform API"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(SANDBOX_KEY));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_url_read_spends_from_the_api_budget() {
+    let sandbox = SandboxProcess::start(&[]).await;
+    // Two process types on one key spend from one budget of a single call an hour: the
+    // web_url read takes it, so the first formation read finds the budget empty.
+    let settings = format!(
+        "heroku_api_url = \"{}\"\nheartbeat_interval_in_seconds = 0.2\nheroku_api_calls_per_hour = 1\n\
+         [[apps]]\nheroku_app_name = \"{app}\"\n[[apps]]\nheroku_app_name = \"{app}\"\nprocess_type = \"worker\"\n",
+        sandbox.api_url,
+        app = sandbox.app
+    );
+    let mut bot = Bot::start(&settings, &[], &sandbox_env());
+    wait_until("the formation read is refused by the budget", || {
+        bot.stderr()
+            .contains("Not reading the formation: the API budget is spent.")
+    })
+    .await;
+    let calls = sandbox.calls().await;
+    let reads = |of: &dyn Fn(&str) -> bool| {
+        calls
+            .iter()
+            .filter(|call| call["method"] == "GET" && of(call["path"].as_str().unwrap_or("")))
+            .count()
+    };
+    assert_eq!(reads(&|path| path == "/apps/sandbox-app"), 1, "{calls:?}");
+    assert_eq!(
+        reads(&|path| path.starts_with("/apps/sandbox-app/formation")),
+        0,
+        "{calls:?}"
+    );
+    assert!(bot.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_4xx_heartbeat_is_told_once_through_a_web_hook_and_its_end_once() {
     const KEY: &str = "test-key-0123456789";
     let hook = HookServer::start(HookMode::Status(200)).await;
