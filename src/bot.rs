@@ -696,10 +696,17 @@ impl Worker {
         let app = &self.settings.app_name;
         let heartbeat = &output.observed;
         if let Observation::Misconfigured { status } = heartbeat.observation {
-            tracing::warn!(
-                %app, status, url = %autoscalebot_backends::shown_url(&self.settings.heartbeat.url),
-                "The heartbeat URL answered {status}: check heartbeat_url and app_url. A 4xx never adds dynos."
-            );
+            let url = autoscalebot_backends::shown_url(&self.settings.heartbeat.url);
+            match status {
+                Some(status) => tracing::warn!(
+                    %app, status, %url,
+                    "The heartbeat URL answered {status}: check heartbeat_url and app_url. A 4xx never adds dynos."
+                ),
+                None => tracing::warn!(
+                    %app, %url,
+                    "The heartbeat URL refused the connection, and the app has not answered since the worker started: check heartbeat_url and app_url. This never adds dynos."
+                ),
+            }
         } else {
             tracing::debug!(%app, heartbeat = %notices::summary(heartbeat), observation = ?heartbeat.observation, "Heartbeat.");
         }

@@ -522,12 +522,29 @@ impl State {
         let mut notices = self.set_downtime(config, inputs.downtime.as_ref());
         notices.extend(self.check_heartbeat(config, inputs.heartbeat.as_ref(), now));
         notices.extend(self.queue_read(config, inputs, now));
+        // A connection refused before the app ever answered is a wrong address, as a 4xx is:
+        // more dynos would not answer it either, so no policy sees it as a heartbeat.
+        let wrong_address = matches!(
+            inputs.heartbeat,
+            Some(HeartbeatReading::Unreachable { refused: true, .. })
+        ) && !self.heartbeat_connected;
         let seen = observe::observed(
             inputs.heartbeat.as_ref(),
             inputs.router.as_ref(),
             config.max_response_time_ms,
             config.min_response_time_ms,
+            wrong_address,
         );
+        let without_heartbeat;
+        let inputs = if wrong_address {
+            without_heartbeat = Inputs {
+                heartbeat: None,
+                ..inputs.clone()
+            };
+            &without_heartbeat
+        } else {
+            inputs
+        };
         let mut output = Output {
             observed: seen.clone().unwrap_or_else(Heartbeat::nothing),
             bounds: config.bounds_at(now),

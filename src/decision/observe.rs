@@ -30,8 +30,9 @@ pub enum Observation {
     Pass,
     /// Between the min and the max: breaks both streaks.
     InBand,
-    /// A 4xx: the heartbeat URL or its auth is wrong. Breaks both streaks, never adds dynos.
-    Misconfigured { status: u16 },
+    /// A 4xx (`status`), or a connection refused before the app ever answered (`None`): the
+    /// heartbeat URL or its auth is wrong. Breaks both streaks, never adds dynos.
+    Misconfigured { status: Option<u16> },
 }
 
 /// A classified beat, with the numbers behind it.
@@ -88,7 +89,9 @@ pub fn classify(
         HeartbeatReading::Answered { status, elapsed } => {
             let ms = elapsed.as_millis() as u64;
             let observation = match *status {
-                400..=499 => Observation::Misconfigured { status: *status },
+                400..=499 => Observation::Misconfigured {
+                    status: Some(*status),
+                },
                 500..=599 => Observation::Fail,
                 _ if ms > max_response_time_ms => Observation::Fail,
                 _ if ms < min_response_time_ms => Observation::Pass,
@@ -175,15 +178,22 @@ pub fn combine(heartbeat: &Heartbeat, router: &Heartbeat) -> Heartbeat {
 }
 
 /// What the beat's signals mean together: the heartbeat, the router window, or both
-/// combined. `None` when neither was observed.
+/// combined. `None` when neither was observed. `wrong_address`: the heartbeat's refused
+/// connection came before the app ever answered, so it is misconfigured rather than a fail.
 pub(super) fn observed(
     heartbeat: Option<&HeartbeatReading>,
     router: Option<&RouterStats>,
     max_response_time_ms: u64,
     min_response_time_ms: u64,
+    wrong_address: bool,
 ) -> Option<Heartbeat> {
-    let heartbeat =
-        heartbeat.map(|reading| classify(reading, max_response_time_ms, min_response_time_ms));
+    let heartbeat = heartbeat.map(|reading| {
+        let mut heartbeat = classify(reading, max_response_time_ms, min_response_time_ms);
+        if wrong_address {
+            heartbeat.observation = Observation::Misconfigured { status: None };
+        }
+        heartbeat
+    });
     let router =
         router.map(|stats| classify_router(stats, max_response_time_ms, min_response_time_ms));
     match (heartbeat, router) {

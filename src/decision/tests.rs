@@ -636,9 +636,11 @@ fn an_auth_wall_is_told_as_such() {
 #[test]
 fn a_refused_connection_is_misconfigured_only_until_the_app_first_answers() {
     let mut sim = Sim::new(settings_with(""), 1);
-    refused(&mut sim);
-    refused(&mut sim);
+    for _ in 0..4 {
+        refused(&mut sim);
+    }
     assert_eq!(heartbeat_kinds(&sim), [EventKind::HeartbeatMisconfigured]);
+    assert_eq!(sim.dynos, 1, "a wrong address never adds dynos");
     assert!(
         sim.events[0].message.contains("connection refused"),
         "{}",
@@ -658,6 +660,17 @@ fn a_refused_connection_is_misconfigured_only_until_the_app_first_answers() {
     refused(&mut sim);
     assert_eq!(heartbeat_kinds(&sim).len(), 2);
     assert_eq!(sim.dynos, 2, "three fails in a row add a dyno");
+}
+
+#[test]
+fn a_refused_connection_from_the_start_never_adds_dynos_under_the_target_policy() {
+    let mut sim = Sim::new(settings_with("policy = \"target\"\nmax_dynos = 10"), 1);
+    for _ in 0..12 {
+        refused(&mut sim);
+    }
+    assert_eq!(sim.dynos, 1);
+    assert!(sim.scales.is_empty());
+    assert_eq!(heartbeat_kinds(&sim), [EventKind::HeartbeatMisconfigured]);
 }
 
 #[test]
@@ -1278,11 +1291,11 @@ fn with_both_signals_a_fail_from_either_counts() {
         (Pass, InBand, InBand),
         (InBand, Pass, InBand),
         (
-            Misconfigured { status: 404 },
+            Misconfigured { status: Some(404) },
             Pass,
-            Misconfigured { status: 404 },
+            Misconfigured { status: Some(404) },
         ),
-        (Misconfigured { status: 404 }, Fail, Fail),
+        (Misconfigured { status: Some(404) }, Fail, Fail),
     ];
     for (heartbeat, router, expected) in cases {
         assert_eq!(

@@ -459,6 +459,11 @@ async fn a_heartbeat_refused_from_the_start_is_told_once_without_its_credentials
     let told = |kind: &str| hook.events().iter().filter(|event| *event == kind).count();
     wait_until("ten beats are told as pings", || told("ping") >= 10).await;
     assert_eq!(told("heartbeat_misconfigured"), 1, "once, not every beat");
+    assert_eq!(
+        api.patches(),
+        Vec::<u32>::new(),
+        "ten refused beats never add dynos: more would not answer a wrong address either"
+    );
     let body = hook
         .json_bodies()
         .into_iter()
