@@ -669,6 +669,7 @@ impl Worker {
             scaled_to: done.scaled_to,
             error: done.error,
             router: gathered.router,
+            queue: gathered.inputs.queue,
         };
         self.telemetry.record_beat(&beat);
         self.telemetry.stamp_alive();

@@ -454,6 +454,9 @@ struct EveryBeat {
     dynos: OnceLock<Gauge>,
     /// min, max.
     bounds: [OnceLock<Gauge>; 2],
+    /// Only for a process type scaled on its queue.
+    queue_jobs: OnceLock<Gauge>,
+    queue_oldest_job_age: OnceLock<Gauge<f64, AtomicU64>>,
 }
 
 impl AppMetrics {
@@ -612,17 +615,26 @@ impl AppMetrics {
     pub fn queue(&self, jobs: Option<u64>, oldest_age: Option<std::time::Duration>) {
         if let Some(jobs) = jobs {
             let jobs = i64::try_from(jobs).unwrap_or(i64::MAX);
-            self.worker.queue_jobs.get_or_create(&self.labels).set(jobs);
+            self.every_beat
+                .queue_jobs
+                .get_or_init(|| self.worker.queue_jobs.get_or_create(&self.labels).clone())
+                .set(jobs);
         }
-        let ages = &self.worker.queue_oldest_job_age;
+        let ages = &self.every_beat.queue_oldest_job_age;
         match oldest_age {
             Some(age) => {
-                ages.get_or_create(&self.labels).set(age.as_secs_f64());
+                ages.get_or_init(|| {
+                    self.worker
+                        .queue_oldest_job_age
+                        .get_or_create(&self.labels)
+                        .clone()
+                })
+                .set(age.as_secs_f64());
             }
             // A source that tells ages tells none when no job waits: the wait is then 0, not
             // the last job's.
             None => {
-                if let Some(gauge) = ages.get(&self.labels) {
+                if let Some(gauge) = ages.get() {
                     gauge.set(0.0);
                 }
             }

@@ -10,7 +10,7 @@
 //! inputs (the drain among them) from their own handles, not from here.
 
 use crate::clock::Clock;
-use crate::decision::{Heartbeat, Observation, Output};
+use crate::decision::{Heartbeat, Observation, Output, QueueSignal};
 use crate::drain::Drain;
 use crate::metrics::AppMetrics;
 use crate::router_log::{IngestCounts, Request, RouterStats};
@@ -39,6 +39,8 @@ pub struct Beat {
     pub error: Option<String>,
     /// The router window, when the log drain is on.
     pub router: Option<RouterStats>,
+    /// The job queues' reading, with the queue policy: `Err` says why it failed.
+    pub queue: Option<Result<QueueSignal, String>>,
 }
 
 /// How far back the status page's chart reaches.
@@ -87,7 +89,17 @@ struct History {
     last_bounds: Option<(u32, u32)>,
     /// Since when the policy holds for want of a signal, as of the last beat that decided.
     holding_since: Option<DateTime<Utc>>,
+    /// The last reading of the job queues and when it was taken.
+    last_queue: Option<QueueReading>,
     notifications: VecDeque<Event>,
+}
+
+/// A reading of the job queues as the status page shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueReading {
+    pub at: DateTime<Utc>,
+    /// `Err` says why the source could not be read (never a secret).
+    pub read: Result<QueueSignal, String>,
 }
 
 /// What the loop and the server share, behind one allocation.
@@ -112,6 +124,8 @@ pub struct Snapshot {
     pub last_router_request_at: Option<DateTime<Utc>>,
     /// Since when the policy holds for want of a signal (the target policy on a quiet drain).
     pub holding_since: Option<DateTime<Utc>>,
+    /// The last reading of the job queues, with the queue policy.
+    pub queue: Option<QueueReading>,
     pub since_last_beat: Duration,
     pub stall_limit: Duration,
 }
@@ -238,6 +252,12 @@ impl Telemetry {
             history.last_bounds = Some((output.bounds.min, output.bounds.max));
             history.holding_since = output.signal_lost.map(|lost| lost.since);
         }
+        if let Some(read) = &beat.queue {
+            history.last_queue = Some(QueueReading {
+                at: beat.at,
+                read: read.clone(),
+            });
+        }
     }
 
     pub fn record_notifications(&self, events: &[Event]) {
@@ -285,13 +305,14 @@ impl Telemetry {
             .log_drain_password
             .is_some()
             .then(|| self.router_stats());
-        let (beats, last_summary, notifications, holding_since) = {
+        let (beats, last_summary, notifications, holding_since, queue) = {
             let history = self.shared.history.lock().unwrap();
             (
                 history.beats.iter().cloned().collect(),
                 history.last_summary.clone(),
                 history.notifications.iter().rev().cloned().collect(),
                 history.holding_since,
+                history.last_queue.clone(),
             )
         };
         Snapshot {
@@ -303,6 +324,7 @@ impl Telemetry {
             router,
             last_router_request_at: self.last_router_request_at(),
             holding_since,
+            queue,
             since_last_beat: self.since_last_beat(),
             stall_limit: self.stall_limit(),
         }

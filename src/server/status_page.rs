@@ -236,6 +236,28 @@ impl Chart {
     }
 }
 
+/// "280 jobs waiting, the oldest for 4.5 s", or as much of it as the source tells.
+fn queue_words(signal: &crate::decision::QueueSignal) -> String {
+    let jobs = signal.jobs.map(|jobs| match jobs {
+        1 => "1 job waiting".to_string(),
+        jobs => format!("{jobs} jobs waiting"),
+    });
+    let oldest = signal.oldest_age.map(|age| {
+        if age.as_secs() < 60 {
+            format!("the oldest for {:.1} s", age.as_secs_f64())
+        } else {
+            let whole = std::time::Duration::from_secs(age.as_secs());
+            format!("the oldest for {}", crate::settings::format_duration(whole))
+        }
+    });
+    match (jobs, oldest) {
+        (Some(jobs), Some(oldest)) => format!("{jobs}, {oldest}"),
+        (Some(jobs), None) => jobs,
+        (None, Some(oldest)) => format!("{oldest} waiting"),
+        (None, None) => "no job waiting".to_string(),
+    }
+}
+
 fn observation_word(observation: Observation) -> &'static str {
     match observation {
         Observation::Fail => "fail",
@@ -300,6 +322,15 @@ pub fn render(snapshot: &Snapshot, in_index: bool) -> String {
                         " · errors " (router.errors)
                         @if let Some(at) = snapshot.last_router_request_at {
                             " · last request " (local(at))
+                        }
+                    }
+                }
+                @if let Some(queue) = &snapshot.queue {
+                    p.queue {
+                        "Job queues, read " (local(queue.at)) ": "
+                        @match &queue.read {
+                            Ok(signal) => { (queue_words(signal)) }
+                            Err(error) => { span.bad { "could not be read: " (error) " (the size holds)" } }
                         }
                     }
                 }

@@ -718,3 +718,45 @@ async fn the_accept_loop_closes_slow_heads_oversized_heads_and_connections_over_
     shutdown.cancel();
     server.await.unwrap().unwrap();
 }
+
+#[test]
+fn the_page_shows_the_last_queue_reading_and_why_one_failed() {
+    let telemetry = telemetry("");
+    let at = Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 5).unwrap();
+    let beat = |queue| crate::telemetry::Beat {
+        at,
+        heartbeat: crate::decision::Heartbeat::nothing(),
+        stopped: false,
+        quantity: Some(2),
+        output: None,
+        scaled_to: None,
+        error: None,
+        router: None,
+        queue,
+    };
+    let page = || status_page::render(&telemetry.snapshot(), false);
+    assert!(!page().contains("Job queues"), "no reading, no line");
+    telemetry.record_beat(&beat(Some(Ok(crate::decision::QueueSignal {
+        jobs: Some(280),
+        oldest_age: Some(Duration::from_millis(4500)),
+    }))));
+    assert!(
+        page().contains(
+            "Job queues, read 2026-03-10 12:00:05 UTC: 280 jobs waiting, the oldest for 4.5 s"
+        ),
+        "{}",
+        page()
+    );
+    telemetry.record_beat(&beat(None));
+    assert!(
+        page().contains("280 jobs waiting"),
+        "a beat without a reading keeps the last"
+    );
+    telemetry.record_beat(&beat(Some(Err("redis: connection refused".into()))));
+    let text = page();
+    assert!(
+        text.contains("could not be read: redis: connection refused (the size holds)"),
+        "{text}"
+    );
+    assert!(!text.contains("280 jobs"), "{text}");
+}
