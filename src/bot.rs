@@ -473,12 +473,18 @@ impl Worker {
                     _ = shutdown.cancelled() => return None,
                     outcome = self.probe.probe() => outcome,
                 };
-                let alone = classify(
-                    &HeartbeatReading::from(&probed),
-                    self.config.max_response_time_ms,
-                    self.config.min_response_time_ms,
-                );
-                self.telemetry.metrics.heartbeat(&probed, alone.observation);
+                let reading = HeartbeatReading::from(&probed);
+                let observation = if self.state.refused_before_answering(&reading) {
+                    Observation::Misconfigured { status: None }
+                } else {
+                    classify(
+                        &reading,
+                        self.config.max_response_time_ms,
+                        self.config.min_response_time_ms,
+                    )
+                    .observation
+                };
+                self.telemetry.metrics.heartbeat(&probed, observation);
                 outcome = Some(probed);
             }
             // With the drain on, the window is read every beat (metrics, status page) even when

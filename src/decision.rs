@@ -504,6 +504,13 @@ impl State {
         }
     }
 
+    /// Whether `reading` is a connection refused before the app ever answered: a wrong
+    /// address, misconfigured as a 4xx is, rather than a fail.
+    pub fn refused_before_answering(&self, reading: &HeartbeatReading) -> bool {
+        matches!(reading, HeartbeatReading::Unreachable { refused: true, .. })
+            && !self.heartbeat_connected
+    }
+
     /// The planned downtime window in force, if any.
     pub fn downtime(&self) -> Option<&Window> {
         self.downtime.as_ref()
@@ -524,10 +531,10 @@ impl State {
         notices.extend(self.queue_read(config, inputs, now));
         // A connection refused before the app ever answered is a wrong address, as a 4xx is:
         // more dynos would not answer it either, so no policy sees it as a heartbeat.
-        let wrong_address = matches!(
-            inputs.heartbeat,
-            Some(HeartbeatReading::Unreachable { refused: true, .. })
-        ) && !self.heartbeat_connected;
+        let wrong_address = inputs
+            .heartbeat
+            .as_ref()
+            .is_some_and(|reading| self.refused_before_answering(reading));
         let seen = observe::observed(
             inputs.heartbeat.as_ref(),
             inputs.router.as_ref(),

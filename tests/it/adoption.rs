@@ -451,14 +451,27 @@ async fn a_heartbeat_refused_from_the_start_is_told_once_without_its_credentials
     let settings = format!(
         "heroku_app_name = \"test-app\"\nheroku_api_key = \"{KEY}\"\nheroku_api_url = \"{}\"\n\
          heartbeat_url = \"http://hb-user:hb-secret-31@127.0.0.1:{closed}/hb/?token=tok-secret-27\"\n\
-         heartbeat_interval_in_seconds = 0.2\nnotify_on_every_ping = true\n\
+         heartbeat_interval_in_seconds = 0.2\nnotify_on_every_ping = true\nhttp_port = 0\n\
          notification_backends = [\"webhook\"]\n[webhook]\nurl = \"{}/hook\"\n",
         api.url, hook.url
     );
     let mut bot = Bot::start(&settings, &[], &[]);
+    let base = bot.http_url().await;
     let told = |kind: &str| hook.events().iter().filter(|event| *event == kind).count();
     wait_until("ten beats are told as pings", || told("ping") >= 10).await;
     assert_eq!(told("heartbeat_misconfigured"), 1, "once, not every beat");
+    let (status, text) = get_text(&base, "/metrics").await;
+    assert_eq!(status, 200);
+    let scrape = parse_metrics(&text);
+    let count = |result| {
+        metric_value(
+            &scrape,
+            "autoscalebot_heartbeats_total",
+            &[("result", result)],
+        )
+    };
+    assert!(count("misconfigured").unwrap_or(0.0) >= 10.0, "{text}");
+    assert_eq!(count("fail").unwrap_or(0.0), 0.0, "{text}");
     assert_eq!(
         api.patches(),
         Vec::<u32>::new(),
