@@ -12,8 +12,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Keeps a web app fast at busy times and cheap at quiet ones: times a heartbeat URL and scales
-/// the app through the Heroku Platform API.
+/// Keeps a web app fast at busy times and cheap at quiet ones: reads a heartbeat URL, the
+/// router's log lines or the job queues, and scales the app through its platform's API.
 #[derive(Parser)]
 #[command(name = "autoscalebot", version, about)]
 struct Cli {
@@ -42,7 +42,8 @@ enum Command {
     /// per backend, delivered or the error. Exits 1 when any failed.
     NotifyTest,
     /// Replay a traffic trace through the decision engine and show what the settings would
-    /// have cost and how long the app would have been slow, beside three references.
+    /// have cost and how long the app would have been slow, beside the references: 2.1's
+    /// defaults, a fixed size, the oracle, the reactive limit, Kubernetes HPA and Knative KPA.
     Simulate(autoscalebot::simulate::SimulateArgs),
     /// Run a local stand-in for Heroku on loopback: the Platform API (the formation, and the
     /// app, dynos and log drains Heroku's CLI reads) and an app of real local dynos behind one
