@@ -1,7 +1,7 @@
 use super::*;
-use std::time::Duration;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
+use std::time::Duration;
 
 fn close(actual: f64, expected: f64, relative: f64) -> bool {
     (actual - expected).abs() <= relative * expected.abs()
@@ -187,7 +187,10 @@ fn a_dyno_starts_empty_and_converges_to_the_steady_queue() {
     for _ in 0..20 {
         queues.advance(&SANDBOX, 48.0, 0.25);
         let now = queues.moment(&SANDBOX, 48.0).p95_ms();
-        assert!(now >= previous - 1e-9 && now <= steady * (1.0 + 1e-6), "{now}");
+        assert!(
+            now >= previous - 1e-9 && now <= steady * (1.0 + 1e-6),
+            "{now}"
+        );
         previous = now;
     }
     // ...and is there after a few seconds.
@@ -234,7 +237,11 @@ fn an_overload_carries_over_and_drains_at_the_spare_capacity() {
     assert!(halfway < swamped && halfway > 1000.0, "{halfway}");
     queues.advance(&SANDBOX, 10.0, 10.0);
     let drained = queues.moment(&SANDBOX, 10.0).p95_ms();
-    assert!(close(drained, Moment::steady(&SANDBOX, 1, 10.0).p95_ms(), 0.01));
+    assert!(close(
+        drained,
+        Moment::steady(&SANDBOX, 1, 10.0).p95_ms(),
+        0.01
+    ));
 }
 
 #[test]
@@ -267,7 +274,10 @@ fn jobs_wait_for_the_first_worker() {
     assert_eq!(queues.moment(&jobs, 0.0).p95_ms(), 0.0, "nothing to do");
     queues.advance(&jobs, 1.0, 30.0);
     assert!(close(queues.waiting(&jobs), 30.0, 1e-12));
-    assert_eq!(queues.moment(&jobs, 1.0).p95_ms(), JOB_WAIT_CAP.as_secs_f64() * 1000.0);
+    assert_eq!(
+        queues.moment(&jobs, 1.0).p95_ms(),
+        JOB_WAIT_CAP.as_secs_f64() * 1000.0
+    );
     queues.set_serving(&jobs, 1);
     // The worker takes the 30 jobs: two at once, the others wait.
     assert!(close(queues.waiting(&jobs), 28.0, 0.01), "{queues:?}");
