@@ -10,7 +10,7 @@
 //! and the queue between heartbeats.
 
 use super::policies::{bounds_of, Sizer, Tick};
-use super::queue::{Backlog, DynoModel, Moment, ROUTER_TIMEOUT};
+use super::queue::{DynoModel, Moment, Queues, ROUTER_TIMEOUT};
 use super::signal::RouterFeed;
 use super::trace::{utc, Trace};
 use crate::decision::{
@@ -198,8 +198,11 @@ impl SurgeTracker {
 #[derive(Default)]
 struct Accounting {
     totals: Totals,
-    backlog: Backlog,
+    queues: Queues,
     surges: SurgeTracker,
+    /// The queues as the last step ended, with their p95: the next step starts from them
+    /// unless the formation changed, and a p95 is a bisection.
+    ended: Option<(Queues, f64)>,
 }
 
 impl Bench<'_> {
@@ -208,7 +211,8 @@ impl Bench<'_> {
     }
 
     /// Accounts `[from_ms, to_ms)` at the fleet as it is at `from_ms`, and hands the requests
-    /// of that stretch to the drain's view, if any.
+    /// of that stretch to the drain's view, if any. The stretch is slow for the share of its
+    /// two ends (the queue as it starts and as it ends) whose p95 is over the max.
     fn account(
         &self,
         books: &mut Accounting,
@@ -220,24 +224,33 @@ impl Bench<'_> {
         let step_s = (to_ms - from_ms) as f64 / 1000.0;
         let rate = self.trace.mean_rate(from_ms, to_ms);
         let serving = fleet.serving(from_ms);
-        let moment = Moment::new(&self.model, serving, rate, books.backlog);
-        let p95_ms = moment.p95_ms();
-        if p95_ms > self.max_response_time_ms {
-            books.totals.slow_seconds += step_s;
-        }
+        let start = self.moment_at(books, serving, rate);
+        let p95_ms = match &books.ended {
+            Some((queues, p95_ms)) if serving > 0 && *queues == books.queues => *p95_ms,
+            _ => start.p95_ms(),
+        };
+        books.queues.advance(&self.model, rate, step_s);
+        let end = books.queues.moment(&self.model, rate);
+        let end_p95_ms = end.p95_ms();
+        books.ended = Some((books.queues.clone(), end_p95_ms));
+        let slow_ends = [p95_ms, end_p95_ms]
+            .iter()
+            .filter(|&&p95| p95 > self.max_response_time_ms)
+            .count();
+        books.totals.slow_seconds += step_s * slow_ends as f64 / 2.0;
         books.totals.dyno_seconds += f64::from(fleet.quantity()) * step_s;
         let under = self.needs.at(from_ms) > serving;
         books.surges.step(&mut books.totals, from_ms, under);
         if let Some(feed) = feed {
-            feed.arrive(&moment, rate, from_ms, to_ms);
+            feed.arrive(&start, &end, rate, from_ms, to_ms);
         }
-        books.backlog.advance(
-            rate,
-            self.model.capacity_per_s(serving),
-            step_s,
-            self.model.timeout,
-        );
         p95_ms
+    }
+
+    /// The queue a request arriving now finds, with the serving dynos `serving`.
+    fn moment_at(&self, books: &mut Accounting, serving: u32, rate: f64) -> Moment {
+        books.queues.set_serving(&self.model, serving);
+        books.queues.moment(&self.model, rate)
     }
 
     /// Accounts `[from_ms, to_ms)` in steps of at most [`MAX_STEP_MS`], cut where a booting
@@ -334,7 +347,7 @@ impl Bench<'_> {
             let next_ms = (beat_ms + interval_ms).min(end_ms);
             let first_step_end = (beat_ms + MAX_STEP_MS).min(next_ms);
             let rate = self.trace.mean_rate(beat_ms, first_step_end);
-            let moment = Moment::new(&self.model, fleet.serving(beat_ms), rate, books.backlog);
+            let moment = self.moment_at(&mut books, fleet.serving(beat_ms), rate);
             let outcome = sends_heartbeat.then(|| probe(beat_ms, &moment));
             let now = utc(beat_ms);
             // As the worker's beat does (notifications are not simulated).
@@ -343,7 +356,7 @@ impl Bench<'_> {
                 router: feed.as_deref_mut().map(|feed| feed.stats(beat_ms)),
                 size: Some(fleet.quantity()),
                 downtime: calendar.active(now).cloned(),
-                queue: reads_queue.then(|| Ok(jobs_waiting(&moment, rate, books.backlog))),
+                queue: reads_queue.then(|| Ok(jobs_waiting(&books.queues, &self.model))),
                 ..Inputs::default()
             };
             let (next, output) = step(&state, config, &inputs, now);
@@ -420,7 +433,7 @@ impl Bench<'_> {
             let rate = self
                 .trace
                 .mean_rate(at_ms, (at_ms + MAX_STEP_MS).min(next_ms));
-            let moment = Moment::new(&self.model, fleet.serving(at_ms), rate, books.backlog);
+            let moment = self.moment_at(&mut books, fleet.serving(at_ms), rate);
             let tick = Tick {
                 at_ms,
                 quantity: fleet.quantity(),
@@ -559,12 +572,10 @@ impl Bench<'_> {
     }
 }
 
-/// The jobs a queue source would count at one moment: those the fluid backlog holds, and
-/// those waiting in the workers' queue (Little's law: arrivals × mean wait).
-fn jobs_waiting(moment: &Moment, rate: f64, backlog: Backlog) -> QueueSignal {
-    let in_queue = rate * moment.queue_wait_s();
+/// The jobs a queue source would count at one moment: those waiting for a worker.
+fn jobs_waiting(queues: &Queues, model: &DynoModel) -> QueueSignal {
     QueueSignal {
-        jobs: Some((backlog.requests + in_queue).round().max(0.0) as u64),
+        jobs: Some(queues.waiting(model).round().max(0.0) as u64),
         oldest_age: None,
     }
 }
@@ -619,7 +630,7 @@ pub fn fewest_dynos(model: &DynoModel, rate: f64, max_response_time_ms: f64) -> 
     let mut dynos = ((rate / per_dyno).floor() as u32).saturating_add(1).max(1);
     let mut previous_p95 = f64::INFINITY;
     loop {
-        let p95_ms = Moment::new(model, dynos, rate, Backlog::default()).p95_ms();
+        let p95_ms = Moment::steady(model, dynos, rate).p95_ms();
         let stalled = p95_ms >= previous_p95 * 0.999 && p95_ms < model.cap_s() * 1000.0;
         if p95_ms <= max_response_time_ms || stalled {
             return (dynos, p95_ms);

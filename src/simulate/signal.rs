@@ -3,8 +3,8 @@
 //! [`RouterWindow`] and read with its own statistics, so a policy in the simulator reads what
 //! it would read from the log drain in production.
 //!
-//! A request's line is drawn from the [`Moment`] it arrived in (the per-dyno M/M/c of random
-//! routing, with the backlog ahead of it); one that would wait past the router's 30 s is an
+//! A request's line is drawn from the [`Moment`] it arrived in (the queue of the dyno random
+//! routing sent it to, as it was then); one that would wait past the router's 30 s is an
 //! H12 line at `service=30000ms`, as Heroku logs it. The router logs a request when it answers,
 //! so a line reaches the window at its arrival plus its response time (an H12 30 s after its
 //! arrival): an overloaded app's window shows what it served, not what was asked of it, as the
@@ -60,8 +60,10 @@ impl RouterFeed {
     }
 
     /// The router lines of the requests arriving in `[from_ms, to_ms)` at `rate` per second,
-    /// timed by `moment`.
-    pub fn arrive(&mut self, moment: &Moment, rate: f64, from_ms: i64, to_ms: i64) {
+    /// timed by the queue as it was at `from_ms` (`start`) and as it is at `to_ms` (`end`): a
+    /// request arriving a share of the way through finds the end's queue with that chance.
+    pub fn arrive(&mut self, start: &Moment, end: &Moment, rate: f64, from_ms: i64, to_ms: i64) {
+        let span_ms = (to_ms - from_ms).max(1) as f64;
         let mut at_ms = from_ms;
         while at_ms < to_ms {
             let second = at_ms.div_euclid(1000);
@@ -73,8 +75,13 @@ impl RouterFeed {
                 for _ in 0..lines {
                     let arrived_ms =
                         at_ms + (self.rng.random::<f64>() * (end_ms - at_ms) as f64) as i64;
-                    let after_s = (arrived_ms - from_ms) as f64 / 1000.0;
-                    let request = router_line(moment.sample_ms_after(after_s, &mut self.rng));
+                    let through = (arrived_ms - from_ms) as f64 / span_ms;
+                    let moment = if self.rng.random::<f64>() < through {
+                        end
+                    } else {
+                        start
+                    };
+                    let request = router_line(moment.sample_ms(&mut self.rng));
                     let service_ms = request.service_ms.unwrap_or(0);
                     service_sum_ms += f64::from(service_ms);
                     let answered_ms = arrived_ms + i64::from(service_ms);
@@ -198,7 +205,7 @@ fn poisson(rng: &mut Pcg64Mcg, mean: f64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulate::queue::{Backlog, DynoModel};
+    use crate::simulate::queue::DynoModel;
 
     const MODEL: DynoModel = DynoModel {
         dyno_concurrency: 4,
@@ -225,10 +232,10 @@ mod tests {
     #[test]
     fn the_window_reads_the_rate_and_the_service_time_of_the_requests() {
         // 2 dynos at 100 req/s: each an M/M/4 at 50 req/s.
-        let moment = Moment::new(&MODEL, 2, 100.0, Backlog::default());
+        let moment = Moment::steady(&MODEL, 2, 100.0);
         for thin in [1, 4] {
             let mut feed = RouterFeed::new(Duration::from_secs(30), thin, 1);
-            feed.arrive(&moment, 100.0, 0, 30_000);
+            feed.arrive(&moment, &moment, 100.0, 0, 30_000);
             let stats = feed.stats(29_999);
             assert!(
                 (stats.requests_per_second - 100.0).abs() < 8.0,
@@ -254,9 +261,9 @@ mod tests {
 
     #[test]
     fn requests_past_the_router_timeout_are_h12_lines() {
-        let nobody = Moment::new(&MODEL, 0, 10.0, Backlog::default());
+        let nobody = Moment::steady(&MODEL, 0, 10.0);
         let mut feed = RouterFeed::new(Duration::from_secs(10), 1, 1);
-        feed.arrive(&nobody, 10.0, 0, 10_000);
+        feed.arrive(&nobody, &nobody, 10.0, 0, 10_000);
         // The router logs an H12 when it gives up, 30 s after the request came.
         assert_eq!(feed.stats(10_000).requests, 0, "nothing answered yet");
         let stats = feed.stats(40_000);

@@ -1,6 +1,7 @@
 use super::*;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
+use std::time::Duration;
 
 fn close(actual: f64, expected: f64, relative: f64) -> bool {
     (actual - expected).abs() <= relative * expected.abs()
@@ -93,17 +94,49 @@ fn an_unstable_queue_has_no_steady_state() {
     assert!(Mmc::new(0, 0.0, 1.0).is_none());
 }
 
+/// One worker a dyno, 10 ms a request: 100 requests per second a dyno.
+const FAST: DynoModel = DynoModel {
+    dyno_concurrency: 1,
+    service_time_ms: 10.0,
+    timeout: Some(ROUTER_TIMEOUT),
+};
+
+/// 4 workers a dyno, 200 ms a request (the sandbox's): 20 requests per second a dyno.
+const SANDBOX: DynoModel = DynoModel {
+    dyno_concurrency: 4,
+    service_time_ms: 200.0,
+    timeout: Some(ROUTER_TIMEOUT),
+};
+
+fn serving(model: &DynoModel, dynos: u32) -> Queues {
+    let mut queues = Queues::default();
+    queues.set_serving(model, dynos);
+    queues
+}
+
 #[test]
 fn the_backlog_grows_in_overload_drains_after_and_stops_at_the_router_timeout() {
-    let mut backlog = Backlog::default();
-    backlog.advance(120.0, 100.0, 10.0, Some(ROUTER_TIMEOUT));
-    assert!(close(backlog.requests, 200.0, 1e-12));
-    backlog.advance(50.0, 100.0, 2.0, Some(ROUTER_TIMEOUT));
-    assert!(close(backlog.requests, 100.0, 1e-12));
-    backlog.advance(50.0, 100.0, 60.0, Some(ROUTER_TIMEOUT));
-    assert_eq!(backlog.requests, 0.0);
-    backlog.advance(1000.0, 100.0, 3600.0, Some(ROUTER_TIMEOUT));
-    assert!(close(backlog.requests, 100.0 * 30.0, 1e-12));
+    let mut queues = serving(&FAST, 1);
+    // 120 a second against 100: at least 20 more wait each second (a little more at first,
+    // while the worker still idles now and then).
+    queues.advance(&FAST, 120.0, 10.0);
+    let after_surge = queues.waiting(&FAST);
+    assert!((200.0..=230.0).contains(&after_surge), "{after_surge}");
+    // 50 a second: the worker's spare 50 a second work it off.
+    queues.advance(&FAST, 50.0, 2.0);
+    let draining = queues.waiting(&FAST);
+    assert!(
+        (after_surge - 100.0 - 5.0..=after_surge - 100.0 + 5.0).contains(&draining),
+        "{draining}"
+    );
+    queues.advance(&FAST, 50.0, 60.0);
+    // Back to the steady M/M/1 at half load: 0.5 waiting on average.
+    assert!(close(queues.waiting(&FAST), 0.5, 1e-3), "{queues:?}");
+    // An hour at ten times the capacity: no request waits past the router's 30 s.
+    queues.advance(&FAST, 1000.0, 3600.0);
+    let most = queues.waiting(&FAST);
+    assert!((3000.0..=3060.0).contains(&most), "{most}");
+    assert_eq!(queues.moment(&FAST, 1000.0).p95_ms(), 30_000.0);
 }
 
 #[test]
@@ -113,8 +146,9 @@ fn no_serving_dyno_means_every_request_hits_the_router_timeout() {
         service_time_ms: 50.0,
         timeout: Some(ROUTER_TIMEOUT),
     };
-    let moment = Moment::new(&model, 0, 1.0, Backlog::default());
+    let moment = Moment::steady(&model, 0, 1.0);
     assert_eq!(moment.p95_ms(), 30_000.0);
+    assert_eq!(Queues::default().moment(&model, 1.0).p95_ms(), 30_000.0);
 }
 
 #[test]
@@ -124,13 +158,148 @@ fn a_backlog_adds_its_drain_time_to_the_p95() {
         service_time_ms: 100.0,
         timeout: Some(ROUTER_TIMEOUT),
     };
-    let calm = Moment::new(&model, 1, 5.0, Backlog::default());
-    let behind = Moment::new(&model, 1, 5.0, Backlog { requests: 20.0 });
-    // 20 requests at 10 per second ahead: 2 s more, on top of a queue at least as long.
-    assert!(behind.p95_ms() >= calm.p95_ms() + 2000.0);
+    let calm = Moment::steady(&model, 1, 5.0);
+    // 4 s at 15 a second against 10: about 20 requests ahead.
+    let mut behind = Queues::steady(&model, 1, 5.0);
+    behind.advance(&model, 15.0, 4.0);
+    let ahead = behind.waiting(&model);
+    assert!(ahead > 15.0, "{ahead}");
+    // At 10 per second they take ahead / 10 s more, on top of a queue at least as long.
+    let p95 = behind.moment(&model, 5.0).p95_ms();
+    assert!(p95 >= calm.p95_ms() + ahead * 100.0, "{p95}");
     // Light load: p95 is close to the bare service time's, 100 ms × ln 20.
-    let light = Moment::new(&model, 1, 0.01, Backlog::default());
+    let light = Moment::steady(&model, 1, 0.01);
     assert!(close(light.p95_ms(), 100.0 * 20f64.ln(), 0.01));
+}
+
+#[test]
+fn a_dyno_starts_empty_and_converges_to_the_steady_queue() {
+    // 3 dynos at 48 a second: each an M/M/4 at 16 a second, 80 % busy.
+    let steady = Moment::steady(&SANDBOX, 3, 48.0).p95_ms();
+    let mut queues = serving(&SANDBOX, 3);
+    assert_eq!(queues.waiting(&SANDBOX), 0.0);
+    let empty = queues.moment(&SANDBOX, 48.0).p95_ms();
+    // Nobody waits yet: the bare service time's p95, 200 ms × ln 20.
+    assert!(close(empty, 200.0 * 20f64.ln(), 1e-6), "{empty}");
+    assert!(empty < 0.8 * steady);
+    // The queue fills over a few service times, never past the steady one...
+    let mut previous = empty;
+    for _ in 0..20 {
+        queues.advance(&SANDBOX, 48.0, 0.25);
+        let now = queues.moment(&SANDBOX, 48.0).p95_ms();
+        assert!(
+            now >= previous - 1e-9 && now <= steady * (1.0 + 1e-6),
+            "{now}"
+        );
+        previous = now;
+    }
+    // ...and is there after a few seconds.
+    assert!(close(previous, steady, 0.01), "{previous} vs {steady}");
+    queues.advance(&SANDBOX, 48.0, 60.0);
+    assert_eq!(queues, Queues::steady(&SANDBOX, 3, 48.0));
+}
+
+#[test]
+fn the_queue_does_not_depend_on_how_the_time_is_cut() {
+    let mut fine = serving(&SANDBOX, 2);
+    let mut coarse = serving(&SANDBOX, 2);
+    for _ in 0..10 {
+        fine.advance(&SANDBOX, 44.0, 0.5);
+    }
+    coarse.advance(&SANDBOX, 44.0, 5.0);
+    let mut finest = serving(&SANDBOX, 2);
+    for _ in 0..1000 {
+        finest.advance(&SANDBOX, 44.0, 0.005);
+    }
+    let (fine, coarse, finest) = (
+        fine.waiting(&SANDBOX),
+        coarse.waiting(&SANDBOX),
+        finest.waiting(&SANDBOX),
+    );
+    assert!(finest > 5.0, "{finest}");
+    assert!(close(fine, finest, 0.02), "{fine} vs {finest}");
+    assert!(close(coarse, finest, 0.02), "{coarse} vs {finest}");
+}
+
+#[test]
+fn an_overload_carries_over_and_drains_at_the_spare_capacity() {
+    // One dyno (20 a second) meets 30 a second for 4 s, then 10 a second.
+    let mut queues = serving(&SANDBOX, 1);
+    let first = queues.moment(&SANDBOX, 30.0).p95_ms();
+    assert!(first < 1000.0, "an empty dyno is not slow at once: {first}");
+    queues.advance(&SANDBOX, 30.0, 4.0);
+    let swamped = queues.moment(&SANDBOX, 10.0).p95_ms();
+    assert!(swamped > 2000.0, "{swamped}");
+    assert!(swamped > 3.0 * Moment::steady(&SANDBOX, 1, 10.0).p95_ms());
+    // 40 or so waiting, worked off at the spare 10 a second: about 4 s.
+    queues.advance(&SANDBOX, 10.0, 2.0);
+    let halfway = queues.moment(&SANDBOX, 10.0).p95_ms();
+    assert!(halfway < swamped && halfway > 1000.0, "{halfway}");
+    queues.advance(&SANDBOX, 10.0, 10.0);
+    let drained = queues.moment(&SANDBOX, 10.0).p95_ms();
+    assert!(close(
+        drained,
+        Moment::steady(&SANDBOX, 1, 10.0).p95_ms(),
+        0.01
+    ));
+}
+
+#[test]
+fn a_dyno_that_joins_starts_empty_and_the_old_queue_stays_where_it_is() {
+    let mut queues = serving(&SANDBOX, 1);
+    queues.advance(&SANDBOX, 30.0, 4.0);
+    let waiting = queues.waiting(&SANDBOX);
+    queues.set_serving(&SANDBOX, 2);
+    // Random routing does not move a queue: the new dyno is empty, the old one still full,
+    // and half the requests still go to the old one.
+    assert!(close(queues.waiting(&SANDBOX), waiting, 1e-12));
+    let mixed = queues.moment(&SANDBOX, 30.0);
+    let pooled_p95 = Moment::steady(&SANDBOX, 2, 30.0).p95_ms();
+    assert!(mixed.p95_ms() > 2.0 * pooled_p95, "{mixed:?}");
+    let mean = mixed.mean_ms();
+    assert!(mean > 200.0 && mean < 0.5 * mixed.p95_ms(), "{mean}");
+    // Stopping the newest dyno takes its (empty) queue away, and the old queue is left.
+    queues.set_serving(&SANDBOX, 1);
+    assert!(close(queues.waiting(&SANDBOX), waiting, 1e-12));
+    // Both queues meet at the steady state and become one again.
+    queues.set_serving(&SANDBOX, 2);
+    queues.advance(&SANDBOX, 30.0, 120.0);
+    assert_eq!(queues, Queues::steady(&SANDBOX, 2, 30.0));
+}
+
+#[test]
+fn jobs_wait_for_the_first_worker() {
+    let jobs = DynoModel::jobs(2, Duration::from_secs(10));
+    let mut queues = Queues::default();
+    assert_eq!(queues.moment(&jobs, 0.0).p95_ms(), 0.0, "nothing to do");
+    queues.advance(&jobs, 1.0, 30.0);
+    assert!(close(queues.waiting(&jobs), 30.0, 1e-12));
+    assert_eq!(
+        queues.moment(&jobs, 1.0).p95_ms(),
+        JOB_WAIT_CAP.as_secs_f64() * 1000.0
+    );
+    queues.set_serving(&jobs, 1);
+    // The worker takes the 30 jobs: two at once, the others wait.
+    assert!(close(queues.waiting(&jobs), 28.0, 0.01), "{queues:?}");
+}
+
+#[test]
+fn the_sampled_mixture_agrees_with_its_p95() {
+    let mut queues = serving(&SANDBOX, 1);
+    queues.advance(&SANDBOX, 26.0, 3.0);
+    queues.set_serving(&SANDBOX, 3);
+    let moment = queues.moment(&SANDBOX, 26.0);
+    let mut rng = Pcg64Mcg::seed_from_u64(5);
+    let mut samples: Vec<f64> = (0..100_000).map(|_| moment.sample_ms(&mut rng)).collect();
+    samples.sort_by(f64::total_cmp);
+    let sampled_p95 = samples[samples.len() * 95 / 100];
+    assert!(
+        close(sampled_p95, moment.p95_ms(), 0.03),
+        "{sampled_p95} vs {}",
+        moment.p95_ms()
+    );
+    let sampled_mean = samples.iter().sum::<f64>() / samples.len() as f64;
+    assert!(close(sampled_mean, moment.mean_ms(), 0.03));
 }
 
 #[test]
@@ -141,7 +310,7 @@ fn random_routing_makes_each_dyno_its_own_queue_slower_than_one_pooled_queue() {
         timeout: Some(ROUTER_TIMEOUT),
     };
     // 3 dynos at 210 req/s: each an M/M/4 at 70 req/s (87.5 % busy).
-    let moment = Moment::new(&model, 3, 210.0, Backlog::default());
+    let moment = Moment::steady(&model, 3, 210.0);
     let one_dyno = Mmc::new(4, 70.0, 20.0).unwrap();
     assert!(close(
         moment.p95_ms(),

@@ -104,7 +104,7 @@ fn the_fewest_dynos_are_enough_and_one_fewer_is_not() {
         let fewer = dynos - 1;
         let fewer_suffices = fewer > 0
             && rate < MODEL.capacity_per_s(fewer)
-            && Moment::new(&MODEL, fewer, rate, Backlog::default()).p95_ms() <= 1000.0;
+            && Moment::steady(&MODEL, fewer, rate).p95_ms() <= 1000.0;
         assert!(!fewer_suffices, "{rate}: {fewer} would do");
     }
     // 50 ms × ln 20 ≈ 150 ms: a 100 ms target cannot be met; it stops where dynos stop helping.
@@ -173,9 +173,10 @@ fn a_surge_is_answered_after_the_fail_streak_and_the_first_scale_up_is_timed() {
         &mut || {},
     );
     let first_up = run.decisions.iter().find(|d| d.to > d.from).unwrap();
-    // Fails at 10:00, 10:30 and 11:00: the third one scales.
-    assert_eq!(first_up.at.timestamp_millis(), 11 * 60_000);
-    assert_eq!(run.totals.reactions_s.first(), Some(&60.0));
+    // The heartbeat at 10:00 finds the queue the surge has not filled yet; it fails at
+    // 10:30, 11:00 and 11:30: the third one scales.
+    assert_eq!(first_up.at.timestamp_millis(), 11 * 60_000 + 30_000);
+    assert_eq!(run.totals.reactions_s.first(), Some(&90.0));
     assert!(run.totals.surges >= 1);
     assert!(run.decisions.iter().all(|d| d.reason.is_some()));
 }
@@ -220,9 +221,18 @@ fn the_reactive_limit_follows_the_needs_but_waits_for_the_boot() {
     assert_eq!(limit.decisions.len(), 1);
     assert_eq!(limit.decisions[0].at.timestamp_millis(), 10 * 60_000);
     assert_eq!(limit.decisions[0].to, needs.at(10 * 60_000));
-    // Slow while the new dynos boot (and while their backlog drains), never before.
+    // Slow while the new dynos boot and while the old dynos' backlog drains, never before.
+    // Random routing leaves a backlog where it is: each old dyno works off its own (at most
+    // the router's 30 s of its capacity) at its own spare capacity once the others serve.
+    let (old, new) = (needs.at(0), needs.at(10 * 60_000));
+    let per_dyno = MODEL.capacity_per_s(1);
+    let drain_s = per_dyno * 30.0 / (per_dyno - 400.0 / f64::from(new));
     assert!(limit.totals.slow_seconds >= 30.0, "{:?}", limit.totals);
-    assert!(limit.totals.slow_seconds <= 120.0, "{:?}", limit.totals);
+    assert!(
+        limit.totals.slow_seconds <= 30.0 + drain_s + 30.0,
+        "{old} to {new} dynos, {drain_s} s to drain: {:?}",
+        limit.totals
+    );
     assert_eq!(oracle.totals.slow_seconds, 0.0);
     assert!((limit.totals.dyno_hours() - oracle.totals.dyno_hours()).abs() < 1e-9);
 }
@@ -257,9 +267,11 @@ fn the_target_policy_on_the_router_signal_answers_a_swamping_surge_within_two_wi
     // it could not. So the first scale-up comes at the second window, and the size reaches
     // what the load needs (the oracle's 8 for a p95 under the max; 600 req/s × 50 ms /
     // (4 × 0.9) = 8.3: nine at the target utilisation) within a few windows, several dynos at
-    // a time, and settles at nine or ten after the scale-down delay.
+    // a time, and settles at nine or ten after the scale-down delay. The dynos swamped before
+    // the others served keep their queues (random routing moves no request), and their H12
+    // lines ask for half as many again once or twice more before they drain.
     let ups: Vec<&Decision> = run.decisions.iter().filter(|d| d.to > d.from).collect();
-    assert!((1..=3).contains(&ups.len()), "{:?}", run.decisions);
+    assert!((1..=4).contains(&ups.len()), "{:?}", run.decisions);
     let at_s = (ups[0].at.timestamp_millis() - 10 * 60_000) / 1000;
     assert!((30..=60).contains(&at_s), "{at_s}: {:?}", run.decisions);
     let need = needs.at(20 * 60_000);
