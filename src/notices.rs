@@ -259,11 +259,16 @@ pub fn event(app: &str, at: DateTime<Utc>, notice: &Notice) -> Event {
 /// Names the heartbeat URL in the events about it, as it may be shown (never a user, a
 /// password or a query, which may hold a token).
 pub fn name_heartbeat_url(events: &mut [Event], url: &url::Url) {
-    let shown = autoscalebot_backends::shown_url(url);
-    for event in events
+    let mut about_it = events
         .iter_mut()
         .filter(|event| event.kind == EventKind::HeartbeatMisconfigured)
-    {
+        .peekable();
+    // Most beats tell nothing: the URL is not worded for them (a parse and a format a beat).
+    if about_it.peek().is_none() {
+        return;
+    }
+    let shown = autoscalebot_backends::shown_url(url);
+    for event in about_it {
         event.reason = format!("heartbeat_url {shown}: {}", event.reason);
     }
 }
@@ -439,10 +444,11 @@ pub fn holding(since: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
 /// "timeout after 5000 ms", "status 503 in 12 ms", "router p95 1800 ms over 20 requests in
 /// 30 s (0 errors)".
 pub fn summary(heartbeat: &Heartbeat) -> String {
-    seen(&heartbeat.seen)
+    seen_words(&heartbeat.seen)
 }
 
-fn seen(seen_: &Seen) -> String {
+/// [`summary`] of what was seen alone.
+pub fn seen_words(seen_: &Seen) -> String {
     match seen_ {
         Seen::Heartbeat(HeartbeatReading::Answered { status, elapsed }) => {
             let ms = elapsed.as_millis();
@@ -479,7 +485,9 @@ fn seen(seen_: &Seen) -> String {
                 }
             }
         }
-        Seen::Both(heartbeat, router) => format!("{}; {}", seen(heartbeat), seen(router)),
+        Seen::Both(heartbeat, router) => {
+            format!("{}; {}", seen_words(heartbeat), seen_words(router))
+        }
         Seen::Nothing => "stopped: no heartbeat".to_string(),
     }
 }

@@ -83,8 +83,9 @@ pub fn heartbeat_timed_out(heartbeat: &crate::decision::Heartbeat) -> bool {
 #[derive(Debug, Default)]
 struct History {
     beats: VecDeque<BeatPoint>,
-    /// The last beat's heartbeat summary ("523 ms"), its error and the bounds then in force.
-    last_summary: String,
+    /// What the last beat saw (worded as "523 ms" only when a page asks: most beats are never
+    /// shown), its error and the bounds then in force.
+    last_seen: Option<crate::decision::Seen>,
     last_error: Option<String>,
     last_bounds: Option<(u32, u32)>,
     /// Since when the policy holds for want of a signal, as of the last beat that decided.
@@ -246,7 +247,7 @@ impl Telemetry {
         {
             history.beats.pop_front();
         }
-        history.last_summary = crate::notices::summary(&beat.heartbeat);
+        history.last_seen = Some(beat.heartbeat.seen.clone());
         history.last_error.clone_from(&beat.error);
         if let Some(output) = &beat.output {
             history.last_bounds = Some((output.bounds.min, output.bounds.max));
@@ -309,7 +310,11 @@ impl Telemetry {
             let history = self.shared.history.lock().unwrap();
             (
                 history.beats.iter().cloned().collect(),
-                history.last_summary.clone(),
+                history
+                    .last_seen
+                    .as_ref()
+                    .map(crate::notices::seen_words)
+                    .unwrap_or_default(),
                 history.notifications.iter().rev().cloned().collect(),
                 history.holding_since,
                 history.last_queue.clone(),
