@@ -44,8 +44,13 @@ pub const SERVICE_HORIZON: Duration = Duration::from_secs(30 * 60);
 /// steady queue: its wait says nothing of the work.
 const SATURATED_SHARE: f64 = 0.95;
 /// A failed heartbeat (timeout, connection error, 5xx) counts as an answer this many times
-/// over the max: far enough over to double the size, no further.
+/// over the max: far enough over for the largest step.
 const FAILED_RATIO: f64 = 2.0;
+/// With the heartbeat alone, the most one step adds, as a share of the dynos: an answer says
+/// how slow, not how many dynos short (a queue's wait grows steeply near saturation), and a
+/// larger step overshoots for long at one dyno down per delay (measured in
+/// docs/benchmarks.md: 0.4 keeps half the streaks' slow minutes at the least cost).
+const MAX_STEP_SHARE: f64 = 0.4;
 /// With the heartbeat alone, a size that was slow is not gone back to for this many
 /// scale-down delays: a fast answer says little about headroom.
 const SLOW_MEMORY_DELAYS: u32 = 4;
@@ -628,7 +633,7 @@ impl TargetState {
                 .take(needed)
                 .fold(f64::INFINITY, |a, &b| a.min(b));
             self.slow_ratios.clear();
-            let step = (f64::from(current) * (confirmed - 1.0).min(1.0))
+            let step = (f64::from(current) * (confirmed - 1.0).min(MAX_STEP_SHARE))
                 .ceil()
                 .max(1.0) as u32;
             let why = Why::Slow { ratio: confirmed };

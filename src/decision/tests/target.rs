@@ -303,11 +303,11 @@ fn the_cool_offs_hold_the_target_policy() {
 
 #[test]
 fn with_the_heartbeat_alone_the_step_grows_with_how_far_over_the_max_it_is() {
-    let mut sim = Sim::new(settings_with("policy = \"target\"\nmax_dynos = 10"), 2);
+    let mut sim = Sim::new(settings_with("policy = \"target\"\nmax_dynos = 10"), 5);
     sim.beat_ms(2500);
     assert!(sim.scales.is_empty(), "one slow answer does not move it");
     sim.beat_ms(2500);
-    assert_eq!(sim.dynos, 4, "2.5 times the max: double");
+    assert_eq!(sim.dynos, 7, "2.5 times the max: the largest step, 40 % more");
     assert_eq!(
         notices::describe(&sim.scales[0].reason),
         "heartbeats 2.5 times the max of 1000 ms or failing"
@@ -320,7 +320,7 @@ fn with_the_heartbeat_alone_the_step_grows_with_how_far_over_the_max_it_is() {
         status: 404,
         elapsed: Duration::from_millis(5000),
     });
-    assert_eq!(sim.dynos, 4, "a 4xx never adds dynos");
+    assert_eq!(sim.dynos, 7, "a 4xx never adds dynos");
 }
 
 #[test]

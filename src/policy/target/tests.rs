@@ -268,7 +268,8 @@ fn with_the_router_lost_the_heartbeat_may_add_dynos_but_never_remove() {
         &input(Some(quiet), answered(3000.0), 10),
         at(1230),
     );
-    assert_eq!(slow.to, Some(20));
+    // Three times over: the largest step, 40 % more.
+    assert_eq!(slow.to, Some(14));
     assert!(slow.signal_lost.is_some());
 }
 
@@ -340,16 +341,19 @@ fn with_the_heartbeat_alone_the_step_grows_with_how_far_over_the_max_it_is() {
     let decision = beat(&mut state, 1600.0, 4, 30);
     assert_eq!(decision.to, Some(6));
     assert_eq!(decision.why, Why::Slow { ratio: 1.5 });
-    // Failures double the size, no more.
+    // Failures add 40 %, no more: 6 + 2.4, rounded up.
     let fail = Some(HeartbeatSignal::Failed);
     state.step(&config(), &input(None, fail, 6), at(60));
     assert_eq!(
         state.step(&config(), &input(None, fail, 6), at(90)).to,
-        Some(12)
+        Some(9)
     );
-    // Far over still doubles at most, and the max holds.
-    beat(&mut state, 30_000.0, 12, 120);
-    assert_eq!(beat(&mut state, 30_000.0, 12, 150).to, Some(20));
+    // Far over still adds 40 % at most: 9 + 3.6.
+    beat(&mut state, 30_000.0, 9, 120);
+    assert_eq!(beat(&mut state, 30_000.0, 9, 150).to, Some(13));
+    // And the max holds: 16 + 6.4 is more than 20.
+    beat(&mut state, 30_000.0, 16, 160);
+    assert_eq!(beat(&mut state, 30_000.0, 16, 170).to, Some(20));
     // Just over the max adds one dyno.
     beat(&mut state, 1001.0, 20, 180);
     let at_max = beat(&mut state, 1001.0, 20, 210);
