@@ -6,11 +6,15 @@
 //! position-independent; the linker resolves its addresses at link time. The price: the
 //! executable loads at a fixed address (no address randomisation of its own code; the
 //! libraries, heap and stacks still move). Elsewhere (another C library, another system) the
-//! binaries stay as rustc links them. Nothing else is built here.
+//! binaries stay as rustc links them, and so they do when `AUTOSCALEBOT_PIE=1` is set at build
+//! time (a policy that requires position-independent executables). Nothing else is built here.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+    println!("cargo:rerun-if-env-changed=AUTOSCALEBOT_PIE");
+    let pie_asked = std::env::var("AUTOSCALEBOT_PIE").is_ok_and(|value| value == "1");
+    if !pie_asked
+        && std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
         && std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu")
     {
         // After rustc's own `-pie`: the last of the two wins.
