@@ -307,7 +307,10 @@ fn with_the_heartbeat_alone_the_step_grows_with_how_far_over_the_max_it_is() {
     sim.beat_ms(2500);
     assert!(sim.scales.is_empty(), "one slow answer does not move it");
     sim.beat_ms(2500);
-    assert_eq!(sim.dynos, 7, "2.5 times the max: the largest step, 40 % more");
+    assert_eq!(
+        sim.dynos, 7,
+        "2.5 times the max: the largest step, 40 % more"
+    );
     assert_eq!(
         notices::describe(&sim.scales[0].reason),
         "heartbeats 2.5 times the max of 1000 ms or failing"
