@@ -508,8 +508,9 @@ impl Bench<'_> {
 
     /// The reactive limit: at the start of each minute, exactly the dynos [`Needs`] says for
     /// that minute (the fewest that keep its p95 under the max), but new dynos serve only
-    /// after the boot time and the backlog of the minutes before is carried. No policy that
-    /// reacts to what it measures can do better: the floor we measure ourselves against.
+    /// after the boot time and the backlog of the minutes before is carried: the floor we
+    /// measure ourselves against. A reacting policy can beat it only by paying for more dynos
+    /// than a minute needs (they drain a backlog sooner), never at its cost.
     pub fn run_reactive_limit(&self, settings: &AppSettings) -> Run {
         let start_ms = self.trace.start_ms();
         let end_ms = self.trace.end_ms();
