@@ -509,8 +509,8 @@ impl Bench<'_> {
     /// The reactive limit: at the start of each minute, exactly the dynos [`Needs`] says for
     /// that minute (the fewest that keep its p95 under the max), but new dynos serve only
     /// after the boot time and the backlog of the minutes before is carried: the floor we
-    /// measure ourselves against. A reacting policy can beat it only by paying for more dynos
-    /// than a minute needs (they drain a backlog sooner), never at its cost.
+    /// measure ourselves against. A reacting policy can beat it on slow time mostly by
+    /// paying for more dynos than a minute needs (they drain a backlog sooner).
     pub fn run_reactive_limit(&self, settings: &AppSettings) -> Run {
         let start_ms = self.trace.start_ms();
         let end_ms = self.trace.end_ms();
