@@ -16,9 +16,11 @@
 use super::queue::{Moment, ROUTER_TIMEOUT};
 use super::trace::utc;
 use crate::router_log::{Request, RouterStats, RouterWindow};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
-use std::collections::{BTreeMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
 /// Lines drawn per window at the busiest moment, at most: enough for a stable p95.
@@ -29,8 +31,12 @@ const KEPT_SECONDS: usize = 60;
 /// The drain's view of one simulated app.
 pub struct RouterFeed {
     window: RouterWindow,
-    /// Lines not logged yet, by `(when the router answers, ms; a sequence number)`.
-    answering: BTreeMap<(i64, u64), Request>,
+    /// Lines not logged yet, soonest first: `(when the router answers, ms; a sequence
+    /// number; the line's service ms, which is all of the line [`router_line_of`] needs)`. A
+    /// heap of plain numbers rather than a map of lines: one is pushed per simulated request.
+    answering: BinaryHeap<Reverse<(i64, u64, u32)>>,
+    /// The day of the last line logged, with its date: a line's time is built from it.
+    day: Option<(i64, NaiveDate)>,
     sequence: u64,
     thin: u32,
     /// `(second, lines, sum of service ms)` of the last [`KEPT_SECONDS`] seconds.
@@ -43,7 +49,8 @@ impl RouterFeed {
     pub fn new(window: Duration, thin: u32, seed: u64) -> RouterFeed {
         RouterFeed {
             window: RouterWindow::new(window, usize::MAX),
-            answering: BTreeMap::new(),
+            answering: BinaryHeap::new(),
+            day: None,
             sequence: 0,
             thin: thin.max(1),
             seconds: VecDeque::new(),
@@ -81,12 +88,12 @@ impl RouterFeed {
                     } else {
                         start
                     };
-                    let request = router_line(moment.sample_ms(&mut self.rng));
-                    let service_ms = request.service_ms.unwrap_or(0);
+                    let service_ms = router_service_ms(moment.sample_ms(&mut self.rng));
                     service_sum_ms += f64::from(service_ms);
                     let answered_ms = arrived_ms + i64::from(service_ms);
                     self.sequence += 1;
-                    self.answering.insert((answered_ms, self.sequence), request);
+                    self.answering
+                        .push(Reverse((answered_ms, self.sequence, service_ms)));
                 }
                 match self.seconds.back_mut() {
                     Some((last, count, sum)) if *last == second => {
@@ -105,17 +112,16 @@ impl RouterFeed {
 
     /// Logs the lines of the requests the router has answered by `now_ms`, in order.
     fn log_answered(&mut self, now_ms: i64) {
-        let later = self.answering.split_off(&(now_ms + 1, 0));
-        let answered = std::mem::replace(&mut self.answering, later);
-        let mut lines = answered.into_iter().peekable();
-        while let Some(((at_ms, _), request)) = lines.next() {
-            let mut same_moment = vec![request];
-            while let Some(((_, _), request)) = lines.next_if(|((next_ms, _), _)| *next_ms == at_ms)
-            {
-                same_moment.push(request);
+        let (answering, day) = (&mut self.answering, &mut self.day);
+        let lines = std::iter::from_fn(|| {
+            let Reverse((at_ms, _, service_ms)) = *answering.peek()?;
+            if at_ms > now_ms {
+                return None;
             }
-            self.window.push(utc(at_ms), same_moment);
-        }
+            answering.pop();
+            Some((line_time(day, at_ms), router_line_of(service_ms)))
+        });
+        self.window.push_each(lines);
     }
 
     /// The window at `now_ms`, as `RouterWindow::stats` reports it, counts scaled back to all
@@ -157,11 +163,41 @@ impl RouterFeed {
     }
 }
 
-/// The router line of a request that took `response_ms`: served, or an H12 at the router's
-/// timeout.
-fn router_line(response_ms: f64) -> Request {
+/// `utc(at_ms)`, from the date of the day `day` remembers: working out the date of every line
+/// from the epoch was a tenth of a simulation.
+fn line_time(day: &mut Option<(i64, NaiveDate)>, at_ms: i64) -> DateTime<Utc> {
+    const DAY_MS: i64 = 86_400_000;
+    let (number, in_day_ms) = (at_ms.div_euclid(DAY_MS), at_ms.rem_euclid(DAY_MS));
+    let date = match *day {
+        Some((known, date)) if known == number => Some(date),
+        _ => {
+            let date = utc(number * DAY_MS);
+            (date.timestamp_millis() == number * DAY_MS).then(|| date.date_naive())
+        }
+    };
+    let time = NaiveTime::from_num_seconds_from_midnight_opt(
+        (in_day_ms / 1000) as u32,
+        (in_day_ms % 1000) as u32 * 1_000_000,
+    );
+    match (date, time) {
+        (Some(date), Some(time)) => {
+            *day = Some((number, date));
+            date.and_time(time).and_utc()
+        }
+        _ => utc(at_ms),
+    }
+}
+
+/// The `service=` of the router line of a request that took `response_ms`: capped at the
+/// router's timeout.
+fn router_service_ms(response_ms: f64) -> u32 {
     let router_ms = ROUTER_TIMEOUT.as_millis() as u32;
-    let ms = response_ms.round().clamp(0.0, f64::from(router_ms)) as u32;
+    response_ms.round().clamp(0.0, f64::from(router_ms)) as u32
+}
+
+/// The router line whose `service=` is `ms`: served, or an H12 at the router's timeout.
+fn router_line_of(ms: u32) -> Request {
+    let router_ms = ROUTER_TIMEOUT.as_millis() as u32;
     if ms >= router_ms {
         Request {
             connect_ms: None,
