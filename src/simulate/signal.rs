@@ -19,8 +19,7 @@ use crate::router_log::{Request, RouterStats, RouterWindow};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Lines drawn per window at the busiest moment, at most: enough for a stable p95.
@@ -31,13 +30,15 @@ const KEPT_SECONDS: usize = 60;
 /// The drain's view of one simulated app.
 pub struct RouterFeed {
     window: RouterWindow,
-    /// Lines not logged yet, soonest first: `(when the router answers, ms; a sequence
-    /// number; the line's service ms, which is all of the line [`router_line_of`] needs)`. A
-    /// heap of plain numbers rather than a map of lines: one is pushed per simulated request.
-    answering: BinaryHeap<Reverse<(i64, u64, u32)>>,
+    /// Lines not logged yet, in the order they were drawn: `(when the router answers, ms;
+    /// the line's service ms, which is all of the line [`router_line_of`] needs)`. Plain
+    /// numbers in a vector rather than an ordered map of lines: one is pushed per simulated
+    /// request, and those answered by a beat are sorted once, at that beat.
+    answering: Vec<(i64, u32)>,
+    /// The lines being logged at one beat, kept to reuse its allocation.
+    answered: Vec<(i64, u32)>,
     /// The day of the last line logged, with its date: a line's time is built from it.
     day: Option<(i64, NaiveDate)>,
-    sequence: u64,
     thin: u32,
     /// `(second, lines, sum of service ms)` of the last [`KEPT_SECONDS`] seconds.
     seconds: VecDeque<(i64, u32, f64)>,
@@ -49,9 +50,9 @@ impl RouterFeed {
     pub fn new(window: Duration, thin: u32, seed: u64) -> RouterFeed {
         RouterFeed {
             window: RouterWindow::new(window, usize::MAX),
-            answering: BinaryHeap::new(),
+            answering: Vec::new(),
+            answered: Vec::new(),
             day: None,
-            sequence: 0,
             thin: thin.max(1),
             seconds: VecDeque::new(),
             rng: Pcg64Mcg::seed_from_u64(seed),
@@ -91,9 +92,7 @@ impl RouterFeed {
                     let service_ms = router_service_ms(moment.sample_ms(&mut self.rng));
                     service_sum_ms += f64::from(service_ms);
                     let answered_ms = arrived_ms + i64::from(service_ms);
-                    self.sequence += 1;
-                    self.answering
-                        .push(Reverse((answered_ms, self.sequence, service_ms)));
+                    self.answering.push((answered_ms, service_ms));
                 }
                 match self.seconds.back_mut() {
                     Some((last, count, sum)) if *last == second => {
@@ -112,16 +111,24 @@ impl RouterFeed {
 
     /// Logs the lines of the requests the router has answered by `now_ms`, in order.
     fn log_answered(&mut self, now_ms: i64) {
-        let (answering, day) = (&mut self.answering, &mut self.day);
-        let lines = std::iter::from_fn(|| {
-            let Reverse((at_ms, _, service_ms)) = *answering.peek()?;
-            if at_ms > now_ms {
-                return None;
+        let answered = &mut self.answered;
+        answered.clear();
+        self.answering.retain(|&line| {
+            let now = line.0 <= now_ms;
+            if now {
+                answered.push(line);
             }
-            answering.pop();
-            Some((line_time(day, at_ms), router_line_of(service_ms)))
+            !now
         });
-        self.window.push_each(lines);
+        // A stable sort: lines answered in the same millisecond keep the order they were
+        // drawn in, as the router logs them.
+        answered.sort_by_key(|&(at_ms, _)| at_ms);
+        let day = &mut self.day;
+        self.window.push_each(
+            answered
+                .iter()
+                .map(|&(at_ms, service_ms)| (line_time(day, at_ms), router_line_of(service_ms))),
+        );
     }
 
     /// The window at `now_ms`, as `RouterWindow::stats` reports it, counts scaled back to all
@@ -192,7 +199,16 @@ fn line_time(day: &mut Option<(i64, NaiveDate)>, at_ms: i64) -> DateTime<Utc> {
 /// router's timeout.
 fn router_service_ms(response_ms: f64) -> u32 {
     let router_ms = ROUTER_TIMEOUT.as_millis() as u32;
-    response_ms.round().clamp(0.0, f64::from(router_ms)) as u32
+    let ms = response_ms.clamp(0.0, f64::from(router_ms));
+    // `ms.round()`, without a call to libm's `round` for every request: in [0, 30 000] the
+    // cast truncates exactly and the fraction left is exact, so halves round away from zero
+    // as `round` does (clamping first changes nothing: the bounds are whole).
+    let whole = ms as u32;
+    if ms - f64::from(whole) >= 0.5 {
+        whole + 1
+    } else {
+        whole
+    }
 }
 
 /// The router line whose `service=` is `ms`: served, or an H12 at the router's timeout.
