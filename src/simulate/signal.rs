@@ -26,6 +26,8 @@ use std::time::Duration;
 const LINES_PER_WINDOW: f64 = 5000.0;
 /// Per-second sums kept for the concurrency windows of the HPA and KPA reconstructions.
 const KEPT_SECONDS: usize = 60;
+/// Answered lines held before the first drop of those too old for the window.
+const MIN_ANSWERED_LIMIT: usize = 4096;
 
 /// The drain's view of one simulated app.
 pub struct RouterFeed {
@@ -35,8 +37,14 @@ pub struct RouterFeed {
     /// numbers in a vector rather than an ordered map of lines: one is pushed per simulated
     /// request, and those answered by a beat are sorted once, at that beat.
     answering: Vec<(i64, u32)>,
-    /// The lines being logged at one beat, kept to reuse its allocation.
+    /// Lines answered but not in the window yet, in the order they were answered by beat and
+    /// drawn within one: they enter it only when its statistics are read (HPA and KPA read
+    /// only the age and the concurrency), and those older than the window are dropped.
     answered: Vec<(i64, u32)>,
+    /// How many answered lines to hold before dropping those too old for any window.
+    answered_limit: usize,
+    /// When the router answered the newest line logged.
+    last_answered_ms: Option<i64>,
     /// The day of the last line logged, with its date: a line's time is built from it.
     day: Option<(i64, NaiveDate)>,
     thin: u32,
@@ -52,6 +60,8 @@ impl RouterFeed {
             window: RouterWindow::new(window, usize::MAX),
             answering: Vec::new(),
             answered: Vec::new(),
+            answered_limit: MIN_ANSWERED_LIMIT,
+            last_answered_ms: None,
             day: None,
             thin: thin.max(1),
             seconds: VecDeque::new(),
@@ -109,33 +119,53 @@ impl RouterFeed {
         }
     }
 
-    /// Logs the lines of the requests the router has answered by `now_ms`, in order.
+    /// Takes the lines of the requests the router has answered by `now_ms`, keeping those a
+    /// window read now or later can still hold: `RouterWindow::stats` at a later time drops
+    /// every line more than the window before it.
     fn log_answered(&mut self, now_ms: i64) {
-        let answered = &mut self.answered;
-        answered.clear();
+        let (answered, last) = (&mut self.answered, &mut self.last_answered_ms);
         self.answering.retain(|&line| {
             let now = line.0 <= now_ms;
             if now {
                 answered.push(line);
+                *last = Some(last.map_or(line.0, |last| last.max(line.0)));
             }
             !now
         });
+        if self.answered.len() > self.answered_limit {
+            let window_ns = self.window.window().as_nanos();
+            self.answered.retain(|&(at_ms, _)| {
+                i128::from(now_ms - at_ms) * 1_000_000 <= window_ns as i128
+            });
+            self.answered_limit = (2 * self.answered.len()).max(MIN_ANSWERED_LIMIT);
+        }
+    }
+
+    /// Hands the answered lines to the window, oldest first.
+    fn fill_window(&mut self, now_ms: i64) {
+        self.log_answered(now_ms);
         // A stable sort: lines answered in the same millisecond keep the order they were
-        // drawn in, as the router logs them.
-        answered.sort_by_key(|&(at_ms, _)| at_ms);
+        // drawn in, as the router logs them (lines of a later beat were answered later).
+        self.answered.sort_by_key(|&(at_ms, _)| at_ms);
         let day = &mut self.day;
         self.window.push_each(
-            answered
-                .iter()
-                .map(|&(at_ms, service_ms)| (line_time(day, at_ms), router_line_of(service_ms))),
+            self.answered
+                .drain(..)
+                .map(|(at_ms, service_ms)| (line_time(day, at_ms), router_line_of(service_ms))),
         );
     }
 
     /// The window at `now_ms`, as `RouterWindow::stats` reports it, counts scaled back to all
     /// requests: the lines of the requests answered by then.
     pub fn stats(&mut self, now_ms: i64) -> RouterStats {
-        self.log_answered(now_ms);
-        let mut stats = self.window.stats(utc(now_ms));
+        self.fill_window(now_ms);
+        let now = utc(now_ms);
+        let mut stats = self.window.stats(now);
+        // The window's own newest line may be older than the newest answered: lines too old
+        // for any window never reached it.
+        stats.since_last_line = self
+            .last_answered_ms
+            .map(|at_ms| (now - utc(at_ms)).to_std().unwrap_or(Duration::ZERO));
         let thin = u64::from(self.thin);
         stats.requests *= thin;
         stats.requests_per_second *= f64::from(self.thin);
@@ -149,8 +179,8 @@ impl RouterFeed {
     /// Since the newest line, at `now_ms` (the window's staleness).
     pub fn age(&mut self, now_ms: i64) -> Duration {
         self.log_answered(now_ms);
-        self.window.last_request_at().map_or(Duration::MAX, |at| {
-            Duration::from_millis((now_ms - at.timestamp_millis()).max(0) as u64)
+        self.last_answered_ms.map_or(Duration::MAX, |at_ms| {
+            Duration::from_millis((now_ms - at_ms).max(0) as u64)
         })
     }
 
