@@ -134,9 +134,8 @@ impl RouterFeed {
         });
         if self.answered.len() > self.answered_limit {
             let window_ns = self.window.window().as_nanos();
-            self.answered.retain(|&(at_ms, _)| {
-                i128::from(now_ms - at_ms) * 1_000_000 <= window_ns as i128
-            });
+            self.answered
+                .retain(|&(at_ms, _)| i128::from(now_ms - at_ms) * 1_000_000 <= window_ns as i128);
             self.answered_limit = (2 * self.answered.len()).max(MIN_ANSWERED_LIMIT);
         }
     }
