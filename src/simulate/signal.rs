@@ -200,7 +200,7 @@ impl RouterFeed {
 }
 
 /// `utc(at_ms)`, from the date of the day `day` remembers: working out the date of every line
-/// from the epoch was a tenth of a simulation.
+/// from the epoch would cost a tenth of a simulation.
 fn line_time(day: &mut Option<(i64, NaiveDate)>, at_ms: i64) -> DateTime<Utc> {
     const DAY_MS: i64 = 86_400_000;
     let (number, in_day_ms) = (at_ms.div_euclid(DAY_MS), at_ms.rem_euclid(DAY_MS));
