@@ -550,6 +550,25 @@ impl RouterWindow {
         self.prune(at);
     }
 
+    /// Lines each with its own time, oldest first: what [`RouterWindow::push`] of each in turn
+    /// keeps, pruned once at the newest instead of after every push (a simulated drain hands
+    /// over thousands of lines a beat).
+    pub fn push_each(&mut self, lines: impl IntoIterator<Item = (DateTime<Utc>, Request)>) {
+        let before = self.requests.len();
+        self.requests.extend(lines);
+        if self.requests.len() == before {
+            return;
+        }
+        let newest = self.requests.back().map(|(at, _)| *at);
+        self.last_request_at = newest;
+        while self.requests.len() > self.capacity {
+            self.requests.pop_front();
+        }
+        if let Some(newest) = newest {
+            self.prune(newest);
+        }
+    }
+
     /// When the router last logged a request: the drain's measure of idleness.
     pub fn last_request_at(&self) -> Option<DateTime<Utc>> {
         self.last_request_at

@@ -459,3 +459,33 @@ fn l2met_lines_are_collected_per_process_type_and_a_bad_one_is_skipped_and_count
         "{problems:?}"
     );
 }
+
+#[test]
+fn pushing_lines_in_one_batch_keeps_what_pushing_them_one_by_one_keeps() {
+    let line = |service_ms: u32| Request {
+        connect_ms: Some(0),
+        service_ms: Some(service_ms),
+        status: 200,
+        code: None,
+    };
+    let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    // Lines every 700 ms over 50 s, some sharing a moment, in a 30 s window of at most 40.
+    let lines: Vec<_> = (0..100_i64)
+        .map(|i| {
+            let at = start + chrono::Duration::milliseconds(i / 2 * 1000 + (i % 2) * 700);
+            (at, line(i as u32))
+        })
+        .collect();
+    for capacity in [40, usize::MAX] {
+        let mut one_by_one = RouterWindow::new(Duration::from_secs(30), capacity);
+        for (at, request) in &lines {
+            one_by_one.push(*at, [*request]);
+        }
+        let mut batched = RouterWindow::new(Duration::from_secs(30), capacity);
+        batched.push_each(lines[..30].iter().copied());
+        batched.push_each(lines[30..].iter().copied());
+        assert_eq!(batched.last_request_at(), one_by_one.last_request_at());
+        let now = start + chrono::Duration::seconds(55);
+        assert_eq!(batched.stats(now), one_by_one.stats(now), "{capacity}");
+    }
+}

@@ -16,22 +16,37 @@
 use super::queue::{Moment, ROUTER_TIMEOUT};
 use super::trace::utc;
 use crate::router_log::{Request, RouterStats, RouterWindow};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Lines drawn per window at the busiest moment, at most: enough for a stable p95.
 const LINES_PER_WINDOW: f64 = 5000.0;
 /// Per-second sums kept for the concurrency windows of the HPA and KPA reconstructions.
 const KEPT_SECONDS: usize = 60;
+/// Answered lines held before the first drop of those too old for the window.
+const MIN_ANSWERED_LIMIT: usize = 4096;
 
 /// The drain's view of one simulated app.
 pub struct RouterFeed {
     window: RouterWindow,
-    /// Lines not logged yet, by `(when the router answers, ms; a sequence number)`.
-    answering: BTreeMap<(i64, u64), Request>,
-    sequence: u64,
+    /// Lines not logged yet, in the order they were drawn: `(when the router answers, ms;
+    /// the line's service ms, which is all of the line [`router_line_of`] needs)`. Plain
+    /// numbers in a vector rather than an ordered map of lines: one is pushed per simulated
+    /// request, and those answered by a beat are sorted once, at that beat.
+    answering: Vec<(i64, u32)>,
+    /// Lines answered but not in the window yet, in the order they were answered by beat and
+    /// drawn within one: they enter it only when its statistics are read (HPA and KPA read
+    /// only the age and the concurrency), and those older than the window are dropped.
+    answered: Vec<(i64, u32)>,
+    /// How many answered lines to hold before dropping those too old for any window.
+    answered_limit: usize,
+    /// When the router answered the newest line logged.
+    last_answered_ms: Option<i64>,
+    /// The day of the last line logged, with its date: a line's time is built from it.
+    day: Option<(i64, NaiveDate)>,
     thin: u32,
     /// `(second, lines, sum of service ms)` of the last [`KEPT_SECONDS`] seconds.
     seconds: VecDeque<(i64, u32, f64)>,
@@ -43,8 +58,11 @@ impl RouterFeed {
     pub fn new(window: Duration, thin: u32, seed: u64) -> RouterFeed {
         RouterFeed {
             window: RouterWindow::new(window, usize::MAX),
-            answering: BTreeMap::new(),
-            sequence: 0,
+            answering: Vec::new(),
+            answered: Vec::new(),
+            answered_limit: MIN_ANSWERED_LIMIT,
+            last_answered_ms: None,
+            day: None,
             thin: thin.max(1),
             seconds: VecDeque::new(),
             rng: Pcg64Mcg::seed_from_u64(seed),
@@ -81,12 +99,10 @@ impl RouterFeed {
                     } else {
                         start
                     };
-                    let request = router_line(moment.sample_ms(&mut self.rng));
-                    let service_ms = request.service_ms.unwrap_or(0);
+                    let service_ms = router_service_ms(moment.sample_ms(&mut self.rng));
                     service_sum_ms += f64::from(service_ms);
                     let answered_ms = arrived_ms + i64::from(service_ms);
-                    self.sequence += 1;
-                    self.answering.insert((answered_ms, self.sequence), request);
+                    self.answering.push((answered_ms, service_ms));
                 }
                 match self.seconds.back_mut() {
                     Some((last, count, sum)) if *last == second => {
@@ -103,26 +119,52 @@ impl RouterFeed {
         }
     }
 
-    /// Logs the lines of the requests the router has answered by `now_ms`, in order.
+    /// Takes the lines of the requests the router has answered by `now_ms`, keeping those a
+    /// window read now or later can still hold: `RouterWindow::stats` at a later time drops
+    /// every line more than the window before it.
     fn log_answered(&mut self, now_ms: i64) {
-        let later = self.answering.split_off(&(now_ms + 1, 0));
-        let answered = std::mem::replace(&mut self.answering, later);
-        let mut lines = answered.into_iter().peekable();
-        while let Some(((at_ms, _), request)) = lines.next() {
-            let mut same_moment = vec![request];
-            while let Some(((_, _), request)) = lines.next_if(|((next_ms, _), _)| *next_ms == at_ms)
-            {
-                same_moment.push(request);
+        let (answered, last) = (&mut self.answered, &mut self.last_answered_ms);
+        self.answering.retain(|&line| {
+            let now = line.0 <= now_ms;
+            if now {
+                answered.push(line);
+                *last = Some(last.map_or(line.0, |last| last.max(line.0)));
             }
-            self.window.push(utc(at_ms), same_moment);
+            !now
+        });
+        if self.answered.len() > self.answered_limit {
+            let window_ns = self.window.window().as_nanos();
+            self.answered
+                .retain(|&(at_ms, _)| i128::from(now_ms - at_ms) * 1_000_000 <= window_ns as i128);
+            self.answered_limit = (2 * self.answered.len()).max(MIN_ANSWERED_LIMIT);
         }
+    }
+
+    /// Hands the answered lines to the window, oldest first.
+    fn fill_window(&mut self, now_ms: i64) {
+        self.log_answered(now_ms);
+        // A stable sort: lines answered in the same millisecond keep the order they were
+        // drawn in, as the router logs them (lines of a later beat were answered later).
+        self.answered.sort_by_key(|&(at_ms, _)| at_ms);
+        let day = &mut self.day;
+        self.window.push_each(
+            self.answered
+                .drain(..)
+                .map(|(at_ms, service_ms)| (line_time(day, at_ms), router_line_of(service_ms))),
+        );
     }
 
     /// The window at `now_ms`, as `RouterWindow::stats` reports it, counts scaled back to all
     /// requests: the lines of the requests answered by then.
     pub fn stats(&mut self, now_ms: i64) -> RouterStats {
-        self.log_answered(now_ms);
-        let mut stats = self.window.stats(utc(now_ms));
+        self.fill_window(now_ms);
+        let now = utc(now_ms);
+        let mut stats = self.window.stats(now);
+        // The window's own newest line may be older than the newest answered: lines too old
+        // for any window never reached it.
+        stats.since_last_line = self
+            .last_answered_ms
+            .map(|at_ms| (now - utc(at_ms)).to_std().unwrap_or(Duration::ZERO));
         let thin = u64::from(self.thin);
         stats.requests *= thin;
         stats.requests_per_second *= f64::from(self.thin);
@@ -136,8 +178,8 @@ impl RouterFeed {
     /// Since the newest line, at `now_ms` (the window's staleness).
     pub fn age(&mut self, now_ms: i64) -> Duration {
         self.log_answered(now_ms);
-        self.window.last_request_at().map_or(Duration::MAX, |at| {
-            Duration::from_millis((now_ms - at.timestamp_millis()).max(0) as u64)
+        self.last_answered_ms.map_or(Duration::MAX, |at_ms| {
+            Duration::from_millis((now_ms - at_ms).max(0) as u64)
         })
     }
 
@@ -157,11 +199,50 @@ impl RouterFeed {
     }
 }
 
-/// The router line of a request that took `response_ms`: served, or an H12 at the router's
-/// timeout.
-fn router_line(response_ms: f64) -> Request {
+/// `utc(at_ms)`, from the date of the day `day` remembers: working out the date of every line
+/// from the epoch would cost a tenth of a simulation.
+fn line_time(day: &mut Option<(i64, NaiveDate)>, at_ms: i64) -> DateTime<Utc> {
+    const DAY_MS: i64 = 86_400_000;
+    let (number, in_day_ms) = (at_ms.div_euclid(DAY_MS), at_ms.rem_euclid(DAY_MS));
+    let date = match *day {
+        Some((known, date)) if known == number => Some(date),
+        _ => {
+            let date = utc(number * DAY_MS);
+            (date.timestamp_millis() == number * DAY_MS).then(|| date.date_naive())
+        }
+    };
+    let time = NaiveTime::from_num_seconds_from_midnight_opt(
+        (in_day_ms / 1000) as u32,
+        (in_day_ms % 1000) as u32 * 1_000_000,
+    );
+    match (date, time) {
+        (Some(date), Some(time)) => {
+            *day = Some((number, date));
+            date.and_time(time).and_utc()
+        }
+        _ => utc(at_ms),
+    }
+}
+
+/// The `service=` of the router line of a request that took `response_ms`: capped at the
+/// router's timeout.
+fn router_service_ms(response_ms: f64) -> u32 {
     let router_ms = ROUTER_TIMEOUT.as_millis() as u32;
-    let ms = response_ms.round().clamp(0.0, f64::from(router_ms)) as u32;
+    let ms = response_ms.clamp(0.0, f64::from(router_ms));
+    // `ms.round()`, without a call to libm's `round` for every request: in [0, 30 000] the
+    // cast truncates exactly and the fraction left is exact, so halves round away from zero
+    // as `round` does (clamping first changes nothing: the bounds are whole).
+    let whole = ms as u32;
+    if ms - f64::from(whole) >= 0.5 {
+        whole + 1
+    } else {
+        whole
+    }
+}
+
+/// The router line whose `service=` is `ms`: served, or an H12 at the router's timeout.
+fn router_line_of(ms: u32) -> Request {
+    let router_ms = ROUTER_TIMEOUT.as_millis() as u32;
     if ms >= router_ms {
         Request {
             connect_ms: None,
