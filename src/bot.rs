@@ -38,8 +38,7 @@ pub use platform::{refusal_pause, Pace, MAX_REFUSAL_PAUSE};
 pub use registry::{notifiers_for, scaler_for, send_test_notifications, shutdown_hook_for};
 
 use crate::decision::{
-    self, classify, Acted, Bounds, Config, HeartbeatReading, Inputs, Observation, Output,
-    QueueSignal, State,
+    self, Acted, Bounds, Config, HeartbeatReading, Inputs, Observation, Output, QueueSignal, State,
 };
 use crate::downtime::Calendar;
 use crate::drain::{Drain, DrainQueue};
@@ -473,18 +472,10 @@ impl Worker {
                     _ = shutdown.cancelled() => return None,
                     outcome = self.probe.probe() => outcome,
                 };
-                let reading = HeartbeatReading::from(&probed);
-                let observation = if self.state.refused_before_answering(&reading) {
-                    Observation::Misconfigured { status: None }
-                } else {
-                    classify(
-                        &reading,
-                        self.config.max_response_time_ms,
-                        self.config.min_response_time_ms,
-                    )
-                    .observation
-                };
-                self.telemetry.metrics.heartbeat(&probed, observation);
+                let alone = self
+                    .state
+                    .classify_heartbeat(&self.config, &HeartbeatReading::from(&probed));
+                self.telemetry.metrics.heartbeat(&probed, alone.observation);
                 outcome = Some(probed);
             }
             // With the drain on, the window is read every beat (metrics, status page) even when

@@ -504,9 +504,22 @@ impl State {
         }
     }
 
-    /// Whether `reading` is a connection refused before the app ever answered: a wrong
-    /// address, misconfigured as a 4xx is, rather than a fail.
-    pub fn refused_before_answering(&self, reading: &HeartbeatReading) -> bool {
+    /// The heartbeat as this engine classifies it: [`classify`] against the max and min,
+    /// except that a connection refused before the app ever answered is a wrong address,
+    /// misconfigured as a 4xx is, rather than a fail (more dynos would not answer it either).
+    pub fn classify_heartbeat(&self, config: &Config, reading: &HeartbeatReading) -> Heartbeat {
+        let mut heartbeat = classify(
+            reading,
+            config.max_response_time_ms,
+            config.min_response_time_ms,
+        );
+        if self.refused_before_answering(reading) {
+            heartbeat.observation = Observation::Misconfigured { status: None };
+        }
+        heartbeat
+    }
+
+    fn refused_before_answering(&self, reading: &HeartbeatReading) -> bool {
         matches!(reading, HeartbeatReading::Unreachable { refused: true, .. })
             && !self.heartbeat_connected
     }
@@ -529,18 +542,19 @@ impl State {
         let mut notices = self.set_downtime(config, inputs.downtime.as_ref());
         notices.extend(self.check_heartbeat(config, inputs.heartbeat.as_ref(), now));
         notices.extend(self.queue_read(config, inputs, now));
-        // A connection refused before the app ever answered is a wrong address, as a 4xx is:
-        // more dynos would not answer it either, so no policy sees it as a heartbeat.
+        // A wrong address (see `classify_heartbeat`) is no heartbeat to any policy.
         let wrong_address = inputs
             .heartbeat
             .as_ref()
             .is_some_and(|reading| self.refused_before_answering(reading));
         let seen = observe::observed(
-            inputs.heartbeat.as_ref(),
+            inputs
+                .heartbeat
+                .as_ref()
+                .map(|reading| self.classify_heartbeat(config, reading)),
             inputs.router.as_ref(),
             config.max_response_time_ms,
             config.min_response_time_ms,
-            wrong_address,
         );
         let without_heartbeat;
         let inputs = if wrong_address {
@@ -618,9 +632,7 @@ impl State {
                 self.heartbeat_connected = true;
                 (400..500).contains(status).then_some(Some(*status))
             }
-            HeartbeatReading::Unreachable { refused: true, .. } if !self.heartbeat_connected => {
-                Some(None)
-            }
+            reading if self.refused_before_answering(reading) => Some(None),
             _ => return None,
         };
         if self.downtime.is_some() {

@@ -177,23 +177,14 @@ pub fn combine(heartbeat: &Heartbeat, router: &Heartbeat) -> Heartbeat {
     }
 }
 
-/// What the beat's signals mean together: the heartbeat, the router window, or both
-/// combined. `None` when neither was observed. `wrong_address`: the heartbeat's refused
-/// connection came before the app ever answered, so it is misconfigured rather than a fail.
+/// What the beat's signals mean together: the heartbeat (as the engine classified it), the
+/// router window, or both combined. `None` when neither was observed.
 pub(super) fn observed(
-    heartbeat: Option<&HeartbeatReading>,
+    heartbeat: Option<Heartbeat>,
     router: Option<&RouterStats>,
     max_response_time_ms: u64,
     min_response_time_ms: u64,
-    wrong_address: bool,
 ) -> Option<Heartbeat> {
-    let heartbeat = heartbeat.map(|reading| {
-        let mut heartbeat = classify(reading, max_response_time_ms, min_response_time_ms);
-        if wrong_address {
-            heartbeat.observation = Observation::Misconfigured { status: None };
-        }
-        heartbeat
-    });
     let router =
         router.map(|stats| classify_router(stats, max_response_time_ms, min_response_time_ms));
     match (heartbeat, router) {
