@@ -104,8 +104,11 @@ pub async fn run(
     };
     let plans = budget::plan_by_key(&settings);
     let now = tokio::time::Instant::now();
+    // Only Heroku keys have plans (a command scaler spends nothing), and a key with one
+    // formation spends from no budget: it reads every heartbeat, as a single app always did.
     let budgets: HashMap<(String, String), Pace> = plans
         .iter()
+        .filter(|(_, plan)| plan.budgeted)
         .map(|(key, plan)| {
             let pace = Pace {
                 budget: Arc::new(Mutex::new(budget::ApiBudget::new(
@@ -119,10 +122,9 @@ pub async fn run(
         .collect();
     // After binding, so that a web process has its port within the platform's boot timeout;
     // the reads spend from the keys' budgets, as every other call does.
-    let web_url_budgets = plans
+    let web_url_budgets = budgets
         .iter()
-        .filter(|(_, plan)| plan.budgeted)
-        .map(|(key, _)| (key.clone(), budgets[key].budget.clone()))
+        .map(|(key, pace)| (key.clone(), pace.budget.clone()))
         .collect();
     if !web_url::read_web_urls(&mut settings, &client, &web_url_budgets, &shutdown).await? {
         return Ok(());
@@ -170,10 +172,8 @@ pub async fn run(
                 .with_leadership(leadership.clone())
                 .with_file_watch(file_watch.clone())
                 .with_first_beat_after(offset);
-        // The budget is Heroku's (a command scaler spends none of it), and a key with one
-        // formation reads every heartbeat, as a single app always did.
-        if heroku && plans.get(&key).is_some_and(|plan| plan.budgeted) {
-            worker = worker.with_budget(budgets[&key].clone());
+        if let Some(pace) = budgets.get(&key) {
+            worker = worker.with_budget(pace.clone());
         }
         if let (Some(formation), true) = (formation, heroku) {
             let process_type = worker.settings.process_type.clone();
