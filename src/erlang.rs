@@ -92,18 +92,24 @@ impl Mmc {
         while self.response_survival(high) > target {
             high *= 2.0;
         }
-        let mut low = 0.0;
-        for _ in 0..64 {
-            let mid = 0.5 * (low + high);
-            if self.response_survival(mid) > target {
-                low = mid;
-            } else {
-                high = mid;
-            }
-            if high - low < 1e-7 * high {
-                break;
-            }
-        }
-        0.5 * (low + high)
+        survival_crossing_s(|t_s| self.response_survival(t_s), target, high)
     }
+}
+
+/// The time in `[0, high_s]` at which a falling survival function `survival` comes down to
+/// `target`, by bisection to a relative 1e-7: an M/M/c's quantile, and a mixture of them.
+pub fn survival_crossing_s(survival: impl Fn(f64) -> f64, target: f64, high_s: f64) -> f64 {
+    let (mut low, mut high) = (0.0, high_s);
+    for _ in 0..64 {
+        let mid = 0.5 * (low + high);
+        if survival(mid) > target {
+            low = mid;
+        } else {
+            high = mid;
+        }
+        if high - low < 1e-7 * high {
+            break;
+        }
+    }
+    0.5 * (low + high)
 }

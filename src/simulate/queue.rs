@@ -432,22 +432,10 @@ impl Moment {
             parts => {
                 // Random routing mixes the groups: bisect the mixture's survival.
                 let survival = |t: f64| parts.iter().map(|p| p.share * p.survival(t)).sum::<f64>();
-                let (mut low, mut high) = (0.0, self.cap_s);
-                if survival(high) > 0.05 {
+                if survival(self.cap_s) > 0.05 {
                     return router_ms;
                 }
-                for _ in 0..64 {
-                    let mid = 0.5 * (low + high);
-                    if survival(mid) > 0.05 {
-                        low = mid;
-                    } else {
-                        high = mid;
-                    }
-                    if high - low < 1e-7 * high {
-                        break;
-                    }
-                }
-                0.5 * (low + high) * 1000.0
+                crate::erlang::survival_crossing_s(survival, 0.05, self.cap_s) * 1000.0
             }
         }
     }
